@@ -1,0 +1,116 @@
+/**
+ * Typed errors. Every failure the service reports has a stable `code`; `src/http/errors.ts`
+ * maps codes to HTTP statuses in one table. Crypto failures are deliberately uninformative.
+ */
+
+export type ErrorCode =
+  | "BAD_REQUEST"
+  | "VALIDATION_FAILED"
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN"
+  | "ACCESS_DENIED"
+  | "NOT_FOUND"
+  | "CONFLICT"
+  | "PAYLOAD_TOO_LARGE"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "RATE_LIMITED"
+  | "DECRYPTION_FAILED"
+  | "REAUTH_REQUIRED"
+  | "UPSTREAM_FAILED"
+  | "KEY_UNAVAILABLE"
+  | "SERVICE_UNAVAILABLE"
+  | "CONFIG_INVALID"
+  | "KEK_MISMATCH"
+  | "INTERNAL";
+
+export class ChronoError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+  constructor(code: ErrorCode, message: string, options?: { details?: unknown; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+export class BadRequestError extends ChronoError {
+  constructor(message: string, details?: unknown) {
+    super("BAD_REQUEST", message, { details });
+  }
+}
+
+export class ValidationError extends ChronoError {
+  constructor(message: string, details?: unknown) {
+    super("VALIDATION_FAILED", message, { details });
+  }
+}
+
+export class UnauthenticatedError extends ChronoError {
+  /** The real reason stays in `cause` for logs; the client only ever sees the generic message. */
+  constructor(cause?: unknown) {
+    super("UNAUTHENTICATED", "missing or invalid API key", { cause });
+  }
+}
+
+export class ForbiddenError extends ChronoError {
+  constructor(message = "this API key's role does not allow this operation") {
+    super("FORBIDDEN", message);
+  }
+}
+
+export class NotFoundError extends ChronoError {
+  constructor(what: string) {
+    super("NOT_FOUND", `${what} not found`);
+  }
+}
+
+export class ConflictError extends ChronoError {
+  constructor(message: string, details?: unknown) {
+    super("CONFLICT", message, { details });
+  }
+}
+
+/** One message whatever went wrong (bad tag, wrong key, header mismatch, wrong context). */
+export class DecryptionFailedError extends ChronoError {
+  constructor(cause?: unknown) {
+    super("DECRYPTION_FAILED", "decryption failed", { cause });
+  }
+}
+
+export class ReauthRequiredError extends ChronoError {
+  constructor(message: string, details?: unknown) {
+    super("REAUTH_REQUIRED", message, { details });
+  }
+}
+
+export class UpstreamError extends ChronoError {
+  constructor(message: string, details?: unknown) {
+    super("UPSTREAM_FAILED", message, { details });
+  }
+}
+
+export class KeyUnavailableError extends ChronoError {
+  constructor(message: string) {
+    super("KEY_UNAVAILABLE", message);
+  }
+}
+
+/** Infrastructure failure (database down, audit write failed): the caller gets 503 and no secret. */
+export class ServiceUnavailableError extends ChronoError {
+  constructor(message = "service temporarily unavailable", cause?: unknown) {
+    super("SERVICE_UNAVAILABLE", message, { cause });
+  }
+}
+
+export class ConfigError extends ChronoError {
+  constructor(message: string) {
+    super("CONFIG_INVALID", message);
+  }
+}
+
+export class KekMismatchError extends ChronoError {
+  constructor(message: string) {
+    super("KEK_MISMATCH", message);
+  }
+}
