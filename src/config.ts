@@ -1,0 +1,170 @@
+/**
+ * The service configuration: one zod-parsed object, read once at start. A bad value stops the
+ * process with a one-line message naming the variable and saying how to fix it.
+ */
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+import type { DatabaseTarget } from "./db/database.ts";
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no", "on", "off"], { message: "expected true or false" })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : ["true", "1", "yes", "on"].includes(v)));
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return fallback;
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: "custom", message: `expected a whole number from ${min} to ${max}, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const databaseUrl = z
+  .string()
+  .optional()
+  .transform((v, ctx): DatabaseTarget | undefined => {
+    if (v === undefined || v === "") return undefined;
+    if (v === "memory://") return { kind: "pglite", dataDir: null };
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "is not a URL; use postgres://user@host:5432/db, memory://, or leave it unset for the embedded database" });
+      return z.NEVER;
+    }
+    if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+      ctx.addIssue({ code: "custom", message: `unsupported scheme "${url.protocol}"; use postgres://…, memory://, or leave it unset for the embedded database` });
+      return z.NEVER;
+    }
+    if (!url.hostname && !url.searchParams.get("host")) {
+      ctx.addIssue({ code: "custom", message: "has no host; use postgres://user@host:5432/db" });
+      return z.NEVER;
+    }
+    return { kind: "postgres", url: v };
+  });
+
+const providerVars = (p: string) => ({
+  [`${p}_CLIENT_ID`]: z.string().min(1).optional(),
+  [`${p}_CLIENT_SECRET`]: z.string().min(1).optional(),
+  [`${p}_TOKEN_URL`]: z.url({ message: "expected an http(s) URL" }).optional(),
+});
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"], { message: "expected development, production or test" }).default("development"),
+  PORT: int(3000, 0, 65535),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  DATABASE_URL: databaseUrl,
+  DATABASE_POOL_SIZE: int(10, 1, 200),
+  DATA_DIR: z.string().min(1).default(".data"),
+  MIGRATE_ON_START: bool(true),
+  MASTER_KEY_ENCRYPTION_KEY: z.string().optional(),
+  MASTER_KEY_ENCRYPTION_KEY_PREVIOUS: z.string().optional(),
+  SLICE_SECONDS: int(3600, 1, 31 * 24 * 3600),
+  BOOTSTRAP_ADMIN_KEY: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"], { message: "expected debug, info, warn, error or silent" }).default("info"),
+  BODY_LIMIT_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
+  AUDIT_CHECKPOINT_EVERY: int(1000, 1, 1_000_000),
+  AUTH_FAILURES_PER_MINUTE: int(30, 1, 100_000),
+  TRUST_PROXY: bool(false),
+  SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
+  REFRESH_TIMEOUT_MS: int(10_000, 100, 120_000),
+  ...providerVars("GOOGLE"),
+  ...providerVars("MICROSOFT"),
+  ...providerVars("GITHUB"),
+  ...providerVars("OAUTH2"),
+});
+
+type Env = z.infer<typeof envSchema>;
+
+export interface OAuthProviderConfig {
+  clientId: string;
+  clientSecret: string;
+  tokenUrl: string;
+}
+
+const defaultTokenUrls = {
+  GOOGLE: "https://oauth2.googleapis.com/token",
+  MICROSOFT: "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+  GITHUB: "https://github.com/login/oauth/access_token",
+  OAUTH2: undefined,
+} as const;
+
+export type ProviderName = keyof typeof defaultTokenUrls;
+
+export interface Config {
+  env: Env["NODE_ENV"];
+  isProduction: boolean;
+  port: number;
+  host: string;
+  database: DatabaseTarget;
+  dataDir: string;
+  migrateOnStart: boolean;
+  kek: string | undefined;
+  kekPrevious: string | undefined;
+  sliceSeconds: number;
+  bootstrapAdminKey: string | undefined;
+  logLevel: Env["LOG_LEVEL"];
+  bodyLimitBytes: number;
+  auditCheckpointEvery: number;
+  authFailuresPerMinute: number;
+  trustProxy: boolean;
+  shutdownGraceMs: number;
+  refreshTimeoutMs: number;
+  providers: Partial<Record<ProviderName, OAuthProviderConfig>>;
+}
+
+const hints: Record<string, string> = {
+  PORT: "set PORT to a free TCP port, e.g. PORT=3000",
+  DATABASE_URL: "",
+  NODE_ENV: "",
+};
+
+/** Parses the environment. Throws ConfigError with a one-line message naming the variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? "environment");
+    const hint = hints[name] ? ` (${hints[name]})` : "";
+    throw new ConfigError(`${name}: ${issue.message}${hint}`);
+  }
+  const e = parsed.data;
+  const providers: Config["providers"] = {};
+  for (const p of Object.keys(defaultTokenUrls) as ProviderName[]) {
+    const id = e[`${p}_CLIENT_ID` as keyof Env] as string | undefined;
+    const secret = e[`${p}_CLIENT_SECRET` as keyof Env] as string | undefined;
+    const url = (e[`${p}_TOKEN_URL` as keyof Env] as string | undefined) ?? defaultTokenUrls[p];
+    if (id === undefined && secret === undefined) continue;
+    if (!id || !secret) throw new ConfigError(`${p}_CLIENT_ID and ${p}_CLIENT_SECRET must be set together`);
+    if (!url) throw new ConfigError(`${p}_TOKEN_URL: required for the generic OAuth2 provider`);
+    providers[p] = { clientId: id, clientSecret: secret, tokenUrl: url };
+  }
+  return {
+    env: e.NODE_ENV,
+    isProduction: e.NODE_ENV === "production",
+    port: e.PORT,
+    host: e.HOST,
+    database: e.DATABASE_URL ?? { kind: "pglite", dataDir: `${e.DATA_DIR.replace(/\/$/, "")}/pglite` },
+    dataDir: e.DATA_DIR,
+    migrateOnStart: e.MIGRATE_ON_START,
+    kek: e.MASTER_KEY_ENCRYPTION_KEY || undefined,
+    kekPrevious: e.MASTER_KEY_ENCRYPTION_KEY_PREVIOUS || undefined,
+    sliceSeconds: e.SLICE_SECONDS,
+    bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
+    logLevel: e.LOG_LEVEL,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    auditCheckpointEvery: e.AUDIT_CHECKPOINT_EVERY,
+    authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
+    trustProxy: e.TRUST_PROXY,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    refreshTimeoutMs: e.REFRESH_TIMEOUT_MS,
+    providers,
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Opens the one database a process uses: PostgreSQL through `@prisma/adapter-pg`, or embedded
+ * PGlite (on disk under DATA_DIR, or in memory for tests). Both are reached through the same
+ * Prisma client, so nothing above this module knows which one it got.
+ */
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import pg from "pg";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import type { SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
+import { PrismaClient } from "./generated/client.ts";
+
+export type DatabaseTarget =
+  | { kind: "postgres"; url: string; poolSize?: number }
+  | { kind: "pglite"; dataDir: string | null };
+
+export interface Database {
+  readonly kind: "postgres" | "pglite";
+  readonly prisma: PrismaClient;
+  /** A fresh adapter factory for the schema engine (migrations). */
+  migrationAdapter(): SqlMigrationAwareDriverAdapterFactory;
+  /** Present on PostgreSQL: the pool Prisma queries through, for advisory locks and LISTEN. */
+  readonly pool?: pg.Pool;
+  readonly pglite?: PGlite;
+  /** Where it lives, for logs (never includes a password). */
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+  return target.kind === "postgres" ? openPostgres(target.url, target.poolSize ?? 10) : openPglite(target.dataDir);
+}
+
+function openPostgres(url: string, poolSize: number): Database {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
+  // An idle client that loses its server (restart, pg_terminate_backend) emits 'error' on the pool;
+  // unhandled, that would crash the process. The next query simply gets a new connection.
+  pool.on("error", () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  let closed = false;
+  return {
+    kind: "postgres",
+    prisma,
+    pool,
+    description: redactUrl(url),
+    migrationAdapter: () => new PrismaPg({ connectionString: url, max: 2 }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(dataDir: string | null): Promise<Database> {
+  let pglite: PGlite;
+  if (dataDir === null) {
+    pglite = new PGlite();
+  } else {
+    const dir = resolve(dataDir);
+    mkdirSync(dir, { recursive: true });
+    pglite = new PGlite(dir);
+  }
+  await pglite.waitReady;
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  let closed = false;
+  return {
+    kind: "pglite",
+    prisma,
+    pglite,
+    description: dataDir === null ? "pglite (in memory)" : `pglite at ${resolve(dataDir)}`,
+    migrationAdapter: () => new PrismaPGlite(pglite),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<unparseable url>";
+  }
+}

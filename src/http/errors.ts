@@ -1,0 +1,61 @@
+/**
+ * The one place errors become HTTP: a table from error code to status, and the single error body
+ * `{ error: { code, message, details?, requestId } }`. Anything unknown is a generic 500, logged
+ * with its cause but never echoed to the client.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ChronoError, type ErrorCode } from "../errors.ts";
+import type { AppEnv } from "./context.ts";
+
+export const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
+  BAD_REQUEST: 400,
+  VALIDATION_FAILED: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  ACCESS_DENIED: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  REAUTH_REQUIRED: 409,
+  KEY_UNAVAILABLE: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  DECRYPTION_FAILED: 422,
+  RATE_LIMITED: 429,
+  UPSTREAM_FAILED: 502,
+  SERVICE_UNAVAILABLE: 503,
+  CONFIG_INVALID: 500,
+  KEK_MISMATCH: 500,
+  INTERNAL: 500,
+};
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown; requestId?: string };
+}
+
+export function errorBody(code: ErrorCode, message: string, requestId?: string, details?: unknown): ErrorBody {
+  return { error: { code, message, ...(details === undefined ? {} : { details }), ...(requestId ? { requestId } : {}) } };
+}
+
+/** Maps any thrown value to a response. Used as the app's onError and by middleware. */
+export function respondWithError(err: unknown, c: Context<AppEnv>): Response {
+  const requestId = c.get("requestId");
+  if (err instanceof ChronoError) {
+    const status = statusByCode[err.code];
+    if (status >= 500) c.get("log")?.error("request failed", { code: err.code, err, cause: err.cause });
+    else if (err.cause !== undefined) c.get("log")?.debug("request refused", { code: err.code, cause: String(err.cause) });
+    // 5xx messages from infrastructure are kept generic; 4xx messages are written for the caller.
+    const message = status >= 500 && err.code !== "SERVICE_UNAVAILABLE" && err.code !== "UPSTREAM_FAILED" ? "internal error" : err.message;
+    return c.json(errorBody(err.code, message, requestId, status >= 500 ? undefined : err.details), status);
+  }
+  if (err instanceof HTTPException) {
+    const status = err.status as ContentfulStatusCode;
+    const code: ErrorCode =
+      status === 413 ? "PAYLOAD_TOO_LARGE" : status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : status === 401 ? "UNAUTHENTICATED" : status < 500 ? "BAD_REQUEST" : "INTERNAL";
+    const message = status < 500 ? err.message || "bad request" : "internal error";
+    return c.json(errorBody(code, message, requestId), status);
+  }
+  c.get("log")?.error("unhandled error", { err });
+  return c.json(errorBody("INTERNAL", "internal error", requestId), 500);
+}

@@ -1,0 +1,43 @@
+/**
+ * Routers are OpenAPIHono instances so that one zod schema per route validates the input, types
+ * the handler and documents the route. Validation failures become our single error shape.
+ */
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { ZodError } from "zod";
+import { ValidationError } from "../errors.ts";
+import type { AppEnv } from "./context.ts";
+
+export function zodIssues(error: ZodError) {
+  return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+}
+
+export function createRouter() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issues = zodIssues(result.error);
+        const first = issues[0];
+        const where = result.target === "json" ? "body" : result.target;
+        const at = first?.path ? `${where}.${first.path}` : where;
+        throw new ValidationError(`invalid ${where}: ${at}: ${first?.message ?? "invalid input"}`, issues);
+      }
+    },
+  });
+}
+
+/** The error body as an OpenAPI schema, referenced by every route's error responses. */
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "VALIDATION_FAILED" }),
+      message: z.string(),
+      details: z.unknown().optional(),
+      requestId: z.string().optional(),
+    }),
+  })
+  .openapi("Error");
+
+export const errorResponse = (description: string) => ({
+  description,
+  content: { "application/json": { schema: ErrorSchema } },
+});
