@@ -27,26 +27,26 @@ import v from "../vectors/slice-derivation.json";
 
 const N = p256.Point.CURVE().n;
 
-async function webHkdf(ikm: Uint8Array, salt: string, info: string): Promise<Uint8Array> {
+async function webHkdf(ikm: Uint8Array<ArrayBuffer>, salt: string, info: string): Promise<Uint8Array> {
   const k = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
   return new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: utf8(salt), info: utf8(info) }, k, 256));
 }
 
-async function webHmac(key: Uint8Array, msg: Uint8Array): Promise<Uint8Array> {
+async function webHmac(key: Uint8Array<ArrayBuffer>, msg: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
   const k = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   return new Uint8Array(await crypto.subtle.sign("HMAC", k, msg));
 }
 
-async function webLeaf(root: Uint8Array, slice: number): Promise<Uint8Array> {
+async function webLeaf(root: Uint8Array<ArrayBuffer>, slice: number): Promise<Uint8Array<ArrayBuffer>> {
   let s = root;
   for (let level = 31; level >= 0; level--) s = await webHmac(s, Uint8Array.of(Math.floor(slice / 2 ** level) % 2));
   return s;
 }
 
-const sha = async (b: Uint8Array) => new Uint8Array(await crypto.subtle.digest("SHA-256", b));
+const sha = async (b: Uint8Array<ArrayBuffer>) => new Uint8Array(await crypto.subtle.digest("SHA-256", b));
 
 // RFC 9380 §5.3.1 expand_message_xmd with SHA-256 (b = 32, r = 64), written out independently.
-async function expandXmd(msg: Uint8Array, dst: Uint8Array, len: number): Promise<Uint8Array> {
+async function expandXmd(msg: Uint8Array, dst: Uint8Array, len: number): Promise<Uint8Array<ArrayBuffer>> {
   const ell = Math.ceil(len / 32);
   const dstPrime = new Uint8Array([...dst, dst.length]);
   const b0 = await sha(new Uint8Array([...new Uint8Array(64), ...msg, len >> 8, len & 255, 0, ...dstPrime]));
