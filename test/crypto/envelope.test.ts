@@ -153,8 +153,11 @@ describe("tampering", () => {
       " " + jwe,
       "",
       "....",
-      jwe.replaceAll("-", "+"),
+      [p[0], "", p[2], "+" + p[3]!.slice(1), p[4]].join("."), // standard-alphabet character
+      [p[0], "", p[2], p[3] + "=", p[4]].join("."),
     ];
+    // Every case must really differ from the original, or "fails" would be vacuous.
+    for (const c of cases) expect(c).not.toBe(jwe);
     for (const c of cases) await expectFails(open(c));
     await expectFails(decryptEnvelope(42 as unknown as string, { privateKey: key.privateKey, expectedCtx: CTX }));
   });
