@@ -1,0 +1,50 @@
+/** Public surface of the pure crypto layer (no I/O): KEK, master key, GGM tree, slice keys, envelopes, signatures. */
+export { concatBytes, constantTimeEqual, fromBase64url, fromHex, toBase64url, toHex, utf8, utf8Decode, zeroize } from "./bytes.ts";
+export { canonicalJson } from "./canonical-json.ts";
+export {
+  type DecryptEnvelopeOptions,
+  type EncryptEnvelopeOptions,
+  type EnvelopeHeader,
+  concatKdf,
+  decryptEnvelope,
+  decryptEnvelopeToString,
+  encryptEnvelope,
+  readEnvelopeHeader,
+} from "./envelope.ts";
+export {
+  GGM_ROOT_INFO,
+  GGM_ROOT_SALT,
+  MAX_SLICE,
+  type SeededNode,
+  SubtreeWalker,
+  TREE_DEPTH,
+  type TreeNode,
+  child,
+  coverRange,
+  deriveCover,
+  leafFromSubtree,
+  leafSeed,
+  leavesInRange,
+  nodeSeed,
+  rootSeed,
+  subtreeRange,
+} from "./ggm.ts";
+export { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk, isP256PrivateJwk, isP256PublicJwk, toPublicJwk } from "./jwk.ts";
+export { KEK_BYTES, KEK_HOWTO, generateKek, kekFingerprint, parseKek } from "./kek.ts";
+export { LruCache } from "./lru.ts";
+export { type MasterKeyPair, generateMasterKeyPair, masterScalar, unwrapPrivateJwk, wrapPrivateJwk } from "./master-key.ts";
+export { SLICE_KEY_TYP, type SliceKeyStatement, readJwsKid, signPayload, signSliceKey, verifyPayload, verifySliceKey } from "./sign.ts";
+export {
+  SLICE_SCALAR_DST,
+  type SliceKey,
+  SliceKeyDeriver,
+  type SliceKeyDeriverOptions,
+  parseKid,
+  sliceIndex,
+  sliceKeyFromLeaf,
+  sliceKid,
+  slicePrivateJwk,
+  slicePublicJwk,
+  sliceRange,
+  sliceScalar,
+} from "./slice-keys.ts";

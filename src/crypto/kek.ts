@@ -1,0 +1,90 @@
+/**
+ * The key-encryption key (KEK): parsing it from configuration with messages an operator can act on,
+ * generating one, and a stable fingerprint stored as `kekId` (the KEK itself is never stored).
+ */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { ConfigError } from "../errors.ts";
+import { concatBytes, fromBase64url, fromHex, toHex, utf8, zeroize } from "./bytes.ts";
+
+export const KEK_BYTES = 32;
+
+/** Both commands were checked to print a valid 64-hex-character KEK under Bun. */
+export const KEK_HOWTO =
+  'generate one with `openssl rand -hex 32` or `bun -e "console.log(crypto.getRandomValues(new Uint8Array(32)).toHex())"`';
+
+const HEX_RE = /^[0-9a-fA-F]*$/;
+const B64URL_RE = /^[A-Za-z0-9_-]*$/;
+const B64STD_RE = /^[A-Za-z0-9+/]*$/;
+
+/**
+ * Accepted forms of a 32-byte key (surrounding whitespace, e.g. a trailing newline, is ignored):
+ *  - 64 hex characters (either case);
+ *  - 43 base64url characters, no padding (RFC 4648 §5);
+ *  - 44 characters of padded base64 ending in one `=` (what `openssl rand -base64 32` prints), in
+ *    either the standard or the url alphabet but not a mix; likewise 43 unpadded standard-alphabet
+ *    characters. These lengths cannot be confused with hex, so accepting them is unambiguous.
+ * The last character's unused bits must be zero (canonical encoding), so one key has one spelling.
+ */
+export function parseKek(value: string | undefined, name = "MASTER_KEY_ENCRYPTION_KEY"): Uint8Array<ArrayBuffer> {
+  const fail = (what: string): never => {
+    throw new ConfigError(`${name} ${what}; it must be 32 random bytes as 64 hex characters or 43 base64url characters — ${KEK_HOWTO}`);
+  };
+  if (value === undefined) return fail("is not set");
+  const v = value.trim();
+  if (v.length === 0) return fail("is empty");
+
+  if (HEX_RE.test(v)) {
+    if (v.length === 64) return fromHex(v);
+    // 43 hex-looking characters are legitimately base64url; everything else hex-only is a hex mistake.
+    if (v.length !== 43) {
+      return fail(`looks like hex but has ${v.length} characters (${describeHexBytes(v.length)}), not 64`);
+    }
+  }
+
+  let body = v;
+  if (v.length === 44 && v.endsWith("=")) body = v.slice(0, 43);
+  if (body.includes("=")) return fail("has misplaced '=' padding (a 32-byte key in padded base64 is 44 characters ending in exactly one '=')");
+  const urlOk = B64URL_RE.test(body);
+  const stdOk = B64STD_RE.test(body);
+  if (!urlOk && !stdOk) {
+    const pos = firstBadChar(body);
+    if (/[-_]/.test(body) && /[+/]/.test(body)) return fail("mixes the base64url ('-', '_') and standard base64 ('+', '/') alphabets");
+    return fail(`contains a character that is neither hex nor base64 at position ${pos + 1}`);
+  }
+  if (body.length !== 43) {
+    const bytes = Math.floor((body.length * 6) / 8);
+    return fail(`has ${v.length} characters (about ${bytes} bytes as base64url), not 43 base64url or 64 hex characters`);
+  }
+  try {
+    return fromBase64url(stdOk && !urlOk ? body.replaceAll("+", "-").replaceAll("/", "_") : body);
+  } catch {
+    return fail("is not canonical base64 (the last character's unused low bits must be zero)");
+  }
+}
+
+function describeHexBytes(chars: number): string {
+  return chars % 2 === 0 ? `${chars / 2} bytes` : "an odd number of hex digits";
+}
+
+function firstBadChar(s: string): number {
+  for (let i = 0; i < s.length; i++) if (!/[A-Za-z0-9_\-+/]/.test(s[i]!)) return i;
+  return 0;
+}
+
+export function generateKek(): Uint8Array<ArrayBuffer> {
+  return crypto.getRandomValues(new Uint8Array(KEK_BYTES));
+}
+
+const FINGERPRINT_LABEL = utf8("chronokms/v1/kek-fingerprint\0");
+
+/**
+ * First 16 hex chars (64 bits) of SHA-256(label || kek). Domain-separated so the fingerprint is not a
+ * hash that shows up in any other protocol; 64 bits is enough to tell keys apart, not to brute-force them.
+ */
+export function kekFingerprint(kek: Uint8Array): string {
+  if (kek.length !== KEK_BYTES) throw new ConfigError(`a KEK must be ${KEK_BYTES} bytes, got ${kek.length}`);
+  const buf = concatBytes(FINGERPRINT_LABEL, kek);
+  const fp = toHex(sha256(buf)).slice(0, 16);
+  zeroize(buf);
+  return fp;
+}

@@ -1,0 +1,121 @@
+/**
+ * ES256 compact JWS (RFC 7515 §7.1, RFC 7518 §3.4) by the master key over canonical JSON: signed slice
+ * public keys that a data source can check offline against the pinned master public key, and generic
+ * signed payloads (audit checkpoints).
+ */
+import { CompactSign, compactVerify } from "jose";
+import { ValidationError } from "../errors.ts";
+import { fromBase64url, utf8, utf8Decode } from "./bytes.ts";
+import { canonicalJson } from "./canonical-json.ts";
+import { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk, isP256PublicJwk, toPublicJwk } from "./jwk.ts";
+import { parseKid, sliceKid, sliceRange } from "./slice-keys.ts";
+
+export const SLICE_KEY_TYP = "chronokms-slice-key+json";
+
+/**
+ * The signed statement about one slice key. `jwk.kid` is "<keyVersion>:<slice>"; [startMs, endMs)
+ * is the slice's time range, so a verifier need not redo the arithmetic to know what it may encrypt.
+ */
+export interface SliceKeyStatement {
+  keyVersion: number;
+  slice: number;
+  sliceSeconds: number;
+  startMs: number;
+  endMs: number;
+  jwk: EcPublicJwk;
+}
+
+const verificationFailed = () => new ValidationError("signature verification failed");
+
+async function signingKey(key: EcPrivateJwk | CryptoKey): Promise<CryptoKey> {
+  return key instanceof CryptoKey ? key : importPrivateJwk(key, "ECDSA");
+}
+
+async function verifyingKey(key: EcPublicJwk | CryptoKey): Promise<CryptoKey> {
+  return key instanceof CryptoKey ? key : importPublicJwk(key, "ECDSA");
+}
+
+/** Compact JWS, header { alg: "ES256", kid, typ }, payload = canonical JSON of `payload`. */
+export async function signPayload(payload: unknown, privateKey: EcPrivateJwk | CryptoKey, opts: { kid: string; typ: string }): Promise<string> {
+  return new CompactSign(utf8(canonicalJson(payload)))
+    .setProtectedHeader({ alg: "ES256", kid: opts.kid, typ: opts.typ })
+    .sign(await signingKey(privateKey));
+}
+
+/** Verifies signature, alg and (when given) typ/kid; returns the parsed payload and header kid. */
+export async function verifyPayload<T = unknown>(
+  jws: string,
+  publicKey: EcPublicJwk | CryptoKey,
+  opts: { typ?: string; kid?: string } = {},
+): Promise<{ payload: T; kid: string | undefined }> {
+  try {
+    const { payload, protectedHeader } = await compactVerify(jws, await verifyingKey(publicKey), { algorithms: ["ES256"] });
+    if (protectedHeader.crit !== undefined) throw new Error("crit not supported");
+    if (opts.typ !== undefined && protectedHeader.typ !== opts.typ) throw new Error("typ mismatch");
+    if (opts.kid !== undefined && protectedHeader.kid !== opts.kid) throw new Error("kid mismatch");
+    return { payload: JSON.parse(utf8Decode(payload)) as T, kid: protectedHeader.kid };
+  } catch (e) {
+    if (e instanceof ValidationError) throw e;
+    throw verificationFailed();
+  }
+}
+
+/** Signs a slice public key; version and slice come from its kid "<version>:<slice>". */
+export async function signSliceKey(publicJwk: EcPublicJwk, masterPrivateKey: EcPrivateJwk | CryptoKey, opts: { sliceSeconds: number }): Promise<string> {
+  const k = publicJwk.kid === undefined ? null : parseKid(publicJwk.kid);
+  if (!k) throw new ValidationError('slice public JWK needs kid "<version>:<slice>"');
+  const { startMs, endMs } = sliceRange(k.slice, opts.sliceSeconds);
+  const statement: SliceKeyStatement = {
+    keyVersion: k.version,
+    slice: k.slice,
+    sliceSeconds: opts.sliceSeconds,
+    startMs,
+    endMs,
+    jwk: { ...toPublicJwk(publicJwk), alg: "ECDH-ES", use: "enc" },
+  };
+  return signPayload(statement, masterPrivateKey, { kid: String(k.version), typ: SLICE_KEY_TYP });
+}
+
+/**
+ * Verifies a signed slice key against the master public key and checks the statement is internally
+ * consistent (header kid = keyVersion, jwk.kid, time range, no private member) and matches `expected`.
+ */
+export async function verifySliceKey(
+  jws: string,
+  masterPublicKey: EcPublicJwk | CryptoKey,
+  expected: { version?: number; slice?: number; sliceSeconds?: number } = {},
+): Promise<SliceKeyStatement> {
+  const { payload, kid } = await verifyPayload<Record<string, unknown>>(jws, masterPublicKey, { typ: SLICE_KEY_TYP });
+  const s = payload as Partial<SliceKeyStatement> & Record<string, unknown>;
+  const ok =
+    typeof s.keyVersion === "number" &&
+    typeof s.slice === "number" &&
+    typeof s.sliceSeconds === "number" &&
+    kid === String(s.keyVersion) &&
+    isP256PublicJwk(s.jwk) &&
+    !("d" in (s.jwk as object)) &&
+    s.jwk.kid === sliceKid(s.keyVersion, s.slice) &&
+    parseKid(s.jwk.kid) !== null &&
+    (expected.version === undefined || expected.version === s.keyVersion) &&
+    (expected.slice === undefined || expected.slice === s.slice) &&
+    (expected.sliceSeconds === undefined || expected.sliceSeconds === s.sliceSeconds);
+  if (!ok) throw verificationFailed();
+  let range: { startMs: number; endMs: number };
+  try {
+    range = sliceRange(s.slice!, s.sliceSeconds!);
+  } catch {
+    throw verificationFailed();
+  }
+  if (range.startMs !== s.startMs || range.endMs !== s.endMs) throw verificationFailed();
+  return s as SliceKeyStatement;
+}
+
+/** The header of a compact JWS without verifying it (to pick the master key version by kid). */
+export function readJwsKid(jws: string): string | undefined {
+  try {
+    const h = JSON.parse(utf8Decode(fromBase64url(jws.split(".", 1)[0] ?? ""))) as { kid?: unknown };
+    return typeof h.kid === "string" ? h.kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
