@@ -17,15 +17,25 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function createRuntime(config: Config, log: Logger, opts: { migrate?: boolean } = {}): Promise<Runtime> {
-  const db = await openDatabase(config.database);
+export interface RuntimeOptions {
+  /** Run migrations at start; defaults to config.migrateOnStart. */
+  migrate?: boolean;
+  /** Use this already-open database instead of opening config.database (tests). */
+  db?: Database;
+  /** Whether close() closes the database too (default: only when the runtime opened it). */
+  ownsDb?: boolean;
+}
+
+export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const db = opts.db ?? (await openDatabase(config.database));
+  const ownsDb = opts.ownsDb ?? opts.db === undefined;
   try {
     if (opts.migrate ?? config.migrateOnStart) {
       const applied = await applyMigrations(db);
       if (applied.length > 0) log.info("migrations applied", { applied });
     }
   } catch (err) {
-    await db.close();
+    if (ownsDb) await db.close();
     throw err;
   }
   const closers: Array<() => Promise<void>> = [];
@@ -36,7 +46,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { migrate
     appDeps: () => ({ config, db, log }),
     async close() {
       for (const close of closers.reverse()) await close();
-      await db.close();
+      if (ownsDb) await db.close();
     },
   };
 }

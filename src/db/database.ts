@@ -45,7 +45,7 @@ function openPostgres(url: string, poolSize: number): Database {
     prisma,
     pool,
     description: redactUrl(url),
-    migrationAdapter: () => new PrismaPg({ connectionString: url, max: 2 }),
+    migrationAdapter: () => wholeScriptAdapter(new PrismaPg({ connectionString: url, max: 2 })),
     async close() {
       if (closed) return;
       closed = true;
@@ -65,13 +65,18 @@ async function openPglite(dataDir: string | null): Promise<Database> {
     pglite = new PGlite(dir);
   }
   await pglite.waitReady;
+  return wrapPglite(pglite, dataDir === null ? "pglite (in memory)" : `pglite at ${resolve(dataDir)}`);
+}
+
+/** Wraps an open PGlite instance (e.g. one restored from a template dump in tests). */
+export function wrapPglite(pglite: PGlite, description: string): Database {
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
   let closed = false;
   return {
     kind: "pglite",
     prisma,
     pglite,
-    description: dataDir === null ? "pglite (in memory)" : `pglite at ${resolve(dataDir)}`,
+    description,
     migrationAdapter: () => new PrismaPGlite(pglite),
     async close() {
       if (closed) return;
@@ -79,6 +84,31 @@ async function openPglite(dataDir: string | null): Promise<Database> {
       await prisma.$disconnect();
       await pglite.close();
     },
+  };
+}
+
+/**
+ * `@prisma/adapter-pg` runs a migration script by splitting it on every ";" — which cuts a
+ * plpgsql body (our append-only trigger) in half. PostgreSQL's simple query protocol runs a
+ * multi-statement script as sent, which is what `prisma migrate deploy` does natively.
+ */
+function wholeScriptAdapter(factory: PrismaPg): SqlMigrationAwareDriverAdapterFactory {
+  type Adapter = Awaited<ReturnType<PrismaPg["connect"]>>;
+  const patch = (adapter: Adapter) => {
+    adapter.executeScript = async (script: string) => {
+      try {
+        await adapter.underlyingDriver().query(script);
+      } catch (err) {
+        (adapter as unknown as { onError(e: unknown): never }).onError(err);
+      }
+    };
+    return adapter;
+  };
+  return {
+    provider: factory.provider,
+    adapterName: factory.adapterName,
+    connect: async () => patch(await factory.connect()),
+    connectToShadowDb: async () => patch(await factory.connectToShadowDb()),
   };
 }
 

@@ -1,0 +1,69 @@
+import { expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { diffHistoryToSchema, applyMigrations } from "../../src/db/migrate.ts";
+import { readMigrationList, migrationsDir, projectRoot } from "../../src/db/migration-files.ts";
+import { describeEachDb, postgresAvailable, createEmptyPostgresDatabase } from "../support/databases.ts";
+import pg from "pg";
+
+test("the migration history and schema.prisma agree (engine diff is empty)", async () => {
+  expect(await diffHistoryToSchema()).toBeNull();
+}, 30_000);
+
+describeEachDb("migrations", (h) => {
+  test("every migration is recorded in _prisma_migrations with prisma's checksum, once", async () => {
+    const rows = await h.db.prisma.$queryRawUnsafe<
+      { migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }[]
+    >(`SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name`);
+    const list = readMigrationList();
+    expect(rows.map((r) => r.migration_name)).toEqual(list.migrationDirectories.map((d) => d.path));
+    for (const row of rows) {
+      const sql = readFileSync(join(migrationsDir, row.migration_name, "migration.sql"));
+      expect(row.checksum).toBe(createHash("sha256").update(sql).digest("hex"));
+      expect(row.finished_at).not.toBeNull();
+    }
+  });
+
+  test("applying again applies nothing", async () => {
+    expect(await applyMigrations(h.db)).toEqual([]);
+  });
+
+  test("the database refuses a second active master key", async () => {
+    const insert = async (version: number) =>
+      await h.db.prisma.masterKey.create({
+        data: { version, publicKeyJwk: {}, privateKeyJwe: "x", kekId: "k", sliceSeconds: 3600, status: "active" },
+      });
+    await insert(9001);
+    await expect(insert(9002)).rejects.toThrow();
+    await h.db.prisma.masterKey.deleteMany({ where: { version: { in: [9001, 9002] } } });
+  });
+});
+
+test.skipIf(!postgresAvailable)("[postgres] two processes migrating one fresh database apply each migration exactly once", async () => {
+  const target = await createEmptyPostgresDatabase();
+  try {
+    const run = () =>
+      Bun.spawn([process.execPath, "scripts/db-migrate.ts"], {
+        cwd: projectRoot,
+        env: { ...process.env, DATABASE_URL: target.url, NODE_ENV: "test" },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+    const procs = [run(), run()];
+    const codes = await Promise.all(procs.map((p) => p.exited));
+    const outputs = await Promise.all(procs.map((p) => new Response(p.stdout).text()));
+    expect(codes).toEqual([0, 0]);
+    // One process applied everything, the other found nothing to do.
+    expect(outputs.filter((o) => o.includes("applied")).length).toBe(1);
+    expect(outputs.filter((o) => o.includes("up to date")).length).toBe(1);
+    const client = new pg.Client({ connectionString: target.url });
+    await client.connect();
+    const { rows } = await client.query(`SELECT migration_name, count(*)::int AS n FROM _prisma_migrations GROUP BY 1`);
+    await client.end();
+    expect(rows.length).toBe(readMigrationList().migrationDirectories.length);
+    for (const r of rows) expect(r.n).toBe(1);
+  } finally {
+    await target.drop();
+  }
+}, 60_000);
