@@ -34,9 +34,13 @@ export const MAX_PURPOSE_LENGTH = 500;
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:@+-]{1,128}$/;
 const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
 
+/** Type-error text that tells a missing field from a wrongly typed one. */
+const typeError = (what: string, expected: string) => (iss: { input?: unknown }) =>
+  iss.input === undefined ? `${what} is required` : `${what} must be ${expected}`;
+
 const identifier = (what: string) =>
   z
-    .string({ error: `${what} must be a string` })
+    .string({ error: typeError(what, "a string") })
     .regex(IDENTIFIER_PATTERN, {
       error: (iss) =>
         `${what} must be 1–128 characters from A–Z a–z 0–9 . _ : @ + - (got ${preview(iss.input)})`,
@@ -46,7 +50,7 @@ const identifier = (what: string) =>
 /** Human text (names, departments, purposes): trimmed, bounded, no control characters. */
 const text = (what: string, max: number, min = 1) =>
   z
-    .string({ error: `${what} must be a string` })
+    .string({ error: typeError(what, "a string") })
     .trim()
     .min(min, { error: `${what} must not be empty` })
     .max(max, { error: `${what} must be at most ${max} characters` })
@@ -160,7 +164,7 @@ export const WhitelistConfigSchema = z
 
 const hhmm = (what: string) =>
   z
-    .string({ error: `${what} must be a string "HH:MM"` })
+    .string({ error: typeError(what, 'a string "HH:MM"') })
     .regex(/^([01]\d|2[0-3]):[0-5]\d$/, {
       error: (iss) => `${what} must be "HH:MM" with HH 00–23 and MM 00–59 (got ${preview(iss.input)})`,
     });
@@ -179,7 +183,7 @@ export const HoursSchema = z
 export const TimeBasedConfigSchema = z
   .strictObject({
     timezone: z
-      .string({ error: "timezone must be a string" })
+      .string({ error: typeError("timezone", "a string") })
       .transform((tz, ctx): string => {
         const canonical = canonicalTimeZone(tz);
         if (canonical === null) {
@@ -222,7 +226,7 @@ export const TimeBasedConfigSchema = z
 export const DurationLimitConfigSchema = z
   .strictObject({
     maxSeconds: z
-      .number({ error: "maxSeconds must be a number" })
+      .number({ error: typeError("maxSeconds", "a number") })
       .int({ error: "maxSeconds must be a whole number of seconds" })
       .positive({ error: "maxSeconds must be positive" })
       .max(MAX_CONFIG_SECONDS, { error: `maxSeconds must be at most ${MAX_CONFIG_SECONDS} (100 years)` })
@@ -357,13 +361,16 @@ export const TimeRangeSchema = z
   .describe("Data time range, normalised to epoch milliseconds");
 
 export const AccessRequestBodySchema = z
-  .strictObject({
+  .strictObject(
+    {
     resource: ResourceSchema,
     timeRange: TimeRangeSchema,
     purpose: text("purpose", MAX_PURPOSE_LENGTH, 0)
       .optional()
       .describe("Why the data is needed; required by purpose policies; trimmed"),
-  })
+    },
+    { error: "the access request body must be a JSON object" },
+  )
   .describe("An access request: requester comes from the API key");
 
 // ---------------------------------------------------------------------------------------------
