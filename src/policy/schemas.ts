@@ -363,11 +363,11 @@ export const TimeRangeSchema = z
 export const AccessRequestBodySchema = z
   .strictObject(
     {
-    resource: ResourceSchema,
-    timeRange: TimeRangeSchema,
-    purpose: text("purpose", MAX_PURPOSE_LENGTH, 0)
-      .optional()
-      .describe("Why the data is needed; required by purpose policies; trimmed"),
+      resource: ResourceSchema,
+      timeRange: TimeRangeSchema,
+      purpose: text("purpose", MAX_PURPOSE_LENGTH, 0)
+        .optional()
+        .describe("Why the data is needed; required by purpose policies; trimmed"),
     },
     { error: "the access request body must be a JSON object" },
   )
