@@ -369,7 +369,8 @@ export const AccessRequestBodySchema = z
         .optional()
         .describe("Why the data is needed; required by purpose policies; trimmed"),
     },
-    { error: "the access request body must be a JSON object" },
+    // Only the type error: an object-level `error` would also replace "Unrecognized key" messages.
+    { error: (iss) => (iss.code === "invalid_type" ? "the access request body must be a JSON object" : undefined) },
   )
   .describe("An access request: requester comes from the API key");
 
