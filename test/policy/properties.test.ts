@@ -23,16 +23,26 @@ const T1 = Date.UTC(2030, 0, 1);
 const someOf = <T>(values: readonly T[]) => fc.subarray([...values], { minLength: 1 });
 const hhmm = fc.tuple(fc.integer({ min: 0, max: 23 }), fc.integer({ min: 0, max: 59 })).map(([h, m]) => `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}`);
 
-const scope = fc.record(
-  { resourceTypes: someOf(["token", "timeslice"] as const), integrations: someOf(INTEGRATIONS), requesters: someOf(REQUESTERS) },
-  { requiredKeys: [] },
+// Mostly unscoped, so that most generated policies apply and decisions are not all NO_POLICY.
+const scope = fc.oneof(
+  { arbitrary: fc.constant({}), weight: 3 },
+  {
+    arbitrary: fc.record(
+      { resourceTypes: someOf(["token", "timeslice"] as const), integrations: someOf(INTEGRATIONS), requesters: someOf(REQUESTERS) },
+      { requiredKeys: [] },
+    ),
+    weight: 2,
+  },
 );
 
 const config = fc.oneof(
-  fc.record({
-    type: fc.constant("whitelist"),
-    config: fc.record({ requesters: fc.subarray([...REQUESTERS]), departments: fc.subarray([...DEPARTMENTS]) }, { requiredKeys: [] }),
-  }),
+  {
+    arbitrary: fc.record({
+      type: fc.constant("whitelist"),
+      config: fc.record({ requesters: fc.subarray([...REQUESTERS]), departments: fc.subarray([...DEPARTMENTS]) }, { requiredKeys: [] }),
+    }),
+    weight: 3,
+  },
   fc.record({
     type: fc.constant("time-based"),
     config: fc.record(
