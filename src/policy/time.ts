@@ -76,6 +76,7 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
       day: "numeric",
       hour: "numeric",
       minute: "numeric",
+      second: "numeric",
     });
     formatters.set(timeZone, f);
   }
@@ -104,23 +105,19 @@ const SHORT_WEEKDAY: Record<string, Weekday> = {
   Sat: "sat",
   Sun: "sun",
 };
+const UTC_DAY: readonly Weekday[] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
-// Many requests land in the same second; remembering the last answer per zone skips the
-// formatToParts call for them. Keyed by whole second, which is exact for every real offset.
-const lastParts = new Map<string, { second: number; parts: ZonedParts }>();
-
-/** Local fields of `instantMs` in `timeZone`. Throws RangeError for an unknown zone. */
-export function zonedParts(instantMs: number, timeZone: string): ZonedParts {
-  const second = Math.floor(instantMs / 1000);
-  const cached = lastParts.get(timeZone);
-  if (cached !== undefined && cached.second === second) return cached.parts;
-
+/**
+ * Local fields straight from `Intl` (the reference; ~2 µs). Throws RangeError for an unknown zone.
+ */
+export function zonedPartsExact(instantMs: number, timeZone: string): ZonedParts & { second: number } {
   let weekday: Weekday = "mon";
   let year = 0;
   let month = 0;
   let day = 0;
   let hour = 0;
   let minute = 0;
+  let second = 0;
   for (const p of formatterFor(timeZone).formatToParts(instantMs)) {
     switch (p.type) {
       case "weekday":
@@ -142,11 +139,58 @@ export function zonedParts(instantMs: number, timeZone: string): ZonedParts {
       case "minute":
         minute = Number(p.value);
         break;
+      case "second":
+        second = Number(p.value);
+        break;
     }
   }
-  const parts: ZonedParts = { weekday, year, month, day, hour, minute, minutesOfDay: hour * 60 + minute };
-  lastParts.set(timeZone, { second, parts });
-  return parts;
+  return { weekday, year, month, day, hour, minute, second, minutesOfDay: hour * 60 + minute };
+}
+
+/** UTC offset (local wall clock − UTC) in ms at one instant; offsets are whole seconds. */
+function offsetAt(instantMs: number, timeZone: string): number {
+  const p = zonedPartsExact(instantMs, timeZone);
+  const wall = new Date(0);
+  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0–99 to 1900–1999.
+  wall.setUTCFullYear(p.year, p.month - 1, p.day);
+  wall.setUTCHours(p.hour, p.minute, p.second, 0);
+  return wall.getTime() - Math.floor(instantMs / 1000) * 1000;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Per zone, the UTC hour last asked about and its offset, or null when the offset changes
+ * within that hour (a DST transition). Requests arrive in time order, so nearly every call
+ * reuses the hour and costs a Date construction instead of a formatToParts call.
+ */
+const offsetWindows = new Map<string, { hour: number; offsetMs: number | null }>();
+
+/** Local fields of `instantMs` in `timeZone`, DST-correct. Throws RangeError for an unknown zone. */
+export function zonedParts(instantMs: number, timeZone: string): ZonedParts {
+  const hour = Math.floor(instantMs / HOUR_MS);
+  let w = offsetWindows.get(timeZone);
+  if (w === undefined || w.hour !== hour) {
+    // Transitions happen on whole seconds, so equal offsets at both ends of the hour mean none
+    // happened inside it (tz data has no pair of transitions less than an hour apart).
+    const first = offsetAt(hour * HOUR_MS, timeZone);
+    const last = offsetAt(hour * HOUR_MS + HOUR_MS - 1, timeZone);
+    w = { hour, offsetMs: first === last ? first : null };
+    offsetWindows.set(timeZone, w);
+  }
+  if (w.offsetMs === null) return zonedPartsExact(instantMs, timeZone);
+  const local = new Date(instantMs + w.offsetMs);
+  const h = local.getUTCHours();
+  const m = local.getUTCMinutes();
+  return {
+    weekday: UTC_DAY[local.getUTCDay()] ?? "mon",
+    year: local.getUTCFullYear(),
+    month: local.getUTCMonth() + 1,
+    day: local.getUTCDate(),
+    hour: h,
+    minute: m,
+    minutesOfDay: h * 60 + m,
+  };
 }
 
 /** "2026-03-08 23:30" style local stamp, for reasons. */

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { canonicalTimeZone, formatHHMM, isWithinHours, parseHHMM, zonedParts } from "../../src/policy/index.ts";
+import { zonedPartsExact } from "../../src/policy/time.ts";
 
 describe("parseHHMM", () => {
   test.each([
@@ -72,6 +73,32 @@ describe("zonedParts", () => {
     expect(p.weekday).toBe(weekday);
     expect(formatHHMM(p.minutesOfDay)).toBe(hhmm);
   });
+
+  // zonedParts reuses one UTC offset per hour; zonedPartsExact asks Intl every time.
+  const strip = ({ second: _s, ...p }: ReturnType<typeof zonedPartsExact>) => p;
+
+  test("the per-hour offset shortcut agrees with Intl in every zone the runtime knows", () => {
+    const zones = Intl.supportedValuesOf("timeZone");
+    fc.assert(
+      fc.property(fc.constantFrom(...zones), fc.integer({ min: 0, max: Date.UTC(2100, 0, 1) }), (tz, ms) => {
+        expect(zonedParts(ms, tz)).toEqual(strip(zonedPartsExact(ms, tz)));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  test.each(["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago"])(
+    "about every 10 minutes of 2026 in %s agrees with Intl (DST transitions included)",
+    (tz) => {
+      for (let ms = Date.UTC(2026, 0, 1); ms < Date.UTC(2027, 0, 1); ms += 10 * 60_000 + 7_001) {
+        const fast = zonedParts(ms, tz);
+        const exact = zonedPartsExact(ms, tz);
+        if (fast.minutesOfDay !== exact.minutesOfDay || fast.weekday !== exact.weekday || fast.day !== exact.day) {
+          expect(fast).toEqual(strip(exact));
+        }
+      }
+    },
+  );
 
   test("UTC parts agree with Date's UTC getters", () => {
     const days = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
