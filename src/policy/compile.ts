@@ -77,17 +77,21 @@ function compileCheck(record: PolicyRecord, label: string): CompiledPolicy["chec
       case "purpose":
         return purposeCheck(record.config, label);
       default:
-        return misconfigured(`${label} has unknown type ${quote(String((record as { type: unknown }).type))}`);
+        return misconfigured(record, `${label} has unknown type ${quote(String((record as { type: unknown }).type))}`);
     }
   } catch (err) {
     // Records are validated on load; this guards rows that slipped past (hand edits, a runtime
     // without a zone's data) so one bad row denies rather than taking every decision down.
-    return misconfigured(`${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`);
+    return misconfigured(record, `${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`);
   }
 }
 
-function misconfigured(reason: string): CompiledPolicy["check"] {
-  const result: CheckResult = { outcome: "denied", code: "POLICY_MISCONFIGURED", reason: `${reason}; denying` };
+/** Fail closed: a broken restriction denies everyone, a broken whitelist admits no one. */
+function misconfigured(record: PolicyRecord, reason: string): CompiledPolicy["check"] {
+  const result: CheckResult =
+    record.type === "whitelist"
+      ? { outcome: "not-admitted", code: "POLICY_MISCONFIGURED", reason: `${reason}; it admits no one` }
+      : { outcome: "denied", code: "POLICY_MISCONFIGURED", reason: `${reason}; denying` };
   return () => result;
 }
 

@@ -80,7 +80,7 @@ export interface EvaluatedPolicy {
   version: number;
   outcome: Outcome;
   reason: string;
-  /** Set when outcome is "denied". */
+  /** Set when outcome is "denied", and on a whitelist that could not be applied. */
   code?: DenialCode;
 }
 

@@ -346,6 +346,15 @@ describe("robustness", () => {
     expect(d).toMatchObject({ allowed: false, code: "INVALID_REQUEST", policyId: null });
   });
 
+  test("a broken whitelist admits no one, and says so when it is the one reported", () => {
+    const broken = { ...policy(aliceWhitelist), config: { requesters: 42 } } as unknown as PolicyRecord;
+    const d = evaluate([broken], ctx(), NOW);
+    expect(d).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "wl-alice" });
+    expect(d.reason).toContain("it admits no one");
+    const other = policy({ id: "wl-eng", name: "eng", type: "whitelist", priority: -1, config: { departments: ["eng"] } });
+    expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({ allowed: true, policyId: "wl-eng" });
+  });
+
   test("an unknown zone in a stored record fails closed instead of throwing", () => {
     const bad = { ...policy(timeBased("tz", { timezone: "UTC" })), config: { timezone: "Mars/Base" } } as PolicyRecord;
     const d = evaluate([policy(aliceWhitelist), bad], ctx(), NOW);
