@@ -50,7 +50,9 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
     }
 
     const r = p.check(ctx, now);
-    evaluated.push(r.code === undefined ? { id, version, outcome: r.outcome, reason: r.reason } : { id, version, outcome: r.outcome, reason: r.reason, code: r.code });
+    const entry: EvaluatedPolicy = { id, version, outcome: r.outcome, reason: r.reason };
+    if (r.code !== undefined) entry.code = r.code;
+    evaluated.push(entry);
 
     if (p.isWhitelist) {
       if (firstWhitelist === null) {
@@ -77,7 +79,7 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
         evaluated,
       );
     }
-    // A whitelist only "denies" when it could not be compiled; say so rather than report a miss.
+    // If the whitelist to report is one that could not be applied, say that, not "not listed".
     if (firstWhitelistBroken !== "") return denial("POLICY_MISCONFIGURED", firstWhitelist, firstWhitelistBroken, evaluated);
     return denial(
       "NOT_WHITELISTED",
