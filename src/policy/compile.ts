@@ -5,13 +5,8 @@
  */
 import { formatDuration, formatInstant, quote, quoteList } from "./format.ts";
 import { formatHHMM, formatLocal, isWithinHours, parseHHMM, weekdayName, zonedParts, type Weekday } from "./time.ts";
-import type {
-  AccessContext,
-  DenialCode,
-  Outcome,
-  PolicyRecord,
-} from "./types.ts";
 import type { DurationLimitConfig, PurposeConfig, TimeBasedConfig, WhitelistConfig } from "./schemas.ts";
+import type { AccessContext, DenialCode, Outcome, PolicyRecord } from "./types.ts";
 
 export interface CheckResult {
   outcome: Exclude<Outcome, "skipped">;
@@ -47,42 +42,47 @@ export function comparePolicies(a: PolicyRecord, b: PolicyRecord): number {
   return 0;
 }
 
-/** Never throws: a policy that cannot be applied compiles to one that always denies. */
+/**
+ * Never throws: a policy that cannot be applied compiles to one that fails closed (see
+ * `misconfigured`), so one bad row cannot stop every decision.
+ */
 export function compilePolicies(records: readonly PolicyRecord[]): CompiledPolicySet {
   const all = [...records].sort(comparePolicies).map(compileOne);
   return { all, enabled: all.filter((p) => p.record.enabled) };
 }
 
 function compileOne(record: PolicyRecord): CompiledPolicy {
-  const label = `policy ${quote(record.name)}`;
-  return {
-    record,
-    isWhitelist: record.type === "whitelist",
-    resourceTypes: toSet(record.scope.resourceTypes),
-    integrations: toSet(record.scope.integrations),
-    requesters: toSet(record.scope.requesters),
-    check: compileCheck(record, label),
-  };
+  const label = `policy ${quote(String(record.name))}`;
+  const isWhitelist = record.type === "whitelist";
+  try {
+    return {
+      record,
+      isWhitelist,
+      resourceTypes: toSet(record.scope?.resourceTypes),
+      integrations: toSet(record.scope?.integrations),
+      requesters: toSet(record.scope?.requesters),
+      check: compileCheck(record, label),
+    };
+  } catch (err) {
+    // Records are validated on load (`parsePolicyRecord`); this guards rows that slipped past
+    // (hand edits, a runtime without a zone's data). Unscoped, so the failure is never silent.
+    const check = misconfigured(record, `${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`);
+    return { record, isWhitelist, resourceTypes: null, integrations: null, requesters: null, check };
+  }
 }
 
 function compileCheck(record: PolicyRecord, label: string): CompiledPolicy["check"] {
-  try {
-    switch (record.type) {
-      case "whitelist":
-        return whitelistCheck(record.config, label);
-      case "time-based":
-        return timeBasedCheck(record.config, label);
-      case "duration-limit":
-        return durationCheck(record.config, label);
-      case "purpose":
-        return purposeCheck(record.config, label);
-      default:
-        return misconfigured(record, `${label} has unknown type ${quote(String((record as { type: unknown }).type))}`);
-    }
-  } catch (err) {
-    // Records are validated on load; this guards rows that slipped past (hand edits, a runtime
-    // without a zone's data) so one bad row denies rather than taking every decision down.
-    return misconfigured(record, `${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`);
+  switch (record.type) {
+    case "whitelist":
+      return whitelistCheck(record.config, label);
+    case "time-based":
+      return timeBasedCheck(record.config, label);
+    case "duration-limit":
+      return durationCheck(record.config, label);
+    case "purpose":
+      return purposeCheck(record.config, label);
+    default:
+      return misconfigured(record, `${label} has unknown type ${quote(String((record as { type: unknown }).type))}`);
   }
 }
 
@@ -96,7 +96,9 @@ function misconfigured(record: PolicyRecord, reason: string): CompiledPolicy["ch
 }
 
 function toSet(values: readonly string[] | undefined): ReadonlySet<string> | null {
-  return values === undefined ? null : new Set(values);
+  if (values === undefined) return null;
+  if (!Array.isArray(values)) throw new TypeError("scope lists must be arrays");
+  return new Set(values);
 }
 
 /** Why `p` does not apply to `ctx`, or null when it does. */

@@ -355,6 +355,11 @@ describe("robustness", () => {
     expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({ allowed: true, policyId: "wl-eng" });
   });
 
+  test("a malformed scope fails closed instead of throwing", () => {
+    const bad = { ...policy(duration("d", 7200)), scope: { requesters: "alice" } } as unknown as PolicyRecord;
+    expect(evaluate([policy(aliceWhitelist), bad], ctx({ resource: token("gmail") }), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "d" });
+  });
+
   test("an unknown zone in a stored record fails closed instead of throwing", () => {
     const bad = { ...policy(timeBased("tz", { timezone: "UTC" })), config: { timezone: "Mars/Base" } } as PolicyRecord;
     const d = evaluate([policy(aliceWhitelist), bad], ctx(), NOW);
