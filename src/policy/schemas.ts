@@ -32,7 +32,8 @@ export const MAX_PURPOSE_LENGTH = 500;
  * is safe in URLs, logs, JWE `ctx` strings and reasons, and covers emails and `provider:id` forms.
  */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:@+-]{1,128}$/;
-const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
+// The Cc category spelled as ranges, without the u flag, so the pattern survives into OpenAPI.
+const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 /** Type-error text that tells a missing field from a wrongly typed one. */
 const typeError = (what: string, expected: string) => (iss: { input?: unknown }) =>

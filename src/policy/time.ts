@@ -1,7 +1,8 @@
 /**
  * Wall-clock arithmetic for time-based policies, on `Intl` only (no tz database of our own).
  * An instant is turned into local weekday/hour/minute in an IANA zone, which is DST-correct by
- * construction because the platform's tz data does the offset lookup.
+ * construction because the platform's tz data does the offset lookup. The offset found for a UTC
+ * hour is reused within it, falling back to a full lookup in hours that contain a transition.
  */
 
 export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
