@@ -1,23 +1,13 @@
 /** The typed Hono context shared by every route and middleware. */
 import type { Logger } from "../log.ts";
-
-export interface AuthPrincipal {
-  /** Internal requester row id. */
-  id: string;
-  /** External requester id (requesters.requesterId). */
-  requesterId: string;
-  department: string | null;
-  keyId: string;
-  roles: readonly Role[];
-}
-
-export type Role = "admin" | "writer" | "reader";
+import type { Principal } from "../access/principal.ts";
 
 export interface AppEnv {
   Variables: {
     requestId: string;
     log: Logger;
-    principal: AuthPrincipal;
+    /** Set by the auth middleware on authenticated routes. */
+    principal: Principal;
     clientAddress: string;
   };
 }

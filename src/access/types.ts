@@ -1,0 +1,19 @@
+/** The access-decision contract: every token read and time-slice grant goes through it. */
+import type { Principal } from "./principal.ts";
+import type { Decision } from "../policy/types.ts";
+import type { AccessRequestBody } from "../policy/schemas.ts";
+
+export interface DecisionOutcome {
+  /** access_requests row id (also in the audit row's details). */
+  id: string;
+  decision: Decision;
+}
+
+export interface AccessDecider {
+  /**
+   * Evaluates the request against the cached policies, then durably records the access_requests
+   * row and exactly one ACCESS_GRANTED / ACCESS_DENIED audit row before resolving.
+   * Rejects with ServiceUnavailableError if that could not be made durable.
+   */
+  decide(principal: Principal, request: AccessRequestBody, opts?: { keyCount?: number }): Promise<DecisionOutcome>;
+}

@@ -1,0 +1,66 @@
+/** The audit contract every service writes through. Rows are durable before `record` resolves. */
+import type { Prisma } from "../db/generated/client.ts";
+
+export const AUDIT_EVENT_TYPES = [
+  "ACCESS_GRANTED",
+  "ACCESS_DENIED",
+  "ACCESS_SIMULATED",
+  "TOKEN_STORED",
+  "TOKEN_REFRESHED",
+  "TOKEN_REFRESH_FAILED",
+  "TOKEN_DELETED",
+  "DECRYPT_FAILED",
+  "KEY_GENERATED",
+  "KEY_ROTATED",
+  "KEY_RETIRED",
+  "KEK_REWRAPPED",
+  "POLICY_CREATED",
+  "POLICY_UPDATED",
+  "POLICY_DELETED",
+  "REQUESTER_CREATED",
+  "REQUESTER_UPDATED",
+  "REQUESTER_DELETED",
+  "API_KEY_CREATED",
+  "API_KEY_REVOKED",
+  "AUTH_FAILED",
+  "AUDIT_CHECKPOINT",
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export interface AuditEvent {
+  eventType: AuditEventType;
+  /** Who acted: an external requester id, or `system:<component>` for the service itself. */
+  actor: string;
+  /** What it acted on, e.g. `token:gmail:user-1`, `policy:<id>`, `key:v2`. */
+  target?: string | null;
+  /** Data time range concerned (epoch ms), for access decisions. */
+  startTime?: number | null;
+  endTime?: number | null;
+  success: boolean;
+  /** Never token values, key material, seeds or API secrets. */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * An audit event plus rows that must be durable in the same transaction (the access_requests
+ * row of a decision), so a decision is never half written.
+ */
+export interface AuditWrite {
+  event: AuditEvent;
+  accessRequest?: Prisma.AccessRequestCreateManyInput;
+}
+
+export interface AuditReceipt {
+  id: string;
+  chainId: string;
+  seq: bigint;
+}
+
+export interface AuditSink {
+  /**
+   * Appends the event (and its attached rows) and resolves once they are committed.
+   * Rejects with ServiceUnavailableError when they could not be made durable: the caller must
+   * then answer 503 and release no secret.
+   */
+  record(write: AuditWrite | AuditEvent): Promise<AuditReceipt>;
+}
