@@ -1,0 +1,66 @@
+/** Audit test helpers: a real ES256 checkpoint signer (src/crypto), writers on a test database, sample events. */
+import { generateMasterKeyPair, signPayload, wrapPrivateJwk, parseKek, type MasterKeyPair } from "../../src/crypto/index.ts";
+import { createLogger } from "../../src/log.ts";
+import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.ts";
+import type { CheckpointSigner } from "../../src/audit/chain.ts";
+import type { PublicKeyLookup } from "../../src/audit/verify.ts";
+import type { AuditEvent } from "../../src/audit/types.ts";
+import type { Database } from "../../src/db/database.ts";
+import type { Clock } from "../../src/clock.ts";
+import { TEST_KEK } from "../support/app.ts";
+
+export interface TestKey {
+  version: number;
+  pair: MasterKeyPair;
+  signer: CheckpointSigner;
+  publicKeys: PublicKeyLookup;
+}
+
+export async function testKey(version = 1): Promise<TestKey> {
+  const pair = await generateMasterKeyPair({ kid: String(version) });
+  return {
+    version,
+    pair,
+    signer: (payload, typ) => signPayload(payload, pair.privateJwk, { kid: String(version), typ }),
+    publicKeys: (kid) => (kid === String(version) ? pair.publicJwk : undefined),
+  };
+}
+
+/** Stores the key as a master_keys row (private half wrapped under the test KEK), for loadMasterPublicKeys. */
+export async function storeMasterKey(db: Database, key: TestKey): Promise<void> {
+  await db.prisma.masterKey.create({
+    data: {
+      version: key.version,
+      publicKeyJwk: key.pair.publicJwk as object,
+      privateKeyJwe: await wrapPrivateJwk(key.pair.privateJwk, parseKek(TEST_KEK), { version: key.version }),
+      kekId: "test",
+      sliceSeconds: 3600,
+      status: "active",
+    },
+  });
+}
+
+export const quietLog = createLogger(process.env.TEST_LOG_LEVEL as never ?? "silent");
+
+/** A clock tests can move; starts at a fixed instant. */
+export function testClock(start = Date.UTC(2026, 10, 23, 12, 0, 0)): Clock & { advance(ms: number): void } {
+  let t = start;
+  return { now: () => t, advance: (ms) => void (t += ms) };
+}
+
+export function writerFor(db: Database, key: TestKey | undefined, extra: Partial<AuditWriterOptions> = {}): AuditWriter {
+  return createAuditWriter({ db, clock: testClock(), log: quietLog, signer: key?.signer, checkpointEvery: 1000, ...extra });
+}
+
+export function sampleEvent(i: number, over: Partial<AuditEvent> = {}): AuditEvent {
+  return {
+    eventType: i % 3 === 0 ? "ACCESS_DENIED" : "ACCESS_GRANTED",
+    actor: `requester-${i % 5}`,
+    target: `token:gmail:user-${i}`,
+    startTime: 1_700_000_000_000 + i,
+    endTime: 1_700_000_360_000 + i,
+    success: i % 3 !== 0,
+    details: { i, policyId: `p-${i % 4}`, nested: { list: [1, "two", null, { z: true, a: 1.5 }] } },
+    ...over,
+  };
+}
