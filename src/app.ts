@@ -7,6 +7,8 @@ import { respondWithError, errorBody } from "./http/errors.ts";
 import { requestContext } from "./http/middleware/request-context.ts";
 import { bodyLimit } from "./http/middleware/body-limit.ts";
 import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
+import { auditRoutes } from "./http/routes/audit.ts";
+import type { AuditWriter } from "./audit/writer.ts";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
@@ -15,6 +17,7 @@ export interface AppDeps {
   config: Config;
   db: Database;
   log: Logger;
+  audit: AuditWriter;
   readiness?: ReadinessCheck[];
 }
 
@@ -28,6 +31,7 @@ export function createApp(deps: AppDeps) {
     ...(deps.readiness ?? []),
   ];
   app.route("/", healthRoutes(readiness));
+  app.route("/", auditRoutes({ db: deps.db }));
 
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404));
   app.onError((err, c) => respondWithError(err, c));
