@@ -64,3 +64,58 @@ export function sampleEvent(i: number, over: Partial<AuditEvent> = {}): AuditEve
     ...over,
   };
 }
+
+/**
+ * Runs SQL "as a superuser" with the append-only trigger out of the way, as an attacker with
+ * database access would: PostgreSQL via session_replication_role = replica (user triggers do not
+ * fire), PGlite via ALTER TABLE … DISABLE TRIGGER USER (it runs as superuser).
+ */
+export async function asSuperuser(db: Database, sql: string, params: unknown[] = []): Promise<void> {
+  if (db.pool) {
+    const client = await db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("SET LOCAL session_replication_role = replica");
+      await client.query(sql, params);
+      await client.query("COMMIT");
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+    return;
+  }
+  const pglite = db.pglite!;
+  await pglite.transaction(async (tx) => {
+    await tx.exec(`ALTER TABLE "audit_logs" DISABLE TRIGGER USER`);
+    await tx.query(sql, params);
+    await tx.exec(`ALTER TABLE "audit_logs" ENABLE TRIGGER USER`);
+  });
+}
+
+export interface StoredRow {
+  id: string;
+  chainId: string;
+  seq: string;
+  timestamp: string;
+  eventType: string;
+  actor: string;
+  target: string | null;
+  startTime: string | null;
+  endTime: string | null;
+  success: boolean;
+  details: unknown;
+  prevHash: string;
+  hash: string;
+}
+
+/** A chain's rows as the verifier reads them (bigints as decimal text). */
+export async function chainRows(db: Database, chainId: string): Promise<StoredRow[]> {
+  return db.prisma.$queryRawUnsafe<StoredRow[]>(
+    `SELECT a."id"::text AS "id", a."chainId", a."seq"::text AS "seq", a."timestamp"::text AS "timestamp", a."eventType", a."actor", a."target",
+            a."startTime"::text AS "startTime", a."endTime"::text AS "endTime", a."success", a."details", a."prevHash", a."hash"
+       FROM "audit_logs" a WHERE a."chainId" = $1 ORDER BY a."seq"`,
+    chainId,
+  );
+}
