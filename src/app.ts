@@ -10,6 +10,8 @@ import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
 import { docsRoutes } from "./http/routes/docs.ts";
 import { buildOpenApiDocument } from "./http/openapi.ts";
 import { version as packageVersion } from "../package.json";
+import { auditRoutes } from "./http/routes/audit.ts";
+import type { AuditWriter } from "./audit/writer.ts";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
@@ -18,6 +20,7 @@ export interface AppDeps {
   config: Config;
   db: Database;
   log: Logger;
+  audit: AuditWriter;
   readiness?: ReadinessCheck[];
 }
 
@@ -31,6 +34,7 @@ export function createApp(deps: AppDeps) {
     ...(deps.readiness ?? []),
   ];
   app.route("/", healthRoutes(readiness));
+  app.route("/", auditRoutes({ db: deps.db }));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
 
