@@ -7,6 +7,9 @@ import { respondWithError, errorBody } from "./http/errors.ts";
 import { requestContext } from "./http/middleware/request-context.ts";
 import { bodyLimit } from "./http/middleware/body-limit.ts";
 import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
+import { keyManagementRoutes, publicKeyRoutes } from "./http/routes/keys.ts";
+import type { ManagedKeyService } from "./keys/service.ts";
+import { rewrapInBackground } from "./keys/rewrap.ts";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
@@ -15,6 +18,7 @@ export interface AppDeps {
   config: Config;
   db: Database;
   log: Logger;
+  keys: ManagedKeyService;
   readiness?: ReadinessCheck[];
 }
 
@@ -28,6 +32,9 @@ export function createApp(deps: AppDeps) {
     ...(deps.readiness ?? []),
   ];
   app.route("/", healthRoutes(readiness));
+  app.route("/", publicKeyRoutes(deps.keys));
+  // Admin only: the admin guard goes in front of /v1/keys and /v1/keys/* here.
+  app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
 
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404));
   app.onError((err, c) => respondWithError(err, c));
