@@ -99,6 +99,9 @@ export async function runRewrap(
   }
 }
 
+const running = new WeakSet<object>();
+const rerun = new WeakSet<object>();
+
 /**
  * After a rotation through the HTTP API: re-encrypts in this process, in the background, one run at
  * a time. Losing it (crash, restart) loses nothing: `bun run keys:rotate --no-rotate` or the next
@@ -124,5 +127,3 @@ export function rewrapInBackground(keys: KeyService & { rewrappables(): readonly
     }
   })();
 }
-const running = new WeakSet<object>();
-const rerun = new WeakSet<object>();

@@ -138,7 +138,7 @@ async function killTrials(opts: { env: Record<string, string>; open: () => Promi
   await db.close();
 }
 
-test.skipIf(!postgresAvailable)("[postgres] keys:rotate killed with SIGKILL at random points (12 trials), then rerun: every record decrypts and names the new version; --retire only after", async () => {
+test.skipIf(!postgresAvailable)("[postgres] keys:rotate killed with SIGKILL at random points (10 trials), then rerun: every record decrypts and names the new version; --retire only after", async () => {
   const tdb = await createTestDatabase("postgres");
   await tdb.prisma.$disconnect();
   try {
@@ -146,8 +146,8 @@ test.skipIf(!postgresAvailable)("[postgres] keys:rotate killed with SIGKILL at r
       env: { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATA_DIR: tempDir() },
       open: () => openDatabase({ kind: "postgres", url: tdb.url! }),
       rows: 2000,
-      trials: 12,
-      maxDelayMs: 1500,
+      trials: 10,
+      maxDelayMs: 1300,
     });
   } finally {
     await tdb.close();
@@ -164,7 +164,7 @@ test("[pglite] keys:rotate killed with SIGKILL at random points (on-disk databas
     env: { DATA_DIR: dataDir, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK },
     open: () => openDatabase(target),
     rows: 300,
-    trials: 4,
-    maxDelayMs: 2500,
+    trials: 3,
+    maxDelayMs: 2200,
   });
 }, 120_000);
