@@ -5,6 +5,7 @@ import { startTestApp, testConfig, TEST_KEK } from "../support/app.ts";
 import { createApp, type App } from "../../src/app.ts";
 import { createAuditWriter } from "../../src/audit/writer.ts";
 import { createKeyService } from "../../src/keys/service.ts";
+import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
 import { parseKek } from "../../src/crypto/kek.ts";
 import { asSuperuser, quietLog, sampleEvent, storeMasterKey, testClock, testKey } from "./helpers.ts";
 
@@ -140,7 +141,11 @@ describeEachDb("audit writer in the runtime", (h) => {
     const receipt = await t.runtime.audit.record(sampleEvent(1));
     await t.close();
     const rows = await h.db.prisma.auditLog.findMany({ where: { chainId: receipt.chainId }, orderBy: { seq: "asc" } });
-    expect(rows.map((r) => r.eventType)).toEqual(["AUDIT_CHECKPOINT", "ACCESS_GRANTED", "AUDIT_CHECKPOINT"]);
-    expect((rows[2]!.details as { kind: string }).kind).toBe("close");
+    // The runtime generated the first master key (audited), then our event, then the closing checkpoint.
+    expect(rows.map((r) => r.eventType)).toEqual(["AUDIT_CHECKPOINT", "KEY_GENERATED", "ACCESS_GRANTED", "AUDIT_CHECKPOINT"]);
+    expect((rows[3]!.details as { kind: string }).kind).toBe("close");
+    // Checkpoints are signed by the runtime's master key, so the chain verifies with the stored public keys.
+    const report = await verifyAuditLog(h.db, { publicKeys: await loadMasterPublicKeys(h.db) });
+    expect(report.valid).toBe(true);
   });
 });
