@@ -10,12 +10,19 @@ import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
+import type { AccessServices } from "./access/index.ts";
+import { authenticate } from "./http/middleware/auth.ts";
+import { authorizeByPath } from "./http/access-rules.ts";
+import { requesterRoutes } from "./http/routes/requesters.ts";
+import { policyRoutes } from "./http/routes/policies.ts";
+import { accessRequestRoutes } from "./http/routes/access-requests.ts";
 
 export interface AppDeps {
   config: Config;
   db: Database;
   log: Logger;
   readiness?: ReadinessCheck[];
+  access?: AccessServices;
 }
 
 export function createApp(deps: AppDeps) {
@@ -28,6 +35,15 @@ export function createApp(deps: AppDeps) {
     ...(deps.readiness ?? []),
   ];
   app.route("/", healthRoutes(readiness));
+
+  if (deps.access) {
+    const { apiKeys, limiter, audit } = deps.access;
+    // Every /v1 route: API key and role by path (src/http/access-rules.ts), before any router.
+    app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
+    app.route("/", requesterRoutes(deps.access));
+    app.route("/", policyRoutes(deps.access));
+    app.route("/", accessRequestRoutes(deps.access));
+  }
 
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404));
   app.onError((err, c) => respondWithError(err, c));
