@@ -1,12 +1,14 @@
 /**
  * Which role each API path needs, in one table, enforced by path before any router runs (so the
- * routers of other areas need no auth code). First match wins; a /v1 path no rule names needs
+ * routers of other areas need no auth code). Public paths are `isPublicPath` (openapi.ts). First
+ * match wins; a /v1 path no rule names needs
  * admin (fail closed: a new route is never open by accident). Roles do not imply each other.
  */
 import type { MiddlewareHandler } from "hono";
 import type { Role } from "../access/principal.ts";
 import { ForbiddenError, UnauthenticatedError } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
+import { isPublicPath } from "./openapi.ts";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -20,7 +22,6 @@ export interface AccessRule {
 }
 
 export const ACCESS_RULES: readonly AccessRule[] = [
-  { prefix: "/v1/time-slices", methods: ["GET"], roles: "public" },
   { prefix: "/v1/access-requests", methods: ["POST"], roles: ["reader"] },
   { prefix: "/v1/access-requests", methods: ["GET"], roles: ["admin"] },
   { prefix: "/v1/requesters", roles: ["admin"] },
@@ -35,6 +36,7 @@ export const ACCESS_RULES: readonly AccessRule[] = [
 const DEFAULT_ROLES: readonly Role[] = ["admin"];
 
 export function rolesFor(method: string, path: string): "public" | readonly Role[] {
+  if (isPublicPath(path)) return "public"; // same list the OpenAPI document uses
   const m = (method === "HEAD" ? "GET" : method) as Method;
   for (const rule of ACCESS_RULES) {
     if (rule.methods && !rule.methods.includes(m)) continue;

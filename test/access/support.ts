@@ -1,0 +1,129 @@
+/**
+ * Test wiring for the access services: the real services over a real test database, with a
+ * controllable clock. Until the real audit writer and key service are merged, a minimal recording
+ * sink (rows committed with their access_requests row in one transaction) and a key service built
+ * from src/crypto stand in; `record` can be made to fail to exercise fail-closed paths.
+ */
+import type { AuditEvent, AuditReceipt, AuditSink, AuditWrite } from "../../src/audit/types.ts";
+import type { KeyService, KeyVersion } from "../../src/keys/types.ts";
+import type { Database } from "../../src/db/database.ts";
+import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key.ts";
+import { SliceKeyDeriver } from "../../src/crypto/slice-keys.ts";
+import { toPublicJwk } from "../../src/crypto/jwk.ts";
+import { ServiceUnavailableError } from "../../src/errors.ts";
+import { createAccessServices, type AccessServices } from "../../src/access/index.ts";
+import { createApp, type App } from "../../src/app.ts";
+import { createLogger } from "../../src/log.ts";
+import { testConfig } from "../support/app.ts";
+import type { Principal, Role } from "../../src/access/principal.ts";
+
+export class TestClock {
+  constructor(public t = Date.UTC(2026, 2, 10, 12, 0, 0)) {}
+  now = () => this.t;
+  advance(ms: number) {
+    this.t += ms;
+  }
+}
+
+export class RecordingAuditSink implements AuditSink {
+  events: AuditEvent[] = [];
+  failing = false;
+  private seq = 0n;
+  constructor(private readonly db: Database) {}
+
+  async record(write: AuditWrite | AuditEvent): Promise<AuditReceipt> {
+    if (this.failing) throw new ServiceUnavailableError("audit log unavailable (test)");
+    const w: AuditWrite = "event" in write ? write : { event: write };
+    const seq = ++this.seq;
+    const row = {
+      seq,
+      chainId: "test",
+      timestamp: BigInt(Date.now()),
+      eventType: w.event.eventType,
+      actor: w.event.actor,
+      target: w.event.target ?? null,
+      startTime: w.event.startTime == null ? null : BigInt(w.event.startTime),
+      endTime: w.event.endTime == null ? null : BigInt(w.event.endTime),
+      success: w.event.success,
+      details: (w.event.details ?? {}) as object,
+      prevHash: "",
+      hash: "",
+    };
+    const ops = [this.db.prisma.auditLog.create({ data: row })];
+    const created = await this.db.prisma.$transaction([
+      ...ops,
+      ...(w.accessRequest ? [this.db.prisma.accessRequest.create({ data: w.accessRequest as never })] : []),
+    ]);
+    this.events.push(w.event);
+    return { id: (created[0] as { id: string }).id, chainId: "test", seq };
+  }
+}
+
+export async function testKeyService(sliceSeconds = 3600): Promise<KeyService & { version: KeyVersion }> {
+  const pair = await generateMasterKeyPair({ kid: "1" });
+  const scalar = masterScalar(pair.privateJwk);
+  const version: KeyVersion = {
+    version: 1,
+    status: "active",
+    sliceSeconds,
+    publicJwk: toPublicJwk(pair.publicJwk),
+    deriver: new SliceKeyDeriver({ masterScalar: scalar, version: 1, sliceSeconds }),
+  };
+  const unsupported = () => Promise.reject(new Error("not used in these tests"));
+  return {
+    version,
+    active: async () => version,
+    get: async () => version,
+    seal: unsupported,
+    open: unsupported,
+    sign: unsupported,
+    jwks: async () => [version.publicJwk],
+  };
+}
+
+export interface AccessHarness {
+  app: App;
+  access: AccessServices;
+  audit: RecordingAuditSink;
+  keys: KeyService & { version: KeyVersion };
+  clock: TestClock;
+  /** Creates a requester with one key of these roles; returns the key string and principal data. */
+  makeKey(roles: Role[], opts?: { requesterId?: string; department?: string; expiresAt?: number; publicKeyJwk?: Record<string, string> }): Promise<{ apiKey: string; keyId: string; requesterUuid: string; requesterId: string }>;
+  close(): Promise<void>;
+}
+
+let n = 0;
+
+export async function accessHarness(db: Database, opts: { env?: Record<string, string>; sliceSeconds?: number } = {}): Promise<AccessHarness> {
+  const config = testConfig(opts.env);
+  const log = createLogger(config.logLevel);
+  const clock = new TestClock();
+  const audit = new RecordingAuditSink(db);
+  const keys = await testKeyService(opts.sliceSeconds);
+  const access = await createAccessServices({ config, db, audit, keys, clock, log, policyPollMs: 200 });
+  const app = createApp({ config, db, log, access });
+  const system = "test-admin";
+  return {
+    app,
+    access,
+    audit,
+    keys,
+    clock,
+    async makeKey(roles, o = {}) {
+      const requesterId = o.requesterId ?? `req-${process.pid}-${++n}-${Math.random().toString(36).slice(2, 7)}`;
+      const r = await access.requesters.create(
+        { requesterId, name: requesterId, ...(o.department ? { department: o.department } : {}), ...(o.publicKeyJwk ? { publicKeyJwk: o.publicKeyJwk } : {}) },
+        system,
+      );
+      const k = await access.apiKeys.create(r.id, { roles, expiresAt: o.expiresAt ?? null }, system);
+      return { apiKey: k.apiKey, keyId: k.keyId, requesterUuid: r.id, requesterId };
+    },
+    close: () => access.close(),
+  };
+}
+
+export function bearer(apiKey: string, init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${apiKey}`, "content-type": "application/json" } };
+}
+
+export type { Principal };
