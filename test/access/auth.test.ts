@@ -22,7 +22,7 @@ describeEachDb("authentication failures", (h) => {
     expect(res.status).toBe(401);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error).toMatchObject({ code: "UNAUTHENTICATED", message: "missing or invalid API key" });
-    const row = x.audit.events.findLast((e) => e.eventType === "AUTH_FAILED")!;
+    const row = x.audit.events.filter((e) => e.eventType === "AUTH_FAILED").at(-1)!;
     expect(row).toMatchObject({ actor: guess.split("_")[1], success: false, details: { reason: "unknown-key", address: "10.0.0.9" } });
     expect(JSON.stringify(x.audit.events)).not.toContain(guess.split("_").slice(2).join("_"));
     // Stored too: the failure is in audit_logs.
@@ -52,7 +52,7 @@ describeEachDb("authentication failures", (h) => {
     // The window slides: a minute later the address may try again; the next row counts what was dropped.
     x.clock.advance(61_000);
     expect((await from("10.0.0.1", generateApiKey().apiKey)).status).toBe(401);
-    const last = x.audit.events.findLast((e) => e.eventType === "AUTH_FAILED")!;
+    const last = x.audit.events.filter((e) => e.eventType === "AUTH_FAILED").at(-1)!;
     expect(last.details).toMatchObject({ address: "10.0.0.1", suppressedSinceLast: 3 });
   });
 });

@@ -87,6 +87,8 @@ export interface AccessHarness {
   audit: RecordingAuditSink;
   keys: KeyService & { version: KeyVersion };
   clock: TestClock;
+  /** Base URL when started with `listen: true` (a real loopback port). */
+  url: string;
   /** Creates a requester with one key of these roles; returns the key string and principal data. */
   makeKey(roles: Role[], opts?: { requesterId?: string; department?: string; expiresAt?: number; publicKeyJwk?: Record<string, string> }): Promise<{ apiKey: string; keyId: string; requesterUuid: string; requesterId: string }>;
   close(): Promise<void>;
@@ -94,7 +96,7 @@ export interface AccessHarness {
 
 let n = 0;
 
-export async function accessHarness(db: Database, opts: { env?: Record<string, string>; sliceSeconds?: number } = {}): Promise<AccessHarness> {
+export async function accessHarness(db: Database, opts: { env?: Record<string, string>; sliceSeconds?: number; listen?: boolean } = {}): Promise<AccessHarness> {
   const config = testConfig(opts.env);
   const log = createLogger(config.logLevel);
   const clock = new TestClock();
@@ -103,8 +105,10 @@ export async function accessHarness(db: Database, opts: { env?: Record<string, s
   const access = await createAccessServices({ config, db, audit, keys, clock, log, policyPollMs: 200 });
   const app = createApp({ config, db, log, access });
   const system = "test-admin";
+  const server = opts.listen ? Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }) : undefined;
   return {
     app,
+    url: server ? `http://127.0.0.1:${server.port}` : "http://in-process",
     access,
     audit,
     keys,
@@ -118,7 +122,10 @@ export async function accessHarness(db: Database, opts: { env?: Record<string, s
       const k = await access.apiKeys.create(r.id, { roles, expiresAt: o.expiresAt ?? null }, system);
       return { apiKey: k.apiKey, keyId: k.keyId, requesterUuid: r.id, requesterId };
     },
-    close: () => access.close(),
+    async close() {
+      await server?.stop(true);
+      await access.close();
+    },
   };
 }
 
