@@ -10,6 +10,8 @@ import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
 import { docsRoutes } from "./http/routes/docs.ts";
 import { buildOpenApiDocument } from "./http/openapi.ts";
 import { version as packageVersion } from "../package.json";
+import { auditRoutes } from "./http/routes/audit.ts";
+import type { AuditWriter } from "./audit/writer.ts";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
@@ -24,6 +26,7 @@ export interface AppDeps {
   config: Config;
   db: Database;
   log: Logger;
+  audit: AuditWriter;
   readiness?: ReadinessCheck[];
   access?: AccessServices;
 }
@@ -38,6 +41,7 @@ export function createApp(deps: AppDeps) {
     ...(deps.readiness ?? []),
   ];
   app.route("/", healthRoutes(readiness));
+  app.route("/", auditRoutes({ db: deps.db }));
 
   if (deps.access) {
     const { apiKeys, limiter, audit } = deps.access;

@@ -71,6 +71,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"], { message: "expected debug, info, warn, error or silent" }).default("info"),
   BODY_LIMIT_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
   AUDIT_CHECKPOINT_EVERY: int(1000, 1, 1_000_000),
+  AUDIT_WRITE_TIMEOUT_MS: int(2000, 50, 60_000),
   AUTH_FAILURES_PER_MINUTE: int(30, 1, 100_000),
   TRUST_PROXY: bool(false),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
@@ -113,6 +114,8 @@ export interface Config {
   logLevel: Env["LOG_LEVEL"];
   bodyLimitBytes: number;
   auditCheckpointEvery: number;
+  /** statement_timeout/lock_timeout of an audit write; past it the caller gets 503. */
+  auditWriteTimeoutMs: number;
   authFailuresPerMinute: number;
   trustProxy: boolean;
   shutdownGraceMs: number;
@@ -161,6 +164,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: e.LOG_LEVEL,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     auditCheckpointEvery: e.AUDIT_CHECKPOINT_EVERY,
+    auditWriteTimeoutMs: e.AUDIT_WRITE_TIMEOUT_MS,
     authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
     trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

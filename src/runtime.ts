@@ -8,11 +8,15 @@ import { openDatabase, type Database } from "./db/database.ts";
 import { applyMigrations } from "./db/migrate.ts";
 import type { Logger } from "./log.ts";
 import type { AppDeps } from "./app.ts";
+import { systemClock } from "./clock.ts";
+import { createAuditWriter, type AuditWriter } from "./audit/writer.ts";
+import type { CheckpointSigner } from "./audit/chain.ts";
 
 export interface Runtime {
   config: Config;
   db: Database;
   log: Logger;
+  audit: AuditWriter;
   appDeps(): AppDeps;
   close(): Promise<void>;
 }
@@ -38,14 +42,28 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     if (ownsDb) await db.close();
     throw err;
   }
+  // THE place the audit checkpoint signer plugs in: `(payload, typ) => keys.sign(payload, typ)`
+  // once the KeyService is built here. Until then checkpoints are written unsigned.
+  const auditSigner: CheckpointSigner | undefined = undefined;
+  const audit = createAuditWriter({
+    db,
+    clock: systemClock,
+    log: log.child({ component: "audit" }),
+    signer: auditSigner,
+    checkpointEvery: config.auditCheckpointEvery,
+    writeTimeoutMs: config.auditWriteTimeoutMs,
+  });
   const closers: Array<() => Promise<void>> = [];
   return {
     config,
     db,
     log,
-    appDeps: () => ({ config, db, log }),
+    audit,
+    appDeps: () => ({ config, db, log, audit }),
     async close() {
       for (const close of closers.reverse()) await close();
+      // Last before the database: services above may still record while they shut down.
+      await audit.close();
       if (ownsDb) await db.close();
     },
   };

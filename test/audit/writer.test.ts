@@ -1,0 +1,168 @@
+/** The group-commit writer on both databases: batching, chain, checkpoints, secret guard, all-or-nothing batches. */
+import { beforeEach, expect, test } from "bun:test";
+import { describeEachDb } from "../support/databases.ts";
+import { verifyPayload } from "../../src/crypto/sign.ts";
+import { CHECKPOINT_TYP, genesisHash } from "../../src/audit/chain.ts";
+import { AuditEventError } from "../../src/audit/event-guard.ts";
+import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
+import { ServiceUnavailableError } from "../../src/errors.ts";
+import { asSuperuser, chainRows, sampleEvent, storeMasterKey, testKey, writerFor, type TestKey } from "./helpers.ts";
+
+describeEachDb("audit writer", (h) => {
+  let key: TestKey;
+  beforeEach(async () => {
+    key ??= await testKey();
+    await asSuperuser(h.db, `TRUNCATE "audit_logs", "access_requests"`);
+  });
+
+  test("200 concurrent record() calls: 200 rows, one valid chain, fewer batches than rows", async () => {
+    const w = writerFor(h.db, key);
+    // Callers arrive over a few ticks, as concurrent requests would, not all in one.
+    const receipts = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        if (i % 40 === 0) await new Promise((r) => setTimeout(r, 1));
+        return w.record(sampleEvent(i));
+      }),
+    );
+    const s = w.stats();
+    console.log(`[${h.kind}] 200 rows in ${s.batches} batches`);
+    expect(s.events).toBe(200);
+    expect(s.batches).toBeLessThan(200);
+    expect(new Set(receipts.map((r) => r.id)).size).toBe(200);
+    expect(new Set(receipts.map((r) => r.seq)).size).toBe(200);
+    expect(new Set(receipts.map((r) => r.chainId))).toEqual(new Set([s.chainId!]));
+    expect(await h.db.prisma.auditLog.count({ where: { eventType: { not: "AUDIT_CHECKPOINT" } } })).toBe(200);
+    const v = await verifyAuditLog(h.db, { publicKeys: key.publicKeys });
+    expect(v).toMatchObject({ valid: true, chains: 1, checked: 201 });
+    await w.close();
+  }, 30_000);
+
+  test("the chain opens with a signed checkpoint over the genesis hash; rows link prevHash → hash", async () => {
+    const w = writerFor(h.db, key, { chainId: "chain-fixed-id" });
+    await w.record(sampleEvent(1));
+    await w.record(sampleEvent(2));
+    const rows = await chainRows(h.db, "chain-fixed-id");
+    expect(rows.map((r) => r.seq)).toEqual(["1", "2", "3"]);
+    expect(rows[0]!.eventType).toBe("AUDIT_CHECKPOINT");
+    expect(rows[0]!.prevHash).toBe(genesisHash("chain-fixed-id"));
+    const d = rows[0]!.details as { signature: string };
+    const { payload } = await verifyPayload(d.signature, key.pair.publicJwk, { typ: CHECKPOINT_TYP, kid: "1" });
+    expect(payload).toEqual({ chainId: "chain-fixed-id", seq: 0, headHash: genesisHash("chain-fixed-id"), kind: "open" });
+    expect(rows[1]!.prevHash).toBe(rows[0]!.hash);
+    expect(rows[2]!.prevHash).toBe(rows[1]!.hash);
+    expect(rows[1]!.timestamp).toMatch(/^\d{13}$/);
+    await w.close();
+  });
+
+  test("a checkpoint every N event rows and one at close, each signing the head before it", async () => {
+    const w = writerFor(h.db, key, { checkpointEvery: 5 });
+    for (let i = 0; i < 12; i++) await w.record(sampleEvent(i)); // sequential: one batch each
+    await w.close();
+    const rows = await chainRows(h.db, (await h.db.prisma.auditLog.findFirstOrThrow()).chainId);
+    const cps = rows.filter((r) => r.eventType === "AUDIT_CHECKPOINT");
+    // seq 1 open; 5 events (2..6), checkpoint 7; 5 events (8..12), checkpoint 13; 2 events (14, 15), close 16
+    expect(cps.map((r) => [r.seq, (r.details as { kind: string }).kind])).toEqual([["1", "open"], ["7", "periodic"], ["13", "periodic"], ["16", "close"]]);
+    for (const cp of cps) {
+      const d = cp.details as { chainId: string; seq: number; headHash: string; kind: string; signature: string };
+      const { payload } = await verifyPayload(d.signature, key.pair.publicJwk, { typ: CHECKPOINT_TYP });
+      expect(payload).toEqual({ chainId: cp.chainId, seq: Number(cp.seq) - 1, headHash: cp.prevHash, kind: d.kind });
+    }
+    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, checkpoints: 4, unclosedChains: 0, unsignedTailRows: 0 });
+    await expect(w.record(sampleEvent(99))).rejects.toBeInstanceOf(ServiceUnavailableError);
+  });
+
+  test("checkpoint verification fails with the wrong key, and with no key for the kid", async () => {
+    const w = writerFor(h.db, key);
+    await w.record(sampleEvent(1));
+    await w.close();
+    const other = await testKey(1); // same kid, different key pair
+    const wrong = await verifyAuditLog(h.db, { publicKeys: other.publicKeys });
+    expect(wrong.valid).toBe(false);
+    expect(wrong.firstInvalid).toMatchObject({ seq: 1, reason: expect.stringContaining("does not verify") });
+    const none = await verifyAuditLog(h.db, { publicKeys: () => undefined });
+    expect(none.firstInvalid?.reason).toContain("unknown key");
+  });
+
+  test("public keys for verification load from master_keys by version", async () => {
+    await h.db.prisma.masterKey.deleteMany();
+    await storeMasterKey(h.db, key);
+    const w = writerFor(h.db, key);
+    await w.record(sampleEvent(1));
+    await w.close();
+    expect(await verifyAuditLog(h.db, { publicKeys: await loadMasterPublicKeys(h.db) })).toMatchObject({ valid: true, checkpoints: 2 });
+  });
+
+  test("without a signer checkpoints are written unsigned and verify reports them", async () => {
+    const w = writerFor(h.db, undefined);
+    await w.record(sampleEvent(1));
+    await w.close();
+    const v = await verifyAuditLog(h.db, { publicKeys: key.publicKeys });
+    expect(v.firstInvalid).toMatchObject({ seq: 1, reason: "checkpoint is not signed" });
+  });
+
+  test("details keys named like secrets are refused before anything is written", async () => {
+    const w = writerFor(h.db, key);
+    const secretKeys = ["accessToken", "refresh_token", "apiKey", "secret", "clientSecret", "privateJwk", "seed", "seeds", "d", "password", "kek", "rootSeed", "idToken"];
+    for (const k of secretKeys) {
+      await expect(w.record(sampleEvent(1, { details: { [k]: "x" } }))).rejects.toBeInstanceOf(AuditEventError);
+      await expect(w.record(sampleEvent(1, { details: { grant: [{ nested: { [k]: "x" } }] } }))).rejects.toThrow(/looks like a secret/);
+    }
+    // The message names the key path, never the value.
+    const err = await w.record(sampleEvent(1, { details: { refreshToken: "rt-SECRET-VALUE" } })).catch((e: Error) => e);
+    expect(String((err as Error).message)).not.toContain("rt-SECRET-VALUE");
+    // Other malformed input is also refused up front rather than failing a whole batch in the database.
+    await expect(w.record(sampleEvent(1, { actor: "a\u0000b" }))).rejects.toBeInstanceOf(AuditEventError);
+    await expect(w.record(sampleEvent(1, { details: { n: Number.NaN } }))).rejects.toBeInstanceOf(AuditEventError);
+    await expect(w.record(sampleEvent(1, { startTime: 1.5 }))).rejects.toBeInstanceOf(AuditEventError);
+    await expect(w.record({ ...sampleEvent(1), eventType: "AUDIT_CHECKPOINT" })).rejects.toBeInstanceOf(AuditEventError);
+    // Harmless names pass.
+    await w.record(sampleEvent(1, { details: { tokenType: "Bearer", keyVersion: 2, keyCount: 3, policyId: "p" } }));
+    await w.flush();
+    expect(await h.db.prisma.auditLog.count({ where: { eventType: { not: "AUDIT_CHECKPOINT" } } })).toBe(1);
+    await w.close();
+  });
+
+  test("a batch is all or nothing: one attached access_requests row the database refuses rolls back every row of the batch", async () => {
+    const w = writerFor(h.db, key);
+    await w.record(sampleEvent(0)); // opens the chain
+    const firstChain = w.stats().chainId;
+    const ar = (id: string) => ({
+      id,
+      requesterId: "r-1",
+      resourceType: "token",
+      resource: { type: "token", integration: "gmail", userId: "u-1" },
+      startTime: new Date(1_700_000_000_000),
+      endTime: new Date(1_700_000_360_000),
+      granted: true,
+      policyIds: [],
+    });
+    const dup = "0190a000-0000-7000-8000-000000000001";
+    // Same tick → same batch; the duplicate primary key fails the access_requests INSERT.
+    const results = await Promise.allSettled([
+      w.record({ event: sampleEvent(1, { target: "doomed-1" }), accessRequest: ar(dup) }),
+      w.record({ event: sampleEvent(2, { target: "doomed-2" }), accessRequest: ar(dup) }),
+      w.record(sampleEvent(3, { target: "doomed-3" })),
+    ]);
+    for (const r of results) {
+      expect(r.status).toBe("rejected");
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ServiceUnavailableError);
+    }
+    expect(await h.db.prisma.auditLog.count({ where: { target: { startsWith: "doomed" } } })).toBe(0);
+    expect(await h.db.prisma.accessRequest.count()).toBe(0);
+    expect(w.stats().failedBatches).toBe(1);
+    // It recovers by itself, on a new chain (the old head is not trusted after a failure).
+    const ok = await w.record({ event: sampleEvent(4), accessRequest: ar("0190a000-0000-7000-8000-000000000002") });
+    expect(ok.chainId).not.toBe(firstChain);
+    expect(ok.seq).toBe(2n);
+    expect(await h.db.prisma.accessRequest.count()).toBe(1);
+    await w.close();
+    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, chains: 2, unclosedChains: 1 });
+  });
+
+  test("a signer failure fails the batch closed (no unsigned opening checkpoint is written)", async () => {
+    const w = writerFor(h.db, undefined, { signer: () => Promise.reject(new Error("key service down")) });
+    await expect(w.record(sampleEvent(1))).rejects.toBeInstanceOf(ServiceUnavailableError);
+    expect(await h.db.prisma.auditLog.count()).toBe(0);
+    await w.close();
+  });
+});
