@@ -35,6 +35,12 @@ export function createApp(deps: AppDeps) {
   const app = createRouter();
   app.use("*", requestContext(deps.log, { trustProxy: deps.config.trustProxy }));
   app.use("*", bodyLimit(deps.config.bodyLimitBytes));
+  if (deps.access) {
+    const { apiKeys, limiter, audit } = deps.access;
+    // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
+    // any router, since Hono runs handlers in registration order.
+    app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
+  }
 
   const readiness: ReadinessCheck[] = [
     { name: "database", check: async () => void (await deps.db.prisma.$queryRaw`SELECT 1`) },
@@ -44,9 +50,6 @@ export function createApp(deps: AppDeps) {
   app.route("/", auditRoutes({ db: deps.db }));
 
   if (deps.access) {
-    const { apiKeys, limiter, audit } = deps.access;
-    // Every /v1 route: API key and role by path (src/http/access-rules.ts), before any router.
-    app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
     app.route("/", requesterRoutes(deps.access));
     app.route("/", policyRoutes(deps.access));
     app.route("/", accessRequestRoutes(deps.access));

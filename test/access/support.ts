@@ -1,10 +1,10 @@
 /**
- * Test wiring for the access services: the real services over a real test database, with a
- * controllable clock. Until the real audit writer and key service are merged, a minimal recording
- * sink (rows committed with their access_requests row in one transaction) and a key service built
- * from src/crypto stand in; `record` can be made to fail to exercise fail-closed paths.
+ * Test wiring for the access services: the real services and the real audit writer over a real
+ * test database, with a controllable clock. Until the key service is merged, one built from
+ * src/crypto stands in.
  */
 import type { AuditEvent, AuditReceipt, AuditSink, AuditWrite } from "../../src/audit/types.ts";
+import { createAuditWriter, type AuditWriter } from "../../src/audit/writer.ts";
 import type { KeyService, KeyVersion } from "../../src/keys/types.ts";
 import type { Database } from "../../src/db/database.ts";
 import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key.ts";
@@ -25,37 +25,20 @@ export class TestClock {
   }
 }
 
+/**
+ * The real audit writer, plus a switch that makes `record` reject before writing (fault
+ * injection for the fail-closed paths) and the list of events it has made durable.
+ */
 export class RecordingAuditSink implements AuditSink {
   events: AuditEvent[] = [];
   failing = false;
-  private seq = 0n;
-  constructor(private readonly db: Database) {}
+  constructor(readonly writer: AuditWriter) {}
 
   async record(write: AuditWrite | AuditEvent): Promise<AuditReceipt> {
     if (this.failing) throw new ServiceUnavailableError("audit log unavailable (test)");
-    const w: AuditWrite = "event" in write ? write : { event: write };
-    const seq = ++this.seq;
-    const row = {
-      seq,
-      chainId: "test",
-      timestamp: BigInt(Date.now()),
-      eventType: w.event.eventType,
-      actor: w.event.actor,
-      target: w.event.target ?? null,
-      startTime: w.event.startTime == null ? null : BigInt(w.event.startTime),
-      endTime: w.event.endTime == null ? null : BigInt(w.event.endTime),
-      success: w.event.success,
-      details: (w.event.details ?? {}) as object,
-      prevHash: "",
-      hash: "",
-    };
-    const ops = [this.db.prisma.auditLog.create({ data: row })];
-    const created = await this.db.prisma.$transaction([
-      ...ops,
-      ...(w.accessRequest ? [this.db.prisma.accessRequest.create({ data: w.accessRequest as never })] : []),
-    ]);
-    this.events.push(w.event);
-    return { id: (created[0] as { id: string }).id, chainId: "test", seq };
+    const receipt = await this.writer.record(write);
+    this.events.push("event" in write ? write.event : write);
+    return receipt;
   }
 }
 
@@ -100,10 +83,11 @@ export async function accessHarness(db: Database, opts: { env?: Record<string, s
   const config = testConfig(opts.env);
   const log = createLogger(config.logLevel);
   const clock = new TestClock();
-  const audit = new RecordingAuditSink(db);
+  const writer = createAuditWriter({ db, clock, log, checkpointEvery: config.auditCheckpointEvery, writeTimeoutMs: config.auditWriteTimeoutMs });
+  const audit = new RecordingAuditSink(writer);
   const keys = await testKeyService(opts.sliceSeconds);
   const access = await createAccessServices({ config, db, audit, keys, clock, log, policyPollMs: 200 });
-  const app = createApp({ config, db, log, access });
+  const app = createApp({ config, db, log, audit: writer, access });
   const system = "test-admin";
   const server = opts.listen ? Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }) : undefined;
   return {
@@ -125,6 +109,7 @@ export async function accessHarness(db: Database, opts: { env?: Record<string, s
     async close() {
       await server?.stop(true);
       await access.close();
+      await writer.close();
     },
   };
 }
