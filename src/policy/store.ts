@@ -1,7 +1,8 @@
 /**
  * Policies in the database, and the compiled set every decision reads from memory. A change made
  * here is compiled at once in this process; other processes see it through PostgreSQL
- * LISTEN/NOTIFY, with a once-a-second version poll as the fallback for a missed notification.
+ * LISTEN/NOTIFY, with a once-a-second version poll (one aggregate query) as the fallback for a
+ * missed notification.
  */
 import pg from "pg";
 import type { Database } from "../db/database.ts";
@@ -34,7 +35,7 @@ export interface PolicyStoreOptions {
   db: Database;
   audit: AuditSink;
   log: Logger;
-  /** Fallback poll interval on PostgreSQL (default 1000 ms); 0 turns it off. */
+  /** Fallback version poll interval (default 1000 ms); 0 turns it off. */
   pollMs?: number;
 }
 
@@ -52,8 +53,8 @@ export class PolicyStore {
   /** Loads the policies (a failure stops start-up) and starts watching for changes. */
   async start(): Promise<void> {
     await this.reload();
-    if (this.o.db.kind !== "postgres") return; // PGlite: one process, every change is local
-    void this.listen();
+    // PGlite is one process, so every change is local; its poll only heals a failed local reload.
+    if (this.o.db.kind === "postgres") void this.listen();
     const pollMs = this.o.pollMs ?? 1000;
     if (pollMs > 0) {
       this.pollTimer = setInterval(() => void this.pollOnce(), pollMs);
@@ -163,8 +164,9 @@ export class PolicyStore {
     }
   }
 
+  /** The change is committed and audited by now: a failed reload must not fail the request. */
   private async changed(id: string): Promise<void> {
-    await this.reload();
+    await this.reload().catch((err) => this.o.log.warn("policy reload after a change failed; the poll will retry", { err }));
     if (this.o.db.kind === "postgres") {
       await this.o.db.prisma.$executeRaw`SELECT pg_notify(${POLICY_CHANNEL}, ${id})`.catch((err) =>
         this.o.log.warn("policy change notification failed; other processes will poll", { err }),
