@@ -79,14 +79,14 @@ export interface AccessHarness {
 
 let n = 0;
 
-export async function accessHarness(db: Database, opts: { env?: Record<string, string>; sliceSeconds?: number; listen?: boolean } = {}): Promise<AccessHarness> {
+export async function accessHarness(db: Database, opts: { env?: Record<string, string>; sliceSeconds?: number; listen?: boolean; policyPollMs?: number } = {}): Promise<AccessHarness> {
   const config = testConfig(opts.env);
   const log = createLogger(config.logLevel);
   const clock = new TestClock();
   const writer = createAuditWriter({ db, clock, log, checkpointEvery: config.auditCheckpointEvery, writeTimeoutMs: config.auditWriteTimeoutMs });
   const audit = new RecordingAuditSink(writer);
   const keys = await testKeyService(opts.sliceSeconds);
-  const access = await createAccessServices({ config, db, audit, keys, clock, log, policyPollMs: 200 });
+  const access = await createAccessServices({ config, db, audit, keys, clock, log, policyPollMs: opts.policyPollMs ?? 200 });
   const app = createApp({ config, db, log, audit: writer, access });
   const system = "test-admin";
   const server = opts.listen ? Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }) : undefined;
