@@ -12,6 +12,9 @@ import { buildOpenApiDocument } from "./http/openapi.ts";
 import { version as packageVersion } from "../package.json";
 import { auditRoutes } from "./http/routes/audit.ts";
 import type { AuditWriter } from "./audit/writer.ts";
+import { keyManagementRoutes, publicKeyRoutes } from "./http/routes/keys.ts";
+import type { ManagedKeyService } from "./keys/service.ts";
+import { rewrapInBackground } from "./keys/rewrap.ts";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
@@ -27,6 +30,7 @@ export interface AppDeps {
   db: Database;
   log: Logger;
   audit: AuditWriter;
+  keys: ManagedKeyService;
   readiness?: ReadinessCheck[];
   access?: AccessServices;
 }
@@ -47,6 +51,8 @@ export function createApp(deps: AppDeps) {
     ...(deps.readiness ?? []),
   ];
   app.route("/", healthRoutes(readiness));
+  app.route("/", publicKeyRoutes(deps.keys));
+  app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
   app.route("/", auditRoutes({ db: deps.db }));
 
   if (deps.access) {

@@ -11,12 +11,17 @@ import type { AppDeps } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import { createAuditWriter, type AuditWriter } from "./audit/writer.ts";
 import type { CheckpointSigner } from "./audit/chain.ts";
+import { resolveKek } from "./keys/kek.ts";
+import { createKeyService, type ManagedKeyService } from "./keys/service.ts";
+import { oauthTokenRewrappable } from "./tokens/rewrap.ts";
+import { ServiceUnavailableError } from "./errors.ts";
 
 export interface Runtime {
   config: Config;
   db: Database;
   log: Logger;
   audit: AuditWriter;
+  keys: ManagedKeyService;
   appDeps(): AppDeps;
   close(): Promise<void>;
 }
@@ -33,18 +38,13 @@ export interface RuntimeOptions {
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const db = opts.db ?? (await openDatabase(config.database));
   const ownsDb = opts.ownsDb ?? opts.db === undefined;
-  try {
-    if (opts.migrate ?? config.migrateOnStart) {
-      const applied = await applyMigrations(db);
-      if (applied.length > 0) log.info("migrations applied", { applied });
-    }
-  } catch (err) {
-    if (ownsDb) await db.close();
-    throw err;
-  }
-  // THE place the audit checkpoint signer plugs in: `(payload, typ) => keys.sign(payload, typ)`
-  // once the KeyService is built here. Until then checkpoints are written unsigned.
-  const auditSigner: CheckpointSigner | undefined = undefined;
+  // Audit checkpoints are signed by the master key, and key events are audited: the signer
+  // reaches the key service through this holder, filled as soon as the keys are loaded.
+  let signingKeys: ManagedKeyService | undefined;
+  const auditSigner: CheckpointSigner = (payload, typ) => {
+    if (!signingKeys) throw new ServiceUnavailableError("master key not loaded yet");
+    return signingKeys.sign(payload, typ);
+  };
   const audit = createAuditWriter({
     db,
     clock: systemClock,
@@ -53,17 +53,42 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     checkpointEvery: config.auditCheckpointEvery,
     writeTimeoutMs: config.auditWriteTimeoutMs,
   });
+  let keys: ManagedKeyService;
+  try {
+    if (opts.migrate ?? config.migrateOnStart) {
+      const applied = await applyMigrations(db);
+      if (applied.length > 0) log.info("migrations applied", { applied });
+    }
+    // A wrong KEK (KekMismatchError) stops startup here, naming both fingerprints.
+    const { kek, kekId } = resolveKek(config, log);
+    keys = await createKeyService({
+      db,
+      kek,
+      kekId,
+      sliceSeconds: config.sliceSeconds,
+      log: log.child({ component: "keys" }),
+      audit,
+      onLoaded: (svc) => (signingKeys = svc),
+      rewrappables: [oauthTokenRewrappable(db)],
+    });
+  } catch (err) {
+    if (ownsDb) await db.close();
+    throw err;
+  }
   const closers: Array<() => Promise<void>> = [];
   return {
     config,
     db,
     log,
     audit,
-    appDeps: () => ({ config, db, log, audit }),
+    keys,
+    appDeps: () => ({ config, db, log, audit, keys, readiness: [{ name: "masterKey", check: () => keys.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
-      // Last before the database: services above may still record while they shut down.
+      // Services above may still record while they shut down; the audit log's closing
+      // checkpoint is signed by the master key, so keys close after it, the database last.
       await audit.close();
+      keys.close();
       if (ownsDb) await db.close();
     },
   };

@@ -1,9 +1,11 @@
 /** /v1/audit-logs routes through the real app on both databases, and the runtime's writer lifecycle. */
 import { beforeAll, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { startTestApp, testConfig } from "../support/app.ts";
+import { startTestApp, testConfig, TEST_KEK } from "../support/app.ts";
 import { createApp, type App } from "../../src/app.ts";
 import { createAuditWriter } from "../../src/audit/writer.ts";
+import { createKeyService } from "../../src/keys/service.ts";
+import { parseKek } from "../../src/crypto/kek.ts";
 import { asSuperuser, quietLog, sampleEvent, storeMasterKey, testClock, testKey } from "./helpers.ts";
 
 interface Item { id: string; timestamp: number; eventType: string; actor: string; seq: number; success: boolean }
@@ -23,7 +25,8 @@ describeEachDb("audit HTTP routes", (h) => {
       await audit.record(sampleEvent(i));
     }
     await audit.close();
-    app = createApp({ config: testConfig(), db: h.db, log: quietLog, audit });
+    const keys = await createKeyService({ db: h.db, kek: parseKek(TEST_KEK), kekId: "test", sliceSeconds: 3600, log: quietLog });
+    app = createApp({ config: testConfig(), db: h.db, log: quietLog, audit, keys });
   });
 
   const get = async (path: string) => {

@@ -19,7 +19,7 @@ const dir = mkdtempSync(join(tmpdir(), "chronokms-docs-"));
 beforeAll(async () => {
   db = await createTestDatabase("pglite");
   t = await startTestApp(db, { listen: true });
-});
+}, 60_000);
 afterAll(async () => {
   await t.close();
   await db.close();

@@ -9,7 +9,7 @@ let t: TestApp;
 beforeAll(async () => {
   db = await createTestDatabase("pglite");
   t = await startTestApp(db);
-});
+}, 60_000);
 afterAll(async () => {
   await t.close();
   await db.close();

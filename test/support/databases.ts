@@ -108,7 +108,7 @@ export function describeEachDb(title: string, body: (h: DbHandle) => void) {
       const handle = { kind } as DbHandle;
       beforeAll(async () => {
         handle.db = await createTestDatabase(kind);
-      });
+      }, 60_000);
       afterAll(async () => {
         await handle.db?.close();
       });

@@ -1,0 +1,151 @@
+/**
+ * Key routes. Public: the JWKS and signed slice public keys (cacheable, no auth). Management:
+ * `GET /v1/keys` and `POST /v1/keys/rotate` — mounted without auth here; app.ts puts the admin
+ * guard in front of `/v1/keys*`.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { ManagedKeyService } from "../../keys/service.ts";
+import { createRouter, errorResponse } from "../router.ts";
+
+const MAX_SLICE = 0xffffffff;
+
+const JwkSchema = z
+  .object({ kty: z.literal("EC"), crv: z.literal("P-256"), x: z.string(), y: z.string(), kid: z.string().optional(), alg: z.string().optional(), use: z.string().optional() })
+  .openapi("EcPublicJwk");
+
+const JwksSchema = z.object({ keys: z.array(JwkSchema) }).openapi("Jwks");
+
+const SliceParams = z.object({
+  slice: z
+    .string()
+    .regex(/^(0|[1-9][0-9]{0,9})$/, "must be a non-negative integer in canonical decimal")
+    .transform(Number)
+    .refine((n) => n <= MAX_SLICE, `must be at most ${MAX_SLICE}`)
+    .openapi({ param: { name: "slice", in: "path" }, example: "493000", type: "string" }),
+});
+
+const SliceQuery = z
+  .object({
+    version: z
+      .string()
+      .regex(/^[1-9][0-9]{0,8}$/, "must be a positive integer")
+      .transform(Number)
+      .optional()
+      .openapi({ param: { name: "version", in: "query" }, description: "master key version (default: the active one)", type: "string" }),
+  })
+  .strict();
+
+const SignedSliceKeySchema = z
+  .object({
+    version: z.number().int(),
+    slice: z.number().int(),
+    kid: z.string(),
+    sliceSeconds: z.number().int(),
+    from: z.string().openapi({ description: "slice start (inclusive), ISO 8601" }),
+    to: z.string().openapi({ description: "slice end (exclusive), ISO 8601" }),
+    publicJwk: JwkSchema,
+    signature: z.string().openapi({ description: "compact JWS (ES256, kid = master key version, typ chronokms-slice-key+json) over the slice key statement; verify with the JWKS key of that kid" }),
+  })
+  .openapi("SignedSliceKey");
+
+const KeyVersionSchema = z
+  .object({
+    version: z.number().int(),
+    status: z.enum(["active", "decrypt-only", "retired"]),
+    sliceSeconds: z.number().int(),
+    kekId: z.string(),
+    createdAt: z.string(),
+    rotatedAt: z.string().nullable(),
+    retiredAt: z.string().nullable(),
+    records: z.number().int().openapi({ description: "records still sealed under this version" }),
+    recordsByStore: z.record(z.string(), z.number().int()),
+  })
+  .openapi("KeyVersion");
+
+const RotateResultSchema = z
+  .object({
+    version: z.number().int(),
+    previous: z.number().int().nullable(),
+    pending: z.number().int().openapi({ description: "records still on older versions; run `bun run keys:rotate --no-rotate` (or wait for the background re-encryption) to move them" }),
+  })
+  .openapi("RotateResult");
+
+/** Public, unauthenticated key material. */
+export function publicKeyRoutes(keys: ManagedKeyService) {
+  return createRouter()
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/.well-known/jwks.json",
+        tags: ["keys"],
+        summary: "Master public keys that are not retired (kid = version)",
+        responses: { 200: { description: "JWKS", content: { "application/json": { schema: JwksSchema } } }, 500: errorResponse("internal error") },
+      }),
+      async (c) => {
+        c.header("Cache-Control", "public, max-age=60");
+        return c.json({ keys: await keys.jwks() }, 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/time-slices/{slice}/public-key",
+        tags: ["keys"],
+        summary: "A time slice's public key, signed by its master key",
+        request: { params: SliceParams, query: SliceQuery },
+        responses: {
+          200: { description: "signed slice public key", content: { "application/json": { schema: SignedSliceKeySchema } } },
+          400: errorResponse("bad slice or version"),
+          404: errorResponse("no such master key version"),
+          409: errorResponse("master key version retired"),
+        },
+      }),
+      async (c) => {
+        const { slice } = c.req.valid("param");
+        const { version } = c.req.valid("query");
+        const body = await keys.signedSliceKey(slice, version);
+        c.header("Cache-Control", "public, max-age=300");
+        return c.json(body, 200);
+      },
+    );
+}
+
+/** Key management; the admin guard is mounted in front of these by app.ts. */
+export function keyManagementRoutes(keys: ManagedKeyService, opts: { onRotated?: (version: number) => void } = {}) {
+  return createRouter()
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/keys",
+        tags: ["keys"],
+        summary: "Master key versions, their status and how many records each still protects",
+        responses: {
+          200: { description: "versions", content: { "application/json": { schema: z.object({ versions: z.array(KeyVersionSchema) }) } } },
+          401: errorResponse("unauthenticated"),
+          403: errorResponse("not an admin"),
+        },
+      }),
+      async (c) => c.json({ versions: await keys.versions() }, 200),
+    )
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/v1/keys/rotate",
+        tags: ["keys"],
+        summary: "Make a new active master key version; the old one becomes decrypt-only",
+        responses: {
+          201: { description: "rotated", content: { "application/json": { schema: RotateResultSchema } } },
+          401: errorResponse("unauthenticated"),
+          403: errorResponse("not an admin"),
+        },
+      }),
+      async (c) => {
+        // The principal is set once the admin guard is mounted in front of this route.
+        const r = await keys.rotate({ actor: c.get("principal")?.requesterId ?? "http:unauthenticated" });
+        let pending = 0;
+        for (const v of await keys.versions()) if (v.version !== r.version) pending += v.records;
+        opts.onRotated?.(r.version);
+        return c.json({ ...r, pending }, 201);
+      },
+    );
+}

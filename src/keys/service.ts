@@ -1,0 +1,454 @@
+/**
+ * The key hierarchy at run time: loads (or, on an empty table, creates) the master key versions,
+ * keeps their private halves in memory only (GGM roots and non-extractable signing keys), seals and
+ * opens envelopes, signs, rotates and retires. Notices other processes' rotations within ~1 s.
+ */
+import {
+  type EcPublicJwk,
+  MAX_SLICE,
+  SliceKeyDeriver,
+  leafSeed,
+  decryptEnvelope,
+  encryptEnvelope,
+  generateMasterKeyPair,
+  importPrivateJwk,
+  masterScalar,
+  readEnvelopeHeader,
+  signPayload,
+  signSliceKey,
+  sliceKid,
+  slicePublicJwk,
+  sliceRange,
+  unwrapPrivateJwk,
+  wrapPrivateJwk,
+  zeroize,
+  LruCache,
+} from "../crypto/index.ts";
+import type { AuditEvent, AuditSink } from "../audit/types.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import type { Database } from "../db/database.ts";
+import { ConflictError, DecryptionFailedError, KekMismatchError, KeyUnavailableError, NotFoundError, ValidationError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { MasterKeyRepository, type MasterKeyRow } from "./repository.ts";
+import type { Rewrappable } from "./rewrap.ts";
+import type { KeyService, KeyStatus, KeyVersion, SealedValue } from "./types.ts";
+
+export interface KeyServiceOptions {
+  db: Database;
+  kek: Uint8Array;
+  kekId: string;
+  /** Slice length for versions created by this process (existing versions keep theirs). */
+  sliceSeconds: number;
+  clock?: Clock;
+  log: Logger;
+  audit?: AuditSink;
+  /** Called once the keys are loaded, before any audit event is recorded (the audit signer needs them). */
+  onLoaded?: (svc: ManagedKeyService) => void;
+  /** Stores whose records count towards "still protects" and block retirement. */
+  rewrappables?: Rewrappable[];
+  /** How often the active version is re-checked against the database (default 1000 ms). */
+  refreshIntervalMs?: number;
+}
+
+export interface KeyVersionInfo {
+  version: number;
+  status: KeyStatus;
+  sliceSeconds: number;
+  kekId: string;
+  createdAt: string;
+  rotatedAt: string | null;
+  retiredAt: string | null;
+  /** Records still sealed under this version, over all registered stores. */
+  records: number;
+  recordsByStore: Record<string, number>;
+}
+
+export interface SignedSliceKey {
+  version: number;
+  slice: number;
+  kid: string;
+  sliceSeconds: number;
+  /** ISO 8601 start (inclusive) and end (exclusive) of the slice. */
+  from: string;
+  to: string;
+  publicJwk: EcPublicJwk;
+  /** Compact JWS (ES256, kid = version) over the slice key statement; see src/crypto/sign.ts. */
+  signature: string;
+}
+
+export interface ManagedKeyService extends KeyService {
+  readonly kekId: string;
+  /** Current active → decrypt-only, new version active; serialized across processes. */
+  rotate(opts?: { actor?: string }): Promise<{ version: number; previous: number | null }>;
+  /** Refuses the active version and any version records still need. Idempotent. */
+  retire(version: number, opts?: { actor?: string }): Promise<{ version: number; alreadyRetired: boolean }>;
+  versions(): Promise<KeyVersionInfo[]>;
+  /** Public, signed slice key of `version` (default: active). Cached. */
+  signedSliceKey(slice: number, version?: number): Promise<SignedSliceKey>;
+  register(store: Rewrappable): void;
+  rewrappables(): readonly Rewrappable[];
+  /** Re-reads master_keys now. */
+  refresh(): Promise<void>;
+  /** Throws unless an active version is loaded and the last reload succeeded (readiness). */
+  health(): Promise<void>;
+  close(): void;
+}
+
+interface Loaded {
+  row: MasterKeyRow;
+  /** Present unless retired. */
+  kv?: KeyVersion;
+  signer?: CryptoKey;
+}
+
+interface State {
+  stamp: string;
+  byVersion: Map<number, Loaded>;
+  active: Loaded | undefined;
+}
+
+const SYSTEM_ACTOR = "system:keys";
+/** After a rotation, wait this many refresh intervals before retiring, so no process still seals under it. */
+const RETIRE_GUARD_INTERVALS = 2.5;
+
+export async function createKeyService(opts: KeyServiceOptions): Promise<ManagedKeyService> {
+  const svc = new KeyServiceImpl(opts);
+  await svc.start();
+  return svc;
+}
+
+class KeyServiceImpl implements ManagedKeyService {
+  readonly kekId: string;
+  private readonly repo: MasterKeyRepository;
+  private readonly kek: Uint8Array;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly audit?: AuditSink;
+  private readonly refreshMs: number;
+  private readonly stores = new Map<string, Rewrappable>();
+  private readonly signedSlices = new LruCache<string, Promise<SignedSliceKey>>(1024);
+  private state: State = { stamp: "", byVersion: new Map(), active: undefined };
+  private lastCheck = -Infinity;
+  private lastForced = -Infinity;
+  private inflight: Promise<void> | undefined;
+  private refreshError: unknown;
+
+  constructor(private readonly opts: KeyServiceOptions) {
+    this.repo = new MasterKeyRepository(opts.db);
+    this.kek = opts.kek;
+    this.kekId = opts.kekId;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log;
+    this.audit = opts.audit;
+    this.refreshMs = opts.refreshIntervalMs ?? 1000;
+    for (const s of opts.rewrappables ?? []) this.register(s);
+  }
+
+  async start(): Promise<void> {
+    let rows = await this.repo.list();
+    let created: Awaited<ReturnType<typeof this.generateFirst>> | undefined;
+    if (rows.length === 0) {
+      created = await this.generateFirst();
+      rows = await this.repo.list();
+    }
+    // A KekMismatchError here stops the process: nothing may run with keys it cannot unwrap.
+    this.state = await this.build(rows, await this.repo.stamp());
+    this.lastCheck = performance.now();
+    // The audit log signs its checkpoints with this service, so it can only be told once keys are loaded.
+    this.opts.onLoaded?.(this);
+    if (created) await this.record({ eventType: "KEY_GENERATED", actor: SYSTEM_ACTOR, target: `key:v${created.version}`, success: true, details: { version: created.version, kekId: this.kekId, sliceSeconds: created.sliceSeconds } });
+    const active = this.state.active;
+    if (!active) throw new KeyUnavailableError("master_keys has versions but none is active; restore the active row or rotate");
+    this.log.info("master key loaded", { version: active.row.version, kekId: this.kekId, versions: rows.length });
+  }
+
+  /** Version 1 under the lock; a process that loses the race finds the winner's row and creates nothing. */
+  private async generateFirst(): Promise<MasterKeyRow | null> {
+    const pair = await generateMasterKeyPair({ kid: "1" });
+    const jwe = await wrapPrivateJwk(pair.privateJwk, this.kek, { version: 1 });
+    pair.privateJwk.d = "";
+    return this.repo.locked(async (tx) => {
+      if ((await tx.masterKey.count()) > 0) return null;
+      return this.repo.insert(tx, { version: 1, publicJwk: signingJwk(pair.publicJwk, 1), privateKeyJwe: jwe, kekId: this.kekId, sliceSeconds: this.opts.sliceSeconds, status: "active" });
+    });
+  }
+
+  private async build(rows: MasterKeyRow[], stamp: string): Promise<State> {
+    const byVersion = new Map<number, Loaded>();
+    let active: Loaded | undefined;
+    for (const row of rows) {
+      const prev = this.state.byVersion.get(row.version);
+      let loaded: Loaded;
+      if (row.status === "retired") {
+        loaded = { row };
+      } else if (prev?.kv) {
+        loaded = { row, kv: { ...prev.kv, status: row.status }, signer: prev.signer! };
+      } else {
+        loaded = { row, ...(await this.unwrap(row)) };
+      }
+      byVersion.set(row.version, loaded);
+      if (row.status === "active") active = loaded;
+    }
+    // Drop key material of versions retired (or gone) since the last load.
+    for (const [v, prev] of this.state.byVersion) if (prev.kv && !byVersion.get(v)?.kv) prev.kv.deriver.destroy();
+    return { stamp, byVersion, active };
+  }
+
+  private async unwrap(row: MasterKeyRow): Promise<{ kv: KeyVersion; signer: CryptoKey }> {
+    const mismatch = (why: string) =>
+      new KekMismatchError(
+        `master key version ${row.version} ${why}: expected KEK fingerprint ${row.kekId}, configured MASTER_KEY_ENCRYPTION_KEY has fingerprint ${this.kekId}; ` +
+          "start with the KEK that wrapped it, or rewrap with `bun run keys:rewrap-kek` (MASTER_KEY_ENCRYPTION_KEY_PREVIOUS = the old KEK, MASTER_KEY_ENCRYPTION_KEY = the new one)",
+      );
+    if (row.kekId !== this.kekId) throw mismatch("was wrapped with a different KEK");
+    let jwk;
+    try {
+      jwk = await unwrapPrivateJwk(row.privateKeyJwe, this.kek, { version: row.version });
+    } catch (e) {
+      if (e instanceof KekMismatchError) throw mismatch("does not unwrap with the configured KEK although the stored fingerprints match (damaged row?)");
+      throw e;
+    }
+    const scalar = masterScalar(jwk);
+    try {
+      const deriver = new SliceKeyDeriver({ masterScalar: scalar, version: row.version, sliceSeconds: row.sliceSeconds });
+      const signer = await importPrivateJwk(jwk, "ECDSA");
+      return { kv: { version: row.version, status: row.status, sliceSeconds: row.sliceSeconds, publicJwk: row.publicJwk, deriver }, signer };
+    } finally {
+      zeroize(scalar);
+      jwk.d = "";
+    }
+  }
+
+  // ---- freshness -------------------------------------------------------------------------
+
+  /** At most one cheap stamp query per interval, shared by concurrent callers. */
+  private ensureFresh(force = false): Promise<void> {
+    const now = performance.now();
+    if (!force && now - this.lastCheck < this.refreshMs) return Promise.resolve();
+    return (this.inflight ??= this.reload().finally(() => {
+      this.inflight = undefined;
+    }));
+  }
+
+  private async reload(): Promise<void> {
+    try {
+      const stamp = await this.repo.stamp();
+      if (stamp !== this.state.stamp) {
+        const before = this.state.active?.row.version;
+        this.state = await this.build(await this.repo.list(), stamp);
+        const after = this.state.active?.row.version;
+        if (after !== before) this.log.info("active master key changed", { from: before, to: after });
+      }
+      this.refreshError = undefined;
+    } catch (err) {
+      // Keep serving with what we have; a version we cannot unwrap makes readiness fail.
+      this.refreshError = err;
+      this.log.error("master key reload failed; keeping the loaded versions", { err });
+    } finally {
+      this.lastCheck = performance.now();
+    }
+  }
+
+  refresh(): Promise<void> {
+    return this.ensureFresh(true);
+  }
+
+  /** For a version we have not seen (sealed by a process that rotated): reload, at most 10 times/s. */
+  private async lookup(version: number): Promise<Loaded | undefined> {
+    await this.ensureFresh();
+    let l = this.state.byVersion.get(version);
+    if (!l && performance.now() - this.lastForced > 100) {
+      this.lastForced = performance.now();
+      await this.ensureFresh(true);
+      l = this.state.byVersion.get(version);
+    }
+    return l;
+  }
+
+  async health(): Promise<void> {
+    await this.ensureFresh();
+    if (!this.state.active?.kv) throw new KeyUnavailableError("no active master key loaded");
+    if (this.refreshError) throw new KeyUnavailableError("the last master key reload failed");
+  }
+
+  // ---- KeyService --------------------------------------------------------------------------
+
+  async active(): Promise<KeyVersion> {
+    await this.ensureFresh();
+    const kv = this.state.active?.kv;
+    if (!kv) throw new KeyUnavailableError("no active master key");
+    return kv;
+  }
+
+  async get(version: number): Promise<KeyVersion> {
+    const l = await this.lookup(version);
+    if (!l) throw new KeyUnavailableError(`master key version ${version} does not exist`);
+    if (!l.kv) throw new KeyUnavailableError(`master key version ${version} is retired`);
+    return l.kv;
+  }
+
+  async seal(plaintext: string | Uint8Array, opts: { ctx: string; ts: number }): Promise<SealedValue> {
+    const kv = await this.active();
+    const sk = await kv.deriver.forTime(opts.ts);
+    const jwe = await encryptEnvelope(plaintext, { publicKey: sk.publicKey, kid: sk.kid, ts: opts.ts, ctx: opts.ctx, sliceSeconds: kv.sliceSeconds });
+    return { jwe, version: kv.version };
+  }
+
+  /**
+   * A retired or unknown version is the same DecryptionFailedError as a bad tag (the cause says
+   * which), so callers have one failure path and learn nothing from the difference.
+   */
+  async open(jwe: string, opts: { expectedCtx: string }): Promise<Uint8Array> {
+    const h = readEnvelopeHeader(jwe);
+    const l = await this.lookup(h.version);
+    if (!l?.kv) throw new DecryptionFailedError(new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`));
+    try {
+      const sk = await l.kv.deriver.get(h.slice);
+      return await decryptEnvelope(jwe, { privateKey: sk.privateKey, expectedCtx: opts.expectedCtx, expectedKid: h.kid, sliceSeconds: l.kv.sliceSeconds });
+    } catch (e) {
+      throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
+    }
+  }
+
+  async sign(payload: unknown, typ: string): Promise<string> {
+    await this.ensureFresh();
+    const a = this.state.active;
+    if (!a?.signer) throw new KeyUnavailableError("no active master key");
+    return signPayload(payload, a.signer, { kid: String(a.row.version), typ });
+  }
+
+  async jwks(): Promise<EcPublicJwk[]> {
+    await this.ensureFresh();
+    return [...this.state.byVersion.values()].filter((l) => l.row.status !== "retired").map((l) => signingJwk(l.row.publicJwk, l.row.version));
+  }
+
+  // ---- management -------------------------------------------------------------------------
+
+  async signedSliceKey(slice: number, version?: number): Promise<SignedSliceKey> {
+    if (!Number.isSafeInteger(slice) || slice < 0 || slice > MAX_SLICE) throw new ValidationError(`slice must be an integer from 0 to ${MAX_SLICE}`);
+    const v = version ?? (await this.active()).version;
+    const l = await this.lookup(v);
+    if (!l) throw new NotFoundError(`master key version ${v}`);
+    if (!l.kv || !l.signer) throw new KeyUnavailableError(`master key version ${v} is retired`);
+    const { kv, signer } = l;
+    const range = sliceRange(slice, kv.sliceSeconds); // ValidationError past the representable time range
+    const key = `${v}:${slice}`;
+    const hit = this.signedSlices.get(key);
+    if (hit) return hit;
+    const p = (async (): Promise<SignedSliceKey> => {
+      // Derived outside the deriver's cache: public lookups of arbitrary slices must not evict the hot ones.
+      const leaf = leafSeed(kv.deriver.rootSeed, slice);
+      const kid = sliceKid(v, slice);
+      let publicJwk: EcPublicJwk;
+      try {
+        publicJwk = await slicePublicJwk(leaf, kid);
+      } finally {
+        zeroize(leaf);
+      }
+      const signature = await signSliceKey(publicJwk, signer, { sliceSeconds: kv.sliceSeconds });
+      return { version: v, slice, kid, sliceSeconds: kv.sliceSeconds, from: new Date(range.startMs).toISOString(), to: new Date(range.endMs).toISOString(), publicJwk, signature };
+    })();
+    this.signedSlices.set(key, p);
+    p.catch(() => this.signedSlices.delete(key));
+    return p;
+  }
+
+  async rotate(opts: { actor?: string } = {}): Promise<{ version: number; previous: number | null }> {
+    const result = await this.repo.locked(async (tx) => {
+      const rows = await this.repo.list(tx);
+      const current = rows.find((r) => r.status === "active") ?? null;
+      const version = rows.reduce((m, r) => Math.max(m, r.version), 0) + 1;
+      const pair = await generateMasterKeyPair({ kid: String(version) });
+      const jwe = await wrapPrivateJwk(pair.privateJwk, this.kek, { version });
+      pair.privateJwk.d = "";
+      const now = new Date(this.clock.now());
+      if (current) await this.repo.setStatus(tx, current.version, "decrypt-only", now);
+      await this.repo.insert(tx, { version, publicJwk: signingJwk(pair.publicJwk, version), privateKeyJwe: jwe, kekId: this.kekId, sliceSeconds: this.opts.sliceSeconds, status: "active" });
+      return { version, previous: current?.version ?? null };
+    });
+    await this.refresh();
+    this.log.info("master key rotated", result);
+    await this.record({ eventType: "KEY_ROTATED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${result.version}`, success: true, details: { ...result, kekId: this.kekId, sliceSeconds: this.opts.sliceSeconds } });
+    return result;
+  }
+
+  async retire(version: number, opts: { actor?: string } = {}): Promise<{ version: number; alreadyRetired: boolean }> {
+    await this.refresh();
+    const row = this.state.byVersion.get(version)?.row;
+    if (!row) throw new NotFoundError(`master key version ${version}`);
+    if (row.status === "retired") return { version, alreadyRetired: true };
+    if (row.status === "active") throw new ConflictError(`master key version ${version} is the active version; rotate first, then retire it once nothing needs it`);
+    // Another process may have sealed under it in the second before it noticed the rotation.
+    const wait = (row.rotatedAt?.getTime() ?? 0) + RETIRE_GUARD_INTERVALS * this.refreshMs - this.clock.now();
+    if (wait > 0) await Bun.sleep(Math.min(wait, 10 * this.refreshMs));
+    const byStore: Record<string, number> = {};
+    let total = 0;
+    for (const s of this.stores.values()) {
+      const n = (await s.countByVersion()).get(version) ?? 0;
+      byStore[s.name] = n;
+      total += n;
+    }
+    if (total > 0) {
+      const list = Object.entries(byStore).filter(([, n]) => n > 0).map(([k, n]) => `${k}: ${n}`).join(", ");
+      throw new ConflictError(`master key version ${version} still protects ${total} record(s) (${list}); re-encrypt them first with \`bun run keys:rotate --no-rotate\``, { records: byStore });
+    }
+    await this.repo.locked(async (tx) => {
+      const cur = (await this.repo.list(tx)).find((r) => r.version === version);
+      if (cur?.status !== "decrypt-only") throw new ConflictError(`master key version ${version} changed status concurrently (now ${cur?.status ?? "gone"}); retry`);
+      await this.repo.setStatus(tx, version, "retired", new Date(this.clock.now()));
+    });
+    await this.refresh();
+    this.log.info("master key retired", { version });
+    await this.record({ eventType: "KEY_RETIRED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${version}`, success: true, details: { version } });
+    return { version, alreadyRetired: false };
+  }
+
+  async versions(): Promise<KeyVersionInfo[]> {
+    const rows = await this.repo.list();
+    const counts = await Promise.all([...this.stores.values()].map(async (s) => [s.name, await s.countByVersion()] as const));
+    return rows.map((r) => {
+      const recordsByStore: Record<string, number> = {};
+      let records = 0;
+      for (const [name, c] of counts) {
+        const n = c.get(r.version) ?? 0;
+        recordsByStore[name] = n;
+        records += n;
+      }
+      return {
+        version: r.version,
+        status: r.status,
+        sliceSeconds: r.sliceSeconds,
+        kekId: r.kekId,
+        createdAt: r.createdAt.toISOString(),
+        rotatedAt: r.rotatedAt?.toISOString() ?? null,
+        retiredAt: r.retiredAt?.toISOString() ?? null,
+        records,
+        recordsByStore,
+      };
+    });
+  }
+
+  register(store: Rewrappable): void {
+    this.stores.set(store.name, store);
+  }
+
+  rewrappables(): readonly Rewrappable[] {
+    return [...this.stores.values()];
+  }
+
+  close(): void {
+    for (const l of this.state.byVersion.values()) l.kv?.deriver.destroy();
+    this.state = { stamp: "", byVersion: new Map(), active: undefined };
+    this.signedSlices.clear();
+  }
+
+  private async record(event: AuditEvent): Promise<void> {
+    if (this.audit) await this.audit.record(event);
+  }
+}
+
+/** The public JWK as published in the JWKS: kid = version, ES256 signing key. */
+function signingJwk(jwk: EcPublicJwk, version: number): EcPublicJwk {
+  return { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y, kid: String(version), alg: "ES256", use: "sig" };
+}

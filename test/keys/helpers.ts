@@ -1,0 +1,74 @@
+/** Shared fixtures for the key tests: a KeyService on a test database, and token rows sealed by the token convention. */
+import { fromHex, kekFingerprint } from "../../src/crypto/index.ts";
+import type { Database } from "../../src/db/database.ts";
+import { createLogger } from "../../src/log.ts";
+import { createKeyService, type ManagedKeyService } from "../../src/keys/service.ts";
+import { oauthTokenRewrappable, tokenCtx } from "../../src/tokens/rewrap.ts";
+import type { KeyService } from "../../src/keys/types.ts";
+import { TEST_KEK } from "../support/app.ts";
+
+export const OTHER_KEK = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
+export const quietLog = createLogger("silent");
+
+export function kekOf(hex: string) {
+  const kek = fromHex(hex);
+  return { kek, kekId: kekFingerprint(kek) };
+}
+
+export function keyService(db: Database, opts: { kekHex?: string; refreshIntervalMs?: number; sliceSeconds?: number } = {}): Promise<ManagedKeyService> {
+  return createKeyService({
+    db,
+    ...kekOf(opts.kekHex ?? TEST_KEK),
+    sliceSeconds: opts.sliceSeconds ?? 3600,
+    log: quietLog,
+    rewrappables: [oauthTokenRewrappable(db)],
+    ...(opts.refreshIntervalMs === undefined ? {} : { refreshIntervalMs: opts.refreshIntervalMs }),
+  });
+}
+
+export const accessValue = (i: number) => `ya29.access-${i}-${"x".repeat(40)}`;
+export const refreshValue = (i: number) => `1//refresh-${i}-${"y".repeat(40)}`;
+
+/** Inserts `count` token rows sealed through `keys` exactly as the token vault does (ids in insertion order). */
+export async function seedTokens(db: Database, keys: KeyService, count: number, opts: { from?: number; integration?: string; ts?: number } = {}): Promise<void> {
+  const from = opts.from ?? 0;
+  const integration = opts.integration ?? "gmail";
+  const base = opts.ts ?? Date.UTC(2026, 0, 1);
+  for (let start = from; start < from + count; start += 1000) {
+    const data = [];
+    for (let i = start; i < Math.min(start + 1000, from + count); i++) {
+      const userId = `user-${i}`;
+      const ts = base + i * 60_000; // spread over many slices
+      const a = await keys.seal(accessValue(i), { ctx: tokenCtx(integration, userId, "access"), ts });
+      const r = i % 5 === 0 ? null : await keys.seal(refreshValue(i), { ctx: tokenCtx(integration, userId, "refresh"), ts });
+      data.push({ userId, integration, accessToken: a.jwe, refreshToken: r?.jwe ?? null, keyVersion: a.version });
+    }
+    await db.prisma.oAuthToken.createMany({ data });
+  }
+}
+
+/** Opens every token row with its own ctx; returns versions seen and any row that failed. */
+export async function verifyTokens(db: Database, keys: KeyService): Promise<{ rows: number; byVersion: Map<number, number>; failures: string[] }> {
+  const rows = await db.prisma.oAuthToken.findMany({ orderBy: { id: "asc" } });
+  const byVersion = new Map<number, number>();
+  const failures: string[] = [];
+  const dec = new TextDecoder();
+  for (const row of rows) {
+    byVersion.set(row.keyVersion, (byVersion.get(row.keyVersion) ?? 0) + 1);
+    const i = Number(row.userId.slice("user-".length));
+    try {
+      const a = dec.decode(await keys.open(row.accessToken, { expectedCtx: tokenCtx(row.integration, row.userId, "access") }));
+      if (a !== accessValue(i)) throw new Error("access plaintext differs");
+      if (!row.accessToken.startsWith("ey")) throw new Error("not a JWE");
+      const header = JSON.parse(Buffer.from(row.accessToken.split(".")[0]!, "base64url").toString()) as { kid: string };
+      if (Number(header.kid.split(":")[0]) !== row.keyVersion) throw new Error("keyVersion does not match the JWE kid");
+      if (row.refreshToken !== null) {
+        const r = dec.decode(await keys.open(row.refreshToken, { expectedCtx: tokenCtx(row.integration, row.userId, "refresh") }));
+        if (r !== refreshValue(i)) throw new Error("refresh plaintext differs");
+      }
+    } catch (e) {
+      failures.push(`${row.id}: ${(e as Error).message}`);
+    }
+  }
+  return { rows: rows.length, byVersion, failures };
+}
