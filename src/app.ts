@@ -32,19 +32,17 @@ export interface AppDeps {
   audit: AuditWriter;
   keys: ManagedKeyService;
   readiness?: ReadinessCheck[];
-  access?: AccessServices;
+  access: AccessServices;
 }
 
 export function createApp(deps: AppDeps) {
   const app = createRouter();
   app.use("*", requestContext(deps.log, { trustProxy: deps.config.trustProxy }));
   app.use("*", bodyLimit(deps.config.bodyLimitBytes));
-  if (deps.access) {
-    const { apiKeys, limiter, audit } = deps.access;
-    // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
-    // any router, since Hono runs handlers in registration order.
-    app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
-  }
+  // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
+  // any router, since Hono runs handlers in registration order.
+  const { apiKeys, limiter, audit } = deps.access;
+  app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
 
   const readiness: ReadinessCheck[] = [
     { name: "database", check: async () => void (await deps.db.prisma.$queryRaw`SELECT 1`) },
@@ -55,11 +53,9 @@ export function createApp(deps: AppDeps) {
   app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
   app.route("/", auditRoutes({ db: deps.db }));
 
-  if (deps.access) {
-    app.route("/", requesterRoutes(deps.access));
-    app.route("/", policyRoutes(deps.access));
-    app.route("/", accessRequestRoutes(deps.access));
-  }
+  app.route("/", requesterRoutes(deps.access));
+  app.route("/", policyRoutes(deps.access));
+  app.route("/", accessRequestRoutes(deps.access));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
 

@@ -33,9 +33,9 @@ describeEachDb("access requests", (h) => {
   afterAll(async () => x?.close());
 
   const seal = async (slice: number, text: string) => {
-    const k = await x.keys.version.deriver.get(slice);
+    const k = await x.keyVersion.deriver.get(slice);
     const ts = slice * HOUR + 1234;
-    return encryptEnvelope(text, { publicKey: k.publicJwk, kid: sliceKid(1, slice), ts, ctx: CTX, sliceSeconds: 3600 });
+    return encryptEnvelope(text, { publicKey: k.publicJwk, kid: sliceKid(x.keyVersion.version, slice), ts, ctx: CTX, sliceSeconds: 3600 });
   };
   const ask = (key: string, body: unknown) =>
     fetch(`${x.url}/v1/access-requests`, bearer(key, { method: "POST", body: JSON.stringify(body) }));

@@ -1,18 +1,15 @@
 /**
- * Test wiring for the access services: the real services and the real audit writer over a real
- * test database, with a controllable clock. Until the key service is merged, one built from
- * src/crypto stands in.
+ * Test wiring for the access services: the real runtime (audit writer, key service) over a real
+ * test database, with a controllable clock and an audit switch for fail-closed paths.
  */
 import type { AuditEvent, AuditReceipt, AuditSink, AuditWrite } from "../../src/audit/types.ts";
-import { createAuditWriter, type AuditWriter } from "../../src/audit/writer.ts";
-import type { KeyService, KeyVersion } from "../../src/keys/types.ts";
 import type { Database } from "../../src/db/database.ts";
-import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key.ts";
-import { SliceKeyDeriver } from "../../src/crypto/slice-keys.ts";
-import { toPublicJwk } from "../../src/crypto/jwk.ts";
 import { ServiceUnavailableError } from "../../src/errors.ts";
 import { createAccessServices, type AccessServices } from "../../src/access/index.ts";
 import { createApp, type App } from "../../src/app.ts";
+import { createRuntime, type Runtime } from "../../src/runtime.ts";
+import type { AuditWriter } from "../../src/audit/writer.ts";
+import type { KeyVersion } from "../../src/keys/types.ts";
 import { createLogger } from "../../src/log.ts";
 import { testConfig } from "../support/app.ts";
 import type { Principal, Role } from "../../src/access/principal.ts";
@@ -42,33 +39,13 @@ export class RecordingAuditSink implements AuditSink {
   }
 }
 
-export async function testKeyService(sliceSeconds = 3600): Promise<KeyService & { version: KeyVersion }> {
-  const pair = await generateMasterKeyPair({ kid: "1" });
-  const scalar = masterScalar(pair.privateJwk);
-  const version: KeyVersion = {
-    version: 1,
-    status: "active",
-    sliceSeconds,
-    publicJwk: toPublicJwk(pair.publicJwk),
-    deriver: new SliceKeyDeriver({ masterScalar: scalar, version: 1, sliceSeconds }),
-  };
-  const unsupported = () => Promise.reject(new Error("not used in these tests"));
-  return {
-    version,
-    active: async () => version,
-    get: async () => version,
-    seal: unsupported,
-    open: unsupported,
-    sign: unsupported,
-    jwks: async () => [version.publicJwk],
-  };
-}
-
 export interface AccessHarness {
   app: App;
   access: AccessServices;
   audit: RecordingAuditSink;
-  keys: KeyService & { version: KeyVersion };
+  runtime: Runtime;
+  /** The active key version (version 1 on a fresh database). */
+  keyVersion: KeyVersion;
   clock: TestClock;
   /** Base URL when started with `listen: true` (a real loopback port). */
   url: string;
@@ -79,15 +56,22 @@ export interface AccessHarness {
 
 let n = 0;
 
-export async function accessHarness(db: Database, opts: { env?: Record<string, string>; sliceSeconds?: number; listen?: boolean; policyPollMs?: number } = {}): Promise<AccessHarness> {
-  const config = testConfig(opts.env);
+/**
+ * The real runtime (database, audit writer, key service) with the access services built again
+ * over a test clock and a switchable audit sink. The runtime's BOOTSTRAP_ADMIN_KEY is off, so
+ * admin keys exist only where a test makes them.
+ */
+export async function accessHarness(
+  db: Database,
+  opts: { env?: Record<string, string>; listen?: boolean; policyPollMs?: number } = {},
+): Promise<AccessHarness> {
+  const config = { ...testConfig(opts.env), bootstrapAdminKey: undefined };
   const log = createLogger(config.logLevel);
   const clock = new TestClock();
-  const writer = createAuditWriter({ db, clock, log, checkpointEvery: config.auditCheckpointEvery, writeTimeoutMs: config.auditWriteTimeoutMs });
-  const audit = new RecordingAuditSink(writer);
-  const keys = await testKeyService(opts.sliceSeconds);
-  const access = await createAccessServices({ config, db, audit, keys, clock, log, policyPollMs: opts.policyPollMs ?? 200 });
-  const app = createApp({ config, db, log, audit: writer, access });
+  const runtime = await createRuntime(config, log, { db, migrate: false, ownsDb: false });
+  const audit = new RecordingAuditSink(runtime.audit);
+  const access = await createAccessServices({ config, db, audit, keys: runtime.keys, clock, log, policyPollMs: opts.policyPollMs ?? 200 });
+  const app = createApp({ ...runtime.appDeps(), access });
   const system = "test-admin";
   const server = opts.listen ? Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }) : undefined;
   return {
@@ -95,7 +79,8 @@ export async function accessHarness(db: Database, opts: { env?: Record<string, s
     url: server ? `http://127.0.0.1:${server.port}` : "http://in-process",
     access,
     audit,
-    keys,
+    runtime,
+    keyVersion: await runtime.keys.active(),
     clock,
     async makeKey(roles, o = {}) {
       const requesterId = o.requesterId ?? `req-${process.pid}-${++n}-${Math.random().toString(36).slice(2, 7)}`;
@@ -109,7 +94,7 @@ export async function accessHarness(db: Database, opts: { env?: Record<string, s
     async close() {
       await server?.stop(true);
       await access.close();
-      await writer.close();
+      await runtime.close();
     },
   };
 }
