@@ -18,6 +18,12 @@ import { rewrapInBackground } from "./keys/rewrap.ts";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
+import type { AccessServices } from "./access/index.ts";
+import { authenticate } from "./http/middleware/auth.ts";
+import { authorizeByPath } from "./http/access-rules.ts";
+import { requesterRoutes } from "./http/routes/requesters.ts";
+import { policyRoutes } from "./http/routes/policies.ts";
+import { accessRequestRoutes } from "./http/routes/access-requests.ts";
 
 export interface AppDeps {
   config: Config;
@@ -26,12 +32,17 @@ export interface AppDeps {
   audit: AuditWriter;
   keys: ManagedKeyService;
   readiness?: ReadinessCheck[];
+  access: AccessServices;
 }
 
 export function createApp(deps: AppDeps) {
   const app = createRouter();
   app.use("*", requestContext(deps.log, { trustProxy: deps.config.trustProxy }));
   app.use("*", bodyLimit(deps.config.bodyLimitBytes));
+  // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
+  // any router, since Hono runs handlers in registration order.
+  const { apiKeys, limiter, audit } = deps.access;
+  app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
 
   const readiness: ReadinessCheck[] = [
     { name: "database", check: async () => void (await deps.db.prisma.$queryRaw`SELECT 1`) },
@@ -41,6 +52,10 @@ export function createApp(deps: AppDeps) {
   app.route("/", publicKeyRoutes(deps.keys));
   app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
   app.route("/", auditRoutes({ db: deps.db }));
+
+  app.route("/", requesterRoutes(deps.access));
+  app.route("/", policyRoutes(deps.access));
+  app.route("/", accessRequestRoutes(deps.access));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
 

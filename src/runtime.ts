@@ -15,6 +15,7 @@ import { resolveKek } from "./keys/kek.ts";
 import { createKeyService, type ManagedKeyService } from "./keys/service.ts";
 import { oauthTokenRewrappable } from "./tokens/rewrap.ts";
 import { ServiceUnavailableError } from "./errors.ts";
+import { createAccessServices, type AccessServices } from "./access/index.ts";
 
 export interface Runtime {
   config: Config;
@@ -22,6 +23,7 @@ export interface Runtime {
   log: Logger;
   audit: AuditWriter;
   keys: ManagedKeyService;
+  access: AccessServices;
   appDeps(): AppDeps;
   close(): Promise<void>;
 }
@@ -53,7 +55,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     checkpointEvery: config.auditCheckpointEvery,
     writeTimeoutMs: config.auditWriteTimeoutMs,
   });
-  let keys: ManagedKeyService;
+  let keys: ManagedKeyService | undefined;
+  let access: AccessServices;
   try {
     if (opts.migrate ?? config.migrateOnStart) {
       const applied = await applyMigrations(db);
@@ -71,24 +74,29 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       onLoaded: (svc) => (signingKeys = svc),
       rewrappables: [oauthTokenRewrappable(db)],
     });
+    // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
+    access = await createAccessServices({ config, db, audit, keys, clock: systemClock, log });
   } catch (err) {
+    keys?.close();
     if (ownsDb) await db.close();
     throw err;
   }
-  const closers: Array<() => Promise<void>> = [];
+  const ready = keys;
+  const closers: Array<() => Promise<void>> = [() => access.close()];
   return {
     config,
     db,
     log,
     audit,
-    keys,
-    appDeps: () => ({ config, db, log, audit, keys, readiness: [{ name: "masterKey", check: () => keys.health() }] }),
+    keys: ready,
+    access,
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing
       // checkpoint is signed by the master key, so keys close after it, the database last.
       await audit.close();
-      keys.close();
+      ready.close();
       if (ownsDb) await db.close();
     },
   };

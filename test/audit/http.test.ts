@@ -1,7 +1,8 @@
 /** /v1/audit-logs routes through the real app on both databases, and the runtime's writer lifecycle. */
 import { beforeAll, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { startTestApp, testConfig, TEST_KEK } from "../support/app.ts";
+import { asAdmin, installTestAdmin, startTestApp, testConfig, TEST_KEK } from "../support/app.ts";
+import { createAccessServices } from "../../src/access/index.ts";
 import { createApp, type App } from "../../src/app.ts";
 import { createAuditWriter } from "../../src/audit/writer.ts";
 import { createKeyService } from "../../src/keys/service.ts";
@@ -27,11 +28,15 @@ describeEachDb("audit HTTP routes", (h) => {
     }
     await audit.close();
     const keys = await createKeyService({ db: h.db, kek: parseKek(TEST_KEK), kekId: "test", sliceSeconds: 3600, log: quietLog });
-    app = createApp({ config: testConfig(), db: h.db, log: quietLog, audit, keys });
+    // The admin key is installed without an audit row, so the counts below stay exact.
+    await installTestAdmin(h.db);
+    const config = testConfig();
+    const access = await createAccessServices({ config: { ...config, bootstrapAdminKey: undefined }, db: h.db, audit, keys, clock, log: quietLog });
+    app = createApp({ config, db: h.db, log: quietLog, audit, keys, access });
   });
 
   const get = async (path: string) => {
-    const res = await app.request(path);
+    const res = await app.request(path, asAdmin());
     return { status: res.status, body: (await res.json()) as any };
   };
 
@@ -141,9 +146,9 @@ describeEachDb("audit writer in the runtime", (h) => {
     const receipt = await t.runtime.audit.record(sampleEvent(1));
     await t.close();
     const rows = await h.db.prisma.auditLog.findMany({ where: { chainId: receipt.chainId }, orderBy: { seq: "asc" } });
-    // The runtime generated the first master key (audited), then our event, then the closing checkpoint.
-    expect(rows.map((r) => r.eventType)).toEqual(["AUDIT_CHECKPOINT", "KEY_GENERATED", "ACCESS_GRANTED", "AUDIT_CHECKPOINT"]);
-    expect((rows[3]!.details as { kind: string }).kind).toBe("close");
+    // Start-up writes its own events first: the master key (KEY_GENERATED) and the bootstrap admin key.
+    expect(rows.map((r) => r.eventType)).toEqual(["AUDIT_CHECKPOINT", "KEY_GENERATED", "API_KEY_CREATED", "ACCESS_GRANTED", "AUDIT_CHECKPOINT"]);
+    expect((rows[4]!.details as { kind: string }).kind).toBe("close");
     // Checkpoints are signed by the runtime's master key, so the chain verifies with the stored public keys.
     const report = await verifyAuditLog(h.db, { publicKeys: await loadMasterPublicKeys(h.db) });
     expect(report.valid).toBe(true);

@@ -1,7 +1,7 @@
 /** Key routes through the real app: JWKS, signed slice public keys (valid and tampered), /v1/keys counts, rotation. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { verifySliceKey } from "../../src/crypto/index.ts";
-import { startTestApp, type TestApp } from "../support/app.ts";
+import { asAdmin, startTestApp, type TestApp } from "../support/app.ts";
 import { describeEachDb } from "../support/databases.ts";
 import { seedTokens } from "./helpers.ts";
 
@@ -67,15 +67,15 @@ describeEachDb("key routes", (h) => {
 
   test("GET /v1/keys counts records per version; POST /v1/keys/rotate rotates and re-encrypts in the background", async () => {
     await seedTokens(h.db, t.runtime.keys, 12);
-    const list = (await (await t.app.request("/v1/keys")).json()) as { versions: { version: number; status: string; records: number; recordsByStore: Record<string, number> }[] };
+    const list = (await (await t.app.request("/v1/keys", asAdmin())).json()) as { versions: { version: number; status: string; records: number; recordsByStore: Record<string, number> }[] };
     expect(list.versions).toEqual([expect.objectContaining({ version: 1, status: "active", records: 12, recordsByStore: { oauth_tokens: 12 } })]);
 
-    const rot = await t.app.request("/v1/keys/rotate", { method: "POST" });
+    const rot = await t.app.request("/v1/keys/rotate", asAdmin({ method: "POST" }));
     expect(rot.status).toBe(201);
     expect(await rot.json()).toEqual({ version: 2, previous: 1, pending: 12 });
     let versions = list.versions;
     for (const until = Date.now() + 5000; Date.now() < until; await Bun.sleep(50)) {
-      versions = ((await (await t.app.request("/v1/keys")).json()) as typeof list).versions;
+      versions = ((await (await t.app.request("/v1/keys", asAdmin())).json()) as typeof list).versions;
       if (versions.find((v) => v.version === 2)?.records === 12) break;
     }
     expect(versions).toEqual([

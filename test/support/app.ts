@@ -4,6 +4,32 @@ import { createLogger } from "../../src/log.ts";
 import { createRuntime, type Runtime } from "../../src/runtime.ts";
 import { createApp, type App } from "../../src/app.ts";
 import type { Database } from "../../src/db/database.ts";
+import { BOOTSTRAP_REQUESTER_ID, checkBootstrapKey } from "../../src/access/bootstrap.ts";
+
+/**
+ * The admin API key every test app is bootstrapped with (BOOTSTRAP_ADMIN_KEY), installed when the
+ * database has no admin key yet. A literal for tests only, like TEST_KEK.
+ */
+export const TEST_ADMIN_KEY = "ckms_nyktai4baim56cbp_koFNaS7W-UgM-MBUPEz5Gk_UzHaoTmYjeG-fVpNFdsg";
+
+/** Request options carrying the test admin key. */
+export function asAdmin(init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${TEST_ADMIN_KEY}` } };
+}
+
+/**
+ * Installs TEST_ADMIN_KEY directly (no audit row), for tests that build `createApp` themselves
+ * and count audit rows exactly. Idempotent.
+ */
+export async function installTestAdmin(db: Database): Promise<void> {
+  const { keyId, secretHash } = checkBootstrapKey(TEST_ADMIN_KEY);
+  const requester = await db.prisma.requester.upsert({
+    where: { requesterId: BOOTSTRAP_REQUESTER_ID },
+    create: { requesterId: BOOTSTRAP_REQUESTER_ID, name: "Test administrator" },
+    update: {},
+  });
+  await db.prisma.apiKey.upsert({ where: { keyId }, create: { keyId, secretHash, requesterId: requester.id, roles: ["admin"] }, update: {} });
+}
 
 /** A fixed KEK for tests (never use a literal KEK anywhere else). */
 export const TEST_KEK = "a3f1c2e4b5d6978812aa34bc56de78f09a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -15,6 +41,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     DATABASE_URL: "memory://",
     MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
     PORT: "0",
+    BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY,
     ...env,
   });
 }

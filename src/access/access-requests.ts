@@ -1,0 +1,146 @@
+/**
+ * The access-request flow behind `POST /v1/access-requests` (plan → durable decision → key
+ * material) and the admin listing of past requests with keyset pagination.
+ */
+import type { Database } from "../db/database.ts";
+import type { Clock } from "../clock.ts";
+import type { KeyService } from "../keys/types.ts";
+import { BadRequestError, ValidationError } from "../errors.ts";
+import type { AccessRequestBody } from "../policy/schemas.ts";
+import type { AccessRequest, Prisma } from "../db/generated/client.ts";
+import type { Principal } from "./principal.ts";
+import type { AccessDecider } from "./types.ts";
+import { issueGrant, planGrant, type GrantBody } from "./grants.ts";
+import { fromBase64url, toBase64url, utf8, utf8Decode } from "../crypto/bytes.ts";
+
+export interface DenialBody {
+  id: string;
+  granted: false;
+  error: { code: "ACCESS_DENIED"; message: string };
+  policyId: string | null;
+  reason: string;
+  /** Additions to SPEC §5's shape: the stable denial code and the HTTP request id. */
+  reasonCode: string;
+  requestId?: string;
+}
+
+export type AccessRequestResult = { status: 201; body: GrantBody } | { status: 403; body: DenialBody };
+
+export interface AccessRequestView {
+  id: string;
+  requesterId: string;
+  resourceType: string;
+  resource: unknown;
+  startTime: string;
+  endTime: string;
+  purpose: string | null;
+  granted: boolean;
+  denialReason: string | null;
+  policyIds: string[];
+  policyId: string | null;
+  keyCount: number | null;
+  createdAt: string;
+}
+
+export interface AccessRequestFilter {
+  requesterId?: string;
+  granted?: boolean;
+  resourceType?: "token" | "timeslice";
+  /** Bounds on when the request was made (epoch ms, inclusive). */
+  from?: number;
+  to?: number;
+  limit: number;
+  cursor?: string;
+}
+
+export interface AccessRequestServiceOptions {
+  db: Database;
+  keys: KeyService;
+  decider: AccessDecider;
+  clock: Clock;
+}
+
+export class AccessRequestService {
+  constructor(private readonly o: AccessRequestServiceOptions) {}
+
+  /** Time-slice requests only: token reads are decided on GET /v1/tokens/{integration}/{userId}. */
+  async request(principal: Principal, body: AccessRequestBody): Promise<AccessRequestResult> {
+    if (body.resource.type !== "timeslice") {
+      throw new BadRequestError("token access is requested by reading the token: GET /v1/tokens/{integration}/{userId}");
+    }
+    const plan = await planGrant(this.o.keys, body.timeRange);
+    const { id, decision } = await this.o.decider.decide(principal, body, { keyCount: plan.keyCount });
+    if (!decision.allowed) {
+      return {
+        status: 403,
+        body: {
+          id,
+          granted: false,
+          error: { code: "ACCESS_DENIED", message: decision.reason },
+          policyId: decision.policyId,
+          reason: decision.reason,
+          reasonCode: decision.code,
+        },
+      };
+    }
+    // The decision row is durable: only now is key material derived.
+    return { status: 201, body: await issueGrant(plan, { id, now: this.o.clock.now(), publicKeyJwk: principal.publicKeyJwk }) };
+  }
+
+  /** Newest first; `nextCursor` continues after the last item. */
+  async list(f: AccessRequestFilter): Promise<{ items: AccessRequestView[]; nextCursor: string | null }> {
+    const and: Prisma.AccessRequestWhereInput[] = [];
+    if (f.requesterId !== undefined) and.push({ requesterId: f.requesterId });
+    if (f.granted !== undefined) and.push({ granted: f.granted });
+    if (f.resourceType !== undefined) and.push({ resourceType: f.resourceType });
+    if (f.from !== undefined) and.push({ createdAt: { gte: new Date(f.from) } });
+    if (f.to !== undefined) and.push({ createdAt: { lte: new Date(f.to) } });
+    if (f.cursor !== undefined) {
+      const c = decodeCursor(f.cursor);
+      and.push({ OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }] });
+    }
+    const rows = await this.o.db.prisma.accessRequest.findMany({
+      where: { AND: and },
+      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      take: f.limit + 1,
+    });
+    const page = rows.slice(0, f.limit);
+    const last = page[page.length - 1];
+    return { items: page.map(viewOf), nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null };
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function encodeCursor(row: AccessRequest): string {
+  return toBase64url(utf8(`${row.createdAt.getTime()}.${row.id}`));
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [ms, id] = utf8Decode(fromBase64url(cursor)).split(".");
+    const n = Number(ms);
+    if (!Number.isSafeInteger(n) || n < 0 || !id || !UUID.test(id)) throw new Error("bad cursor");
+    return { createdAt: new Date(n), id };
+  } catch {
+    throw new ValidationError("invalid query: cursor: not a cursor returned by this endpoint");
+  }
+}
+
+function viewOf(r: AccessRequest): AccessRequestView {
+  return {
+    id: r.id,
+    requesterId: r.requesterId,
+    resourceType: r.resourceType,
+    resource: r.resource,
+    startTime: r.startTime.toISOString(),
+    endTime: r.endTime.toISOString(),
+    purpose: r.purpose,
+    granted: r.granted,
+    denialReason: r.denialReason,
+    policyIds: r.policyIds,
+    policyId: r.policyId,
+    keyCount: r.keyCount,
+    createdAt: r.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,302 @@
+/**
+ * API keys: issue, revoke and verify. Verification is one indexed query (key joined to its
+ * requester) and a constant-time hash comparison, cached briefly so the hot path stays off the
+ * database; `lastUsedAt` is collected in memory and written in one UPDATE per flush.
+ */
+import type { Database } from "../db/database.ts";
+import type { AuditSink } from "../audit/types.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log.ts";
+import { constantTimeEqual, fromBase64url } from "../crypto/bytes.ts";
+import { NotFoundError, ServiceUnavailableError, ValidationError } from "../errors.ts";
+import { ROLES, type Principal, type Role } from "./principal.ts";
+import { generateApiKey, hashSecret, parseApiKey } from "./api-key-format.ts";
+
+/** Why a key was refused; kept in UnauthenticatedError.cause and the AUTH_FAILED row, never shown. */
+export type AuthFailureReason =
+  | "missing"
+  | "malformed"
+  | "unknown-key"
+  | "wrong-secret"
+  | "key-disabled"
+  | "key-expired"
+  | "requester-disabled";
+
+export class AuthFailure extends Error {
+  constructor(
+    readonly reason: AuthFailureReason,
+    /** The public keyId, when the presented key was well formed enough to have one. */
+    readonly keyId: string | null,
+  ) {
+    super(`API key refused: ${reason}`);
+  }
+}
+
+export interface ApiKeyServiceOptions {
+  db: Database;
+  audit: AuditSink;
+  clock: Clock;
+  log: Logger;
+  /**
+   * How long a successful verification is reused (default 5 s). A revocation made in this
+   * process takes effect at once; one made in another process takes effect within this TTL.
+   */
+  cacheTtlMs?: number;
+  /** How often buffered `lastUsedAt` values are written (default 5 s). */
+  lastUsedFlushMs?: number;
+}
+
+export interface ApiKeyView {
+  keyId: string;
+  name: string | null;
+  roles: Role[];
+  enabled: boolean;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  createdAt: string;
+}
+
+interface CachedPrincipal {
+  principal: Principal;
+  requesterUuid: string;
+  keyExpiresAt: number | null;
+  cachedUntil: number;
+}
+
+interface KeyRow {
+  secretHash: string;
+  roles: string[] | null;
+  enabled: boolean;
+  expiresAt: Date | null;
+  rid: string;
+  requesterId: string;
+  department: string | null;
+  requesterEnabled: boolean;
+  publicKeyJwk: unknown;
+}
+
+const CACHE_MAX = 10_000;
+// Compared against when the keyId is unknown, so that path costs the same as a wrong secret.
+const DUMMY_HASH = fromBase64url(hashSecret("aaaaaaaaaaaaaaaa", new Uint8Array(32)));
+
+export function toRoles(values: readonly string[] | null | undefined): Role[] {
+  return (values ?? []).filter((r): r is Role => (ROLES as readonly string[]).includes(r));
+}
+
+export class ApiKeyService {
+  private readonly cache = new Map<string, CachedPrincipal>();
+  private readonly lastUsed = new Map<string, number>();
+  private readonly cacheTtlMs: number;
+  private readonly flushTimer: ReturnType<typeof setInterval>;
+  private flushing: Promise<void> | undefined;
+
+  constructor(private readonly o: ApiKeyServiceOptions) {
+    this.cacheTtlMs = o.cacheTtlMs ?? 5_000;
+    this.flushTimer = setInterval(() => void this.flushLastUsed(), o.lastUsedFlushMs ?? 5_000);
+    this.flushTimer.unref?.();
+  }
+
+  /** The cached principal for exactly this key string, or null (no database work). */
+  cached(presented: string): Principal | null {
+    const parsed = parseApiKey(presented);
+    if (!parsed) return null;
+    const hit = this.cacheHit(parsed.keyId, hashSecret(parsed.keyId, parsed.secret), this.o.clock.now());
+    parsed.secret.fill(0);
+    return hit;
+  }
+
+  /** Resolves to the principal, or rejects with AuthFailure (or ServiceUnavailableError). */
+  async verify(presented: string | undefined): Promise<Principal> {
+    if (presented === undefined || presented === "") throw new AuthFailure("missing", null);
+    const parsed = parseApiKey(presented);
+    if (!parsed) throw new AuthFailure("malformed", null);
+    const { keyId } = parsed;
+    const hash = hashSecret(keyId, parsed.secret);
+    parsed.secret.fill(0);
+    const now = this.o.clock.now();
+    const hit = this.cacheHit(keyId, hash, now);
+    if (hit) {
+      this.lastUsed.set(keyId, now);
+      return hit;
+    }
+
+    let rows: KeyRow[];
+    try {
+      rows = await this.o.db.prisma.$queryRaw<KeyRow[]>`
+        SELECT k."secretHash", k."roles", k."enabled", k."expiresAt",
+               r."id" AS "rid", r."requesterId", r."department", r."enabled" AS "requesterEnabled", r."publicKeyJwk"
+        FROM api_keys k JOIN requesters r ON r."id" = k."requesterId"
+        WHERE k."keyId" = ${keyId}`;
+    } catch (err) {
+      throw new ServiceUnavailableError("could not verify the API key: database unavailable", err);
+    }
+    const row = rows[0];
+    const presentedHash = fromBase64url(hash);
+    const storedHash = row ? safeDecode(row.secretHash) : null;
+    const matches = constantTimeEqual(presentedHash, storedHash ?? DUMMY_HASH) && storedHash !== null;
+    if (!row) throw new AuthFailure("unknown-key", keyId);
+    if (!matches) throw new AuthFailure("wrong-secret", keyId);
+    if (!row.enabled) throw new AuthFailure("key-disabled", keyId);
+    const keyExpiresAt = row.expiresAt ? row.expiresAt.getTime() : null;
+    if (keyExpiresAt !== null && keyExpiresAt <= now) throw new AuthFailure("key-expired", keyId);
+    if (!row.requesterEnabled) throw new AuthFailure("requester-disabled", keyId);
+
+    const principal: Principal = Object.freeze({
+      id: row.rid,
+      requesterId: row.requesterId,
+      department: row.department,
+      keyId,
+      roles: Object.freeze(toRoles(row.roles)),
+      publicKeyJwk: (row.publicKeyJwk as JsonWebKey | null) ?? null,
+    });
+    this.remember(cacheKey(keyId, hash), { principal, requesterUuid: row.rid, keyExpiresAt, cachedUntil: now + this.cacheTtlMs });
+    this.lastUsed.set(keyId, now);
+    return principal;
+  }
+
+  /** Issues a key for a requester (internal id); the returned `apiKey` is never retrievable again. */
+  async create(
+    requesterUuid: string,
+    input: { roles: Role[]; name?: string | null; expiresAt?: number | null },
+    actor: string,
+  ): Promise<{ keyId: string; apiKey: string; key: ApiKeyView }> {
+    if (input.expiresAt != null && input.expiresAt <= this.o.clock.now()) throw new ValidationError("invalid body: expiresAt: must be in the future");
+    const requester = await this.o.db.prisma.requester.findUnique({ where: { id: requesterUuid }, select: { requesterId: true } });
+    if (!requester) throw new NotFoundError("requester");
+    const { keyId, apiKey, secretHash } = generateApiKey();
+    const row = await this.o.db.prisma.apiKey.create({
+      data: {
+        keyId,
+        secretHash,
+        requesterId: requesterUuid,
+        name: input.name ?? null,
+        roles: [...new Set(input.roles)],
+        expiresAt: input.expiresAt == null ? null : new Date(input.expiresAt),
+      },
+    });
+    try {
+      await this.o.audit.record({
+        eventType: "API_KEY_CREATED",
+        actor,
+        target: `api-key:${keyId}`,
+        success: true,
+        details: { requesterId: requester.requesterId, roles: row.roles, expiresAt: row.expiresAt?.toISOString() ?? null },
+      });
+    } catch (err) {
+      // Unaudited keys must not exist: undo, and the caller (who never saw the secret) gets 503.
+      await this.o.db.prisma.apiKey.delete({ where: { id: row.id } }).catch((e) => this.o.log.error("could not undo unaudited API key", { keyId, err: e }));
+      throw err;
+    }
+    return { keyId, apiKey, key: viewOf(row) };
+  }
+
+  /** Disables a key of this requester (the row stays, for history). Idempotent. */
+  async revoke(requesterUuid: string, keyId: string, actor: string): Promise<void> {
+    const key = await this.o.db.prisma.apiKey.findUnique({ where: { keyId }, include: { requester: { select: { requesterId: true } } } });
+    if (!key || key.requesterId !== requesterUuid) throw new NotFoundError("API key");
+    // Audit first: a revocation that is recorded but then fails is harmless; the reverse is not.
+    await this.o.audit.record({
+      eventType: "API_KEY_REVOKED",
+      actor,
+      target: `api-key:${keyId}`,
+      success: true,
+      details: { requesterId: key.requester.requesterId },
+    });
+    await this.o.db.prisma.apiKey.update({ where: { keyId }, data: { enabled: false } });
+    this.invalidateKey(keyId);
+  }
+
+  async listFor(requesterUuid: string): Promise<ApiKeyView[]> {
+    const rows = await this.o.db.prisma.apiKey.findMany({ where: { requesterId: requesterUuid }, orderBy: { createdAt: "asc" } });
+    return rows.map(viewOf);
+  }
+
+  invalidateKey(keyId: string): void {
+    for (const [k, v] of this.cache) if (v.principal.keyId === keyId) this.cache.delete(k);
+  }
+
+  invalidateRequester(requesterUuid: string): void {
+    for (const [k, v] of this.cache) if (v.requesterUuid === requesterUuid) this.cache.delete(k);
+  }
+
+  /** Writes buffered `lastUsedAt` values in one statement; never lowers a stored value. */
+  flushLastUsed(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (this.lastUsed.size === 0) return Promise.resolve();
+    const batch = [...this.lastUsed];
+    this.lastUsed.clear();
+    const keyIds = batch.map(([k]) => k);
+    const times = batch.map(([, t]) => new Date(t).toISOString());
+    this.flushing = this.o.db.prisma
+      .$executeRaw`
+        UPDATE api_keys AS k SET "lastUsedAt" = v.t
+        FROM (SELECT unnest(${keyIds}::text[]) AS id, unnest(${times}::text[])::timestamptz AS t) AS v
+        WHERE k."keyId" = v.id AND (k."lastUsedAt" IS NULL OR k."lastUsedAt" < v.t)`
+      .then(() => undefined)
+      .catch((err) => {
+        // Best effort: put the values back for the next flush unless newer ones arrived.
+        for (const [k, t] of batch) if (!this.lastUsed.has(k)) this.lastUsed.set(k, t);
+        this.o.log.warn("could not record API key lastUsedAt", { err });
+      })
+      .finally(() => {
+        this.flushing = undefined;
+      });
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.flushTimer);
+    await this.flushing;
+    await this.flushLastUsed();
+  }
+
+  private cacheHit(keyId: string, hash: string, now: number): Principal | null {
+    const k = cacheKey(keyId, hash);
+    const hit = this.cache.get(k);
+    if (!hit) return null;
+    if (hit.cachedUntil <= now || (hit.keyExpiresAt !== null && hit.keyExpiresAt <= now)) {
+      this.cache.delete(k);
+      return null;
+    }
+    return hit.principal;
+  }
+
+  private remember(key: string, entry: CachedPrincipal): void {
+    this.cache.delete(key);
+    this.cache.set(key, entry);
+    if (this.cache.size > CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
+  }
+}
+
+/** Keyed by the full hash, so a different secret for the same keyId can never hit. */
+function cacheKey(keyId: string, hash: string): string {
+  return `${keyId}:${hash}`;
+}
+
+function safeDecode(b64: string): Uint8Array | null {
+  try {
+    return fromBase64url(b64);
+  } catch {
+    return null;
+  }
+}
+
+export function viewOf(row: {
+  keyId: string;
+  name: string | null;
+  roles: string[];
+  enabled: boolean;
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+  createdAt: Date;
+}): ApiKeyView {
+  return {
+    keyId: row.keyId,
+    name: row.name,
+    roles: toRoles(row.roles),
+    enabled: row.enabled,
+    expiresAt: row.expiresAt?.toISOString() ?? null,
+    lastUsedAt: row.lastUsedAt?.toISOString() ?? null,
+    createdAt: row.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * `BOOTSTRAP_ADMIN_KEY`: when set and no admin key exists yet, creates the requester
+ * `bootstrap-admin` holding exactly that key, so automation needs no scraping of output.
+ * Idempotent, and safe for two processes starting together (transaction-scoped advisory lock).
+ */
+import type { Database } from "../db/database.ts";
+import type { AuditSink } from "../audit/types.ts";
+import type { Logger } from "../log.ts";
+import { ConfigError } from "../errors.ts";
+import { API_KEY_HOWTO, hashSecret, parseApiKey } from "./api-key-format.ts";
+
+export const BOOTSTRAP_REQUESTER_ID = "bootstrap-admin";
+// Arbitrary constant identifying this lock among the service's advisory locks.
+const BOOTSTRAP_LOCK = 0x636b6d73_01;
+
+/** Throws ConfigError (the process refuses to start) for a malformed key. */
+export function checkBootstrapKey(value: string): { keyId: string; secretHash: string } {
+  const parsed = parseApiKey(value.trim());
+  if (!parsed) throw new ConfigError(`BOOTSTRAP_ADMIN_KEY: not a chronokms API key (expected ckms_<16 base32 chars>_<43 base64url chars>); ${API_KEY_HOWTO}`);
+  const secretHash = hashSecret(parsed.keyId, parsed.secret);
+  parsed.secret.fill(0);
+  return { keyId: parsed.keyId, secretHash };
+}
+
+/** Returns "created" or why nothing was done. Audits the creation (actor `system:bootstrap`). */
+export async function ensureBootstrapAdmin(opts: { db: Database; audit: AuditSink; log: Logger; key: string }): Promise<"created" | "admin-exists"> {
+  const { keyId, secretHash } = checkBootstrapKey(opts.key);
+  const created = await opts.db.prisma.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK}::bigint)`;
+    const admins = await tx.apiKey.count({ where: { roles: { has: "admin" } } });
+    if (admins > 0) return null;
+    const requester = await tx.requester.upsert({
+      where: { requesterId: BOOTSTRAP_REQUESTER_ID },
+      create: { requesterId: BOOTSTRAP_REQUESTER_ID, name: "Bootstrap administrator" },
+      update: {},
+    });
+    await tx.apiKey.create({ data: { keyId, secretHash, requesterId: requester.id, name: "BOOTSTRAP_ADMIN_KEY", roles: ["admin"] } });
+    return requester;
+  });
+  if (!created) {
+    opts.log.debug("bootstrap admin key not created: an admin key exists");
+    return "admin-exists";
+  }
+  await opts.audit.record({
+    eventType: "API_KEY_CREATED",
+    actor: "system:bootstrap",
+    target: `api-key:${keyId}`,
+    success: true,
+    details: { requesterId: BOOTSTRAP_REQUESTER_ID, roles: ["admin"], source: "BOOTSTRAP_ADMIN_KEY" },
+  });
+  opts.log.info("bootstrap admin key installed", { requesterId: BOOTSTRAP_REQUESTER_ID, keyId });
+  return "created";
+}

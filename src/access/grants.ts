@@ -1,0 +1,113 @@
+/**
+ * Time-slice grants: which slices of the active key version a range covers, and — only once the
+ * decision is durable — the key material: the minimal GGM subtree seeds covering those slices,
+ * the per-slice private JWKs when there are at most 64, optionally sealed as a JWE to the
+ * requester's registered public key.
+ */
+import { CompactEncrypt, importJWK } from "jose";
+import { toBase64url, utf8, zeroize } from "../crypto/bytes.ts";
+import { coverRange, deriveCover } from "../crypto/ggm.ts";
+import type { EcPrivateJwk } from "../crypto/jwk.ts";
+import { sliceIndex } from "../crypto/slice-keys.ts";
+import type { KeyService, KeyVersion } from "../keys/types.ts";
+
+/** Per-slice private JWKs are included up to this many slices; beyond, seeds only. */
+export const MAX_GRANT_SLICE_KEYS = 64;
+/**
+ * Advisory lifetime of a grant (1 h): clients should discard the material afterwards. Released
+ * key material cannot be recalled, so this is a statement of intent, not an enforcement.
+ */
+export const GRANT_TTL_MS = 60 * 60 * 1000;
+/** `typ` of a sealed grant; its payload is `{ keys, seeds }` as JSON. */
+export const GRANT_JWE_TYP = "chronokms-grant+jwe";
+
+export interface GrantPlan {
+  version: KeyVersion;
+  from: number;
+  to: number;
+  /** Slice keys the grant opens (to − from + 1), recorded as keyCount. */
+  keyCount: number;
+  /** Subtree seeds the grant will carry. */
+  seedCount: number;
+}
+
+export interface GrantKey {
+  slice: number;
+  kid: string;
+  privateJwk: EcPrivateJwk;
+}
+
+export interface GrantSeed {
+  depth: number;
+  index: number;
+  seed: string;
+}
+
+export interface GrantBody {
+  id: string;
+  granted: true;
+  expiresAt: string;
+  keyVersion: number;
+  sliceSeconds: number;
+  slices: { from: number; to: number };
+  keys?: GrantKey[];
+  seeds?: GrantSeed[];
+  /** Present instead of keys/seeds when the requester registered a public key. */
+  encrypted?: string;
+}
+
+/** No key material: safe to compute before the decision. Rejects ValidationError beyond slice 2^32−1. */
+export async function planGrant(keys: KeyService, range: { start: number; end: number }): Promise<GrantPlan> {
+  const version = await keys.active();
+  const from = sliceIndex(range.start, version.sliceSeconds);
+  const to = sliceIndex(range.end, version.sliceSeconds);
+  return { version, from, to, keyCount: to - from + 1, seedCount: coverRange(from, to).length };
+}
+
+/** Call only after the decision row is durable. */
+export async function issueGrant(plan: GrantPlan, opts: { id: string; now: number; publicKeyJwk: JsonWebKey | null }): Promise<GrantBody> {
+  const { version, from, to } = plan;
+  const cover = deriveCover(version.deriver.rootSeed, from, to);
+  const seeds: GrantSeed[] = cover.map((n) => ({ depth: n.depth, index: n.index, seed: toBase64url(n.seed) }));
+  zeroize(...cover.map((n) => n.seed));
+  const keys: GrantKey[] =
+    plan.keyCount <= MAX_GRANT_SLICE_KEYS
+      ? (await version.deriver.range(from, to)).map((k) => ({ slice: k.slice, kid: k.kid, privateJwk: k.privateJwk }))
+      : [];
+  const head = {
+    id: opts.id,
+    granted: true as const,
+    expiresAt: new Date(opts.now + GRANT_TTL_MS).toISOString(),
+    keyVersion: version.version,
+    sliceSeconds: version.sliceSeconds,
+    slices: { from, to },
+  };
+  if (!opts.publicKeyJwk) return { ...head, keys, seeds };
+  return { ...head, encrypted: await sealGrant({ keys, seeds }, opts.publicKeyJwk, head) };
+}
+
+/**
+ * Compact JWE, ECDH-ES (direct key agreement, RFC 7518 §4.6) + A256GCM, to the requester's P-256
+ * key. The protected header (the AAD) names the grant, version and slice range, so a sealed
+ * payload cannot be passed off as another grant's.
+ */
+async function sealGrant(payload: { keys: GrantKey[]; seeds: GrantSeed[] }, publicKeyJwk: JsonWebKey, head: { id: string; keyVersion: number; slices: { from: number; to: number } }): Promise<string> {
+  const recipient = await importJWK({ kty: "EC", crv: "P-256", x: publicKeyJwk.x, y: publicKeyJwk.y }, "ECDH-ES");
+  const plaintext = utf8(JSON.stringify(payload));
+  try {
+    return await new CompactEncrypt(plaintext)
+      .setProtectedHeader({
+        alg: "ECDH-ES",
+        enc: "A256GCM",
+        typ: GRANT_JWE_TYP,
+        cty: "json",
+        ...(typeof (publicKeyJwk as { kid?: unknown }).kid === "string" ? { kid: (publicKeyJwk as { kid: string }).kid } : {}),
+        gid: head.id,
+        ver: head.keyVersion,
+        slices: head.slices,
+      })
+      .encrypt(recipient);
+  } finally {
+    zeroize(plaintext);
+  }
+}

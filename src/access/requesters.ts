@@ -1,0 +1,253 @@
+/**
+ * Requesters (the callers behind API keys): create, read, update, delete, each audited. Any
+ * change drops the requester's cached verifications in this process (others: within the
+ * verification cache TTL).
+ */
+import { z } from "zod";
+import type { Database } from "../db/database.ts";
+import type { AuditSink } from "../audit/types.ts";
+import type { Logger } from "../log.ts";
+import { Prisma, type Requester } from "../db/generated/client.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import { IDENTIFIER_PATTERN } from "../policy/schemas.ts";
+import { importPublicJwk } from "../crypto/jwk.ts";
+import type { ApiKeyService, ApiKeyView } from "./api-keys.ts";
+
+const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f-\u009f]*$/;
+const text = (what: string, max: number) =>
+  z
+    .string({ error: `${what} must be a string` })
+    .trim()
+    .min(1, { error: `${what} must not be empty` })
+    .max(max, { error: `${what} must be at most ${max} characters` })
+    .regex(NO_CONTROL_CHARS, { error: `${what} must not contain control characters` });
+
+const B64_32 = /^[A-Za-z0-9_-]{43}$/;
+
+/** A P-256 public JWK; a private member is refused with a message that says so. */
+export const PublicJwkSchema = z
+  .record(z.string(), z.unknown(), { error: "publicKeyJwk must be a JSON object" })
+  .superRefine((v, ctx) => {
+    if ("d" in v) {
+      ctx.addIssue({ code: "custom", message: "publicKeyJwk must be a public key: remove the private member \"d\" (and keep that key secret)" });
+      return;
+    }
+    if (v.kty !== "EC" || v.crv !== "P-256") ctx.addIssue({ code: "custom", message: 'publicKeyJwk must be an EC key on P-256 (kty "EC", crv "P-256")' });
+    else if (typeof v.x !== "string" || !B64_32.test(v.x) || typeof v.y !== "string" || !B64_32.test(v.y)) {
+      ctx.addIssue({ code: "custom", message: "publicKeyJwk.x and .y must be 32-byte base64url coordinates" });
+    }
+    const allowed = new Set(["kty", "crv", "x", "y", "kid", "alg", "use", "key_ops"]);
+    for (const k of Object.keys(v)) if (!allowed.has(k)) ctx.addIssue({ code: "custom", message: `publicKeyJwk has an unexpected member "${k}"` });
+    if (v.kid !== undefined && (typeof v.kid !== "string" || v.kid.length > 256)) ctx.addIssue({ code: "custom", message: "publicKeyJwk.kid must be a string of at most 256 characters" });
+  })
+  .transform((v) => {
+    const out: Record<string, string> = { kty: "EC", crv: "P-256", x: v.x as string, y: v.y as string };
+    if (typeof v.kid === "string") out.kid = v.kid;
+    return out;
+  })
+  .describe("P-256 public JWK (no d); grants are encrypted to it (ECDH-ES + A256GCM)");
+
+const metadata = z
+  .record(z.string(), z.unknown(), { error: "metadata must be a JSON object" })
+  .refine((m) => JSON.stringify(m).length <= 8192, { error: "metadata must be at most 8 KiB as JSON" });
+
+export const RequesterCreateSchema = z.strictObject({
+  requesterId: z
+    .string({ error: "requesterId must be a string" })
+    .regex(IDENTIFIER_PATTERN, { error: "requesterId must be 1–128 characters from A–Z a–z 0–9 . _ : @ + -" })
+    .describe("External, unique requester id (what policies name)"),
+  name: text("name", 200),
+  department: text("department", 128).optional(),
+  email: z.email({ error: "email must be an email address" }).max(320).optional(),
+  enabled: z.boolean({ error: "enabled must be true or false" }).optional(),
+  metadata: metadata.optional(),
+  publicKeyJwk: PublicJwkSchema.optional(),
+});
+
+/** requesterId is immutable: policies and audit rows name it. */
+export const RequesterPatchSchema = z
+  .strictObject({
+    name: text("name", 200).optional(),
+    department: text("department", 128).nullable().optional(),
+    email: z.email({ error: "email must be an email address" }).max(320).nullable().optional(),
+    enabled: z.boolean({ error: "enabled must be true or false" }).optional(),
+    metadata: metadata.nullable().optional(),
+    publicKeyJwk: PublicJwkSchema.nullable().optional(),
+  })
+  .refine((p) => Object.values(p).some((v) => v !== undefined), { error: "a requester patch must change at least one field" });
+
+export type RequesterCreate = z.output<typeof RequesterCreateSchema>;
+export type RequesterPatch = z.output<typeof RequesterPatchSchema>;
+
+export interface RequesterView {
+  id: string;
+  requesterId: string;
+  name: string;
+  department: string | null;
+  email: string | null;
+  enabled: boolean;
+  metadata: unknown;
+  publicKeyJwk: unknown;
+  createdAt: string;
+  updatedAt: string;
+  apiKeys?: ApiKeyView[];
+}
+
+export interface RequesterServiceOptions {
+  db: Database;
+  audit: AuditSink;
+  log: Logger;
+  apiKeys: ApiKeyService;
+}
+
+export class RequesterService {
+  constructor(private readonly o: RequesterServiceOptions) {}
+
+  async create(input: RequesterCreate, actor: string): Promise<RequesterView> {
+    if (input.publicKeyJwk) await assertOnCurve(input.publicKeyJwk);
+    let row: Requester;
+    try {
+      row = await this.o.db.prisma.requester.create({
+        data: {
+          requesterId: input.requesterId,
+          name: input.name,
+          department: input.department ?? null,
+          email: input.email ?? null,
+          enabled: input.enabled ?? true,
+          ...(input.metadata ? { metadata: input.metadata as object } : {}),
+          ...(input.publicKeyJwk ? { publicKeyJwk: input.publicKeyJwk } : {}),
+        },
+      });
+    } catch (err) {
+      if (prismaCode(err) === "P2002") throw new ConflictError(`a requester with requesterId "${input.requesterId}" already exists`);
+      throw err;
+    }
+    try {
+      await this.o.audit.record(auditEvent("REQUESTER_CREATED", actor, row));
+    } catch (err) {
+      await this.o.db.prisma.requester.delete({ where: { id: row.id } }).catch((e) => this.o.log.error("could not undo an unaudited requester", { err: e }));
+      throw err;
+    }
+    return viewOf(row);
+  }
+
+  async get(id: string): Promise<RequesterView> {
+    const row = await this.row(id);
+    return { ...viewOf(row), apiKeys: await this.o.apiKeys.listFor(id) };
+  }
+
+  async findByRequesterId(requesterId: string): Promise<RequesterView | null> {
+    const row = await this.o.db.prisma.requester.findUnique({ where: { requesterId } });
+    return row ? viewOf(row) : null;
+  }
+
+  /** Ordered by id (uuid v7, so by creation); `cursor` is the last id of the previous page. */
+  async list(opts: { limit: number; cursor?: string; requesterId?: string; enabled?: boolean }): Promise<{ items: RequesterView[]; nextCursor: string | null }> {
+    const rows = await this.o.db.prisma.requester.findMany({
+      where: {
+        ...(opts.requesterId !== undefined ? { requesterId: opts.requesterId } : {}),
+        ...(opts.enabled !== undefined ? { enabled: opts.enabled } : {}),
+        ...(opts.cursor !== undefined ? { id: { gt: opts.cursor } } : {}),
+      },
+      orderBy: { id: "asc" },
+      take: opts.limit + 1,
+    });
+    const page = rows.slice(0, opts.limit);
+    return { items: page.map(viewOf), nextCursor: rows.length > opts.limit ? page[page.length - 1]!.id : null };
+  }
+
+  async update(id: string, patch: RequesterPatch, actor: string): Promise<RequesterView> {
+    const before = await this.row(id);
+    if (patch.publicKeyJwk) await assertOnCurve(patch.publicKeyJwk);
+    const data = {
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.department !== undefined ? { department: patch.department } : {}),
+      ...(patch.email !== undefined ? { email: patch.email } : {}),
+      ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
+      ...(patch.metadata !== undefined ? { metadata: patch.metadata === null ? jsonNull() : (patch.metadata as object) } : {}),
+      ...(patch.publicKeyJwk !== undefined ? { publicKeyJwk: patch.publicKeyJwk === null ? jsonNull() : patch.publicKeyJwk } : {}),
+    };
+    const row = await this.o.db.prisma.requester.update({ where: { id }, data });
+    this.o.apiKeys.invalidateRequester(id);
+    try {
+      const event = auditEvent("REQUESTER_UPDATED", actor, row);
+      await this.o.audit.record({ ...event, details: { ...event.details, changed: Object.keys(data) } });
+    } catch (err) {
+      await this.o.db.prisma.requester
+        .update({
+          where: { id },
+          data: {
+            name: before.name,
+            department: before.department,
+            email: before.email,
+            enabled: before.enabled,
+            metadata: before.metadata === null ? jsonNull() : (before.metadata as object),
+            publicKeyJwk: before.publicKeyJwk === null ? jsonNull() : (before.publicKeyJwk as object),
+          },
+        })
+        .catch((e) => this.o.log.error("could not undo an unaudited requester change", { err: e }));
+      this.o.apiKeys.invalidateRequester(id);
+      throw err;
+    }
+    return viewOf(row);
+  }
+
+  /** Deletes the requester and its API keys. Its access_requests and audit rows stay. */
+  async remove(id: string, actor: string): Promise<void> {
+    const row = await this.row(id);
+    // Audit first: a deletion recorded but not carried out is safe; the reverse is an audit gap.
+    await this.o.audit.record(auditEvent("REQUESTER_DELETED", actor, row));
+    await this.o.db.prisma.requester.delete({ where: { id } }).catch((err) => {
+      if (prismaCode(err) !== "P2025") throw err;
+    });
+    this.o.apiKeys.invalidateRequester(id);
+  }
+
+  private async row(id: string): Promise<Requester> {
+    const row = await this.o.db.prisma.requester.findUnique({ where: { id } });
+    if (!row) throw new NotFoundError("requester");
+    return row;
+  }
+}
+
+async function assertOnCurve(jwk: Record<string, string>): Promise<void> {
+  try {
+    await importPublicJwk(jwk as never, "ECDH");
+  } catch {
+    throw new ValidationError("invalid requester: publicKeyJwk: the point is not on the P-256 curve");
+  }
+}
+
+/** Sets a nullable JSON column to SQL NULL. */
+function jsonNull() {
+  return Prisma.DbNull;
+}
+
+function viewOf(row: Requester): RequesterView {
+  return {
+    id: row.id,
+    requesterId: row.requesterId,
+    name: row.name,
+    department: row.department,
+    email: row.email,
+    enabled: row.enabled,
+    metadata: row.metadata,
+    publicKeyJwk: row.publicKeyJwk,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+function auditEvent(eventType: "REQUESTER_CREATED" | "REQUESTER_UPDATED" | "REQUESTER_DELETED", actor: string, row: Requester) {
+  return {
+    eventType,
+    actor,
+    target: `requester:${row.requesterId}`,
+    success: true,
+    details: { id: row.id, requesterId: row.requesterId, department: row.department, enabled: row.enabled, hasPublicKey: row.publicKeyJwk !== null } as Record<string, unknown>,
+  };
+}
+
+function prismaCode(err: unknown): string | undefined {
+  return typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
+}

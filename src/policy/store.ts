@@ -1,0 +1,307 @@
+/**
+ * Policies in the database, and the compiled set every decision reads from memory. A change made
+ * here is compiled at once in this process; other processes see it through PostgreSQL
+ * LISTEN/NOTIFY, with a once-a-second version poll (one aggregate query) as the fallback for a
+ * missed notification.
+ */
+import pg from "pg";
+import type { Database } from "../db/database.ts";
+import type { AuditSink } from "../audit/types.ts";
+import type { Logger } from "../log.ts";
+import type { Policy } from "../db/generated/client.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
+import { compilePolicies, type CompiledPolicySet } from "./compile.ts";
+import { applyPolicyPatch, parsePolicyInput, parsePolicyRecord, type PolicyFields } from "./parse.ts";
+import type { PolicyInput, PolicyType } from "./schemas.ts";
+import type { PolicyRecord } from "./types.ts";
+
+export const POLICY_CHANNEL = "chronokms_policies";
+
+export interface PolicyView {
+  id: string;
+  name: string;
+  type: string;
+  priority: number;
+  enabled: boolean;
+  scope: unknown;
+  config: unknown;
+  description: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PolicyStoreOptions {
+  db: Database;
+  audit: AuditSink;
+  log: Logger;
+  /** Fallback version poll interval (default 1000 ms); 0 turns it off. */
+  pollMs?: number;
+}
+
+export class PolicyStore {
+  private current: CompiledPolicySet = compilePolicies([]);
+  private stamp = "";
+  private loadGeneration = 0;
+  private listener: pg.Client | undefined;
+  private pollTimer: ReturnType<typeof setInterval> | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  constructor(private readonly o: PolicyStoreOptions) {}
+
+  /** Loads the policies (a failure stops start-up) and starts watching for changes. */
+  async start(): Promise<void> {
+    await this.reload();
+    // PGlite is one process, so every change is local; its poll only heals a failed local reload.
+    if (this.o.db.kind === "postgres") void this.listen();
+    const pollMs = this.o.pollMs ?? 1000;
+    if (pollMs > 0) {
+      this.pollTimer = setInterval(() => void this.pollOnce(), pollMs);
+      this.pollTimer.unref?.();
+    }
+  }
+
+  /** The compiled policies; synchronous, for the hot path. */
+  compiled(): CompiledPolicySet {
+    return this.current;
+  }
+
+  async list(): Promise<PolicyView[]> {
+    const rows = await this.o.db.prisma.policy.findMany({ orderBy: [{ priority: "desc" }, { name: "asc" }, { id: "asc" }] });
+    return rows.map(viewOf);
+  }
+
+  async get(id: string): Promise<PolicyView> {
+    return viewOf(await this.row(id));
+  }
+
+  async create(body: unknown, actor: string): Promise<PolicyView> {
+    const input = parsePolicyInput(body);
+    let row: Policy;
+    try {
+      row = await this.o.db.prisma.policy.create({ data: dataOf(input) });
+    } catch (err) {
+      throw conflictOr(err, input.name);
+    }
+    await this.auditOrUndo({ eventType: "POLICY_CREATED", actor, row }, () => this.o.db.prisma.policy.delete({ where: { id: row.id } }));
+    await this.changed(row.id);
+    return viewOf(row);
+  }
+
+  /** Merges the patch, validates the result whole, and bumps `version`. */
+  async update(id: string, patch: unknown, actor: string): Promise<PolicyView> {
+    for (let attempt = 0; ; attempt++) {
+      const before = await this.row(id);
+      const input = applyPolicyPatch(fieldsOf(before), patch);
+      let row: Policy;
+      try {
+        // Compare-and-set on version: a concurrent change makes this miss, and we merge again.
+        row = await this.o.db.prisma.policy.update({
+          where: { id, version: before.version },
+          data: { ...dataOf(input), description: input.description ?? null, version: { increment: 1 } },
+        });
+      } catch (err) {
+        if (isNotFound(err) && attempt < 3) continue;
+        if (isNotFound(err)) throw new ConflictError("the policy changed concurrently; retry");
+        throw conflictOr(err, input.name);
+      }
+      await this.auditOrUndo({ eventType: "POLICY_UPDATED", actor, row, previousVersion: before.version }, () =>
+        this.o.db.prisma.policy.update({
+          where: { id, version: row.version },
+          data: { ...dataOf(inputOf(before)), description: before.description, version: { increment: 1 } },
+        }),
+      );
+      await this.changed(id);
+      return viewOf(row);
+    }
+  }
+
+  async remove(id: string, actor: string): Promise<void> {
+    const row = await this.row(id);
+    // Audit first: a deletion recorded but not carried out is safe; the reverse is an audit gap.
+    await this.o.audit.record(auditEvent("POLICY_DELETED", actor, row));
+    try {
+      await this.o.db.prisma.policy.delete({ where: { id } });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await this.changed(id);
+  }
+
+  /** Reloads everything; concurrent calls are fine (only the newest load is applied). */
+  async reload(): Promise<void> {
+    const generation = ++this.loadGeneration;
+    const [rows, stamp] = await Promise.all([this.o.db.prisma.policy.findMany(), this.readStamp()]);
+    if (generation !== this.loadGeneration) return;
+    const records = rows.map((r) => this.toRecord(r));
+    this.current = compilePolicies(records);
+    this.stamp = stamp;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const l = this.listener;
+    this.listener = undefined;
+    await l?.end().catch(() => {});
+  }
+
+  private async row(id: string): Promise<Policy> {
+    const row = await this.o.db.prisma.policy.findUnique({ where: { id } });
+    if (!row) throw new NotFoundError("policy");
+    return row;
+  }
+
+  /** A row that no longer validates still compiles: to a policy that fails closed. */
+  private toRecord(row: Policy): PolicyRecord {
+    try {
+      return parsePolicyRecord({ ...fieldsOf(row), id: row.id, version: row.version });
+    } catch (err) {
+      this.o.log.warn("stored policy is invalid; it will fail closed", { policyId: row.id, err });
+      return { ...fieldsOf(row), id: row.id, version: row.version } as unknown as PolicyRecord;
+    }
+  }
+
+  /** The change is committed and audited by now: a failed reload must not fail the request. */
+  private async changed(id: string): Promise<void> {
+    await this.reload().catch((err) => this.o.log.warn("policy reload after a change failed; the poll will retry", { err }));
+    if (this.o.db.kind === "postgres") {
+      await this.o.db.prisma.$executeRaw`SELECT pg_notify(${POLICY_CHANNEL}, ${id})`.catch((err) =>
+        this.o.log.warn("policy change notification failed; other processes will poll", { err }),
+      );
+    }
+  }
+
+  private async auditOrUndo(
+    e: { eventType: "POLICY_CREATED" | "POLICY_UPDATED"; actor: string; row: Policy; previousVersion?: number },
+    undo: () => Promise<unknown>,
+  ): Promise<void> {
+    try {
+      await this.o.audit.record(auditEvent(e.eventType, e.actor, e.row, e.previousVersion));
+    } catch (err) {
+      // An unaudited change must not stay in force: undo it; the caller gets the 503.
+      await undo().catch((undoErr) => this.o.log.error("could not undo an unaudited policy change", { policyId: e.row.id, err: undoErr }));
+      await this.reload().catch(() => {});
+      throw err;
+    }
+  }
+
+  // Count and version sum change on every create, update and delete (versions only grow).
+  private async readStamp(): Promise<string> {
+    const r = await this.o.db.prisma.$queryRaw<{ n: bigint; v: bigint | null; u: Date | null }[]>`
+      SELECT count(*) AS n, sum("version")::bigint AS v, max("updatedAt") AS u FROM policies`;
+    const s = r[0];
+    return `${s?.n ?? 0}:${s?.v ?? 0}:${s?.u?.getTime() ?? 0}`;
+  }
+
+  private async pollOnce(): Promise<void> {
+    try {
+      if ((await this.readStamp()) !== this.stamp) await this.reload();
+    } catch (err) {
+      this.o.log.warn("policy version poll failed; keeping the cached policies", { err });
+    }
+  }
+
+  private async listen(): Promise<void> {
+    if (this.closed || !this.o.db.pool) return;
+    const client = new pg.Client(this.o.db.pool.options);
+    const retry = () => {
+      if (this.closed || this.listener !== client) return;
+      this.listener = undefined;
+      client.end().catch(() => {});
+      this.reconnectTimer = setTimeout(() => void this.listen(), 1000);
+      this.reconnectTimer.unref?.();
+    };
+    this.listener = client;
+    client.on("error", retry);
+    client.on("end", retry);
+    client.on("notification", () => void this.reload().catch((err) => this.o.log.warn("policy reload failed", { err })));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${POLICY_CHANNEL}`);
+      // A change may have landed while we were not listening.
+      await this.reload();
+    } catch (err) {
+      this.o.log.warn("policy LISTEN connection failed; retrying", { err });
+      retry();
+    }
+  }
+}
+
+function fieldsOf(row: Policy): PolicyFields {
+  return {
+    name: row.name,
+    type: row.type as PolicyType,
+    priority: row.priority,
+    enabled: row.enabled,
+    scope: row.scope,
+    config: row.config,
+    description: row.description,
+  };
+}
+
+/** A stored row back to input form (for undo); stored rows were validated when written. */
+function inputOf(row: Policy): PolicyInput {
+  return fieldsOf(row) as unknown as PolicyInput;
+}
+
+function dataOf(input: PolicyInput) {
+  return {
+    name: input.name,
+    type: input.type,
+    priority: input.priority,
+    enabled: input.enabled,
+    scope: input.scope as object,
+    config: input.config as object,
+    description: input.description ?? null,
+  };
+}
+
+export function viewOf(row: Policy): PolicyView {
+  return {
+    id: row.id,
+    name: row.name,
+    type: row.type,
+    priority: row.priority,
+    enabled: row.enabled,
+    scope: row.scope,
+    config: row.config,
+    description: row.description,
+    version: row.version,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+function auditEvent(eventType: "POLICY_CREATED" | "POLICY_UPDATED" | "POLICY_DELETED", actor: string, row: Policy, previousVersion?: number) {
+  return {
+    eventType,
+    actor,
+    target: `policy:${row.id}`,
+    success: true,
+    details: {
+      name: row.name,
+      type: row.type,
+      version: row.version,
+      ...(previousVersion === undefined ? {} : { previousVersion }),
+      enabled: row.enabled,
+      priority: row.priority,
+      scope: row.scope,
+      config: row.config,
+    },
+  };
+}
+
+function prismaCode(err: unknown): string | undefined {
+  return typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+function isNotFound(err: unknown): boolean {
+  return prismaCode(err) === "P2025";
+}
+
+function conflictOr(err: unknown, name: string): unknown {
+  return prismaCode(err) === "P2002" ? new ConflictError(`a policy named "${name}" already exists`) : err;
+}

@@ -1,0 +1,94 @@
+/**
+ * Role × route matrix: every authenticated route refuses a missing key (401), a wrong role (403),
+ * a disabled key (401) and an expired key (401), and admits the right role. Add new routes to
+ * ROUTES as they land (tokens, keys, audit); `roles` is the set of roles that must be admitted.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { describeEachDb } from "../support/databases.ts";
+import { accessHarness, bearer, type AccessHarness } from "./support.ts";
+import { ROLES, type Role } from "../../src/access/principal.ts";
+
+const UUID = "00000000-0000-7000-8000-000000000000";
+
+interface RouteCase {
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  path: string;
+  roles: Role[];
+  body?: unknown;
+}
+
+const ROUTES: RouteCase[] = [
+  { method: "GET", path: "/v1/requesters", roles: ["admin"] },
+  { method: "POST", path: "/v1/requesters", roles: ["admin"], body: {} },
+  { method: "GET", path: `/v1/requesters/${UUID}`, roles: ["admin"] },
+  { method: "PATCH", path: `/v1/requesters/${UUID}`, roles: ["admin"], body: { name: "x" } },
+  { method: "DELETE", path: `/v1/requesters/${UUID}`, roles: ["admin"] },
+  { method: "POST", path: `/v1/requesters/${UUID}/api-keys`, roles: ["admin"], body: { roles: ["reader"] } },
+  { method: "DELETE", path: `/v1/requesters/${UUID}/api-keys/aaaaaaaaaaaaaaaa`, roles: ["admin"] },
+  { method: "GET", path: "/v1/policies", roles: ["admin"] },
+  { method: "POST", path: "/v1/policies", roles: ["admin"], body: {} },
+  { method: "POST", path: "/v1/policies/simulate", roles: ["admin"], body: {} },
+  { method: "GET", path: `/v1/policies/${UUID}`, roles: ["admin"] },
+  { method: "PATCH", path: `/v1/policies/${UUID}`, roles: ["admin"], body: { priority: 1 } },
+  { method: "DELETE", path: `/v1/policies/${UUID}`, roles: ["admin"] },
+  { method: "GET", path: "/v1/access-requests", roles: ["admin"] },
+  { method: "POST", path: "/v1/access-requests", roles: ["reader"], body: {} },
+  // Guarded by path for routers of other areas (src/http/access-rules.ts).
+  { method: "GET", path: "/v1/keys", roles: ["admin"] },
+  { method: "POST", path: "/v1/keys/rotate", roles: ["admin"] },
+  { method: "GET", path: "/v1/audit-logs", roles: ["admin"] },
+  { method: "GET", path: "/v1/audit-logs/verify", roles: ["admin"] },
+  { method: "PUT", path: "/v1/tokens/gmail/u1", roles: ["writer"], body: {} },
+  { method: "GET", path: "/v1/tokens/gmail/u1", roles: ["reader"] },
+  { method: "DELETE", path: "/v1/tokens/gmail/u1", roles: ["writer"] },
+  { method: "DELETE", path: "/v1/users/u1/tokens", roles: ["writer"] },
+  // Not a known route: fail closed (admin), and non-canonical spellings land there too.
+  { method: "GET", path: "/v1/unknown", roles: ["admin"] },
+  { method: "GET", path: "/v1//requesters", roles: ["admin"] },
+];
+
+const PUBLIC = ["/healthz", "/readyz", "/openapi.json", "/v1/time-slices/1/public-key"];
+
+describeEachDb("role × route matrix", (h) => {
+  let x: AccessHarness;
+  const keys = {} as Record<Role | "disabled" | "expired", string>;
+  beforeAll(async () => {
+    // The per-address failure limit is tested on its own; here every refusal must be a 401.
+    x = await accessHarness(h.db, { env: { AUTH_FAILURES_PER_MINUTE: "100000" } });
+    for (const r of ROLES) keys[r] = (await x.makeKey([r])).apiKey;
+    const all: Role[] = ["admin", "writer", "reader"];
+    const disabled = await x.makeKey(all);
+    await x.access.apiKeys.revoke(disabled.requesterUuid, disabled.keyId, "test");
+    keys.disabled = disabled.apiKey;
+    const expired = await x.makeKey(all, { expiresAt: x.clock.now() + 1000 });
+    keys.expired = expired.apiKey;
+    x.clock.advance(2000);
+  });
+  afterAll(async () => x?.close());
+
+  const call = (r: RouteCase, key?: string) =>
+    x.app.request(r.path, {
+      method: r.method,
+      headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      ...(r.body !== undefined ? { body: JSON.stringify(r.body) } : {}),
+    });
+
+  for (const r of ROUTES) {
+    test(`${r.method} ${r.path} needs ${r.roles.join("|")}`, async () => {
+      const none = await call(r);
+      expect(none.status).toBe(401);
+      expect(((await none.json()) as { error: { message: string } }).error.message).toBe("missing or invalid API key");
+      expect((await call(r, keys.disabled)).status).toBe(401);
+      expect((await call(r, keys.expired)).status).toBe(401);
+      for (const role of ROLES) {
+        const status = (await call(r, keys[role])).status;
+        if (r.roles.includes(role)) expect([401, 403, 429]).not.toContain(status);
+        else expect(status).toBe(403);
+      }
+    });
+  }
+
+  test("public routes need no key", async () => {
+    for (const path of PUBLIC) expect([401, 403]).not.toContain((await x.app.request(path)).status);
+  });
+});
