@@ -37,7 +37,7 @@ export class DataViewer {
     let material: GrantKeys;
     if (grant.encrypted) {
       if (!opts.privateKeyJwk) throw new TypeError("this grant is encrypted to your public key: pass privateKeyJwk");
-      const key = await importJWK(opts.privateKeyJwk as never, undefined);
+      const key = await importJWK(opts.privateKeyJwk as never, "ECDH-ES");
       const { plaintext } = await compactDecrypt(grant.encrypted, key);
       const inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
       material = { keys: inner.keys ?? [], seeds: inner.seeds ?? [] };
