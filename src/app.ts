@@ -7,6 +7,9 @@ import { respondWithError, errorBody } from "./http/errors.ts";
 import { requestContext } from "./http/middleware/request-context.ts";
 import { bodyLimit } from "./http/middleware/body-limit.ts";
 import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
+import { docsRoutes } from "./http/routes/docs.ts";
+import { buildOpenApiDocument } from "./http/openapi.ts";
+import { version as packageVersion } from "../package.json";
 import type { Logger } from "./log.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
@@ -28,6 +31,8 @@ export function createApp(deps: AppDeps) {
     ...(deps.readiness ?? []),
   ];
   app.route("/", healthRoutes(readiness));
+
+  app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
 
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404));
   app.onError((err, c) => respondWithError(err, c));

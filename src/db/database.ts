@@ -3,7 +3,8 @@
  * PGlite (on disk under DATA_DIR, or in memory for tests). Both are reached through the same
  * Prisma client, so nothing above this module knows which one it got.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { ConfigError } from "../errors.ts";
 import { resolve } from "node:path";
 import pg from "pg";
 import { PGlite } from "@electric-sql/pglite";
@@ -62,10 +63,52 @@ async function openPglite(dataDir: string | null): Promise<Database> {
   } else {
     const dir = resolve(dataDir);
     mkdirSync(dir, { recursive: true });
-    pglite = new PGlite(dir);
+    const unlock = lockDataDir(dir);
+    try {
+      pglite = new PGlite(dir);
+      await pglite.waitReady;
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+    const db = wrapPglite(pglite, `pglite at ${dir}`);
+    const close = db.close;
+    return { ...db, close: async () => (await close(), unlock()) };
   }
   await pglite.waitReady;
-  return wrapPglite(pglite, dataDir === null ? "pglite (in memory)" : `pglite at ${resolve(dataDir)}`);
+  return wrapPglite(pglite, "pglite (in memory)");
+}
+
+/**
+ * PGlite is a single-process database: a second process opening the same directory would corrupt
+ * it. A pid file next to it refuses that with a clear message (a stale one, whose process is
+ * gone, is taken over).
+ */
+function lockDataDir(dir: string): () => void {
+  const lockPath = `${dir}.lock`;
+  const take = () => writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+  try {
+    take();
+  } catch {
+    const holder = Number(readFileSync(lockPath, "utf8").trim());
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+      throw new ConfigError(
+        `the embedded database at ${dir} is in use by process ${holder}; stop it first (or use DATABASE_URL=postgres://… to run several processes)`,
+      );
+    }
+    rmSync(lockPath, { force: true });
+    take();
+  }
+  return () => rmSync(lockPath, { force: true });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** Wraps an open PGlite instance (e.g. one restored from a template dump in tests). */

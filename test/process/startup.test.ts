@@ -59,6 +59,10 @@ test("[pglite] serves on the embedded database, stops on SIGTERM, keeps its data
 
   const second = start(env);
   await waitReady(url);
+  // PGlite is single-process: a third process on the same data directory is refused clearly.
+  const intruder = start({ ...env, PORT: String(port + 1) });
+  expect(await intruder.exited).not.toBe(0);
+  expect(await new Response(intruder.stderr).text()).toContain("is in use by process");
   second.kill("SIGTERM");
   expect(await second.exited).toBe(0);
   const logs = await new Response(second.stdout).text();

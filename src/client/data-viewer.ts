@@ -1,0 +1,110 @@
+/**
+ * DataViewer: opens data with the keys of one grant. Slice keys come from the grant's per-slice
+ * JWKs or are derived from its subtree seeds; anything outside the grant (another key version,
+ * a slice outside the granted range) is refused before any decryption is attempted.
+ */
+import { compactDecrypt, importJWK } from "jose";
+import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope.ts";
+import { leafFromSubtree, subtreeRange } from "../crypto/ggm.ts";
+import { sliceKeyFromLeaf } from "../crypto/slice-keys.ts";
+import { importPrivateJwk, type EcPrivateJwk } from "../crypto/jwk.ts";
+import { fromBase64url, utf8Decode, zeroize } from "../crypto/bytes.ts";
+import { LruCache } from "../crypto/lru.ts";
+import type { Grant, GrantSeed, GrantSliceKey } from "./types.ts";
+import { OutsideGrantError } from "./errors.ts";
+
+export interface GrantKeys {
+  keys: GrantSliceKey[];
+  seeds: GrantSeed[];
+}
+
+export class DataViewer {
+  private readonly keyCache = new LruCache<number, Promise<CryptoKey>>(1024);
+  private readonly byKid = new Map<string, GrantSliceKey>();
+
+  private constructor(
+    readonly grant: Omit<Grant, "keys" | "seeds" | "encrypted">,
+    private readonly material: GrantKeys,
+  ) {
+    for (const k of material.keys) this.byKid.set(k.kid, k);
+  }
+
+  /**
+   * Opens a grant. When the service encrypted it to the requester's registered public key
+   * (`encrypted`), pass the matching private JWK.
+   */
+  static async fromGrant(grant: Grant, opts: { privateKeyJwk?: EcPrivateJwk } = {}): Promise<DataViewer> {
+    let material: GrantKeys;
+    if (grant.encrypted) {
+      if (!opts.privateKeyJwk) throw new TypeError("this grant is encrypted to your public key: pass privateKeyJwk");
+      const key = await importJWK(opts.privateKeyJwk as never, undefined);
+      const { plaintext } = await compactDecrypt(grant.encrypted, key);
+      const inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
+      material = { keys: inner.keys ?? [], seeds: inner.seeds ?? [] };
+    } else {
+      material = { keys: grant.keys ?? [], seeds: grant.seeds ?? [] };
+    }
+    const { keys: _k, seeds: _s, encrypted: _e, ...meta } = grant;
+    return new DataViewer(meta, material);
+  }
+
+  /** Whether a ciphertext's slice lies inside this grant (without decrypting it). */
+  covers(jwe: string): boolean {
+    try {
+      const h = readEnvelopeHeader(jwe);
+      return h.version === this.grant.keyVersion && h.slice >= this.grant.slices.from && h.slice <= this.grant.slices.to;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Decrypts an envelope whose context must be `expectedCtx`. */
+  async decrypt(jwe: string, opts: { expectedCtx: string }): Promise<Uint8Array> {
+    let header: ReturnType<typeof readEnvelopeHeader>;
+    try {
+      header = readEnvelopeHeader(jwe);
+    } catch {
+      throw new OutsideGrantError("not a chronokms envelope");
+    }
+    if (header.version !== this.grant.keyVersion) {
+      throw new OutsideGrantError(`ciphertext is under key version ${header.version}; this grant is for version ${this.grant.keyVersion}`);
+    }
+    const { from, to } = this.grant.slices;
+    if (header.slice < from || header.slice > to) {
+      throw new OutsideGrantError(`ciphertext is for slice ${header.slice}; this grant covers slices ${from}..${to}`);
+    }
+    const privateKey = await this.sliceKey(header.slice, header.kid);
+    return decryptEnvelope(jwe, { privateKey, expectedCtx: opts.expectedCtx, expectedKid: header.kid, sliceSeconds: this.grant.sliceSeconds });
+  }
+
+  async decryptToString(jwe: string, opts: { expectedCtx: string }): Promise<string> {
+    return utf8Decode(await this.decrypt(jwe, opts));
+  }
+
+  private sliceKey(slice: number, kid: string): Promise<CryptoKey> {
+    let key = this.keyCache.get(slice);
+    if (!key) {
+      key = this.deriveSliceKey(slice, kid);
+      this.keyCache.set(slice, key);
+      key.catch(() => this.keyCache.delete(slice));
+    }
+    return key;
+  }
+
+  private async deriveSliceKey(slice: number, kid: string): Promise<CryptoKey> {
+    const given = this.byKid.get(kid);
+    if (given) return importPrivateJwk(given.privateJwk, "ECDH");
+    const node = this.material.seeds.find((s) => {
+      const r = subtreeRange(s.depth, s.index);
+      return slice >= r.from && slice <= r.to;
+    });
+    if (!node) throw new OutsideGrantError(`no key or seed in this grant covers slice ${slice}`);
+    const seed = fromBase64url(node.seed);
+    const leaf = leafFromSubtree(seed, node.depth, node.index, slice);
+    try {
+      return (await sliceKeyFromLeaf(leaf, slice, this.grant.keyVersion)).privateKey;
+    } finally {
+      zeroize(seed, leaf);
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/** Errors the SDK throws: the server's error code and request id travel with them. */
+
+export class ChronoKmsError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId?: string,
+    readonly details?: unknown,
+    /** The full response body (e.g. a denial's policyId and reason). */
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = "ChronoKmsError";
+  }
+}
+
+/** The access request was denied (403): `policyId` and `reason` say why. */
+export class AccessDeniedError extends ChronoKmsError {
+  constructor(
+    status: number,
+    message: string,
+    readonly accessRequestId: string,
+    readonly policyId: string | null,
+    readonly reason: string,
+    requestId?: string,
+    body?: unknown,
+  ) {
+    super(status, "ACCESS_DENIED", message, requestId, undefined, body);
+    this.name = "AccessDeniedError";
+  }
+}
+
+/** A ciphertext outside what a grant covers (another slice, another key version). */
+export class OutsideGrantError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OutsideGrantError";
+  }
+}
+
+/** A slice public key whose signature does not verify against the pinned master key. */
+export class UntrustedKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UntrustedKeyError";
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * chronokms client SDK (`chronokms/client`): the typed API client, DataSource (encrypt with
+ * public keys only) and DataViewer (decrypt with a grant). Runs on Bun and Node; it depends on
+ * the pure crypto layer only, never on the server's database code.
+ */
+export { ChronoKmsClient, type ClientOptions } from "./api.ts";
+export { DataSource, type DataSourceOptions, type EncryptedRecord } from "./data-source.ts";
+export { DataViewer, type GrantKeys } from "./data-viewer.ts";
+export { AccessDeniedError, ChronoKmsError, OutsideGrantError, UntrustedKeyError } from "./errors.ts";
+export type * from "./types.ts";
+export type { EcPrivateJwk, EcPublicJwk } from "../crypto/jwk.ts";
