@@ -51,27 +51,26 @@ export class TokenRefresher {
     return providerFor(integration, this.#deps.providers);
   }
 
-  /** Whether a read at `now` should try to refresh this row. */
+  /** A refresh is possible at all: a refresh token the provider has not refused, and a provider. */
+  canRefresh(row: Pick<TokenRow, "integration" | "refreshToken" | "refreshStatus">): boolean {
+    return row.refreshToken !== null && row.refreshStatus !== "needs-reauth" && this.provider(row.integration) !== null;
+  }
+
+  /** Whether a read at `now` should refresh this row first: possible, and expiring within the window. */
   wants(row: Pick<TokenRow, "integration" | "expiresAt" | "refreshToken" | "refreshStatus">, now: number): boolean {
-    return (
-      row.expiresAt !== null &&
-      row.expiresAt.getTime() - now <= REFRESH_WINDOW_MS &&
-      row.refreshToken !== null &&
-      row.refreshStatus !== "needs-reauth" &&
-      this.provider(row.integration) !== null
-    );
+    return row.expiresAt !== null && row.expiresAt.getTime() - now <= REFRESH_WINDOW_MS && this.canRefresh(row);
   }
 
   /**
    * Refreshes `seen` (the row as the caller read it) unless someone already did. Concurrent
    * callers in this process share one run, whose audit rows name the first caller as actor.
    */
-  refresh(seen: TokenRow, actor: string): Promise<RefreshOutcome> {
+  refresh(seen: TokenRow, actor: string, opts: { force?: boolean } = {}): Promise<RefreshOutcome> {
     const name = `oauth-refresh:${seen.integration}:${seen.userId}`;
     return this.#flights.run(name, async () => {
       const waitMs = this.#deps.lockWaitMs ?? this.#deps.timeoutMs + 5_000;
       try {
-        return await this.#lock.withLock(name, waitMs, () => this.#refreshLocked(seen, actor));
+        return await this.#lock.withLock(name, waitMs, () => this.#refreshLocked(seen, actor, opts.force ?? false));
       } catch (err) {
         if (!(err instanceof LockTimeoutError)) throw err;
         return { status: "failed", permanent: false, reason: "lock-timeout", row: seen };
@@ -79,15 +78,14 @@ export class TokenRefresher {
     });
   }
 
-  async #refreshLocked(seen: TokenRow, actor: string): Promise<RefreshOutcome> {
+  async #refreshLocked(seen: TokenRow, actor: string, force: boolean): Promise<RefreshOutcome> {
     const { db, clock } = this.#deps;
     // Another process may have refreshed (or someone re-stored) while we waited for the lock.
     const locked = await db.prisma.oAuthToken.findUnique({ where: { id: seen.id } });
     if (!locked) throw new NotFoundError("token");
     let row: TokenRow = locked;
-    const now = clock.now();
-    if (!this.wants(row, now)) {
-      if (newerThan(row, seen)) return { status: "refreshed", row };
+    if (newerThan(row, seen)) return { status: "refreshed", row };
+    if (!(force ? this.canRefresh(row) : this.wants(row, clock.now()))) {
       return { status: "failed", permanent: row.refreshStatus === "needs-reauth", reason: row.refreshStatus === "needs-reauth" ? "needs-reauth" : "not-refreshable", row };
     }
     const provider = this.provider(row.integration)!;

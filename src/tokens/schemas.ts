@@ -51,9 +51,9 @@ export const StoreTokenBodySchema = z
 
 export const ReadTokenQuerySchema = z.strictObject({
   refresh: z
-    .enum(["auto", "never"], { error: 'refresh must be "auto" or "never"' })
+    .enum(["auto", "never", "force"], { error: 'refresh must be "auto", "never" or "force"' })
     .default("auto")
-    .describe("auto (default): refresh first when the token expires within 5 minutes"),
+    .describe("auto (default): refresh first when the token expires within 5 minutes; force: refresh now (e.g. the provider rejected the access token); never: return what is stored"),
   purpose: z
     .string()
     .trim()

@@ -113,7 +113,7 @@ export class TokenVault {
    * The access decision comes first, so a denied caller cannot even learn whether the record
    * exists. The request names the instant of the read as its data range ([now, now]).
    */
-  async read(principal: Principal, key: TokenKey, opts: { refresh: "auto" | "never"; purpose?: string }): Promise<TokenReadResult> {
+  async read(principal: Principal, key: TokenKey, opts: { refresh: "auto" | "never" | "force"; purpose?: string }): Promise<TokenReadResult> {
     const { decider, refresher, clock } = this.#d;
     const now = clock.now();
     const { id: accessRequestId, decision } = await decider.decide(principal, {
@@ -126,8 +126,9 @@ export class TokenVault {
     let row = await this.#find(key);
     let refreshed = false;
     let plain: { accessToken: string; refreshToken: string | null } | undefined;
-    if (opts.refresh === "auto" && refresher.wants(row, now)) {
-      const outcome = await refresher.refresh(row, principal.requesterId);
+    const due = opts.refresh === "force" ? refresher.canRefresh(row) : opts.refresh === "auto" && refresher.wants(row, now);
+    if (due) {
+      const outcome = await refresher.refresh(row, principal.requesterId, { force: opts.refresh === "force" });
       row = outcome.row;
       if (outcome.status === "refreshed") {
         refreshed = true;
@@ -136,7 +137,7 @@ export class TokenVault {
         if (outcome.permanent) throw reauthError(key, "the provider refused the refresh token");
         throw new UpstreamError("the token has expired and the provider could not refresh it just now; retry later", { reason: outcome.reason });
       }
-    } else if (opts.refresh === "auto" && !isUnexpired(row, now)) {
+    } else if (opts.refresh !== "never" && !isUnexpired(row, now)) {
       throw reauthError(key, row.refreshStatus === "needs-reauth" ? "the provider refused the refresh token" : "the token has expired and cannot be refreshed");
     }
 
