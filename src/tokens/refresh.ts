@@ -124,13 +124,19 @@ export class TokenRefresher {
       // ours over it. A store (or delete) replaced the token itself: that newer token wins.
       const current: TokenRow | null = await db.prisma.oAuthToken.findUnique({ where: { id: row.id } });
       if (!current) throw new NotFoundError("token");
-      if (contentChanged(current, row)) {
+      if (contentChanged(current, row) || (await this.#otherGrant(current, refreshToken, actor))) {
         this.#deps.log.info("token re-stored during refresh; keeping the stored one", { target: tokenTarget(row.integration, row.userId) });
         return { status: "refreshed", row: current };
       }
       row = current;
     }
     throw new Error("token row kept changing during refresh write-back");
+  }
+
+  /** Same metadata, but a different refresh token: a store within the same millisecond. */
+  async #otherGrant(current: TokenRow, usedRefreshToken: string, actor: string): Promise<boolean> {
+    if (current.refreshToken === null) return true;
+    return (await openField(this.#deps, current, "refresh", actor)) !== usedRefreshToken;
   }
 
   async #recordFailure(row: TokenRow, provider: Provider, result: Extract<RefreshResult, { ok: false }>, actor: string): Promise<RefreshOutcome> {
