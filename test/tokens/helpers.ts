@@ -3,7 +3,7 @@ import type { Clock } from "../../src/clock.ts";
 import type { Database } from "../../src/db/database.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
-export const BOOTSTRAP_KEY = "ckms_bootstraptokens_" + "b".repeat(43);
+export const BOOTSTRAP_KEY = "ckms_tokenstestadmin2_" + "b".repeat(43);
 
 export class ManualClock implements Clock {
   constructor(public t: number) {}

@@ -1,21 +1,12 @@
 /**
- * OAuth token routes (SPEC §7–8). Role guards are passed in by app.ts so the role of every route
- * is visible where the app is composed: writer → PUT/DELETE, reader → GET token and status,
- * admin → list (an inventory of every user's integrations is an administrative view; a reader's
- * access is per record and goes through the policy engine).
+ * OAuth token routes (SPEC §7–8). Roles are enforced by path before any router runs
+ * (src/http/access-rules.ts): writer → PUT and both DELETEs; reader → GET token, status and the
+ * metadata list. Token reads additionally go through the policy engine, inside the vault.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
 import { ListTokensQuerySchema, ReadTokenQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
-import type { AppEnv } from "../context.ts";
 import { createRouter, errorResponse } from "../router.ts";
-
-export interface TokenRouteGuards {
-  writer: MiddlewareHandler<AppEnv>;
-  reader: MiddlewareHandler<AppEnv>;
-  admin: MiddlewareHandler<AppEnv>;
-}
 
 const MAX_USER_AGENT = 512;
 
@@ -62,7 +53,7 @@ const denied = errorResponse("role not allowed, or (reads) denied by policy: det
 const unauthenticated = errorResponse("missing or invalid API key");
 const notFound = errorResponse("no token stored for this integration and user");
 
-export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
+export function tokenRoutes(vault: TokenVault) {
   return createRouter()
     .openapi(
       createRoute({
@@ -70,7 +61,6 @@ export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
         path: "/v1/tokens/{integration}/{userId}",
         tags: ["tokens"],
         summary: "Store (create or replace) a user's token for an integration; values are encrypted before storage",
-        middleware: [guards.writer] as const,
         request: {
           params: TokenParamsSchema,
           body: { required: true, content: { "application/json": { schema: StoreTokenBodySchema } } },
@@ -102,7 +92,6 @@ export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
         description:
           "Every read is an access request for {type: token, integration, userId} over the time range [now, now], " +
           "with the purpose from ?purpose= or the X-Purpose header. The decision is audited before anything is returned.",
-        middleware: [guards.reader] as const,
         request: { params: TokenParamsSchema, query: ReadTokenQuerySchema },
         responses: {
           200: { description: "the token", content: { "application/json": { schema: TokenReadSchema } } },
@@ -130,7 +119,6 @@ export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
         path: "/v1/tokens/{integration}/{userId}/status",
         tags: ["tokens"],
         summary: "Whether the token is valid, expired (refreshable) or needs re-authentication; never the token",
-        middleware: [guards.reader] as const,
         request: { params: TokenParamsSchema },
         responses: {
           200: { description: "status and metadata", content: { "application/json": { schema: TokenMetadataSchema } } },
@@ -148,7 +136,6 @@ export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
         path: "/v1/tokens/{integration}/{userId}",
         tags: ["tokens"],
         summary: "Delete a user's token for an integration (audited)",
-        middleware: [guards.writer] as const,
         request: { params: TokenParamsSchema },
         responses: {
           204: { description: "deleted" },
@@ -170,7 +157,6 @@ export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
         path: "/v1/users/{userId}/tokens",
         tags: ["tokens"],
         summary: "Delete every token of a user (audited; 200 with a count of 0 when there were none)",
-        middleware: [guards.writer] as const,
         request: { params: UserParamsSchema },
         responses: {
           200: {
@@ -191,7 +177,6 @@ export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
         path: "/v1/tokens",
         tags: ["tokens"],
         summary: "List token records (metadata only, never a token value), filtered and paginated",
-        middleware: [guards.admin] as const,
         request: { query: ListTokensQuerySchema },
         responses: {
           200: {
@@ -200,7 +185,7 @@ export function tokenRoutes(vault: TokenVault, guards: TokenRouteGuards) {
           },
           400: errorResponse("bad filter, limit or cursor"),
           401: unauthenticated,
-          403: errorResponse("not an admin"),
+          403: errorResponse("not a reader"),
         },
       }),
       async (c) => c.json(await vault.list(c.req.valid("query")), 200),
