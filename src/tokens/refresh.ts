@@ -116,7 +116,7 @@ export class TokenRefresher {
           actor,
           target: tokenTarget(row.integration, row.userId),
           success: true,
-          details: { provider: provider.name, keyVersion: sealed.keyVersion, expiresAt: expiresAt?.toISOString() ?? null, refreshTokenRotated: result.tokens.refreshToken !== undefined },
+          details: { provider: provider.name, keyVersion: sealed.keyVersion, expiresAt: expiresAt?.toISOString() ?? null, refreshRotated: result.tokens.refreshToken !== undefined },
         });
         return { status: "refreshed", row: written[0], plain };
       }
@@ -154,7 +154,15 @@ export class TokenRefresher {
       details: { provider: provider.name, reason: result.reason, permanent: result.permanent, ...(result.status ? { status: result.status } : {}) },
     });
     this.#deps.log.warn("token refresh failed", { target: tokenTarget(row.integration, row.userId), provider: provider.name, reason: result.reason, permanent: result.permanent });
-    return { status: "failed", permanent: result.permanent, reason: result.reason, row: written[0] ?? row };
+    let latest = written[0];
+    if (!latest) {
+      // Re-stored meanwhile: the caller should get that newer token, not the one we failed on.
+      const current = await this.#deps.db.prisma.oAuthToken.findUnique({ where: { id: row.id } });
+      if (!current) throw new NotFoundError("token");
+      if (contentChanged(current, row)) return { status: "refreshed", row: current };
+      latest = current;
+    }
+    return { status: "failed", permanent: result.permanent, reason: result.reason, row: latest };
   }
 }
 

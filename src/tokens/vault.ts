@@ -104,7 +104,7 @@ export class TokenVault {
       actor: principal.requesterId,
       target: tokenTarget(key.integration, key.userId),
       success: true,
-      details: { created: row.inserted, hasRefreshToken: sealed.refreshToken !== null, expiresAt: iso(expiresAt), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
+      details: { created: row.inserted, withRefresh: sealed.refreshToken !== null, expiresAt: iso(expiresAt), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
     });
     return { created: row.inserted, token: this.#metadata(row, now) };
   }

@@ -3,7 +3,7 @@ import type { Clock } from "../../src/clock.ts";
 import type { Database } from "../../src/db/database.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
-export const BOOTSTRAP_KEY = "ckms_tokenstestadmin2_" + "b".repeat(43);
+export const BOOTSTRAP_KEY = "ckms_tokenstestadmin2_" + "b".repeat(42) + "A";
 
 export class ManualClock implements Clock {
   constructor(public t: number) {}
@@ -67,4 +67,9 @@ export async function tokenTestApp(db: Database, opts: { env?: Record<string, st
 /** Every audit row of one event type, oldest first. */
 export async function auditRows(db: Database, eventType: string) {
   return db.prisma.auditLog.findMany({ where: { eventType }, orderBy: [{ timestamp: "asc" }, { seq: "asc" }] });
+}
+
+/** JSON of database rows (BigInt columns as strings), for "never contains" checks. */
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? String(x) : x));
 }
