@@ -1,0 +1,193 @@
+/**
+ * OAuth token routes (SPEC §7–8). Roles are enforced by path before any router runs
+ * (src/http/access-rules.ts): writer → PUT and both DELETEs; reader → GET token, status and the
+ * metadata list. Token reads additionally go through the policy engine, inside the vault.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { ListTokensQuerySchema, ReadTokenQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
+import type { TokenVault } from "../../tokens/vault.ts";
+import { createRouter, errorResponse } from "../router.ts";
+
+const MAX_USER_AGENT = 512;
+
+const TokenMetadataSchema = z
+  .object({
+    integration: z.string(),
+    userId: z.string(),
+    expiresAt: z.string().nullable(),
+    scope: z.string().nullable(),
+    tokenType: z.string().nullable(),
+    hasRefreshToken: z.boolean(),
+    refreshStatus: z.string().openapi({ description: "ok | refresh-failed | needs-reauth" }),
+    status: z.enum(["valid", "expired", "needs-reauth"]).openapi({
+      description: "valid: usable now; expired: past expiry but a read will refresh it; needs-reauth: the user must authorise again",
+    }),
+    keyVersion: z.number().int(),
+    issuedAt: z.string(),
+    lastUsed: z.string().nullable().openapi({ description: "written in batches every few seconds" }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    ipAddress: z.string().nullable(),
+    userAgent: z.string().nullable(),
+  })
+  .openapi("TokenMetadata");
+
+const TokenReadSchema = z
+  .object({
+    integration: z.string(),
+    userId: z.string(),
+    accessToken: z.string(),
+    refreshToken: z.string().optional(),
+    expiresAt: z.string().optional(),
+    scope: z.string().optional(),
+    tokenType: z.string().optional(),
+    issuedAt: z.string(),
+    lastUsed: z.string(),
+    refreshed: z.boolean().openapi({ description: "the returned token is newer than the one stored when the read began" }),
+  })
+  .openapi("TokenRead");
+
+const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
+
+const denied = errorResponse("role not allowed, or (reads) denied by policy: details name the access request, deciding policy and reason");
+const unauthenticated = errorResponse("missing or invalid API key");
+const notFound = errorResponse("no token stored for this integration and user");
+
+export function tokenRoutes(vault: TokenVault) {
+  return createRouter()
+    .openapi(
+      createRoute({
+        method: "put",
+        path: "/v1/tokens/{integration}/{userId}",
+        tags: ["tokens"],
+        summary: "Store (create or replace) a user's token for an integration; values are encrypted before storage",
+        request: {
+          params: TokenParamsSchema,
+          body: { required: true, content: { "application/json": { schema: StoreTokenBodySchema } } },
+        },
+        responses: {
+          200: { description: "replaced", content: { "application/json": { schema: StoreResultSchema } } },
+          201: { description: "created", content: { "application/json": { schema: StoreResultSchema } } },
+          400: errorResponse("invalid body or path (unknown fields, oversized or non-ASCII token, bad expiresAt, bad identifiers)"),
+          401: unauthenticated,
+          403: errorResponse("not a writer"),
+          503: errorResponse("database or audit log unavailable"),
+        },
+      }),
+      async (c) => {
+        const key = c.req.valid("param");
+        const body = c.req.valid("json");
+        const address = c.get("clientAddress");
+        const userAgent = c.req.header("user-agent")?.slice(0, MAX_USER_AGENT) ?? null;
+        const r = await vault.store(c.get("principal"), key, body, { ipAddress: address && address !== "unknown" ? address : null, userAgent });
+        return c.json(r, r.created ? 201 : 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/tokens/{integration}/{userId}",
+        tags: ["tokens"],
+        summary: "Read a token (after the access decision); refreshed first when it expires within 5 minutes",
+        description:
+          "Every read is an access request for {type: token, integration, userId} over the time range [now, now], " +
+          "with the purpose from ?purpose= or the X-Purpose header. The decision is audited before anything is returned.",
+        request: { params: TokenParamsSchema, query: ReadTokenQuerySchema },
+        responses: {
+          200: { description: "the token", content: { "application/json": { schema: TokenReadSchema } } },
+          400: errorResponse("bad path or query"),
+          401: unauthenticated,
+          403: denied,
+          404: notFound,
+          409: errorResponse("REAUTH_REQUIRED: expired and cannot be refreshed (provider refused the refresh token, or none stored / no provider configured)"),
+          422: errorResponse("DECRYPTION_FAILED: the stored ciphertext does not belong to this record (audited)"),
+          502: errorResponse("UPSTREAM_FAILED: expired, and the provider could not refresh it just now (5xx, timeout); retry later"),
+          503: errorResponse("database or audit log unavailable; nothing released"),
+        },
+      }),
+      async (c) => {
+        const key = c.req.valid("param");
+        const q = c.req.valid("query");
+        const purpose = q.purpose || c.req.header("x-purpose")?.trim().slice(0, 500) || undefined;
+        c.header("Cache-Control", "no-store");
+        return c.json(await vault.read(c.get("principal"), key, { refresh: q.refresh, ...(purpose ? { purpose } : {}) }), 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/tokens/{integration}/{userId}/status",
+        tags: ["tokens"],
+        summary: "Whether the token is valid, expired (refreshable) or needs re-authentication; never the token",
+        request: { params: TokenParamsSchema },
+        responses: {
+          200: { description: "status and metadata", content: { "application/json": { schema: TokenMetadataSchema } } },
+          400: errorResponse("bad path"),
+          401: unauthenticated,
+          403: errorResponse("not a reader"),
+          404: notFound,
+        },
+      }),
+      async (c) => c.json(await vault.status(c.req.valid("param")), 200),
+    )
+    .openapi(
+      createRoute({
+        method: "delete",
+        path: "/v1/tokens/{integration}/{userId}",
+        tags: ["tokens"],
+        summary: "Delete a user's token for an integration (audited)",
+        request: { params: TokenParamsSchema },
+        responses: {
+          204: { description: "deleted" },
+          400: errorResponse("bad path"),
+          401: unauthenticated,
+          403: errorResponse("not a writer"),
+          404: notFound,
+          503: errorResponse("database or audit log unavailable"),
+        },
+      }),
+      async (c) => {
+        await vault.delete(c.get("principal"), c.req.valid("param"));
+        return c.body(null, 204);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "delete",
+        path: "/v1/users/{userId}/tokens",
+        tags: ["tokens"],
+        summary: "Delete every token of a user (audited; 200 with a count of 0 when there were none)",
+        request: { params: UserParamsSchema },
+        responses: {
+          200: {
+            description: "deleted",
+            content: { "application/json": { schema: z.object({ deleted: z.number().int(), integrations: z.array(z.string()) }).openapi("TokensDeleted") } },
+          },
+          400: errorResponse("bad path"),
+          401: unauthenticated,
+          403: errorResponse("not a writer"),
+          503: errorResponse("database or audit log unavailable"),
+        },
+      }),
+      async (c) => c.json(await vault.deleteAllForUser(c.get("principal"), c.req.valid("param").userId), 200),
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/tokens",
+        tags: ["tokens"],
+        summary: "List token records (metadata only, never a token value), filtered and paginated",
+        request: { query: ListTokensQuerySchema },
+        responses: {
+          200: {
+            description: "a page of records; pass nextCursor as cursor for the next one",
+            content: { "application/json": { schema: z.object({ items: z.array(TokenMetadataSchema), nextCursor: z.string().nullable() }).openapi("TokenList") } },
+          },
+          400: errorResponse("bad filter, limit or cursor"),
+          401: unauthenticated,
+          403: errorResponse("not a reader"),
+        },
+      }),
+      async (c) => c.json(await vault.list(c.req.valid("query")), 200),
+    );
+}

@@ -1,0 +1,258 @@
+/**
+ * The token vault: store, read (after the access decision; refreshed when due), status, delete,
+ * list. Token values exist in the clear only in memory, between the caller and the KeyService.
+ */
+import type { AccessDecider } from "../access/types.ts";
+import type { Principal } from "../access/principal.ts";
+import type { AuditSink } from "../audit/types.ts";
+import type { Clock } from "../clock.ts";
+import type { Database } from "../db/database.ts";
+import { ChronoError, KeyUnavailableError, NotFoundError, ReauthRequiredError, UpstreamError } from "../errors.ts";
+import type { KeyService } from "../keys/types.ts";
+import type { Logger } from "../log.ts";
+import { LastUsedTracker } from "./last-used.ts";
+import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
+import type { TokenRefresher } from "./refresh.ts";
+import type { ListTokensQuery, StoreTokenBody } from "./schemas.ts";
+
+export interface TokenKey {
+  integration: string;
+  userId: string;
+}
+
+export type TokenStatus = "valid" | "expired" | "needs-reauth";
+
+export interface TokenMetadata extends TokenKey {
+  expiresAt: string | null;
+  scope: string | null;
+  tokenType: string | null;
+  hasRefreshToken: boolean;
+  refreshStatus: string;
+  status: TokenStatus;
+  keyVersion: number;
+  issuedAt: string;
+  lastUsed: string | null;
+  createdAt: string;
+  updatedAt: string;
+  ipAddress: string | null;
+  userAgent: string | null;
+}
+
+export interface TokenReadResult extends TokenKey {
+  accessToken: string;
+  refreshToken?: string;
+  expiresAt?: string;
+  scope?: string;
+  tokenType?: string;
+  issuedAt: string;
+  lastUsed: string;
+  refreshed: boolean;
+}
+
+/** A token read refused by policy: 403 naming the access request, deciding policy and reason. */
+export class TokenAccessDeniedError extends ChronoError {
+  constructor(reason: string, details: { accessRequestId: string; policyId: string | null; denialCode: string }) {
+    super("ACCESS_DENIED", `access denied: ${reason}`, { details: { ...details, reason } });
+  }
+}
+
+export interface TokenVaultDeps {
+  db: Database;
+  keys: KeyService;
+  audit: AuditSink;
+  decider: AccessDecider;
+  refresher: TokenRefresher;
+  clock: Clock;
+  log: Logger;
+  /** How often coalesced lastUsed times are written (default 5 s). */
+  lastUsedFlushMs?: number;
+}
+
+const iso = (d: Date | null) => (d === null ? null : d.toISOString());
+
+export class TokenVault {
+  readonly #d: TokenVaultDeps;
+  readonly lastUsed: LastUsedTracker;
+
+  constructor(deps: TokenVaultDeps) {
+    this.#d = deps;
+    this.lastUsed = new LastUsedTracker(deps.db, deps.log, { flushMs: deps.lastUsedFlushMs });
+  }
+
+  /** PUT semantics: creates or wholly replaces the record (refresh status reset, version bumped). */
+  async store(principal: Principal, key: TokenKey, body: StoreTokenBody, meta: { ipAddress: string | null; userAgent: string | null }): Promise<{ created: boolean; token: TokenMetadata }> {
+    const now = this.#d.clock.now();
+    const sealed = await sealTokens(this.#d.keys, key, { accessToken: body.accessToken, refreshToken: body.refreshToken ?? null }, now);
+    const at = new Date(now);
+    const expiresAt = body.expiresAt === undefined ? null : new Date(body.expiresAt);
+    // One round trip; `xmax = 0` is true only for a freshly inserted tuple.
+    const rows = await this.#d.db.prisma.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
+      INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", "expiresAt", scope, "tokenType",
+        "createdAt", "updatedAt", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus", version)
+      VALUES (${Bun.randomUUIDv7()}::uuid, ${key.userId}, ${key.integration}, ${sealed.accessToken}, ${sealed.refreshToken},
+        ${expiresAt}, ${body.scope ?? null}, ${body.tokenType ?? null}, ${at}, ${at}, ${at},
+        ${meta.ipAddress}, ${meta.userAgent}, ${sealed.keyVersion}, 'ok', 1)
+      ON CONFLICT ("userId", integration) DO UPDATE SET
+        "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
+        scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
+        "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
+        "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', version = oauth_tokens.version + 1
+      RETURNING *, (xmax = 0) AS inserted`;
+    const row = rows[0]!;
+    await this.#d.audit.record({
+      eventType: "TOKEN_STORED",
+      actor: principal.requesterId,
+      target: tokenTarget(key.integration, key.userId),
+      success: true,
+      details: { created: row.inserted, withRefresh: sealed.refreshToken !== null, expiresAt: iso(expiresAt), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
+    });
+    return { created: row.inserted, token: this.#metadata(row, now) };
+  }
+
+  /**
+   * The access decision comes first, so a denied caller cannot even learn whether the record
+   * exists. The request names the instant of the read as its data range ([now, now]).
+   */
+  async read(principal: Principal, key: TokenKey, opts: { refresh: "auto" | "never" | "force"; purpose?: string }): Promise<TokenReadResult> {
+    const { decider, refresher, clock } = this.#d;
+    const now = clock.now();
+    const { id: accessRequestId, decision } = await decider.decide(principal, {
+      resource: { type: "token", integration: key.integration, userId: key.userId },
+      timeRange: { start: now, end: now },
+      ...(opts.purpose ? { purpose: opts.purpose } : {}),
+    });
+    if (!decision.allowed) throw new TokenAccessDeniedError(decision.reason, { accessRequestId, policyId: decision.policyId, denialCode: decision.code });
+
+    let row = await this.#find(key);
+    let refreshed = false;
+    let plain: { accessToken: string; refreshToken: string | null } | undefined;
+    const due = opts.refresh === "force" ? refresher.canRefresh(row) : opts.refresh === "auto" && refresher.wants(row, now);
+    if (due) {
+      const outcome = await refresher.refresh(row, principal.requesterId, { force: opts.refresh === "force" });
+      row = outcome.row;
+      if (outcome.status === "refreshed") {
+        refreshed = true;
+        plain = outcome.plain;
+      } else if (!isUnexpired(row, clock.now())) {
+        if (outcome.permanent) throw reauthError(key, "the provider refused the refresh token");
+        throw new UpstreamError("the token has expired and the provider could not refresh it just now; retry later", { reason: outcome.reason });
+      }
+    } else if (opts.refresh !== "never" && !isUnexpired(row, now)) {
+      throw reauthError(key, row.refreshStatus === "needs-reauth" ? "the provider refused the refresh token" : "the token has expired and cannot be refreshed");
+    }
+
+    plain ??= await this.#open(row, principal.requesterId);
+    const readAt = clock.now();
+    this.lastUsed.touch(row.id, readAt);
+    return {
+      integration: row.integration,
+      userId: row.userId,
+      accessToken: plain.accessToken,
+      ...(plain.refreshToken !== null ? { refreshToken: plain.refreshToken } : {}),
+      ...(row.expiresAt ? { expiresAt: row.expiresAt.toISOString() } : {}),
+      ...(row.scope !== null ? { scope: row.scope } : {}),
+      ...(row.tokenType !== null ? { tokenType: row.tokenType } : {}),
+      issuedAt: row.issuedAt.toISOString(),
+      lastUsed: new Date(readAt).toISOString(),
+      refreshed,
+    };
+  }
+
+  async status(key: TokenKey): Promise<TokenMetadata> {
+    return this.#metadata(await this.#find(key), this.#d.clock.now());
+  }
+
+  async delete(principal: Principal, key: TokenKey): Promise<void> {
+    const { count } = await this.#d.db.prisma.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
+    if (count === 0) throw new NotFoundError("token");
+    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: tokenTarget(key.integration, key.userId), success: true, details: { count } });
+  }
+
+  /** Removes every token of one user (account deletion); idempotent, audited even when nothing matched. */
+  async deleteAllForUser(principal: Principal, userId: string): Promise<{ deleted: number; integrations: string[] }> {
+    const rows = await this.#d.db.prisma.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
+    const integrations = rows.map((r) => r.integration).sort();
+    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { count: integrations.length, integrations } });
+    return { deleted: integrations.length, integrations };
+  }
+
+  /** Metadata only, ordered by id; never a token value. */
+  async list(q: ListTokensQuery): Promise<{ items: TokenMetadata[]; nextCursor: string | null }> {
+    const rows = await this.#d.db.prisma.oAuthToken.findMany({
+      where: { ...(q.userId ? { userId: q.userId } : {}), ...(q.integration ? { integration: q.integration } : {}), ...(q.cursor ? { id: { gt: q.cursor } } : {}) },
+      orderBy: { id: "asc" },
+      take: q.limit + 1,
+    });
+    const now = this.#d.clock.now();
+    const page = rows.slice(0, q.limit);
+    return { items: page.map((r) => this.#metadata(r, now)), nextCursor: rows.length > q.limit ? page.at(-1)!.id : null };
+  }
+
+  async close(): Promise<void> {
+    await this.lastUsed.close();
+  }
+
+  async #find(key: TokenKey): Promise<TokenRow> {
+    const row = await this.#d.db.prisma.oAuthToken.findUnique({ where: { userId_integration: { userId: key.userId, integration: key.integration } } });
+    if (!row) throw new NotFoundError("token");
+    return row;
+  }
+
+  /**
+   * Opens both fields of whatever version the row names. If a key rotation re-sealed the row and
+   * retired the old version between our SELECT and the open, read the row again once.
+   */
+  async #open(row: TokenRow, actor: string): Promise<{ accessToken: string; refreshToken: string | null }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const [accessToken, refreshToken] = await Promise.all([
+          openField(this.#d, row, "access", actor),
+          row.refreshToken === null ? null : openField(this.#d, row, "refresh", actor),
+        ]);
+        return { accessToken, refreshToken };
+      } catch (err) {
+        if (!(err instanceof KeyUnavailableError) || attempt > 0) throw err;
+        row = await this.#find(row);
+      }
+    }
+  }
+
+  #metadata(row: TokenRow, now: number): TokenMetadata {
+    return {
+      integration: row.integration,
+      userId: row.userId,
+      expiresAt: iso(row.expiresAt),
+      scope: row.scope,
+      tokenType: row.tokenType,
+      hasRefreshToken: row.refreshToken !== null,
+      refreshStatus: row.refreshStatus,
+      status: this.#status(row, now),
+      keyVersion: row.keyVersion,
+      issuedAt: row.issuedAt.toISOString(),
+      lastUsed: iso(row.lastUsed),
+      createdAt: row.createdAt.toISOString(),
+      updatedAt: row.updatedAt.toISOString(),
+      ipAddress: row.ipAddress,
+      userAgent: row.userAgent,
+    };
+  }
+
+  /**
+   * valid: usable now (no expiry, or not yet expired — a read may still refresh it early).
+   * expired: past its expiry, but a read will refresh it. needs-reauth: the provider refused the
+   * refresh token, or it is expired with no refresh token or no provider configured.
+   */
+  #status(row: TokenRow, now: number): TokenStatus {
+    if (row.refreshStatus === "needs-reauth") return "needs-reauth";
+    if (isUnexpired(row, now)) return "valid";
+    return row.refreshToken !== null && this.#d.refresher.provider(row.integration) !== null ? "expired" : "needs-reauth";
+  }
+}
+
+function isUnexpired(row: Pick<TokenRow, "expiresAt">, now: number): boolean {
+  return row.expiresAt === null || row.expiresAt.getTime() > now;
+}
+
+function reauthError(key: TokenKey, why: string): ReauthRequiredError {
+  return new ReauthRequiredError(`${why}: the user must re-authenticate with ${key.integration} and the new token be stored again`, { integration: key.integration, userId: key.userId });
+}

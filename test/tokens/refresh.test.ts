@@ -1,0 +1,174 @@
+/**
+ * Refresh on read against a fake provider on a real loopback port, on both databases: success,
+ * invalid_grant, 500, a hang past the timeout, no provider / no refresh token, 100 concurrent
+ * reads → one upstream call, and a store racing a refresh.
+ */
+import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
+import { describeEachDb } from "../support/databases.ts";
+import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
+import { auditRows, ManualClock, toJson, tokenTestApp, type TokenTestApp } from "./helpers.ts";
+
+const T0 = Date.UTC(2026, 2, 9, 10, 0, 0);
+const MIN = 60_000;
+
+describeEachDb("token refresh", (h) => {
+  let a: TokenTestApp;
+  let fake: FakeOAuth;
+  const clock = new ManualClock(T0);
+  beforeAll(async () => {
+    fake = startFakeOAuth();
+    a = await tokenTestApp(h.db, {
+      clock,
+      env: { GOOGLE_CLIENT_ID: fake.clientId, GOOGLE_CLIENT_SECRET: fake.clientSecret, GOOGLE_TOKEN_URL: fake.url, REFRESH_TIMEOUT_MS: "400" },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await a?.close();
+    await fake?.stop();
+  });
+  beforeEach(() => {
+    fake.calls.length = 0;
+    fake.behaviour = { kind: "ok" };
+    clock.t = T0;
+  });
+
+  const put = (userId: string, body: unknown, integration = "gmail") => a.call(a.writer, "PUT", `/v1/tokens/${integration}/${userId}`, body);
+  const get = (userId: string, query = "", integration = "gmail") => a.call(a.reader, "GET", `/v1/tokens/${integration}/${userId}${query}`);
+  const rawRow = (userId: string, integration = "gmail") => h.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId, integration } });
+
+  test("a token expiring within 5 minutes is refreshed: refreshed true, new ciphertext that still decrypts", async () => {
+    await put("r-ok", { accessToken: "old-access", refreshToken: "the-refresh", expiresAt: T0 + 4 * MIN });
+    const before = await rawRow("r-ok");
+    const res = await get("r-ok");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    const issued = fake.issued.at(-1)!;
+    expect(body).toMatchObject({ accessToken: issued, refreshToken: "the-refresh", refreshed: true, expiresAt: new Date(T0 + 3600_000).toISOString() });
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.calls[0]).toMatchObject({ grantType: "refresh_token", refreshToken: "the-refresh", clientId: fake.clientId, auth: "body" });
+
+    const after = await rawRow("r-ok");
+    expect(after.accessToken).not.toBe(before.accessToken);
+    expect(after.version).toBeGreaterThan(before.version);
+    expect(JSON.stringify(after)).not.toContain(issued);
+    expect(after.refreshStatus).toBe("ok");
+    // The stored ciphertext decrypts to the new token (no second upstream call).
+    const again = (await (await get("r-ok")).json()) as Record<string, unknown>;
+    expect(again).toMatchObject({ accessToken: issued, refreshed: false });
+    expect(fake.calls).toHaveLength(1);
+    expect((await auditRows(h.db, "TOKEN_REFRESHED")).some((r) => r.target === "token:gmail:r-ok")).toBe(true);
+    expect(toJson(await auditRows(h.db, "TOKEN_REFRESHED"))).not.toContain(issued);
+  });
+
+  test("a rotated refresh token is stored (encrypted) too; refresh=force refreshes a token that is not due", async () => {
+    fake.behaviour = { kind: "ok", rotateRefresh: true };
+    await put("r-rot", { accessToken: "a0", refreshToken: "r0", expiresAt: T0 + 60 * MIN });
+    expect(((await (await get("r-rot")).json()) as { refreshed: boolean }).refreshed).toBe(false);
+    expect(fake.calls).toHaveLength(0);
+    const forced = (await (await get("r-rot", "?refresh=force")).json()) as { refreshToken: string; refreshed: boolean };
+    expect(forced.refreshed).toBe(true);
+    expect(forced.refreshToken).toStartWith("fake-refresh-");
+    expect(JSON.stringify(await rawRow("r-rot"))).not.toContain(forced.refreshToken);
+    fake.behaviour = { kind: "ok" };
+    await get("r-rot", "?refresh=force");
+    expect(fake.calls.at(-1)?.refreshToken).toBe(forced.refreshToken);
+  });
+
+  test("no refresh attempted without a refresh token, without provider config, or with refresh=never", async () => {
+    await put("r-none", { accessToken: "a", expiresAt: T0 + 2 * MIN });
+    await put("r-np", { accessToken: "a", refreshToken: "r", expiresAt: T0 + 2 * MIN }, "slack");
+    await put("r-never", { accessToken: "a", refreshToken: "r", expiresAt: T0 + 2 * MIN });
+    expect(((await (await get("r-none")).json()) as { refreshed: boolean }).refreshed).toBe(false);
+    expect(((await (await get("r-np", "", "slack")).json()) as { refreshed: boolean }).refreshed).toBe(false);
+    expect(((await (await get("r-never", "?refresh=never")).json()) as { refreshed: boolean }).refreshed).toBe(false);
+    expect(fake.calls).toHaveLength(0);
+  });
+
+  test("400 invalid_grant: a still-valid token comes back unrefreshed; an expired one is 409 REAUTH_REQUIRED; both recorded", async () => {
+    fake.behaviour = { kind: "invalid_grant" };
+    await put("ig-valid", { accessToken: "still-good", refreshToken: "revoked", expiresAt: T0 + 2 * MIN });
+    const res = await get("ig-valid");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accessToken: "still-good", refreshed: false });
+    expect((await rawRow("ig-valid")).refreshStatus).toBe("needs-reauth");
+    // needs-reauth is sticky: no more upstream calls for this grant until a new token is stored.
+    await get("ig-valid");
+    expect(fake.calls).toHaveLength(1);
+
+    await put("ig-expired", { accessToken: "dead", refreshToken: "revoked", expiresAt: T0 - MIN });
+    const expired = await get("ig-expired");
+    expect(expired.status).toBe(409);
+    const text = await expired.text();
+    expect(JSON.parse(text).error).toMatchObject({ code: "REAUTH_REQUIRED" });
+    expect(JSON.parse(text).error.message).toContain("re-authenticate");
+    expect(text).not.toContain("dead");
+    expect((await rawRow("ig-expired")).refreshStatus).toBe("needs-reauth");
+    const status = (await (await a.call(a.reader, "GET", "/v1/tokens/gmail/ig-expired/status")).json()) as { status: string };
+    expect(status.status).toBe("needs-reauth");
+    const failed = (await auditRows(h.db, "TOKEN_REFRESH_FAILED")).filter((r) => r.target?.startsWith("token:gmail:ig-"));
+    expect(failed).toHaveLength(2);
+    expect(failed[0]!.details).toMatchObject({ reason: "invalid_grant", permanent: true, provider: "GOOGLE" });
+    expect(toJson(failed)).not.toContain("revoked");
+    // Storing a new token clears the state.
+    await put("ig-expired", { accessToken: "fresh", refreshToken: "new-grant", expiresAt: T0 + 60 * MIN });
+    expect((await rawRow("ig-expired")).refreshStatus).toBe("ok");
+  });
+
+  test("500: valid token returned unrefreshed; expired one is 502 UPSTREAM_FAILED (retryable), retried on the next read", async () => {
+    fake.behaviour = { kind: "error500" };
+    await put("e5-valid", { accessToken: "ok-for-now", refreshToken: "r", expiresAt: T0 + MIN });
+    expect(await (await get("e5-valid")).json()).toMatchObject({ accessToken: "ok-for-now", refreshed: false });
+    expect((await rawRow("e5-valid")).refreshStatus).toBe("refresh-failed");
+    await put("e5-expired", { accessToken: "gone", refreshToken: "r", expiresAt: T0 - MIN });
+    const res = await get("e5-expired");
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("UPSTREAM_FAILED");
+    expect((await auditRows(h.db, "TOKEN_REFRESH_FAILED")).some((r) => r.target === "token:gmail:e5-expired" && (r.details as { reason: string }).reason === "http_500")).toBe(true);
+    // The provider recovers: the next read refreshes.
+    fake.behaviour = { kind: "ok" };
+    const ok = await get("e5-expired");
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ refreshed: true });
+    expect((await rawRow("e5-expired")).refreshStatus).toBe("ok");
+  });
+
+  test("a provider hanging past REFRESH_TIMEOUT_MS: bounded wait, then the documented answer", async () => {
+    fake.behaviour = { kind: "hang" };
+    await put("hang-valid", { accessToken: "valid-during-hang", refreshToken: "r", expiresAt: T0 + MIN });
+    await put("hang-expired", { accessToken: "expired-during-hang", refreshToken: "r", expiresAt: T0 - MIN });
+    const started = performance.now();
+    const [valid, expired] = await Promise.all([get("hang-valid"), get("hang-expired")]);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(valid.status).toBe(200);
+    expect(await valid.json()).toMatchObject({ accessToken: "valid-during-hang", refreshed: false });
+    expect(expired.status).toBe(502);
+    const reasons = (await auditRows(h.db, "TOKEN_REFRESH_FAILED")).filter((r) => r.target?.startsWith("token:gmail:hang-")).map((r) => (r.details as { reason: string }).reason);
+    expect(reasons).toEqual(["timeout", "timeout"]);
+  }, 15_000);
+
+  test("100 concurrent reads of an expiring token make exactly one upstream call", async () => {
+    fake.behaviour = { kind: "ok", delayMs: 150 };
+    await put("herd", { accessToken: "herd-old", refreshToken: "herd-r", expiresAt: T0 + MIN });
+    const results = await Promise.all(Array.from({ length: 100 }, () => get("herd")));
+    expect(fake.calls).toHaveLength(1);
+    const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{ accessToken: string; refreshed: boolean }>;
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(new Set(bodies.map((b) => b.accessToken))).toEqual(new Set([fake.issued.at(-1)!]));
+    expect((await auditRows(h.db, "TOKEN_REFRESHED")).filter((r) => r.target === "token:gmail:herd")).toHaveLength(1);
+  }, 30_000);
+
+  test("compare-and-set: a token stored while a refresh is in flight is not clobbered", async () => {
+    fake.behaviour = { kind: "ok", delayMs: 200 };
+    await put("race", { accessToken: "race-old", refreshToken: "race-r", expiresAt: T0 + MIN });
+    const reading = get("race");
+    while (fake.calls.length === 0) await Bun.sleep(5);
+    const stored = await put("race", { accessToken: "stored-during-refresh", refreshToken: "new-grant", expiresAt: T0 + 120 * MIN });
+    expect(stored.status).toBe(200);
+    const read = (await (await reading).json()) as { accessToken: string; refreshed: boolean };
+    // The read gets the newer, stored token; the refreshed one from the old grant is discarded.
+    expect(read.accessToken).toBe("stored-during-refresh");
+    const now = (await (await get("race", "?refresh=never")).json()) as { accessToken: string; refreshToken: string };
+    expect(now).toMatchObject({ accessToken: "stored-during-refresh", refreshToken: "new-grant" });
+    expect(fake.calls).toHaveLength(1);
+  }, 15_000);
+});

@@ -1,0 +1,95 @@
+/**
+ * Exactly one upstream refresh across processes: two real service processes on one PostgreSQL,
+ * 100 concurrent reads of an expiring token split between them, a fake provider on loopback.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { projectRoot } from "../../src/db/migration-files.ts";
+import { TEST_KEK } from "../support/app.ts";
+import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
+import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
+
+type Proc = ReturnType<typeof Bun.spawn>;
+
+async function waitReady(url: string, proc: Proc, ms = 30_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (proc.exitCode !== null) throw new Error(`service exited early (${proc.exitCode}): ${await new Response(proc.stderr as ReadableStream).text()}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return;
+    } catch {}
+    await Bun.sleep(100);
+  }
+  throw new Error(`not ready at ${url} within ${ms} ms`);
+}
+
+describe.skipIf(!postgresAvailable)("[postgres] refresh across two service processes", () => {
+  let db: TestDatabase;
+  let fake: FakeOAuth;
+  const procs: Proc[] = [];
+  const urls: string[] = [];
+
+  const start = async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const proc = Bun.spawn([process.execPath, "src/index.ts"], {
+      cwd: projectRoot,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        NODE_ENV: "test",
+        LOG_LEVEL: "warn",
+        PORT: String(port),
+        DATABASE_URL: db.url!,
+        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+        BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY,
+        GOOGLE_CLIENT_ID: fake.clientId,
+        GOOGLE_CLIENT_SECRET: fake.clientSecret,
+        GOOGLE_TOKEN_URL: fake.url,
+        REFRESH_TIMEOUT_MS: "5000",
+      },
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    procs.push(proc);
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url, proc);
+    urls.push(url);
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase("postgres");
+    fake = startFakeOAuth({ behaviour: { kind: "ok", delayMs: 300 } });
+  });
+  afterAll(async () => {
+    for (const p of procs) p.kill("SIGTERM");
+    await Promise.all(procs.map((p) => p.exited));
+    await fake?.stop();
+    await db?.close();
+  });
+
+  test("100 concurrent reads over two processes cause exactly one refresh call; the new token is stored encrypted", async () => {
+    // One after the other: the first creates the master key; the second starts after the
+    // whitelist exists, so neither process's policy cache can be stale for this test.
+    await start();
+    const { writer, reader } = await provision(urls[0]!, BOOTSTRAP_KEY);
+    await start();
+
+    const put = await callApi(urls[0]!, writer, "PUT", "/v1/tokens/gmail/herd", { accessToken: "herd-old", refreshToken: "herd-refresh", expiresAt: Date.now() + 60_000 });
+    expect(put.status).toBe(201);
+
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", "/v1/tokens/gmail/herd")));
+    const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{ accessToken?: string; error?: unknown }>;
+    expect(results.map((r) => r.status)).toEqual(Array(100).fill(200));
+    expect(fake.calls).toHaveLength(1);
+    const issued = fake.issued[0]!;
+    expect(new Set(bodies.map((b) => b.accessToken))).toEqual(new Set([issued]));
+
+    const rows = await db.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(`SELECT * FROM oauth_tokens WHERE "userId" = 'herd'`);
+    const raw = JSON.stringify(rows);
+    expect(raw).not.toContain(issued);
+    expect(raw).not.toContain("herd-refresh");
+    expect(rows[0]!.refreshStatus).toBe("ok");
+    expect(await db.prisma.auditLog.count({ where: { eventType: "TOKEN_REFRESHED", target: "token:gmail:herd" } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { eventType: "ACCESS_GRANTED" } })).toBeGreaterThanOrEqual(100);
+  }, 90_000);
+});
