@@ -24,6 +24,8 @@ import { authorizeByPath } from "./http/access-rules.ts";
 import { requesterRoutes } from "./http/routes/requesters.ts";
 import { policyRoutes } from "./http/routes/policies.ts";
 import { accessRequestRoutes } from "./http/routes/access-requests.ts";
+import { tokenRoutes } from "./http/routes/tokens.ts";
+import type { TokenVault } from "./tokens/vault.ts";
 
 export interface AppDeps {
   config: Config;
@@ -33,6 +35,7 @@ export interface AppDeps {
   keys: ManagedKeyService;
   readiness?: ReadinessCheck[];
   access: AccessServices;
+  tokens: TokenVault;
 }
 
 export function createApp(deps: AppDeps) {
@@ -56,6 +59,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", requesterRoutes(deps.access));
   app.route("/", policyRoutes(deps.access));
   app.route("/", accessRequestRoutes(deps.access));
+  app.route("/", tokenRoutes(deps.tokens));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
 

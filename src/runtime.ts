@@ -8,7 +8,7 @@ import { openDatabase, type Database } from "./db/database.ts";
 import { applyMigrations } from "./db/migrate.ts";
 import type { Logger } from "./log.ts";
 import type { AppDeps } from "./app.ts";
-import { systemClock } from "./clock.ts";
+import { systemClock, type Clock } from "./clock.ts";
 import { createAuditWriter, type AuditWriter } from "./audit/writer.ts";
 import type { CheckpointSigner } from "./audit/chain.ts";
 import { resolveKek } from "./keys/kek.ts";
@@ -16,6 +16,8 @@ import { createKeyService, type ManagedKeyService } from "./keys/service.ts";
 import { oauthTokenRewrappable } from "./tokens/rewrap.ts";
 import { ServiceUnavailableError } from "./errors.ts";
 import { createAccessServices, type AccessServices } from "./access/index.ts";
+import { TokenRefresher } from "./tokens/refresh.ts";
+import { TokenVault } from "./tokens/vault.ts";
 
 export interface Runtime {
   config: Config;
@@ -24,6 +26,8 @@ export interface Runtime {
   audit: AuditWriter;
   keys: ManagedKeyService;
   access: AccessServices;
+  tokens: TokenVault;
+  clock: Clock;
   appDeps(): AppDeps;
   close(): Promise<void>;
 }
@@ -35,11 +39,14 @@ export interface RuntimeOptions {
   db?: Database;
   /** Whether close() closes the database too (default: only when the runtime opened it). */
   ownsDb?: boolean;
+  /** Time for every service (tests put the service at 03:00). */
+  clock?: Clock;
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const db = opts.db ?? (await openDatabase(config.database));
   const ownsDb = opts.ownsDb ?? opts.db === undefined;
+  const clock = opts.clock ?? systemClock;
   // Audit checkpoints are signed by the master key, and key events are audited: the signer
   // reaches the key service through this holder, filled as soon as the keys are loaded.
   let signingKeys: ManagedKeyService | undefined;
@@ -49,7 +56,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   };
   const audit = createAuditWriter({
     db,
-    clock: systemClock,
+    clock,
     log: log.child({ component: "audit" }),
     signer: auditSigner,
     checkpointEvery: config.auditCheckpointEvery,
@@ -70,19 +77,24 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       kekId,
       sliceSeconds: config.sliceSeconds,
       log: log.child({ component: "keys" }),
+      clock,
       audit,
       onLoaded: (svc) => (signingKeys = svc),
       rewrappables: [oauthTokenRewrappable(db)],
     });
     // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
-    access = await createAccessServices({ config, db, audit, keys, clock: systemClock, log });
+    access = await createAccessServices({ config, db, audit, keys, clock, log });
   } catch (err) {
     keys?.close();
     if (ownsDb) await db.close();
     throw err;
   }
   const ready = keys;
-  const closers: Array<() => Promise<void>> = [() => access.close()];
+  const tokenLog = log.child({ component: "tokens" });
+  const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
+  const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, clock, log: tokenLog });
+  // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
+  const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];
   return {
     config,
     db,
@@ -90,7 +102,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     audit,
     keys: ready,
     access,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    tokens,
+    clock,
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

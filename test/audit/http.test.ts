@@ -6,6 +6,8 @@ import { createAccessServices } from "../../src/access/index.ts";
 import { createApp, type App } from "../../src/app.ts";
 import { createAuditWriter } from "../../src/audit/writer.ts";
 import { createKeyService } from "../../src/keys/service.ts";
+import { TokenRefresher } from "../../src/tokens/refresh.ts";
+import { TokenVault } from "../../src/tokens/vault.ts";
 import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
 import { parseKek } from "../../src/crypto/kek.ts";
 import { asSuperuser, quietLog, sampleEvent, storeMasterKey, testClock, testKey } from "./helpers.ts";
@@ -32,7 +34,9 @@ describeEachDb("audit HTTP routes", (h) => {
     await installTestAdmin(h.db);
     const config = testConfig();
     const access = await createAccessServices({ config: { ...config, bootstrapAdminKey: undefined }, db: h.db, audit, keys, clock, log: quietLog });
-    app = createApp({ config, db: h.db, log: quietLog, audit, keys, access });
+    const refresher = new TokenRefresher({ db: h.db, keys, audit, clock, log: quietLog, providers: {}, timeoutMs: 1000 });
+    const tokens = new TokenVault({ db: h.db, keys, audit, decider: access.decider, refresher, clock, log: quietLog });
+    app = createApp({ config, db: h.db, log: quietLog, audit, keys, access, tokens });
   });
 
   const get = async (path: string) => {
