@@ -16,6 +16,7 @@ import { ServiceUnavailableError } from "../errors.ts";
 import { CHECKPOINT_TYP, genesisHash, rowHash, type CheckpointDetails, type CheckpointKind, type CheckpointSigner } from "./chain.ts";
 import { assertStorableEvent } from "./event-guard.ts";
 import type { AuditEvent, AuditReceipt, AuditSink, AuditWrite } from "./types.ts";
+import type { AuditLogItem } from "./query.ts";
 
 export const CHECKPOINT_ACTOR = "system:audit";
 
@@ -75,21 +76,8 @@ interface ChainState {
   since: number;
 }
 
-interface Row {
-  id: string;
-  chainId: string;
-  seq: number;
-  timestamp: number;
-  eventType: string;
-  actor: string;
-  target: string | null;
-  startTime: number | null;
-  endTime: number | null;
-  success: boolean;
-  details: Record<string, unknown>;
-  prevHash: string;
-  hash: string;
-}
+/** A row as written: the API's item shape, with details always an object. */
+type Row = Omit<AuditLogItem, "details" | "createdAt"> & { details: Record<string, unknown> };
 
 const newId = () => Bun.randomUUIDv7();
 const nullableString = (n: number | null) => (n === null ? null : String(n));

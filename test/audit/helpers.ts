@@ -2,7 +2,7 @@
 import { generateMasterKeyPair, signPayload, wrapPrivateJwk, parseKek, type MasterKeyPair } from "../../src/crypto/index.ts";
 import { createLogger } from "../../src/log.ts";
 import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.ts";
-import type { CheckpointSigner } from "../../src/audit/chain.ts";
+import type { ChainedFields, CheckpointSigner } from "../../src/audit/chain.ts";
 import type { PublicKeyLookup } from "../../src/audit/verify.ts";
 import type { AuditEvent } from "../../src/audit/types.ts";
 import type { Database } from "../../src/db/database.ts";
@@ -94,18 +94,7 @@ export async function asSuperuser(db: Database, sql: string, params: unknown[] =
   });
 }
 
-export interface StoredRow {
-  id: string;
-  chainId: string;
-  seq: string;
-  timestamp: string;
-  eventType: string;
-  actor: string;
-  target: string | null;
-  startTime: string | null;
-  endTime: string | null;
-  success: boolean;
-  details: unknown;
+export interface StoredRow extends ChainedFields {
   prevHash: string;
   hash: string;
 }
