@@ -84,6 +84,9 @@ const envSchema = z.object({
 
 type Env = z.infer<typeof envSchema>;
 
+/** Every environment variable the service reads (documented in .env.example and the README). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
 export interface OAuthProviderConfig {
   clientId: string;
   clientSecret: string;
