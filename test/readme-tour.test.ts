@@ -64,5 +64,5 @@ test("the README tour, pasted into bash, reaches a granted access request and a 
   expect(stdout).toContain('"accessToken":"demo-gmail-access-token"');
   expect(stdout).toContain('"valid":true');
   // 6: the service stopped cleanly (kill %1 && wait).
-  expect(log).toContain("shut");
+  expect(log).toContain(`"msg":"stopped"`);
 }, 180_000);
