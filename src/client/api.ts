@@ -1,11 +1,35 @@
 /**
  * Typed HTTP client for the chronokms API. Sends the API key as a bearer token, turns error bodies
- * into ChronoKmsError (code + request id), and retries only what is safe to repeat: GET, PUT and
- * DELETE on a network error or a 502/503/504. POSTs are never retried (a grant or rotation could
- * happen twice).
+ * into ChronoKmsError (code + request id; a policy denial of either kind into AccessDeniedError),
+ * and retries only what is safe to repeat: GET, PUT and DELETE on a network error or a 502/503/504.
+ * POSTs and PATCHes are never retried (a grant or rotation could happen twice).
  */
 import { AccessDeniedError, ChronoKmsError } from "./errors.ts";
-import type { AccessRequestInput, Grant, Jwks, SlicePublicKey, TokenInput, TokenRecord } from "./types.ts";
+import type {
+  AccessRequestInput,
+  AccessRequestRecord,
+  ApiKeyView,
+  AuditLogEntry,
+  AuditStats,
+  AuditVerification,
+  Grant,
+  Instant,
+  Jwks,
+  KeyVersion,
+  Page,
+  Policy,
+  PolicyInput,
+  Requester,
+  RequesterInput,
+  RequesterPatch,
+  Role,
+  Simulation,
+  SimulationInput,
+  SlicePublicKey,
+  TokenInput,
+  TokenMetadata,
+  TokenRecord,
+} from "./types.ts";
 
 export interface ClientOptions {
   baseUrl: string;
@@ -35,9 +59,9 @@ export class ChronoKmsClient {
   }
 
   /** Low-level call; resolves with the parsed JSON body of a 2xx response. */
-  async request<T>(method: Method, path: string, body?: unknown, query?: Record<string, string | number | boolean | undefined>): Promise<T> {
+  async request<T>(method: Method, path: string, body?: unknown, query?: object): Promise<T> {
     const url = new URL(this.baseUrl + path);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -59,7 +83,8 @@ export class ChronoKmsClient {
       }
       if (res.ok) return (res.status === 204 ? undefined : await res.json()) as T;
       const error = await toError(res);
-      if (attempt < attempts && retryableStatus.has(res.status)) {
+      // UPSTREAM_FAILED is the OAuth provider failing a refresh, not a hiccup in front of us.
+      if (attempt < attempts && retryableStatus.has(res.status) && error.code !== "UPSTREAM_FAILED") {
         lastError = error;
         await backoff(attempt);
         continue;
@@ -69,46 +94,64 @@ export class ChronoKmsClient {
     throw lastError;
   }
 
-  // --- public keys ---
+  // --- health and public keys (no API key needed) ---
+  health = () => this.request<{ status: "ok" }>("GET", "/healthz");
+  ready = () => this.request<{ status: "ready" | "not-ready"; checks: Record<string, string> }>("GET", "/readyz");
   jwks = () => this.request<Jwks>("GET", "/.well-known/jwks.json");
   slicePublicKey = (slice: number, version?: number) =>
     this.request<SlicePublicKey>("GET", `/v1/time-slices/${slice}/public-key`, undefined, { version });
 
-  // --- access ---
-  /** Resolves with the grant; a denial throws AccessDeniedError. */
+  // --- access (reader) ---
+  /** Resolves with the grant; a policy denial throws AccessDeniedError. */
   requestAccess = (input: AccessRequestInput) => this.request<Grant>("POST", "/v1/access-requests", input);
-  listAccessRequests = (query: Record<string, string | number | boolean | undefined> = {}) =>
-    this.request<{ items: unknown[]; nextCursor: string | null }>("GET", "/v1/access-requests", undefined, query);
-  simulate = (input: AccessRequestInput) => this.request<unknown>("POST", "/v1/policies/simulate", input);
 
-  // --- tokens ---
+  // --- tokens (writer: put/delete; reader: get/status/list) ---
   putToken = (integration: string, userId: string, token: TokenInput) =>
-    this.request<unknown>("PUT", `/v1/tokens/${enc(integration)}/${enc(userId)}`, token);
+    this.request<{ created: boolean; token: TokenMetadata }>("PUT", tokenPath(integration, userId), token);
+  /** The decrypted token after the access decision; a policy denial throws AccessDeniedError. */
   getToken = (integration: string, userId: string, opts: { refresh?: "auto" | "never" | "force"; purpose?: string } = {}) =>
-    this.request<TokenRecord>("GET", `/v1/tokens/${enc(integration)}/${enc(userId)}`, undefined, { refresh: opts.refresh, purpose: opts.purpose });
-  tokenStatus = (integration: string, userId: string) =>
-    this.request<unknown>("GET", `/v1/tokens/${enc(integration)}/${enc(userId)}/status`);
-  deleteToken = (integration: string, userId: string) => this.request<unknown>("DELETE", `/v1/tokens/${enc(integration)}/${enc(userId)}`);
-  deleteUserTokens = (userId: string) => this.request<unknown>("DELETE", `/v1/users/${enc(userId)}/tokens`);
-  listTokens = (query: { userId?: string; integration?: string } = {}) => this.request<unknown>("GET", "/v1/tokens", undefined, query);
+    this.request<TokenRecord>("GET", tokenPath(integration, userId), undefined, { refresh: opts.refresh, purpose: opts.purpose });
+  tokenStatus = (integration: string, userId: string) => this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`);
+  deleteToken = (integration: string, userId: string) => this.request<void>("DELETE", tokenPath(integration, userId));
+  deleteUserTokens = (userId: string) => this.request<{ deleted: number; integrations: string[] }>("DELETE", `/v1/users/${enc(userId)}/tokens`);
+  listTokens = (query: { userId?: string; integration?: string; limit?: number; cursor?: string } = {}) =>
+    this.request<Page<TokenMetadata>>("GET", "/v1/tokens", undefined, query);
 
-  // --- administration ---
-  createRequester = (input: Record<string, unknown>) => this.request<{ id: string } & Record<string, unknown>>("POST", "/v1/requesters", input);
-  createApiKey = (requesterId: string, input: { roles: string[]; name?: string; expiresAt?: string }) =>
-    this.request<{ keyId: string; apiKey: string }>("POST", `/v1/requesters/${enc(requesterId)}/api-keys`, input);
-  revokeApiKey = (requesterId: string, keyId: string) =>
-    this.request<unknown>("DELETE", `/v1/requesters/${enc(requesterId)}/api-keys/${enc(keyId)}`);
-  createPolicy = (input: Record<string, unknown>) => this.request<{ id: string } & Record<string, unknown>>("POST", "/v1/policies", input);
-  updatePolicy = (id: string, patch: Record<string, unknown>) => this.request<unknown>("PATCH", `/v1/policies/${enc(id)}`, patch);
-  deletePolicy = (id: string) => this.request<unknown>("DELETE", `/v1/policies/${enc(id)}`);
-  listPolicies = () => this.request<unknown>("GET", "/v1/policies");
-  keys = () => this.request<unknown>("GET", "/v1/keys");
-  rotateKeys = () => this.request<unknown>("POST", "/v1/keys/rotate");
-  auditLogs = (query: Record<string, string | number | undefined> = {}) => this.request<unknown>("GET", "/v1/audit-logs", undefined, query);
-  verifyAudit = () => this.request<{ valid: boolean; checked: number }>("GET", "/v1/audit-logs/verify");
+  // --- administration (admin) ---
+  listAccessRequests = (
+    query: { requesterId?: string; granted?: boolean; resourceType?: "token" | "timeslice"; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {},
+  ) => this.request<Page<AccessRequestRecord>>("GET", "/v1/access-requests", undefined, query);
+  simulate = (input: SimulationInput) => this.request<Simulation>("POST", "/v1/policies/simulate", input);
+
+  listRequesters = (query: { requesterId?: string; enabled?: boolean; limit?: number; cursor?: string } = {}) =>
+    this.request<Page<Requester>>("GET", "/v1/requesters", undefined, query);
+  /** `id` in the requester methods is the internal uuid returned by createRequester, not requesterId. */
+  createRequester = (input: RequesterInput) => this.request<Requester>("POST", "/v1/requesters", input);
+  getRequester = (id: string) => this.request<Requester>("GET", `/v1/requesters/${enc(id)}`);
+  updateRequester = (id: string, patch: RequesterPatch) => this.request<Requester>("PATCH", `/v1/requesters/${enc(id)}`, patch);
+  deleteRequester = (id: string) => this.request<void>("DELETE", `/v1/requesters/${enc(id)}`);
+  /** The returned apiKey is shown this once. */
+  createApiKey = (id: string, input: { roles: Role[]; name?: string; expiresAt?: Instant }) =>
+    this.request<{ keyId: string; apiKey: string; key: ApiKeyView }>("POST", `/v1/requesters/${enc(id)}/api-keys`, input);
+  revokeApiKey = (id: string, keyId: string) => this.request<void>("DELETE", `/v1/requesters/${enc(id)}/api-keys/${enc(keyId)}`);
+
+  listPolicies = () => this.request<{ items: Policy[] }>("GET", "/v1/policies");
+  createPolicy = (input: PolicyInput) => this.request<Policy>("POST", "/v1/policies", input);
+  getPolicy = (id: string) => this.request<Policy>("GET", `/v1/policies/${enc(id)}`);
+  updatePolicy = (id: string, patch: Partial<PolicyInput>) => this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
+  deletePolicy = (id: string) => this.request<void>("DELETE", `/v1/policies/${enc(id)}`);
+
+  keys = () => this.request<{ versions: KeyVersion[] }>("GET", "/v1/keys");
+  rotateKeys = () => this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
+
+  auditLogs = (query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {}) =>
+    this.request<Page<AuditLogEntry>>("GET", "/v1/audit-logs", undefined, query);
+  auditStats = (query: { from?: Instant; to?: Instant } = {}) => this.request<AuditStats>("GET", "/v1/audit-logs/stats", undefined, query);
+  verifyAudit = () => this.request<AuditVerification>("GET", "/v1/audit-logs/verify");
 }
 
 const enc = encodeURIComponent;
+const tokenPath = (integration: string, userId: string) => `/v1/tokens/${enc(integration)}/${enc(userId)}`;
 const backoff = (attempt: number) => new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1) + Math.random() * 50));
 
 async function toError(res: Response): Promise<ChronoKmsError> {
@@ -120,8 +163,15 @@ async function toError(res: Response): Promise<ChronoKmsError> {
     return new ChronoKmsError(res.status, "HTTP_ERROR", `HTTP ${res.status}`, requestId);
   }
   const e = body?.error ?? {};
+  const rid = e.requestId ?? body?.requestId ?? requestId;
   if (res.status === 403 && body?.granted === false) {
-    return new AccessDeniedError(res.status, e.message ?? "access denied", body.id, body.policyId ?? null, body.reason ?? "", requestId, body);
+    // Time-slice denial: { id, granted: false, error, policyId, reason, reasonCode }.
+    return new AccessDeniedError(res.status, e.message ?? "access denied", body.id, body.policyId ?? null, body.reason ?? "", rid, body, body.reasonCode);
   }
-  return new ChronoKmsError(res.status, e.code ?? "HTTP_ERROR", e.message ?? `HTTP ${res.status}`, e.requestId ?? requestId, e.details, body);
+  if (e.code === "ACCESS_DENIED") {
+    // Token-read denial in the standard error shape: the decision travels in details.
+    const d = e.details ?? {};
+    return new AccessDeniedError(res.status, e.message ?? "access denied", d.accessRequestId ?? "", d.policyId ?? null, d.reason ?? e.message ?? "", rid, body, d.denialCode);
+  }
+  return new ChronoKmsError(res.status, e.code ?? "HTTP_ERROR", e.message ?? `HTTP ${res.status}`, rid, e.details, body);
 }

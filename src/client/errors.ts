@@ -15,7 +15,12 @@ export class ChronoKmsError extends Error {
   }
 }
 
-/** The access request was denied (403): `policyId` and `reason` say why. */
+/**
+ * A policy denied the request (403 ACCESS_DENIED): `policyId`, `reason` and `reasonCode` say why.
+ * Raised for both wire shapes: the time-slice denial body (`{ id, granted: false, policyId, reason,
+ * reasonCode }`) and a token read's standard error body (`details.accessRequestId`, …).
+ * A missing role is a plain ChronoKmsError with code FORBIDDEN, not this.
+ */
 export class AccessDeniedError extends ChronoKmsError {
   constructor(
     status: number,
@@ -25,6 +30,8 @@ export class AccessDeniedError extends ChronoKmsError {
     readonly reason: string,
     requestId?: string,
     body?: unknown,
+    /** Stable denial code (NOT_WHITELISTED, OUTSIDE_TIME_WINDOW, …), when the server sent one. */
+    readonly reasonCode?: string,
   ) {
     super(status, "ACCESS_DENIED", message, requestId, undefined, body);
     this.name = "AccessDeniedError";

@@ -42,8 +42,10 @@ export interface SlicePublicKey {
   slice: number;
   kid: string;
   sliceSeconds: number;
-  from: string | number;
-  to: string | number;
+  /** Slice start (inclusive), ISO 8601. */
+  from: string;
+  /** Slice end (exclusive), ISO 8601. */
+  to: string;
   publicJwk: EcPublicJwk;
   signature: string;
 }
@@ -56,17 +58,201 @@ export interface TokenInput {
   tokenType?: string;
 }
 
+/** `GET /v1/tokens/{integration}/{userId}`: absent fields were never stored. */
 export interface TokenRecord {
   integration: string;
   userId: string;
   accessToken: string;
-  refreshToken?: string | null;
-  expiresAt?: string | null;
-  scope?: string | null;
-  tokenType?: string | null;
+  refreshToken?: string;
+  expiresAt?: string;
+  scope?: string;
+  tokenType?: string;
+  issuedAt: string;
+  lastUsed: string;
+  /** The returned token is newer than the one stored when the read began. */
+  refreshed: boolean;
+}
+
+/** Token metadata (status, list, store result): never a token value. */
+export interface TokenMetadata {
+  integration: string;
+  userId: string;
+  expiresAt: string | null;
+  scope: string | null;
+  tokenType: string | null;
+  hasRefreshToken: boolean;
+  refreshStatus: string;
+  status: "valid" | "expired" | "needs-reauth";
+  keyVersion: number;
   issuedAt: string;
   lastUsed: string | null;
-  refreshed: boolean;
+  createdAt: string;
+  updatedAt: string;
+  ipAddress: string | null;
+  userAgent: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export type Role = "admin" | "writer" | "reader";
+
+export interface RequesterInput {
+  requesterId: string;
+  name: string;
+  department?: string;
+  email?: string;
+  enabled?: boolean;
+  metadata?: Record<string, unknown>;
+  publicKeyJwk?: EcPublicJwk;
+}
+
+export interface RequesterPatch {
+  name?: string;
+  department?: string | null;
+  email?: string | null;
+  enabled?: boolean;
+  metadata?: Record<string, unknown> | null;
+  publicKeyJwk?: EcPublicJwk | null;
+}
+
+export interface ApiKeyView {
+  keyId: string;
+  name: string | null;
+  roles: Role[];
+  enabled: boolean;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  createdAt: string;
+}
+
+export interface Requester {
+  /** Internal id (uuid): what the requester paths take. */
+  id: string;
+  requesterId: string;
+  name: string;
+  department: string | null;
+  email: string | null;
+  enabled: boolean;
+  metadata: unknown;
+  publicKeyJwk: unknown;
+  createdAt: string;
+  updatedAt: string;
+  apiKeys?: ApiKeyView[];
+}
+
+export interface PolicyScope {
+  resourceTypes?: Array<"token" | "timeslice">;
+  integrations?: string[];
+  requesters?: string[];
+}
+
+export interface PolicyInput {
+  name: string;
+  type: "whitelist" | "time-based" | "duration-limit" | "purpose";
+  priority?: number;
+  enabled?: boolean;
+  scope?: PolicyScope;
+  config: Record<string, unknown>;
+  description?: string;
+}
+
+export interface Policy {
+  id: string;
+  name: string;
+  type: PolicyInput["type"];
+  priority: number;
+  enabled: boolean;
+  scope: PolicyScope;
+  config: Record<string, unknown>;
+  description: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SimulationInput extends AccessRequestInput {
+  /** External requester id to simulate for (need not exist). */
+  requesterId: string;
+  department?: string | null;
+  /** Evaluate as if the request were made at this instant. */
+  at?: Instant;
+}
+
+export interface Simulation {
+  granted: boolean;
+  policyId: string | null;
+  policyVersion: number | null;
+  reason: string;
+  reasonCode: string;
+  requester: { requesterId: string; department: string | null; exists: boolean };
+  evaluated: Array<{ id: string; version: number; outcome: string; reason: string; code?: string }>;
+  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number };
+}
+
+export interface AccessRequestRecord {
+  id: string;
+  requesterId: string;
+  resourceType: string;
+  resource: unknown;
+  startTime: string;
+  endTime: string;
+  purpose: string | null;
+  granted: boolean;
+  denialReason: string | null;
+  policyIds: string[];
+  policyId: string | null;
+  keyCount: number | null;
+  createdAt: string;
+}
+
+export interface KeyVersion {
+  version: number;
+  status: "active" | "decrypt-only" | "retired";
+  sliceSeconds: number;
+  kekId: string;
+  createdAt: string;
+  rotatedAt: string | null;
+  retiredAt: string | null;
+  records: number;
+  recordsByStore: Record<string, number>;
+}
+
+export interface AuditLogEntry {
+  id: string;
+  chainId: string;
+  seq: number;
+  timestamp: number;
+  eventType: string;
+  actor: string;
+  target: string | null;
+  startTime: number | null;
+  endTime: number | null;
+  success: boolean;
+  details: unknown;
+  prevHash: string;
+  hash: string;
+  createdAt: string;
+}
+
+export interface AuditVerification {
+  valid: boolean;
+  checked: number;
+  chains: number;
+  firstInvalid?: { seq: number; id: string; chainId: string; reason: string };
+  checkpoints: number;
+  unclosedChains: number;
+  unsignedTailRows: number;
+  elapsedMs: number;
+}
+
+export interface AuditStats {
+  total: number;
+  byEventType: Record<string, number>;
+  bySuccess: { success: number; failure: number };
+  chains: number;
 }
 
 export interface Jwks {

@@ -37,6 +37,14 @@ describeEachDb("audit writer", (h) => {
     await w.close();
   }, 30_000);
 
+  test("a writer that recorded nothing appends nothing, not even at close (db:seed's second run relies on it)", async () => {
+    const w = writerFor(h.db, key);
+    await w.flush();
+    await w.close();
+    expect(await h.db.prisma.auditLog.count()).toBe(0);
+    expect(w.stats()).toMatchObject({ batches: 0, rows: 0, chains: 0 });
+  });
+
   test("the chain opens with a signed checkpoint over the genesis hash; rows link prevHash → hash", async () => {
     const w = writerFor(h.db, key, { chainId: "chain-fixed-id" });
     await w.record(sampleEvent(1));

@@ -69,7 +69,7 @@ function fakeService(sign: (slice: number) => Promise<string>) {
       this.calls++;
       const key = await deriver.get(slice);
       const r = sliceRange(slice, SLICE_SECONDS);
-      return { version: VERSION, slice, kid: key.kid, sliceSeconds: SLICE_SECONDS, from: r.startMs, to: r.endMs, publicJwk: key.publicJwk, signature: await sign(slice) };
+      return { version: VERSION, slice, kid: key.kid, sliceSeconds: SLICE_SECONDS, from: new Date(r.startMs).toISOString(), to: new Date(r.endMs).toISOString(), publicJwk: key.publicJwk, signature: await sign(slice) };
     },
   };
 }

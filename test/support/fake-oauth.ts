@@ -1,7 +1,8 @@
 /**
  * A fake OAuth token endpoint on a real loopback port, for refresh tests: scripted behaviour
  * (new tokens, 400 invalid_grant, 500, hang), call counting, and checks of the grant and client
- * credentials the way a real provider would refuse them.
+ * credentials the way a real provider would refuse them. It also answers the authorization-code
+ * exchange (any code; access + refresh token, `codeExpiresIn` seconds) for the OAuth example.
  */
 
 export type FakeBehaviour =
@@ -31,7 +32,7 @@ export interface FakeOAuth {
   stop(): Promise<void>;
 }
 
-export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string; behaviour?: FakeBehaviour } = {}): FakeOAuth {
+export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string; behaviour?: FakeBehaviour; codeExpiresIn?: number } = {}): FakeOAuth {
   const clientId = opts.clientId ?? "fake-client";
   const clientSecret = opts.clientSecret ?? "fake-secret";
   const hanging = new Set<() => void>();
@@ -67,6 +68,18 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
       const call: FakeCall = { grantType: form.get("grant_type"), refreshToken: form.get("refresh_token"), clientId: id, auth, accept: req.headers.get("accept") };
       state.calls.push(call);
       if (id !== clientId || secret !== clientSecret) return Response.json({ error: "invalid_client" }, { status: 401 });
+      if (call.grantType === "authorization_code" && form.get("code")) {
+        const n = state.issued.length + 1;
+        const accessToken = `fake-access-${n}-${crypto.randomUUID()}`;
+        state.issued.push(accessToken);
+        return Response.json({
+          access_token: accessToken,
+          refresh_token: `fake-refresh-${n}-${crypto.randomUUID()}`,
+          expires_in: opts.codeExpiresIn ?? 3600,
+          token_type: "Bearer",
+          scope: "https://www.googleapis.com/auth/gmail.readonly",
+        });
+      }
       if (call.grantType !== "refresh_token" || !call.refreshToken) return Response.json({ error: "unsupported_grant_type" }, { status: 400 });
       const b = state.behaviour;
       switch (b.kind) {

@@ -1,0 +1,136 @@
+/**
+ * Every ChronoKmsClient method against the real app on a real port: the paths, query parameters
+ * and response shapes the SDK declares are the ones the routes serve, and both denial shapes
+ * (time-slice body, token-read error body) come back as AccessDeniedError.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { AccessDeniedError, ChronoKmsClient, ChronoKmsError, DataSource, DataViewer } from "../../src/client/index.ts";
+import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
+import { startTestApp, TEST_ADMIN_KEY, type TestApp } from "../support/app.ts";
+
+let db: TestDatabase;
+let t: TestApp;
+let admin: ChronoKmsClient;
+const at = (apiKey?: string) => new ChronoKmsClient({ baseUrl: t.url, ...(apiKey ? { apiKey } : {}) });
+
+beforeAll(async () => {
+  db = await createTestDatabase("pglite");
+  t = await startTestApp(db, { listen: true });
+  admin = at(TEST_ADMIN_KEY);
+}, 60_000);
+afterAll(async () => {
+  await t?.close();
+  await db?.close();
+});
+
+test("health, JWKS and signed slice keys (no API key)", async () => {
+  const anon = at();
+  expect(await anon.health()).toEqual({ status: "ok" });
+  expect((await anon.ready()).status).toBe("ready");
+  const jwks = await anon.jwks();
+  expect(jwks.keys[0]?.kid).toBe("1");
+  const k = await anon.slicePublicKey(493_000, 1);
+  expect(k).toMatchObject({ version: 1, slice: 493_000, kid: "1:493000", sliceSeconds: 3600 });
+  expect(typeof k.from).toBe("string");
+  expect(Date.parse(k.to) - Date.parse(k.from)).toBe(3600_000);
+});
+
+test("administration: requesters, API keys, policies, simulate, keys, audit", async () => {
+  const r = await admin.createRequester({ requesterId: "sdk-reader", name: "SDK reader", department: "ops" });
+  expect(r.requesterId).toBe("sdk-reader");
+  expect((await admin.getRequester(r.id)).apiKeys).toEqual([]);
+  expect((await admin.updateRequester(r.id, { email: "reader@example.com" })).email).toBe("reader@example.com");
+  expect((await admin.listRequesters({ requesterId: "sdk-reader" })).items.map((x) => x.id)).toEqual([r.id]);
+  const key = await admin.createApiKey(r.id, { roles: ["reader"], name: "sdk" });
+  expect(key.apiKey.startsWith(`ckms_${key.keyId}_`)).toBe(true);
+  expect(key.key.roles).toEqual(["reader"]);
+
+  const p = await admin.createPolicy({ name: "sdk-whitelist", type: "whitelist", config: { requesters: ["sdk-reader"] } });
+  expect((await admin.getPolicy(p.id)).version).toBe(p.version);
+  expect((await admin.updatePolicy(p.id, { description: "from the SDK test" })).version).toBe(p.version + 1);
+  expect((await admin.listPolicies()).items.some((x) => x.id === p.id)).toBe(true);
+  const now = Date.now();
+  const sim = await admin.simulate({ requesterId: "sdk-reader", resource: { type: "timeslice" }, timeRange: { start: now - 3600_000, end: now } });
+  expect(sim.granted).toBe(true);
+  expect(sim.policyId).toBe(p.id);
+
+  expect((await admin.keys()).versions[0]).toMatchObject({ version: 1, status: "active" });
+  const page = await admin.auditLogs({ eventType: "POLICY_CREATED", limit: 5 });
+  expect(page.items[0]?.target).toContain(p.id);
+  expect((await admin.auditStats({ from: 0 })).byEventType.POLICY_CREATED).toBe(1);
+  expect((await admin.verifyAudit()).valid).toBe(true);
+
+  await admin.revokeApiKey(r.id, key.keyId);
+  await expect(at(key.apiKey).jwks()).resolves.toBeDefined(); // public route: no key needed
+  const refused = await at(key.apiKey).requestAccess({ resource: { type: "timeslice" }, timeRange: { start: now, end: now } }).catch((e) => e);
+  expect(refused).toBeInstanceOf(ChronoKmsError);
+  expect(refused.status).toBe(401);
+  await admin.deleteRequester(r.id);
+  await admin.deletePolicy(p.id);
+  const gone = await admin.getPolicy(p.id).catch((e) => e);
+  expect(gone).toMatchObject({ status: 404, code: "NOT_FOUND" });
+}, 30_000);
+
+test("time slices: grant → DataViewer; a denial is AccessDeniedError with the decision; listAccessRequests filters", async () => {
+  const writer = await admin.createRequester({ requesterId: "sdk-writer", name: "w" });
+  const reader = await admin.createRequester({ requesterId: "sdk-analyst", name: "a" });
+  const stranger = await admin.createRequester({ requesterId: "sdk-stranger", name: "s" });
+  const w = at((await admin.createApiKey(writer.id, { roles: ["writer"] })).apiKey);
+  const a = at((await admin.createApiKey(reader.id, { roles: ["reader"] })).apiKey);
+  const s = at((await admin.createApiKey(stranger.id, { roles: ["reader"] })).apiKey);
+  await admin.createPolicy({ name: "sdk-analysts", type: "whitelist", config: { requesters: ["sdk-analyst"] } });
+
+  const source = new DataSource({ client: a, masterKeys: (await a.jwks()).keys });
+  const ts = Date.now() - 60_000;
+  const rec = await source.encrypt("21.5", { ctx: "sensor:1", timestamp: ts });
+  const grant = await a.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts }, purpose: "test" });
+  const viewer = await DataViewer.fromGrant(grant);
+  expect(await viewer.decryptToString(rec.jwe, { expectedCtx: "sensor:1" })).toBe("21.5");
+
+  const denied = await s.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts } }).catch((e) => e);
+  expect(denied).toBeInstanceOf(AccessDeniedError);
+  expect({ status: denied.status, code: denied.code, policyId: denied.policyId, reasonCode: denied.reasonCode }).toMatchObject({ status: 403, code: "ACCESS_DENIED", reasonCode: "NOT_WHITELISTED" });
+  expect(denied.accessRequestId).toMatch(/^[0-9a-f-]{36}$/);
+
+  // A missing role is not a policy denial.
+  const forbidden = await w.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts } }).catch((e) => e);
+  expect(forbidden).toBeInstanceOf(ChronoKmsError);
+  expect(forbidden).not.toBeInstanceOf(AccessDeniedError);
+  expect(forbidden.code).toBe("FORBIDDEN");
+
+  const list = await admin.listAccessRequests({ requesterId: "sdk-stranger", granted: false, resourceType: "timeslice", from: ts - 1000 });
+  expect(list.items.map((x) => x.id)).toEqual([denied.accessRequestId]);
+}, 30_000);
+
+test("tokens: put, get, status, list, token-read denial as AccessDeniedError, delete", async () => {
+  const writer = await admin.createRequester({ requesterId: "tok-writer", name: "w" });
+  const reader = await admin.createRequester({ requesterId: "tok-reader", name: "r" });
+  const stranger = await admin.createRequester({ requesterId: "tok-stranger", name: "s" });
+  const w = at((await admin.createApiKey(writer.id, { roles: ["writer"] })).apiKey);
+  const r = at((await admin.createApiKey(reader.id, { roles: ["reader"] })).apiKey);
+  const s = at((await admin.createApiKey(stranger.id, { roles: ["reader"] })).apiKey);
+  await admin.createPolicy({ name: "tok-readers", type: "whitelist", scope: { resourceTypes: ["token"] }, config: { requesters: ["tok-reader"] } });
+
+  const stored = await w.putToken("gmail", "u1", { accessToken: "ya29.a", refreshToken: "1//r", expiresAt: Date.now() + 3600_000, scope: "mail" });
+  expect(stored.created).toBe(true);
+  expect(stored.token).toMatchObject({ integration: "gmail", userId: "u1", hasRefreshToken: true, status: "valid" });
+  expect((await w.putToken("gmail", "u1", { accessToken: "ya29.b" })).created).toBe(false);
+
+  const read = await r.getToken("gmail", "u1", { refresh: "never", purpose: "sync" });
+  expect(read).toMatchObject({ integration: "gmail", userId: "u1", accessToken: "ya29.b", refreshed: false });
+  expect(read.refreshToken).toBeUndefined();
+  expect((await r.tokenStatus("gmail", "u1")).status).toBe("valid");
+  expect((await r.listTokens({ userId: "u1", limit: 10 })).items).toHaveLength(1);
+
+  const denied = await s.getToken("gmail", "u1").catch((e) => e);
+  expect(denied).toBeInstanceOf(AccessDeniedError);
+  expect({ status: denied.status, code: denied.code, policyId: denied.policyId, reasonCode: denied.reasonCode }).toMatchObject({ status: 403, code: "ACCESS_DENIED", reasonCode: "NOT_WHITELISTED" });
+  expect(denied.accessRequestId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(denied.reason.length).toBeGreaterThan(0);
+  expect(denied.requestId).toBeString();
+
+  await w.putToken("github", "u1", { accessToken: "gho_x" });
+  await w.deleteToken("gmail", "u1");
+  expect((await r.tokenStatus("gmail", "u1").catch((e) => e)).status).toBe(404);
+  expect(await w.deleteUserTokens("u1")).toEqual({ deleted: 1, integrations: ["github"] });
+}, 30_000);
