@@ -68,7 +68,7 @@ export class AccessRequestService {
     if (body.resource.type !== "timeslice") {
       throw new BadRequestError("token access is requested by reading the token: GET /v1/tokens/{integration}/{userId}");
     }
-    const plan = await planGrant(this.o.keys, body.timeRange);
+    const plan = await planGrant(this.o.keys, body.timeRange, body.keyVersion);
     const { id, decision } = await this.o.decider.decide(principal, body, { keyCount: plan.keyCount });
     if (!decision.allowed) {
       return {

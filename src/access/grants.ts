@@ -57,8 +57,9 @@ export interface GrantBody {
 }
 
 /** No key material: safe to compute before the decision. Rejects ValidationError beyond slice 2^32−1. */
-export async function planGrant(keys: KeyService, range: { start: number; end: number }): Promise<GrantPlan> {
-  const version = await keys.active();
+export async function planGrant(keys: KeyService, range: { start: number; end: number }, keyVersion?: number): Promise<GrantPlan> {
+  // An older version is still usable while decrypt-only; get() refuses unknown and retired ones.
+  const version = keyVersion === undefined ? await keys.active() : await keys.get(keyVersion);
   const from = sliceIndex(range.start, version.sliceSeconds);
   const to = sliceIndex(range.end, version.sliceSeconds);
   return { version, from, to, keyCount: to - from + 1, seedCount: coverRange(from, to).length };

@@ -9,6 +9,8 @@ export interface AccessRequestInput {
   resource: Resource;
   timeRange: { start: Instant; end: Instant };
   purpose?: string;
+  /** Time-slice grants: derive from this master key version (default: the active one). */
+  keyVersion?: number;
 }
 
 export interface GrantSliceKey {

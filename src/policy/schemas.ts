@@ -369,6 +369,13 @@ export const AccessRequestBodySchema = z
       purpose: text("purpose", MAX_PURPOSE_LENGTH, 0)
         .optional()
         .describe("Why the data is needed; required by purpose policies; trimmed"),
+      keyVersion: z
+        .number({ error: "keyVersion must be a whole number" })
+        .int({ error: "keyVersion must be a whole number" })
+        .min(1, { error: "keyVersion must be at least 1" })
+        .max(1_000_000, { error: "keyVersion is too large" })
+        .optional()
+        .describe("Time-slice grants: the master key version to derive from (default: the active one). Data sealed before a rotation is under an older, decrypt-only version."),
     },
     // Only the type error: an object-level `error` would also replace "Unrecognized key" messages.
     { error: (iss) => (iss.code === "invalid_type" ? "the access request body must be a JSON object" : undefined) },

@@ -195,4 +195,24 @@ describeEachDb("access requests", (h) => {
       expect((await x.app.request(`/v1/access-requests?${bad}`, bearer(admin))).status).toBe(400);
     }
   });
+  test("(runs last: rotates) after a rotation, keyVersion asks for the decrypt-only version that older data is sealed under; an unknown one is refused", async () => {
+    const slice = e - 2;
+    const old = await seal(slice, "sealed before the rotation");
+    const rotated = await x.runtime.keys.rotate({ actor: "test" });
+    const body = { resource: { type: "timeslice" }, timeRange: { start: slice * HOUR, end: slice * HOUR }, purpose: "audit" };
+    const current = (await (await ask(alice.apiKey, body)).json()) as Grant;
+    expect(current.keyVersion).toBe(rotated.version);
+    await expect((await DataViewer.fromGrant(current)).decrypt(old, { expectedCtx: CTX })).rejects.toThrow(/key version/);
+
+    const res = await ask(alice.apiKey, { ...body, keyVersion: x.keyVersion.version });
+    expect(res.status).toBe(201);
+    const grant = (await res.json()) as Grant;
+    expect(grant.keyVersion).toBe(x.keyVersion.version);
+    expect(await (await DataViewer.fromGrant(grant)).decryptToString(old, { expectedCtx: CTX })).toBe("sealed before the rotation");
+
+    const unknown = await ask(alice.apiKey, { ...body, keyVersion: 999 });
+    expect(unknown.status).toBe(409);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("KEY_UNAVAILABLE");
+    expect((await ask(alice.apiKey, { ...body, keyVersion: "1" })).status).toBe(400);
+  });
 });
