@@ -116,7 +116,7 @@ describeEachDb("API key verification", (h) => {
     expect((await x.access.apiKeys.verify(body.apiKey)).requesterId).toBe(target.requesterId);
     const get = await (await x.app.request(`/v1/requesters/${target.requesterUuid}`, bearer(admin.apiKey))).text();
     expect(get).toContain(body.keyId);
-    expect(get).not.toContain(body.apiKey.split("_")[2]!);
+    expect(get).not.toContain(body.apiKey.split("_").slice(2).join("_"));
     expect(x.audit.events.some((e) => e.eventType === "API_KEY_CREATED" && e.target === `api-key:${body.keyId}`)).toBe(true);
     expect(JSON.stringify(x.audit.events)).not.toContain(body.apiKey);
   });
