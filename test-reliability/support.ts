@@ -3,7 +3,9 @@
  * subset), real service processes (`bun src/index.ts`) on a test database, audit verification and
  * the one-line figure each test prints.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { projectRoot } from "../src/db/migration-files.ts";
 import { openDatabase, type Database } from "../src/db/database.ts";
 import { loadMasterPublicKeys, verifyAuditLog, type VerifyResult } from "../src/audit/verify.ts";
@@ -33,7 +35,7 @@ export interface ServiceProcess {
   proc: Proc;
   url: string;
   port: number;
-  /** Everything the process wrote to stderr so far (read after it exited). */
+  /** Everything the process logged so far (stdout and stderr). */
   stderr(): Promise<string>;
   /** SIGKILL, no shutdown hooks. */
   kill(): Promise<void>;
@@ -66,18 +68,25 @@ export function serviceEnv(databaseUrl: string | undefined, port: number, extra:
 /** Starts `bun src/index.ts`; resolves once /readyz answers 200 (unless `wait: false`). */
 export async function startService(databaseUrl: string | undefined, opts: { env?: Record<string, string>; wait?: boolean; timeoutMs?: number } = {}): Promise<ServiceProcess> {
   const port = freshPort();
+  // The log goes to a file so it can be read while the process runs (and after a SIGKILL).
+  const logFile = join(tmpdir(), `chronokms-reliability-${process.pid}-${port}.log`);
   const proc = Bun.spawn([process.execPath, "src/index.ts"], {
     cwd: projectRoot,
     env: serviceEnv(databaseUrl, port, opts.env),
-    stdout: "ignore",
-    stderr: "pipe",
+    stdout: Bun.file(logFile),
+    stderr: Bun.file(logFile),
   });
-  let stderrText: Promise<string> | undefined;
   const s: ServiceProcess = {
     proc,
     port,
     url: `http://127.0.0.1:${port}`,
-    stderr: () => (stderrText ??= new Response(proc.stderr as ReadableStream).text()),
+    stderr: async () => {
+      try {
+        return readFileSync(logFile, "utf8");
+      } catch {
+        return "";
+      }
+    },
     async kill() {
       proc.kill("SIGKILL");
       await proc.exited;
