@@ -225,7 +225,7 @@ export function bodySpec(schema: JsonSchema | undefined, limit: number): fc.Arbi
   );
 }
 
-export function materialize(b: BodySpec): string | Uint8Array | undefined {
+export function materialize(b: BodySpec): string | Uint8Array<ArrayBuffer> | undefined {
   switch (b.kind) {
     case "none":
       return undefined;
@@ -240,7 +240,7 @@ export function materialize(b: BodySpec): string | Uint8Array | undefined {
       if (b.shape === "array") return `[${"1,".repeat(Math.floor(b.bytes / 2))}1]`;
       return `{${Array.from({ length: Math.floor(b.bytes / 12) }, (_, i) => `"k${i}":1`).join(",")}}`;
     case "bytes":
-      return b.bytes;
+      return new Uint8Array(b.bytes);
   }
 }
 

@@ -144,7 +144,7 @@ class RowWatch {
 }
 
 /** encodeURIComponent refuses lone surrogates; those travel as U+FFFD (raw socket runs send broken bytes). */
-const uri = (s: string) => encodeURIComponent(s.toWellFormed());
+const uri = (s: string) => encodeURIComponent((s as string & { toWellFormed(): string }).toWellFormed());
 
 function describeRequest(r: FuzzRequest, raw?: Uint8Array): string {
   const body = raw ? `raw ${raw.byteLength} bytes: ${JSON.stringify(new TextDecoder().decode(raw.slice(0, 300)))}` : bodyDescription(r.body);
