@@ -172,7 +172,7 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
           stdout: "ignore",
           stderr: "ignore",
         });
-        await Bun.sleep(300 + Math.random() * 1_500);
+        await Bun.sleep(400 + Math.random() * 1_000);
         const finished = script.exitCode !== null;
         script.kill("SIGKILL");
         await script.exited;
@@ -186,7 +186,7 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
           const res = await callApi(svc.url, TEST_ADMIN_KEY, "POST", "/v1/keys/rotate");
           if (res.status !== 201) failures.push(`trial ${trial}: rotate ${res.status}`);
           // The background re-encryption of SEEDED tokens takes a second or two; die during it.
-          await Bun.sleep(Math.random() * 1_200);
+          await Bun.sleep(Math.random() * 800);
           const pending = await db.prisma.$queryRawUnsafe<Array<{ n: bigint }>>(
             `SELECT count(*) AS n FROM oauth_tokens WHERE "keyVersion" <> (SELECT version FROM master_keys WHERE status = 'active')`,
           );

@@ -14,6 +14,7 @@
  *   a token read (the decision comes first so a denied caller cannot probe for existence), plus
  *   DECRYPT_FAILED with 422 and TOKEN_REFRESH_FAILED with 409;
  * - AUDIT_CHECKPOINT rows at any time (the writer signs its chain head every N rows).
+ * HEAD is answered by the GET handler, so a HEAD token read counts as a token read.
  * requesters, api_keys, policies, oauth_tokens and master_keys must be unchanged, row for row
  * (columns a background job legitimately updates are left out: lastUsedAt/lastUsed, and the
  * ciphertext/keyVersion/version of tokens, which a rotation's background rewrap moves).
@@ -324,7 +325,9 @@ describe("fuzz: every route, every role", () => {
       } catch {}
       if (typeof code !== "string") failures.push({ kind: "error shape", status, request: describeRequest(r, raw), detail: text.slice(0, 300) });
     }
-    const problems = await watch.check(r.method === r.op.method ? route : `${r.method} ${r.op.path}`, status);
+    // HEAD is served by the GET handler (Hono), so a HEAD token read is a decision like a GET.
+    const method = r.method === "HEAD" ? "GET" : r.method;
+    const problems = await watch.check(`${method} ${r.op.path}`, status);
     if (problems.length) failures.push({ kind: "rejected request wrote rows", status, request: describeRequest(r, raw), detail: problems.join("; ") });
   }
 
