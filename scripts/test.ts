@@ -2,16 +2,24 @@
  * `bun run test`: the whole suite. Runs `bun test`, then reads its JUnit report to say how many
  * tests ran on each database and to end with one line `N passed, N failed`.
  * Extra arguments are passed to `bun test` (e.g. a path filter).
+ * CHRONOKMS_RELIABILITY=1 (CI) adds ./test-reliability to the same run, at the sizes its RELIABILITY_*
+ * variables name, so one summary line covers both; each reliability test's one-line figure is
+ * repeated just before that line.
  */
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "..");
 const report = resolve(root, ".test-report.xml");
+const figures = resolve(root, ".reliability-figures.txt");
 rmSync(report, { force: true });
+rmSync(figures, { force: true });
+const extra = process.argv.slice(2);
+// bunfig's test root is ./test, so the reliability suite runs only when named explicitly.
+const paths = process.env.CHRONOKMS_RELIABILITY === "1" && extra.length === 0 ? ["./test", "./test-reliability"] : [];
 const proc = Bun.spawn(
-  [process.execPath, "test", "--timeout", "60000", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)],
-  { cwd: root, stdout: "inherit", stderr: "inherit", env: process.env },
+  [process.execPath, "test", "--timeout", "60000", "--reporter=junit", `--reporter-outfile=${report}`, ...paths, ...extra],
+  { cwd: root, stdout: "inherit", stderr: "inherit", env: { ...process.env, RELIABILITY_FIGURES_FILE: figures } },
 );
 const code = await proc.exited;
 
@@ -35,6 +43,11 @@ for (const [, attrs = "", , inner = ""] of cases) {
   for (const db of Object.keys(perDb)) if (where.includes(`[${db}]`) || name.includes(`[${db}]`)) perDb[db]!++;
 }
 console.log(`\ntests by database: pglite ${perDb.pglite}, postgres ${perDb.postgres}`);
+if (existsSync(figures)) {
+  console.log("reliability:");
+  for (const line of readFileSync(figures, "utf8").trim().split("\n")) console.log(`  ${line}`);
+  rmSync(figures, { force: true });
+}
 if (process.env.CHRONOKMS_REQUIRE_POSTGRES === "1" && perDb.postgres === 0) {
   console.error("CHRONOKMS_REQUIRE_POSTGRES=1 but no test ran on PostgreSQL");
   failed++;

@@ -1,13 +1,15 @@
 /**
  * The one place errors become HTTP: a table from error code to status, and the single error body
- * `{ error: { code, message, details?, requestId } }`. Anything unknown is a generic 500, logged
- * with its cause but never echoed to the client.
+ * `{ error: { code, message, details?, requestId } }`. A database that is unavailable right now
+ * (connection lost, timeout) is a 503; anything else unknown is a generic 500, logged with its
+ * cause but never echoed to the client.
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ChronoError, type ErrorCode } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
+import { isDatabaseUnavailable } from "../db/unavailable.ts";
 
 export const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   BAD_REQUEST: 400,
@@ -55,6 +57,12 @@ export function respondWithError(err: unknown, c: Context<AppEnv>): Response {
       status === 413 ? "PAYLOAD_TOO_LARGE" : status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : status === 401 ? "UNAUTHENTICATED" : status < 500 ? "BAD_REQUEST" : "INTERNAL";
     const message = status < 500 ? err.message || "bad request" : "internal error";
     return c.json(errorBody(code, message, requestId), status);
+  }
+  if (isDatabaseUnavailable(err)) {
+    // Lost connection, timeout, server restarting: the caller may retry; nothing was released.
+    c.get("log")?.error("database unavailable", { err });
+    c.header("Retry-After", "1");
+    return c.json(errorBody("SERVICE_UNAVAILABLE", "database unavailable; retry shortly", requestId), 503);
   }
   c.get("log")?.error("unhandled error", { err });
   return c.json(errorBody("INTERNAL", "internal error", requestId), 500);
