@@ -52,5 +52,11 @@ if (process.env.CHRONOKMS_REQUIRE_POSTGRES === "1" && perDb.postgres === 0) {
   console.error("CHRONOKMS_REQUIRE_POSTGRES=1 but no test ran on PostgreSQL");
   failed++;
 }
+if (code !== 0 && failed === 0) {
+  // bun test failed outside any test case (an unhandled error between tests, a file that did not
+  // load): that is a failure too, so the summary must not read as green.
+  console.error(`bun test exited with code ${code} although no test case failed (see "Unhandled error" or load errors above)`);
+  failed++;
+}
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 || code !== 0 ? 1 : 0);

@@ -36,9 +36,13 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
 
 function openPostgres(url: string, poolSize: number): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
-  // An idle client that loses its server (restart, pg_terminate_backend) emits 'error' on the pool;
-  // unhandled, that would crash the process. The next query simply gets a new connection.
+  // A client that loses its server (restart, pg_terminate_backend, failover) emits 'error'. The
+  // pool listens only while a client is idle; a checked-out client between two queries of a
+  // transaction has no listener, and an unhandled 'error' event would crash the process. The
+  // query in flight (or the next one) fails on its own and the pool replaces the client, so a
+  // permanent listener on every client only has to keep the event from being fatal.
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   let closed = false;
   return {
