@@ -103,8 +103,10 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   function kick() {
     if (running) return;
     running = true;
-    // Deferred by a microtask so that callers recording in the same tick share the first batch.
-    queueMicrotask(async () => {
+    // Deferred to the next turn of the event loop (after pending I/O), so that requests which are
+    // already readable reach their record() call and share the first batch. A microtask was not
+    // enough on PGlite, where every query resolves without leaving the process.
+    setImmediate(async () => {
       try {
         while (queue.length > 0) await writeBatch(queue.splice(0, maxBatch), false);
       } finally {
