@@ -10,11 +10,16 @@
  * (`rewrapInBackground`), sharing its one thread with the readers; retirement is in-process.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Principal } from "../../src/access/principal.ts";
 import { projectRoot } from "../../src/db/migration-files.ts";
+import { runRewrap } from "../../src/keys/rewrap.ts";
 import type { ManagedKeyService } from "../../src/keys/service.ts";
+import type { KeyService } from "../../src/keys/types.ts";
 import { sealTokens, tokenContext } from "../../src/tokens/record.ts";
+import { TokenRefresher } from "../../src/tokens/refresh.ts";
+import { TokenVault } from "../../src/tokens/vault.ts";
 import { TEST_KEK, startTestApp, type TestApp } from "../support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, describeEachDb, postgresAvailable, type TestDatabase } from "../support/databases.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
 
 const INTEGRATION = "gmail";
@@ -216,4 +221,50 @@ describe("[pglite] POST /v1/keys/rotate (background re-encryption in the serving
     expect(await db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
     await auditChainValid(t.url);
   }, 120_000);
+});
+
+describeEachDb("a read racing a rotation that re-seals its row and retires the old version", (h) => {
+  test("the vault re-reads the row once and returns the token; no DECRYPT_FAILED row", async () => {
+    const t = await startTestApp(h.db, { env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY } });
+    try {
+      const { runtime } = t;
+      const keys = runtime.keys;
+      const { writer } = await provision(t, BOOTSTRAP_KEY, "-race");
+      expect((await callApi(t, writer, "PUT", `/v1/tokens/${INTEGRATION}/${userOf(1)}`, { accessToken: accessOf(1), refreshToken: refreshOf(1) })).status).toBe(201);
+      const old = (await keys.active()).version;
+      const reader = await runtime.db.prisma.requester.findUniqueOrThrow({ where: { requesterId: "svc-reader-race" } });
+      const principal: Principal = { id: reader.id, requesterId: reader.requesterId, department: null, keyId: "test", roles: ["reader"], publicKeyJwk: null };
+
+      // Between the vault's SELECT and its first open: rotate, re-encrypt everything, retire the old version.
+      let raced = false;
+      const racing: KeyService = {
+        active: () => keys.active(),
+        get: (v) => keys.get(v),
+        seal: (p, o) => keys.seal(p, o),
+        sign: (p, ty) => keys.sign(p, ty),
+        jwks: () => keys.jwks(),
+        open: async (jwe, o) => {
+          if (!raced) {
+            raced = true;
+            await keys.rotate();
+            await runRewrap(keys, keys.rewrappables());
+            await keys.retire(old);
+          }
+          return keys.open(jwe, o);
+        },
+      };
+      const deps = { db: runtime.db, keys: racing, audit: runtime.audit, clock: runtime.clock, log: runtime.log };
+      const refresher = new TokenRefresher({ ...deps, providers: runtime.config.providers, timeoutMs: 1000 });
+      const vault = new TokenVault({ ...deps, decider: runtime.access.decider, refresher });
+      const got = await vault.read(principal, { integration: INTEGRATION, userId: userOf(1) }, { refresh: "never" });
+      await vault.close();
+      expect(raced).toBe(true);
+      expect(got.accessToken).toBe(accessOf(1));
+      expect(got.refreshToken).toBe(refreshOf(1));
+      expect((await runtime.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: userOf(1) } })).keyVersion).toBe(old + 1);
+      expect(await runtime.db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
+    } finally {
+      await t.close();
+    }
+  }, 30_000);
 });
