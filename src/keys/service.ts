@@ -7,6 +7,8 @@ import {
   type EcPublicJwk,
   MAX_SLICE,
   SliceKeyDeriver,
+  type SliceKey,
+  sliceIndex,
   leafSeed,
   decryptEnvelope,
   encryptEnvelope,
@@ -326,6 +328,9 @@ class KeyServiceImpl implements ManagedKeyService {
     const jwes: Array<string | null> = new Array(items.length).fill(null);
     const jobs: Array<{ job: ResealJob; at: number[] }> = [];
     let job: { job: ResealJob; at: number[] } | undefined;
+    const versions = new Map<number, KeyVersion | null>();
+    const fromKeys = new Map<string, SliceKey>();
+    const toKeys = new Map<number, SliceKey>();
     for (const [i, { jwe, ctx }] of items.entries()) {
       let h;
       try {
@@ -333,9 +338,16 @@ class KeyServiceImpl implements ManagedKeyService {
       } catch {
         continue;
       }
-      const from = (await this.lookup(h.version))?.kv;
-      if (!from || h.ctx !== ctx) continue;
-      const [fk, tk] = await Promise.all([from.deriver.get(h.slice), to.deriver.forTime(h.ts)]);
+      if (h.ctx !== ctx) continue;
+      // Most items share a few versions and slices: look each up once per call.
+      let from = versions.get(h.version);
+      if (from === undefined) versions.set(h.version, (from = (await this.lookup(h.version))?.kv ?? null));
+      if (!from) continue;
+      const fk = fromKeys.get(h.kid) ?? (await from.deriver.get(h.slice));
+      fromKeys.set(h.kid, fk);
+      const toSlice = sliceIndex(h.ts, to.sliceSeconds);
+      const tk = toKeys.get(toSlice) ?? (await to.deriver.get(toSlice));
+      toKeys.set(toSlice, tk);
       if (!job || job.at.length >= RESEAL_CHUNK) {
         job = { job: { items: [], privateKeys: {}, publicKeys: {}, toSliceSeconds: to.sliceSeconds }, at: [] };
         jobs.push(job);
