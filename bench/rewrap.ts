@@ -17,6 +17,8 @@ export interface RewrapBenchResult {
   batchSize: number;
   recordsPerSec: number;
   seconds: number;
+  /** Process CPU (all threads: main + reseal workers) per record; steadier than the rate on a shared machine. */
+  cpuUsPerRecord: number;
 }
 
 /** Seeds `records` token rows (both fields sealed) into a fresh schema, rotates, and times the rewrap. */
@@ -44,10 +46,12 @@ export async function runRewrapBench(opts: { target?: DatabaseTarget; records?: 
       await db.prisma.oAuthToken.createMany({ data });
     }
     await keys.rotate();
+    const cpu = process.cpuUsage();
     const r = await runRewrap(keys, keys.rewrappables(), { batchSize });
+    const used = process.cpuUsage(cpu);
     if (r.remaining !== 0 || r.moved !== records) throw new Error(`rewrap moved ${r.moved}/${records}`);
     keys.close();
-    return { database: db.description, records, batchSize, recordsPerSec: Math.round(records / (r.elapsedMs / 1000)), seconds: Math.round(r.elapsedMs) / 1000 };
+    return { database: db.description, records, batchSize, recordsPerSec: Math.round(records / (r.elapsedMs / 1000)), seconds: Math.round(r.elapsedMs) / 1000, cpuUsPerRecord: Math.round((used.user + used.system) / records) };
   } finally {
     await db.close();
   }

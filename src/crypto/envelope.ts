@@ -5,10 +5,9 @@
  * jose cost ~1.7x raw WebCrypto ECDH+AES here and our WebCrypto version ~1.5x, mostly async hops;
  * this one beats the raw WebCrypto baseline. Tests prove interop with jose both ways.
  */
-import { type KeyObject, KeyObject as NodeKeyObject, createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { type KeyObject, KeyObject as NodeKeyObject, createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
 import { DecryptionFailedError, ValidationError } from "../errors.ts";
-import { concatBytes, fromBase64url, toBase64url, u32be, utf8, utf8Decode, zeroize } from "./bytes.ts";
+import { concatBytes, fromBase64url, u32be, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import { type EcPrivateJwk, type EcPublicJwk, isP256PublicJwk } from "./jwk.ts";
 import { parseKid, sliceIndex } from "./slice-keys.ts";
 
@@ -34,18 +33,31 @@ export interface EnvelopeHeader {
  * SHA-256(counter || Z || len||AlgorithmID || len||apu || len||apv || keydatalen).
  */
 export function concatKdf(z: Uint8Array, keyBits: number, algorithmId: string, apu: Uint8Array = new Uint8Array(0), apv: Uint8Array = new Uint8Array(0)): Uint8Array<ArrayBuffer> {
-  const alg = utf8(algorithmId);
-  const otherInfo = concatBytes(u32be(alg.length), alg, u32be(apu.length), apu, u32be(apv.length), apv, u32be(keyBits));
+  const otherInfo = apu.length === 0 && apv.length === 0 && keyBits === KEY_BITS && algorithmId === ENC ? OUR_OTHER_INFO : otherInfoOf(keyBits, algorithmId, apu, apv);
   const rounds = Math.ceil(keyBits / 256);
   const out = new Uint8Array(rounds * 32);
   for (let i = 0; i < rounds; i++) {
-    const input = concatBytes(u32be(i + 1), z, otherInfo);
-    out.set(sha256(input), i * 32);
-    zeroize(input);
+    // node:crypto's native SHA-256: ~5x faster than @noble/hashes here, and z is never copied.
+    const digest = createHash("sha256").update(u32be(i + 1)).update(z).update(otherInfo).digest();
+    out.set(digest, i * 32);
+    zeroize(digest);
   }
   const key = out.slice(0, keyBits / 8);
   zeroize(out);
   return key;
+}
+
+function otherInfoOf(keyBits: number, algorithmId: string, apu: Uint8Array, apv: Uint8Array): Uint8Array<ArrayBuffer> {
+  const alg = utf8(algorithmId);
+  return concatBytes(u32be(alg.length), alg, u32be(apu.length), apu, u32be(apv.length), apv, u32be(keyBits));
+}
+
+/** The KDF's OtherInfo for our own envelopes (A256GCM, no apu/apv) is a constant. */
+const OUR_OTHER_INFO = otherInfoOf(KEY_BITS, ENC, new Uint8Array(0), new Uint8Array(0));
+
+/** Encoding only (decoding stays on the strict decoder): native, and canonical by construction. */
+function b64(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url");
 }
 
 function toPublicKeyObject(key: EcPublicJwk | CryptoKey | KeyObject): KeyObject {
@@ -93,7 +105,7 @@ export async function encryptEnvelope(plaintext: Uint8Array | string, opts: Encr
   const z = diffieHellman({ privateKey: eph.privateKey, publicKey: recipient });
   const cek = concatKdf(z, KEY_BITS, ENC);
   zeroize(z);
-  const header = toBase64url(utf8(JSON.stringify({ alg: ALG, enc: ENC, kid: opts.kid, ts: opts.ts, ctx: opts.ctx, epk })));
+  const header = b64(utf8(JSON.stringify({ alg: ALG, enc: ENC, kid: opts.kid, ts: opts.ts, ctx: opts.ctx, epk })));
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const pt = typeof plaintext === "string" ? utf8(plaintext) : plaintext;
   const cipher = createCipheriv("aes-256-gcm", cek, iv, { authTagLength: TAG_BYTES });
@@ -101,7 +113,7 @@ export async function encryptEnvelope(plaintext: Uint8Array | string, opts: Encr
   cipher.setAAD(utf8(header));
   const ct = concatBytes(cipher.update(pt), cipher.final());
   if (typeof plaintext === "string") zeroize(pt);
-  return `${header}..${toBase64url(iv)}.${toBase64url(ct)}.${toBase64url(cipher.getAuthTag())}`;
+  return `${header}..${b64(iv)}.${b64(ct)}.${b64(cipher.getAuthTag())}`;
 }
 
 interface ParsedEnvelope extends EnvelopeHeader {

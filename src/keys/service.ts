@@ -7,6 +7,8 @@ import {
   type EcPublicJwk,
   MAX_SLICE,
   SliceKeyDeriver,
+  type SliceKey,
+  sliceIndex,
   leafSeed,
   decryptEnvelope,
   encryptEnvelope,
@@ -30,6 +32,9 @@ import { systemClock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
 import { ConflictError, DecryptionFailedError, KekMismatchError, KeyUnavailableError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { availableParallelism } from "node:os";
+import { type ResealItem, type ResealJob, runResealJob } from "../crypto/reseal.ts";
+import { ResealPool } from "./reseal-pool.ts";
 import { MasterKeyRepository, type MasterKeyRow } from "./repository.ts";
 import type { Rewrappable } from "./rewrap.ts";
 import type { KeyService, KeyStatus, KeyVersion, SealedValue } from "./types.ts";
@@ -49,7 +54,12 @@ export interface KeyServiceOptions {
   rewrappables?: Rewrappable[];
   /** How often the active version is re-checked against the database (default 1000 ms). */
   refreshIntervalMs?: number;
+  /** Worker threads for `resealMany` (rotation); 0 = on the calling thread. Default: cores, at most 4. */
+  resealWorkers?: number;
 }
+
+/** Envelopes per worker job: small enough to spread a batch over the workers, large enough to amortise the hop. */
+const RESEAL_CHUNK = 128;
 
 export interface KeyVersionInfo {
   version: number;
@@ -133,6 +143,7 @@ class KeyServiceImpl implements ManagedKeyService {
   private lastForced = -Infinity;
   private inflight: Promise<void> | undefined;
   private refreshError: unknown;
+  private pool: ResealPool | undefined;
 
   constructor(private readonly opts: KeyServiceOptions) {
     this.repo = new MasterKeyRepository(opts.db);
@@ -311,6 +322,53 @@ class KeyServiceImpl implements ManagedKeyService {
     }
   }
 
+  async resealMany(items: ReadonlyArray<{ jwe: string; ctx: string }>): Promise<{ version: number; jwes: Array<string | null> }> {
+    const to = await this.active();
+    const workers = this.opts.resealWorkers ?? Math.min(4, availableParallelism());
+    const jwes: Array<string | null> = new Array(items.length).fill(null);
+    const jobs: Array<{ job: ResealJob; at: number[] }> = [];
+    let job: { job: ResealJob; at: number[] } | undefined;
+    const versions = new Map<number, KeyVersion | null>();
+    const fromKeys = new Map<string, SliceKey>();
+    const toKeys = new Map<number, SliceKey>();
+    for (const [i, { jwe, ctx }] of items.entries()) {
+      let h;
+      try {
+        h = readEnvelopeHeader(jwe);
+      } catch {
+        continue;
+      }
+      if (h.ctx !== ctx) continue;
+      // Most items share a few versions and slices: look each up once per call.
+      let from = versions.get(h.version);
+      if (from === undefined) versions.set(h.version, (from = (await this.lookup(h.version))?.kv ?? null));
+      if (!from) continue;
+      const fk = fromKeys.get(h.kid) ?? (await from.deriver.get(h.slice));
+      fromKeys.set(h.kid, fk);
+      const toSlice = sliceIndex(h.ts, to.sliceSeconds);
+      const tk = toKeys.get(toSlice) ?? (await to.deriver.get(toSlice));
+      toKeys.set(toSlice, tk);
+      if (!job || job.at.length >= RESEAL_CHUNK) {
+        job = { job: { items: [], privateKeys: {}, publicKeys: {}, toSliceSeconds: to.sliceSeconds }, at: [] };
+        jobs.push(job);
+      }
+      const item: ResealItem = { jwe, ctx, ts: h.ts, fromKid: h.kid, fromSliceSeconds: from.sliceSeconds, toKid: tk.kid };
+      job.job.items.push(item);
+      job.at.push(i);
+      // Workers get JWKs (structured clone); on this thread the imported keys are used directly.
+      job.job.privateKeys[fk.kid] ??= workers > 0 ? fk.privateJwk : fk.privateKey;
+      job.job.publicKeys[tk.kid] ??= workers > 0 ? tk.publicJwk : tk.publicKey;
+    }
+    const pool = workers > 0 ? (this.pool ??= new ResealPool(workers)) : undefined;
+    await Promise.all(
+      jobs.map(async ({ job: j, at }) => {
+        const out = pool ? await pool.run(j) : await runResealJob(j);
+        for (const [k, idx] of at.entries()) jwes[idx] = out[k] ?? null;
+      }),
+    );
+    return { version: to.version, jwes };
+  }
+
   async sign(payload: unknown, typ: string): Promise<string> {
     await this.ensureFresh();
     const a = this.state.active;
@@ -438,6 +496,8 @@ class KeyServiceImpl implements ManagedKeyService {
   }
 
   close(): void {
+    this.pool?.close();
+    this.pool = undefined;
     for (const l of this.state.byVersion.values()) l.kv?.deriver.destroy();
     this.state = { stamp: "", byVersion: new Map(), active: undefined };
     this.signedSlices.clear();

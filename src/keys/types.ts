@@ -27,6 +27,13 @@ export interface KeyService {
   seal(plaintext: string | Uint8Array, opts: { ctx: string; ts: number }): Promise<SealedValue>;
   /** Decrypts an envelope whose `ctx` must equal `expectedCtx`; DecryptionFailedError otherwise. */
   open(jwe: string, opts: { expectedCtx: string }): Promise<Uint8Array>;
+  /**
+   * Optional batch form of open + seal, for rotation: opens each envelope (its ctx must equal the
+   * given one) and seals it again to the active version with its own ts and ctx. All results share
+   * `version`; null where an envelope does not open (retired or unknown version, wrong ctx, bad tag).
+   * May run the crypto on worker threads.
+   */
+  resealMany?(items: ReadonlyArray<{ jwe: string; ctx: string }>): Promise<{ version: number; jwes: Array<string | null> }>;
   /** ES256 JWS by the active master key (kid = version), e.g. audit checkpoints. */
   sign(payload: unknown, typ: string): Promise<string>;
   /** Master public keys that are not retired (for /.well-known/jwks.json). */

@@ -5,7 +5,7 @@
  */
 import type { AuditSink } from "../audit/types.ts";
 import type { OAuthToken } from "../db/generated/client.ts";
-import { DecryptionFailedError } from "../errors.ts";
+import { DecryptionFailedError, KeyUnavailableError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
 
 export type TokenRow = OAuthToken;
@@ -50,12 +50,16 @@ export async function sealTokens(
  * Opens one field, checking its context names this row and field. On failure, writes
  * DECRYPT_FAILED (who, which record, which field — never the ciphertext) and only then rethrows
  * the generic error; if that audit write fails, the caller gets its 503 instead.
+ * With `keyGoneRetryable`, a ciphertext under a version retired since the row was read throws the
+ * KeyUnavailableError unaudited instead: the caller re-reads the row (a rotation re-sealed it) and
+ * opens again without the flag, so a real failure is still audited.
  */
 export async function openField(
   deps: { keys: KeyService; audit: AuditSink },
   row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion">,
   field: TokenField,
   actor: string,
+  opts: { keyGoneRetryable?: boolean } = {},
 ): Promise<string> {
   const jwe = field === "access" ? row.accessToken : row.refreshToken;
   if (jwe === null) throw new Error(`openField: the row has no ${field} token`);
@@ -64,6 +68,7 @@ export async function openField(
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (err) {
     if (!(err instanceof DecryptionFailedError) && !(err instanceof TypeError)) throw err;
+    if (opts.keyGoneRetryable && err instanceof DecryptionFailedError && err.cause instanceof KeyUnavailableError) throw err.cause;
     await deps.audit.record({
       eventType: "DECRYPT_FAILED",
       actor,

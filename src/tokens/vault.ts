@@ -205,9 +205,12 @@ export class TokenVault {
   async #open(row: TokenRow, actor: string): Promise<{ accessToken: string; refreshToken: string | null }> {
     for (let attempt = 0; ; attempt++) {
       try {
+        // KeyService.open reports a retired version as DecryptionFailedError (cause KeyUnavailableError);
+        // openField hands that cause back unaudited on the first attempt so the row can be re-read.
+        const opts = { keyGoneRetryable: attempt === 0 };
         const [accessToken, refreshToken] = await Promise.all([
-          openField(this.#d, row, "access", actor),
-          row.refreshToken === null ? null : openField(this.#d, row, "refresh", actor),
+          openField(this.#d, row, "access", actor, opts),
+          row.refreshToken === null ? null : openField(this.#d, row, "refresh", actor, opts),
         ]);
         return { accessToken, refreshToken };
       } catch (err) {
