@@ -37,7 +37,7 @@ async function call(url: string, key: string, method: string, path: string, body
  * it, a writer, a reader and a whitelist admitting the reader. The service logs at its default
  * level (the per-request access line included) to a file.
  */
-export async function startBenchService(kind: BenchDb, opts: { seedTokens: number; env?: Record<string, string> }): Promise<BenchService> {
+export async function startBenchService(kind: BenchDb, opts: { seedTokens: number; env?: Record<string, string>; bunArgs?: string[] }): Promise<BenchService> {
   const bdb = await createBenchDatabase(kind);
   let proc: Spawned | undefined;
   try {
@@ -48,7 +48,7 @@ export async function startBenchService(kind: BenchDb, opts: { seedTokens: numbe
       await s.close(); // PGlite is one process at a time: the service opens it next
     }
     const admin = generateApiKey().apiKey;
-    proc = await spawnAndWaitForUrl(["bun", join(REPO, "src/index.ts")], {
+    proc = await spawnAndWaitForUrl(["bun", ...(opts.bunArgs ?? []), join(REPO, "src/index.ts")], {
       // A temp cwd, so a developer's .env cannot point the service elsewhere.
       cwd: bdb.kind === "pglite" ? bdb.env.DATA_DIR : undefined,
       env: {
