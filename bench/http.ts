@@ -191,7 +191,7 @@ export async function runScenario(svc: BenchService, sc: Scenario, concurrency: 
   const key = sc.key(svc);
   const requests = sc.requests(svc, seeded);
   await probe(svc, sc, requests[0]!, key);
-  return runLoad({ baseUrl: svc.url, requests, headers: key ? { Authorization: `Bearer ${key}` } : {}, connections: concurrency, durationSec });
+  return runLoad({ baseUrl: svc.url, requests, headers: key ? { Authorization: `Bearer ${key}` } : {}, connections: concurrency, durationSec, serverPid: svc.pid });
 }
 
 export async function runHttpBench(o: HttpBenchOptions): Promise<ScenarioResult[]> {
@@ -206,7 +206,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<ScenarioResult[
         for (const c of o.concurrencies) {
           const r = await runScenario(svc, sc, c, o.durationSec, o.seedTokens);
           out.push({ scenario: sc.name, db, concurrency: c, ...r });
-          o.progress?.(`http: ${sc.name} ${db} c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors}`);
+          o.progress?.(`http: ${sc.name} ${db} c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors} server cpu ${r.serverCpuUsPerReq ?? "?"} µs/req`);
         }
       }
     } finally {
@@ -225,7 +225,7 @@ export async function runHelloBench(o: Pick<HttpBenchOptions, "concurrencies" | 
     if (o.warmupSec > 0) await runLoad({ baseUrl: h.url, requests, connections: 16, durationSec: o.warmupSec });
     const out = [];
     for (const c of o.concurrencies) {
-      const r = await runLoad({ baseUrl: h.url, requests, connections: c, durationSec: o.durationSec });
+      const r = await runLoad({ baseUrl: h.url, requests, connections: c, durationSec: o.durationSec, serverPid: h.pid });
       o.progress?.(`hello c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms`);
       out.push({ concurrency: c, ...r });
     }

@@ -4,7 +4,7 @@
  * wrk is used rather than a Node generator because on a 2-core machine every cycle the generator
  * spends is taken from the service under test; wrk spends the fewest.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -21,6 +21,8 @@ export interface LoadSpec {
   headers?: Record<string, string>;
   connections: number;
   durationSec: number;
+  /** When given (Linux), the server's CPU time over the run is reported per request. */
+  serverPid?: number;
 }
 
 export interface LoadResult {
@@ -30,6 +32,20 @@ export interface LoadResult {
   requests: number;
   /** Socket errors, timeouts and responses that are not 2xx. */
   errors: number;
+  /** Server process CPU (user + system) per request, µs; from /proc, 10 ms resolution. */
+  serverCpuUsPerReq?: number;
+}
+
+/** utime + stime of a process in µs, from /proc/<pid>/stat (clock ticks of 10 ms), or undefined off Linux. */
+function cpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10_000; // fields 14 and 15, counted after the comm field
+  } catch {
+    return undefined;
+  }
 }
 
 /** Makes sure `wrk` is on PATH, installing Debian's package when running as root; else one clear error. */
@@ -97,11 +113,13 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     const script = join(dir, "load.lua");
     writeFileSync(script, luaScript(spec));
     const connections = Math.max(1, spec.connections);
+    const cpu0 = cpuUs(spec.serverPid);
     const proc = Bun.spawn(
       [wrk, "-t", "1", "-c", String(connections), "-d", `${spec.durationSec}s`, "--timeout", "10s", "-s", script, spec.baseUrl],
       { stdout: "pipe", stderr: "pipe" },
     );
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const cpu1 = cpuUs(spec.serverPid);
     const line = out.split("\n").find((l) => l.startsWith("WRKJSON "));
     if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}): ${(err || out).trim().slice(0, 500)}`);
     const j = JSON.parse(line.slice("WRKJSON ".length)) as Record<string, number>;
@@ -112,6 +130,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       p99Ms: Math.round(j.p99! / 10) / 100,
       requests: n,
       errors: j.connect! + j.read! + j.write! + j.status! + j.timeout!,
+      ...(cpu0 !== undefined && cpu1 !== undefined && n > 0 ? { serverCpuUsPerReq: Math.round((cpu1 - cpu0) / n) } : {}),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

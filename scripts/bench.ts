@@ -78,7 +78,7 @@ await runScript(async () => {
     machine: typeof m & { loadAverageAtEnd?: number[] };
     settings: Record<string, unknown>;
     scenarios: Record<string, Omit<ScenarioResult, "scenario">>;
-    baselines: { helloHono?: Record<string, { concurrency: number; reqPerSec: number; p50Ms: number; p99Ms: number; errors: number }>; crypto?: Record<string, { usPerOp: number; opsPerSec: number }> };
+    baselines: { helloHono?: Record<string, { concurrency: number; reqPerSec: number; p50Ms: number; p99Ms: number; errors: number; serverCpuUsPerReq?: number }>; crypto?: Record<string, { usPerOp: number; opsPerSec: number }> };
     ratios: { tokenReadVsHello: number | null; cryptoVsRaw: number | null; tokenReadVsHelloAt?: string };
     policy?: { evaluationsPerSec: number; usPerEvaluation: number };
     scaling?: ScalingResult;
@@ -99,7 +99,7 @@ await runScript(async () => {
   const load = { concurrencies: o.concurrencies, durationSec: o.durationSec, warmupSec: o.quick ? 0 : 1, progress };
   if (has("hello")) {
     const h = await runHelloBench(load);
-    result.baselines.helloHono = Object.fromEntries(h.map((r) => [`c${r.concurrency}`, { concurrency: r.concurrency, reqPerSec: r.reqPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors }]));
+    result.baselines.helloHono = Object.fromEntries(h.map((r) => [`c${r.concurrency}`, { concurrency: r.concurrency, reqPerSec: r.reqPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors, serverCpuUsPerReq: r.serverCpuUsPerReq }]));
   }
   if (has("http")) {
     const rows = await runHttpBench({ ...load, dbs: o.dbs, scenarios: o.scenarios, seedTokens: o.seedTokens });
@@ -142,9 +142,9 @@ function printTable(r: any) {
   const pad = (s: unknown, n: number) => String(s).padStart(n);
   console.log(`machine: ${r.machine.cores} cores (${r.machine.cpu}), bun ${r.machine.bun}, ${r.machine.generator}; load average ${r.machine.loadAverageAtStart.join(" ")} → ${r.machine.loadAverageAtEnd.join(" ")}`);
   if (r.baselines.helloHono || Object.keys(r.scenarios).length) {
-    console.log(`\n${"scenario".padEnd(16)} ${"db".padEnd(9)} ${pad("conns", 5)} ${pad("req/s", 8)} ${pad("p50 ms", 8)} ${pad("p99 ms", 8)} ${pad("errors", 7)}`);
-    for (const h of Object.values(r.baselines.helloHono ?? {}) as any[]) console.log(`${"hello (Hono)".padEnd(16)} ${"-".padEnd(9)} ${pad(h.concurrency, 5)} ${pad(h.reqPerSec, 8)} ${pad(h.p50Ms, 8)} ${pad(h.p99Ms, 8)} ${pad(h.errors, 7)}`);
-    for (const [k, s] of Object.entries(r.scenarios) as any[]) console.log(`${k.split("/")[0].padEnd(16)} ${s.db.padEnd(9)} ${pad(s.concurrency, 5)} ${pad(s.reqPerSec, 8)} ${pad(s.p50Ms, 8)} ${pad(s.p99Ms, 8)} ${pad(s.errors, 7)}`);
+    console.log(`\n${"scenario".padEnd(16)} ${"db".padEnd(9)} ${pad("conns", 5)} ${pad("req/s", 8)} ${pad("p50 ms", 8)} ${pad("p99 ms", 8)} ${pad("errors", 7)} ${pad("cpu µs/req", 10)}`);
+    for (const h of Object.values(r.baselines.helloHono ?? {}) as any[]) console.log(`${"hello (Hono)".padEnd(16)} ${"-".padEnd(9)} ${pad(h.concurrency, 5)} ${pad(h.reqPerSec, 8)} ${pad(h.p50Ms, 8)} ${pad(h.p99Ms, 8)} ${pad(h.errors, 7)} ${pad(h.serverCpuUsPerReq ?? "-", 10)}`);
+    for (const [k, s] of Object.entries(r.scenarios) as any[]) console.log(`${k.split("/")[0].padEnd(16)} ${s.db.padEnd(9)} ${pad(s.concurrency, 5)} ${pad(s.reqPerSec, 8)} ${pad(s.p50Ms, 8)} ${pad(s.p99Ms, 8)} ${pad(s.errors, 7)} ${pad(s.serverCpuUsPerReq ?? "-", 10)}`);
   }
   if (r.baselines.crypto) {
     console.log(`\n${"crypto".padEnd(42)} ${pad("µs/op", 9)} ${pad("ops/s", 9)}`);
