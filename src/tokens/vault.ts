@@ -112,10 +112,17 @@ export class TokenVault {
   /**
    * The access decision comes first, so a denied caller cannot even learn whether the record
    * exists. The request names the instant of the read as its data range ([now, now]).
+   * The row's SELECT runs while the decision is being made durable (fetching ciphertext is not
+   * releasing it), saving a round trip; its outcome, found or not, is looked at only after the
+   * decision resolved and allowed the read, so a denial or a failed audit write always wins.
    */
   async read(principal: Principal, key: TokenKey, opts: { refresh: "auto" | "never" | "force"; purpose?: string }): Promise<TokenReadResult> {
     const { decider, refresher, clock } = this.#d;
     const now = clock.now();
+    const fetched = this.#findOrNull(key).then(
+      (row) => ({ row, err: undefined }),
+      (err: unknown) => ({ row: null, err }),
+    );
     const { id: accessRequestId, decision } = await decider.decide(principal, {
       resource: { type: "token", integration: key.integration, userId: key.userId },
       timeRange: { start: now, end: now },
@@ -123,7 +130,10 @@ export class TokenVault {
     });
     if (!decision.allowed) throw new TokenAccessDeniedError(decision.reason, { accessRequestId, policyId: decision.policyId, denialCode: decision.code });
 
-    let row = await this.#find(key);
+    const first = await fetched;
+    if (first.err !== undefined) throw first.err;
+    if (!first.row) throw new NotFoundError("token");
+    let row = first.row;
     let refreshed = false;
     let plain: { accessToken: string; refreshToken: string | null } | undefined;
     const due = opts.refresh === "force" ? refresher.canRefresh(row) : opts.refresh === "auto" && refresher.wants(row, now);
@@ -193,9 +203,13 @@ export class TokenVault {
   }
 
   async #find(key: TokenKey): Promise<TokenRow> {
-    const row = await this.#d.db.prisma.oAuthToken.findUnique({ where: { userId_integration: { userId: key.userId, integration: key.integration } } });
+    const row = await this.#findOrNull(key);
     if (!row) throw new NotFoundError("token");
     return row;
+  }
+
+  #findOrNull(key: TokenKey): Promise<TokenRow | null> {
+    return this.#d.db.prisma.oAuthToken.findUnique({ where: { userId_integration: { userId: key.userId, integration: key.integration } } });
   }
 
   /**

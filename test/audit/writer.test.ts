@@ -167,6 +167,32 @@ describeEachDb("audit writer", (h) => {
     expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, chains: 2, unclosedChains: 1 });
   });
 
+  test("attached access_requests rows are stored field for field (one multi-row INSERT per batch)", async () => {
+    const w = writerFor(h.db, key);
+    const full = {
+      id: "0190a000-0000-7000-8000-0000000000a1",
+      requesterId: "r-1",
+      resourceType: "token",
+      resource: { type: "token", integration: "gmail", userId: "o'brien \"q\"" },
+      startTime: new Date(1_700_000_000_123),
+      endTime: new Date(1_700_000_360_456),
+      purpose: "incident 'review'",
+      granted: false,
+      denialReason: "not whitelisted",
+      policyIds: ["p-1", "p,2", "p\"3"],
+      policyId: "p-1",
+      keyCount: 7,
+    };
+    const bare = { id: "0190a000-0000-7000-8000-0000000000a2", requesterId: "r-2", resourceType: "timeslice", resource: { type: "timeslice" }, startTime: new Date(5), endTime: new Date(5), granted: true, policyIds: [] };
+    await Promise.all([w.record({ event: sampleEvent(1), accessRequest: full }), w.record({ event: sampleEvent(2), accessRequest: bare })]);
+    const rows = await h.db.prisma.accessRequest.findMany({ orderBy: { id: "asc" } });
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatchObject(full);
+    expect(rows[1]).toMatchObject({ ...bare, purpose: null, denialReason: null, policyId: null, keyCount: null });
+    expect(rows[1]!.createdAt).toBeInstanceOf(Date);
+    await w.close();
+  });
+
   test("a signer failure fails the batch closed (no unsigned opening checkpoint is written)", async () => {
     const w = writerFor(h.db, undefined, { signer: () => Promise.reject(new Error("key service down")) });
     await expect(w.record(sampleEvent(1))).rejects.toBeInstanceOf(ServiceUnavailableError);

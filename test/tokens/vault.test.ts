@@ -155,6 +155,16 @@ describeEachDb("tokens over HTTP", (h) => {
     expect(denials.some((r) => r.target === "token:gmail:denied-user")).toBe(true);
   });
 
+  test("the row is fetched alongside the decision, but a denial still wins over 'not found' (403, never 404)", async () => {
+    const res = await get("gmail", "no-such-user", "", a.stranger);
+    expect(res.status).toBe(403);
+    expect((await res.json()).error.code).toBe("ACCESS_DENIED");
+    const allowed = await get("gmail", "no-such-user", "", a.reader);
+    expect(allowed.status).toBe(404);
+    const grants = await auditRows(h.db, "ACCESS_GRANTED");
+    expect(grants.some((r) => r.target === "token:gmail:no-such-user")).toBe(true);
+  });
+
   test("status: valid, expired (refreshable), needs-reauth (no refresh token); never the token", async () => {
     await put("gmail", "s-valid", { accessToken: "tok-valid", expiresAt: T0 + HOUR });
     await put("gmail", "s-expired", { accessToken: "tok-expired", refreshToken: "rt", expiresAt: T0 - HOUR });

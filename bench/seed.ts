@@ -1,0 +1,155 @@
+/**
+ * Bulk seeding for the bench: token rows sealed as PUT /v1/tokens seals them (see seal-worker.ts),
+ * in worker threads, inserted in large unnest() batches, the insert of one batch overlapping the
+ * sealing of the next. Also the throwaway databases the bench runs on.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { generateKek, kekFingerprint } from "../src/crypto/index.ts";
+import { openDatabase, type Database, type DatabaseTarget } from "../src/db/database.ts";
+import { applyMigrations } from "../src/db/migrate.ts";
+import { createLogger } from "../src/log.ts";
+import { createKeyService, type ManagedKeyService } from "../src/keys/service.ts";
+import { availableParallelism } from "node:os";
+import { type SealJob, type SealedRow } from "./seal-job.ts";
+
+export type BenchDb = "postgres" | "pglite";
+
+export const POSTGRES_ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** A fresh database (PostgreSQL: a new uniquely named database; PGlite: a temp DATA_DIR) and its KEK. */
+export interface BenchDatabase {
+  kind: BenchDb;
+  /** The environment the service needs to use it. */
+  env: Record<string, string>;
+  target: DatabaseTarget;
+  kekHex: string;
+  dispose(): Promise<void>;
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createBenchDatabase(kind: BenchDb): Promise<BenchDatabase> {
+  const kek = generateKek();
+  const kekHex = Buffer.from(kek).toString("hex");
+  if (kind === "postgres") {
+    const name = `chronokms_bench_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
+    await adminQuery(`CREATE DATABASE "${name}"`);
+    const url = new URL(POSTGRES_ADMIN_URL);
+    url.pathname = `/${name}`;
+    return {
+      kind,
+      env: { DATABASE_URL: url.toString() },
+      target: { kind: "postgres", url: url.toString(), poolSize: 4 },
+      kekHex,
+      dispose: () => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "chronokms-bench-pglite-"));
+  return {
+    kind,
+    env: { DATA_DIR: dir },
+    target: { kind: "pglite", dataDir: join(dir, "pglite") },
+    kekHex,
+    dispose: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Opens the bench database in this process (migrated) with a KeyService on its KEK (creating v1 if none). */
+export async function openForSeeding(bdb: BenchDatabase): Promise<{ db: Database; keys: ManagedKeyService; close(): Promise<void> }> {
+  const db = await openDatabase(bdb.target);
+  await applyMigrations(db);
+  const kek = Uint8Array.from(Buffer.from(bdb.kekHex, "hex"));
+  const keys = await createKeyService({ db, kek, kekId: kekFingerprint(kek), sliceSeconds: 3600, log: createLogger("silent") });
+  return {
+    db,
+    keys,
+    async close() {
+      keys.close();
+      await db.close();
+    },
+  };
+}
+
+/** One INSERT … SELECT FROM unnest(arrays) per batch: a bulk load, not the per-request path. */
+function insertTokenRows(db: Database, integration: string, rows: SealedRow[]): Promise<unknown> {
+  const sql = `INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", scope, "tokenType", "updatedAt", "keyVersion")
+    SELECT u.id, u."userId", $1, u.a, u.r, 'email', 'Bearer', now(), u.v
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[]) AS u(id, "userId", a, r, v)`;
+  const params = [
+    integration,
+    rows.map(() => Bun.randomUUIDv7()),
+    rows.map((r) => r.userId),
+    rows.map((r) => r.accessToken),
+    rows.map((r) => r.refreshToken),
+    rows.map((r) => r.keyVersion),
+  ];
+  if (db.pool) return db.pool.query(sql, params);
+  if (db.pglite) return db.pglite.query(sql, params);
+  throw new Error("insertTokenRows: no driver");
+}
+
+/** Seal workers, one per core; reused across `seedTokens` calls, terminated by `closeSealWorkers`. */
+let workers: Worker[] = [];
+
+export function closeSealWorkers(): void {
+  for (const w of workers) w.terminate();
+  workers = [];
+}
+
+function sealInWorker(w: Worker, job: SealJob): Promise<SealedRow[]> {
+  return new Promise((resolve, reject) => {
+    w.onmessage = (ev: MessageEvent<SealedRow[]>) => resolve(ev.data);
+    w.onerror = (ev) => reject(new Error(`seal worker failed: ${ev.message}`));
+    w.postMessage(job);
+  });
+}
+
+/**
+ * Seeds users `from`..`from+count-1` of `integration`: both fields sealed to the active key
+ * version's slice of now (as a PUT would), no expiry, so a read never refreshes. The sealing runs
+ * in worker threads; each batch is inserted while the next is being sealed.
+ */
+export async function seedTokens(
+  db: Database,
+  keys: ManagedKeyService,
+  opts: { integration: string; from?: number; count: number; batch?: number; onProgress?: (done: number) => void },
+): Promise<{ rows: number; rowsPerSec: number }> {
+  const from = opts.from ?? 0;
+  const batch = opts.batch ?? 4000;
+  const ts = Date.now();
+  const kv = await keys.active();
+  const sk = await kv.deriver.forTime(ts);
+  const base = { integration: opts.integration, ts, version: kv.version, sliceSeconds: kv.sliceSeconds, kid: sk.kid, publicJwk: sk.publicJwk };
+  if (workers.length === 0) workers = Array.from({ length: Math.max(1, Math.min(4, availableParallelism())) }, () => new Worker(new URL("./seal-worker.ts", import.meta.url).href));
+  const t0 = performance.now();
+  let pending: Promise<unknown> = Promise.resolve();
+  const end = from + opts.count;
+  for (let start = from; start < end; start += batch) {
+    const n = Math.min(batch, end - start);
+    const per = Math.ceil(n / workers.length);
+    const parts = await Promise.all(
+      workers.map((w, k) => {
+        const f = start + k * per;
+        const c = Math.max(0, Math.min(per, start + n - f));
+        return c === 0 ? Promise.resolve([]) : sealInWorker(w, { ...base, from: f, count: c });
+      }),
+    );
+    await pending;
+    pending = insertTokenRows(db, opts.integration, parts.flat());
+    opts.onProgress?.(start + n - from);
+  }
+  await pending;
+  const s = (performance.now() - t0) / 1000;
+  return { rows: opts.count, rowsPerSec: Math.round(opts.count / s) };
+}
