@@ -140,7 +140,7 @@ class KeyServiceImpl implements ManagedKeyService {
   private readonly signedSlices = new LruCache<string, Promise<SignedSliceKey>>(1024);
   private state: State = { stamp: "", byVersion: new Map(), active: undefined };
   private lastCheck = -Infinity;
-  private lastForced = -Infinity;
+  private forcedReload: { startedAt: number; done: Promise<void> } | undefined;
   private inflight: Promise<void> | undefined;
   private refreshError: unknown;
   private pool: ResealPool | undefined;
@@ -267,14 +267,39 @@ class KeyServiceImpl implements ManagedKeyService {
 
   /** For a version we have not seen (sealed by a process that rotated): reload, at most 10 times/s. */
   private async lookup(version: number): Promise<Loaded | undefined> {
+    const since = performance.now();
     await this.ensureFresh();
     let l = this.state.byVersion.get(version);
-    if (!l && performance.now() - this.lastForced > 100) {
-      this.lastForced = performance.now();
-      await this.ensureFresh(true);
+    if (!l) {
+      // Another process may have created this version after our last reload (a rotation by
+      // keys:rotate or a peer). Every caller that meets an unknown version waits for a reload
+      // that began after it looked; concurrent callers share one, so it costs one query.
+      await this.reloadSince(since);
       l = this.state.byVersion.get(version);
     }
     return l;
+  }
+
+  /** Resolves once a reload that started at or after `since` (performance.now()) has finished. */
+  private async reloadSince(since: number): Promise<void> {
+    for (;;) {
+      const f = this.forcedReload;
+      if (f && f.startedAt >= since) return f.done;
+      if (f) {
+        await f.done;
+        continue;
+      }
+      const startedAt = performance.now();
+      const done = (async () => {
+        // A reload already under way may have read master_keys before `since`: let it finish first.
+        if (this.inflight) await this.inflight;
+        await this.ensureFresh(true);
+      })().finally(() => {
+        if (this.forcedReload?.startedAt === startedAt) this.forcedReload = undefined;
+      });
+      this.forcedReload = { startedAt, done };
+      return done;
+    }
   }
 
   async health(): Promise<void> {

@@ -213,3 +213,33 @@ describeEachDb("two instances starting together on an empty database", (h) => {
     if (h.db.url) for (const d of others) await d.close();
   });
 });
+
+describeEachDb("a rotation made by another instance", (h) => {
+  test("concurrent opens of values sealed under a version this instance has not loaded yet all succeed (one reload)", async () => {
+    // B refreshes its view of master_keys only every 60 s, so only the unknown-version path can save it.
+    const a = await keyService(h.db);
+    const b = await keyService(h.db, { refreshIntervalMs: 60_000 });
+    try {
+      await a.rotate({ actor: "test" });
+      const next = await a.active();
+      const sealed = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => a.seal(`value ${i}`, { ctx: `ctx:${i}`, ts: T + i * 60_000 })),
+      );
+      expect(sealed.every((s) => s.version === next.version)).toBe(true);
+      const opened = await Promise.allSettled(sealed.map((s, i) => b.open(s.jwe, { expectedCtx: `ctx:${i}` })));
+      const failures = opened.filter((r) => r.status === "rejected");
+      expect(failures.length).toBe(0);
+      expect(new TextDecoder().decode((opened[7] as PromiseFulfilledResult<Uint8Array>).value)).toBe("value 7");
+      // A version that does not exist is still refused with the single generic error.
+      const forged = sealed[0]!.jwe.replace(/^[^.]+/, (hdr) => {
+        const j = JSON.parse(Buffer.from(hdr, "base64url").toString());
+        return Buffer.from(JSON.stringify({ ...j, kid: `999:${j.kid.split(":")[1]}` })).toString("base64url");
+      });
+      await expect(b.open(forged, { expectedCtx: "ctx:0" })).rejects.toBeInstanceOf(DecryptionFailedError);
+    } finally {
+      a.close();
+      b.close();
+    }
+  }, 30_000);
+});
+
