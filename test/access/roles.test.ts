@@ -1,7 +1,8 @@
 /**
  * Role × route matrix: every authenticated route refuses a missing key (401), a wrong role (403),
- * a disabled key (401) and an expired key (401), and admits the right role. Add new routes to
- * ROUTES as they land (tokens, keys, audit); `roles` is the set of roles that must be admitted.
+ * a disabled key (401) and an expired key (401), and admits the right role. `roles` is the set of
+ * roles that must be admitted. A test below fails when the app serves a /v1 operation this table
+ * does not cover, so a new route cannot skip the matrix.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
@@ -37,7 +38,10 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1/keys", roles: ["admin"] },
   { method: "POST", path: "/v1/keys/rotate", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs", roles: ["admin"] },
+  { method: "GET", path: "/v1/audit-logs/stats", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs/verify", roles: ["admin"] },
+  { method: "GET", path: "/v1/tokens", roles: ["reader"] },
+  { method: "GET", path: "/v1/tokens/gmail/u1/status", roles: ["reader"] },
   { method: "PUT", path: "/v1/tokens/gmail/u1", roles: ["writer"], body: {} },
   { method: "GET", path: "/v1/tokens/gmail/u1", roles: ["reader"] },
   { method: "DELETE", path: "/v1/tokens/gmail/u1", roles: ["writer"] },
@@ -47,7 +51,7 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1//requesters", roles: ["admin"] },
 ];
 
-const PUBLIC = ["/healthz", "/readyz", "/openapi.json", "/v1/time-slices/1/public-key"];
+const PUBLIC = ["/healthz", "/readyz", "/openapi.json", "/.well-known/jwks.json", "/v1/time-slices/1/public-key"];
 
 describeEachDb("role × route matrix", (h) => {
   let x: AccessHarness;
@@ -96,5 +100,18 @@ describeEachDb("role × route matrix", (h) => {
 
   test("public routes need no key", async () => {
     for (const path of PUBLIC) expect([401, 403]).not.toContain((await x.app.request(path)).status);
+  });
+
+  test("the matrix covers every operation the app serves under /v1", () => {
+    const served = x.app.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/"));
+    const missing = served
+      .filter((r) => {
+        const pattern = new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}$`);
+        const concrete = ROUTES.some((c) => c.method === r.method && pattern.test(c.path));
+        const isPublic = r.method === "GET" && PUBLIC.some((p) => pattern.test(p));
+        return !concrete && !isPublic;
+      })
+      .map((r) => `${r.method} ${r.path}`);
+    expect([...new Set(missing)]).toEqual([]);
   });
 });
