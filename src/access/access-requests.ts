@@ -5,13 +5,13 @@
 import type { Database } from "../db/database.ts";
 import type { Clock } from "../clock.ts";
 import type { KeyService } from "../keys/types.ts";
-import { BadRequestError, ValidationError } from "../errors.ts";
+import { BadRequestError } from "../errors.ts";
 import type { AccessRequestBody } from "../policy/schemas.ts";
 import type { AccessRequest, Prisma } from "../db/generated/client.ts";
 import type { Principal } from "./principal.ts";
 import type { AccessDecider } from "./types.ts";
 import { issueGrant, planGrant, type GrantBody } from "./grants.ts";
-import { fromBase64url, toBase64url, utf8, utf8Decode } from "../crypto/bytes.ts";
+import { decodeCursor, encodeCursor } from "../lib/keyset-cursor.ts";
 
 export interface DenialBody {
   id: string;
@@ -97,7 +97,8 @@ export class AccessRequestService {
     if (f.to !== undefined) and.push({ createdAt: { lte: new Date(f.to) } });
     if (f.cursor !== undefined) {
       const c = decodeCursor(f.cursor);
-      and.push({ OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }] });
+      const at = new Date(c.timeMs);
+      and.push({ OR: [{ createdAt: { lt: at } }, { createdAt: at, id: { lt: c.id } }] });
     }
     const rows = await this.o.db.prisma.accessRequest.findMany({
       where: { AND: and },
@@ -106,24 +107,7 @@ export class AccessRequestService {
     });
     const page = rows.slice(0, f.limit);
     const last = page[page.length - 1];
-    return { items: page.map(viewOf), nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null };
-  }
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function encodeCursor(row: AccessRequest): string {
-  return toBase64url(utf8(`${row.createdAt.getTime()}.${row.id}`));
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  try {
-    const [ms, id] = utf8Decode(fromBase64url(cursor)).split(".");
-    const n = Number(ms);
-    if (!Number.isSafeInteger(n) || n < 0 || !id || !UUID.test(id)) throw new Error("bad cursor");
-    return { createdAt: new Date(n), id };
-  } catch {
-    throw new ValidationError("invalid query: cursor: not a cursor returned by this endpoint");
+    return { items: page.map(viewOf), nextCursor: rows.length > f.limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : null };
   }
 }
 

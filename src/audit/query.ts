@@ -5,8 +5,7 @@
  */
 import { Prisma } from "../db/generated/client.ts";
 import type { Database } from "../db/database.ts";
-import { ValidationError } from "../errors.ts";
-import { fromBase64url, toBase64url, utf8, utf8Decode } from "../crypto/bytes.ts";
+import { decodeCursor, encodeCursor } from "../lib/keyset-cursor.ts";
 
 export const MAX_LIST_LIMIT = 500;
 
@@ -55,25 +54,6 @@ export interface AuditStats {
   chains: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export function encodeCursor(timestamp: number, id: string): string {
-  return toBase64url(utf8(JSON.stringify([timestamp, id])));
-}
-
-/** The position after which the next page starts; ValidationError (400) for anything we did not issue. */
-export function decodeCursor(cursor: string): { timestamp: number; id: string } {
-  try {
-    const v: unknown = JSON.parse(utf8Decode(fromBase64url(cursor)));
-    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === "string" && UUID.test(v[1])) {
-      return { timestamp: v[0] as number, id: v[1] };
-    }
-  } catch {
-    // fall through to the one error below
-  }
-  throw new ValidationError("invalid cursor: pass back the nextCursor of a previous page unchanged");
-}
-
 function windowWhere(w: AuditWindow): Prisma.AuditLogWhereInput {
   if (w.from === undefined && w.to === undefined) return {};
   return { timestamp: { ...(w.from !== undefined ? { gte: BigInt(w.from) } : {}), ...(w.to !== undefined ? { lt: BigInt(w.to) } : {}) } };
@@ -86,7 +66,7 @@ export async function listAuditLogs(db: Database, q: AuditListQuery): Promise<Au
   if (q.actor !== undefined) and.push({ actor: q.actor });
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor);
-    const ts = BigInt(c.timestamp);
+    const ts = BigInt(c.timeMs);
     and.push({ OR: [{ timestamp: { lt: ts } }, { timestamp: ts, id: { lt: c.id } }] });
   }
   const rows = await db.prisma.auditLog.findMany({
