@@ -5,19 +5,18 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import pg from "pg";
-import { describeEachDb } from "../support/databases.ts";
+import { describePostgres } from "../support/databases.ts";
 import { accessHarness, bearer, type AccessHarness } from "./support.ts";
 import { sliceIndex } from "../../src/crypto/slice-keys.ts";
 
 const HOUR = 3_600_000;
 
-describeEachDb("fail closed when the decision cannot be made durable", (h) => {
+describePostgres("fail closed when the decision cannot be made durable", (h) => {
   let x: AccessHarness;
   let reader: string;
   let locker: pg.Client;
   let e: number;
   beforeAll(async () => {
-    if (h.kind !== "postgres") return;
     x = await accessHarness(h.db, { listen: true, env: { AUDIT_WRITE_TIMEOUT_MS: "300" } });
     const r = await x.makeKey(["reader"]);
     reader = r.apiKey;
@@ -47,7 +46,6 @@ describeEachDb("fail closed when the decision cannot be made durable", (h) => {
   };
 
   test("audit table locked past the write timeout → 503, nothing half written", async () => {
-    if (h.kind !== "postgres") return; // needs a second connection to lock with
     expect((await ask()).status).toBe(201); // warm: key verified and cached
     const before = await counts();
     await locker.query("BEGIN");
@@ -62,7 +60,6 @@ describeEachDb("fail closed when the decision cannot be made durable", (h) => {
   }, 20_000);
 
   test("the writing connection killed mid-transaction → 503, nothing half written", async () => {
-    if (h.kind !== "postgres") return;
     await x.close();
     // A long timeout, so it is the killed connection (not the timeout) that fails the write.
     x = await accessHarness(h.db, { listen: true, env: { AUDIT_WRITE_TIMEOUT_MS: "20000" } });

@@ -116,3 +116,21 @@ export function describeEachDb(title: string, body: (h: DbHandle) => void) {
     });
   }
 }
+
+/**
+ * `describe` for what only PostgreSQL can show (a second connection that locks or kills), titled
+ * `[postgres] …`; the same handle as describeEachDb. CI requires PostgreSQL, so it never skips there.
+ */
+export function describePostgres(title: string, body: (h: DbHandle) => void) {
+  describe.skipIf(!postgresAvailable)(`[postgres] ${title}`, () => {
+    const handle = { kind: "postgres" } as DbHandle;
+    beforeAll(async () => {
+      handle.db = await createTestDatabase("postgres");
+    }, 60_000);
+    afterAll(async () => {
+      await handle.db?.close();
+    });
+    body(handle);
+  });
+}
+
