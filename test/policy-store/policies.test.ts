@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { describeEachDb } from "../support/databases.ts";
+import { describeEachDb, describePostgres } from "../support/databases.ts";
 import { openDatabase } from "../../src/db/database.ts";
 import { accessHarness, bearer, type AccessHarness } from "../access/support.ts";
 
@@ -85,9 +85,8 @@ describeEachDb("policy CRUD over HTTP", (h) => {
   });
 });
 
-describeEachDb("policy changes across processes", (h) => {
+describePostgres("policy changes across processes", (h) => {
   test("a change through one runtime is seen by another within 1 s", async () => {
-    if (h.kind === "pglite") return; // PGlite is single-process: every change is local
     const other = await openDatabase({ kind: "postgres", url: h.db.url! });
     const a = await accessHarness(h.db);
     // No poll: what b sees, it sees through LISTEN/NOTIFY.
