@@ -26,6 +26,8 @@ import { policyRoutes } from "./http/routes/policies.ts";
 import { accessRequestRoutes } from "./http/routes/access-requests.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
 import type { TokenVault } from "./tokens/vault.ts";
+import { ScheduleStore } from "./keys/schedule.ts";
+import { systemClock } from "./clock.ts";
 
 export interface AppDeps {
   config: Config;
@@ -36,6 +38,8 @@ export interface AppDeps {
   readiness?: ReadinessCheck[];
   access: AccessServices;
   tokens: TokenVault;
+  /** The rotation schedule store; tests that build deps by hand get one on the same database. */
+  schedule?: ScheduleStore;
 }
 
 export function createApp(deps: AppDeps) {
@@ -53,7 +57,7 @@ export function createApp(deps: AppDeps) {
   ];
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
-  app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
+  app.route("/", keyManagementRoutes(deps.keys, deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }), { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
   app.route("/", auditRoutes({ db: deps.db }));
 
   app.route("/", requesterRoutes(deps.access));

@@ -18,6 +18,7 @@ import { ServiceUnavailableError } from "./errors.ts";
 import { createAccessServices, type AccessServices } from "./access/index.ts";
 import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
+import { ScheduleStore } from "./keys/schedule.ts";
 
 export interface Runtime {
   config: Config;
@@ -27,6 +28,8 @@ export interface Runtime {
   keys: ManagedKeyService;
   access: AccessServices;
   tokens: TokenVault;
+  /** The rotation schedule (run by src/keys/scheduler.ts in the server). */
+  schedule: ScheduleStore;
   clock: Clock;
   appDeps(): AppDeps;
   close(): Promise<void>;
@@ -93,6 +96,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   const tokenLog = log.child({ component: "tokens" });
   const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, clock, log: tokenLog });
+  const schedule = new ScheduleStore({ db, audit, clock });
   // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];
   return {
@@ -103,8 +107,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     keys: ready,
     access,
     tokens,
+    schedule,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, schedule, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

@@ -3,6 +3,8 @@ import { createApp } from "./app.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import type { Clock } from "./clock.ts";
+import { createRotationScheduler } from "./keys/scheduler.ts";
 
 export interface RunningServer {
   url: string;
@@ -10,8 +12,15 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const runtime = await createRuntime(config, log);
+export interface ServerOptions {
+  /** Time for every service (tests drive the rotation schedule with it). */
+  clock?: Clock;
+  /** How often the rotation scheduler looks at the schedule (default 5000 ms) and its re-encryption batch size (500). */
+  scheduler?: { intervalMs?: number; batchSize?: number };
+}
+
+export async function startServer(config: Config, log: Logger, opts: ServerOptions = {}): Promise<RunningServer> {
+  const runtime = await createRuntime(config, log, { clock: opts.clock });
   const app = createApp(runtime.appDeps());
   const server = Bun.serve({
     hostname: config.host,
@@ -22,6 +31,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   log.info("listening", { url, database: runtime.db.description });
+  const scheduler = createRotationScheduler({
+    db: runtime.db,
+    keys: runtime.keys,
+    schedule: runtime.schedule,
+    audit: runtime.audit,
+    clock: runtime.clock,
+    log: log.child({ component: "scheduler" }),
+    ...opts.scheduler,
+  });
+  scheduler.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -30,6 +49,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       const grace = new Promise<void>((r) => setTimeout(r, config.shutdownGraceMs).unref());
       await Promise.race([server.stop(false), grace]);
       server.stop(true);
+      await scheduler.stop();
       await runtime.close();
       log.info("stopped");
     })());

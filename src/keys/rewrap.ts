@@ -58,7 +58,7 @@ const EMPTY_PASSES = 5;
 export async function runRewrap(
   keys: KeyService,
   targets: readonly Rewrappable[],
-  opts: { batchSize?: number; onProgress?: (p: RewrapProgress) => void } = {},
+  opts: { batchSize?: number; onProgress?: (p: RewrapProgress) => void; /** Stops between batches (shutdown); what moved stays moved. */ signal?: AbortSignal } = {},
 ): Promise<RewrapResult> {
   const batchSize = Math.min(Math.max(1, Math.floor(opts.batchSize ?? 1000)), MAX_BATCH);
   const started = performance.now();
@@ -76,6 +76,11 @@ export async function runRewrap(
     const before = moved;
     for (const t of targets) {
       for (;;) {
+        if (opts.signal?.aborted) {
+          let remaining = 0;
+          for (const n of (await pendingByStore(targets, targetVersion)).values()) remaining += n;
+          return { targetVersion, moved, remaining, elapsedMs: performance.now() - started };
+        }
         const n = await t.rewrapBatch(keys, { targetVersion, limit: batchSize });
         moved += n;
         report(t.name);
