@@ -19,6 +19,7 @@ import { createAccessServices, type AccessServices } from "./access/index.ts";
 import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
 import { ScheduleStore } from "./keys/schedule.ts";
+import { createMetrics, type Metrics } from "./metrics/index.ts";
 
 export interface Runtime {
   config: Config;
@@ -30,6 +31,7 @@ export interface Runtime {
   tokens: TokenVault;
   /** The rotation schedule (run by src/keys/scheduler.ts in the server). */
   schedule: ScheduleStore;
+  metrics: Metrics;
   clock: Clock;
   appDeps(): AppDeps;
   close(): Promise<void>;
@@ -57,7 +59,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     if (!signingKeys) throw new ServiceUnavailableError("master key not loaded yet");
     return signingKeys.sign(payload, typ);
   };
+  const metrics = createMetrics();
   const audit = createAuditWriter({
+    onBatch: metrics.observeAuditBatch,
     db,
     clock,
     log: log.child({ component: "audit" }),
@@ -97,6 +101,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, clock, log: tokenLog });
   const schedule = new ScheduleStore({ db, audit, clock });
+  metrics.bind({ db, clock, versions: () => ready.versions() });
   // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];
   return {
@@ -108,8 +113,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     access,
     tokens,
     schedule,
+    metrics,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, schedule, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, schedule, metrics, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

@@ -5,9 +5,12 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Clock } from "./clock.ts";
 import { createRotationScheduler } from "./keys/scheduler.ts";
+import { metricsListenerApp } from "./http/routes/metrics.ts";
 
 export interface RunningServer {
   url: string;
+  /** The unauthenticated metrics listener's /metrics URL, when METRICS_PORT is set. */
+  metricsUrl?: string;
   runtime: Runtime;
   stop(): Promise<void>;
 }
@@ -31,6 +34,14 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   log.info("listening", { url, database: runtime.db.description });
+  let metricsServer: ReturnType<typeof Bun.serve> | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metricsListener) {
+    const { host, port } = config.metricsListener;
+    metricsServer = Bun.serve({ hostname: host, port, fetch: metricsListenerApp(runtime.metrics).fetch });
+    metricsUrl = `http://${host.includes(":") ? `[${host}]` : host}:${metricsServer.port}/metrics`;
+    log.info("metrics listening (no authentication)", { url: metricsUrl });
+  }
   const scheduler = createRotationScheduler({
     db: runtime.db,
     keys: runtime.keys,
@@ -49,9 +60,10 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       const grace = new Promise<void>((r) => setTimeout(r, config.shutdownGraceMs).unref());
       await Promise.race([server.stop(false), grace]);
       server.stop(true);
+      metricsServer?.stop(true);
       await scheduler.stop();
       await runtime.close();
       log.info("stopped");
     })());
-  return { url, runtime, stop };
+  return { url, metricsUrl, runtime, stop };
 }

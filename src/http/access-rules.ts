@@ -31,6 +31,8 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { prefix: "/v1/tokens", methods: ["PUT", "DELETE"], roles: ["writer"] },
   { prefix: "/v1/tokens", methods: ["GET"], roles: ["reader"] },
   { prefix: "/v1/users", methods: ["DELETE"], roles: ["writer"] },
+  // Outside /v1, guarded because app.ts installs the guard on it; public only on METRICS_PORT.
+  { prefix: "/metrics", roles: ["admin"] },
 ];
 
 const DEFAULT_ROLES: readonly Role[] = ["admin"];

@@ -37,6 +37,9 @@ const ROUTES: RouteCase[] = [
   // Guarded by path for routers of other areas (src/http/access-rules.ts).
   { method: "GET", path: "/v1/keys", roles: ["admin"] },
   { method: "POST", path: "/v1/keys/rotate", roles: ["admin"] },
+  { method: "GET", path: "/v1/keys/schedule", roles: ["admin"] },
+  { method: "PUT", path: "/v1/keys/schedule", roles: ["admin"], body: {} },
+  { method: "GET", path: "/metrics", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs/stats", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs/verify", roles: ["admin"] },
