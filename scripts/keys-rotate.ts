@@ -1,12 +1,13 @@
 /**
- * `bun run keys:rotate [--batch-size N] [--no-rotate] [--retire <v>]`
+ * `bun run keys:rotate [--batch-size N] [--no-rotate] [--retire <v>] [--status]`
  *
  * With no flags: rotate (new active version, old → decrypt-only), then re-encrypt every record on an
  * older version, printing counts per version before and after. Safe to kill at any point; rerun it.
  * Rerun rule: it only rotates when no record is pending on an older version — if records are still
  * pending, an earlier rotation did not finish, so it finishes that one instead of rotating again.
  * `--no-rotate`: only re-encrypt. `--retire <v>`: only retire version v (refused while anything
- * still needs it or while it is active).
+ * still needs it or while it is active). `--status`: only print the versions and the rotation
+ * schedule with its next due time (set with `PUT /v1/keys/schedule`).
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.ts";
@@ -16,6 +17,7 @@ import { runRewrap } from "../src/keys/rewrap.ts";
 import { createLogger } from "../src/log.ts";
 import { createRuntime } from "../src/runtime.ts";
 import { createProgress } from "./lib/progress.ts";
+import { scheduleView } from "../src/keys/schedule.ts";
 import { runScript } from "./lib/run-script.ts";
 
 const ACTOR = "script:keys-rotate";
@@ -37,7 +39,7 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 
 await runScript(async () => {
   const { values } = parseArgs({
-    options: { "batch-size": { type: "string" }, "no-rotate": { type: "boolean" }, retire: { type: "string" } },
+    options: { "batch-size": { type: "string" }, "no-rotate": { type: "boolean" }, retire: { type: "string" }, status: { type: "boolean" } },
     strict: true,
   });
   const batchSize = Math.min(positiveInt("--batch-size", values["batch-size"], 1000), 10_000);
@@ -50,6 +52,21 @@ await runScript(async () => {
   try {
     const keys = runtime.keys;
     const before = await keys.versions();
+    if (values.status) {
+      printVersions("versions:", before);
+      const s = scheduleView(await runtime.schedule.get());
+      console.log("\nschedule:");
+      if (s.rotateEverySeconds === null) console.log("  none (set one with PUT /v1/keys/schedule)");
+      else {
+        console.log(`  enabled:        ${s.enabled}`);
+        console.log(`  rotate every:   ${s.rotateEverySeconds} s`);
+        console.log(`  retire after:   ${s.retireAfterSeconds === null ? "never (retire with --retire <v>)" : `${s.retireAfterSeconds} s`}`);
+        console.log(`  next due:       ${s.nextDueAt ?? "-"}`);
+        console.log(`  last rotated:   ${s.lastRotatedAt ?? "-"}`);
+        console.log(`  updated:        ${s.updatedAt} by ${s.updatedBy}`);
+      }
+      return 0;
+    }
     printVersions("before:", before);
 
     if (retire !== undefined) {

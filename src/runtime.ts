@@ -72,7 +72,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   let keys: ManagedKeyService | undefined;
   let access: AccessServices;
   try {
-    if (opts.migrate ?? config.migrateOnStart) {
+    // Through a running owner of the embedded database, migrating is the owner's job (it did at start).
+    if ((opts.migrate ?? config.migrateOnStart) && !db.owner) {
       const applied = await applyMigrations(db);
       if (applied.length > 0) log.info("migrations applied", { applied });
     }

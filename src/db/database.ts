@@ -12,6 +12,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
 import { PrismaClient } from "./generated/client.ts";
+import { OWNER_SOCKET_PORT, ownerSocketDir, ownerSocketReady, serveOwnerSocket } from "./owner-socket.ts";
 
 export type DatabaseTarget =
   | { kind: "postgres"; url: string; poolSize?: number }
@@ -27,6 +28,8 @@ export interface Database {
   readonly pglite?: PGlite;
   /** Where it lives, for logs (never includes a password). */
   readonly description: string;
+  /** Set when this process reaches the embedded database through the process that owns it (src/db/owner-socket.ts). */
+  readonly owner?: { pid: number };
   close(): Promise<void>;
 }
 
@@ -67,17 +70,22 @@ async function openPglite(dataDir: string | null): Promise<Database> {
   } else {
     const dir = resolve(dataDir);
     mkdirSync(dir, { recursive: true });
-    const unlock = lockDataDir(dir);
+    const lock = lockDataDir(dir);
+    // Another live process owns it: work through that owner's socket.
+    if ("owner" in lock) return connectToOwner(dir, lock.owner);
+    const unlock = lock.unlock;
+    let socket: Awaited<ReturnType<typeof serveOwnerSocket>>;
     try {
       pglite = new PGlite(dir);
       await pglite.waitReady;
+      socket = await serveOwnerSocket(pglite, dir);
     } catch (err) {
       unlock();
       throw err;
     }
     const db = wrapPglite(pglite, `pglite at ${dir}`);
     const close = db.close;
-    return { ...db, close: async () => (await close(), unlock()) };
+    return { ...db, close: async () => (await socket.close(), await close(), unlock()) };
   }
   await pglite.waitReady;
   return wrapPglite(pglite, "pglite (in memory)");
@@ -85,25 +93,56 @@ async function openPglite(dataDir: string | null): Promise<Database> {
 
 /**
  * PGlite is a single-process database: a second process opening the same directory would corrupt
- * it. A pid file next to it refuses that with a clear message (a stale one, whose process is
- * gone, is taken over).
+ * it. A pid file next to it names the owner (a stale one, whose process is gone, is taken over);
+ * other processes then go through the owner's socket.
  */
-function lockDataDir(dir: string): () => void {
+function lockDataDir(dir: string): { unlock: () => void } | { owner: number } {
   const lockPath = `${dir}.lock`;
   const take = () => writeFileSync(lockPath, String(process.pid), { flag: "wx" });
   try {
     take();
   } catch {
     const holder = Number(readFileSync(lockPath, "utf8").trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
-      throw new ConfigError(
-        `the embedded database at ${dir} is in use by process ${holder}; stop it first (or use DATABASE_URL=postgres://… to run several processes)`,
-      );
-    }
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) return { owner: holder };
     rmSync(lockPath, { force: true });
     take();
   }
-  return () => rmSync(lockPath, { force: true });
+  return { unlock: () => rmSync(lockPath, { force: true }) };
+}
+
+/**
+ * The embedded database through its running owner: the pg driver on the owner's Unix socket, one
+ * connection (the owner's PGlite runs one statement at a time anyway). Migrations are the owner's.
+ */
+async function connectToOwner(dir: string, pid: number): Promise<Database> {
+  // The owner serves its socket as soon as PGlite is open; give one that is starting a moment.
+  for (let i = 0; i < 100 && !ownerSocketReady(dir); i++) {
+    if (!processAlive(pid)) break;
+    await Bun.sleep(100);
+  }
+  if (!ownerSocketReady(dir)) {
+    throw new ConfigError(`the embedded database at ${dir} is in use by process ${pid}, which does not serve its socket; stop it first (or use DATABASE_URL=postgres://… to run several processes)`);
+  }
+  const conn = { host: ownerSocketDir(dir), port: OWNER_SOCKET_PORT, user: "postgres", database: "postgres" };
+  const pool = new pg.Pool({ ...conn, max: 1, connectionTimeoutMillis: 60_000 });
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  let closed = false;
+  return {
+    kind: "pglite",
+    prisma,
+    pool,
+    owner: { pid },
+    description: `pglite at ${dir} (through its owner, process ${pid})`,
+    migrationAdapter: () => wholeScriptAdapter(new PrismaPg({ ...conn, max: 1 })),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
 }
 
 function processAlive(pid: number): boolean {
