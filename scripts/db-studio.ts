@@ -27,7 +27,7 @@ await runScript(async () => {
     url = config.database.url;
   } else {
     if (config.database.dataDir === null) throw new Error("memory:// has nothing to browse; unset DATABASE_URL for the embedded database");
-    const db = await openDatabase(config.database);
+    const db = await openDatabase(config.database, { throughOwner: true });
     if (!db.owner) await applyMigrations(db);
     const socketPath = ownerSocketPath(resolve(config.database.dataDir));
     // Studio speaks TCP; each of its connections is piped to the owner's socket.

@@ -46,10 +46,12 @@ export interface RuntimeOptions {
   ownsDb?: boolean;
   /** Time for every service (tests put the service at 03:00). */
   clock?: Clock;
+  /** Maintenance scripts: reach a running owner of the embedded database through its socket (src/db/owner-socket.ts). */
+  throughOwner?: boolean;
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
-  const db = opts.db ?? (await openDatabase(config.database));
+  const db = opts.db ?? (await openDatabase(config.database, { throughOwner: opts.throughOwner }));
   const ownsDb = opts.ownsDb ?? opts.db === undefined;
   const clock = opts.clock ?? systemClock;
   // Audit checkpoints are signed by the master key, and key events are audited: the signer

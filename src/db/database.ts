@@ -33,8 +33,16 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(target: DatabaseTarget): Promise<Database> {
-  return target.kind === "postgres" ? openPostgres(target.url, target.poolSize ?? 10) : openPglite(target.dataDir);
+export interface OpenOptions {
+  /**
+   * On the embedded database, when another live process owns the data directory: work through
+   * that owner's socket (maintenance scripts) instead of refusing (a second service).
+   */
+  throughOwner?: boolean;
+}
+
+export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {}): Promise<Database> {
+  return target.kind === "postgres" ? openPostgres(target.url, target.poolSize ?? 10) : openPglite(target.dataDir, opts.throughOwner ?? false);
 }
 
 function openPostgres(url: string, poolSize: number): Database {
@@ -63,7 +71,7 @@ function openPostgres(url: string, poolSize: number): Database {
   };
 }
 
-async function openPglite(dataDir: string | null): Promise<Database> {
+async function openPglite(dataDir: string | null, throughOwner: boolean): Promise<Database> {
   let pglite: PGlite;
   if (dataDir === null) {
     pglite = new PGlite();
@@ -71,8 +79,13 @@ async function openPglite(dataDir: string | null): Promise<Database> {
     const dir = resolve(dataDir);
     mkdirSync(dir, { recursive: true });
     const lock = lockDataDir(dir);
-    // Another live process owns it: work through that owner's socket.
-    if ("owner" in lock) return connectToOwner(dir, lock.owner);
+    if ("owner" in lock) {
+      // Another live process owns it: a script works through that owner's socket; a service refuses.
+      if (throughOwner) return connectToOwner(dir, lock.owner);
+      throw new ConfigError(
+        `the embedded database at ${dir} is in use by process ${lock.owner}; stop it first (or use DATABASE_URL=postgres://… to run several processes; maintenance scripts work through it)`,
+      );
+    }
     const unlock = lock.unlock;
     let socket: Awaited<ReturnType<typeof serveOwnerSocket>>;
     try {
