@@ -87,18 +87,22 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
       );
     }
     const unlock = lock.unlock;
-    let socket: Awaited<ReturnType<typeof serveOwnerSocket>>;
     try {
       pglite = new PGlite(dir);
       await pglite.waitReady;
-      socket = await serveOwnerSocket(pglite, dir);
     } catch (err) {
       unlock();
       throw err;
     }
+    // Serving the maintenance scripts is not worth refusing to start over (e.g. a DATA_DIR path
+    // too long for a Unix socket): say so; scripts then refuse while this process runs.
+    const socket = await serveOwnerSocket(pglite, dir).catch((err: Error) => {
+      console.error(`chronokms: warning: cannot serve the embedded database to maintenance scripts (${err.message}); stop the service to run them`);
+      return undefined;
+    });
     const db = wrapPglite(pglite, `pglite at ${dir}`);
     const close = db.close;
-    return { ...db, close: async () => (await socket.close(), await close(), unlock()) };
+    return { ...db, close: async () => (await socket?.close(), await close(), unlock()) };
   }
   await pglite.waitReady;
   return wrapPglite(pglite, "pglite (in memory)");
