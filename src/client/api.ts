@@ -16,6 +16,8 @@ import type {
   Instant,
   Jwks,
   KeyVersion,
+  KeySchedule,
+  KeyScheduleInput,
   Page,
   Policy,
   PolicyInput,
@@ -141,7 +143,9 @@ export class ChronoKmsClient {
   updatePolicy = (id: string, patch: Partial<PolicyInput>) => this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
   deletePolicy = (id: string) => this.request<void>("DELETE", `/v1/policies/${enc(id)}`);
 
-  keys = () => this.request<{ versions: KeyVersion[] }>("GET", "/v1/keys");
+  keys = () => this.request<{ versions: KeyVersion[]; schedule: KeySchedule }>("GET", "/v1/keys");
+  keySchedule = () => this.request<KeySchedule>("GET", "/v1/keys/schedule");
+  setKeySchedule = (input: KeyScheduleInput) => this.request<KeySchedule>("PUT", "/v1/keys/schedule", input);
   rotateKeys = () => this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
 
   auditLogs = (query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {}) =>

@@ -222,6 +222,25 @@ export interface KeyVersion {
   recordsByStore: Record<string, number>;
 }
 
+/** The rotation schedule (`GET /v1/keys/schedule`); nulls and `enabled: false` when never set. */
+export interface KeySchedule {
+  rotateEverySeconds: number | null;
+  retireAfterSeconds: number | null;
+  enabled: boolean;
+  nextDueAt: string | null;
+  lastRotatedAt: string | null;
+  updatedAt: string | null;
+  updatedBy: string | null;
+}
+
+export interface KeyScheduleInput {
+  /** At least 60. */
+  rotateEverySeconds: number;
+  /** At least 60; null or absent: never retire automatically. */
+  retireAfterSeconds?: number | null;
+  enabled: boolean;
+}
+
 export interface AuditLogEntry {
   id: string;
   chainId: string;

@@ -55,6 +55,10 @@ test("administration: requesters, API keys, policies, simulate, keys, audit", as
   expect(sim.policyId).toBe(p.id);
 
   expect((await admin.keys()).versions[0]).toMatchObject({ version: 1, status: "active" });
+  expect((await admin.keySchedule()).enabled).toBe(false);
+  const schedule = await admin.setKeySchedule({ rotateEverySeconds: 86_400, enabled: true });
+  expect(schedule).toMatchObject({ rotateEverySeconds: 86_400, retireAfterSeconds: null, enabled: true });
+  expect((await admin.keys()).schedule.nextDueAt).toBe(schedule.nextDueAt);
   const page = await admin.auditLogs({ eventType: "POLICY_CREATED", limit: 5 });
   expect(page.items[0]?.target).toContain(p.id);
   expect((await admin.auditStats({ from: 0 })).byEventType.POLICY_CREATED).toBe(1);

@@ -118,3 +118,35 @@ test("METRICS_PORT: a separate listener serves /metrics without authentication; 
     await running.stop();
   }
 }, 60_000);
+
+test("refreshes and decisions are counted from committed audit batches only, with bounded labels", async () => {
+  const { createMetrics } = await import("../../src/metrics/index.ts");
+  const m = createMetrics();
+  const ev = (eventType: string, details: Record<string, unknown>) => ({ eventType, actor: "a", success: true, details }) as never;
+  m.observeAuditBatch({
+    ok: true,
+    seconds: 0.003,
+    events: [
+      ev("TOKEN_REFRESHED", {}),
+      ev("TOKEN_REFRESH_FAILED", { reason: "invalid_grant", permanent: true }),
+      ev("TOKEN_REFRESH_FAILED", { reason: "http_503", permanent: false }),
+      ev("TOKEN_REFRESH_FAILED", { reason: "provider_said_user-7f3a", permanent: false }),
+      ev("ACCESS_DENIED", { reasonCode: "OUTSIDE_TIME_WINDOW" }),
+      ev("ACCESS_DENIED", { reasonCode: "not a code; user-7f3a" }),
+      ev("ACCESS_GRANTED", { reasonCode: "GRANTED" }),
+    ],
+  });
+  m.observeAuditBatch({ ok: false, seconds: 2, events: [ev("ACCESS_GRANTED", {})] }); // rolled back: not a decision
+  const text = await m.render();
+  expect(sample(text, "chronokms_token_refreshes_total", { outcome: "refreshed", reason: "ok" })).toBe(1);
+  expect(sample(text, "chronokms_token_refreshes_total", { outcome: "needs-reauth", reason: "invalid_grant" })).toBe(1);
+  expect(sample(text, "chronokms_token_refreshes_total", { outcome: "failed", reason: "http_503" })).toBe(1);
+  expect(sample(text, "chronokms_token_refreshes_total", { outcome: "failed", reason: "other" })).toBe(1);
+  expect(sample(text, "chronokms_access_decisions_total", { outcome: "denied", reason: "OUTSIDE_TIME_WINDOW" })).toBe(1);
+  expect(sample(text, "chronokms_access_decisions_total", { outcome: "denied", reason: "OTHER" })).toBe(1);
+  expect(sample(text, "chronokms_access_decisions_total", { outcome: "granted", reason: "GRANTED" })).toBe(1);
+  expect(sample(text, "chronokms_audit_commit_duration_seconds_count", { result: "failed" })).toBe(1);
+  expect(sample(text, "chronokms_audit_batch_events_count")).toBe(1);
+  expect(text).not.toContain("user-7f3a");
+  if (promtool) expect((await promtoolCheck(text)).code).toBe(0);
+});
