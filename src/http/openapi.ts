@@ -96,11 +96,12 @@ export function buildOpenApiDocument(app: OpenAPIHono<AppEnv>, version: string) 
       title: "chronokms",
       version,
       description: "Key management with time-slice keys, policy-checked access and a tamper-evident audit log.",
-      // Not open source: the SPDX way to name a license that has no SPDX identifier (SPDX 2.3 §10.1).
-      license: { name: "Proprietary", identifier: "LicenseRef-chronokms-proprietary" },
     },
     servers: [{ url: "/" }],
   });
+  // Not open source: a LicenseRef- is SPDX's way to name a license without an SPDX identifier
+  // (OpenAPI 3.1 `license.identifier`; the generator's types predate that field).
+  (doc.info as { license?: unknown }).license = { name: "Proprietary", identifier: "LicenseRef-chronokms-proprietary" };
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     const concrete = path.replace(/\{[^}]+\}/g, "x");
     const authenticated = !isPublicPath(concrete);
