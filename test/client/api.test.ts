@@ -29,8 +29,11 @@ test("health, JWKS and signed slice keys (no API key)", async () => {
   expect((await anon.ready()).status).toBe("ready");
   const jwks = await anon.jwks();
   expect(jwks.keys[0]?.kid).toBe("1");
-  const k = await anon.slicePublicKey(493_000, 1);
-  expect(k).toMatchObject({ version: 1, slice: 493_000, kid: "1:493000", sliceSeconds: 3600 });
+  const k = await anon.slicePublicKey("current", 1);
+  const slice = Math.floor(Date.now() / 3600_000);
+  expect(k).toMatchObject({ version: 1, slice, kid: `1:${slice}`, sliceSeconds: 3600, status: "active" });
+  expect(Date.parse(k.expiresAt) - Date.parse(k.issuedAt)).toBe(3600_000);
+  expect((await anon.slicePublicKey(slice - 1, 1)).slice).toBe(slice - 1);
   expect(typeof k.from).toBe("string");
   expect(Date.parse(k.to) - Date.parse(k.from)).toBe(3600_000);
 });
