@@ -148,7 +148,8 @@ class KeyServiceImpl implements ManagedKeyService {
   private readonly audit?: AuditSink;
   private readonly refreshMs: number;
   private readonly stores = new Map<string, Rewrappable>();
-  private readonly signedSlices = new LruCache<string, { p: Promise<SignedSliceKey>; iat: number; status: KeyStatus }>(1024);
+  // Big enough for a whole signing window of 60-s slices (~1500), so a sweep cannot evict the slices around now.
+  private readonly signedSlices = new LruCache<string, { p: Promise<SignedSliceKey>; iat: number; status: KeyStatus }>(4096);
   private warmedAt = -Infinity;
   private warmedVersion = 0;
   private state: State = { stamp: "", byVersion: new Map(), active: undefined };
