@@ -9,7 +9,7 @@ import { seedTokens } from "./helpers.ts";
 describeEachDb("key routes", (h) => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp(h.db, { listen: true });
+    t = await startTestApp(h.db, { listen: true, env: { SLICE_SECONDS: "3600" } }); // the hour slices below
   });
   afterAll(async () => t?.close());
 
