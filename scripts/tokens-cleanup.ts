@@ -23,7 +23,7 @@ await runScript(async () => {
   if (!values["older-than"]) throw new ValidationError("--older-than is required, e.g. --older-than 30d");
   const olderThanMs = parseAge(values["older-than"]);
   const config = loadConfig();
-  const runtime = await createRuntime(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel), { throughOwner: true });
+  const runtime = await createRuntime(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel), { throughOwner: true, logDevKek: false });
   try {
     const progress = createProgress("removing");
     const r = await cleanupExpiredTokens(

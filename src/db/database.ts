@@ -3,11 +3,12 @@
  * PGlite (on disk under DATA_DIR, or in memory for tests). Both are reached through the same
  * Prisma client, so nothing above this module knows which one it got.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { ConfigError } from "../errors.ts";
 import { resolve } from "node:path";
 import pg from "pg";
 import { PGlite } from "@electric-sql/pglite";
+import { makePrivateDir, restrictTree, withPrivateUmask } from "./private-dir.ts";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
@@ -77,7 +78,8 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
     pglite = new PGlite();
   } else {
     const dir = resolve(dataDir);
-    mkdirSync(dir, { recursive: true });
+    // Data directory 0700, files 0600 (SPEC §12); an existing, looser tree is fixed here.
+    makePrivateDir(dir);
     const lock = lockDataDir(dir);
     if ("owner" in lock) {
       // Another live process owns it: a script works through that owner's socket; a service refuses.
@@ -88,8 +90,13 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
     }
     const unlock = lock.unlock;
     try {
-      pglite = new PGlite(dir);
-      await pglite.waitReady;
+      restrictTree(dir);
+      pglite = await withPrivateUmask(async () => {
+        const p = new PGlite(dir);
+        await p.waitReady;
+        return p;
+      });
+      restrictTree(dir);
     } catch (err) {
       unlock();
       throw err;
@@ -102,7 +109,7 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
     });
     const db = wrapPglite(pglite, `pglite at ${dir}`);
     const close = db.close;
-    return { ...db, close: async () => (await socket?.close(), await close(), unlock()) };
+    return { ...db, close: async () => (await socket?.close(), await close(), restrictTree(dir), unlock()) };
   }
   await pglite.waitReady;
   return wrapPglite(pglite, "pglite (in memory)");
@@ -115,7 +122,7 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
  */
 function lockDataDir(dir: string): { unlock: () => void } | { owner: number } {
   const lockPath = `${dir}.lock`;
-  const take = () => writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+  const take = () => writeFileSync(lockPath, String(process.pid), { flag: "wx", mode: 0o600 });
   try {
     take();
   } catch {
