@@ -14,7 +14,7 @@ export type SignInResult = { ok: true; client: ChronoKmsClient } | { ok: false; 
 
 function clientFor(apiKey: string) {
   // window.fetch must be called with window as `this`; the SDK calls its fetch as a method.
-  return new ChronoKmsClient({ baseUrl: location.origin, apiKey, retries: 2, timeoutMs: 30_000, fetch: (input, init) => fetch(input, init) });
+  return new ChronoKmsClient({ baseUrl: location.origin, apiKey, retries: 2, timeoutMs: 30_000, fetch: fetch.bind(window) });
 }
 
 /** Checks the key by making an admin call; keeps it only when the API accepts it as admin. */
