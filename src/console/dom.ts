@@ -32,9 +32,13 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props | 
       el.addEventListener(key.slice(2), value as EventListener);
     } else if (key === "style" || key === "srcdoc") {
       throw new Error(`attribute ${key} is not allowed`);
-    } else if (key === "value" && (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement)) {
+    } else if (key === "value" && (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement)) {
+      el.defaultValue = String(value); // so form.reset() returns to it
+      el.value = String(value);
+    } else if (key === "value" && el instanceof HTMLSelectElement) {
       el.value = String(value);
     } else if (key === "checked" && el instanceof HTMLInputElement) {
+      el.defaultChecked = Boolean(value);
       el.checked = Boolean(value);
     } else {
       el.setAttribute(key, value === true ? "" : String(value));

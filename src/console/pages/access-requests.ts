@@ -56,7 +56,7 @@ export const accessRequestsPage: Page = async (ctx) => {
 
   const filters: HTMLFormElement = h(
     "form",
-    { class: "filters", novalidate: true, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
+    { class: "filters", novalidate: true, data: { form: "filters" }, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
     field("Requester id", requesterId, { name: "requesterId" }),
     field("Decision", granted, { name: "granted" }),
     field("Resource", resourceType, { name: "resourceType" }),

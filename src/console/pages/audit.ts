@@ -95,7 +95,7 @@ export const auditPage: Page = async (ctx) => {
 
   const filters: HTMLFormElement = h(
     "form",
-    { class: "filters", novalidate: true, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
+    { class: "filters", novalidate: true, data: { form: "filters" }, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
     field("Event", eventType, { name: "eventType" }),
     field("Actor", actor, { name: "actor" }),
     field("From", from, { name: "from" }),

@@ -153,7 +153,7 @@ function policyEditor(ctx: PageContext, reload: () => void) {
 
   const form: HTMLFormElement = h(
     "form",
-    { class: "stack", novalidate: true, onsubmit: async (e: SubmitEvent) => {
+    { class: "stack", novalidate: true, data: { form: "policy" }, onsubmit: async (e: SubmitEvent) => {
       e.preventDefault();
       clearErrors(form);
       let parsedConfig: unknown;
@@ -232,7 +232,7 @@ function simulateForm(ctx: PageContext, policies: () => Policy[]): HTMLElement {
 
   const form: HTMLFormElement = h(
     "form",
-    { class: "stack", novalidate: true, onsubmit: async (e: SubmitEvent) => {
+    { class: "stack", novalidate: true, data: { form: "simulate" }, onsubmit: async (e: SubmitEvent) => {
       e.preventDefault();
       clearErrors(form);
       replace(result);

@@ -75,7 +75,7 @@ function requesterForm(ctx: PageContext, onCreated: (r: Requester) => Promise<vo
   const email = h("input", { type: "email", autocomplete: "off" });
   const form: HTMLFormElement = h(
     "form",
-    { class: "stack", novalidate: true, onsubmit: async (e: SubmitEvent) => {
+    { class: "stack", novalidate: true, data: { form: "new-requester" }, onsubmit: async (e: SubmitEvent) => {
       e.preventDefault();
       clearErrors(form);
       try {
@@ -153,7 +153,7 @@ function keyRow(ctx: PageContext, r: Requester, k: ApiKeyView, reload: () => voi
     }
   } }, "Revoke now");
   const confirm = h("span", { class: "confirm" }, yes, h("button", { type: "button", onclick: () => replace(cell, revoke) }, "Cancel"));
-  replace(cell, revoke);
+  replace(cell, k.enabled ? revoke : null);
   const expired = k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now();
   return h(
     "tr",
@@ -161,7 +161,7 @@ function keyRow(ctx: PageContext, r: Requester, k: ApiKeyView, reload: () => voi
     h("td", { class: "mono" }, k.keyId),
     h("td", null, k.name ?? "—"),
     h("td", null, k.roles.map((role) => badge(role, "info"))),
-    h("td", null, !k.enabled ? badge("disabled", "muted") : expired ? badge("expired", "warn") : badge("active", "ok")),
+    h("td", null, !k.enabled ? badge("revoked", "muted") : expired ? badge("expired", "warn") : badge("active", "ok")),
     h("td", null, fmtTime(k.expiresAt)),
     h("td", null, fmtTime(k.lastUsedAt)),
     h("td", null, fmtTime(k.createdAt)),
@@ -175,7 +175,7 @@ function issueForm(ctx: PageContext, r: Requester, secretSlot: HTMLElement, relo
   const roleBoxes = ROLES.map((role) => h("input", { type: "checkbox", value: role, checked: role === "reader" }));
   const form: HTMLFormElement = h(
     "form",
-    { class: "stack", novalidate: true, onsubmit: async (e: SubmitEvent) => {
+    { class: "stack", novalidate: true, data: { form: "issue-key" }, onsubmit: async (e: SubmitEvent) => {
       e.preventDefault();
       clearErrors(form);
       try {

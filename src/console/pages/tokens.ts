@@ -51,7 +51,7 @@ export const tokensPage: Page = async (ctx) => {
 
   const filters: HTMLFormElement = h(
     "form",
-    { class: "filters", novalidate: true, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
+    { class: "filters", novalidate: true, data: { form: "filters" }, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
     field("User id", userId, { name: "userId" }),
     field("Integration", integration, { name: "integration" }),
     h("button", { type: "submit", class: "primary" }, "Apply"),
