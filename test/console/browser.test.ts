@@ -222,7 +222,7 @@ if (chromiumPath) {
       await filters.getByLabel("Event").selectOption("REQUESTER_CREATED");
       await filters.getByRole("button", { name: "Apply" }).click();
       await page.waitForFunction(() => {
-        const rows = [...document.querySelectorAll("tr[data-event-type]")];
+        const rows = Array.from(document.querySelectorAll("tr[data-event-type]"));
         return rows.length >= 3 && rows.every((r) => (r as HTMLElement).dataset.eventType === "REQUESTER_CREATED");
       });
       await page.click("text=Verify audit log");
