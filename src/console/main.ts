@@ -51,7 +51,7 @@ function showSignIn(message?: string) {
           return;
         }
         client = result.client;
-        if (!location.hash) location.hash = "#/overview";
+        if (!location.hash) history.replaceState(null, "", "#/overview"); // no hashchange: render once
         render();
       },
     },
@@ -88,7 +88,7 @@ function render() {
     { class: "topbar" },
     h("a", { class: "brand", href: "#/overview" }, "chronokms"),
     nav,
-    h("button", { type: "button", class: "link signout", onclick: () => { signOut(); location.hash = ""; showSignIn("Signed out."); } }, "Sign out"),
+    h("button", { type: "button", class: "link signout", onclick: () => { signOut(); history.replaceState(null, "", location.pathname); showSignIn("Signed out."); } }, "Sign out"),
   );
   replace(app, header, h("main", null, h("h1", null, entry.title), status, root));
   document.title = `${entry.title} · chronokms console`;

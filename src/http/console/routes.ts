@@ -6,10 +6,10 @@
  * Content-Security-Policy (no inline script or style, no eval, Trusted Types so no string can
  * reach innerHTML) and refuses framing.
  */
-import { Hono } from "hono";
+import { createRoute, z } from "@hono/zod-openapi";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AppEnv } from "../context.ts";
+import { createRouter } from "../router.ts";
 
 const consoleDir = join(import.meta.dir, "../../console");
 
@@ -72,25 +72,55 @@ let stylesheet: string | undefined;
 
 const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#172033"/><circle cx="16" cy="16" r="9" fill="none" stroke="#6f95ff" stroke-width="3"/><path d="M16 10v6l4 3" fill="none" stroke="#fff" stroke-width="2.5" stroke-linecap="round"/></svg>`;
 
+const assetTypes: Record<string, string> = {
+  "console.js": "text/javascript; charset=utf-8",
+  "console.css": "text/css; charset=utf-8",
+  "icon.svg": "image/svg+xml",
+};
+
+async function asset(file: string): Promise<string | undefined> {
+  if (file === "console.js") return buildConsoleScript();
+  if (file === "console.css") return (stylesheet ??= readFileSync(join(consoleDir, "console.css"), "utf8"));
+  if (file === "icon.svg") return icon;
+  return undefined;
+}
+
 export function consoleRoutes() {
-  return new Hono<AppEnv>()
-    .use("/console/*", async (c, next) => {
-      await next();
-      for (const [k, v] of Object.entries(securityHeaders)) c.header(k, v);
-    })
-    .use("/console", async (c, next) => {
-      await next();
-      for (const [k, v] of Object.entries(securityHeaders)) c.header(k, v);
-    })
-    .get("/console", (c) => c.html(page, 200, { "cache-control": "no-store" }))
-    .get("/console/assets/console.js", async (c) =>
-      c.body(await buildConsoleScript(), 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" }),
-    )
-    .get("/console/assets/icon.svg", (c) => c.body(icon, 200, { "content-type": "image/svg+xml", "cache-control": "public, max-age=86400" }))
-    .get("/console/assets/console.css", (c) =>
-      c.body((stylesheet ??= readFileSync(join(consoleDir, "console.css"), "utf8")), 200, {
-        "content-type": "text/css; charset=utf-8",
-        "cache-control": "no-cache",
+  const withHeaders = async (c: { header(k: string, v: string): void }, next: () => Promise<void>) => {
+    await next();
+    for (const [k, v] of Object.entries(securityHeaders)) c.header(k, v);
+  };
+  const router = createRouter();
+  router.use("/console", withHeaders);
+  router.use("/console/*", withHeaders);
+  return router
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/console",
+        tags: ["console"],
+        summary: "The admin web console (a static page; it signs in with an admin API key and calls this /v1 API)",
+        responses: { 200: { description: "the console page", content: { "text/html": { schema: z.string() } } } },
       }),
+      (c) => c.html(page, 200, { "cache-control": "no-store" }),
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/console/assets/{file}",
+        tags: ["console"],
+        summary: "The console's script, stylesheet and icon",
+        request: { params: z.object({ file: z.string().max(64).openapi({ param: { name: "file", in: "path" }, example: "console.js" }) }) },
+        responses: {
+          200: { description: "the asset", content: { "text/javascript": { schema: z.string() }, "text/css": { schema: z.string() }, "image/svg+xml": { schema: z.string() } } },
+          404: { description: "no such asset" },
+        },
+      }),
+      async (c) => {
+        const file = c.req.valid("param").file;
+        const body = await asset(file);
+        if (body === undefined) return c.body(null, 404);
+        return c.body(body, 200, { "content-type": assetTypes[file]!, "cache-control": file === "icon.svg" ? "public, max-age=86400" : "no-cache" });
+      },
     );
 }
