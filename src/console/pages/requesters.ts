@@ -196,8 +196,7 @@ function issueForm(ctx: PageContext, r: Requester, secretSlot: HTMLElement, relo
       h("div", { class: "checks" }, roleBoxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`))),
       h("div", { class: "field-error", role: "alert" }),
     ),
-    field("Key name (optional)", name, { name: "name" }),
-    field("Expires (optional, your local time)", expires, { name: "expiresAt" }),
+    h("div", { class: "row" }, field("Key name (optional)", name, { name: "name" }), field("Expires (optional, your local time)", expires, { name: "expiresAt" })),
     h("p", { class: "form-error", role: "alert" }),
     h("button", { type: "submit", class: "primary" }, "Issue key"),
   );
