@@ -61,7 +61,9 @@ describe("GET /console", () => {
       expect(res.headers.get("x-frame-options")).toBe("DENY");
     }
     expect((await t.app.request("/console/assets/console.js")).headers.get("content-type")).toContain("text/javascript");
-    expect((await t.app.request("/console/assets/nope.js")).status).toBe(404);
+    const missing = await t.app.request("/console/assets/nope.js");
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
   });
 
   test(`the script is under ${MAX_SCRIPT_GZIP_BYTES / 1024} kB gzipped and uses no eval`, async () => {

@@ -9,7 +9,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createRouter } from "../router.ts";
+import { createRouter, errorResponse } from "../router.ts";
+import { NotFoundError } from "../../errors.ts";
 
 const consoleDir = join(import.meta.dir, "../../console");
 
@@ -113,13 +114,13 @@ export function consoleRoutes() {
         request: { params: z.object({ file: z.string().max(64).openapi({ param: { name: "file", in: "path" }, example: "console.js" }) }) },
         responses: {
           200: { description: "the asset", content: { "text/javascript": { schema: z.string() }, "text/css": { schema: z.string() }, "image/svg+xml": { schema: z.string() } } },
-          404: { description: "no such asset" },
+          404: errorResponse("no such asset"),
         },
       }),
       async (c) => {
         const file = c.req.valid("param").file;
         const body = await asset(file);
-        if (body === undefined) return c.body(null, 404);
+        if (body === undefined) throw new NotFoundError(`console asset ${JSON.stringify(file)}`); // the one error shape
         return c.body(body, 200, { "content-type": assetTypes[file]!, "cache-control": file === "icon.svg" ? "public, max-age=86400" : "no-cache" });
       },
     );
