@@ -83,6 +83,17 @@ export function fmtJson(value: unknown, max = 160): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
+/** A details object as "key: value · key: value" (strings unquoted), for reading at a glance. */
+export function fmtDetails(value: unknown, max = 220): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value !== "object" || Array.isArray(value)) return fmtJson(value, max);
+  const s = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" · ");
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
 export function badge(text: string, tone: "ok" | "bad" | "warn" | "muted" | "info"): HTMLSpanElement {
   return h("span", { class: ["badge", `badge-${tone}`] }, text);
 }

@@ -27,6 +27,7 @@ if (chromiumPath) {
     const dialogs: string[] = [];
     const cspViolations: string[] = [];
     const pageErrors: string[] = [];
+    const requested = new Set<string>();
     let issuedKey = "";
 
     beforeAll(async () => {
@@ -41,6 +42,7 @@ if (chromiumPath) {
         if (/Content Security Policy|Trusted Type/i.test(m.text())) cspViolations.push(m.text());
       });
       page.on("pageerror", (e) => pageErrors.push(e.message));
+      page.on("request", (r) => requested.add(`${r.method()} ${new URL(r.url()).pathname}`));
     }, 90_000);
     afterAll(async () => {
       await browser?.close();
@@ -74,7 +76,9 @@ if (chromiumPath) {
       expect(await page.textContent('[data-card="active-key"] .card-value')).toBe("v1");
       expect(await page.locator('tr[data-version="1"]').textContent()).toContain("active");
       expect(await page.content()).not.toContain(TEST_ADMIN_KEY);
-      expect(await page.evaluate(() => sessionStorage.length)).toBe(1); // only this tab remembers it
+      // Only this tab remembers it: sessionStorage, never localStorage or a cookie.
+      expect(await page.evaluate(() => [sessionStorage.length, localStorage.length, document.cookie])).toEqual([1, 0, ""]);
+      expect(await browser.context.cookies()).toEqual([]);
     }, 60_000);
 
     test("creates a requester, shows the API's message next to a bad field, and renders a hostile name as text", async () => {
@@ -291,8 +295,11 @@ if (chromiumPath) {
       expect(await page.locator("tr.first-finding").count()).toBe(1);
     }, 90_000);
 
-    test("nothing tripped the CSP, no script error, no dialog", () => {
+    test("nothing tripped the CSP, no script error, no dialog; every request went to /console or the public /v1 API", () => {
       expect(cspViolations).toEqual([]);
+      const paths = [...requested];
+      expect(paths.some((p) => p.includes(" /v1/"))).toBe(true);
+      expect(paths.filter((p) => !/^[A-Z]+ \/(console(\/assets\/[a-z.]+)?|v1\/.+)$/.test(p))).toEqual([]);
       expect(pageErrors).toEqual([]);
       expect(dialogs).toEqual([]);
     });

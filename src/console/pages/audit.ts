@@ -5,7 +5,7 @@
 import type { AuditLogEntry } from "../../client/types.ts";
 import { AUDIT_EVENT_TYPES } from "../../audit/types.ts";
 import type { Page } from "../context.ts";
-import { badge, fmtJson, fmtTime, h, isoFromLocal, replace, table, field } from "../dom.ts";
+import { badge, fmtDetails, fmtJson, fmtTime, h, isoFromLocal, replace, table, field } from "../dom.ts";
 import { clearErrors, describeError, showErrors } from "../errors.ts";
 import { CursorPager } from "../paging.ts";
 import { findingsOf, runVerification, short, verificationPanel, type Finding, type Verification } from "../verification.ts";
@@ -54,8 +54,8 @@ export const auditPage: Page = async (ctx) => {
       h("td", null, e.eventType),
       h("td", { class: "mono small" }, e.actor),
       h("td", { class: "mono small" }, e.target ?? "—"),
-      h("td", null, e.success ? badge("ok", "ok") : badge("failed", "bad")),
-      h("td", { class: "mono small details" }, fmtJson(e.details, 140)),
+      h("td", null, e.success ? badge("ok", "ok") : badge(e.eventType === "ACCESS_DENIED" ? "denied" : "failed", "bad")),
+      h("td", { class: "small details", title: fmtJson(e.details, 2000) }, fmtDetails(e.details)),
       h("td", { class: "mono small", title: e.hash }, e.hash.slice(0, 10)),
     );
   }

@@ -70,14 +70,16 @@ export const overviewPage: Page = async (ctx) => {
         pending === 0 ? "every record is sealed under the active version" : "records still sealed under older versions (re-encryption runs in the background)",
         "rotation",
       ),
-      card("Decisions / minute", fmtNumber(decisions(minute)), `last minute · ${(decisions(hour) / 60).toFixed(1)} per minute over the last hour`, "decisions"),
-      card("Audit log", fmtNumber(total.total), `rows in ${fmtNumber(total.chains)} chains · ${fmtNumber(total.bySuccess.failure)} failures recorded`, "audit"),
+      card("Decisions / minute", fmtNumber(decisions(minute)), `in the last minute · ${fmtNumber(decisions(hour))} in the last hour`, "decisions"),
+      card("Audit log", fmtNumber(total.total), `rows · ${plural(total.chains, "chain")} · ${plural(total.bySuccess.failure, "failure")} recorded`, "audit"),
     ),
     h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Master key versions"), rotateControl(ctx)), versionTable(versions)),
     h("section", { class: "panel" }, h("h2", null, "Rotation schedule"), scheduleView(schedule)),
     h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Audit verification"), verifyButton), verifySlot, headView(head)),
   );
 };
+
+const plural = (n: number, word: string) => `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
 
 function card(title: string, value: string, note: string, name: string): HTMLElement {
   return h("div", { class: "card", data: { card: name } }, h("div", { class: "card-title" }, title), h("div", { class: "card-value" }, value), h("div", { class: "card-note" }, note));
