@@ -5,7 +5,7 @@
 import type { ChronoKmsClient } from "../client/api.ts";
 import { ChronoKmsError } from "../client/errors.ts";
 import { h, replace } from "./dom.ts";
-import { resumeSession, signIn, signOut } from "./session.ts";
+import { onUnauthorized, resumeSession, signIn, signOut } from "./session.ts";
 import type { Page, PageContext } from "./context.ts";
 import { overviewPage } from "./pages/overview.ts";
 import { requestersPage } from "./pages/requesters.ts";
@@ -114,12 +114,12 @@ function render() {
   });
 }
 
-// An API call that fails with 401 anywhere (key revoked while signed in) ends the session.
-window.addEventListener("unhandledrejection", (e) => {
-  if (e.reason instanceof ChronoKmsError && e.reason.status === 401) {
-    signOut();
-    showSignIn("Your API key is no longer accepted. Sign in again.");
-  }
+// Any API call answering 401 while signed in (the key was revoked, disabled or expired) ends the
+// session; during sign-in itself the form reports the failure instead.
+onUnauthorized(() => {
+  if (!client) return;
+  signOut();
+  showSignIn("Your API key is no longer accepted. Sign in again.");
 });
 window.addEventListener("hashchange", render);
 render();

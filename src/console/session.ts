@@ -12,9 +12,20 @@ const KEY_SHAPE = /^ckms_[a-z2-7]{16}_[A-Za-z0-9_-]{20,}$/;
 
 export type SignInResult = { ok: true; client: ChronoKmsClient } | { ok: false; message: string };
 
+let unauthorized: () => void = () => {};
+/** Called when any API call answers 401 (the key was revoked, disabled or expired meanwhile). */
+export function onUnauthorized(handler: () => void): void {
+  unauthorized = handler;
+}
+
 function clientFor(apiKey: string) {
   // window.fetch must be called with window as `this`; the SDK calls its fetch as a method.
-  return new ChronoKmsClient({ baseUrl: location.origin, apiKey, retries: 2, timeoutMs: 30_000, fetch: fetch.bind(window) });
+  const watched = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const res = await fetch(input, init);
+    if (res.status === 401) unauthorized();
+    return res;
+  };
+  return new ChronoKmsClient({ baseUrl: location.origin, apiKey, retries: 2, timeoutMs: 30_000, fetch: watched as typeof fetch });
 }
 
 /** Checks the key by making an admin call; keeps it only when the API accepts it as admin. */

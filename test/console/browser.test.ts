@@ -29,6 +29,7 @@ if (chromiumPath) {
     const pageErrors: string[] = [];
     const requested = new Set<string>();
     let issuedKey = "";
+    let sessionKey = { requesterUuid: "", keyId: "" };
 
     beforeAll(async () => {
       t = await startTestApp(h.db, { listen: true });
@@ -254,7 +255,9 @@ if (chromiumPath) {
       const writerReq = await admin().createRequester({ requesterId: "callback", name: "OAuth callback" });
       const writer = new ChronoKmsClient({ baseUrl: t.url, apiKey: (await admin().createApiKey(writerReq.id, { roles: ["writer"] })).apiKey });
       await writer.putToken("gmail", "user-1", { accessToken: "ya29.secret-access-value", refreshToken: "1//secret-refresh-value", scope: "mail.read" });
-      const both = (await admin().createApiKey(writerReq.id, { roles: ["admin", "reader"] })).apiKey;
+      const created = await admin().createApiKey(writerReq.id, { roles: ["admin", "reader"] });
+      const both = created.apiKey;
+      sessionKey = { requesterUuid: writerReq.id, keyId: created.keyId };
       await page.click("button.signout");
       await page.fill("#signin-key", both);
       await page.click("form.signin button[type=submit]");
@@ -280,7 +283,18 @@ if (chromiumPath) {
       await page.setViewportSize({ width: 1280, height: 800 });
     }, 60_000);
 
-    test("an attacker with SQL access edits an audit row: verify fails and the first finding is highlighted in the log", async () => {
+    test("a key revoked during the session sends the console back to sign-in", async () => {
+      await admin().revokeApiKey(sessionKey.requesterUuid, sessionKey.keyId);
+      await page.click('nav a[href="#/requesters"]');
+      await page.waitForFunction(() => /no longer accepted/.test(document.getElementById("signin-error")?.textContent ?? ""));
+      expect(await page.locator("nav").count()).toBe(0);
+      expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+      await page.fill("#signin-key", TEST_ADMIN_KEY);
+      await page.click("form.signin button[type=submit]");
+      await page.waitForSelector("nav");
+    }, 60_000);
+
+        test("an attacker with SQL access edits an audit row: verify fails and the first finding is highlighted in the log", async () => {
       const victim = (await admin().auditLogs({ eventType: "REQUESTER_CREATED", actor: "bootstrap-admin", limit: 1 })).items[0]!;
       await asSuperuser(h.db, `UPDATE "audit_logs" SET "actor" = 'mallory' WHERE "id" = $1`, [victim.id]);
       await go("audit");
