@@ -99,6 +99,7 @@ export function consoleRoutes() {
       createRoute({
         method: "get",
         path: "/console",
+        operationId: "getConsole",
         tags: ["console"],
         summary: "The admin web console (a static page; it signs in with an admin API key and calls this /v1 API)",
         responses: { 200: { description: "the console page", content: { "text/html": { schema: z.string() } } } },
@@ -109,6 +110,7 @@ export function consoleRoutes() {
       createRoute({
         method: "get",
         path: "/console/assets/{file}",
+        operationId: "getConsoleAsset",
         tags: ["console"],
         summary: "The console's script, stylesheet and icon",
         request: { params: z.object({ file: z.string().max(64).openapi({ param: { name: "file", in: "path" }, example: "console.js" }) }) },
