@@ -273,7 +273,7 @@ if (chromiumPath) {
 
     test("is usable at phone width: no page-level horizontal scroll, navigation reachable", async () => {
       await page.setViewportSize({ width: 390, height: 844 });
-      for (const section of ["overview", "policies", "audit"]) {
+      for (const section of ["overview", "requesters", "policies", "access-requests", "audit", "tokens"]) {
         await go(section);
         await page.waitForSelector(section === "overview" ? "[data-card]" : "table");
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
