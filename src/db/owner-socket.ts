@@ -62,11 +62,14 @@ class SharedSessionQueue {
   /** Handlers that disconnected while one of their messages was executing. */
   private readonly gone = new Set<number>();
   private executing: number | undefined;
+  private running: Promise<void> | undefined;
+  private closed = false;
 
   constructor(private readonly pglite: PGlite) {}
 
   enqueue(handlerId: number, message: Uint8Array, onData: (d: Uint8Array) => void): Promise<number> {
     return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new Error("the database owner is shutting down"));
       this.queue.push({ handlerId, message, onData, resolve, reject });
       void this.process();
     });
@@ -94,7 +97,16 @@ class SharedSessionQueue {
   private async endSession(): Promise<void> {
     const discard = { onRawData: () => {} };
     await this.pglite.execProtocolRawStream(new Uint8Array([SYNC, 0, 0, 0, 4]), discard).catch(() => {});
-    if (this.pglite.isInTransaction()) await this.pglite.execProtocolRawStream(simpleQuery("ROLLBACK"), discard).catch(() => {});
+    if (this.inTransaction()) await this.pglite.execProtocolRawStream(simpleQuery("ROLLBACK"), discard).catch(() => {});
+  }
+
+  /** PGlite's flag; false once it is closed (its module is gone). */
+  private inTransaction(): boolean {
+    try {
+      return this.pglite.isInTransaction();
+    } catch {
+      return false;
+    }
   }
 
   private acquire(): Promise<() => void> {
@@ -103,11 +115,30 @@ class SharedSessionQueue {
     });
   }
 
-  private async process(): Promise<void> {
-    if (this.processing) return;
+  /** Stops taking messages, waits for the one executing, and hands the session back (before PGlite closes). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const q of this.queue.splice(0)) q.reject(new Error("the database owner is shutting down"));
+    await this.running;
+    const h = this.holder;
+    this.holder = undefined;
+    if (h) {
+      await this.endSession();
+      h.release();
+    }
+  }
+
+  private process(): Promise<void> {
+    if (this.processing) return this.running ?? Promise.resolve();
+    this.running = this.loop();
+    return this.running;
+  }
+
+  private async loop(): Promise<void> {
     this.processing = true;
     try {
       for (;;) {
+        if (this.closed) return;
         const holder = this.holder;
         const i = holder ? this.queue.findIndex((q) => q.handlerId === holder.handlerId) : 0;
         if (i < 0 || this.queue.length === 0) return; // wait for the holder's next message
@@ -138,7 +169,7 @@ class SharedSessionQueue {
         const type = item.message[0];
         // A startup message begins with its length (first byte 0); Sync, Query and Terminate end a unit.
         const boundary = type === SYNC || type === QUERY || type === TERMINATE || type === 0;
-        if (boundary && !this.pglite.isInTransaction()) {
+        if (boundary && !this.inTransaction()) {
           this.holder = undefined;
           release();
         } else {
@@ -181,6 +212,7 @@ export async function serveOwnerSocket(pglite: PGlite, dataDir: string): Promise
   return {
     path,
     async close() {
+      await queue.close();
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
       rmSync(path, { force: true });
