@@ -118,7 +118,8 @@ test("tokens: put, get, status, list, token-read denial as AccessDeniedError, de
 
   const read = await r.getToken("gmail", "u1", { refresh: "never", purpose: "sync" });
   expect(read).toMatchObject({ integration: "gmail", userId: "u1", accessToken: "ya29.b", refreshed: false });
-  expect(read.refreshToken).toBeUndefined();
+  expect(read.hasRefreshToken).toBe(false);
+  expect("refreshToken" in read).toBe(false);
   expect((await r.tokenStatus("gmail", "u1")).status).toBe("valid");
   expect((await r.listTokens({ userId: "u1", limit: 10 })).items).toHaveLength(1);
 
