@@ -6,10 +6,10 @@
 import { describe, expect, test } from "bun:test";
 import { compactDecrypt } from "jose";
 import vectors from "../vectors/token-dek.json";
-import { fromHex, openTokenEnvelope, readTokenEnvelopeHeader, rootSeed, sealTokenEnvelope, toHex, tokenContext, tokenDek, tokenRoot, isTokenEnvelope } from "../../src/crypto/index.ts";
+import { fromHex, openTokenEnvelope, readTokenEnvelopeHeader, rootSeed, sealTokenEnvelope, toHex, tokenContext, tokenDek, tokenRoot, isTokenEnvelope, type TokenField } from "../../src/crypto/index.ts";
 import { DecryptionFailedError } from "../../src/errors.ts";
 
-async function webHkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array): Promise<string> {
+async function webHkdf(ikm: Uint8Array<ArrayBuffer>, salt: Uint8Array<ArrayBuffer>, info: Uint8Array<ArrayBuffer>): Promise<string> {
   const k = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
   return toHex(new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, k, 256)));
 }
@@ -30,7 +30,7 @@ describe("token DEK known answers (test/vectors/token-dek.json)", () => {
 
   for (const c of vectors.cases) {
     test(`ctx, DEK and envelope for (${c.integration}, ${c.userId}, ${c.field}, ${c.rowVersion})`, async () => {
-      expect(tokenContext(c.integration, c.userId, c.field, c.rowVersion)).toBe(c.ctx);
+      expect(tokenContext(c.integration, c.userId, c.field as TokenField, c.rowVersion)).toBe(c.ctx);
       expect(JSON.parse(c.ctx)).toEqual(["chronokms/oauth-token/v2", c.integration, c.userId, c.field, c.rowVersion]);
       expect(toHex(tokenDek(root, salt, c.ctx))).toBe(c.dek);
       expect(await webHkdf(root, salt, te.encode(c.ctx))).toBe(c.dek);
