@@ -216,7 +216,8 @@ describe("[pglite] POST /v1/keys/rotate (background re-encryption in the serving
     expect(r).toEqual({ version: old, alreadyRetired: false });
     console.log(figure("rotation (pglite, background re-encryption)", TOTAL, rotationMs, stats));
     expect(stats.failures.slice(0, 10)).toEqual([]);
-    expect(stats.reads).toBeGreaterThan(20);
+    // Reads overlapped the re-encryption (v2 token envelopes re-seal fast, so the window is short).
+    expect(stats.reads).toBeGreaterThan(5);
     await verifyAll(db, keys, TOTAL, old + 1);
     expect(await db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
     await auditChainValid(t.url);
