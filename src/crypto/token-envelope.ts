@@ -11,6 +11,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
 import { DecryptionFailedError, ValidationError } from "../errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
+import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { concatBytes, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 
 export const TOKEN_CTX_LABEL = "chronokms/oauth-token/v2";
@@ -87,7 +88,9 @@ export interface TokenEnvelopeHeader {
 }
 
 function parseHeader(headerB64: string): TokenEnvelopeHeader {
-  const h: unknown = JSON.parse(utf8Decode(fromBase64url(headerB64)));
+  const text = utf8Decode(fromBase64url(headerB64));
+  assertNoDuplicateMembers(text); // RFC 7516 §4: duplicate header members are refused
+  const h: unknown = JSON.parse(text);
   if (typeof h !== "object" || h === null || Array.isArray(h)) throw new Error("header is not an object");
   const r = h as Record<string, unknown>;
   const keys = Object.keys(r);
