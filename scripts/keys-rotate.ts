@@ -6,8 +6,11 @@
  * Rerun rule: it only rotates when no record is pending on an older version — if records are still
  * pending, an earlier rotation did not finish, so it finishes that one instead of rotating again.
  * `--no-rotate`: only re-encrypt. `--retire <v>`: only retire version v (refused while anything
- * still needs it or while it is active). `--status`: only print the versions and the rotation
- * schedule with its next due time (set with `PUT /v1/keys/schedule`).
+ * still needs it or while it is active; the refusal names the records that still need it).
+ * `--status`: only print the versions and the rotation schedule with its next due time (set with
+ * `PUT /v1/keys/schedule`).
+ * Token records still in the v1 envelope format are re-sealed as v2 envelopes by every run. A record
+ * that does not decrypt is skipped (audited DECRYPT_FAILED) and listed; the exit status is then 1.
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.ts";
@@ -96,6 +99,12 @@ await runScript(async () => {
     progress.finish(result.moved, result.moved + result.remaining, `→ v${result.targetVersion} ${Math.round(rate)}/s`);
     console.log(`\nre-encrypted ${result.moved} record(s) to version ${result.targetVersion} in ${(result.elapsedMs / 1000).toFixed(1)} s`);
     printVersions("after:", await keys.versions());
+    if (result.failed.length > 0) {
+      // Skipped, not retried: each is audited DECRYPT_FAILED and keeps its old version from being retired.
+      console.error(`\n${result.failed.length} record(s) do not decrypt and were skipped (audited DECRYPT_FAILED); fix or delete them, then rerun:`);
+      for (const f of result.failed) console.error(`  ${f.store} ${f.id} ${f.label}${f.field ? ` (${f.field})` : ""}`);
+      return 1;
+    }
     if (result.remaining > 0) {
       console.error(`\n${result.remaining} record(s) are still on older versions (concurrent writes kept changing them); run keys:rotate --no-rotate again`);
       return 1;

@@ -98,7 +98,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       clock,
       audit,
       onLoaded: (svc) => (signingKeys = svc),
-      rewrappables: [oauthTokenRewrappable(db)],
+      rewrappables: [oauthTokenRewrappable(db, audit)],
     });
     // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
     access = await createAccessServices({ config, db, audit, keys, clock, log });

@@ -47,6 +47,7 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1/tokens/gmail/u1/status", roles: ["reader"] },
   { method: "PUT", path: "/v1/tokens/gmail/u1", roles: ["writer"], body: {} },
   { method: "GET", path: "/v1/tokens/gmail/u1", roles: ["reader"] },
+  { method: "GET", path: "/v1/tokens/gmail/u1/export", roles: ["exporter"] },
   { method: "DELETE", path: "/v1/tokens/gmail/u1", roles: ["writer"] },
   { method: "DELETE", path: "/v1/users/u1/tokens", roles: ["writer"] },
   // Not a known route: fail closed (admin), and non-canonical spellings land there too.
