@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { AuditSink } from "../audit/types.ts";
 import type { KeyService } from "../keys/types.ts";
-import { AccessRequestBodySchema, IDENTIFIER_PATTERN, InstantSchema } from "../policy/schemas.ts";
+import { AccessRequestBodySchema, InstantSchema, identifier, text } from "../policy/schemas.ts";
 import type { Decision, EvaluatedPolicy } from "../policy/types.ts";
 import { ValidationError } from "../errors.ts";
 import { resourceTarget, type PolicyAccessDecider } from "./decider.ts";
@@ -16,11 +16,8 @@ import type { RequesterService } from "./requesters.ts";
 
 export const SimulateBodySchema = z.strictObject({
   ...AccessRequestBodySchema.shape,
-  requesterId: z
-    .string({ error: "requesterId must be a string" })
-    .regex(IDENTIFIER_PATTERN, { error: "requesterId must be 1–128 characters from A–Z a–z 0–9 . _ : @ + -" })
-    .describe("External requester id to simulate for (need not exist)"),
-  department: z.string().trim().min(1).max(128).nullable().optional().describe("Overrides the stored requester's department"),
+  requesterId: identifier("requesterId").describe("External requester id to simulate for (need not exist)"),
+  department: text("department", 128).nullable().optional().describe("Overrides the stored requester's department"),
   at: InstantSchema.optional().describe("Evaluate as if the request were made at this instant (default: now)"),
 });
 export type SimulateBody = z.output<typeof SimulateBodySchema>;

@@ -4,7 +4,7 @@
  * metadata list. Token reads additionally go through the policy engine, inside the vault.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ListTokensQuerySchema, ReadTokenQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
+import { ListTokensQuerySchema, PurposeHeaderSchema, ReadTokenQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
@@ -92,7 +92,7 @@ export function tokenRoutes(vault: TokenVault) {
         description:
           "Every read is an access request for {type: token, integration, userId} over the time range [now, now], " +
           "with the purpose from ?purpose= or the X-Purpose header. The decision is audited before anything is returned.",
-        request: { params: TokenParamsSchema, query: ReadTokenQuerySchema },
+        request: { params: TokenParamsSchema, query: ReadTokenQuerySchema, headers: z.object({ "x-purpose": PurposeHeaderSchema.optional() }) },
         responses: {
           200: { description: "the token", content: { "application/json": { schema: TokenReadSchema } } },
           400: errorResponse("bad path or query"),
@@ -108,7 +108,7 @@ export function tokenRoutes(vault: TokenVault) {
       async (c) => {
         const key = c.req.valid("param");
         const q = c.req.valid("query");
-        const purpose = q.purpose || c.req.header("x-purpose")?.trim().slice(0, 500) || undefined;
+        const purpose = q.purpose || c.req.valid("header")["x-purpose"] || undefined;
         c.header("Cache-Control", "no-store");
         return c.json(await vault.read(c.get("principal"), key, { refresh: q.refresh, ...(purpose ? { purpose } : {}) }), 200);
       },
