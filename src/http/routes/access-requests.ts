@@ -30,6 +30,9 @@ const GrantSchema = z
     keyVersion: z.number().int(),
     sliceSeconds: z.number().int(),
     slices: z.object({ from: z.number().int(), to: z.number().int() }),
+    covered: z
+      .object({ start: z.string(), end: z.string() })
+      .openapi({ description: "The exact data time the material opens (whole slices; ISO-8601, both ends inclusive). Policies judge this, not the requested range" }),
     keys: z.array(GrantKeySchema).optional().openapi({ description: "Per-slice private JWKs, when the range covers at most 64 slices (empty otherwise)" }),
     seeds: z.array(GrantSeedSchema).optional().openapi({ description: "Minimal GGM subtree cover of the slices" }),
     encrypted: z
@@ -48,7 +51,7 @@ const DenialSchema = z
     error: z.object({ code: z.literal("ACCESS_DENIED"), message: z.string() }),
     policyId: z.string().nullable(),
     reason: z.string(),
-    reasonCode: z.string().openapi({ description: "Stable denial code (NOT_WHITELISTED, OUTSIDE_TIME_WINDOW, …)" }),
+    reasonCode: z.string().openapi({ description: "Stable denial code (NOT_WHITELISTED, OUTSIDE_TIME_WINDOW, FUTURE_DATA, KEY_UNAVAILABLE, …)" }),
     requestId: z.string().optional(),
   })
   .openapi("Denial");
