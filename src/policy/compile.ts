@@ -113,12 +113,13 @@ function compileOne(stored: PolicyRecord): CompiledPolicy {
 
 /**
  * Fail closed: a policy that cannot be applied — whitelists included — compiles to an unscoped
- * deny with POLICY_MISCONFIGURED, so one bad row is loud and never admits anyone. (Admission
- * still comes first: a requester no whitelist admits is told NOT_WHITELISTED/NO_POLICY.)
+ * deny with POLICY_MISCONFIGURED, so one bad row is loud and never admits anyone. A broken
+ * whitelist admits no one and denies requests other whitelists admit.
  */
 function misconfiguredPolicy(record: PolicyRecord, reason: string): CompiledPolicy {
   const result: CheckResult = { outcome: "denied", code: "POLICY_MISCONFIGURED", reason: `${reason}; denying` };
-  return { record, isWhitelist: false, resourceTypes: null, integrations: null, requesters: null, allowsFuture: false, check: () => result };
+  const isWhitelist = record.type === "whitelist";
+  return { record, isWhitelist, resourceTypes: null, integrations: null, requesters: null, allowsFuture: false, check: () => result };
 }
 
 function compileCheck(record: PolicyRecord, label: string): CompiledPolicy["check"] {

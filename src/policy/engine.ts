@@ -34,6 +34,7 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
   const simulate = ctx.mode === "simulate";
   const evaluated: EvaluatedPolicy[] = [];
   let firstWhitelist: CompiledPolicy | null = null;
+  let firstWhitelistBroken = "";
   let futureAllowed = false;
   let firstAdmit: CompiledPolicy | null = null;
   let admitReason = "";
@@ -60,12 +61,17 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
     evaluated.push(entry);
 
     if (p.isWhitelist) {
-      if (firstWhitelist === null) firstWhitelist = p;
+      if (firstWhitelist === null) {
+        firstWhitelist = p;
+        if (r.code === "POLICY_MISCONFIGURED") firstWhitelistBroken = r.reason;
+      }
       if (r.outcome === "admitted" && firstAdmit === null) {
         firstAdmit = p;
         admitReason = r.reason;
       }
-    } else if (r.outcome === "denied" && firstDeny === null) {
+    }
+    // A whitelist that could not be compiled denies (fail closed), like any broken policy.
+    if (r.outcome === "denied" && firstDeny === null) {
       firstDeny = p;
       denyCode = r.code ?? "POLICY_MISCONFIGURED";
       denyReason = r.reason;
@@ -81,6 +87,8 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
         evaluated,
       );
     }
+    // If the whitelist to report is one that could not be applied, say that, not "not listed".
+    if (firstWhitelistBroken !== "") return denial("POLICY_MISCONFIGURED", firstWhitelist, firstWhitelistBroken, evaluated);
     return denial(
       "NOT_WHITELISTED",
       firstWhitelist,

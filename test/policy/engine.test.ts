@@ -346,13 +346,28 @@ describe("robustness", () => {
     expect(d).toMatchObject({ allowed: false, code: "INVALID_REQUEST", policyId: null });
   });
 
-  test("a broken whitelist admits no one, and says so when it is the one reported", () => {
+  test("a broken whitelist admits no one and denies (POLICY_MISCONFIGURED), even where another whitelist admits", () => {
     const broken = { ...policy(aliceWhitelist), config: { requesters: 42 } } as unknown as PolicyRecord;
     const d = evaluate([broken], ctx(), NOW);
     expect(d).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "wl-alice" });
-    expect(d.reason).toContain("it admits no one");
+    expect(d.reason).toContain("invalid whitelist config");
     const other = policy({ id: "wl-eng", name: "eng", type: "whitelist", priority: -1, config: { departments: ["eng"] } });
-    expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({ allowed: true, policyId: "wl-eng" });
+    expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "wl-alice" });
+  });
+
+  test("a whitelist whose requesters was stored as a string (a hand edit) admits nobody, not every one-character id", () => {
+    const edited = { ...policy(aliceWhitelist), config: { requesters: "alice" } } as unknown as PolicyRecord;
+    for (const id of ["a", "l", "i", "c", "e", "alice"]) {
+      expect(evaluate([edited], ctx({ requester: { requesterId: id, department: null } }), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED" });
+    }
+    // Every type: a config its schema refuses compiles to a deny.
+    for (const bad of [
+      { ...policy(duration("d", 7200)), config: { maxSeconds: "7200" } },
+      { ...policy(timeBased("t", { timezone: "UTC" })), config: { timezone: "UTC", allowFuture: "yes" } },
+      { ...policy({ id: "p", name: "p", type: "purpose", config: {} }), config: { allowed: "tour" } },
+    ] as unknown as PolicyRecord[]) {
+      expect(evaluate([policy(aliceWhitelist), bad], ctx(), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: bad.id });
+    }
   });
 
   test("a malformed scope fails closed instead of throwing", () => {
@@ -364,7 +379,7 @@ describe("robustness", () => {
     const bad = { ...policy(timeBased("tz", { timezone: "UTC" })), config: { timezone: "Mars/Base" } } as PolicyRecord;
     const d = evaluate([policy(aliceWhitelist), bad], ctx(), NOW);
     expect(d).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "tz" });
-    expect(d.reason).toContain('policy "tz" cannot be applied');
+    expect(d.reason).toContain('policy "tz" has an invalid time-based config');
   });
 });
 
