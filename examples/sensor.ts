@@ -7,7 +7,8 @@
  * after is refused with OutsideGrantError, without any decryption being attempted.
  *
  * Time is simulated: the readings are stamped across the two whole hours before the current one,
- * so the demo runs in about a second instead of two hours.
+ * so the demo runs in seconds instead of two hours. The grant opens whole time slices (60 s by
+ * default); the hour asked for is made of whole slices, so it opens exactly that hour.
  *
  *   CHRONOKMS_URL=http://127.0.0.1:3000 CHRONOKMS_READER_KEY=ckms_… bun examples/sensor.ts
  */
@@ -50,26 +51,27 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
   const { keys: masterKeys } = await publicApi.jwks();
   const source = new DataSource({ client: publicApi, masterKeys });
   const sliceSeconds = (await publicApi.slicePublicKey(0)).sliceSeconds;
-  const sliceMs = sliceSeconds * 1000;
-  const current = Math.floor((opts.now ?? Date.now()) / sliceMs);
-  const first = (current - 2) * sliceMs; // two whole slices before the current one
+  // Two whole past hours: the one before the last, and the last. (The current hour is not over, and
+  // data times in the future are not granted.) Slices of 60 s or 3600 s both tile an hour exactly.
+  const HOUR = 3_600_000;
+  const first = (Math.floor((opts.now ?? Date.now()) / HOUR) - 2) * HOUR;
   const records: Array<{ jwe: string; ts: number }> = [];
-  for (let ts = first; ts < first + 2 * sliceMs; ts += intervalMs) {
+  for (let ts = first; ts < first + 2 * HOUR; ts += intervalMs) {
     const reading = JSON.stringify({ sensor: sensorId, ts, celsius: temperatureAt(ts) });
     records.push(await source.encrypt(reading, { ctx, timestamp: ts }));
   }
-  log(`sensor: encrypted ${records.length} readings from ${iso(first)} to ${iso(first + 2 * sliceMs)} (slices of ${sliceSeconds} s)`);
+  log(`sensor: encrypted ${records.length} readings from ${iso(first)} to ${iso(first + 2 * HOUR)} (slices of ${sliceSeconds} s)`);
 
   // --- the analyst: asks for exactly the second of those hours ---
   const analyst = new ChronoKmsClient({ baseUrl: opts.baseUrl, apiKey: opts.readerKey });
-  const hour = { start: first + sliceMs, end: first + 2 * sliceMs };
-  // The range is inclusive: its last millisecond is the one before the next slice begins.
+  const hour = { start: first + HOUR, end: first + 2 * HOUR };
+  // The range is inclusive: its last millisecond is the one before the next hour begins.
   const grant = await analyst.requestAccess({
     resource: { type: "timeslice" },
     timeRange: { start: hour.start, end: hour.end - 1 },
     purpose: "greenhouse temperature report",
   });
-  log(`analyst: access request ${grant.id} granted slices ${grant.slices.from}..${grant.slices.to} (key version ${grant.keyVersion})`);
+  log(`analyst: access request ${grant.id} granted slices ${grant.slices.from}..${grant.slices.to}, covering ${grant.covered?.start} to ${grant.covered?.end} (key version ${grant.keyVersion})`);
   const viewer = await DataViewer.fromGrant(grant);
   const decrypted: SensorDemoResult["decrypted"] = [];
   let refused = 0;

@@ -56,6 +56,11 @@ test("the README tour, pasted into bash, reaches a granted access request and a 
   // 3: without a purpose denied by the purpose policy; with one granted, keys included.
   expect(stdout).toMatch(/"granted":false,"error":\{"code":"ACCESS_DENIED"/);
   expect(stdout).toMatch(/"granted":true,.*"keys":\[\{"slice":/);
+  // …opening exactly the hour of whole minutes asked for: 60 one-minute slices, nothing more.
+  const covered = /"slices":\{"from":(\d+),"to":(\d+)\},"covered":\{"start":"([^"]+)","end":"([^"]+)"\}/.exec(stdout);
+  expect(covered).not.toBeNull();
+  expect(Number(covered![2]) - Number(covered![1]) + 1).toBe(60);
+  expect(Date.parse(covered![4]!) - Date.parse(covered![3]!)).toBe(3_600_000 - 1);
   // 4: the SDK decrypted exactly the granted hour.
   expect(stdout).toContain("analyst: decrypted 3600 readings");
   expect(stdout).toContain("3600 outside the grant refused");
