@@ -9,14 +9,14 @@ import { AuthFailureLimiter } from "../../src/access/rate-limit.ts";
 /** A Map that counts how many entries were visited through any of its iterators. */
 class CountingMap<K, V> extends Map<K, V> {
   visited = 0;
-  private count<T>(it: IterableIterator<T>): IterableIterator<T> {
+  private count<T>(it: MapIterator<T>): MapIterator<T> {
     const self = this;
     return (function* () {
       for (const x of it) {
         self.visited++;
         yield x;
       }
-    })();
+    })() as unknown as MapIterator<T>;
   }
   override entries() {
     return this.count(super.entries());
