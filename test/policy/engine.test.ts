@@ -427,3 +427,22 @@ describe("evaluated list and modes", () => {
     expect(d.evaluated.find((e) => e.id === "d")).toMatchObject({ outcome: "denied", code: "RANGE_TOO_LONG", version: 7 });
   });
 });
+
+describe("future data is denied by default", () => {
+  const future = ctx({ timeRange: { start: NOW - HOUR, end: NOW + 1 } });
+  test("with only a whitelist: FUTURE_DATA, naming no policy", () => {
+    const d = evaluate([policy(aliceWhitelist)], future, NOW);
+    expect(d).toMatchObject({ allowed: false, code: "FUTURE_DATA", policyId: null });
+    expect(evaluate([policy(aliceWhitelist)], ctx({ timeRange: { start: NOW - HOUR, end: NOW } }), NOW).allowed).toBe(true);
+  });
+  test("an enabled time-based policy in scope with allowFuture: true lifts it; disabled or out of scope does not", () => {
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }))], future, NOW).allowed).toBe(true);
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { enabled: false }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA" });
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { scope: { requesters: ["bob"] } }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA" });
+    // Another time-based policy without allowFuture still denies on its own, and is named.
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true })), policy(timeBased("strict", { timezone: "UTC" }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA", policyId: "strict" });
+  });
+  test("admission first: a requester no whitelist admits is not told about future data", () => {
+    expect(evaluate([policy(aliceWhitelist)], ctx({ requester: { requesterId: "mallory", department: null }, timeRange: { start: NOW, end: NOW + HOUR } }), NOW)).toMatchObject({ code: "NOT_WHITELISTED" });
+  });
+});
