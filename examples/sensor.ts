@@ -3,12 +3,12 @@
  *
  * The sensor encrypts one reading per second with public keys only (DataSource: each slice's key
  * is checked against the master key pinned from the JWKS). The analyst asks chronokms for exactly
- * one hour, gets a grant, and decrypts exactly that hour: every reading from the hour before and
- * after is refused with OutsideGrantError, without any decryption being attempted.
+ * one time slice (a minute with the default 60-s slices, an hour on a version created with 3600),
+ * gets a grant, and decrypts exactly that slice: every reading from the slice before is refused
+ * with OutsideGrantError, without any decryption being attempted.
  *
- * Time is simulated: the readings are stamped across the two whole hours before the current one,
- * so the demo runs in seconds instead of two hours. The grant opens whole time slices (60 s by
- * default); the hour asked for is made of whole slices, so it opens exactly that hour.
+ * Time is simulated: the readings are stamped across the two whole slices before the current one
+ * (both over: data times in the future are not granted), so the demo runs in about a second.
  *
  *   CHRONOKMS_URL=http://127.0.0.1:3000 CHRONOKMS_READER_KEY=ckms_… bun examples/sensor.ts
  */
@@ -50,22 +50,21 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
   // Pinning on first use keeps the demo short; a real device ships with the JWKS it trusts.
   const { keys: masterKeys } = await publicApi.jwks();
   const source = new DataSource({ client: publicApi, masterKeys });
-  const sliceSeconds = (await publicApi.slicePublicKey(0)).sliceSeconds;
-  // Two whole past hours: the one before the last, and the last. (The current hour is not over, and
-  // data times in the future are not granted.) Slices of 60 s or 3600 s both tile an hour exactly.
-  const HOUR = 3_600_000;
-  const first = (Math.floor((opts.now ?? Date.now()) / HOUR) - 2) * HOUR;
+  const sliceSeconds = (await publicApi.slicePublicKey("current")).sliceSeconds;
+  const sliceMs = sliceSeconds * 1000;
+  const current = Math.floor((opts.now ?? Date.now()) / sliceMs);
+  const first = (current - 2) * sliceMs; // two whole slices before the current one
   const records: Array<{ jwe: string; ts: number }> = [];
-  for (let ts = first; ts < first + 2 * HOUR; ts += intervalMs) {
+  for (let ts = first; ts < first + 2 * sliceMs; ts += intervalMs) {
     const reading = JSON.stringify({ sensor: sensorId, ts, celsius: temperatureAt(ts) });
     records.push(await source.encrypt(reading, { ctx, timestamp: ts }));
   }
-  log(`sensor: encrypted ${records.length} readings from ${iso(first)} to ${iso(first + 2 * HOUR)} (slices of ${sliceSeconds} s)`);
+  log(`sensor: encrypted ${records.length} readings from ${iso(first)} to ${iso(first + 2 * sliceMs)} (slices of ${sliceSeconds} s)`);
 
-  // --- the analyst: asks for exactly the second of those hours ---
+  // --- the analyst: asks for exactly the second of those slices ---
   const analyst = new ChronoKmsClient({ baseUrl: opts.baseUrl, apiKey: opts.readerKey });
-  const hour = { start: first + HOUR, end: first + 2 * HOUR };
-  // The range is inclusive: its last millisecond is the one before the next hour begins.
+  const hour = { start: first + sliceMs, end: first + 2 * sliceMs };
+  // The range is inclusive: its last millisecond is the one before the next slice begins.
   const grant = await analyst.requestAccess({
     resource: { type: "timeslice" },
     timeRange: { start: hour.start, end: hour.end - 1 },

@@ -114,3 +114,13 @@ export class KekMismatchError extends ChronoError {
     super("KEK_MISMATCH", message);
   }
 }
+
+/** Too many requests from one client; `retryAfterSeconds` becomes the Retry-After header (429). */
+export class RateLimitedError extends ChronoError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super("RATE_LIMITED", message, { details: { retryAfterSeconds } });
+  }
+}

@@ -98,7 +98,8 @@ export class ChronoKmsClient {
   health = () => this.request<{ status: "ok" }>("GET", "/healthz");
   ready = () => this.request<{ status: "ready" | "not-ready"; checks: Record<string, string> }>("GET", "/readyz");
   jwks = () => this.request<Jwks>("GET", "/.well-known/jwks.json");
-  slicePublicKey = (slice: number, version?: number) =>
+  /** A signed slice public key; `"current"` = the slice of now (the service signs only slices near now). */
+  slicePublicKey = (slice: number | "current", version?: number) =>
     this.request<SlicePublicKey>("GET", `/v1/time-slices/${slice}/public-key`, undefined, { version });
 
   // --- access (reader) ---
