@@ -47,13 +47,14 @@ const retryableStatus = new Set([502, 503, 504]);
 
 export class ChronoKmsClient {
   private readonly baseUrl: string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
   private readonly retries: number;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.fetchImpl = opts.fetch ?? fetch;
+    // Bound: a bare `fetch` stored on an object and called as a method throws "Illegal invocation" in browsers.
+    this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
     this.retries = Math.max(1, opts.retries ?? 3);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
   }
