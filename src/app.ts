@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
   app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
-  app.route("/", auditRoutes({ db: deps.db }));
+  app.route("/", auditRoutes({ db: deps.db, audit: deps.audit, keys: deps.keys, anchorFile: deps.config.auditAnchorFile }));
 
   app.route("/", requesterRoutes(deps.access));
   app.route("/", policyRoutes(deps.access));

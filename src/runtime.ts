@@ -10,6 +10,7 @@ import type { Logger } from "./log.ts";
 import type { AppDeps } from "./app.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { createAuditWriter, type AuditWriter } from "./audit/writer.ts";
+import { AnchorFile } from "./audit/anchors.ts";
 import type { CheckpointSigner } from "./audit/chain.ts";
 import { resolveKek } from "./keys/kek.ts";
 import { createKeyService, type ManagedKeyService } from "./keys/service.ts";
@@ -60,7 +61,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     log: log.child({ component: "audit" }),
     signer: auditSigner,
     checkpointEvery: config.auditCheckpointEvery,
+    checkpointSeconds: config.auditCheckpointSeconds,
     writeTimeoutMs: config.auditWriteTimeoutMs,
+    ...(config.auditAnchorFile ? { anchors: new AnchorFile(config.auditAnchorFile) } : {}),
   });
   let keys: ManagedKeyService | undefined;
   let access: AccessServices;
@@ -82,9 +85,12 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       onLoaded: (svc) => (signingKeys = svc),
       rewrappables: [oauthTokenRewrappable(db)],
     });
+    // Chains left unsealed by processes that are gone (a crash) get their recovery checkpoint now.
+    await audit.sealAbandonedChains().catch((err) => log.error("sealing abandoned audit chains failed; the periodic sweep retries", { err }));
     // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
     access = await createAccessServices({ config, db, audit, keys, clock, log });
   } catch (err) {
+    await audit.close().catch(() => {});
     keys?.close();
     if (ownsDb) await db.close();
     throw err;

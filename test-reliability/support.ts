@@ -10,6 +10,7 @@ import { projectRoot } from "../src/db/migration-files.ts";
 import { openDatabase, type Database } from "../src/db/database.ts";
 import { loadMasterPublicKeys, verifyAuditLog, type VerifyResult } from "../src/audit/verify.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../test/support/app.ts";
+import { testMacKey } from "../test/audit/helpers.ts";
 
 /** A whole number from the environment (RELIABILITY_*), or the default of the full suite. */
 export function envInt(name: string, fallback: number): number {
@@ -114,7 +115,7 @@ export async function waitReady(s: ServiceProcess, ms = 30_000): Promise<void> {
 
 /** Verifies every audit chain of a database through its own connection. */
 export async function verifyAudit(db: Database): Promise<VerifyResult> {
-  return verifyAuditLog(db, { publicKeys: await loadMasterPublicKeys(db) });
+  return verifyAuditLog(db, { ...(await loadMasterPublicKeys(db, testMacKey)) });
 }
 
 /** Opens a database by URL for checks from the test process (PostgreSQL or an on-disk PGlite). */

@@ -48,3 +48,4 @@ export {
   sliceRange,
   sliceScalar,
 } from "./slice-keys.ts";
+export { KEYRING_MAC_INFO, KEYRING_MAC_SALT, type KeyringFields, keyringMac, keyringMacKey, publicPointOf, verifyKeyringMac } from "./keyring-mac.ts";

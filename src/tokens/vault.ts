@@ -85,8 +85,11 @@ export class TokenVault {
     const sealed = await sealTokens(this.#d.keys, key, { accessToken: body.accessToken, refreshToken: body.refreshToken ?? null }, now);
     const at = new Date(now);
     const expiresAt = body.expiresAt === undefined ? null : new Date(body.expiresAt);
-    // One round trip; `xmax = 0` is true only for a freshly inserted tuple.
-    const rows = await this.#d.db.prisma.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
+    // The row and its TOKEN_STORED audit row commit together (one transaction of the audit writer).
+    const row = await this.#d.audit.apply({
+      change: async (tx) => {
+        // One round trip; `xmax = 0` is true only for a freshly inserted tuple.
+        const rows = await tx.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
       INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", "expiresAt", scope, "tokenType",
         "createdAt", "updatedAt", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus", version)
       VALUES (${Bun.randomUUIDv7()}::uuid, ${key.userId}, ${key.integration}, ${sealed.accessToken}, ${sealed.refreshToken},
@@ -98,13 +101,15 @@ export class TokenVault {
         "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
         "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', version = oauth_tokens.version + 1
       RETURNING *, (xmax = 0) AS inserted`;
-    const row = rows[0]!;
-    await this.#d.audit.record({
-      eventType: "TOKEN_STORED",
-      actor: principal.requesterId,
-      target: tokenTarget(key.integration, key.userId),
-      success: true,
-      details: { created: row.inserted, withRefresh: sealed.refreshToken !== null, expiresAt: iso(expiresAt), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
+        return rows[0]!;
+      },
+      event: (row) => ({
+        eventType: "TOKEN_STORED",
+        actor: principal.requesterId,
+        target: tokenTarget(key.integration, key.userId),
+        success: true,
+        details: { created: row.inserted, withRefresh: sealed.refreshToken !== null, expiresAt: iso(expiresAt), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
+      }),
     });
     return { created: row.inserted, token: this.#metadata(row, now) };
   }
@@ -173,16 +178,25 @@ export class TokenVault {
   }
 
   async delete(principal: Principal, key: TokenKey): Promise<void> {
-    const { count } = await this.#d.db.prisma.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
-    if (count === 0) throw new NotFoundError("token");
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: tokenTarget(key.integration, key.userId), success: true, details: { count } });
+    await this.#d.audit.apply({
+      change: async (tx) => {
+        const { count } = await tx.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
+        if (count === 0) throw new NotFoundError("token");
+        return count;
+      },
+      event: (count) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: tokenTarget(key.integration, key.userId), success: true, details: { count } }),
+    });
   }
 
   /** Removes every token of one user (account deletion); idempotent, audited even when nothing matched. */
   async deleteAllForUser(principal: Principal, userId: string): Promise<{ deleted: number; integrations: string[] }> {
-    const rows = await this.#d.db.prisma.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
-    const integrations = rows.map((r) => r.integration).sort();
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { count: integrations.length, integrations } });
+    const integrations = await this.#d.audit.apply({
+      change: async (tx) => {
+        const rows = await tx.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
+        return rows.map((r) => r.integration).sort();
+      },
+      event: (integrations) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { count: integrations.length, integrations } }),
+    });
     return { deleted: integrations.length, integrations };
   }
 
