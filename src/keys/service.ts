@@ -225,7 +225,9 @@ class KeyServiceImpl implements ManagedKeyService {
     const byVersion = new Map<number, Loaded>();
     let active: Loaded | undefined;
     for (const row of rows) {
-      // Every row, retired ones too: a forged row must not verify a signature anywhere.
+      // Every row, retired ones too: a forged row must not verify a signature anywhere. A row
+      // under another KEK is that problem first (its MAC is under that KEK's key).
+      if (row.kekId !== this.kekId) throw this.kekMismatch(row, "was wrapped with a different KEK");
       await checkRow(this.macKey, row);
       const prev = this.state.byVersion.get(row.version);
       let loaded: Loaded;
@@ -262,6 +264,13 @@ class KeyServiceImpl implements ManagedKeyService {
       zeroize(scalar);
       jwk.d = "";
     }
+  }
+
+  private kekMismatch(row: MasterKeyRow, why: string): KekMismatchError {
+    return new KekMismatchError(
+      `master key version ${row.version} ${why}: expected KEK fingerprint ${row.kekId}, configured MASTER_KEY_ENCRYPTION_KEY has fingerprint ${this.kekId}; ` +
+        "start with the KEK that wrapped it, or rewrap with `bun run keys:rewrap-kek` (MASTER_KEY_ENCRYPTION_KEY_PREVIOUS = the old KEK, MASTER_KEY_ENCRYPTION_KEY = the new one)",
+    );
   }
 
   private async unwrapJwk(row: MasterKeyRow) {
