@@ -170,7 +170,7 @@ describeEachDb("audit writer", (h) => {
     expect(await h.db.prisma.accessRequest.count()).toBe(1);
     await w.close();
     // The abandoned first chain (its head uncertain) is sealed with a recovery checkpoint by the sweep.
-    expect(await w.sealAbandonedChains()).toEqual([firstChain]);
+    expect(await w.sealAbandonedChains()).toEqual([firstChain!]);
     expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, chains: 2, unclosedChains: 0 });
   });
 
