@@ -77,6 +77,8 @@ export interface AuditWriterStats {
   chainId: string | null;
   seq: number;
   queued: number;
+  /** PostgreSQL: the connection holding the chain lock was lost (the next batch starts a new chain). */
+  chainLockLost: boolean;
 }
 
 export interface AuditWriter extends AuditSink {
@@ -124,6 +126,11 @@ function liveSet(db: Database): Set<string> {
   let s = liveInProcess.get(db);
   if (!s) liveInProcess.set(db, (s = new Set()));
   return s;
+}
+
+/** Test hook for PGlite (one process): forget that a writer of this process holds `chainId`, as its process exiting would. */
+export function forgetWriterForTests(db: Database, chainId: string): void {
+  liveSet(db).delete(chainId);
 }
 
 /** Which of `chainIds` a live writer holds: this process's writers, and on PostgreSQL any session holding the chain lock. */
@@ -530,7 +537,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       })();
       return closing;
     },
-    stats: () => ({ ...stats, chainId: chain?.id ?? null, seq: chain?.seq ?? 0, queued: queue.length }),
+    stats: () => ({ ...stats, chainId: chain?.id ?? null, seq: chain?.seq ?? 0, queued: queue.length, chainLockLost: lockClient !== undefined && lockLost }),
   };
 }
 
