@@ -9,7 +9,7 @@ import { applyMigrations } from "./db/migrate.ts";
 import type { Logger } from "./log.ts";
 import type { AppDeps } from "./app.ts";
 import { systemClock, type Clock } from "./clock.ts";
-import { createAuditWriter, type AuditWriter } from "./audit/writer.ts";
+import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "./audit/writer.ts";
 import { AnchorFile } from "./audit/anchors.ts";
 import type { CheckpointSigner } from "./audit/chain.ts";
 import { resolveKek } from "./keys/kek.ts";
@@ -42,6 +42,8 @@ export interface RuntimeOptions {
   ownsDb?: boolean;
   /** Time for every service (tests put the service at 03:00). */
   clock?: Clock;
+  /** Fault injection inside the audit write transaction (tests only). */
+  auditOnStep?: AuditWriterOptions["onStep"];
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -64,6 +66,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     checkpointSeconds: config.auditCheckpointSeconds,
     writeTimeoutMs: config.auditWriteTimeoutMs,
     ...(config.auditAnchorFile ? { anchors: new AnchorFile(config.auditAnchorFile) } : {}),
+    ...(opts.auditOnStep ? { onStep: opts.auditOnStep } : {}),
   });
   let keys: ManagedKeyService | undefined;
   let access: AccessServices;

@@ -324,11 +324,17 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       // Without changes, rows are built (hashing, signing) before the transaction, keeping it short.
       let built: { c: ChainState | null; rows: Row[]; eventRows: Row[] } | undefined = hasChanges ? undefined : await buildRows(batch.map((p) => ({ event: p.event!, timestamp: p.timestamp })), base, newChainId, close, timed);
       const outcomes: Array<{ ok: true; event: AuditEvent; result: unknown } | { ok: false; err: unknown }> = [];
+      // A pooled connection that died while idle fails the first statement; nothing has been done
+      // then, so the batch is retried once on another connection. Any later failure is final.
+      for (let attempt = 0; ; attempt++) {
+        let started = false;
+        try {
       await withDeadline(
         db.prisma.$transaction(
           async (tx) => {
             // Fail fast instead of queueing behind a lock: every caller of this batch is waiting.
             await tx.$queryRaw`SELECT set_config('statement_timeout', ${String(writeTimeoutMs)}, true), set_config('lock_timeout', ${String(writeTimeoutMs)}, true)`;
+            started = true;
             await opts.onStep?.("begin", tx);
             if (hasChanges) {
               outcomes.length = 0;
@@ -351,7 +357,6 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
                   outcomes.push({ ok: false, err });
                 }
               }
-              await opts.onStep?.("changed", tx);
               const events: Array<{ event: AuditEvent; timestamp: number }> = [];
               outcomes.forEach((o, i) => {
                 if (o.ok) events.push({ event: o.event, timestamp: batch[i]!.timestamp });
@@ -360,6 +365,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
               if (events.length === 0 && !close && !(timed && base && base.since > 0)) built = { c: base, rows: [], eventRows: [] };
               else built = await buildRows(events, base, newChainId, close, timed);
             }
+            await opts.onStep?.("changed", tx);
             const okBatch = hasChanges ? batch.filter((_, i) => outcomes[i]!.ok) : batch;
             const accessRequests = okBatch.flatMap((p) => (p.accessRequest ? [p.accessRequest] : []));
             if (built!.rows.length > 0) await tx.$executeRaw(insertSql(built!.rows));
@@ -370,6 +376,12 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
         ),
         deadlineMs,
       );
+          break;
+        } catch (err) {
+          if (started || attempt > 0 || !isDatabaseUnavailable(err)) throw err;
+          log.warn("audit batch could not start (dead connection?); retrying once", { err });
+        }
+      }
       const { c, rows, eventRows } = built!;
       chain = c;
       if (c === null && newChainId) releaseChain(newChainId);
