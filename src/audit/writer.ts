@@ -183,6 +183,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   let closed = false;
   let closing: Promise<void> | null = null;
   let idleWaiters: Array<() => void> = [];
+  let anchoring: Promise<void> = Promise.resolve();
   const stats = { batches: 0, failedBatches: 0, events: 0, rows: 0, checkpoints: 0, chains: 0, recovered: 0, anchorFailures: 0 };
 
   // ---- the chain lock (PostgreSQL): a session advisory lock on a dedicated connection ----------
@@ -243,9 +244,10 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
     });
   }
 
+  /** Resolves once the queue is written and the anchors of what was written are appended. */
   function flush(): Promise<void> {
-    if (!running && queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => idleWaiters.push(resolve));
+    const idle = !running && queue.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
+    return idle.then(() => anchoring);
   }
 
   async function sign(statement: CheckpointStatement): Promise<CheckpointDetails> {
@@ -416,7 +418,6 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
 
   // ---- anchors -------------------------------------------------------------------------------
 
-  let anchoring: Promise<void> = Promise.resolve();
   function anchor(rows: Row[]): void {
     if (!opts.anchors) return;
     const entries = rows.filter((r) => r.eventType === "AUDIT_CHECKPOINT").flatMap((r) => {
