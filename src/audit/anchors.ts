@@ -46,7 +46,16 @@ export class AnchorFile implements AnchorSink {
     const next = this.tail.then(async () => {
       this.handle ??= (async () => {
         mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-        return open(this.path, "a", 0o600);
+        const fh = await open(this.path, "a+", 0o600);
+        // A previous process killed mid-append may have left a line without its newline: end it,
+        // so that fragment stays one (reported) line instead of corrupting the next entry.
+        const { size } = await fh.stat();
+        if (size > 0) {
+          const last = Buffer.alloc(1);
+          await fh.read(last, 0, 1, size - 1);
+          if (last[0] !== 0x0a) await fh.appendFile("\n");
+        }
+        return fh;
       })();
       const fh = await this.handle;
       await fh.appendFile(text);

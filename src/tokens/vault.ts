@@ -108,7 +108,8 @@ export class TokenVault {
         actor: principal.requesterId,
         target: tokenTarget(key.integration, key.userId),
         success: true,
-        details: { created: row.inserted, withRefresh: sealed.refreshToken !== null, expiresAt: iso(expiresAt), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
+        // issuedAt names this very write (the row keeps it until the next PUT), pairing row and audit row.
+        details: { created: row.inserted, withRefresh: sealed.refreshToken !== null, expiresAt: iso(expiresAt), issuedAt: at.toISOString(), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
       }),
     });
     return { created: row.inserted, token: this.#metadata(row, now) };

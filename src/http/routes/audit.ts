@@ -163,11 +163,12 @@ export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: Mana
         method: "get",
         path: "/v1/audit-logs/head",
         tags: ["audit"],
-        summary: "Signed current chain heads, for an external monitor to keep (this process's chain is checkpointed first)",
+        summary: "Signed current chain heads, for an external monitor to keep (abandoned chains are sealed and this process's chain is checkpointed first)",
         request: { query: z.strictObject({}) },
         responses: { 200: json(HeadsSchema, "the last signed checkpoint of every chain"), 400: errorResponse("unexpected query parameter"), 503: errorResponse("database unavailable") },
       }),
       async (c) => {
+        await deps.audit.sealAbandonedChains();
         await deps.audit.checkpointNow();
         return c.json({ heads: await signedHeads(deps.db) }, 200);
       },
