@@ -49,7 +49,7 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
   // Pinning on first use keeps the demo short; a real device ships with the JWKS it trusts.
   const { keys: masterKeys } = await publicApi.jwks();
   const source = new DataSource({ client: publicApi, masterKeys });
-  const sliceSeconds = (await publicApi.slicePublicKey(0)).sliceSeconds;
+  const sliceSeconds = (await publicApi.slicePublicKey("current")).sliceSeconds;
   const sliceMs = sliceSeconds * 1000;
   const current = Math.floor((opts.now ?? Date.now()) / sliceMs);
   const first = (current - 2) * sliceMs; // two whole slices before the current one

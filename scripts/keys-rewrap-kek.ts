@@ -20,7 +20,7 @@ await runScript(async () => {
   const config = loadConfig();
   const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "keys:rewrap-kek" }, (l) => process.stderr.write(`${l}\n`));
   const from = resolvePreviousKek(config);
-  const to = resolveKek(config, log);
+  const to = resolveKek(config, log, undefined, { logDevKek: false });
   const db = await openDatabase(config.database);
   try {
     // The audit chain of this run is signed by the active master key, unwrapped with whichever KEK wraps it now.

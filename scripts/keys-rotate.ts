@@ -46,7 +46,7 @@ await runScript(async () => {
   const config = loadConfig();
   // Scripts talk to people: log lines (warnings and up unless LOG_LEVEL says otherwise) go to stderr.
   const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "keys:rotate" }, (l) => process.stderr.write(`${l}\n`));
-  const runtime = await createRuntime(config, log);
+  const runtime = await createRuntime(config, log, { logDevKek: false });
   try {
     const keys = runtime.keys;
     const before = await keys.versions();

@@ -22,7 +22,7 @@ await runScript(async () => {
   if (!values["older-than"]) throw new ValidationError("--older-than is required, e.g. --older-than 30d");
   const olderThanMs = parseAge(values["older-than"]);
   const config = loadConfig();
-  const runtime = await createRuntime(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel));
+  const runtime = await createRuntime(config, createLogger(config.logLevel === "info" ? "warn" : config.logLevel), { logDevKek: false });
   try {
     const r = await cleanupExpiredTokens({ db: runtime.db, audit: runtime.audit, clock: systemClock }, { olderThanMs, dryRun: values["dry-run"] ?? false });
     console.log(r.dryRun ? `dry run: ${r.count} token record(s) expired before ${r.cutoff} would be removed` : `removed ${r.count} token record(s) expired before ${r.cutoff}`);

@@ -178,8 +178,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     database: e.DATABASE_URL ?? { kind: "pglite", dataDir: `${e.DATA_DIR.replace(/\/$/, "")}/pglite` },
     dataDir: e.DATA_DIR,
     migrateOnStart: e.MIGRATE_ON_START,
-    kek: e.MASTER_KEY_ENCRYPTION_KEY || undefined,
-    kekPrevious: e.MASTER_KEY_ENCRYPTION_KEY_PREVIOUS || undefined,
+    // An empty `MASTER_KEY_ENCRYPTION_KEY=` stays "" (an error at start), never "unset".
+    kek: e.MASTER_KEY_ENCRYPTION_KEY,
+    kekPrevious: e.MASTER_KEY_ENCRYPTION_KEY_PREVIOUS,
     sliceSeconds: e.SLICE_SECONDS,
     bootstrapAdminKey: e.BOOTSTRAP_ADMIN_KEY,
     logLevel: e.LOG_LEVEL,

@@ -122,3 +122,13 @@ export class KeyringIntegrityError extends ChronoError {
     super("KEYRING_INTEGRITY", message);
   }
 }
+
+/** Too many requests from one client; `retryAfterSeconds` becomes the Retry-After header (429). */
+export class RateLimitedError extends ChronoError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super("RATE_LIMITED", message, { details: { retryAfterSeconds } });
+  }
+}

@@ -12,7 +12,7 @@ import { systemClock, type Clock } from "./clock.ts";
 import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "./audit/writer.ts";
 import { AnchorFile } from "./audit/anchors.ts";
 import type { CheckpointSigner } from "./audit/chain.ts";
-import { resolveKek } from "./keys/kek.ts";
+import { resolveKek, storedKekIds } from "./keys/kek.ts";
 import { createKeyService, type ManagedKeyService } from "./keys/service.ts";
 import { oauthTokenRewrappable } from "./tokens/rewrap.ts";
 import { ServiceUnavailableError } from "./errors.ts";
@@ -44,6 +44,11 @@ export interface RuntimeOptions {
   clock?: Clock;
   /** Fault injection inside the audit write transaction (tests only). */
   auditOnStep?: AuditWriterOptions["onStep"];
+  /**
+   * Scripts log to stderr: they pass false so the development-KEK warning is printed once (the
+   * human line), not also as a JSON log line. Default true (the service logs it too).
+   */
+  logDevKek?: boolean;
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -76,7 +81,10 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       if (applied.length > 0) log.info("migrations applied", { applied });
     }
     // A wrong KEK (KekMismatchError) stops startup here, naming both fingerprints.
-    const { kek, kekId } = resolveKek(config, log);
+    // Without a KEK outside production the development KEK is used; if its file is gone while
+    // master keys exist, resolveKek refuses (naming the KEK they need) instead of making a new one.
+    const wrappedBy = config.kek === undefined && !config.isProduction ? await storedKekIds(db) : [];
+    const { kek, kekId } = resolveKek(config, log, undefined, { wrappedBy, logDevKek: opts.logDevKek });
     keys = await createKeyService({
       db,
       kek,

@@ -3,6 +3,7 @@ import { createApp } from "./app.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { ConfigError } from "./errors.ts";
 
 export interface RunningServer {
   url: string;
@@ -10,16 +11,32 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** A listen failure as one line naming the cause and the fix (index.ts prints ChronoErrors without a stack). */
+function listenError(err: unknown, config: Config): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const where = `${config.host}:${config.port}`;
+  if (code === "EADDRINUSE") return new ConfigError(`cannot listen on ${where}: the port is already in use (another chronokms or another program); stop it, or set PORT to a free port`);
+  if (code === "EACCES") return new ConfigError(`cannot listen on ${where}: permission denied (ports below 1024 need privileges); set PORT to 1024 or above`);
+  if (code === "EADDRNOTAVAIL") return new ConfigError(`cannot listen on ${where}: no such address on this machine; set HOST to one of its addresses, e.g. 127.0.0.1 or 0.0.0.0`);
+  return err;
+}
+
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const runtime = await createRuntime(config, log);
   const app = createApp(runtime.appDeps());
-  const server = Bun.serve({
-    hostname: config.host,
-    port: config.port,
-    fetch: app.fetch,
-    // Bodies are capped by our own middleware with a clear 413; this is a backstop.
-    maxRequestBodySize: Math.max(config.bodyLimitBytes * 2, 1024 * 1024),
-  });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: config.host,
+      port: config.port,
+      fetch: app.fetch,
+      // Bodies are capped by our own middleware with a clear 413; this is a backstop.
+      maxRequestBodySize: Math.max(config.bodyLimitBytes * 2, 1024 * 1024),
+    });
+  } catch (err) {
+    await runtime.close(); // releases the embedded database's lock and writes the audit checkpoint
+    throw listenError(err, config);
+  }
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   log.info("listening", { url, database: runtime.db.description });
 

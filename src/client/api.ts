@@ -47,13 +47,14 @@ const retryableStatus = new Set([502, 503, 504]);
 
 export class ChronoKmsClient {
   private readonly baseUrl: string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
   private readonly retries: number;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.fetchImpl = opts.fetch ?? fetch;
+    // Bound: a bare `fetch` stored on an object and called as a method throws "Illegal invocation" in browsers.
+    this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
     this.retries = Math.max(1, opts.retries ?? 3);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
   }
@@ -98,7 +99,8 @@ export class ChronoKmsClient {
   health = () => this.request<{ status: "ok" }>("GET", "/healthz");
   ready = () => this.request<{ status: "ready" | "not-ready"; checks: Record<string, string> }>("GET", "/readyz");
   jwks = () => this.request<Jwks>("GET", "/.well-known/jwks.json");
-  slicePublicKey = (slice: number, version?: number) =>
+  /** A signed slice public key; `"current"` = the slice of now (the service signs only slices near now). */
+  slicePublicKey = (slice: number | "current", version?: number) =>
     this.request<SlicePublicKey>("GET", `/v1/time-slices/${slice}/public-key`, undefined, { version });
 
   // --- access (reader) ---

@@ -7,11 +7,16 @@ import { compactDecrypt, importJWK } from "jose";
 import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope.ts";
 import { leafFromSubtree, subtreeRange } from "../crypto/ggm.ts";
 import { sliceKeyFromLeaf } from "../crypto/slice-keys.ts";
-import { importPrivateJwk, type EcPrivateJwk } from "../crypto/jwk.ts";
+import { type KeyObject, createPrivateKey } from "node:crypto";
+import type { EcPrivateJwk } from "../crypto/jwk.ts";
+import { assertNoDuplicateMembers } from "../crypto/strict-json.ts";
 import { fromBase64url, utf8Decode, zeroize } from "../crypto/bytes.ts";
 import { LruCache } from "../crypto/lru.ts";
 import type { Grant, GrantSeed, GrantSliceKey } from "./types.ts";
-import { OutsideGrantError } from "./errors.ts";
+import { GrantMismatchError, OutsideGrantError } from "./errors.ts";
+
+/** `typ` of a grant sealed to the requester's key (src/access/grants.ts). */
+const GRANT_JWE_TYP = "chronokms-grant+jwe";
 
 export interface GrantKeys {
   keys: GrantSliceKey[];
@@ -19,7 +24,7 @@ export interface GrantKeys {
 }
 
 export class DataViewer {
-  private readonly keyCache = new LruCache<number, Promise<CryptoKey>>(1024);
+  private readonly keyCache = new LruCache<number, Promise<CryptoKey | KeyObject>>(1024);
   private readonly byKid = new Map<string, GrantSliceKey>();
 
   private constructor(
@@ -38,8 +43,34 @@ export class DataViewer {
     if (grant.encrypted) {
       if (!opts.privateKeyJwk) throw new TypeError("this grant is encrypted to your public key: pass privateKeyJwk");
       const key = await importJWK(opts.privateKeyJwk as never, "ECDH-ES");
-      const { plaintext } = await compactDecrypt(grant.encrypted, key);
+      let headerText: string;
+      try {
+        headerText = utf8Decode(fromBase64url(grant.encrypted.split(".", 1)[0] ?? ""));
+        assertNoDuplicateMembers(headerText);
+      } catch {
+        throw new GrantMismatchError("the sealed grant's protected header is malformed or has duplicate members");
+      }
+      const { plaintext, protectedHeader } = await compactDecrypt(grant.encrypted, key);
+      // The protected header (authenticated as AAD) binds the sealed keys to this grant: a sealed
+      // payload of another grant, version or slice range pasted into this response is refused.
+      const h = protectedHeader as Record<string, unknown>;
+      const slices = h.slices as { from?: unknown; to?: unknown } | undefined;
+      const mismatch =
+        h.typ !== GRANT_JWE_TYP
+          ? "typ"
+          : h.gid !== grant.id
+            ? "gid"
+            : h.ver !== grant.keyVersion
+              ? "ver"
+              : typeof slices !== "object" || slices === null || slices.from !== grant.slices.from || slices.to !== grant.slices.to || Object.keys(slices).length !== 2
+                ? "slices"
+                : null;
+      if (mismatch) {
+        zeroize(plaintext);
+        throw new GrantMismatchError(`the sealed grant's protected header does not match the grant (${mismatch})`);
+      }
       const inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
+      zeroize(plaintext);
       material = { keys: inner.keys ?? [], seeds: inner.seeds ?? [] };
     } else {
       material = { keys: grant.keys ?? [], seeds: grant.seeds ?? [] };
@@ -81,7 +112,7 @@ export class DataViewer {
     return utf8Decode(await this.decrypt(jwe, opts));
   }
 
-  private sliceKey(slice: number, kid: string): Promise<CryptoKey> {
+  private sliceKey(slice: number, kid: string): Promise<CryptoKey | KeyObject> {
     let key = this.keyCache.get(slice);
     if (!key) {
       key = this.deriveSliceKey(slice, kid);
@@ -91,9 +122,14 @@ export class DataViewer {
     return key;
   }
 
-  private async deriveSliceKey(slice: number, kid: string): Promise<CryptoKey> {
+  private async deriveSliceKey(slice: number, kid: string): Promise<CryptoKey | KeyObject> {
     const given = this.byKid.get(kid);
-    if (given) return importPrivateJwk(given.privateJwk, "ECDH");
+    // A KeyObject, not a non-extractable CryptoKey: the envelope code runs on node:crypto, and
+    // converting a non-extractable CryptoKey there is deprecated in Node (DEP0204).
+    if (given) {
+      const j = given.privateJwk;
+      return createPrivateKey({ key: { kty: "EC", crv: "P-256", x: j.x, y: j.y, d: j.d }, format: "jwk" });
+    }
     const node = this.material.seeds.find((s) => {
       const r = subtreeRange(s.depth, s.index);
       return slice >= r.from && slice <= r.to;

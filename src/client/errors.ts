@@ -53,3 +53,11 @@ export class UntrustedKeyError extends Error {
     this.name = "UntrustedKeyError";
   }
 }
+
+/** A sealed grant whose protected header (`gid`, `ver`, `slices`) does not name the grant it came with. */
+export class GrantMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GrantMismatchError";
+  }
+}

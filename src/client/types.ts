@@ -44,10 +44,15 @@ export interface SlicePublicKey {
   slice: number;
   kid: string;
   sliceSeconds: number;
+  /** The version's status when signed; a DataSource encrypts only to `active`. */
+  status: "active" | "decrypt-only";
   /** Slice start (inclusive), ISO 8601. */
   from: string;
   /** Slice end (exclusive), ISO 8601. */
   to: string;
+  /** Validity of the signed statement (its iat and exp), ISO 8601. */
+  issuedAt: string;
+  expiresAt: string;
   publicJwk: EcPublicJwk;
   signature: string;
 }

@@ -10,6 +10,7 @@ import { DecryptionFailedError, ValidationError } from "../errors.ts";
 import { concatBytes, fromBase64url, u32be, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import { type EcPrivateJwk, type EcPublicJwk, isP256PublicJwk } from "./jwk.ts";
 import { parseKid, sliceIndex } from "./slice-keys.ts";
+import { assertNoDuplicateMembers } from "./strict-json.ts";
 
 const ALG = "ECDH-ES";
 const ENC = "A256GCM";
@@ -128,7 +129,9 @@ interface ParsedEnvelope extends EnvelopeHeader {
 
 /** Throws a plain Error on anything unexpected; callers turn it into the one generic failure. */
 function parseHeader(headerB64: string): Omit<ParsedEnvelope, "headerB64" | "iv" | "ciphertext" | "tag"> {
-  const h: unknown = JSON.parse(utf8Decode(fromBase64url(headerB64)));
+  const text = utf8Decode(fromBase64url(headerB64));
+  assertNoDuplicateMembers(text); // RFC 7516 §4: refuse, never last-wins
+  const h: unknown = JSON.parse(text);
   if (typeof h !== "object" || h === null || Array.isArray(h)) throw new Error("header is not an object");
   const r = h as Record<string, unknown>;
   for (const key of Object.keys(r)) if (!ALLOWED_HEADER.has(key)) throw new Error(`unexpected header member ${key}`);

@@ -30,10 +30,11 @@ export {
   subtreeRange,
 } from "./ggm.ts";
 export { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk, isP256PrivateJwk, isP256PublicJwk, toPublicJwk } from "./jwk.ts";
-export { KEK_BYTES, KEK_HOWTO, generateKek, kekFingerprint, parseKek } from "./kek.ts";
+export { KEK_BYTES, KEK_HOWTO, generateKek, kekFingerprint, parseKek, weakKekReason } from "./kek.ts";
 export { LruCache } from "./lru.ts";
 export { type MasterKeyPair, generateMasterKeyPair, masterScalar, unwrapPrivateJwk, wrapPrivateJwk } from "./master-key.ts";
-export { SLICE_KEY_TYP, type SliceKeyStatement, readJwsKid, signPayload, signSliceKey, verifyPayload, verifySliceKey } from "./sign.ts";
+export { SLICE_KEY_TYP, SLICE_STATEMENT_MAX_SKEW_MS, SLICE_STATEMENT_TTL_MS, type SliceKeyStatement, readJwsKid, signPayload, signSliceKey, verifyPayload, verifySliceKey } from "./sign.ts";
+export { assertNoDuplicateMembers } from "./strict-json.ts";
 export {
   SLICE_SCALAR_DST,
   type SliceKey,

@@ -71,6 +71,33 @@ function firstBadChar(s: string): number {
   return 0;
 }
 
+/**
+ * Why these 32 bytes are obviously not a random key, or null. Each test is one a uniformly random
+ * key fails with probability below 2^-45, so a real key is never refused:
+ *  - all bytes the same (32 zero bytes, `7` × 64 in hex);
+ *  - a block of at most 16 bytes repeated (`deadbeef` × 8, a 16-byte key pasted twice);
+ *  - an arithmetic progression mod 256 (00 01 02 …, counters in any step);
+ *  - every byte printable ASCII (a passphrase encoded as base64), p = (95/256)^32 ≈ 2^-46;
+ *  - fewer than 12 distinct byte values (a random key has ~30), p < 2^-70.
+ * This refuses only the obvious; it cannot tell a well-made key from a merely odd-looking one.
+ */
+export function weakKekReason(kek: Uint8Array): string | null {
+  const n = kek.length;
+  if (n === 0) return "it is empty";
+  if (kek.every((b) => b === kek[0])) return `all ${n} bytes are the same`;
+  for (let p = 2; p <= Math.min(16, n / 2); p++) {
+    let periodic = true;
+    for (let i = p; i < n && periodic; i++) periodic = kek[i] === kek[i - p];
+    if (periodic) return `it repeats a ${p}-byte block`;
+  }
+  const step = (kek[1]! - kek[0]! + 256) & 0xff;
+  if (kek.every((b, i) => i === 0 || ((b - kek[i - 1]! + 256) & 0xff) === step)) return "it counts up or down in equal steps";
+  if (kek.every((b) => b >= 0x20 && b <= 0x7e)) return "every byte is printable text (a passphrase, not random bytes)";
+  const distinct = new Set(kek).size;
+  if (distinct < 12) return `it has only ${distinct} distinct byte values`;
+  return null;
+}
+
 export function generateKek(): Uint8Array<ArrayBuffer> {
   return crypto.getRandomValues(new Uint8Array(KEK_BYTES));
 }

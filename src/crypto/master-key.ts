@@ -3,6 +3,7 @@
  * compact JWE (RFC 7516 §7.1; RFC 7518 §4.4 A256KW + §5.3 A256GCM). The master signs slice keys and
  * audit checkpoints (ES256) and its scalar roots the GGM tree.
  */
+import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { CompactEncrypt, compactDecrypt } from "jose";
 import { DecryptionFailedError, KekMismatchError } from "../errors.ts";
 import { constantTimeEqual, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
@@ -81,7 +82,9 @@ function readWrapHeader(jwe: string): { kid: string } {
   try {
     const parts = jwe.split(".");
     if (parts.length !== 5) throw new Error("not a compact JWE");
-    const h = JSON.parse(utf8Decode(fromBase64url(parts[0]!))) as Record<string, unknown>;
+    const text = utf8Decode(fromBase64url(parts[0]!));
+    assertNoDuplicateMembers(text);
+    const h = JSON.parse(text) as Record<string, unknown>;
     if (h.alg !== "A256KW" || h.enc !== "A256GCM" || typeof h.kid !== "string") throw new Error("unexpected wrap header");
     return { kid: h.kid };
   } catch (e) {

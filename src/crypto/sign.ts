@@ -7,14 +7,23 @@ import { CompactSign, compactVerify } from "jose";
 import { ValidationError } from "../errors.ts";
 import { fromBase64url, utf8, utf8Decode } from "./bytes.ts";
 import { canonicalJson } from "./canonical-json.ts";
+import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk, isP256PublicJwk, toPublicJwk } from "./jwk.ts";
 import { parseKid, sliceKid, sliceRange } from "./slice-keys.ts";
 
 export const SLICE_KEY_TYP = "chronokms-slice-key+json";
 
+/** How long a signed slice statement is valid after it was issued (1 h). */
+export const SLICE_STATEMENT_TTL_MS = 60 * 60 * 1000;
+/** A statement issued this far in the verifier's future is still accepted (clock skew). */
+export const SLICE_STATEMENT_MAX_SKEW_MS = 5 * 60 * 1000;
+
 /**
  * The signed statement about one slice key. `jwk.kid` is "<keyVersion>:<slice>"; [startMs, endMs)
  * is the slice's time range, so a verifier need not redo the arithmetic to know what it may encrypt.
+ * (v2) `iat` and `exp` (ms) bound when the statement may be used, and `status` is the version's
+ * status when it was signed: a data source encrypts only to an `active`, unexpired statement, so a
+ * statement replayed after a rotation is useless once it expires.
  */
 export interface SliceKeyStatement {
   keyVersion: number;
@@ -23,6 +32,9 @@ export interface SliceKeyStatement {
   startMs: number;
   endMs: number;
   jwk: EcPublicJwk;
+  status: "active" | "decrypt-only";
+  iat: number;
+  exp: number;
 }
 
 const verificationFailed = () => new ValidationError("signature verification failed");
@@ -49,6 +61,10 @@ export async function verifyPayload<T = unknown>(
   opts: { typ?: string; kid?: string } = {},
 ): Promise<{ payload: T; kid: string | undefined }> {
   try {
+    // JSON.parse keeps the last of duplicate members; a header or payload that has any is refused.
+    const [h = "", p = ""] = typeof jws === "string" ? jws.split(".") : [];
+    assertNoDuplicateMembers(utf8Decode(fromBase64url(h)));
+    assertNoDuplicateMembers(utf8Decode(fromBase64url(p)));
     const { payload, protectedHeader } = await compactVerify(jws, await verifyingKey(publicKey), { algorithms: ["ES256"] });
     if (protectedHeader.crit !== undefined) throw new Error("crit not supported");
     if (opts.typ !== undefined && protectedHeader.typ !== opts.typ) throw new Error("typ mismatch");
@@ -61,7 +77,13 @@ export async function verifyPayload<T = unknown>(
 }
 
 /** Signs a slice public key; version and slice come from its kid "<version>:<slice>". */
-export async function signSliceKey(publicJwk: EcPublicJwk, masterPrivateKey: EcPrivateJwk | CryptoKey, opts: { sliceSeconds: number }): Promise<string> {
+export async function signSliceKey(
+  publicJwk: EcPublicJwk,
+  masterPrivateKey: EcPrivateJwk | CryptoKey,
+  opts: { sliceSeconds: number; iat: number; ttlMs?: number; status?: SliceKeyStatement["status"] },
+): Promise<string> {
+  const ttl = opts.ttlMs ?? SLICE_STATEMENT_TTL_MS;
+  if (!Number.isSafeInteger(opts.iat) || opts.iat < 0 || !Number.isSafeInteger(ttl) || ttl <= 0) throw new ValidationError("iat and ttlMs must be positive integers (ms)");
   const k = publicJwk.kid === undefined ? null : parseKid(publicJwk.kid);
   if (!k) throw new ValidationError('slice public JWK needs kid "<version>:<slice>"');
   const { startMs, endMs } = sliceRange(k.slice, opts.sliceSeconds);
@@ -72,18 +94,23 @@ export async function signSliceKey(publicJwk: EcPublicJwk, masterPrivateKey: EcP
     startMs,
     endMs,
     jwk: { ...toPublicJwk(publicJwk), alg: "ECDH-ES", use: "enc" },
+    status: opts.status ?? "active",
+    iat: opts.iat,
+    exp: opts.iat + ttl,
   };
   return signPayload(statement, masterPrivateKey, { kid: String(k.version), typ: SLICE_KEY_TYP });
 }
 
 /**
  * Verifies a signed slice key against the master public key and checks the statement is internally
- * consistent (header kid = keyVersion, jwk.kid, time range, no private member) and matches `expected`.
+ * consistent (header kid = keyVersion, jwk.kid, time range, iat < exp, no private member) and matches
+ * `expected`. With `expected.now` it must also be valid then: issued no later than now + skew, and
+ * not expired. A statement without `iat`/`exp` (v1) is refused.
  */
 export async function verifySliceKey(
   jws: string,
   masterPublicKey: EcPublicJwk | CryptoKey,
-  expected: { version?: number; slice?: number; sliceSeconds?: number } = {},
+  expected: { version?: number; slice?: number; sliceSeconds?: number; now?: number } = {},
 ): Promise<SliceKeyStatement> {
   const { payload, kid } = await verifyPayload<Record<string, unknown>>(jws, masterPublicKey, { typ: SLICE_KEY_TYP });
   const s = payload as Partial<SliceKeyStatement> & Record<string, unknown>;
@@ -98,8 +125,17 @@ export async function verifySliceKey(
     parseKid(s.jwk.kid) !== null &&
     (expected.version === undefined || expected.version === s.keyVersion) &&
     (expected.slice === undefined || expected.slice === s.slice) &&
-    (expected.sliceSeconds === undefined || expected.sliceSeconds === s.sliceSeconds);
+    (expected.sliceSeconds === undefined || expected.sliceSeconds === s.sliceSeconds) &&
+    (s.status === "active" || s.status === "decrypt-only") &&
+    Number.isSafeInteger(s.iat) &&
+    Number.isSafeInteger(s.exp) &&
+    s.iat! >= 0 &&
+    s.exp! > s.iat!;
   if (!ok) throw verificationFailed();
+  if (expected.now !== undefined) {
+    if (s.iat! > expected.now + SLICE_STATEMENT_MAX_SKEW_MS) throw new ValidationError(`slice key statement issued in the future (${new Date(s.iat!).toISOString()}); check the clock`);
+    if (expected.now >= s.exp!) throw new ValidationError(`slice key statement expired at ${new Date(s.exp!).toISOString()}`);
+  }
   let range: { startMs: number; endMs: number };
   try {
     range = sliceRange(s.slice!, s.sliceSeconds!);

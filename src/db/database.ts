@@ -3,11 +3,12 @@
  * PGlite (on disk under DATA_DIR, or in memory for tests). Both are reached through the same
  * Prisma client, so nothing above this module knows which one it got.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { ConfigError } from "../errors.ts";
 import { resolve } from "node:path";
 import pg from "pg";
 import { PGlite } from "@electric-sql/pglite";
+import { makePrivateDir, restrictTree, withPrivateUmask } from "./private-dir.ts";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
@@ -66,18 +67,24 @@ async function openPglite(dataDir: string | null): Promise<Database> {
     pglite = new PGlite();
   } else {
     const dir = resolve(dataDir);
-    mkdirSync(dir, { recursive: true });
+    // Data directory 0700, files 0600 (SPEC §12); an existing, looser tree is fixed here.
+    makePrivateDir(dir);
     const unlock = lockDataDir(dir);
     try {
-      pglite = new PGlite(dir);
-      await pglite.waitReady;
+      restrictTree(dir);
+      pglite = await withPrivateUmask(async () => {
+        const p = new PGlite(dir);
+        await p.waitReady;
+        return p;
+      });
+      restrictTree(dir);
     } catch (err) {
       unlock();
       throw err;
     }
     const db = wrapPglite(pglite, `pglite at ${dir}`);
     const close = db.close;
-    return { ...db, close: async () => (await close(), unlock()) };
+    return { ...db, close: async () => (await close(), restrictTree(dir), unlock()) };
   }
   await pglite.waitReady;
   return wrapPglite(pglite, "pglite (in memory)");
@@ -90,7 +97,7 @@ async function openPglite(dataDir: string | null): Promise<Database> {
  */
 function lockDataDir(dir: string): () => void {
   const lockPath = `${dir}.lock`;
-  const take = () => writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+  const take = () => writeFileSync(lockPath, String(process.pid), { flag: "wx", mode: 0o600 });
   try {
     take();
   } catch {

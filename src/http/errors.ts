@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { ChronoError, type ErrorCode } from "../errors.ts";
+import { ChronoError, RateLimitedError, type ErrorCode } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
 
@@ -49,6 +49,7 @@ export function respondWithError(err: unknown, c: Context<AppEnv>): Response {
     if (status >= 500) c.get("log")?.error("request failed", { code: err.code, err, cause: err.cause });
     else if (err.cause !== undefined) c.get("log")?.debug("request refused", { code: err.code, cause: String(err.cause) });
     // 5xx messages from infrastructure are kept generic; 4xx messages are written for the caller.
+    if (err instanceof RateLimitedError) c.header("Retry-After", String(err.retryAfterSeconds));
     const message = status >= 500 && err.code !== "SERVICE_UNAVAILABLE" && err.code !== "UPSTREAM_FAILED" ? "internal error" : err.message;
     return c.json(errorBody(err.code, message, requestId, status >= 500 ? undefined : err.details), status);
   }

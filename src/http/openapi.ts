@@ -15,6 +15,7 @@ export const publicPathPatterns: RegExp[] = [
   /^\/v1\/time-slices\/[^/]+\/public-key$/,
   /^\/openapi\.json$/,
   /^\/docs(\/.*)?$/,
+  /^\/console(\/.*)?$/, // the console's static page and assets; its data comes from /v1 with the admin's key
 ];
 
 export function isPublicPath(path: string): boolean {
@@ -34,6 +35,55 @@ const authErrors: Record<string, string> = {
   "429": "too many failed authentications from this address",
 };
 
+/**
+ * operationId of each operation ("METHOD /path" as documented). A route may also set its own
+ * `operationId` in createRoute; an operation in neither gets one derived from method and path
+ * (`getV1KeysSchedule`), so a new route never breaks the document — but name it here.
+ */
+export const OPERATION_IDS: Readonly<Record<string, string>> = {
+  "GET /healthz": "getHealth",
+  "GET /readyz": "getReadiness",
+  "GET /.well-known/jwks.json": "getJwks",
+  "GET /v1/time-slices/{slice}/public-key": "getSlicePublicKey",
+  "GET /v1/keys": "listKeyVersions",
+  "POST /v1/keys/rotate": "rotateMasterKey",
+  "GET /v1/audit-logs": "listAuditLogs",
+  "GET /v1/audit-logs/stats": "getAuditStats",
+  "GET /v1/audit-logs/verify": "verifyAuditLog",
+  "GET /v1/audit-logs/head": "getAuditHead",
+  "GET /v1/requesters": "listRequesters",
+  "POST /v1/requesters": "createRequester",
+  "GET /v1/requesters/{id}": "getRequester",
+  "PATCH /v1/requesters/{id}": "updateRequester",
+  "DELETE /v1/requesters/{id}": "deleteRequester",
+  "POST /v1/requesters/{id}/api-keys": "createApiKey",
+  "DELETE /v1/requesters/{id}/api-keys/{keyId}": "revokeApiKey",
+  "GET /v1/policies": "listPolicies",
+  "POST /v1/policies": "createPolicy",
+  "POST /v1/policies/simulate": "simulateAccess",
+  "GET /v1/policies/{id}": "getPolicy",
+  "PATCH /v1/policies/{id}": "updatePolicy",
+  "DELETE /v1/policies/{id}": "deletePolicy",
+  "POST /v1/access-requests": "requestAccess",
+  "GET /v1/access-requests": "listAccessRequests",
+  "PUT /v1/tokens/{integration}/{userId}": "putToken",
+  "GET /v1/tokens/{integration}/{userId}": "getToken",
+  "DELETE /v1/tokens/{integration}/{userId}": "deleteToken",
+  "GET /v1/tokens/{integration}/{userId}/status": "getTokenStatus",
+  "GET /v1/tokens/{integration}/{userId}/export": "exportToken",
+  "DELETE /v1/users/{userId}/tokens": "deleteUserTokens",
+  "GET /v1/tokens": "listTokens",
+  "GET /v1/keys/schedule": "getRotationSchedule",
+  "PUT /v1/keys/schedule": "putRotationSchedule",
+  "GET /metrics": "getMetrics",
+};
+
+/** `get` + `/v1/keys/{id}/x-y` → `getV1KeysIdXY`. */
+function derivedOperationId(method: string, path: string): string {
+  const words = path.split(/[^A-Za-z0-9]+/).filter(Boolean);
+  return method + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join("");
+}
+
 export function buildOpenApiDocument(app: OpenAPIHono<AppEnv>, version: string) {
   app.openAPIRegistry.register("Error", ErrorSchema);
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
@@ -50,19 +100,24 @@ export function buildOpenApiDocument(app: OpenAPIHono<AppEnv>, version: string) 
     },
     servers: [{ url: "/" }],
   });
+  // Not open source: a LicenseRef- is SPDX's way to name a license without an SPDX identifier
+  // (OpenAPI 3.1 `license.identifier`; the generator's types predate that field).
+  (doc.info as { license?: unknown }).license = { name: "Proprietary", identifier: "LicenseRef-chronokms-proprietary" };
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     const concrete = path.replace(/\{[^}]+\}/g, "x");
     const authenticated = !isPublicPath(concrete);
     for (const method of ["get", "put", "post", "patch", "delete"] as const) {
-      const op = (item as Record<string, { responses?: Record<string, unknown>; security?: unknown }>)[method];
+      const op = (item as Record<string, { responses?: Record<string, unknown>; security?: unknown; operationId?: string }>)[method];
       if (!op) continue;
+      op.operationId ??= OPERATION_IDS[`${method.toUpperCase()} ${path}`] ?? derivedOperationId(method, path);
       op.responses ??= {};
       const extra = authenticated ? { ...commonErrors, ...authErrors } : commonErrors;
       for (const [status, description] of Object.entries(extra)) {
         if (method === "get" && status === "413") continue;
         op.responses[status] ??= { description, ...errorRef };
       }
-      if (authenticated) op.security ??= [{ apiKey: [] }];
+      // Public operations say so explicitly (an empty requirement), so no reader guesses.
+      op.security ??= authenticated ? [{ apiKey: [] }] : [];
     }
   }
   return doc;

@@ -6,7 +6,8 @@
 import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Config } from "../config.ts";
-import { KEK_HOWTO, generateKek, kekFingerprint, parseKek, toHex, zeroize } from "../crypto/index.ts";
+import type { Database } from "../db/database.ts";
+import { KEK_HOWTO, generateKek, kekFingerprint, parseKek, toHex, weakKekReason, zeroize } from "../crypto/index.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -22,9 +23,35 @@ export function devKekPath(config: Pick<Config, "dataDir">): string {
   return resolve(join(config.dataDir, DEV_KEK_FILE));
 }
 
-export function resolveKek(config: Pick<Config, "kek" | "isProduction" | "dataDir">, log: Logger, stderr: (line: string) => void = (l) => console.error(l)): ResolvedKek {
+export interface ResolveKekOptions {
+  /**
+   * kekIds of the master keys already stored. With none set and the development KEK file missing,
+   * a non-empty list means the file was lost: refuse, create nothing (a new KEK opens none of them).
+   */
+  wrappedBy?: readonly string[];
+  /** Also write the development-KEK warning to the structured log (default true). */
+  logDevKek?: boolean;
+}
+
+export function resolveKek(
+  config: Pick<Config, "kek" | "isProduction" | "dataDir">,
+  log: Logger,
+  stderr: (line: string) => void = (l) => console.error(l),
+  opts: ResolveKekOptions = {},
+): ResolvedKek {
   if (config.kek !== undefined) {
+    if (config.kek.trim() === "") {
+      throw new ConfigError(
+        `MASTER_KEY_ENCRYPTION_KEY is set but empty; set it to 32 random bytes as 64 hex characters (${KEK_HOWTO})` +
+          (config.isProduction ? "" : ", or unset it to use the development KEK"),
+      );
+    }
     const kek = parseKek(config.kek, "MASTER_KEY_ENCRYPTION_KEY");
+    const weak = weakKekReason(kek);
+    if (weak) {
+      zeroize(kek);
+      throw new ConfigError(`MASTER_KEY_ENCRYPTION_KEY is not a random key: ${weak}; a KEK must be 32 random bytes — ${KEK_HOWTO}`);
+    }
     return { kek, kekId: kekFingerprint(kek), source: "env" };
   }
   if (config.isProduction) {
@@ -33,14 +60,29 @@ export function resolveKek(config: Pick<Config, "kek" | "isProduction" | "dataDi
     );
   }
   const path = devKekPath(config);
-  const { kek, created } = readOrCreateDevKek(path);
+  const wrappedBy = [...new Set(opts.wrappedBy ?? [])];
+  const existing = readDevKek(path);
+  if (!existing && wrappedBy.length > 0) {
+    throw new ConfigError(
+      `the development KEK file ${path} is missing, but master_keys holds keys wrapped by KEK ${wrappedBy.join(", ")}: ` +
+        "restore that file from a backup, or set MASTER_KEY_ENCRYPTION_KEY to the KEK with that fingerprint (nothing was created)",
+    );
+  }
+  const { kek, created } = existing ? { kek: existing, created: false } : readOrCreateDevKek(path);
   const kekId = kekFingerprint(kek);
   const message =
     `USING A DEVELOPMENT KEK from ${path}${created ? " (just created)" : ""}: anyone who can read that file can decrypt every key. ` +
     `Set MASTER_KEY_ENCRYPTION_KEY to a real KEK before storing anything that matters (${KEK_HOWTO}); production (NODE_ENV=production) refuses to start without one.`;
-  log.warn(message, { kekId, source: "dev-file" });
+  // Scripts log to stderr too: there the one human line is enough (logDevKek: false).
+  if (opts.logDevKek ?? true) log.warn(message, { kekId, source: "dev-file" });
   stderr(`chronokms: WARNING: ${message}`);
   return { kek, kekId, source: "dev-file" };
+}
+
+/** Fingerprints of the KEKs that wrapped the stored master keys (none on a fresh database). */
+export async function storedKekIds(db: Database): Promise<string[]> {
+  const rows = await db.prisma.masterKey.findMany({ select: { kekId: true }, distinct: ["kekId"] });
+  return rows.map((r) => r.kekId);
 }
 
 /** The KEK being rotated away from, for `keys:rewrap-kek`. */

@@ -18,6 +18,7 @@ import {
   readEnvelopeHeader,
   signPayload,
   signSliceKey,
+  SLICE_STATEMENT_TTL_MS,
   sliceKid,
   slicePublicJwk,
   sliceRange,
@@ -36,6 +37,7 @@ import type { Logger } from "../log.ts";
 import { availableParallelism } from "node:os";
 import { type ResealItem, type ResealJob, runResealJob } from "../crypto/reseal.ts";
 import { ResealPool } from "./reseal-pool.ts";
+import { WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
 import { type Keyring, MasterKeyRepository, checkPublicMatches, checkRow, loadKeyring, type MasterKeyRow } from "./repository.ts";
 import type { Rewrappable } from "./rewrap.ts";
 import type { KeyService, KeyStatus, KeyVersion, SealedValue } from "./types.ts";
@@ -82,9 +84,14 @@ export interface SignedSliceKey {
   slice: number;
   kid: string;
   sliceSeconds: number;
+  /** The version's status when signed; data sources encrypt only to `active`. */
+  status: "active" | "decrypt-only";
   /** ISO 8601 start (inclusive) and end (exclusive) of the slice. */
   from: string;
   to: string;
+  /** ISO 8601 validity of the signed statement (its `iat`/`exp`). */
+  issuedAt: string;
+  expiresAt: string;
   publicJwk: EcPublicJwk;
   /** Compact JWS (ES256, kid = version) over the slice key statement; see src/crypto/sign.ts. */
   signature: string;
@@ -97,8 +104,12 @@ export interface ManagedKeyService extends KeyService {
   /** Refuses the active version and any version records still need. Idempotent. */
   retire(version: number, opts?: { actor?: string }): Promise<{ version: number; alreadyRetired: boolean }>;
   versions(): Promise<KeyVersionInfo[]>;
-  /** Public, signed slice key of `version` (default: active). Cached. */
-  signedSliceKey(slice: number, version?: number): Promise<SignedSliceKey>;
+  /**
+   * Public, signed slice key of `version` (default: active) for a slice in its signing window
+   * (src/keys/slice-statements.ts); `"current"` = the slice of now. Cached; `charge` is called
+   * before a statement has to be signed for this lookup (the route's per-address limit).
+   */
+  signedSliceKey(slice: number | "current", version?: number, opts?: { charge?: () => void }): Promise<SignedSliceKey>;
   register(store: Rewrappable): void;
   rewrappables(): readonly Rewrappable[];
   /** Re-reads master_keys now. */
@@ -146,7 +157,10 @@ class KeyServiceImpl implements ManagedKeyService {
   private readonly audit?: AuditSink;
   private readonly refreshMs: number;
   private readonly stores = new Map<string, Rewrappable>();
-  private readonly signedSlices = new LruCache<string, Promise<SignedSliceKey>>(1024);
+  // Big enough for a whole signing window of 60-s slices (~1500), so a sweep cannot evict the slices around now.
+  private readonly signedSlices = new LruCache<string, { p: Promise<SignedSliceKey>; iat: number; status: KeyStatus }>(4096);
+  private warmedAt = -Infinity;
+  private warmedVersion = 0;
   private state: State = { stamp: "", byVersion: new Map(), active: undefined };
   private lastCheck = -Infinity;
   private forcedReload: { startedAt: number; done: Promise<void> } | undefined;
@@ -467,18 +481,51 @@ class KeyServiceImpl implements ManagedKeyService {
 
   // ---- management -------------------------------------------------------------------------
 
-  async signedSliceKey(slice: number, version?: number): Promise<SignedSliceKey> {
-    if (!Number.isSafeInteger(slice) || slice < 0 || slice > MAX_SLICE) throw new ValidationError(`slice must be an integer from 0 to ${MAX_SLICE}`);
+  async signedSliceKey(slice: number | "current", version?: number, opts: { charge?: () => void } = {}): Promise<SignedSliceKey> {
     const v = version ?? (await this.active()).version;
     const l = await this.lookup(v);
     if (!l) throw new NotFoundError(`master key version ${v}`);
-    if (!l.kv || !l.signer) throw new KeyUnavailableError(`master key version ${v} is retired`);
-    const { kv, signer } = l;
-    const range = sliceRange(slice, kv.sliceSeconds); // ValidationError past the representable time range
+    if (!l.kv || !l.signer || l.row.status === "retired") throw new KeyUnavailableError(`master key version ${v} is retired`);
+    const status = l.row.status;
+    const now = this.clock.now();
+    const s = slice === "current" ? sliceIndex(now, l.kv.sliceSeconds) : slice;
+    if (!Number.isSafeInteger(s) || s < 0 || s > MAX_SLICE) throw new ValidationError(`slice must be an integer from 0 to ${MAX_SLICE}`);
+    sliceRange(s, l.kv.sliceSeconds); // ValidationError past the representable time range
+    const w = statementWindow(status, l.kv.sliceSeconds, now);
+    if (!w || s < w.from || s > w.to) {
+      throw new ValidationError(
+        `slice ${s} of key version ${v} (${status}) is outside the slices signed now` +
+          (w ? ` (${w.from}..${w.to}: ${status === "active" ? "24 h back to 1 h ahead" : "ended slices of the last 24 h"})` : " (none: a decrypt-only version is signed for ended slices only)"),
+        { window: w },
+      );
+    }
+    if (status === "active") this.warmStatements(l, now);
+    const hit = this.signedSlices.get(`${v}:${s}`);
+    if (hit && hit.status === status && stillFresh(hit.iat, now)) return hit.p;
+    opts.charge?.(); // a lookup that has to sign counts against the caller's budget
+    return this.signStatement(l, s, now);
+  }
+
+  /** Signs the active version's statements around now ahead of time, at most every 10 s. */
+  private warmStatements(l: Loaded, now: number): void {
+    if (now - this.warmedAt < 10_000 && this.warmedVersion === l.row.version) return;
+    this.warmedAt = now;
+    this.warmedVersion = l.row.version;
+    const cur = sliceIndex(now, l.kv!.sliceSeconds);
+    for (let s = Math.max(0, cur - WARM_SLICES.before); s <= Math.min(MAX_SLICE, cur + WARM_SLICES.after); s++) {
+      const hit = this.signedSlices.get(`${l.row.version}:${s}`);
+      if (!hit || hit.status !== l.row.status || !stillFresh(hit.iat, now)) this.signStatement(l, s, now).catch(() => {});
+    }
+  }
+
+  private signStatement(l: Loaded, slice: number, now: number): Promise<SignedSliceKey> {
+    const kv = l.kv!;
+    const signer = l.signer!;
+    const v = kv.version;
+    const status = l.row.status as "active" | "decrypt-only";
     const key = `${v}:${slice}`;
-    const hit = this.signedSlices.get(key);
-    if (hit) return hit;
     const p = (async (): Promise<SignedSliceKey> => {
+      const range = sliceRange(slice, kv.sliceSeconds);
       // Derived outside the deriver's cache: public lookups of arbitrary slices must not evict the hot ones.
       const leaf = leafSeed(kv.deriver.rootSeed, slice);
       const kid = sliceKid(v, slice);
@@ -488,10 +535,22 @@ class KeyServiceImpl implements ManagedKeyService {
       } finally {
         zeroize(leaf);
       }
-      const signature = await signSliceKey(publicJwk, signer, { sliceSeconds: kv.sliceSeconds });
-      return { version: v, slice, kid, sliceSeconds: kv.sliceSeconds, from: new Date(range.startMs).toISOString(), to: new Date(range.endMs).toISOString(), publicJwk, signature };
+      const signature = await signSliceKey(publicJwk, signer, { sliceSeconds: kv.sliceSeconds, iat: now, status });
+      return {
+        version: v,
+        slice,
+        kid,
+        sliceSeconds: kv.sliceSeconds,
+        status,
+        from: new Date(range.startMs).toISOString(),
+        to: new Date(range.endMs).toISOString(),
+        issuedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + SLICE_STATEMENT_TTL_MS).toISOString(),
+        publicJwk,
+        signature,
+      };
     })();
-    this.signedSlices.set(key, p);
+    this.signedSlices.set(key, { p, iat: now, status });
     p.catch(() => this.signedSlices.delete(key));
     return p;
   }

@@ -1,8 +1,8 @@
 /** SDK crypto paths with real keys: DataViewer from a grant's seeds/keys, DataSource's pinning. */
 import { beforeAll, expect, test } from "bun:test";
-import { DataSource, DataViewer, OutsideGrantError, UntrustedKeyError, type Grant, type SlicePublicKey } from "../../src/client/index.ts";
+import { DataSource, DataViewer, GrantMismatchError, OutsideGrantError, UntrustedKeyError, type Grant, type SlicePublicKey } from "../../src/client/index.ts";
 import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key.ts";
-import { SliceKeyDeriver, sliceRange } from "../../src/crypto/slice-keys.ts";
+import { SliceKeyDeriver, sliceIndex, sliceRange } from "../../src/crypto/slice-keys.ts";
 import { deriveCover } from "../../src/crypto/ggm.ts";
 import { encryptEnvelope } from "../../src/crypto/envelope.ts";
 import { signSliceKey } from "../../src/crypto/sign.ts";
@@ -62,35 +62,121 @@ test("DataViewer uses per-slice private JWKs, and refuses another key version an
   await expect(viewer.decrypt(await encryptAt(from, "x", "sensor:1", VERSION + 1, otherDeriver), { expectedCtx: "sensor:1" })).rejects.toBeInstanceOf(OutsideGrantError);
 });
 
-function fakeService(sign: (slice: number) => Promise<string>) {
+function fakeService(sign: (slice: number) => Promise<string>, d = deriver, version = VERSION) {
   return {
     calls: 0,
-    async slicePublicKey(slice: number): Promise<SlicePublicKey> {
+    async slicePublicKey(requested: number | "current"): Promise<SlicePublicKey> {
       this.calls++;
-      const key = await deriver.get(slice);
+      const slice = requested === "current" ? sliceIndex(Date.now(), SLICE_SECONDS) : requested;
+      const key = await d.get(slice);
       const r = sliceRange(slice, SLICE_SECONDS);
-      return { version: VERSION, slice, kid: key.kid, sliceSeconds: SLICE_SECONDS, from: new Date(r.startMs).toISOString(), to: new Date(r.endMs).toISOString(), publicJwk: key.publicJwk, signature: await sign(slice) };
+      const now = new Date().toISOString();
+      return { version, slice, kid: key.kid, sliceSeconds: SLICE_SECONDS, status: "active", from: new Date(r.startMs).toISOString(), to: new Date(r.endMs).toISOString(), issuedAt: now, expiresAt: now, publicJwk: key.publicJwk, signature: await sign(slice) };
     },
   };
 }
 
 test("DataSource encrypts with a verified slice key that the viewer can open; caches per slice", async () => {
-  const svc = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS }));
+  const svc = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }));
   const source = new DataSource({ client: svc, masterKeys: [master.publicJwk] });
   const ts = sliceRange(from + 2, SLICE_SECONDS).startMs + 10;
   const a = await source.encrypt("21.5C", { ctx: "sensor:1", timestamp: ts });
   const b = await source.encrypt("21.6C", { ctx: "sensor:1", timestamp: ts + 1000 });
   expect(a.kid).toBe(`${VERSION}:${from + 2}`);
-  expect(svc.calls).toBe(2); // slice 0 once to learn the slice length, then the slice itself once
+  expect(svc.calls).toBe(2); // the current slice once to learn the slice length, then the slice itself once
   const viewer = await DataViewer.fromGrant(grant({ keys: [{ slice: from + 2, kid: a.kid, privateJwk: (await deriver.get(from + 2)).privateJwk }], seeds: [] }));
   expect(await viewer.decryptToString(b.jwe, { expectedCtx: "sensor:1" })).toBe("21.6C");
 });
 
 test("DataSource refuses a slice key signed by an unpinned key or not matching its signature", async () => {
   const rogue = await generateMasterKeyPair({ kid: String(VERSION) });
-  const forged = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, rogue.privateJwk, { sliceSeconds: SLICE_SECONDS }));
+  const forged = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, rogue.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }));
   await expect(new DataSource({ client: forged, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c", timestamp: Date.now() })).rejects.toBeInstanceOf(UntrustedKeyError);
   // A correctly signed statement for another slice than the one asked for.
-  const swapped = fakeService(async (s) => signSliceKey((await deriver.get(s + 1)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS }));
+  const swapped = fakeService(async (s) => signSliceKey((await deriver.get(s + 1)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }));
   await expect(new DataSource({ client: swapped, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c", timestamp: Date.now() })).rejects.toBeInstanceOf(UntrustedKeyError);
+});
+
+// ---- v2: statement validity, version monotonicity, rotation, sealed-grant binding ----------------
+
+test("DataSource refuses an expired statement, and one that is not for the active version", async () => {
+  const old = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() - 2 * 3600_000 }));
+  await expect(new DataSource({ client: old, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c" })).rejects.toThrow(/expired/);
+  const decryptOnly = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now(), status: "decrypt-only" }));
+  await expect(new DataSource({ client: decryptOnly, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c" })).rejects.toThrow(/decrypt-only/);
+  // A cached statement is not used past its expiry either: the source asks again.
+  let clock = Date.now();
+  const svc = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: clock, ttlMs: 10 * 60_000 }));
+  const source = new DataSource({ client: svc, masterKeys: [master.publicJwk], now: () => clock, cacheTtlMs: 24 * 3600_000 });
+  const ts = Date.now();
+  await source.encrypt("a", { ctx: "c", timestamp: ts });
+  const calls = svc.calls;
+  clock += 9.5 * 60_000; // within a minute of exp
+  await source.encrypt("b", { ctx: "c", timestamp: ts });
+  expect(svc.calls).toBe(calls + 1);
+});
+
+test("DataSource follows a rotation to a newer version and then refuses statements of the older one (replay)", async () => {
+  const NEW = VERSION + 1;
+  const next = await generateMasterKeyPair({ kid: String(NEW) });
+  const nextDeriver = new SliceKeyDeriver({ masterScalar: masterScalar(next.privateJwk), version: NEW, sliceSeconds: SLICE_SECONDS });
+  let rotated = false;
+  const v3 = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }));
+  const v4 = fakeService(async (s) => signSliceKey((await nextDeriver.get(s)).publicJwk, next.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }), nextDeriver, NEW);
+  const network = { slicePublicKey: (s: number | "current") => (rotated ? v4 : v3).slicePublicKey(s) };
+  let refreshed = 0;
+  const source = new DataSource({
+    client: network,
+    masterKeys: [master.publicJwk],
+    cacheTtlMs: 0,
+    refreshMasterKeys: async () => {
+      refreshed++;
+      return [master.publicJwk, next.publicJwk];
+    },
+  });
+  expect((await source.encrypt("before", { ctx: "c" })).kid).toStartWith(`${VERSION}:`);
+  rotated = true;
+  const after = await source.encrypt("after", { ctx: "c" });
+  expect(after.kid).toStartWith(`${NEW}:`);
+  expect(refreshed).toBe(1);
+  expect(source.highestVersion).toBe(NEW);
+  // A network attacker replays fresh-looking, validly signed statements of the old version.
+  rotated = false;
+  await expect(source.encrypt("replayed", { ctx: "c" })).rejects.toThrow(/older than version 4/);
+  // Without refreshMasterKeys a rotation to an unpinned version is refused, not trusted.
+  rotated = true;
+  await expect(new DataSource({ client: network, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c" })).rejects.toThrow(/not pinned/);
+});
+
+async function sealedGrant(head: { gid: string; ver: number; slices: { from: number; to: number } }, recipient: EcPublicJwk, extraHeaderJson = "") {
+  const { CompactEncrypt, importJWK } = await import("jose");
+  const keys = await Promise.all([from, from + 1].map(async (s) => ({ slice: s, kid: `${VERSION}:${s}`, privateJwk: (await deriver.get(s)).privateJwk })));
+  const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify({ keys, seeds: [] })))
+    .setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", typ: "chronokms-grant+jwe", cty: "json", ...head })
+    .encrypt(await importJWK({ kty: "EC", crv: "P-256", x: recipient.x, y: recipient.y }, "ECDH-ES"));
+  if (!extraHeaderJson) return jwe;
+  // Re-encode the header with an added duplicate member (the AAD changes, so this also tests ordering).
+  const parts = jwe.split(".");
+  const text = new TextDecoder().decode(Buffer.from(parts[0]!, "base64url"));
+  parts[0] = Buffer.from(text.slice(0, -1) + extraHeaderJson + "}").toString("base64url");
+  return parts.join(".");
+}
+
+test("DataViewer checks a sealed grant's protected header (gid, ver, slices) against the grant, and refuses duplicate members", async () => {
+  const requester = await generateMasterKeyPair();
+  const slices = { from, to: from + 1 };
+  const g = grant({ id: "g-1", slices });
+  const ok = await DataViewer.fromGrant({ ...g, encrypted: await sealedGrant({ gid: "g-1", ver: VERSION, slices }, requester.publicJwk) }, { privateKeyJwk: requester.privateJwk });
+  expect(await ok.decryptToString(await encryptAt(from + 1, "ok"), { expectedCtx: "sensor:1" })).toBe("ok");
+  for (const [head, what] of [
+    [{ gid: "g-2", ver: VERSION, slices }, /gid/],
+    [{ gid: "g-1", ver: VERSION + 1, slices }, /ver/],
+    [{ gid: "g-1", ver: VERSION, slices: { from, to: to } }, /slices/],
+  ] as const) {
+    const sealed = await sealedGrant(head, requester.publicJwk);
+    await expect(DataViewer.fromGrant({ ...g, encrypted: sealed }, { privateKeyJwk: requester.privateJwk })).rejects.toThrow(what);
+    await expect(DataViewer.fromGrant({ ...g, encrypted: sealed }, { privateKeyJwk: requester.privateJwk })).rejects.toBeInstanceOf(GrantMismatchError);
+  }
+  const dup = await sealedGrant({ gid: "g-2", ver: VERSION, slices }, requester.publicJwk, ',"gid":"g-1"');
+  await expect(DataViewer.fromGrant({ ...g, encrypted: dup }, { privateKeyJwk: requester.privateJwk })).rejects.toThrow(/duplicate members/);
 });

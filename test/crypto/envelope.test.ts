@@ -241,3 +241,43 @@ describe("slice isolation", () => {
     }
   });
 });
+
+describe("duplicate header members (RFC 7516 §4)", () => {
+  test("a validly encrypted envelope whose header names ctx twice is refused, not parsed last-wins", async () => {
+    const { createCipheriv, diffieHellman, generateKeyPairSync, createPublicKey } = await import("node:crypto");
+    const { concatKdf } = await import("../../src/crypto/envelope.ts");
+    const eph = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const e = eph.publicKey.export({ format: "jwk" });
+    const recipient = createPublicKey({ key: { kty: "EC", crv: "P-256", x: key.publicJwk.x, y: key.publicJwk.y }, format: "jwk" });
+    const cek = concatKdf(diffieHellman({ privateKey: eph.privateKey, publicKey: recipient }), 256, "A256GCM");
+    const seal = (headerJson: string) => {
+      const header = toBase64url(utf8(headerJson));
+      const iv = crypto.getRandomValues(new Uint8Array(12));
+      const c = createCipheriv("aes-256-gcm", cek, iv);
+      c.setAAD(utf8(header));
+      const ct = Buffer.concat([c.update(TOKEN), c.final()]);
+      return `${header}..${toBase64url(iv)}.${toBase64url(ct)}.${toBase64url(c.getAuthTag())}`;
+    };
+    const epk = JSON.stringify({ kty: "EC", crv: "P-256", x: e.x, y: e.y });
+    const good = `{"alg":"ECDH-ES","enc":"A256GCM","kid":"${key.kid}","ts":${tsOf(E)},"ctx":"${CTX}","epk":${epk}}`;
+    expect(await open(seal(good))).toBe(TOKEN);
+    for (const dup of [
+      `{"alg":"ECDH-ES","enc":"A256GCM","kid":"${key.kid}","ts":${tsOf(E)},"ctx":"oauth:github:someone-else:access","epk":${epk},"ctx":"${CTX}"}`,
+      `{"alg":"ECDH-ES","enc":"A256GCM","kid":"${key.kid}","ts":${tsOf(E)},"ctx":"${CTX}","epk":${epk},"\\u0063tx":"${CTX}"}`,
+      `{"alg":"ECDH-ES","enc":"A256GCM","kid":"${key.kid}","ts":${tsOf(E)},"ctx":"${CTX}","epk":${epk.replace('"crv"', '"x":"AAAA","crv"')}}`,
+    ]) {
+      await expectFails(open(seal(dup)));
+      expect(() => readEnvelopeHeader(seal(dup))).toThrow(DecryptionFailedError);
+    }
+  });
+
+  test("assertNoDuplicateMembers: nested objects, arrays, escapes and strings that look like JSON", async () => {
+    const { assertNoDuplicateMembers } = await import("../../src/crypto/strict-json.ts");
+    for (const ok of ['{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}', '{"a":"\\"a\\":1,","b":"{\\"a\\":1}"}', '[1,{"a":[]},{"a":{}}]', '{"":1,"\\\\":2}']) {
+      expect(() => assertNoDuplicateMembers(ok)).not.toThrow();
+    }
+    for (const bad of ['{"a":1,"a":2}', '{"x":{"a":1,"b":[1,2],"a":3}}', '[{"k":1},{"k":1,"k":2}]', '{"a":1,"\\u0061":2}']) {
+      expect(() => assertNoDuplicateMembers(bad)).toThrow(/duplicate member/);
+    }
+  });
+});

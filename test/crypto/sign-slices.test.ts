@@ -29,9 +29,10 @@ describe("signed slice keys", async () => {
   const master = await generateMasterKeyPair({ kid: "2" });
   const deriver = new SliceKeyDeriver({ masterScalar: masterScalar(master.privateJwk), version: 2, sliceSeconds: 3600 });
   const k = await deriver.get(493000);
+  const iat = 493000 * 3600_000 + 5;
 
   test("sign → verify gives the statement; no private member anywhere", async () => {
-    const jws = await signSliceKey(k.publicJwk, master.privateJwk, { sliceSeconds: 3600 });
+    const jws = await signSliceKey(k.publicJwk, master.privateJwk, { sliceSeconds: 3600, iat });
     expect(jws).not.toContain(k.privateJwk.d);
     const s = await verifySliceKey(jws, master.publicJwk, { version: 2, slice: 493000, sliceSeconds: 3600 });
     expect(s).toEqual({
@@ -41,6 +42,9 @@ describe("signed slice keys", async () => {
       startMs: 493000 * 3600_000,
       endMs: 493001 * 3600_000,
       jwk: { kty: "EC", crv: "P-256", x: k.publicJwk.x, y: k.publicJwk.y, kid: "2:493000", alg: "ECDH-ES", use: "enc" },
+      status: "active",
+      iat,
+      exp: iat + 3600_000,
     });
     const header = JSON.parse(new TextDecoder().decode(fromBase64url(jws.split(".")[0]!)));
     expect(header).toEqual({ alg: "ES256", kid: "2", typ: "chronokms-slice-key+json" });
@@ -49,7 +53,7 @@ describe("signed slice keys", async () => {
   });
 
   test("tampered, wrong key, wrong expectations, or self-inconsistent statements fail", async () => {
-    const jws = await signSliceKey(k.publicJwk, master.privateJwk, { sliceSeconds: 3600 });
+    const jws = await signSliceKey(k.publicJwk, master.privateJwk, { sliceSeconds: 3600, iat });
     const [h, p, s] = jws.split(".") as [string, string, string];
     const other = await generateMasterKeyPair();
     const fails = async (promise: Promise<unknown>) => expect(promise).rejects.toBeInstanceOf(ValidationError);
@@ -72,6 +76,28 @@ describe("signed slice keys", async () => {
     await fails(verifySliceKey(await forge(payload, { alg: "ES256", kid: "3", typ: "chronokms-slice-key+json" }), master.publicJwk));
     await fails(verifySliceKey(await forge(payload, { alg: "ES256", kid: "2", typ: "JWT" }), master.publicJwk));
     expect(await verifySliceKey(await forge(payload), master.publicJwk)).toEqual(payload);
+  });
+
+  test("(v2) validity: an expired statement, one issued in the future, one without iat/exp (v1) and one with a duplicate member are refused", async () => {
+    const jws = await signSliceKey(k.publicJwk, master.privateJwk, { sliceSeconds: 3600, iat, ttlMs: 60_000 });
+    expect((await verifySliceKey(jws, master.publicJwk, { now: iat + 59_999 })).exp).toBe(iat + 60_000);
+    await expect(verifySliceKey(jws, master.publicJwk, { now: iat + 60_000 })).rejects.toThrow(/expired at/);
+    // Issued more than the allowed clock skew after the verifier's now.
+    await expect(verifySliceKey(jws, master.publicJwk, { now: iat - 6 * 60_000 })).rejects.toThrow(/issued in the future/);
+    expect((await verifySliceKey(jws, master.publicJwk, { now: iat - 4 * 60_000 })).iat).toBe(iat);
+    const payload = JSON.parse(new TextDecoder().decode(fromBase64url(jws.split(".")[1]!)));
+    const signer = await importJWK(master.privateJwk, "ES256");
+    const sign = (body: string, hdr = '{"alg":"ES256","kid":"2","typ":"chronokms-slice-key+json"}') =>
+      new CompactSign(utf8(body)).setProtectedHeader(JSON.parse(hdr)).sign(signer).then((j) => `${toBase64url(utf8(hdr))}.${j.split(".").slice(1).join(".")}`);
+    const { iat: _i, exp: _e, status: _s, ...v1 } = payload;
+    await expect(verifySliceKey(await sign(JSON.stringify(v1)), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(verifySliceKey(await sign(JSON.stringify({ ...payload, exp: iat })), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(verifySliceKey(await sign(JSON.stringify({ ...payload, status: "retired" })), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    // A duplicate payload member ("slice" twice; JSON.parse would keep the last) or header member.
+    const dup = JSON.stringify(payload).replace('"slice":493000', '"slice":493000,"slice":493001');
+    await expect(verifySliceKey(await sign(dup), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(verifySliceKey(await sign(JSON.stringify(payload), '{"alg":"ES256","kid":"2","kid":"2","typ":"chronokms-slice-key+json"}'), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    expect((await verifySliceKey(await sign(JSON.stringify(payload)), master.publicJwk)).slice).toBe(493000);
   });
 
   test("generic payload signing (audit checkpoints)", async () => {

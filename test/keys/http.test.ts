@@ -1,6 +1,7 @@
 /** Key routes through the real app: JWKS, signed slice public keys (valid and tampered), /v1/keys counts, rotation. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { verifySliceKey } from "../../src/crypto/index.ts";
+import { sliceIndex, verifySliceKey } from "../../src/crypto/index.ts";
+import { UNCACHED_LOOKUPS_BURST } from "../../src/keys/slice-statements.ts";
 import { asAdmin, startTestApp, type TestApp } from "../support/app.ts";
 import { describeEachDb } from "../support/databases.ts";
 import { seedTokens } from "./helpers.ts";
@@ -8,7 +9,7 @@ import { seedTokens } from "./helpers.ts";
 describeEachDb("key routes", (h) => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp(h.db, { listen: true });
+    t = await startTestApp(h.db, { listen: true, env: { SLICE_SECONDS: "3600" } }); // the hour slices below
   });
   afterAll(async () => t?.close());
 
@@ -24,7 +25,7 @@ describeEachDb("key routes", (h) => {
   });
 
   test("GET /v1/time-slices/{slice}/public-key: the JWS verifies with the JWKS key; a tampered one does not", async () => {
-    const slice = 493_000;
+    const slice = sliceIndex(Date.now(), 3600);
     const res = await t.app.request(`/v1/time-slices/${slice}/public-key`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { version: number; slice: number; kid: string; sliceSeconds: number; from: string; to: string; publicJwk: Record<string, string>; signature: string };
@@ -57,7 +58,8 @@ describeEachDb("key routes", (h) => {
     }
     // The largest slice index is beyond the representable time range at 3600 s slices: still a clear 400.
     expect((await t.app.request(`/v1/time-slices/4294967295/public-key`)).status).toBe(400);
-    expect((await t.app.request(`/v1/time-slices/0/public-key`)).status).toBe(200);
+    expect((await t.app.request(`/v1/time-slices/${sliceIndex(Date.now(), 3600)}/public-key`)).status).toBe(200);
+    expect((await t.app.request(`/v1/time-slices/0/public-key`)).status).toBe(400); // outside the signing window (v2)
     expect((await t.app.request(`/v1/time-slices/5/public-key?version=0`)).status).toBe(400);
     expect((await t.app.request(`/v1/time-slices/5/public-key?version=abc`)).status).toBe(400);
     expect((await t.app.request(`/v1/time-slices/5/public-key?other=1`)).status).toBe(400);
@@ -85,10 +87,16 @@ describeEachDb("key routes", (h) => {
     const jwks = (await (await t.app.request("/.well-known/jwks.json")).json()) as { keys: { kid: string }[] };
     expect(jwks.keys.map((k) => k.kid)).toEqual(["1", "2"]);
     // The slice endpoint defaults to the new active version and still serves the old one on request.
-    expect(((await (await t.app.request("/v1/time-slices/9/public-key")).json()) as { kid: string }).kid).toBe("2:9");
-    expect(((await (await t.app.request("/v1/time-slices/9/public-key?version=1")).json()) as { kid: string }).kid).toBe("1:9");
+    // The slice endpoint defaults to the new active version; the decrypt-only one is signed for ended slices only.
+    const past = sliceIndex(Date.now(), 3600) - 1;
+    expect(((await (await t.app.request(`/v1/time-slices/${past}/public-key`)).json()) as { kid: string }).kid).toBe(`2:${past}`);
+    const old = (await (await t.app.request(`/v1/time-slices/${past}/public-key?version=1`)).json()) as { kid: string; status: string };
+    expect(old).toMatchObject({ kid: `1:${past}`, status: "decrypt-only" });
+    const notPast = await t.app.request(`/v1/time-slices/current/public-key?version=1`);
+    expect(notPast.status).toBe(400);
+    expect(((await notPast.json()) as { error: { message: string } }).error.message).toContain("decrypt-only");
     await t.runtime.keys.retire(1);
-    const gone = await t.app.request("/v1/time-slices/9/public-key?version=1");
+    const gone = await t.app.request(`/v1/time-slices/${past}/public-key?version=1`);
     expect(gone.status).toBe(409);
     expect(((await gone.json()) as { error: { code: string } }).error.code).toBe("KEY_UNAVAILABLE");
   }, 20_000);
@@ -97,5 +105,53 @@ describeEachDb("key routes", (h) => {
     const { createApp } = await import("../../src/app.ts");
     const doc = createApp(t.runtime.appDeps()).getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
     expect(Object.keys(doc.paths ?? {})).toEqual(expect.arrayContaining(["/.well-known/jwks.json", "/v1/time-slices/{slice}/public-key", "/v1/keys", "/v1/keys/rotate"]));
+  });
+});
+
+describeEachDb("signed slice statements (v2): window, validity, precomputation, per-address limit", (h) => {
+  let t: TestApp;
+  const SLICE = 60;
+  beforeAll(async () => {
+    t = await startTestApp(h.db, { env: { SLICE_SECONDS: String(SLICE) } });
+  });
+  afterAll(async () => t?.close());
+  const get = (slice: number | string, q = "") => t.app.request(`/v1/time-slices/${slice}/public-key${q}`);
+
+  test("a statement carries iat/exp and status; `current` is the slice of now; only slices from 24 h back to 1 h ahead are signed", async () => {
+    const before = Date.now();
+    const res = await get("current");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { slice: number; status: string; issuedAt: string; expiresAt: string; signature: string };
+    const cur = sliceIndex(Date.now(), SLICE);
+    expect([cur, cur - 1]).toContain(body.slice);
+    expect(body.status).toBe("active");
+    const jwks = (await (await t.app.request("/.well-known/jwks.json")).json()) as { keys: { kid: string; kty: "EC"; crv: "P-256"; x: string; y: string }[] };
+    const s = await verifySliceKey(body.signature, jwks.keys[0]!, { now: Date.now() });
+    expect(s.iat).toBeGreaterThanOrEqual(before - 1);
+    expect(s.exp - s.iat).toBe(3600_000);
+    expect(new Date(body.expiresAt).getTime()).toBe(s.exp);
+    for (const ok of [cur + 60 - 1, cur - 24 * 60 + 1]) expect((await get(ok)).status).toBe(200);
+    for (const out of [cur + 62, cur - 24 * 60 - 2, 0, 2 ** 32 - 1]) {
+      const r = await get(out);
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/outside the slices signed now|time range|beyond/);
+    }
+  });
+
+  test("uncached lookups from one address are limited (429 + Retry-After); the precomputed slices around now still answer", async () => {
+    const cur = sliceIndex(Date.now(), SLICE);
+    await get("current");
+    await Bun.sleep(200); // the statements around now are being signed ahead of time
+    let limited: Response | undefined;
+    for (let i = 0; i < UNCACHED_LOOKUPS_BURST + 5 && !limited; i++) {
+      const r = await get(cur - 100 - i);
+      if (r.status === 429) limited = r;
+      else expect(r.status).toBe(200);
+    }
+    expect(limited?.status).toBe(429);
+    expect(Number(limited!.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+    expect(((await limited!.json()) as { error: { code: string } }).error.code).toBe("RATE_LIMITED");
+    for (const near of [cur - 1, cur, cur + 1, cur + 2]) expect((await get(near)).status).toBe(200);
+    expect((await get(cur - 100)).status).toBe(200); // already signed: a cache hit costs nothing
   });
 });

@@ -6,7 +6,7 @@ import { TEST_KEK } from "../support/app.ts";
 import { describeEachDb } from "../support/databases.ts";
 import { OTHER_KEK, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
 
-const THIRD_KEK = "7".repeat(64);
+const THIRD_KEK = "5c0ffee1d2b3a4958677e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d"; // not one repeated byte: weak KEKs are refused
 
 describeEachDb("keys:rewrap-kek", (h) => {
   test("rewraps every version (all statuses); the new KEK then loads the same keys, the old one is refused; a rerun changes nothing", async () => {

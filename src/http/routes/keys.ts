@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ManagedKeyService } from "../../keys/service.ts";
+import { UncachedLookupLimiter } from "../../keys/slice-statements.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
 const MAX_SLICE = 0xffffffff;
@@ -18,10 +19,15 @@ const JwksSchema = z.object({ keys: z.array(JwkSchema) }).openapi("Jwks");
 const SliceParams = z.object({
   slice: z
     .string()
-    .regex(/^(0|[1-9][0-9]{0,9})$/, "must be a non-negative integer in canonical decimal")
-    .transform(Number)
-    .refine((n) => n <= MAX_SLICE, `must be at most ${MAX_SLICE}`)
-    .openapi({ param: { name: "slice", in: "path" }, example: "493000", type: "string" }),
+    .regex(/^(current|0|[1-9][0-9]{0,9})$/, "must be `current` or a non-negative integer in canonical decimal")
+    .transform((v) => (v === "current" ? ("current" as const) : Number(v)))
+    .refine((n) => n === "current" || n <= MAX_SLICE, `must be at most ${MAX_SLICE}`)
+    .openapi({
+      param: { name: "slice", in: "path" },
+      example: "current",
+      type: "string",
+      description: "slice index, or `current` for the slice of now; only slices near now are signed (24 h back to 1 h ahead)",
+    }),
 });
 
 const SliceQuery = z
@@ -41,8 +47,11 @@ const SignedSliceKeySchema = z
     slice: z.number().int(),
     kid: z.string(),
     sliceSeconds: z.number().int(),
+    status: z.enum(["active", "decrypt-only"]).openapi({ description: "the version's status when signed; encrypt only to active" }),
     from: z.string().openapi({ description: "slice start (inclusive), ISO 8601" }),
     to: z.string().openapi({ description: "slice end (exclusive), ISO 8601" }),
+    issuedAt: z.string().openapi({ description: "when the statement was signed (its iat), ISO 8601" }),
+    expiresAt: z.string().openapi({ description: "when the statement stops being valid (its exp), ISO 8601" }),
     publicJwk: JwkSchema,
     signature: z.string().openapi({ description: "compact JWS (ES256, kid = master key version, typ chronokms-slice-key+json) over the slice key statement; verify with the JWKS key of that kid" }),
   })
@@ -71,7 +80,8 @@ const RotateResultSchema = z
   .openapi("RotateResult");
 
 /** Public, unauthenticated key material. */
-export function publicKeyRoutes(keys: ManagedKeyService) {
+export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: UncachedLookupLimiter } = {}) {
+  const limiter = opts.limiter ?? new UncachedLookupLimiter(Date.now);
   return createRouter()
     .openapi(
       createRoute({
@@ -95,15 +105,16 @@ export function publicKeyRoutes(keys: ManagedKeyService) {
         request: { params: SliceParams, query: SliceQuery },
         responses: {
           200: { description: "signed slice public key", content: { "application/json": { schema: SignedSliceKeySchema } } },
-          400: errorResponse("bad slice or version"),
+          400: errorResponse("bad slice or version, or a slice outside the signing window"),
           404: errorResponse("no such master key version"),
           409: errorResponse("master key version retired"),
+          429: errorResponse("too many lookups that had to be signed from this address (Retry-After says when to retry)"),
         },
       }),
       async (c) => {
         const { slice } = c.req.valid("param");
         const { version } = c.req.valid("query");
-        const body = await keys.signedSliceKey(slice, version);
+        const body = await keys.signedSliceKey(slice, version, { charge: () => limiter.take(c.get("clientAddress")) });
         c.header("Cache-Control", "public, max-age=300");
         return c.json(body, 200);
       },
