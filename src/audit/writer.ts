@@ -327,7 +327,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       let built: { c: ChainState | null; rows: Row[]; eventRows: Row[] } | undefined = hasChanges ? undefined : await buildRows(batch.map((p) => ({ event: p.event!, timestamp: p.timestamp })), base, newChainId, close, timed);
       const outcomes: Array<{ ok: true; event: AuditEvent; result: unknown } | { ok: false; err: unknown }> = [];
       // A pooled connection that died while idle fails the first statement; nothing has been done
-      // then, so the batch is retried once on another connection. Any later failure is final.
+      // then, so the batch is retried (up to 3 times) on another connection. Any later failure is final.
       for (let attempt = 0; ; attempt++) {
         let started = false;
         try {
@@ -345,16 +345,20 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
                   outcomes.push({ ok: true, event: p.event!, result: undefined });
                   continue;
                 }
-                await tx.$executeRawUnsafe("SAVEPOINT chronokms_audit_entry");
+                // A change alone in its batch needs no savepoint: if it fails, the whole transaction
+                // (holding nothing else) rolls back. Two round trips fewer for a lone write.
+                const alone = batch.length === 1;
+                if (!alone) await tx.$executeRawUnsafe("SAVEPOINT chronokms_audit_entry");
                 try {
                   const result = await p.change.change(tx);
                   const event = p.change.event(result);
                   assertStorableEvent(event);
-                  await tx.$executeRawUnsafe("RELEASE SAVEPOINT chronokms_audit_entry");
+                  if (!alone) await tx.$executeRawUnsafe("RELEASE SAVEPOINT chronokms_audit_entry");
                   outcomes.push({ ok: true, event, result });
                 } catch (err) {
                   // The database itself failing is the batch failing (every caller gets 503).
                   if (isDatabaseUnavailable(err)) throw err;
+                  if (alone) throw new LoneChangeFailed(err);
                   await tx.$executeRawUnsafe("ROLLBACK TO SAVEPOINT chronokms_audit_entry");
                   outcomes.push({ ok: false, err });
                 }
@@ -380,8 +384,8 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       );
           break;
         } catch (err) {
-          if (started || attempt > 0 || !isDatabaseUnavailable(err)) throw err;
-          log.warn("audit batch could not start (dead connection?); retrying once", { err });
+          if (started || attempt >= 3 || !isDatabaseUnavailable(err)) throw err;
+          log.warn("audit batch could not start (dead connection?); retrying", { attempt, err });
         }
       }
       const { c, rows, eventRows } = built!;
@@ -401,6 +405,13 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       anchor(rows);
       if (close && c) releaseChain(c.id);
     } catch (err) {
+      if (err instanceof LoneChangeFailed) {
+        // Rolled back before anything was written: the chain is as it was; only this caller fails, with its own error.
+        if (newChainId && chain === null) releaseChain(newChainId);
+        if (timed) wantCheckpoint = true;
+        batch[0]!.reject(err.error);
+        return;
+      }
       // We cannot tell whether the transaction committed (the connection may have died during
       // COMMIT, or the deadline may fire while it is still in flight). Continuing from either the
       // old or the new head could fork the chain, so the next batch starts a fresh chain instead;
@@ -552,6 +563,13 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
     },
     stats: () => ({ ...stats, chainId: chain?.id ?? null, seq: chain?.seq ?? 0, queued: queue.length, chainLockLost: lockClient !== undefined && lockLost }),
   };
+}
+
+/** The only change of a batch failed on its own (not the database): its transaction rolled back whole. */
+class LoneChangeFailed extends Error {
+  constructor(readonly error: unknown) {
+    super("the batch's only change failed");
+  }
 }
 
 function checkpointEvent(chainId: string, details: CheckpointDetails): AuditEvent {
