@@ -25,7 +25,7 @@ await runScript(async () => {
   const anchorFile = values.anchors ?? config.auditAnchorFile;
   // The keyring MAC key comes from the KEK: only key rows chronokms wrote are trusted.
   const macKey = keyringMacKey(resolveKek(config, log).kek);
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, { throughOwner: true });
   try {
     const keyring = loadKeyring(await new MasterKeyRepository(db, macKey).list(), macKey);
     const r = await verifyWithKeyring(db, { keyring, anchorFile });

@@ -15,13 +15,14 @@ import { systemClock } from "../src/clock.ts";
 import { signPayload, unwrapPrivateJwk } from "../src/crypto/index.ts";
 import { KeyUnavailableError } from "../src/errors.ts";
 import { runScript } from "./lib/run-script.ts";
+import { createProgress } from "./lib/progress.ts";
 
 await runScript(async () => {
   const config = loadConfig();
   const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "keys:rewrap-kek" }, (l) => process.stderr.write(`${l}\n`));
   const from = resolvePreviousKek(config);
   const to = resolveKek(config, log, undefined, { logDevKek: false });
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, { throughOwner: true });
   try {
     // The audit chain of this run is signed by the active master key, unwrapped with whichever KEK wraps it now.
     const active = await db.prisma.masterKey.findFirst({ where: { status: "active" } });
@@ -40,11 +41,18 @@ await runScript(async () => {
     });
     try {
       console.log(`rewrapping master keys from KEK ${from.kekId} to KEK ${to.kekId} (${db.description})`);
+      const total = await db.prisma.masterKey.count();
+      const progress = createProgress("rewrapping");
+      let done = 0;
       const r = await rewrapKek(db, from, to, {
         audit,
         actor: "script:keys-rewrap-kek",
-        onRow: (v, outcome) => console.log(`  version ${v}: ${outcome === "rewrapped" ? "rewrapped" : "already under the new KEK"}`),
+        onRow: (v, outcome) => {
+          console.log(`  version ${v}: ${outcome === "rewrapped" ? "rewrapped" : "already under the new KEK"}`);
+          progress.update(++done, Math.max(total, done));
+        },
       });
+      progress.finish(done, Math.max(total, done));
       console.log(`done: ${r.rewrapped.length} rewrapped, ${r.alreadyCurrent.length} already under the new KEK. Restart services with MASTER_KEY_ENCRYPTION_KEY=<new KEK>; the previous KEK is no longer needed.`);
     } finally {
       await audit.close();

@@ -78,6 +78,8 @@ const envSchema = z.object({
   TRUST_PROXY: bool(false),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
   REFRESH_TIMEOUT_MS: int(10_000, 100, 120_000),
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  METRICS_PORT: int(-1, 0, 65535), // -1: unset, no separate listener
   ...providerVars("GOOGLE"),
   ...providerVars("MICROSOFT"),
   ...providerVars("GITHUB"),
@@ -133,6 +135,8 @@ export interface Config {
   trustProxy: boolean;
   shutdownGraceMs: number;
   refreshTimeoutMs: number;
+  /** Separate unauthenticated `GET /metrics` listener; undefined = none (admin-only on the API port). */
+  metricsListener: { host: string; port: number } | undefined;
   providers: Partial<Record<ProviderName, OAuthProviderConfig>>;
 }
 
@@ -193,6 +197,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     refreshTimeoutMs: e.REFRESH_TIMEOUT_MS,
+    metricsListener: e.METRICS_PORT === -1 ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     providers,
   };
 }

@@ -57,6 +57,8 @@ export interface AuditWriterOptions {
   maxBatch?: number;
   /** Test hook: called inside the write transaction at each step (fault injection). */
   onStep?: (step: WriteStep, tx: AuditTx) => Promise<void>;
+  /** Told after every batch (metrics): its events, how long the write took, whether it committed. */
+  onBatch?: (b: { events: readonly AuditEvent[]; seconds: number; ok: boolean }) => void;
 }
 
 export interface AuditWriterStats {
@@ -302,6 +304,14 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
     const opened = chain === null;
     stats.batches += 1;
     let newChainId: string | null = null;
+    const batchStarted = performance.now();
+    const told = (ok: boolean, events: readonly AuditEvent[] = batch.flatMap((p) => (p.event ? [p.event] : []))) => {
+      try {
+        opts.onBatch?.({ events, seconds: (performance.now() - batchStarted) / 1000, ok });
+      } catch (err) {
+        log.error("audit onBatch hook failed", { err });
+      }
+    };
     try {
       if (chain && lockLost) {
         // Our hold on the chain is gone (connection dropped): another process may seal it, so
@@ -395,6 +405,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       stats.events += eventRows.length;
       stats.rows += rows.length;
       stats.checkpoints += rows.length - eventRows.length;
+      told(true, hasChanges ? outcomes.flatMap((o) => (o.ok ? [o.event] : [])) : undefined);
       let k = 0;
       batch.forEach((p, i) => {
         const o = hasChanges ? outcomes[i]! : undefined;
@@ -420,6 +431,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       chain = null;
       if (abandoned) releaseChain(abandoned);
       stats.failedBatches += 1;
+      told(false);
       log.error("audit batch failed; callers get 503 and the next batch opens a new chain", { events: batch.length, close, err });
       const failure = new ServiceUnavailableError("audit log unavailable", err);
       for (const p of batch) p.reject(failure);

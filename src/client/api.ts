@@ -16,6 +16,8 @@ import type {
   Instant,
   Jwks,
   KeyVersion,
+  KeySchedule,
+  KeyScheduleInput,
   Page,
   Policy,
   PolicyInput,
@@ -27,6 +29,7 @@ import type {
   SimulationInput,
   SlicePublicKey,
   TokenInput,
+  TokenExport,
   TokenMetadata,
   TokenRecord,
 } from "./types.ts";
@@ -107,16 +110,22 @@ export class ChronoKmsClient {
   /** Resolves with the grant; a policy denial throws AccessDeniedError. */
   requestAccess = (input: AccessRequestInput) => this.request<Grant>("POST", "/v1/access-requests", input);
 
-  // --- tokens (writer: put/delete; reader: get/status/list) ---
+  // --- tokens (writer: put/delete; reader: get/status/list; exporter: export) ---
   putToken = (integration: string, userId: string, token: TokenInput) =>
     this.request<{ created: boolean; token: TokenMetadata }>("PUT", tokenPath(integration, userId), token);
   /** The decrypted token after the access decision; a policy denial throws AccessDeniedError. */
   getToken = (integration: string, userId: string, opts: { refresh?: "auto" | "never" | "force"; purpose?: string } = {}) =>
     this.request<TokenRecord>("GET", tokenPath(integration, userId), undefined, { refresh: opts.refresh, purpose: opts.purpose });
-  tokenStatus = (integration: string, userId: string) => this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`);
+  /** A decision like a read: denied (AccessDeniedError) unless the caller's policies admit it. */
+  tokenStatus = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
+    this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`, undefined, { purpose: opts.purpose });
+  /** Role exporter: the stored token with its refresh token (migrating off chronokms); audited TOKEN_EXPORTED. */
+  exportToken = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
+    this.request<TokenExport>("GET", `${tokenPath(integration, userId)}/export`, undefined, { purpose: opts.purpose });
   deleteToken = (integration: string, userId: string) => this.request<void>("DELETE", tokenPath(integration, userId));
   deleteUserTokens = (userId: string) => this.request<{ deleted: number; integrations: string[] }>("DELETE", `/v1/users/${enc(userId)}/tokens`);
-  listTokens = (query: { userId?: string; integration?: string; limit?: number; cursor?: string } = {}) =>
+  /** Only the records the caller's policies admit (a page may be short; follow nextCursor). */
+  listTokens = (query: { userId?: string; integration?: string; purpose?: string; limit?: number; cursor?: string } = {}) =>
     this.request<Page<TokenMetadata>>("GET", "/v1/tokens", undefined, query);
 
   // --- administration (admin) ---
@@ -143,7 +152,9 @@ export class ChronoKmsClient {
   updatePolicy = (id: string, patch: Partial<PolicyInput>) => this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
   deletePolicy = (id: string) => this.request<void>("DELETE", `/v1/policies/${enc(id)}`);
 
-  keys = () => this.request<{ versions: KeyVersion[] }>("GET", "/v1/keys");
+  keys = () => this.request<{ versions: KeyVersion[]; schedule: KeySchedule }>("GET", "/v1/keys");
+  keySchedule = () => this.request<KeySchedule>("GET", "/v1/keys/schedule");
+  setKeySchedule = (input: KeyScheduleInput) => this.request<KeySchedule>("PUT", "/v1/keys/schedule", input);
   rotateKeys = () => this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
 
   auditLogs = (query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {}) =>

@@ -25,6 +25,8 @@ export interface MasterKeyRow {
   retiredAt: Date | null;
   /** Null only on rows written before keyring MACs existed. */
   keyringMac: string | null;
+  /** Created before key separation: may still hold v1 token envelopes (see schema.prisma). */
+  legacyTokenEnvelopes: boolean;
 }
 
 type Tx = Prisma.TransactionClient;
@@ -46,6 +48,7 @@ function toRow(r: {
   rotatedAt: Date | null;
   retiredAt: Date | null;
   keyringMac: string | null;
+  legacyTokenEnvelopes: boolean;
 }): MasterKeyRow {
   if (!STATUSES.includes(r.status as KeyStatus)) throw new Error(`master_keys version ${r.version} has unknown status "${r.status}"`);
   if (!isP256PublicJwk(r.publicKeyJwk)) throw new Error(`master_keys version ${r.version} has a malformed public JWK`);
@@ -61,6 +64,7 @@ function toRow(r: {
     rotatedAt: r.rotatedAt,
     retiredAt: r.retiredAt,
     keyringMac: r.keyringMac,
+    legacyTokenEnvelopes: r.legacyTokenEnvelopes,
   };
 }
 
