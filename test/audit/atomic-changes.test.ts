@@ -43,6 +43,7 @@ async function newToken(c: Ctx, userId: string): Promise<void> {
 /** How to make each mutating operation change something real (fixtures made before the fault is armed). */
 const CASES: Record<string, (c: Ctx) => Promise<Call>> = {
   "POST /v1/keys/rotate": async (c) => ({ key: c.admin, path: "/v1/keys/rotate" }),
+  "PUT /v1/keys/schedule": async (c) => ({ key: c.admin, path: "/v1/keys/schedule", body: { rotateEverySeconds: 86_400 + c.n, enabled: false } }),
   "POST /v1/requesters": async (c) => ({ key: c.admin, path: "/v1/requesters", body: { requesterId: `new-${c.n}`, name: "new" } }),
   "PATCH /v1/requesters/{id}": async (c) => ({ key: c.admin, path: `/v1/requesters/${await newRequester(c)}`, body: { name: "changed" } }),
   "DELETE /v1/requesters/{id}": async (c) => ({ key: c.admin, path: `/v1/requesters/${await newRequester(c)}` }),
@@ -75,6 +76,7 @@ const SNAPSHOT = `SELECT
   (SELECT count(*)::text || ':' || coalesce(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY t.id)), '') FROM policies t) AS policies,
   (SELECT count(*)::text || ':' || coalesce(md5(string_agg((to_jsonb(t) - 'lastUsed')::text, ',' ORDER BY t.id)), '') FROM oauth_tokens t) AS oauth_tokens,
   (SELECT count(*)::text || ':' || coalesce(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY t.id)), '') FROM master_keys t) AS master_keys,
+  (SELECT count(*)::text || ':' || coalesce(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY t.id)), '') FROM key_rotation_schedules t) AS schedule,
   (SELECT count(*)::text FROM access_requests) AS access_requests,
   (SELECT count(*)::text FROM audit_logs WHERE "eventType" <> 'AUDIT_CHECKPOINT') AS audit_rows`;
 
@@ -144,7 +146,10 @@ describePostgres("every state change is atomic with its audit row", (h) => {
       ctx.n += 1;
       const call = await CASES[op]!(ctx);
       const before = await snapshot();
-      const ok = await callApi(app, call.key, method, call.path, call.body);
+      let ok = await callApi(app, call.key, method, call.path, call.body);
+      // A connection killed above may still sit in the app's pool and fail one query outside the
+      // audit writer (e.g. the token PUT's version read): that request is a clean 503; the next works.
+      if (ok.status === 503) ok = await callApi(app, call.key, method, call.path, call.body);
       expect(ok.status).toBeLessThan(300);
       const after = await snapshot();
       expect(Number(after.audit_rows)).toBeGreaterThan(Number(before.audit_rows));
