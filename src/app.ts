@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
   app.route("/", keyManagementRoutes(deps.keys, deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }), { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
-  app.route("/", auditRoutes({ db: deps.db }));
+  app.route("/", auditRoutes({ db: deps.db, audit: deps.audit, keys: deps.keys, anchorFile: deps.config.auditAnchorFile }));
   if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
 
   app.route("/", requesterRoutes(deps.access));
