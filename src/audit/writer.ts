@@ -137,6 +137,10 @@ export function forgetWriterForTests(db: Database, chainId: string): void {
 
 /** Which of `chainIds` a live writer holds: this process's writers, and on PostgreSQL any session holding the chain lock. */
 export async function liveChains(db: Database, chainIds: string[]): Promise<Set<string>> {
+  // The embedded database shared with another process (the service and a script on its owner
+  // socket): one PGlite backend serves both, so no lock tells whose chain is live. Then no chain
+  // is called abandoned; the owner judges tails once the script has gone.
+  if (db.kind === "pglite" && db.othersAttached?.()) return new Set(chainIds);
   const own = liveSet(db);
   const out = new Set(chainIds.filter((c) => own.has(c)));
   const rest = chainIds.filter((c) => !own.has(c));
@@ -479,6 +483,9 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   }
 
   async function sweep(): Promise<string[]> {
+    // See liveChains: while another process shares the embedded database, its live chain would
+    // look abandoned here (and its lock would be ours). Sealed later, by the owner, once it is alone.
+    if (db.kind === "pglite" && db.othersAttached?.()) return [];
     const tails = (await chainTails(db)).filter((t) => !(t.eventType === "AUDIT_CHECKPOINT" && t.kind !== null && SEALING_KINDS.has(t.kind)) && !live.has(t.chainId));
     const sealed: string[] = [];
     for (const t of tails) {

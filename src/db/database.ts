@@ -31,6 +31,12 @@ export interface Database {
   readonly description: string;
   /** Set when this process reaches the embedded database through the process that owns it (src/db/owner-socket.ts). */
   readonly owner?: { pid: number };
+  /**
+   * Embedded database only: whether another process may be writing to it right now (this process
+   * owns it and a script is connected to its socket, or this process is such a script). PGlite's
+   * one backend serves every session, so advisory locks cannot tell those processes' chains apart.
+   */
+  othersAttached?(): boolean;
   close(): Promise<void>;
 }
 
@@ -109,7 +115,7 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
     });
     const db = wrapPglite(pglite, `pglite at ${dir}`);
     const close = db.close;
-    return { ...db, close: async () => (await socket?.close(), await close(), restrictTree(dir), unlock()) };
+    return { ...db, othersAttached: () => (socket?.clientCount() ?? 0) > 0, close: async () => (await socket?.close(), await close(), restrictTree(dir), unlock()) };
   }
   await pglite.waitReady;
   return wrapPglite(pglite, "pglite (in memory)");
@@ -158,6 +164,7 @@ async function connectToOwner(dir: string, pid: number): Promise<Database> {
     prisma,
     pool,
     owner: { pid },
+    othersAttached: () => true,
     description: `pglite at ${dir} (through its owner, process ${pid})`,
     migrationAdapter: () => wholeScriptAdapter(new PrismaPg({ ...conn, max: 1 })),
     async close() {

@@ -184,6 +184,8 @@ class SharedSessionQueue {
 
 export interface OwnerSocket {
   readonly path: string;
+  /** Clients (maintenance scripts, Studio) connected right now. */
+  clientCount(): number;
   close(): Promise<void>;
 }
 
@@ -211,6 +213,7 @@ export async function serveOwnerSocket(pglite: PGlite, dataDir: string): Promise
   server.on("error", () => {});
   return {
     path,
+    clientCount: () => sockets.size,
     async close() {
       await queue.close();
       for (const s of sockets) s.destroy();
