@@ -17,6 +17,7 @@ import {
   masterScalar,
   readEnvelopeHeader,
   signPayload,
+  signKeyEndorsement,
   signSliceKey,
   SLICE_STATEMENT_TTL_MS,
   sliceKid,
@@ -94,6 +95,13 @@ export interface SignedSliceKey {
   signature: string;
 }
 
+export interface KeyEndorsementView {
+  endorser: number;
+  version: number;
+  /** Compact JWS (ES256, kid = endorser, typ chronokms-key-endorsement+json); see src/crypto/sign.ts. */
+  signature: string;
+}
+
 export interface ManagedKeyService extends KeyService {
   readonly kekId: string;
   /** Current active → decrypt-only, new version active; serialized across processes. */
@@ -107,6 +115,12 @@ export interface ManagedKeyService extends KeyService {
    * before a statement has to be signed for this lookup (the route's per-address limit).
    */
   signedSliceKey(slice: number | "current", version?: number, opts?: { charge?: () => void }): Promise<SignedSliceKey>;
+  /**
+   * Public: each version that is not retired endorses every later version that is not retired
+   * (a JWS by the older master key over the newer public key), so a data source that pinned an
+   * older version can follow rotations without trusting the unsigned JWKS.
+   */
+  endorsements(): Promise<KeyEndorsementView[]>;
   register(store: Rewrappable): void;
   rewrappables(): readonly Rewrappable[];
   /** Re-reads master_keys now. */
@@ -150,6 +164,8 @@ class KeyServiceImpl implements ManagedKeyService {
   private readonly stores = new Map<string, Rewrappable>();
   // Big enough for a whole signing window of 60-s slices (~1500), so a sweep cannot evict the slices around now.
   private readonly signedSlices = new LruCache<string, { p: Promise<SignedSliceKey>; iat: number; status: KeyStatus }>(4096);
+  /** Endorsements signed so far ("endorser>version"); few versions exist, so this stays small. */
+  private readonly endorsed = new Map<string, Promise<string>>();
   private warmedAt = -Infinity;
   private warmedVersion = 0;
   private state: State = { stamp: "", byVersion: new Map(), active: undefined };
@@ -447,6 +463,28 @@ class KeyServiceImpl implements ManagedKeyService {
     return this.signStatement(l, s, now);
   }
 
+  async endorsements(): Promise<KeyEndorsementView[]> {
+    await this.ensureFresh();
+    const live = [...this.state.byVersion.values()].filter((l) => l.signer && l.row.status !== "retired").sort((a, b) => a.row.version - b.row.version);
+    const out: Array<Promise<KeyEndorsementView>> = [];
+    for (const [i, by] of live.entries()) {
+      for (const of of live.slice(i + 1)) {
+        const key = `${by.row.version}>${of.row.version}`;
+        let p = this.endorsed.get(key);
+        if (!p) {
+          p = signKeyEndorsement(
+            { endorser: by.row.version, version: of.row.version, jwk: of.row.publicJwk, createdAt: of.row.createdAt.toISOString(), sliceSeconds: of.row.sliceSeconds },
+            by.signer!,
+          );
+          this.endorsed.set(key, p);
+          p.catch(() => this.endorsed.delete(key));
+        }
+        out.push(p.then((signature) => ({ endorser: by.row.version, version: of.row.version, signature })));
+      }
+    }
+    return Promise.all(out);
+  }
+
   /** Signs the active version's statements around now ahead of time, at most every 10 s. */
   private warmStatements(l: Loaded, now: number): void {
     if (now - this.warmedAt < 10_000 && this.warmedVersion === l.row.version) return;
@@ -585,6 +623,7 @@ class KeyServiceImpl implements ManagedKeyService {
     for (const l of this.state.byVersion.values()) l.kv?.deriver.destroy();
     this.state = { stamp: "", byVersion: new Map(), active: undefined };
     this.signedSlices.clear();
+    this.endorsed.clear();
   }
 
   private async record(event: AuditEvent): Promise<void> {

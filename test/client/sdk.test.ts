@@ -5,7 +5,7 @@ import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key
 import { SliceKeyDeriver, sliceIndex, sliceRange } from "../../src/crypto/slice-keys.ts";
 import { deriveCover } from "../../src/crypto/ggm.ts";
 import { encryptEnvelope } from "../../src/crypto/envelope.ts";
-import { signSliceKey } from "../../src/crypto/sign.ts";
+import { signKeyEndorsement, signSliceKey } from "../../src/crypto/sign.ts";
 import { toBase64url } from "../../src/crypto/bytes.ts";
 import type { EcPrivateJwk, EcPublicJwk } from "../../src/crypto/jwk.ts";
 
@@ -123,17 +123,16 @@ test("DataSource follows a rotation to a newer version and then refuses statemen
   let rotated = false;
   const v3 = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }));
   const v4 = fakeService(async (s) => signSliceKey((await nextDeriver.get(s)).publicJwk, next.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }), nextDeriver, NEW);
-  const network = { slicePublicKey: (s: number | "current") => (rotated ? v4 : v3).slicePublicKey(s) };
   let refreshed = 0;
-  const source = new DataSource({
-    client: network,
-    masterKeys: [master.publicJwk],
-    cacheTtlMs: 0,
-    refreshMasterKeys: async () => {
+  const network = {
+    slicePublicKey: (s: number | "current") => (rotated ? v4 : v3).slicePublicKey(s),
+    keyEndorsements: async () => {
       refreshed++;
-      return [master.publicJwk, next.publicJwk];
+      const signature = await signKeyEndorsement({ endorser: VERSION, version: NEW, jwk: next.publicJwk, createdAt: new Date().toISOString(), sliceSeconds: SLICE_SECONDS }, master.privateJwk);
+      return { endorsements: [{ endorser: VERSION, version: NEW, signature }] };
     },
-  });
+  };
+  const source = new DataSource({ client: network, masterKeys: [master.publicJwk], cacheTtlMs: 0 });
   expect((await source.encrypt("before", { ctx: "c" })).kid).toStartWith(`${VERSION}:`);
   rotated = true;
   const after = await source.encrypt("after", { ctx: "c" });
@@ -143,9 +142,13 @@ test("DataSource follows a rotation to a newer version and then refuses statemen
   // A network attacker replays fresh-looking, validly signed statements of the old version.
   rotated = false;
   await expect(source.encrypt("replayed", { ctx: "c" })).rejects.toThrow(/older than version 4/);
-  // Without refreshMasterKeys a rotation to an unpinned version is refused, not trusted.
+  // Without endorsements a rotation to an unpinned version is refused, not trusted.
   rotated = true;
-  await expect(new DataSource({ client: network, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c" })).rejects.toThrow(/not pinned/);
+  const noEndorsements = { slicePublicKey: network.slicePublicKey };
+  await expect(new DataSource({ client: noEndorsements, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c" })).rejects.toThrow(/neither pinned nor endorsed/);
+  // A restarted source given the persisted highest version refuses the older one from the start.
+  rotated = false;
+  await expect(new DataSource({ client: network, masterKeys: [master.publicJwk], minVersion: NEW }).encrypt("x", { ctx: "c" })).rejects.toThrow(/older than version 4/);
 });
 
 async function sealedGrant(head: { gid: string; ver: number; slices: { from: number; to: number } }, recipient: EcPublicJwk, extraHeaderJson = "") {

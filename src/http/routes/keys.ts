@@ -57,6 +57,20 @@ const SignedSliceKeySchema = z
   })
   .openapi("SignedSliceKey");
 
+const EndorsementsSchema = z
+  .object({
+    endorsements: z.array(
+      z.object({
+        endorser: z.number().int().openapi({ description: "the older master key version that signed" }),
+        version: z.number().int().openapi({ description: "the newer master key version it vouches for" }),
+        signature: z.string().openapi({
+          description: "compact JWS (ES256, kid = endorser, typ chronokms-key-endorsement+json) over { endorser, version, jwk, createdAt, sliceSeconds }; verify with a pinned key of the endorser",
+        }),
+      }),
+    ),
+  })
+  .openapi("KeyEndorsements");
+
 const KeyVersionSchema = z
   .object({
     version: z.number().int(),
@@ -94,6 +108,21 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
       async (c) => {
         c.header("Cache-Control", "public, max-age=60");
         return c.json({ keys: await keys.jwks() }, 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/keys/endorsements",
+        tags: ["keys"],
+        operationId: "listKeyEndorsements",
+        summary: "Signatures by each master key version over every later one, so a pinned key can vouch for rotations",
+        security: [],
+        responses: { 200: { description: "endorsements (every non-retired version endorses each later non-retired one)", content: { "application/json": { schema: EndorsementsSchema } } } },
+      }),
+      async (c) => {
+        c.header("Cache-Control", "public, max-age=60");
+        return c.json({ endorsements: await keys.endorsements() }, 200);
       },
     )
     .openapi(
