@@ -37,7 +37,7 @@ import type { Logger } from "../log.ts";
 import { availableParallelism } from "node:os";
 import { type ResealItem, type ResealJob, runResealJob } from "../crypto/reseal.ts";
 import { ResealPool } from "./reseal-pool.ts";
-import { WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
+import { RETIRE_GRACE_MS, WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
 import { MasterKeyRepository, type MasterKeyRow } from "./repository.ts";
 import type { Rewrappable } from "./rewrap.ts";
 import type { KeyService, KeyStatus, KeyVersion, SealedValue } from "./types.ts";
@@ -144,8 +144,12 @@ interface State {
 }
 
 const SYSTEM_ACTOR = "system:keys";
-/** After a rotation, wait this many refresh intervals before retiring, so no process still seals under it. */
-const RETIRE_GUARD_INTERVALS = 2.5;
+
+interface StatementEntry {
+  p: Promise<SignedSliceKey>;
+  iat: number;
+  status: KeyStatus;
+}
 
 export async function createKeyService(opts: KeyServiceOptions): Promise<ManagedKeyService> {
   const svc = new KeyServiceImpl(opts);
@@ -163,9 +167,11 @@ class KeyServiceImpl implements ManagedKeyService {
   private readonly refreshMs: number;
   private readonly stores = new Map<string, Rewrappable>();
   // Big enough for a whole signing window of 60-s slices (~1500), so a sweep cannot evict the slices around now.
-  private readonly signedSlices = new LruCache<string, { p: Promise<SignedSliceKey>; iat: number; status: KeyStatus }>(4096);
+  private readonly signedSlices = new LruCache<string, StatementEntry>(4096);
   /** Endorsements signed so far ("endorser>version"); few versions exist, so this stays small. */
   private readonly endorsed = new Map<string, Promise<string>>();
+  /** The active version's statements around now (WARM_SLICES), apart from the LRU so no sweep evicts them. */
+  private warm = new Map<string, StatementEntry>();
   private warmedAt = -Infinity;
   private warmedVersion = 0;
   private state: State = { stamp: "", byVersion: new Map(), active: undefined };
@@ -448,16 +454,18 @@ class KeyServiceImpl implements ManagedKeyService {
     const s = slice === "current" ? sliceIndex(now, l.kv.sliceSeconds) : slice;
     if (!Number.isSafeInteger(s) || s < 0 || s > MAX_SLICE) throw new ValidationError(`slice must be an integer from 0 to ${MAX_SLICE}`);
     sliceRange(s, l.kv.sliceSeconds); // ValidationError past the representable time range
-    const w = statementWindow(status, l.kv.sliceSeconds, now);
+    const w = statementWindow(status, l.kv.sliceSeconds, now, { createdAt: l.row.createdAt.getTime(), rotatedAt: l.row.rotatedAt?.getTime() ?? null });
     if (!w || s < w.from || s > w.to) {
       throw new ValidationError(
         `slice ${s} of key version ${v} (${status}) is outside the slices signed now` +
-          (w ? ` (${w.from}..${w.to}: ${status === "active" ? "24 h back to 1 h ahead" : "ended slices of the last 24 h"})` : " (none: a decrypt-only version is signed for ended slices only)"),
+          (w
+            ? ` (${w.from}..${w.to}: ${status === "active" ? "24 h back to 1 h ahead" : "ended slices of the last 24 h within its active period"})`
+            : " (none: a decrypt-only version is signed only for ended slices of its active period)"),
         { window: w },
       );
     }
     if (status === "active") this.warmStatements(l, now);
-    const hit = this.signedSlices.get(`${v}:${s}`);
+    const hit = this.warm.get(`${v}:${s}`) ?? this.signedSlices.get(`${v}:${s}`);
     if (hit && hit.status === status && stillFresh(hit.iat, now)) return hit.p;
     opts.charge?.(); // a lookup that has to sign counts against the caller's budget
     return this.signStatement(l, s, now);
@@ -491,10 +499,17 @@ class KeyServiceImpl implements ManagedKeyService {
     this.warmedAt = now;
     this.warmedVersion = l.row.version;
     const cur = sliceIndex(now, l.kv!.sliceSeconds);
+    const warm = new Map<string, StatementEntry>();
     for (let s = Math.max(0, cur - WARM_SLICES.before); s <= Math.min(MAX_SLICE, cur + WARM_SLICES.after); s++) {
-      const hit = this.signedSlices.get(`${l.row.version}:${s}`);
-      if (!hit || hit.status !== l.row.status || !stillFresh(hit.iat, now)) this.signStatement(l, s, now).catch(() => {});
+      const key = `${l.row.version}:${s}`;
+      let hit = this.warm.get(key) ?? this.signedSlices.get(key);
+      if (!hit || hit.status !== l.row.status || !stillFresh(hit.iat, now)) {
+        this.signStatement(l, s, now).catch(() => {});
+        hit = this.signedSlices.get(key);
+      }
+      if (hit) warm.set(key, hit);
     }
+    this.warm = warm;
   }
 
   private signStatement(l: Loaded, slice: number, now: number): Promise<SignedSliceKey> {
@@ -529,8 +544,12 @@ class KeyServiceImpl implements ManagedKeyService {
         signature,
       };
     })();
-    this.signedSlices.set(key, { p, iat: now, status });
-    p.catch(() => this.signedSlices.delete(key));
+    const entry: StatementEntry = { p, iat: now, status };
+    this.signedSlices.set(key, entry);
+    p.catch(() => {
+      if (this.signedSlices.get(key) === entry) this.signedSlices.delete(key);
+      if (this.warm.get(key) === entry) this.warm.delete(key);
+    });
     return p;
   }
 
@@ -559,9 +578,6 @@ class KeyServiceImpl implements ManagedKeyService {
     if (!row) throw new NotFoundError(`master key version ${version}`);
     if (row.status === "retired") return { version, alreadyRetired: true };
     if (row.status === "active") throw new ConflictError(`master key version ${version} is the active version; rotate first, then retire it once nothing needs it`);
-    // Another process may have sealed under it in the second before it noticed the rotation.
-    const wait = (row.rotatedAt?.getTime() ?? 0) + RETIRE_GUARD_INTERVALS * this.refreshMs - this.clock.now();
-    if (wait > 0) await Bun.sleep(Math.min(wait, 10 * this.refreshMs));
     const byStore: Record<string, number> = {};
     let total = 0;
     for (const s of this.stores.values()) {
@@ -576,12 +592,30 @@ class KeyServiceImpl implements ManagedKeyService {
     await this.repo.locked(async (tx) => {
       const cur = (await this.repo.list(tx)).find((r) => r.version === version);
       if (cur?.status !== "decrypt-only") throw new ConflictError(`master key version ${version} changed status concurrently (now ${cur?.status ?? "gone"}); retry`);
+      // Data sources may still encrypt to it while an `active` statement of it is valid or cached
+      // (which also covers a process that sealed under it before it noticed the rotation).
+      this.assertRetirable(cur);
       await this.repo.setStatus(tx, version, "retired", new Date(this.clock.now()));
     });
     await this.refresh();
     this.log.info("master key retired", { version });
     await this.record({ eventType: "KEY_RETIRED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${version}`, success: true, details: { version } });
     return { version, alreadyRetired: false };
+  }
+
+  /** Refuses while statements signed before the rotation may still be used (RETIRE_GRACE_MS). */
+  private assertRetirable(row: MasterKeyRow): void {
+    const since = row.rotatedAt?.getTime();
+    // Every rotation records rotatedAt; without it we cannot tell, so fail closed.
+    if (since === undefined) throw new ConflictError(`master key version ${row.version} has no rotation time recorded (master_keys.rotated_at); cannot tell when its slice statements expire`);
+    const possibleAt = since + RETIRE_GRACE_MS;
+    if (this.clock.now() < possibleAt) {
+      throw new ConflictError(
+        `master key version ${row.version} was rotated out at ${new Date(since).toISOString()}; slice statements signed before then stay valid (and cached) until ` +
+          `${new Date(possibleAt).toISOString()}, so data sources may still encrypt to it: retire it at or after ${new Date(possibleAt).toISOString()}`,
+        { retirableAt: new Date(possibleAt).toISOString() },
+      );
+    }
   }
 
   async versions(): Promise<KeyVersionInfo[]> {
@@ -623,6 +657,7 @@ class KeyServiceImpl implements ManagedKeyService {
     for (const l of this.state.byVersion.values()) l.kv?.deriver.destroy();
     this.state = { stamp: "", byVersion: new Map(), active: undefined };
     this.signedSlices.clear();
+    this.warm.clear();
     this.endorsed.clear();
   }
 

@@ -4,7 +4,7 @@ import { sliceIndex, verifySliceKey } from "../../src/crypto/index.ts";
 import { UNCACHED_LOOKUPS_BURST } from "../../src/keys/slice-statements.ts";
 import { asAdmin, startTestApp, type TestApp } from "../support/app.ts";
 import { describeEachDb } from "../support/databases.ts";
-import { seedTokens } from "./helpers.ts";
+import { agePastRetireGrace, seedTokens } from "./helpers.ts";
 
 describeEachDb("key routes", (h) => {
   let t: TestApp;
@@ -95,6 +95,7 @@ describeEachDb("key routes", (h) => {
     const notPast = await t.app.request(`/v1/time-slices/current/public-key?version=1`);
     expect(notPast.status).toBe(400);
     expect(((await notPast.json()) as { error: { message: string } }).error.message).toContain("decrypt-only");
+    await agePastRetireGrace(h.db, 1);
     await t.runtime.keys.retire(1);
     const gone = await t.app.request(`/v1/time-slices/${past}/public-key?version=1`);
     expect(gone.status).toBe(409);

@@ -8,7 +8,7 @@ import { ResealPool } from "../../src/keys/reseal-pool.ts";
 import { createKeyService } from "../../src/keys/service.ts";
 import { oauthTokenRewrappable, tokenCtx } from "../../src/tokens/rewrap.ts";
 import { describeEachDb } from "../support/databases.ts";
-import { kekOf, quietLog } from "./helpers.ts";
+import { agePastRetireGrace, kekOf, quietLog } from "./helpers.ts";
 import { TEST_KEK } from "../support/app.ts";
 
 const T = Date.UTC(2026, 2, 1, 10);
@@ -42,6 +42,7 @@ describeEachDb("KeyService.resealMany", (h) => {
           expect(new TextDecoder().decode(await keys.open(jwe, { expectedCtx: it.ctx }))).toBe(`value-${i}`);
         }
         // Once the old version is retired, its envelopes no longer open for a reseal either.
+        await agePastRetireGrace(h.db, old);
         await keys.retire(old);
         expect((await keys.resealMany!(items.slice(0, 3))).jwes).toEqual([null, null, null]);
       } finally {

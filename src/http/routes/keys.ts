@@ -5,7 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ManagedKeyService } from "../../keys/service.ts";
-import { UncachedLookupLimiter } from "../../keys/slice-statements.ts";
+import { STATEMENT_CACHE_MAX_AGE_S, UncachedLookupLimiter } from "../../keys/slice-statements.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
 const MAX_SLICE = 0xffffffff;
@@ -144,7 +144,7 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
         const { slice } = c.req.valid("param");
         const { version } = c.req.valid("query");
         const body = await keys.signedSliceKey(slice, version, { charge: () => limiter.take(c.get("clientAddress")) });
-        c.header("Cache-Control", "public, max-age=300");
+        c.header("Cache-Control", `public, max-age=${STATEMENT_CACHE_MAX_AGE_S}`);
         return c.json(body, 200);
       },
     );
