@@ -47,7 +47,7 @@ export function resolveKek(
       );
     }
     const kek = parseKek(config.kek, "MASTER_KEY_ENCRYPTION_KEY");
-    const weak = weakKekReason(kek);
+    const weak = weakKekReason(kek, config.kek);
     if (weak) {
       zeroize(kek);
       throw new ConfigError(`MASTER_KEY_ENCRYPTION_KEY is not a random key: ${weak}; a KEK must be 32 random bytes — ${KEK_HOWTO}`);
