@@ -105,7 +105,7 @@ const DEV_KEK_RE = /^[0-9a-f]{64}$/;
 function readOrCreateDevKek(path: string): { kek: Uint8Array; created: boolean } {
   const existing = readDevKek(path);
   if (existing) return { kek: existing, created: false };
-  mkdirSync(resolve(path, ".."), { recursive: true });
+  mkdirSync(resolve(path, ".."), { recursive: true, mode: 0o700 });
   const kek = generateKek();
   const hex = toHex(kek);
   zeroize(kek);
