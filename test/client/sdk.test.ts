@@ -151,10 +151,10 @@ test("DataSource follows a rotation to a newer version and then refuses statemen
   await expect(new DataSource({ client: network, masterKeys: [master.publicJwk], minVersion: NEW }).encrypt("x", { ctx: "c" })).rejects.toThrow(/older than version 4/);
 });
 
-async function sealedGrant(head: { gid: string; ver: number; slices: { from: number; to: number } }, recipient: EcPublicJwk, extraHeaderJson = "") {
+async function sealedGrant(head: { gid: string; ver: number; slices: { from: number; to: number } }, recipient: EcPublicJwk, extraHeaderJson = "", payload?: object) {
   const { CompactEncrypt, importJWK } = await import("jose");
   const keys = await Promise.all([from, from + 1].map(async (s) => ({ slice: s, kid: `${VERSION}:${s}`, privateJwk: (await deriver.get(s)).privateJwk })));
-  const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify({ keys, seeds: [] })))
+  const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload ?? { keys, seeds: [] })))
     .setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", typ: "chronokms-grant+jwe", cty: "json", ...head })
     .encrypt(await importJWK({ kty: "EC", crv: "P-256", x: recipient.x, y: recipient.y }, "ECDH-ES"));
   if (!extraHeaderJson) return jwe;
@@ -182,4 +182,23 @@ test("DataViewer checks a sealed grant's protected header (gid, ver, slices) aga
   }
   const dup = await sealedGrant({ gid: "g-2", ver: VERSION, slices }, requester.publicJwk, ',"gid":"g-1"');
   await expect(DataViewer.fromGrant({ ...g, encrypted: dup }, { privateKeyJwk: requester.privateJwk })).rejects.toThrow(/duplicate members/);
+});
+
+test("DataViewer refuses a sealed payload whose keys or seeds reach outside the header's slices (anyone with the public key can seal)", async () => {
+  const requester = await generateMasterKeyPair();
+  const slices = { from, to: from + 1 };
+  const g = grant({ id: "g-1", slices });
+  const head = { gid: "g-1", ver: VERSION, slices };
+  const keyOf = async (s: number, v = VERSION) => ({ slice: s, kid: `${v}:${s}`, privateJwk: (await deriver.get(s)).privateJwk });
+  const wide = deriveCover(deriver.rootSeed, from - 64, from + 63).map((n) => ({ depth: n.depth, index: n.index, seed: toBase64url(n.seed) }));
+  for (const [payload, what] of [
+    [{ keys: [await keyOf(from), await keyOf(to + 5)], seeds: [] }, /outside/],
+    [{ keys: [{ ...(await keyOf(from)), kid: `${VERSION + 1}:${from}` }], seeds: [] }, /kid/],
+    [{ keys: [], seeds: wide }, /outside/],
+  ] as const) {
+    const sealed = await sealedGrant(head, requester.publicJwk, "", payload);
+    const err = await DataViewer.fromGrant({ ...g, encrypted: sealed }, { privateKeyJwk: requester.privateJwk }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GrantMismatchError);
+    expect((err as Error).message).toMatch(what);
+  }
 });
