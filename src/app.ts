@@ -8,6 +8,7 @@ import { requestContext } from "./http/middleware/request-context.ts";
 import { bodyLimit } from "./http/middleware/body-limit.ts";
 import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
 import { docsRoutes } from "./http/routes/docs.ts";
+import { consoleRoutes } from "./http/console/routes.ts";
 import { buildOpenApiDocument } from "./http/openapi.ts";
 import { version as packageVersion } from "../package.json";
 import { auditRoutes } from "./http/routes/audit.ts";
@@ -26,6 +27,11 @@ import { policyRoutes } from "./http/routes/policies.ts";
 import { accessRequestRoutes } from "./http/routes/access-requests.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
 import type { TokenVault } from "./tokens/vault.ts";
+import { ScheduleStore } from "./keys/schedule.ts";
+import { systemClock } from "./clock.ts";
+import type { Metrics } from "./metrics/index.ts";
+import { requestMetrics } from "./http/middleware/metrics.ts";
+import { metricsRoutes } from "./http/routes/metrics.ts";
 
 export interface AppDeps {
   config: Config;
@@ -36,16 +42,23 @@ export interface AppDeps {
   readiness?: ReadinessCheck[];
   access: AccessServices;
   tokens: TokenVault;
+  /** The rotation schedule store; tests that build deps by hand get one on the same database. */
+  schedule?: ScheduleStore;
+  /** Prometheus metrics: request timing here, `GET /metrics` (admin) on this app. */
+  metrics?: Metrics;
 }
 
 export function createApp(deps: AppDeps) {
   const app = createRouter();
+  if (deps.metrics) app.use("*", requestMetrics(deps.metrics));
   app.use("*", requestContext(deps.log, { trustProxy: deps.config.trustProxy }));
   app.use("*", bodyLimit(deps.config.bodyLimitBytes));
   // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
   // any router, since Hono runs handlers in registration order.
   const { apiKeys, limiter, audit } = deps.access;
-  app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
+  const guard = authorizeByPath(authenticate({ apiKeys, limiter, audit }));
+  app.use("/v1/*", guard);
+  app.use("/metrics", guard);
 
   const readiness: ReadinessCheck[] = [
     { name: "database", check: async () => void (await deps.db.prisma.$queryRaw`SELECT 1`) },
@@ -53,8 +66,9 @@ export function createApp(deps: AppDeps) {
   ];
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
-  app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
+  app.route("/", keyManagementRoutes(deps.keys, deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }), { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
   app.route("/", auditRoutes({ db: deps.db }));
+  if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
 
   app.route("/", requesterRoutes(deps.access));
   app.route("/", policyRoutes(deps.access));
@@ -62,6 +76,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", tokenRoutes(deps.tokens));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
+  app.route("/", consoleRoutes());
 
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404));
   app.onError((err, c) => respondWithError(err, c));

@@ -19,6 +19,8 @@ import { ServiceUnavailableError } from "./errors.ts";
 import { createAccessServices, type AccessServices } from "./access/index.ts";
 import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
+import { ScheduleStore } from "./keys/schedule.ts";
+import { createMetrics, type Metrics } from "./metrics/index.ts";
 
 export interface Runtime {
   config: Config;
@@ -28,6 +30,9 @@ export interface Runtime {
   keys: ManagedKeyService;
   access: AccessServices;
   tokens: TokenVault;
+  /** The rotation schedule (run by src/keys/scheduler.ts in the server). */
+  schedule: ScheduleStore;
+  metrics: Metrics;
   clock: Clock;
   appDeps(): AppDeps;
   close(): Promise<void>;
@@ -42,6 +47,8 @@ export interface RuntimeOptions {
   ownsDb?: boolean;
   /** Time for every service (tests put the service at 03:00). */
   clock?: Clock;
+  /** Maintenance scripts: reach a running owner of the embedded database through its socket (src/db/owner-socket.ts). */
+  throughOwner?: boolean;
   /**
    * Scripts log to stderr: they pass false so the development-KEK warning is printed once (the
    * human line), not also as a JSON log line. Default true (the service logs it too).
@@ -52,7 +59,7 @@ export interface RuntimeOptions {
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   // DATA_DIR holds the development KEK and the embedded database's lock: private, even if it existed looser.
   tightenExistingDir(config.dataDir);
-  const db = opts.db ?? (await openDatabase(config.database));
+  const db = opts.db ?? (await openDatabase(config.database, { throughOwner: opts.throughOwner }));
   const ownsDb = opts.ownsDb ?? opts.db === undefined;
   const clock = opts.clock ?? systemClock;
   // Audit checkpoints are signed by the master key, and key events are audited: the signer
@@ -62,7 +69,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     if (!signingKeys) throw new ServiceUnavailableError("master key not loaded yet");
     return signingKeys.sign(payload, typ);
   };
+  const metrics = createMetrics();
   const audit = createAuditWriter({
+    onBatch: metrics.observeAuditBatch,
     db,
     clock,
     log: log.child({ component: "audit" }),
@@ -73,7 +82,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   let keys: ManagedKeyService | undefined;
   let access: AccessServices;
   try {
-    if (opts.migrate ?? config.migrateOnStart) {
+    // Through a running owner of the embedded database, migrating is the owner's job (it did at start).
+    if ((opts.migrate ?? config.migrateOnStart) && !db.owner) {
       const applied = await applyMigrations(db);
       if (applied.length > 0) log.info("migrations applied", { applied });
     }
@@ -91,7 +101,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       clock,
       audit,
       onLoaded: (svc) => (signingKeys = svc),
-      rewrappables: [oauthTokenRewrappable(db)],
+      rewrappables: [oauthTokenRewrappable(db, audit)],
     });
     // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
     access = await createAccessServices({ config, db, audit, keys, clock, log });
@@ -104,6 +114,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   const tokenLog = log.child({ component: "tokens" });
   const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, clock, log: tokenLog });
+  const schedule = new ScheduleStore({ db, audit, clock });
+  metrics.bind({ db, clock, versions: () => ready.versions() });
   // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];
   return {
@@ -114,8 +126,10 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     keys: ready,
     access,
     tokens,
+    schedule,
+    metrics,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, schedule, metrics, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

@@ -34,7 +34,7 @@ interface Expectation {
 describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL during writes and rotation", () => {
   let db: TestDatabase;
   let svc: ServiceProcess;
-  let keys: { writer: string; reader: string };
+  let keys: { writer: string; reader: string; exporter: string };
   const expected = new Map<string, Expectation>();
   const seeded = new Map<string, string>();
   const ackedGrants: string[] = [];
@@ -95,7 +95,7 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
             const res = await fetch(`${base}/v1/access-requests`, {
               method: "POST",
               headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-              body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 3_600_000, end: Date.now() } }),
+              body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } }),
             });
             const body = (await res.json()) as { id?: string };
             if (res.status === 201 && body.id) {
@@ -122,7 +122,8 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
   }
 
   async function readToken(base: string, userId: string): Promise<{ status: number; value?: string; refresh?: string }> {
-    const res = await fetch(`${base}/v1/tokens/crash/${userId}`, { headers: { authorization: `Bearer ${keys.reader}` } });
+    // The export endpoint (role exporter) is the one response that carries the refresh token too.
+    const res = await fetch(`${base}/v1/tokens/crash/${userId}/export`, { headers: { authorization: `Bearer ${keys.exporter}` } });
     if (res.status !== 200) return { status: res.status };
     const b = (await res.json()) as { accessToken: string; refreshToken?: string };
     return { status: 200, value: b.accessToken, refresh: b.refreshToken };

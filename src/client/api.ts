@@ -17,6 +17,8 @@ import type {
   Jwks,
   KeyEndorsements,
   KeyVersion,
+  KeySchedule,
+  KeyScheduleInput,
   Page,
   Policy,
   PolicyInput,
@@ -28,6 +30,7 @@ import type {
   SimulationInput,
   SlicePublicKey,
   TokenInput,
+  TokenExport,
   TokenMetadata,
   TokenRecord,
 } from "./types.ts";
@@ -48,13 +51,14 @@ const retryableStatus = new Set([502, 503, 504]);
 
 export class ChronoKmsClient {
   private readonly baseUrl: string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
   private readonly retries: number;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.fetchImpl = opts.fetch ?? fetch;
+    // Bound: a bare `fetch` stored on an object and called as a method throws "Illegal invocation" in browsers.
+    this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
     this.retries = Math.max(1, opts.retries ?? 3);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
   }
@@ -109,16 +113,22 @@ export class ChronoKmsClient {
   /** Resolves with the grant; a policy denial throws AccessDeniedError. */
   requestAccess = (input: AccessRequestInput) => this.request<Grant>("POST", "/v1/access-requests", input);
 
-  // --- tokens (writer: put/delete; reader: get/status/list) ---
+  // --- tokens (writer: put/delete; reader: get/status/list; exporter: export) ---
   putToken = (integration: string, userId: string, token: TokenInput) =>
     this.request<{ created: boolean; token: TokenMetadata }>("PUT", tokenPath(integration, userId), token);
   /** The decrypted token after the access decision; a policy denial throws AccessDeniedError. */
   getToken = (integration: string, userId: string, opts: { refresh?: "auto" | "never" | "force"; purpose?: string } = {}) =>
     this.request<TokenRecord>("GET", tokenPath(integration, userId), undefined, { refresh: opts.refresh, purpose: opts.purpose });
-  tokenStatus = (integration: string, userId: string) => this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`);
+  /** A decision like a read: denied (AccessDeniedError) unless the caller's policies admit it. */
+  tokenStatus = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
+    this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`, undefined, { purpose: opts.purpose });
+  /** Role exporter: the stored token with its refresh token (migrating off chronokms); audited TOKEN_EXPORTED. */
+  exportToken = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
+    this.request<TokenExport>("GET", `${tokenPath(integration, userId)}/export`, undefined, { purpose: opts.purpose });
   deleteToken = (integration: string, userId: string) => this.request<void>("DELETE", tokenPath(integration, userId));
   deleteUserTokens = (userId: string) => this.request<{ deleted: number; integrations: string[] }>("DELETE", `/v1/users/${enc(userId)}/tokens`);
-  listTokens = (query: { userId?: string; integration?: string; limit?: number; cursor?: string } = {}) =>
+  /** Only the records the caller's policies admit (a page may be short; follow nextCursor). */
+  listTokens = (query: { userId?: string; integration?: string; purpose?: string; limit?: number; cursor?: string } = {}) =>
     this.request<Page<TokenMetadata>>("GET", "/v1/tokens", undefined, query);
 
   // --- administration (admin) ---
@@ -145,7 +155,9 @@ export class ChronoKmsClient {
   updatePolicy = (id: string, patch: Partial<PolicyInput>) => this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
   deletePolicy = (id: string) => this.request<void>("DELETE", `/v1/policies/${enc(id)}`);
 
-  keys = () => this.request<{ versions: KeyVersion[] }>("GET", "/v1/keys");
+  keys = () => this.request<{ versions: KeyVersion[]; schedule: KeySchedule }>("GET", "/v1/keys");
+  keySchedule = () => this.request<KeySchedule>("GET", "/v1/keys/schedule");
+  setKeySchedule = (input: KeyScheduleInput) => this.request<KeySchedule>("PUT", "/v1/keys/schedule", input);
   rotateKeys = () => this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
 
   auditLogs = (query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {}) =>

@@ -33,6 +33,8 @@ export interface Grant {
   keyVersion: number;
   sliceSeconds: number;
   slices: { from: number; to: number };
+  /** The exact data time the material opens (whole slices; ISO-8601, both ends inclusive). Absent from v1 servers. */
+  covered?: { start: string; end: string };
   keys?: GrantSliceKey[];
   seeds?: GrantSeed[];
   /** Present instead of keys/seeds when the requester registered a public key: a JWE to it. */
@@ -65,8 +67,24 @@ export interface TokenInput {
   tokenType?: string;
 }
 
-/** `GET /v1/tokens/{integration}/{userId}`: absent fields were never stored. */
+/** `GET /v1/tokens/{integration}/{userId}`: absent fields were never stored. Never the refresh token. */
 export interface TokenRecord {
+  integration: string;
+  userId: string;
+  accessToken: string;
+  expiresAt?: string;
+  scope?: string;
+  tokenType?: string;
+  issuedAt: string;
+  lastUsed: string;
+  /** The returned token is newer than the one stored when the read began. */
+  refreshed: boolean;
+  /** A refresh token is stored (it stays in the service; see `exportToken`). */
+  hasRefreshToken: boolean;
+}
+
+/** `GET /v1/tokens/{integration}/{userId}/export` (role exporter): the stored record, refresh token included. */
+export interface TokenExport {
   integration: string;
   userId: string;
   accessToken: string;
@@ -75,9 +93,6 @@ export interface TokenRecord {
   scope?: string;
   tokenType?: string;
   issuedAt: string;
-  lastUsed: string;
-  /** The returned token is newer than the one stored when the read began. */
-  refreshed: boolean;
 }
 
 /** Token metadata (status, list, store result): never a token value. */
@@ -104,7 +119,7 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-export type Role = "admin" | "writer" | "reader";
+export type Role = "admin" | "writer" | "reader" | "exporter";
 
 export interface RequesterInput {
   requesterId: string;
@@ -196,7 +211,7 @@ export interface Simulation {
   reasonCode: string;
   requester: { requesterId: string; department: string | null; exists: boolean };
   evaluated: Array<{ id: string; version: number; outcome: string; reason: string; code?: string }>;
-  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number };
+  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number; covered: { start: string; end: string } };
 }
 
 export interface AccessRequestRecord {
@@ -225,6 +240,25 @@ export interface KeyVersion {
   retiredAt: string | null;
   records: number;
   recordsByStore: Record<string, number>;
+}
+
+/** The rotation schedule (`GET /v1/keys/schedule`); nulls and `enabled: false` when never set. */
+export interface KeySchedule {
+  rotateEverySeconds: number | null;
+  retireAfterSeconds: number | null;
+  enabled: boolean;
+  nextDueAt: string | null;
+  lastRotatedAt: string | null;
+  updatedAt: string | null;
+  updatedBy: string | null;
+}
+
+export interface KeyScheduleInput {
+  /** At least 60. */
+  rotateEverySeconds: number;
+  /** At least 60; null or absent: never retire automatically. */
+  retireAfterSeconds?: number | null;
+  enabled: boolean;
 }
 
 export interface AuditLogEntry {

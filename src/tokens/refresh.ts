@@ -96,8 +96,9 @@ export class TokenRefresher {
     const done = clock.now();
     const plain = { accessToken: result.tokens.accessToken, refreshToken: result.tokens.refreshToken ?? refreshToken };
     const expiresAt = result.tokens.expiresInSeconds === undefined ? null : new Date(done + result.tokens.expiresInSeconds * 1000);
-    const sealed = await sealTokens(this.#deps.keys, row, plain, done);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      // Sealed for the row version this write creates (so re-sealed after a CAS miss).
+      const sealed = await sealTokens(this.#deps.keys, row, plain, Number(row.version) + 1);
       const written = await db.prisma.oAuthToken.updateManyAndReturn({
         where: { id: row.id, version: row.version },
         data: {
@@ -142,9 +143,10 @@ export class TokenRefresher {
   async #recordFailure(row: TokenRow, provider: Provider, result: Extract<RefreshResult, { ok: false }>, actor: string): Promise<RefreshOutcome> {
     const refreshStatus = result.permanent ? "needs-reauth" : "refresh-failed";
     // A miss means the row was re-stored or re-sealed meanwhile; a store resets the status anyway.
+    // No version bump: the ciphertexts name the row version, and this write changes none of them.
     const written = await this.#deps.db.prisma.oAuthToken.updateManyAndReturn({
       where: { id: row.id, version: row.version },
-      data: { refreshStatus, version: { increment: 1 } },
+      data: { refreshStatus },
     });
     await this.#deps.audit.record({
       eventType: "TOKEN_REFRESH_FAILED",

@@ -54,11 +54,15 @@ test("administration: requesters, API keys, policies, simulate, keys, audit", as
   expect((await admin.updatePolicy(p.id, { description: "from the SDK test" })).version).toBe(p.version + 1);
   expect((await admin.listPolicies()).items.some((x) => x.id === p.id)).toBe(true);
   const now = Date.now();
-  const sim = await admin.simulate({ requesterId: "sdk-reader", resource: { type: "timeslice" }, timeRange: { start: now - 3600_000, end: now } });
+  const sim = await admin.simulate({ requesterId: "sdk-reader", resource: { type: "timeslice" }, timeRange: { start: now - 7200_000, end: now - 3600_000 } });
   expect(sim.granted).toBe(true);
   expect(sim.policyId).toBe(p.id);
 
   expect((await admin.keys()).versions[0]).toMatchObject({ version: 1, status: "active" });
+  expect((await admin.keySchedule()).enabled).toBe(false);
+  const schedule = await admin.setKeySchedule({ rotateEverySeconds: 86_400, enabled: true });
+  expect(schedule).toMatchObject({ rotateEverySeconds: 86_400, retireAfterSeconds: null, enabled: true });
+  expect((await admin.keys()).schedule.nextDueAt).toBe(schedule.nextDueAt);
   const page = await admin.auditLogs({ eventType: "POLICY_CREATED", limit: 5 });
   expect(page.items[0]?.target).toContain(p.id);
   expect((await admin.auditStats({ from: 0 })).byEventType.POLICY_CREATED).toBe(1);
@@ -85,7 +89,8 @@ test("time slices: grant → DataViewer; a denial is AccessDeniedError with the 
   await admin.createPolicy({ name: "sdk-analysts", type: "whitelist", config: { requesters: ["sdk-analyst"] } });
 
   const source = new DataSource({ client: a, masterKeys: (await a.jwks()).keys });
-  const ts = Date.now() - 60_000;
+  // A whole slice back: the current slice reaches into the future, which no policy here allows.
+  const ts = Date.now() - 3_600_000;
   const rec = await source.encrypt("21.5", { ctx: "sensor:1", timestamp: ts });
   const grant = await a.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts }, purpose: "test" });
   const viewer = await DataViewer.fromGrant(grant);
@@ -106,7 +111,7 @@ test("time slices: grant → DataViewer; a denial is AccessDeniedError with the 
   expect(list.items.map((x) => x.id)).toEqual([denied.accessRequestId]);
 }, 30_000);
 
-test("tokens: put, get, status, list, token-read denial as AccessDeniedError, delete", async () => {
+test("tokens: put, get, status, list, export, token-read denial as AccessDeniedError, delete", async () => {
   const writer = await admin.createRequester({ requesterId: "tok-writer", name: "w" });
   const reader = await admin.createRequester({ requesterId: "tok-reader", name: "r" });
   const stranger = await admin.createRequester({ requesterId: "tok-stranger", name: "s" });
@@ -122,7 +127,8 @@ test("tokens: put, get, status, list, token-read denial as AccessDeniedError, de
 
   const read = await r.getToken("gmail", "u1", { refresh: "never", purpose: "sync" });
   expect(read).toMatchObject({ integration: "gmail", userId: "u1", accessToken: "ya29.b", refreshed: false });
-  expect(read.refreshToken).toBeUndefined();
+  expect(read.hasRefreshToken).toBe(false);
+  expect("refreshToken" in read).toBe(false);
   expect((await r.tokenStatus("gmail", "u1")).status).toBe("valid");
   expect((await r.listTokens({ userId: "u1", limit: 10 })).items).toHaveLength(1);
 
@@ -132,6 +138,17 @@ test("tokens: put, get, status, list, token-read denial as AccessDeniedError, de
   expect(denied.accessRequestId).toMatch(/^[0-9a-f-]{36}$/);
   expect(denied.reason.length).toBeGreaterThan(0);
   expect(denied.requestId).toBeString();
+
+  // Status and list are decisions too: the stranger is denied / sees nothing.
+  expect(await s.tokenStatus("gmail", "u1").catch((e) => e)).toBeInstanceOf(AccessDeniedError);
+  expect((await s.listTokens({ userId: "u1" })).items).toEqual([]);
+
+  // Only an exporter key gets the refresh token.
+  const e = at((await admin.createApiKey(reader.id, { roles: ["exporter"] })).apiKey);
+  await w.putToken("gmail", "u2", { accessToken: "ya29.u2", refreshToken: "1//u2-refresh" });
+  expect(await e.exportToken("gmail", "u2", { purpose: "migration" })).toMatchObject({ integration: "gmail", userId: "u2", accessToken: "ya29.u2", refreshToken: "1//u2-refresh" });
+  expect((await r.exportToken("gmail", "u2").catch((x) => x)).code).toBe("FORBIDDEN");
+  await w.deleteToken("gmail", "u2");
 
   await w.putToken("github", "u1", { accessToken: "gho_x" });
   await w.deleteToken("gmail", "u1");
