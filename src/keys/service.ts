@@ -513,8 +513,11 @@ class KeyServiceImpl implements ManagedKeyService {
       );
     }
     if (status === "active") this.warmStatements(l, now);
-    const hit = this.warm.get(`${v}:${s}`) ?? this.signedSlices.get(`${v}:${s}`);
-    if (hit && hit.status === status && stillFresh(hit.iat, now)) return hit.p;
+    const usable = (e: StatementEntry | undefined) => e !== undefined && e.status === status && stillFresh(e.iat, now);
+    const warm = this.warm.get(`${v}:${s}`);
+    if (usable(warm)) return warm!.p;
+    const hit = this.signedSlices.get(`${v}:${s}`);
+    if (usable(hit)) return hit!.p;
     opts.charge?.(); // a lookup that has to sign counts against the caller's budget
     return this.signStatement(l, s, now);
   }
