@@ -6,6 +6,7 @@
 import type { Config } from "./config.ts";
 import { openDatabase, type Database } from "./db/database.ts";
 import { applyMigrations } from "./db/migrate.ts";
+import { tightenExistingDir } from "./db/private-dir.ts";
 import type { Logger } from "./log.ts";
 import type { AppDeps } from "./app.ts";
 import { systemClock, type Clock } from "./clock.ts";
@@ -59,6 +60,8 @@ export interface RuntimeOptions {
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
+  // DATA_DIR holds the development KEK and the embedded database's lock: private, even if it existed looser.
+  tightenExistingDir(config.dataDir);
   const db = opts.db ?? (await openDatabase(config.database, { throughOwner: opts.throughOwner }));
   const ownsDb = opts.ownsDb ?? opts.db === undefined;
   const clock = opts.clock ?? systemClock;

@@ -15,6 +15,7 @@ import type {
   Grant,
   Instant,
   Jwks,
+  KeyEndorsements,
   KeyVersion,
   KeySchedule,
   KeyScheduleInput,
@@ -102,6 +103,8 @@ export class ChronoKmsClient {
   health = () => this.request<{ status: "ok" }>("GET", "/healthz");
   ready = () => this.request<{ status: "ready" | "not-ready"; checks: Record<string, string> }>("GET", "/readyz");
   jwks = () => this.request<Jwks>("GET", "/.well-known/jwks.json");
+  /** Each master key version's signatures over the later ones (DataSource follows rotations with them). */
+  keyEndorsements = () => this.request<KeyEndorsements>("GET", "/v1/keys/endorsements");
   /** A signed slice public key; `"current"` = the slice of now (the service signs only slices near now). */
   slicePublicKey = (slice: number | "current", version?: number) =>
     this.request<SlicePublicKey>("GET", `/v1/time-slices/${slice}/public-key`, undefined, { version });

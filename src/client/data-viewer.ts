@@ -72,6 +72,10 @@ export class DataViewer {
       const inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
       zeroize(plaintext);
       material = { keys: inner.keys ?? [], seeds: inner.seeds ?? [] };
+      // The header check does not prove origin (ECDH-ES: anyone with the public key can seal), so
+      // the payload must at least stay inside what the header says.
+      const outside = materialOutside(material, grant.keyVersion, grant.slices);
+      if (outside) throw new GrantMismatchError(`the sealed grant's payload does not match its header (${outside})`);
     } else {
       material = { keys: grant.keys ?? [], seeds: grant.seeds ?? [] };
     }
@@ -143,4 +147,24 @@ export class DataViewer {
       zeroize(seed, leaf);
     }
   }
+}
+
+/** Why grant material reaches outside `slices` of version `ver` (a key's slice or kid, a seed's subtree), or null. */
+function materialOutside(m: GrantKeys, ver: number, slices: { from: number; to: number }): string | null {
+  if (!Array.isArray(m.keys) || !Array.isArray(m.seeds)) return "keys and seeds must be arrays";
+  for (const k of m.keys) {
+    if (typeof k !== "object" || k === null || !Number.isSafeInteger(k.slice)) return "a key without a slice";
+    if (k.slice < slices.from || k.slice > slices.to) return `a key for slice ${k.slice}, outside ${slices.from}..${slices.to}`;
+    if (k.kid !== `${ver}:${k.slice}`) return `a key whose kid ${String(k.kid)} is not ${ver}:${k.slice}`;
+  }
+  for (const s of m.seeds) {
+    let r: { from: number; to: number };
+    try {
+      r = subtreeRange(s.depth, s.index);
+    } catch {
+      return "a malformed seed";
+    }
+    if (r.from < slices.from || r.to > slices.to) return `a seed covering slices ${r.from}..${r.to}, outside ${slices.from}..${slices.to}`;
+  }
+  return null;
 }

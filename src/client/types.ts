@@ -299,3 +299,8 @@ export interface AuditStats {
 export interface Jwks {
   keys: EcPublicJwk[];
 }
+
+/** GET /v1/keys/endorsements: JWS by version `endorser` over the public key of the later `version`. */
+export interface KeyEndorsements {
+  endorsements: Array<{ endorser: number; version: number; signature: string }>;
+}

@@ -33,7 +33,21 @@ export { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk,
 export { KEK_BYTES, KEK_HOWTO, generateKek, kekFingerprint, parseKek, weakKekReason } from "./kek.ts";
 export { LruCache } from "./lru.ts";
 export { type MasterKeyPair, generateMasterKeyPair, masterScalar, unwrapPrivateJwk, wrapPrivateJwk } from "./master-key.ts";
-export { SLICE_KEY_TYP, SLICE_STATEMENT_MAX_SKEW_MS, SLICE_STATEMENT_TTL_MS, type SliceKeyStatement, readJwsKid, signPayload, signSliceKey, verifyPayload, verifySliceKey } from "./sign.ts";
+export {
+  KEY_ENDORSEMENT_TYP,
+  type KeyEndorsement,
+  SLICE_KEY_TYP,
+  SLICE_STATEMENT_MAX_SKEW_MS,
+  SLICE_STATEMENT_TTL_MS,
+  type SliceKeyStatement,
+  readJwsKid,
+  signKeyEndorsement,
+  signPayload,
+  signSliceKey,
+  verifyKeyEndorsement,
+  verifyPayload,
+  verifySliceKey,
+} from "./sign.ts";
 export { assertNoDuplicateMembers } from "./strict-json.ts";
 export {
   SLICE_SCALAR_DST,

@@ -78,10 +78,14 @@ function firstBadChar(s: string): number {
  *  - a block of at most 16 bytes repeated (`deadbeef` × 8, a 16-byte key pasted twice);
  *  - an arithmetic progression mod 256 (00 01 02 …, counters in any step);
  *  - every byte printable ASCII (a passphrase encoded as base64), p = (95/256)^32 ≈ 2^-46;
- *  - fewer than 12 distinct byte values (a random key has ~30), p < 2^-70.
+ *  - fewer than 12 distinct byte values (a random key has ~30), p < 2^-70;
+ *  - given its text form (`text`, base64/base64url only): non-overlapping dictionary words of 4+
+ *    letters (case-insensitive, KEK_WORDS) cover 16 or more of its 43 characters — a passphrase
+ *    typed in base64url form, whose bytes look random. For uniformly random text the expected
+ *    number of such word sets (a union bound on the probability) is below 2^-41.
  * This refuses only the obvious; it cannot tell a well-made key from a merely odd-looking one.
  */
-export function weakKekReason(kek: Uint8Array): string | null {
+export function weakKekReason(kek: Uint8Array, text?: string): string | null {
   const n = kek.length;
   if (n === 0) return "it is empty";
   if (kek.every((b) => b === kek[0])) return `all ${n} bytes are the same`;
@@ -95,7 +99,43 @@ export function weakKekReason(kek: Uint8Array): string | null {
   if (kek.every((b) => b >= 0x20 && b <= 0x7e)) return "every byte is printable text (a passphrase, not random bytes)";
   const distinct = new Set(kek).size;
   if (distinct < 12) return `it has only ${distinct} distinct byte values`;
+  if (text !== undefined) {
+    const t = text.trim();
+    if (!HEX_RE.test(t)) {
+      const covered = dictionaryCoverage(t);
+      if (covered >= WORD_COVERAGE_LIMIT) return `its text is dictionary words (${covered} of its ${t.replace(/=+$/, "").length} characters: a typed passphrase, not random bytes)`;
+    }
+  }
   return null;
+}
+
+/** Dictionary words of 4+ letters that passphrases are made of (see weakKekReason). */
+const KEK_WORDS: readonly string[] = (
+  "about above access account admin after again against alpha always another apple april august " +
+  "autumn backup banana base being below best beta black blue brown build cannot change changeme " +
+  "charlie chrono cloud code company computer correct could cyber data delta default demo " +
+  "development dragon during each earth echo encrypt encryption enter every example first football " +
+  "foxtrot free from give good great green guest hello here horse house hunter into just keep " +
+  "letmein like little long love main make manager many master money monkey more most much must " +
+  "myself never next nothing november october only open orange other over pass passphrase password " +
+  "please private prod production public purple qwerty random real root safe sample secret secure " +
+  "security september server service shadow should since some staple staging still strong summer " +
+  "sunshine super system temp test than thank that their them then there these they thing think " +
+  "this those through time today token trust under until very vault want water welcome well were " +
+  "what when where which while white will winter with word world would year yellow your zulu"
+).split(" ");
+const WORD_COVERAGE_LIMIT = 16;
+
+/** The most characters of `text` that non-overlapping KEK_WORDS occurrences cover (case-insensitive); O(len × words). */
+function dictionaryCoverage(text: string): number {
+  const t = text.toLowerCase();
+  const best = new Array<number>(t.length + 1).fill(0);
+  for (let i = t.length - 1; i >= 0; i--) {
+    let b = best[i + 1]!;
+    for (const w of KEK_WORDS) if (t.startsWith(w, i)) b = Math.max(b, w.length + best[i + w.length]!);
+    best[i] = b;
+  }
+  return best[0]!;
 }
 
 export function generateKek(): Uint8Array<ArrayBuffer> {

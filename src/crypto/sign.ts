@@ -155,3 +155,45 @@ export function readJwsKid(jws: string): string | undefined {
     return undefined;
   }
 }
+
+export const KEY_ENDORSEMENT_TYP = "chronokms-key-endorsement+json";
+
+/**
+ * A master key version's statement that a later version is genuine: signed by version `endorser`
+ * (header kid = endorser) over the later version's public signing JWK, its version, createdAt and
+ * slice length. A verifier that pins the endorser's key can trust the endorsed one; the JWKS alone
+ * is unsigned and proves nothing.
+ */
+export interface KeyEndorsement {
+  endorser: number;
+  version: number;
+  jwk: EcPublicJwk;
+  /** ISO 8601 creation time of the endorsed version. */
+  createdAt: string;
+  sliceSeconds: number;
+}
+
+export async function signKeyEndorsement(e: KeyEndorsement, endorserPrivateKey: EcPrivateJwk | CryptoKey): Promise<string> {
+  if (!(Number.isSafeInteger(e.endorser) && Number.isSafeInteger(e.version) && e.version > e.endorser && e.endorser > 0)) throw new ValidationError("an endorsement is by an older version of a newer one");
+  const payload: KeyEndorsement = { endorser: e.endorser, version: e.version, jwk: { ...toPublicJwk(e.jwk), kid: String(e.version), alg: "ES256", use: "sig" }, createdAt: e.createdAt, sliceSeconds: e.sliceSeconds };
+  return signPayload(payload, endorserPrivateKey, { kid: String(e.endorser), typ: KEY_ENDORSEMENT_TYP });
+}
+
+/** Verifies an endorsement against the endorser's (pinned) public key; the payload must be consistent. */
+export async function verifyKeyEndorsement(jws: string, endorserPublicKey: EcPublicJwk | CryptoKey, expected: { endorser: number }): Promise<KeyEndorsement> {
+  const { payload, kid } = await verifyPayload<Record<string, unknown>>(jws, endorserPublicKey, { typ: KEY_ENDORSEMENT_TYP, kid: String(expected.endorser) });
+  const e = payload as Partial<KeyEndorsement>;
+  const ok =
+    kid === String(expected.endorser) &&
+    e.endorser === expected.endorser &&
+    Number.isSafeInteger(e.version) &&
+    e.version! > expected.endorser &&
+    isP256PublicJwk(e.jwk) &&
+    !("d" in (e.jwk as object)) &&
+    e.jwk.kid === String(e.version) &&
+    typeof e.createdAt === "string" &&
+    Number.isSafeInteger(e.sliceSeconds) &&
+    e.sliceSeconds! > 0;
+  if (!ok) throw verificationFailed();
+  return e as KeyEndorsement;
+}

@@ -16,6 +16,17 @@ export function makePrivateDir(dir: string): void {
   chmodSync(dir, PRIVATE_DIR_MODE);
 }
 
+/** Makes `dir` 0700 if it exists (DATA_DIR at start: it holds dev-kek and the database lock); creates nothing. */
+export function tightenExistingDir(dir: string): void {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    return;
+  }
+  if (st.isDirectory() && (st.mode & 0o777) !== PRIVATE_DIR_MODE) chmodSync(dir, PRIVATE_DIR_MODE);
+}
+
 /** Every directory under `dir` (itself included) 0700, every regular file 0600; symlinks untouched. */
 export function restrictTree(dir: string): void {
   const st = lstatSync(dir);

@@ -13,6 +13,7 @@ export const publicPathPatterns: RegExp[] = [
   /^\/readyz$/,
   /^\/\.well-known\/jwks\.json$/,
   /^\/v1\/time-slices\/[^/]+\/public-key$/,
+  /^\/v1\/keys\/endorsements$/,
   /^\/openapi\.json$/,
   /^\/docs(\/.*)?$/,
   /^\/console(\/.*)?$/, // the console's static page and assets; its data comes from /v1 with the admin's key
@@ -45,6 +46,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   "GET /readyz": "getReadiness",
   "GET /.well-known/jwks.json": "getJwks",
   "GET /v1/time-slices/{slice}/public-key": "getSlicePublicKey",
+  "GET /v1/keys/endorsements": "listKeyEndorsements",
   "GET /v1/keys": "listKeyVersions",
   "POST /v1/keys/rotate": "rotateMasterKey",
   "GET /v1/audit-logs": "listAuditLogs",

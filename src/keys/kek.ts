@@ -47,7 +47,7 @@ export function resolveKek(
       );
     }
     const kek = parseKek(config.kek, "MASTER_KEY_ENCRYPTION_KEY");
-    const weak = weakKekReason(kek);
+    const weak = weakKekReason(kek, config.kek);
     if (weak) {
       zeroize(kek);
       throw new ConfigError(`MASTER_KEY_ENCRYPTION_KEY is not a random key: ${weak}; a KEK must be 32 random bytes — ${KEK_HOWTO}`);
@@ -105,7 +105,7 @@ const DEV_KEK_RE = /^[0-9a-f]{64}$/;
 function readOrCreateDevKek(path: string): { kek: Uint8Array; created: boolean } {
   const existing = readDevKek(path);
   if (existing) return { kek: existing, created: false };
-  mkdirSync(resolve(path, ".."), { recursive: true });
+  mkdirSync(resolve(path, ".."), { recursive: true, mode: 0o700 });
   const kek = generateKek();
   const hex = toHex(kek);
   zeroize(kek);

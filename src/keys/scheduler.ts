@@ -11,6 +11,7 @@ import type { Database } from "../db/database.ts";
 import type { Logger } from "../log.ts";
 import { pendingByStore, runRewrap } from "./rewrap.ts";
 import type { ScheduleStore } from "./schedule.ts";
+import { RETIRE_GRACE_MS } from "./slice-statements.ts";
 import type { ManagedKeyService } from "./service.ts";
 
 export const SCHEDULER_ACTOR = "scheduler";
@@ -108,7 +109,8 @@ export function createRotationScheduler(o: SchedulerOptions): RotationScheduler 
       }
 
       if (s.retireAfterSeconds !== null && !abort.signal.aborted) {
-        const after = s.retireAfterSeconds * 1000;
+        // Never before the retirement grace (statements of the version may still be in use); retire() refuses earlier anyway.
+        const after = Math.max(s.retireAfterSeconds * 1000, RETIRE_GRACE_MS);
         for (const v of await o.keys.versions()) {
           if (v.status !== "decrypt-only" || v.records > 0 || v.rotatedAt === null) continue;
           if (o.clock.now() < Date.parse(v.rotatedAt) + after) continue;

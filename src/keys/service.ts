@@ -17,6 +17,7 @@ import {
   masterScalar,
   readEnvelopeHeader,
   signPayload,
+  signKeyEndorsement,
   signSliceKey,
   SLICE_STATEMENT_TTL_MS,
   sliceKid,
@@ -42,7 +43,7 @@ import type { Logger } from "../log.ts";
 import { availableParallelism } from "node:os";
 import { type TokenResealItem, type TokenResealJob, runTokenResealJob } from "../crypto/reseal.ts";
 import { ResealPool } from "./reseal-pool.ts";
-import { WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
+import { RETIRE_GRACE_MS, WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
 import { type Keyring, MasterKeyRepository, checkPublicMatches, checkRow, loadKeyring, type MasterKeyRow } from "./repository.ts";
 import type { Rewrappable } from "./rewrap.ts";
 import type { KeyService, KeyStatus, KeyVersion, SealedValue, TokenResealRequest } from "./types.ts";
@@ -102,6 +103,13 @@ export interface SignedSliceKey {
   signature: string;
 }
 
+export interface KeyEndorsementView {
+  endorser: number;
+  version: number;
+  /** Compact JWS (ES256, kid = endorser, typ chronokms-key-endorsement+json); see src/crypto/sign.ts. */
+  signature: string;
+}
+
 export interface ManagedKeyService extends KeyService {
   readonly kekId: string;
   /** Current active → decrypt-only, new version active; serialized across processes. */
@@ -115,6 +123,12 @@ export interface ManagedKeyService extends KeyService {
    * before a statement has to be signed for this lookup (the route's per-address limit).
    */
   signedSliceKey(slice: number | "current", version?: number, opts?: { charge?: () => void }): Promise<SignedSliceKey>;
+  /**
+   * Public: each version that is not retired endorses every later version that is not retired
+   * (a JWS by the older master key over the newer public key), so a data source that pinned an
+   * older version can follow rotations without trusting the unsigned JWKS.
+   */
+  endorsements(): Promise<KeyEndorsementView[]>;
   register(store: Rewrappable): void;
   rewrappables(): readonly Rewrappable[];
   /** Re-reads master_keys now. */
@@ -145,8 +159,12 @@ interface State {
 }
 
 const SYSTEM_ACTOR = "system:keys";
-/** After a rotation, wait this many refresh intervals before retiring, so no process still seals under it. */
-const RETIRE_GUARD_INTERVALS = 2.5;
+
+interface StatementEntry {
+  p: Promise<SignedSliceKey>;
+  iat: number;
+  status: KeyStatus;
+}
 
 export async function createKeyService(opts: KeyServiceOptions): Promise<ManagedKeyService> {
   const svc = new KeyServiceImpl(opts);
@@ -165,7 +183,11 @@ class KeyServiceImpl implements ManagedKeyService {
   private readonly refreshMs: number;
   private readonly stores = new Map<string, Rewrappable>();
   // Big enough for a whole signing window of 60-s slices (~1500), so a sweep cannot evict the slices around now.
-  private readonly signedSlices = new LruCache<string, { p: Promise<SignedSliceKey>; iat: number; status: KeyStatus }>(4096);
+  private readonly signedSlices = new LruCache<string, StatementEntry>(4096);
+  /** Endorsements signed so far ("endorser>version"); few versions exist, so this stays small. */
+  private readonly endorsed = new Map<string, Promise<string>>();
+  /** The active version's statements around now (WARM_SLICES), apart from the LRU so no sweep evicts them. */
+  private warm = new Map<string, StatementEntry>();
   private warmedAt = -Infinity;
   private warmedVersion = 0;
   private state: State = { stamp: "", byVersion: new Map(), active: undefined };
@@ -539,19 +561,46 @@ class KeyServiceImpl implements ManagedKeyService {
     const s = slice === "current" ? sliceIndex(now, l.kv.sliceSeconds) : slice;
     if (!Number.isSafeInteger(s) || s < 0 || s > MAX_SLICE) throw new ValidationError(`slice must be an integer from 0 to ${MAX_SLICE}`);
     sliceRange(s, l.kv.sliceSeconds); // ValidationError past the representable time range
-    const w = statementWindow(status, l.kv.sliceSeconds, now);
+    const w = statementWindow(status, l.kv.sliceSeconds, now, { createdAt: l.row.createdAt.getTime(), rotatedAt: l.row.rotatedAt?.getTime() ?? null });
     if (!w || s < w.from || s > w.to) {
       throw new ValidationError(
         `slice ${s} of key version ${v} (${status}) is outside the slices signed now` +
-          (w ? ` (${w.from}..${w.to}: ${status === "active" ? "24 h back to 1 h ahead" : "ended slices of the last 24 h"})` : " (none: a decrypt-only version is signed for ended slices only)"),
+          (w
+            ? ` (${w.from}..${w.to}: ${status === "active" ? "24 h back to 1 h ahead" : "ended slices of the last 24 h within its active period"})`
+            : " (none: a decrypt-only version is signed only for ended slices of its active period)"),
         { window: w },
       );
     }
     if (status === "active") this.warmStatements(l, now);
+    const usable = (e: StatementEntry | undefined) => e !== undefined && e.status === status && stillFresh(e.iat, now);
+    const warm = this.warm.get(`${v}:${s}`);
+    if (usable(warm)) return warm!.p;
     const hit = this.signedSlices.get(`${v}:${s}`);
-    if (hit && hit.status === status && stillFresh(hit.iat, now)) return hit.p;
+    if (usable(hit)) return hit!.p;
     opts.charge?.(); // a lookup that has to sign counts against the caller's budget
     return this.signStatement(l, s, now);
+  }
+
+  async endorsements(): Promise<KeyEndorsementView[]> {
+    await this.ensureFresh();
+    const live = [...this.state.byVersion.values()].filter((l) => l.signer && l.row.status !== "retired").sort((a, b) => a.row.version - b.row.version);
+    const out: Array<Promise<KeyEndorsementView>> = [];
+    for (const [i, by] of live.entries()) {
+      for (const of of live.slice(i + 1)) {
+        const key = `${by.row.version}>${of.row.version}`;
+        let p = this.endorsed.get(key);
+        if (!p) {
+          p = signKeyEndorsement(
+            { endorser: by.row.version, version: of.row.version, jwk: of.row.publicJwk, createdAt: of.row.createdAt.toISOString(), sliceSeconds: of.row.sliceSeconds },
+            by.signer!,
+          );
+          this.endorsed.set(key, p);
+          p.catch(() => this.endorsed.delete(key));
+        }
+        out.push(p.then((signature) => ({ endorser: by.row.version, version: of.row.version, signature })));
+      }
+    }
+    return Promise.all(out);
   }
 
   /** Signs the active version's statements around now ahead of time, at most every 10 s. */
@@ -560,10 +609,17 @@ class KeyServiceImpl implements ManagedKeyService {
     this.warmedAt = now;
     this.warmedVersion = l.row.version;
     const cur = sliceIndex(now, l.kv!.sliceSeconds);
+    const warm = new Map<string, StatementEntry>();
     for (let s = Math.max(0, cur - WARM_SLICES.before); s <= Math.min(MAX_SLICE, cur + WARM_SLICES.after); s++) {
-      const hit = this.signedSlices.get(`${l.row.version}:${s}`);
-      if (!hit || hit.status !== l.row.status || !stillFresh(hit.iat, now)) this.signStatement(l, s, now).catch(() => {});
+      const key = `${l.row.version}:${s}`;
+      let hit = this.warm.get(key) ?? this.signedSlices.get(key);
+      if (!hit || hit.status !== l.row.status || !stillFresh(hit.iat, now)) {
+        this.signStatement(l, s, now).catch(() => {});
+        hit = this.signedSlices.get(key);
+      }
+      if (hit) warm.set(key, hit);
     }
+    this.warm = warm;
   }
 
   private signStatement(l: Loaded, slice: number, now: number): Promise<SignedSliceKey> {
@@ -598,8 +654,12 @@ class KeyServiceImpl implements ManagedKeyService {
         signature,
       };
     })();
-    this.signedSlices.set(key, { p, iat: now, status });
-    p.catch(() => this.signedSlices.delete(key));
+    const entry: StatementEntry = { p, iat: now, status };
+    this.signedSlices.set(key, entry);
+    p.catch(() => {
+      if (this.signedSlices.get(key) === entry) this.signedSlices.delete(key);
+      if (this.warm.get(key) === entry) this.warm.delete(key);
+    });
     return p;
   }
 
@@ -633,9 +693,6 @@ class KeyServiceImpl implements ManagedKeyService {
     if (!row) throw new NotFoundError(`master key version ${version}`);
     if (row.status === "retired") return { version, alreadyRetired: true };
     if (row.status === "active") throw new ConflictError(`master key version ${version} is the active version; rotate first, then retire it once nothing needs it`);
-    // Another process may have sealed under it in the second before it noticed the rotation.
-    const wait = (row.rotatedAt?.getTime() ?? 0) + RETIRE_GUARD_INTERVALS * this.refreshMs - this.clock.now();
-    if (wait > 0) await Bun.sleep(Math.min(wait, 10 * this.refreshMs));
     const byStore: Record<string, number> = {};
     let total = 0;
     for (const s of this.stores.values()) {
@@ -659,6 +716,9 @@ class KeyServiceImpl implements ManagedKeyService {
         await this.repo.lock(tx);
         const cur = (await this.repo.list(tx)).find((r) => r.version === version);
         if (cur?.status !== "decrypt-only") throw new ConflictError(`master key version ${version} changed status concurrently (now ${cur?.status ?? "gone"}); retry`);
+        // Data sources may still encrypt to it while an `active` statement of it is valid or cached
+        // (which also covers a process that sealed under it before it noticed the rotation).
+        this.assertRetirable(cur);
         await this.repo.setStatus(tx, version, "retired", new Date(this.clock.now()));
       },
       () => ({ eventType: "KEY_RETIRED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${version}`, success: true, details: { version } }),
@@ -666,6 +726,21 @@ class KeyServiceImpl implements ManagedKeyService {
     await this.refresh();
     this.log.info("master key retired", { version });
     return { version, alreadyRetired: false };
+  }
+
+  /** Refuses while statements signed before the rotation may still be used (RETIRE_GRACE_MS). */
+  private assertRetirable(row: MasterKeyRow): void {
+    const since = row.rotatedAt?.getTime();
+    // Every rotation records rotatedAt; without it we cannot tell, so fail closed.
+    if (since === undefined) throw new ConflictError(`master key version ${row.version} has no rotation time recorded (master_keys.rotated_at); cannot tell when its slice statements expire`);
+    const possibleAt = since + RETIRE_GRACE_MS;
+    if (this.clock.now() < possibleAt) {
+      throw new ConflictError(
+        `master key version ${row.version} was rotated out at ${new Date(since).toISOString()}; slice statements signed before then stay valid (and cached) until ` +
+          `${new Date(possibleAt).toISOString()}, so data sources may still encrypt to it: retire it at or after ${new Date(possibleAt).toISOString()}`,
+        { retirableAt: new Date(possibleAt).toISOString() },
+      );
+    }
   }
 
   async versions(): Promise<KeyVersionInfo[]> {
@@ -710,6 +785,8 @@ class KeyServiceImpl implements ManagedKeyService {
     }
     this.state = { stamp: "", byVersion: new Map(), active: undefined };
     this.signedSlices.clear();
+    this.warm.clear();
+    this.endorsed.clear();
   }
 
   async keyring(): Promise<Keyring> {

@@ -5,7 +5,7 @@ import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key
 import { SliceKeyDeriver, sliceIndex, sliceRange } from "../../src/crypto/slice-keys.ts";
 import { deriveCover } from "../../src/crypto/ggm.ts";
 import { encryptEnvelope } from "../../src/crypto/envelope.ts";
-import { signSliceKey } from "../../src/crypto/sign.ts";
+import { signKeyEndorsement, signSliceKey } from "../../src/crypto/sign.ts";
 import { toBase64url } from "../../src/crypto/bytes.ts";
 import type { EcPrivateJwk, EcPublicJwk } from "../../src/crypto/jwk.ts";
 
@@ -123,17 +123,16 @@ test("DataSource follows a rotation to a newer version and then refuses statemen
   let rotated = false;
   const v3 = fakeService(async (s) => signSliceKey((await deriver.get(s)).publicJwk, master.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }));
   const v4 = fakeService(async (s) => signSliceKey((await nextDeriver.get(s)).publicJwk, next.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() }), nextDeriver, NEW);
-  const network = { slicePublicKey: (s: number | "current") => (rotated ? v4 : v3).slicePublicKey(s) };
   let refreshed = 0;
-  const source = new DataSource({
-    client: network,
-    masterKeys: [master.publicJwk],
-    cacheTtlMs: 0,
-    refreshMasterKeys: async () => {
+  const network = {
+    slicePublicKey: (s: number | "current") => (rotated ? v4 : v3).slicePublicKey(s),
+    keyEndorsements: async () => {
       refreshed++;
-      return [master.publicJwk, next.publicJwk];
+      const signature = await signKeyEndorsement({ endorser: VERSION, version: NEW, jwk: next.publicJwk, createdAt: new Date().toISOString(), sliceSeconds: SLICE_SECONDS }, master.privateJwk);
+      return { endorsements: [{ endorser: VERSION, version: NEW, signature }] };
     },
-  });
+  };
+  const source = new DataSource({ client: network, masterKeys: [master.publicJwk], cacheTtlMs: 0 });
   expect((await source.encrypt("before", { ctx: "c" })).kid).toStartWith(`${VERSION}:`);
   rotated = true;
   const after = await source.encrypt("after", { ctx: "c" });
@@ -143,15 +142,19 @@ test("DataSource follows a rotation to a newer version and then refuses statemen
   // A network attacker replays fresh-looking, validly signed statements of the old version.
   rotated = false;
   await expect(source.encrypt("replayed", { ctx: "c" })).rejects.toThrow(/older than version 4/);
-  // Without refreshMasterKeys a rotation to an unpinned version is refused, not trusted.
+  // Without endorsements a rotation to an unpinned version is refused, not trusted.
   rotated = true;
-  await expect(new DataSource({ client: network, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c" })).rejects.toThrow(/not pinned/);
+  const noEndorsements = { slicePublicKey: network.slicePublicKey };
+  await expect(new DataSource({ client: noEndorsements, masterKeys: [master.publicJwk] }).encrypt("x", { ctx: "c" })).rejects.toThrow(/neither pinned nor endorsed/);
+  // A restarted source given the persisted highest version refuses the older one from the start.
+  rotated = false;
+  await expect(new DataSource({ client: network, masterKeys: [master.publicJwk], minVersion: NEW }).encrypt("x", { ctx: "c" })).rejects.toThrow(/older than version 4/);
 });
 
-async function sealedGrant(head: { gid: string; ver: number; slices: { from: number; to: number } }, recipient: EcPublicJwk, extraHeaderJson = "") {
+async function sealedGrant(head: { gid: string; ver: number; slices: { from: number; to: number } }, recipient: EcPublicJwk, extraHeaderJson = "", payload?: object) {
   const { CompactEncrypt, importJWK } = await import("jose");
   const keys = await Promise.all([from, from + 1].map(async (s) => ({ slice: s, kid: `${VERSION}:${s}`, privateJwk: (await deriver.get(s)).privateJwk })));
-  const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify({ keys, seeds: [] })))
+  const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload ?? { keys, seeds: [] })))
     .setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", typ: "chronokms-grant+jwe", cty: "json", ...head })
     .encrypt(await importJWK({ kty: "EC", crv: "P-256", x: recipient.x, y: recipient.y }, "ECDH-ES"));
   if (!extraHeaderJson) return jwe;
@@ -179,4 +182,23 @@ test("DataViewer checks a sealed grant's protected header (gid, ver, slices) aga
   }
   const dup = await sealedGrant({ gid: "g-2", ver: VERSION, slices }, requester.publicJwk, ',"gid":"g-1"');
   await expect(DataViewer.fromGrant({ ...g, encrypted: dup }, { privateKeyJwk: requester.privateJwk })).rejects.toThrow(/duplicate members/);
+});
+
+test("DataViewer refuses a sealed payload whose keys or seeds reach outside the header's slices (anyone with the public key can seal)", async () => {
+  const requester = await generateMasterKeyPair();
+  const slices = { from, to: from + 1 };
+  const g = grant({ id: "g-1", slices });
+  const head = { gid: "g-1", ver: VERSION, slices };
+  const keyOf = async (s: number, v = VERSION) => ({ slice: s, kid: `${v}:${s}`, privateJwk: (await deriver.get(s)).privateJwk });
+  const wide = deriveCover(deriver.rootSeed, from - 64, from + 63).map((n) => ({ depth: n.depth, index: n.index, seed: toBase64url(n.seed) }));
+  for (const [payload, what] of [
+    [{ keys: [await keyOf(from), await keyOf(to + 5)], seeds: [] }, /outside/],
+    [{ keys: [{ ...(await keyOf(from)), kid: `${VERSION + 1}:${from}` }], seeds: [] }, /kid/],
+    [{ keys: [], seeds: wide }, /outside/],
+  ] as const) {
+    const sealed = await sealedGrant(head, requester.publicJwk, "", payload);
+    const err = await DataViewer.fromGrant({ ...g, encrypted: sealed }, { privateKeyJwk: requester.privateJwk }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GrantMismatchError);
+    expect((err as Error).message).toMatch(what);
+  }
 });

@@ -59,3 +59,22 @@ test("an existing world-writable data directory is made private at start", async
   }
   expect(loose(dir)).toEqual([]);
 }, 60_000);
+
+test("an existing, looser DATA_DIR (it holds dev-kek and the database lock) is made 0700 at start", async () => {
+  const { createRuntime } = await import("../../src/runtime.ts");
+  const { createLogger } = await import("../../src/log.ts");
+  const { testConfig } = await import("../support/app.ts");
+  const dataDir = join(root, "existing-data-dir");
+  mkdirSync(dataDir, { recursive: true });
+  chmodSync(dataDir, 0o777);
+  // The development KEK (no MASTER_KEY_ENCRYPTION_KEY) and the embedded database, both under DATA_DIR.
+  const config = { ...testConfig({ DATA_DIR: dataDir }), kek: undefined, database: { kind: "pglite" as const, dataDir: join(dataDir, "pglite") } };
+  const runtime = await createRuntime(config, createLogger("silent"));
+  try {
+    expect(lstatSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(lstatSync(join(dataDir, "dev-kek")).mode & 0o777).toBe(0o600);
+  } finally {
+    await runtime.close();
+  }
+  expect(loose(dataDir)).toEqual([]);
+}, 60_000);

@@ -6,6 +6,8 @@ import { createKeyService, type ManagedKeyService } from "../../src/keys/service
 import { oauthTokenRewrappable } from "../../src/tokens/rewrap.ts";
 import { fieldContexts, legacyTokenContext, sealTokens } from "../../src/tokens/record.ts";
 import type { KeyService } from "../../src/keys/types.ts";
+import { RETIRE_GRACE_MS } from "../../src/keys/slice-statements.ts";
+import type { Clock } from "../../src/clock.ts";
 import { TEST_KEK } from "../support/app.ts";
 
 export const OTHER_KEK = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
@@ -16,7 +18,7 @@ export function kekOf(hex: string) {
   return { kek, kekId: kekFingerprint(kek) };
 }
 
-export function keyService(db: Database, opts: { kekHex?: string; refreshIntervalMs?: number; sliceSeconds?: number } = {}): Promise<ManagedKeyService> {
+export function keyService(db: Database, opts: { kekHex?: string; refreshIntervalMs?: number; sliceSeconds?: number; clock?: Clock } = {}): Promise<ManagedKeyService> {
   return createKeyService({
     db,
     ...kekOf(opts.kekHex ?? TEST_KEK),
@@ -24,7 +26,16 @@ export function keyService(db: Database, opts: { kekHex?: string; refreshInterva
     log: quietLog,
     rewrappables: [oauthTokenRewrappable(db)],
     ...(opts.refreshIntervalMs === undefined ? {} : { refreshIntervalMs: opts.refreshIntervalMs }),
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
+}
+
+/**
+ * Moves `version`'s rotation back past the retirement grace (statement lifetime + cache max-age),
+ * as if the operator had waited that long; for tests whose subject is not the grace itself.
+ */
+export async function agePastRetireGrace(db: Database, version: number): Promise<void> {
+  await db.prisma.masterKey.update({ where: { version }, data: { rotatedAt: new Date(Date.now() - RETIRE_GRACE_MS - 60_000) } });
 }
 
 export const accessValue = (i: number) => `ya29.access-${i}-${"x".repeat(40)}`;

@@ -4,7 +4,7 @@ import { sliceIndex, verifySliceKey } from "../../src/crypto/index.ts";
 import { UNCACHED_LOOKUPS_BURST } from "../../src/keys/slice-statements.ts";
 import { asAdmin, startTestApp, type TestApp } from "../support/app.ts";
 import { describeEachDb } from "../support/databases.ts";
-import { seedTokens } from "./helpers.ts";
+import { agePastRetireGrace, seedTokens } from "./helpers.ts";
 
 describeEachDb("key routes", (h) => {
   let t: TestApp;
@@ -72,6 +72,8 @@ describeEachDb("key routes", (h) => {
     const list = (await (await t.app.request("/v1/keys", asAdmin())).json()) as { versions: { version: number; status: string; records: number; recordsByStore: Record<string, number> }[] };
     expect(list.versions).toEqual([expect.objectContaining({ version: 1, status: "active", records: 12, recordsByStore: { oauth_tokens: 12 } })]);
 
+    // Version 1 has been active for three hours (its statements cover only its active period).
+    await h.db.prisma.masterKey.update({ where: { version: 1 }, data: { createdAt: new Date(Date.now() - 3 * 3600_000) } });
     const rot = await t.app.request("/v1/keys/rotate", asAdmin({ method: "POST" }));
     expect(rot.status).toBe(201);
     expect(await rot.json()).toEqual({ version: 2, previous: 1, pending: 12 });
@@ -86,7 +88,6 @@ describeEachDb("key routes", (h) => {
     ]);
     const jwks = (await (await t.app.request("/.well-known/jwks.json")).json()) as { keys: { kid: string }[] };
     expect(jwks.keys.map((k) => k.kid)).toEqual(["1", "2"]);
-    // The slice endpoint defaults to the new active version and still serves the old one on request.
     // The slice endpoint defaults to the new active version; the decrypt-only one is signed for ended slices only.
     const past = sliceIndex(Date.now(), 3600) - 1;
     expect(((await (await t.app.request(`/v1/time-slices/${past}/public-key`)).json()) as { kid: string }).kid).toBe(`2:${past}`);
@@ -95,6 +96,7 @@ describeEachDb("key routes", (h) => {
     const notPast = await t.app.request(`/v1/time-slices/current/public-key?version=1`);
     expect(notPast.status).toBe(400);
     expect(((await notPast.json()) as { error: { message: string } }).error.message).toContain("decrypt-only");
+    await agePastRetireGrace(h.db, 1);
     await t.runtime.keys.retire(1);
     const gone = await t.app.request(`/v1/time-slices/${past}/public-key?version=1`);
     expect(gone.status).toBe(409);

@@ -108,6 +108,9 @@ describe("weak and empty KEKs (v2)", () => {
     ["a counter", Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString("hex"), /counts up or down/],
     ["a counter in steps", Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 8 + 3) & 0xff)).toString("hex"), /counts up or down/],
     ["a passphrase", Buffer.from("correct horse battery staple 123").toString("base64url"), /printable text/],
+    // A passphrase typed directly in base64url form: the text itself is words, its bytes look random.
+    ["a passphrase typed as base64url text", "ChronoKmsProductionKek2026ChangeMeNowPleasA", /dictionary words/],
+    ["a passphrase typed as padded base64 text", "MyCompanySecretKeyForProductionUseOnly2026A=", /dictionary words/],
     ["few distinct bytes", Buffer.from("31415926535897932384626433832795".split("").map((d) => Number(d) * 17)).toString("hex"), /only 9 distinct byte values/],
   ];
   for (const [what, value, reason] of weak) {
@@ -135,6 +138,11 @@ describe("weak and empty KEKs (v2)", () => {
       expect(resolveKek({ kek: k, isProduction: true, dataDir: tempDir() }, capture().log, () => {}).source).toBe("env");
     }
     for (let i = 0; i < 1000; i++) expect(weakKekReason(crypto.getRandomValues(new Uint8Array(32)))).toBeNull();
+    // The text check on random keys in their base64url form (false-positive bound < 2^-41 per key).
+    for (let i = 0; i < 2000; i++) {
+      const text = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+      expect(weakKekReason(parseKek(text), text)).toBeNull();
+    }
   });
 
   test("the previous KEK may be weak (rotating away from it is the fix)", () => {

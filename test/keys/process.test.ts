@@ -11,7 +11,7 @@ import { applyMigrations } from "../../src/db/migrate.ts";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
 import { createTestDatabase, postgresAvailable } from "../support/databases.ts";
-import { OTHER_KEK, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
+import { OTHER_KEK, agePastRetireGrace, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -127,6 +127,7 @@ async function killTrials(opts: { env: Record<string, string>; open: () => Promi
   expect(done.failures).toEqual([]);
   expect([...done.byVersion]).toEqual([[active, opts.rows]]);
 
+  await agePastRetireGrace(db, old); // the statement lifetime has passed (test/keys/retire-grace.test.ts)
   await suspend();
   const retired = await run(["scripts/keys-rotate.ts", "--retire", String(old)], opts.env);
   expect(retired.stderr).toBe("");

@@ -10,7 +10,7 @@ import { createKeyService } from "../../src/keys/service.ts";
 import { fieldContexts, legacyTokenContext, tokenContext } from "../../src/tokens/record.ts";
 import { oauthTokenRewrappable } from "../../src/tokens/rewrap.ts";
 import { describeEachDb } from "../support/databases.ts";
-import { kekOf, quietLog } from "./helpers.ts";
+import { agePastRetireGrace, kekOf, quietLog } from "./helpers.ts";
 import { TEST_KEK } from "../support/app.ts";
 
 const T = Date.UTC(2026, 2, 1, 10);
@@ -52,6 +52,7 @@ describeEachDb("KeyService.resealTokens", (h) => {
         }
         // Once the old version is retired, its envelopes no longer open for a reseal either.
         await h.db.prisma.oAuthToken.deleteMany({});
+        await agePastRetireGrace(h.db, old);
         await keys.retire(old);
         expect((await keys.resealTokens(items.slice(0, 3))).jwes).toEqual([null, null, null]);
       } finally {

@@ -6,7 +6,7 @@ import { runRewrap } from "../../src/keys/rewrap.ts";
 import { legacyTokenContext as tokenCtx, fieldContexts, sealTokens } from "../../src/tokens/record.ts";
 import { openDatabase } from "../../src/db/database.ts";
 import { describeEachDb } from "../support/databases.ts";
-import { OTHER_KEK, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
+import { OTHER_KEK, agePastRetireGrace, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
 import { TEST_KEK } from "../support/app.ts";
 
 const T = Date.UTC(2026, 5, 1, 12, 30);
@@ -114,6 +114,7 @@ describeEachDb("key service", (h) => {
     expect(check.failures).toEqual([]);
     expect([...check.byVersion]).toEqual([[v1 + 1, 30]]);
 
+    await agePastRetireGrace(h.db, v1); // the statements of v1 have expired (test/keys/retire-grace.test.ts)
     expect(await keys.retire(v1)).toEqual({ version: v1, alreadyRetired: false });
     expect(await keys.retire(v1)).toEqual({ version: v1, alreadyRetired: true });
     expect((await keys.jwks()).map((k) => k.kid)).toEqual([String(v1 + 1)]);

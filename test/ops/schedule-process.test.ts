@@ -13,6 +13,7 @@ import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
 import { createTestDatabase, postgresAvailable } from "../support/databases.ts";
 import { keyService, seedTokens, verifyTokens } from "../keys/helpers.ts";
+import { RETIRE_GRACE_MS } from "../../src/keys/slice-statements.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "chronokms-schedule-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -126,8 +127,9 @@ test.skipIf(!postgresAvailable)(
         { version: 3, status: "active" },
       ]);
 
-      // Period 3: rotation 3, and v1 (rotated at +61 s, nothing needs it) is retired after 120 s.
-      setClock(t0 + 182_000 - Date.now());
+      // Later: one rotation (4), and v1 (rotated at +61 s, nothing needs it) is retired once 120 s
+      // and the retirement grace (statement lifetime + cache max-age) have passed; v2 not yet.
+      setClock(t0 + 61_000 + RETIRE_GRACE_MS + 1_000 - Date.now());
       await until("v1 retired", async () => (await versions())[0]!.status === "retired");
       await until("records on version 4", async () => (await pendingOn(4)) === 0, 60_000);
       await Bun.sleep(800);

@@ -9,6 +9,7 @@ import { asAdmin, startTestApp, type TestApp } from "../support/app.ts";
 import { createRotationScheduler } from "../../src/keys/scheduler.ts";
 import { createLogger } from "../../src/log.ts";
 import { seedTokens, verifyTokens } from "../keys/helpers.ts";
+import { RETIRE_GRACE_MS } from "../../src/keys/slice-statements.ts";
 
 class TestClock {
   t = Date.UTC(2026, 5, 1, 12);
@@ -65,24 +66,31 @@ describeEachDb("rotation schedule", (h) => {
     expect(await versions()).toEqual(["1:decrypt-only:0", "2:active:50"]);
     expect((await scheduler.tick()).rotated).toBeUndefined(); // same period: no second rotation
 
-    clock.t += 601_000; // the delay has passed and nothing needs v1
-    expect((await scheduler.tick()).retired).toEqual([1]);
-    expect(await versions()).toEqual(["1:retired:0", "2:active:50"]);
+    clock.t += 601_000; // the delay has passed and nothing needs v1, but the retirement grace has not
+    expect((await scheduler.tick()).retired).toEqual([]);
+    // The grace (65 min) is longer than this 60-min period, so the same pass also rotates to v3.
+    clock.t += RETIRE_GRACE_MS - 601_000; // slice statements of v1 have expired too (test/keys/retire-grace.test.ts)
+    const late = await scheduler.tick();
+    expect(late.rotated).toEqual({ version: 3, previous: 2 });
+    expect(late.retired).toEqual([1]);
+    expect(await versions()).toEqual(["1:retired:0", "2:decrypt-only:0", "3:active:50"]);
 
     // Down for three periods: one rotation, and the next is due a full period later.
     clock.t += 3 * 3600_000;
-    expect((await scheduler.tick()).rotated).toEqual({ version: 3, previous: 2 });
+    const down = await scheduler.tick();
+    expect(down.rotated).toEqual({ version: 4, previous: 3 });
+    expect(down.retired).toEqual([2]); // v3 was rotated out just now
     expect((await scheduler.tick()).rotated).toBeUndefined();
     const after = (await (await t.app.request("/v1/keys/schedule", asAdmin())).json()) as { nextDueAt: string; lastRotatedAt: string };
     expect(after.nextDueAt).toBe(new Date(clock.t + 3600_000).toISOString());
     expect(after.lastRotatedAt).toBe(new Date(clock.t).toISOString());
     const check = await verifyTokens(h.db, t.runtime.keys);
     expect(check.failures).toEqual([]);
-    expect([...check.byVersion]).toEqual([[3, 50]]);
+    expect([...check.byVersion]).toEqual([[4, 50]]);
     await scheduler.stop();
 
     const byActor = await h.db.prisma.auditLog.groupBy({ by: ["eventType"], where: { actor: "scheduler" }, _count: true, orderBy: { eventType: "asc" } });
-    expect(byActor.map((r) => `${r.eventType}:${r._count}`)).toEqual(["KEY_RETIRED:1", "KEY_REWRAP_FINISHED:2", "KEY_REWRAP_STARTED:2", "KEY_ROTATED:2"]);
+    expect(byActor.map((r) => `${r.eventType}:${r._count}`)).toEqual(["KEY_RETIRED:2", "KEY_REWRAP_FINISHED:3", "KEY_REWRAP_STARTED:3", "KEY_ROTATED:3"]);
 
     // Disabled: nothing runs however late it is.
     expect((await put({ rotateEverySeconds: 3600, enabled: false })).status).toBe(200);

@@ -21,6 +21,7 @@ import { TokenVault } from "../../src/tokens/vault.ts";
 import { TEST_KEK, startTestApp, type TestApp } from "../support/app.ts";
 import { createTestDatabase, describeEachDb, postgresAvailable, type TestDatabase } from "../support/databases.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
+import { agePastRetireGrace } from "../keys/helpers.ts";
 
 const INTEGRATION = "gmail";
 const VIA_HTTP = 5;
@@ -150,6 +151,7 @@ describe.skipIf(!postgresAvailable)("[postgres] keys:rotate (separate process) o
     const rotated = await script([]);
     const rotationMs = performance.now() - started;
     // Reads go on through the retirement too: a reader racing it must re-read, never fail.
+    await agePastRetireGrace(db, old); // as if the statement lifetime had passed (test/keys/retire-grace.test.ts)
     const retired = await script(["--retire", String(old)]);
     const stats = await readers.stop();
 
@@ -210,6 +212,7 @@ describe("[pglite] POST /v1/keys/rotate (background re-encryption in the serving
       await Bun.sleep(50);
     }
     const rotationMs = performance.now() - started;
+    await agePastRetireGrace(db, old);
     const r = await keys.retire(old, { actor: "test" });
     const stats = await readers.stop();
 
@@ -252,6 +255,7 @@ describeEachDb("a read racing a rotation that re-seals its row and retires the o
             raced = true;
             await keys.rotate();
             await runRewrap(keys, keys.rewrappables());
+            await agePastRetireGrace(runtime.db, old);
             await keys.retire(old);
           }
           return keys.openToken(jwe, o);

@@ -6,7 +6,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ManagedKeyService } from "../../keys/service.ts";
 import { ScheduleInputSchema, scheduleView, type ScheduleStore } from "../../keys/schedule.ts";
-import { UncachedLookupLimiter } from "../../keys/slice-statements.ts";
+import { STATEMENT_CACHE_MAX_AGE_S, UncachedLookupLimiter } from "../../keys/slice-statements.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
 const MAX_SLICE = 0xffffffff;
@@ -57,6 +57,20 @@ const SignedSliceKeySchema = z
     signature: z.string().openapi({ description: "compact JWS (ES256, kid = master key version, typ chronokms-slice-key+json) over the slice key statement; verify with the JWKS key of that kid" }),
   })
   .openapi("SignedSliceKey");
+
+const EndorsementsSchema = z
+  .object({
+    endorsements: z.array(
+      z.object({
+        endorser: z.number().int().openapi({ description: "the older master key version that signed" }),
+        version: z.number().int().openapi({ description: "the newer master key version it vouches for" }),
+        signature: z.string().openapi({
+          description: "compact JWS (ES256, kid = endorser, typ chronokms-key-endorsement+json) over { endorser, version, jwk, createdAt, sliceSeconds }; verify with a pinned key of the endorser",
+        }),
+      }),
+    ),
+  })
+  .openapi("KeyEndorsements");
 
 const KeyVersionSchema = z
   .object({
@@ -114,6 +128,21 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
     .openapi(
       createRoute({
         method: "get",
+        path: "/v1/keys/endorsements",
+        tags: ["keys"],
+        operationId: "listKeyEndorsements",
+        summary: "Signatures by each master key version over every later one, so a pinned key can vouch for rotations",
+        security: [],
+        responses: { 200: { description: "endorsements (every non-retired version endorses each later non-retired one)", content: { "application/json": { schema: EndorsementsSchema } } } },
+      }),
+      async (c) => {
+        c.header("Cache-Control", "public, max-age=60");
+        return c.json({ endorsements: await keys.endorsements() }, 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
         path: "/v1/time-slices/{slice}/public-key",
         tags: ["keys"],
         summary: "A time slice's public key, signed by its master key",
@@ -130,7 +159,7 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
         const { slice } = c.req.valid("param");
         const { version } = c.req.valid("query");
         const body = await keys.signedSliceKey(slice, version, { charge: () => limiter.take(c.get("clientAddress")) });
-        c.header("Cache-Control", "public, max-age=300");
+        c.header("Cache-Control", `public, max-age=${STATEMENT_CACHE_MAX_AGE_S}`);
         return c.json(body, 200);
       },
     );
