@@ -80,7 +80,7 @@ export interface TokenVaultDeps {
 }
 
 /** Forced refreshes of one token: at most one upstream call per this interval, across processes. */
-export const FORCED_REFRESH_INTERVAL_MS = 30_000;
+export { FORCED_REFRESH_INTERVAL_MS } from "./forced.ts";
 const STORE_ATTEMPTS = 5;
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
@@ -153,9 +153,9 @@ export class TokenVault {
     let force = false;
     if (opts.refresh === "force" && refresher.canRefresh(row)) {
       // At most one forced refresh per token per FORCED_REFRESH_INTERVAL_MS, across processes: the
-      // claim is one conditional UPDATE on the row. A read that does not win it still goes through
-      // the refresher unforced, which waits for a refresh in flight and returns the fresh token.
-      force = await this.#claimForcedRefresh(row.id, now);
+      // refresher takes the claim under the token's lock after re-reading the row (src/tokens/forced.ts);
+      // a forced read that finds a refresh done since it read the row gets that fresh token.
+      force = true;
       due = true;
     }
     if (due) {
@@ -238,14 +238,6 @@ export class TokenVault {
     if (first.err !== undefined) throw first.err;
     if (!first.row) throw new NotFoundError("token");
     return first.row;
-  }
-
-  /** True when this read may make the forced upstream call (none claimed for this token within the interval). */
-  async #claimForcedRefresh(id: string, now: number): Promise<boolean> {
-    const claimed = await this.#d.db.prisma.$executeRaw`
-      UPDATE oauth_tokens SET "forcedRefreshAt" = ${new Date(now)}
-       WHERE id = ${id}::uuid AND ("forcedRefreshAt" IS NULL OR "forcedRefreshAt" <= ${new Date(now - FORCED_REFRESH_INTERVAL_MS)})`;
-    return claimed === 1;
   }
 
   /** Status is a decision like a read (403 when denied, one audit row either way); never a token value. */
