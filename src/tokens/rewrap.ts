@@ -134,15 +134,25 @@ function request(row: Row, field: TokenField, jwe: string): TokenResealRequest {
 }
 
 /** Both fields of every row in one `resealTokens` call, so they all land on one version. */
-async function resealChunk(keys: KeyService, rows: Row[]): Promise<{ sealed: Resealed[]; failed: Array<FailedRecord & { row: Row }> }> {
+async function resealChunk(keys: KeyService, all: Row[]): Promise<{ sealed: Resealed[]; failed: Array<FailedRecord & { row: Row }> }> {
   const items: TokenResealRequest[] = [];
-  for (const row of rows) {
-    items.push(request(row, "access", row.accessToken));
-    if (row.refreshToken !== null) items.push(request(row, "refresh", row.refreshToken));
+  const failed: Array<FailedRecord & { row: Row }> = [];
+  const rows: Row[] = [];
+  for (const row of all) {
+    // A row whose bookkeeping is bad (e.g. a `version` no ctx can name) does not open: failed, skipped.
+    let reqs: TokenResealRequest[];
+    try {
+      reqs = [request(row, "access", row.accessToken), ...(row.refreshToken !== null ? [request(row, "refresh", row.refreshToken)] : [])];
+    } catch {
+      failed.push({ id: row.id, label: tokenTarget(row.integration, row.userId), field: "access", row });
+      continue;
+    }
+    rows.push(row);
+    items.push(...reqs);
   }
+  if (rows.length === 0) return { sealed: [], failed };
   const { version, jwes } = await keys.resealTokens(items);
   const sealed: Resealed[] = [];
-  const failed: Array<FailedRecord & { row: Row }> = [];
   let k = 0;
   for (const row of rows) {
     const access = jwes[k++] ?? null;
