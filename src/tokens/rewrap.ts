@@ -10,7 +10,7 @@ import { TOKEN_ENVELOPE_PREFIX } from "../crypto/index.ts";
 import type { Database } from "../db/database.ts";
 import type { FailedRecord, Rewrappable } from "../keys/rewrap.ts";
 import type { KeyService, TokenResealRequest } from "../keys/types.ts";
-import { fieldContexts, tokenContext, tokenTarget, type TokenField } from "./record.ts";
+import { envelopeKeyVersion, fieldContexts, tokenContext, tokenTarget, type TokenField } from "./record.ts";
 
 interface Row {
   id: string;
@@ -26,6 +26,17 @@ const REWRAP_ACTOR = "system:rewrap";
 /** Rows still in the v1 format (any v2 envelope begins with this; LIKE needs no escaping for it). */
 const LEGACY_SQL = `("accessToken" NOT LIKE '${TOKEN_ENVELOPE_PREFIX}%' OR ("refreshToken" IS NOT NULL AND "refreshToken" NOT LIKE '${TOKEN_ENVELOPE_PREFIX}%'))`;
 
+/**
+ * The row's envelopes name its `keyVersion`: both v2 values begin with the base64url of
+ * `{"alg":"dir","enc":"A256GCM","kid":"tok:<keyVersion>","salt":"` (the sealer writes the header
+ * members in this order; whole base64 groups only). A row that fails this (a forged keyVersion, or
+ * a v1 value) is pending for rewrap whatever its keyVersion says, and is counted under the
+ * versions its envelopes name too, so retirement cannot be fooled by the column.
+ */
+const KID_HEADER = `('{"alg":"dir","enc":"A256GCM","kid":"tok:' || "keyVersion"::text || '","salt":"')`;
+const KID_PREFIX = `left(translate(encode(convert_to(${KID_HEADER}, 'UTF8'), 'base64'), E'+/=\\n', '-_'), (octet_length(${KID_HEADER}) / 3) * 4)`;
+const CONSISTENT_SQL = `(left("accessToken", length(${KID_PREFIX})) = ${KID_PREFIX} AND ("refreshToken" IS NULL OR left("refreshToken", length(${KID_PREFIX})) = ${KID_PREFIX}))`;
+
 export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappable {
   const prisma = db.prisma;
   return {
@@ -33,9 +44,27 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
 
     async countByVersion() {
       const rows = await prisma.$queryRawUnsafe<{ v: number; n: number }[]>(
-        `SELECT "keyVersion" AS v, count(*)::int AS n FROM "oauth_tokens" GROUP BY "keyVersion"`,
+        `SELECT "keyVersion" AS v, count(*)::int AS n FROM "oauth_tokens" WHERE ${CONSISTENT_SQL} OR ${LEGACY_SQL} GROUP BY "keyVersion"`,
       );
-      return new Map(rows.map((r) => [Number(r.v), Number(r.n)]));
+      const counts = new Map(rows.map((r) => [Number(r.v), Number(r.n)]));
+      // v2 rows whose keyVersion does not match their envelopes (only ever a tampered row): counted
+      // under every version involved, so none of them can be retired while the row needs it.
+      const odd = await prisma.$queryRawUnsafe<Array<{ a: string; r: string | null; kv: number }>>(
+        `SELECT "accessToken" AS a, "refreshToken" AS r, "keyVersion" AS kv FROM "oauth_tokens" WHERE NOT ${CONSISTENT_SQL} AND NOT ${LEGACY_SQL}`,
+      );
+      for (const row of odd) {
+        const versions = new Set([Number(row.kv)]);
+        for (const jwe of [row.a, row.r]) {
+          if (jwe === null) continue;
+          try {
+            versions.add(envelopeKeyVersion(jwe));
+          } catch {
+            // malformed: it opens under no version; keyVersion still counts it
+          }
+        }
+        for (const v of versions) counts.set(v, (counts.get(v) ?? 0) + 1);
+      }
+      return counts;
     },
 
     async countLegacy() {
@@ -45,7 +74,7 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
 
     async listByVersion(version: number, limit: number) {
       const rows = await prisma.$queryRawUnsafe<Array<{ id: string; integration: string; userId: string }>>(
-        `SELECT "id"::text AS "id", "integration", "userId" FROM "oauth_tokens" WHERE "keyVersion" = $1::int ORDER BY "id" LIMIT $2::int`,
+        `SELECT "id"::text AS "id", "integration", "userId" FROM "oauth_tokens" WHERE "keyVersion" = $1::int OR (NOT ${CONSISTENT_SQL} AND NOT ${LEGACY_SQL}) ORDER BY "id" LIMIT $2::int`,
         version,
         limit,
       );
@@ -56,7 +85,7 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
       const rows = await prisma.$queryRawUnsafe<Row[]>(
         `SELECT "id"::text AS "id", "userId", "integration", "accessToken", "refreshToken", "keyVersion", "version"
            FROM "oauth_tokens"
-          WHERE ("keyVersion" <> $1::int OR ${LEGACY_SQL}) AND ($3::uuid IS NULL OR "id" > $3::uuid)
+          WHERE ("keyVersion" <> $1::int OR ${LEGACY_SQL} OR NOT ${CONSISTENT_SQL}) AND ($3::uuid IS NULL OR "id" > $3::uuid)
           ORDER BY "id" LIMIT $2::int`,
         targetVersion,
         limit,

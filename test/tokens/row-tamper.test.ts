@@ -74,11 +74,17 @@ describeEachDb("token row tampering (bookkeeping columns)", (h) => {
     // Retiring `active` (which still protects the row's envelopes) is refused until rewrap moved it.
     const counts = await a.t.runtime.keys.rewrappables().find((s) => s.name === "oauth_tokens")!.countByVersion();
     expect(counts.get(active) ?? 0).toBeGreaterThan(0);
+    await expect(a.t.runtime.keys.retire(active)).rejects.toThrow(/still protects/);
     const r = await rewrap();
     expect(r.failed.map((f) => f.label)).not.toContain("token:gmail:kv-lie");
     const row = await h.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: "kv-lie" } });
     expect(row.keyVersion).toBe(newest);
     expect((await get("kv-lie")).status).toBe(200);
     expect(old).toBeLessThan(active);
+    // Honest rows are recognised as consistent: nothing left to move, nothing counted twice.
+    expect((await rewrap()).moved).toBe(0);
+    const after = await a.t.runtime.keys.rewrappables().find((s) => s.name === "oauth_tokens")!.countByVersion();
+    const total = await h.db.prisma.oAuthToken.count();
+    expect([...after.values()].reduce((x, y) => x + y, 0)).toBe(total);
   }, 30_000);
 });
