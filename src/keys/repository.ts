@@ -69,10 +69,10 @@ export class MasterKeyRepository {
     return rows.map(toRow);
   }
 
-  /** One short string that changes whenever a version is added or changes status. */
+  /** One short string that changes whenever a version is added or changes status (or ends v1 token envelopes). */
   async stamp(): Promise<string> {
     const rows = await this.db.prisma.$queryRawUnsafe<{ stamp: string | null }[]>(
-      `SELECT string_agg("version" || ':' || "status", ',' ORDER BY "version") AS stamp FROM "master_keys"`,
+      `SELECT string_agg("version" || ':' || "status" || ':' || "legacyTokenEnvelopes"::text, ',' ORDER BY "version") AS stamp FROM "master_keys"`,
     );
     return rows[0]?.stamp ?? "";
   }
@@ -110,6 +110,18 @@ export class MasterKeyRepository {
       where: { version },
       data: status === "decrypt-only" ? { status, rotatedAt: at } : status === "retired" ? { status, retiredAt: at } : { status },
     });
+  }
+
+  /**
+   * Ends v1 token-envelope acceptance for every version still accepting them (one-way; the only
+   * writer of `legacyTokenEnvelopes` after the key_separation migration). Call inside `locked`,
+   * in the transaction that found no v1 value left. Returns the versions it changed.
+   */
+  async clearLegacyTokenEnvelopes(tx: Tx): Promise<number[]> {
+    const rows = await tx.$queryRawUnsafe<Array<{ version: number }>>(
+      `UPDATE "master_keys" SET "legacyTokenEnvelopes" = false WHERE "legacyTokenEnvelopes" RETURNING "version"`,
+    );
+    return rows.map((r) => Number(r.version)).sort((x, y) => x - y);
   }
 
   /** Compare-and-set on the KEK fingerprint, so a concurrent rewrap never overwrites a newer wrap. */

@@ -8,7 +8,7 @@
 import type { AuditSink } from "../audit/types.ts";
 import { TOKEN_ENVELOPE_PREFIX } from "../crypto/index.ts";
 import type { Database } from "../db/database.ts";
-import type { FailedRecord, Rewrappable } from "../keys/rewrap.ts";
+import type { FailedRecord, Rewrappable, SqlClient } from "../keys/rewrap.ts";
 import type { KeyService, TokenResealRequest } from "../keys/types.ts";
 import { envelopeKeyVersion, fieldContexts, tokenContext, tokenTarget, type TokenField } from "./record.ts";
 
@@ -67,8 +67,8 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
       return counts;
     },
 
-    async countLegacy() {
-      const rows = await prisma.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM "oauth_tokens" WHERE ${LEGACY_SQL}`);
+    async countLegacy(client: SqlClient = prisma) {
+      const rows = await client.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM "oauth_tokens" WHERE ${LEGACY_SQL}`);
       return Number(rows[0]?.n ?? 0);
     },
 
