@@ -57,8 +57,11 @@ export async function sealTokens(
 }
 
 /** What a field's envelope must name: this row, this field, this row version. */
-export function fieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version">, field: TokenField): { ctx: string; legacyCtx: string } {
-  return { ctx: tokenContext(row.integration, row.userId, field, Number(row.version)), legacyCtx: legacyTokenContext(row.integration, row.userId, field) };
+export function fieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version"> & { integrationCtx?: string | null }, field: TokenField): { ctx: string; legacyCtx: string } {
+  // A row lower-cased by the lowercase_integrations migration keeps the spelling its ciphertexts
+  // name in integrationCtx until it is re-sealed (every re-seal clears it).
+  const integration = row.integrationCtx ?? row.integration;
+  return { ctx: tokenContext(integration, row.userId, field, Number(row.version)), legacyCtx: legacyTokenContext(integration, row.userId, field) };
 }
 
 /** The master key version a stored value's header names (v2 `tok:<v>` or v1 envelope); DecryptionFailedError if malformed. */
@@ -72,7 +75,7 @@ export function envelopeKeyVersion(jwe: string): number {
  * could hide the row from rewrap and retirement), and its `version` a valid row version. Any
  * failure here is a DecryptionFailedError: the row as stored does not open.
  */
-export function checkedFieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version" | "keyVersion">, field: TokenField, jwe: string): { ctx: string; legacyCtx: string } {
+export function checkedFieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version" | "keyVersion"> & { integrationCtx?: string | null }, field: TokenField, jwe: string): { ctx: string; legacyCtx: string } {
   try {
     if (envelopeKeyVersion(jwe) !== Number(row.keyVersion)) throw new Error("the envelope names another key version than the row's keyVersion");
     return fieldContexts(row, field);
@@ -91,7 +94,7 @@ export function checkedFieldContexts(row: Pick<TokenRow, "integration" | "userId
  */
 export async function openField(
   deps: { keys: KeyService; audit: AuditSink },
-  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion" | "version">,
+  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion" | "version"> & { integrationCtx?: string | null },
   field: TokenField,
   actor: string,
   opts: { keyGoneRetryable?: boolean } = {},

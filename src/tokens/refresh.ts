@@ -128,6 +128,7 @@ export class TokenRefresher {
           tokenType: result.tokens.tokenType ?? row.tokenType,
           issuedAt: new Date(done),
           refreshStatus: "ok",
+          integrationCtx: null, // sealed under the canonical name (see record.ts fieldContexts)
           version: { increment: 1 },
         },
       });

@@ -16,6 +16,7 @@ interface Row {
   id: string;
   userId: string;
   integration: string;
+  integrationCtx: string | null;
   accessToken: string;
   refreshToken: string | null;
   keyVersion: number;
@@ -83,9 +84,9 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
 
     async rewrapBatch(keys: KeyService, { targetVersion, limit, after, skip }) {
       const rows = await prisma.$queryRawUnsafe<Row[]>(
-        `SELECT "id"::text AS "id", "userId", "integration", "accessToken", "refreshToken", "keyVersion", "version"
+        `SELECT "id"::text AS "id", "userId", "integration", "integrationCtx", "accessToken", "refreshToken", "keyVersion", "version"
            FROM "oauth_tokens"
-          WHERE ("keyVersion" <> $1::int OR ${LEGACY_SQL} OR NOT ${CONSISTENT_SQL}) AND ($3::uuid IS NULL OR "id" > $3::uuid)
+          WHERE ("keyVersion" <> $1::int OR ${LEGACY_SQL} OR NOT ${CONSISTENT_SQL} OR "integrationCtx" IS NOT NULL) AND ($3::uuid IS NULL OR "id" > $3::uuid)
           ORDER BY "id" LIMIT $2::int`,
         targetVersion,
         limit,
@@ -135,7 +136,7 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
     if (sealed.length === 0) return 0;
     return prisma.$executeRawUnsafe(
       `UPDATE "oauth_tokens" AS t
-          SET "accessToken" = v.a, "refreshToken" = v.r, "keyVersion" = v.kv, "version" = t."version" + 1
+          SET "accessToken" = v.a, "refreshToken" = v.r, "keyVersion" = v.kv, "version" = t."version" + 1, "integrationCtx" = NULL
          FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[]) AS v(id, old, a, r, kv)
         WHERE t."id" = v.id AND t."version" = v.old`,
       sealed.map((r) => r.id),

@@ -122,7 +122,7 @@ export class TokenVault {
           "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
           scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
           "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
-          "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "forcedRefreshAt" = NULL, version = oauth_tokens.version + 1
+          "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "forcedRefreshAt" = NULL, "integrationCtx" = NULL, version = oauth_tokens.version + 1
         WHERE oauth_tokens.version = ${prev}
         RETURNING *, (xmax = 0) AS inserted`;
       row = rows[0];
