@@ -4,7 +4,11 @@
  * refused at load and by audit verification. Also: the public key a private JWK really has.
  *
  *   macKey = HKDF-SHA256(ikm = KEK, salt = "chronokms/v2/keyring-mac-salt", info = "chronokms/v2/keyring-mac")   (RFC 5869)
- *   mac    = base64url(HMAC-SHA256(macKey, canonicalJson(["chronokms.keyring.v1", version, x, y, sliceSeconds, createdAtMs])))
+ *   mac    = base64url(HMAC-SHA256(macKey, canonicalJson(["chronokms.keyring.v1", version, x, y, sliceSeconds, createdAtMs, legacyTokenEnvelopes])))
+ *
+ * `legacyTokenEnvelopes` is covered because turning it back on in SQL would make that version accept
+ * v1 token envelopes again (ECDH-ES to a published slice key: forgeable by anyone). It only ever goes
+ * true → false, through MasterKeyRepository.clearLegacyTokenEnvelopes, which re-MACs the row.
  *
  * Only the public point (x, y) of the JWK is covered: kid/alg/use are derived from the version.
  */
@@ -25,6 +29,8 @@ export interface KeyringFields {
   publicJwk: Pick<EcPublicJwk, "x" | "y">;
   sliceSeconds: number;
   createdAt: Date;
+  /** Absent means false (rows created after key separation). */
+  legacyTokenEnvelopes?: boolean;
 }
 
 /** The 32-byte MAC key derived from the KEK (the `keyring-mac` domain). */
@@ -33,7 +39,7 @@ export function keyringMacKey(kek: Uint8Array): Uint8Array {
 }
 
 function body(f: KeyringFields): Uint8Array {
-  return utf8(canonicalJson([TAG, f.version, f.publicJwk.x, f.publicJwk.y, f.sliceSeconds, f.createdAt.getTime()]));
+  return utf8(canonicalJson([TAG, f.version, f.publicJwk.x, f.publicJwk.y, f.sliceSeconds, f.createdAt.getTime(), f.legacyTokenEnvelopes === true]));
 }
 
 export function keyringMac(macKey: Uint8Array, f: KeyringFields): string {

@@ -86,7 +86,7 @@ export function loadKeyring(rows: MasterKeyRow[], macKey: Uint8Array): Keyring {
 }
 
 /** Why a row fails its keyring MAC, or null when it holds. */
-export function macProblem(macKey: Uint8Array, row: Pick<MasterKeyRow, "version" | "publicJwk" | "sliceSeconds" | "createdAt" | "keyringMac">): string | null {
+export function macProblem(macKey: Uint8Array, row: Pick<MasterKeyRow, "version" | "publicJwk" | "sliceSeconds" | "createdAt" | "keyringMac" | "legacyTokenEnvelopes">): string | null {
   if (row.keyringMac === null) return "has no keyring MAC";
   return verifyKeyringMac(macKey, row, row.keyringMac) ? null : "fails its keyring MAC (inserted or edited outside chronokms?)";
 }
@@ -121,10 +121,10 @@ export class MasterKeyRepository {
     return rows.map(toRow);
   }
 
-  /** One short string that changes whenever a version is added or changes status. */
+  /** One short string that changes whenever a version is added or changes status (or ends v1 token envelopes). */
   async stamp(): Promise<string> {
     const rows = await this.db.prisma.$queryRawUnsafe<{ stamp: string | null }[]>(
-      `SELECT string_agg("version" || ':' || "status", ',' ORDER BY "version") AS stamp FROM "master_keys"`,
+      `SELECT string_agg("version" || ':' || "status" || ':' || "legacyTokenEnvelopes"::text, ',' ORDER BY "version") AS stamp FROM "master_keys"`,
     );
     return rows[0]?.stamp ?? "";
   }
@@ -171,6 +171,27 @@ export class MasterKeyRepository {
       where: { version },
       data: status === "decrypt-only" ? { status, rotatedAt: at } : status === "retired" ? { status, retiredAt: at } : { status },
     });
+  }
+
+  /**
+   * Ends v1 token-envelope acceptance for every version still accepting them (one-way; the only
+   * writer of `legacyTokenEnvelopes` after the key_separation migration). Call inside `locked`,
+   * in the transaction that found no v1 value left. The flag is under the keyring MAC (a SQL edit
+   * turning it back on fails the row at load), so each changed row's MAC is recomputed here.
+   * Returns the versions it changed.
+   */
+  async clearLegacyTokenEnvelopes(tx: Tx): Promise<number[]> {
+    const rows = await tx.$queryRawUnsafe<Array<{ version: number }>>(
+      `UPDATE "master_keys" SET "legacyTokenEnvelopes" = false WHERE "legacyTokenEnvelopes" RETURNING "version"`,
+    );
+    const versions = rows.map((r) => Number(r.version)).sort((x, y) => x - y);
+    if (versions.length > 0) {
+      for (const r of await tx.masterKey.findMany({ where: { version: { in: versions } } })) {
+        const row = toRow(r);
+        await tx.masterKey.updateMany({ where: { version: row.version }, data: { keyringMac: keyringMac(this.macKey, row) } });
+      }
+    }
+    return versions;
   }
 
   /**

@@ -6,6 +6,11 @@
  */
 import type { KeyService } from "./types.ts";
 
+/** What a store needs to count in a caller's transaction (a Prisma client or transaction client). */
+export interface SqlClient {
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
+}
+
 /** A record rewrap could not open (so could not move): skipped, audited, reported. */
 export interface FailedRecord {
   id: string;
@@ -20,8 +25,11 @@ export interface Rewrappable {
   name: string;
   /** Records per master key version. */
   countByVersion(): Promise<Map<number, number>>;
-  /** Records still in a superseded envelope format (moved by the next rewrap whatever their version). */
-  countLegacy?(): Promise<number>;
+  /**
+   * Records still in a superseded envelope format (moved by the next rewrap whatever their version);
+   * `client` is the transaction to count in (ending v1 acceptance counts and clears in one).
+   */
+  countLegacy?(client?: SqlClient): Promise<number>;
   /** Up to `limit` records still under `version` (what blocks its retirement). */
   listByVersion?(version: number, limit: number): Promise<Array<{ id: string; label: string }>>;
   /**
@@ -124,6 +132,8 @@ export async function runRewrap(
     const stuck = failedCount();
     emptyPasses = moved === before ? emptyPasses + 1 : 0;
     if (remaining <= stuck || emptyPasses >= EMPTY_PASSES) {
+      // No v1 value left anywhere: v1 envelopes are refused from now on (one transaction).
+      await keys.endLegacyTokenEnvelopes?.();
       const list = [...failed.entries()].flatMap(([store, m]) => [...m.values()].map((f) => ({ ...f, store })));
       return { targetVersion: active, moved, remaining, failed: list, elapsedMs: performance.now() - started };
     }

@@ -687,6 +687,19 @@ class KeyServiceImpl implements ManagedKeyService {
     return result;
   }
 
+  async endLegacyTokenEnvelopes(): Promise<number[]> {
+    await this.ensureFresh();
+    if (![...this.state.byVersion.values()].some((l) => l.row.legacyTokenEnvelopes)) return [];
+    const cleared = await this.repo.locked(async (tx) => {
+      for (const s of this.stores.values()) if (((await s.countLegacy?.(tx)) ?? 0) > 0) return [];
+      return this.repo.clearLegacyTokenEnvelopes(tx);
+    });
+    if (cleared.length === 0) return cleared;
+    await this.refresh();
+    this.log.info("no v1 token envelope left: v1 envelopes are refused from now on", { versions: cleared });
+    return cleared;
+  }
+
   async retire(version: number, opts: { actor?: string } = {}): Promise<{ version: number; alreadyRetired: boolean }> {
     await this.refresh();
     const row = this.state.byVersion.get(version)?.row;

@@ -52,6 +52,11 @@ export interface KeyService {
    * null where a value does not open. May run the crypto on worker threads.
    */
   resealTokens(items: ReadonlyArray<TokenResealRequest>): Promise<{ version: number; jwes: Array<string | null> }>;
+  /**
+   * Ends v1 token-envelope acceptance (`legacyTokenEnvelopes`) once no store holds a v1 value,
+   * counted and cleared in one transaction; returns the versions changed. Called by rewrap runs.
+   */
+  endLegacyTokenEnvelopes?(): Promise<number[]>;
   /** ES256 JWS by the active master key (kid = version), e.g. audit checkpoints. */
   sign(payload: unknown, typ: string): Promise<string>;
   /** Master public keys that are not retired (for /.well-known/jwks.json). */

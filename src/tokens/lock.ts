@@ -1,7 +1,8 @@
 /**
  * Mutual exclusion for token refreshes: an in-process single-flight (concurrent callers share one
  * run) in front of a PostgreSQL session advisory lock (one run across processes). On PGlite there
- * is only ever one process per database, so the single-flight alone is the lock.
+ * is only ever one process per database, so an in-process mutex per name is the lock (separate
+ * single-flights for the same token, forced and unforced, still take turns).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { Database } from "../db/database.ts";
@@ -75,7 +76,7 @@ export interface RefreshLock {
 
 export function createRefreshLock(db: Database): RefreshLock {
   const pool = db.pool;
-  if (db.kind !== "postgres" || !pool) return { withLock: (_name, _waitMs, fn) => fn() };
+  if (db.kind !== "postgres" || !pool) return inProcessLock();
   // The lock holder's own queries (re-read, write-back) need pool connections too: if lock
   // holders could take every connection, they would wait on each other forever.
   const holders = new Semaphore(Math.max(1, Math.floor((pool.options.max ?? 10) / 2)));
@@ -120,6 +121,35 @@ export function createRefreshLock(db: Database): RefreshLock {
         }
       } finally {
         holders.release();
+      }
+    },
+  };
+}
+
+/** One holder per name within this process, waiters in arrival order; LockTimeoutError after `waitMs`. */
+function inProcessLock(): RefreshLock {
+  const tails = new Map<string, Promise<void>>();
+  return {
+    async withLock(name, waitMs, fn) {
+      const prev = tails.get(name) ?? Promise.resolve();
+      let release!: () => void;
+      const mine = new Promise<void>((r) => (release = r));
+      const tail = prev.then(() => mine);
+      tails.set(name, tail);
+      void tail.then(() => {
+        if (tails.get(name) === tail) tails.delete(name);
+      });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const got = await Promise.race([prev.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
+      clearTimeout(timer);
+      if (!got) {
+        release(); // our turn, when it comes, passes straight on
+        throw new LockTimeoutError();
+      }
+      try {
+        return await fn();
+      } finally {
+        release();
       }
     },
   };

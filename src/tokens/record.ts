@@ -12,7 +12,7 @@
  * key, ctx `oauth:<integration>:<userId>:<field>`) remain readable until a rotation re-seals them.
  */
 import type { AuditSink } from "../audit/types.ts";
-import { tokenContext, type TokenField } from "../crypto/index.ts";
+import { isTokenEnvelope, readEnvelopeHeader, readTokenEnvelopeHeader, tokenContext, type TokenField } from "../crypto/index.ts";
 import type { OAuthToken } from "../db/generated/client.ts";
 import { DecryptionFailedError, KeyUnavailableError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
@@ -57,8 +57,31 @@ export async function sealTokens(
 }
 
 /** What a field's envelope must name: this row, this field, this row version. */
-export function fieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version">, field: TokenField): { ctx: string; legacyCtx: string } {
-  return { ctx: tokenContext(row.integration, row.userId, field, Number(row.version)), legacyCtx: legacyTokenContext(row.integration, row.userId, field) };
+export function fieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version"> & { integrationCtx?: string | null }, field: TokenField): { ctx: string; legacyCtx: string } {
+  // A row lower-cased by the lowercase_integrations migration keeps the spelling its ciphertexts
+  // name in integrationCtx until it is re-sealed (every re-seal clears it).
+  const integration = row.integrationCtx ?? row.integration;
+  return { ctx: tokenContext(integration, row.userId, field, Number(row.version)), legacyCtx: legacyTokenContext(integration, row.userId, field) };
+}
+
+/** The master key version a stored value's header names (v2 `tok:<v>` or v1 envelope); DecryptionFailedError if malformed. */
+export function envelopeKeyVersion(jwe: string): number {
+  return isTokenEnvelope(jwe) ? readTokenEnvelopeHeader(jwe).version : readEnvelopeHeader(jwe).version;
+}
+
+/**
+ * What a field's envelope must name (this row, field, row version), after checking the row's
+ * bookkeeping: its `keyVersion` must be the version the envelope names (else a forged keyVersion
+ * could hide the row from rewrap and retirement), and its `version` a valid row version. Any
+ * failure here is a DecryptionFailedError: the row as stored does not open.
+ */
+export function checkedFieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version" | "keyVersion"> & { integrationCtx?: string | null }, field: TokenField, jwe: string): { ctx: string; legacyCtx: string } {
+  try {
+    if (envelopeKeyVersion(jwe) !== Number(row.keyVersion)) throw new Error("the envelope names another key version than the row's keyVersion");
+    return fieldContexts(row, field);
+  } catch (e) {
+    throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
+  }
 }
 
 /**
@@ -71,7 +94,7 @@ export function fieldContexts(row: Pick<TokenRow, "integration" | "userId" | "ve
  */
 export async function openField(
   deps: { keys: KeyService; audit: AuditSink },
-  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion" | "version">,
+  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion" | "version"> & { integrationCtx?: string | null },
   field: TokenField,
   actor: string,
   opts: { keyGoneRetryable?: boolean } = {},
@@ -79,7 +102,7 @@ export async function openField(
   const jwe = field === "access" ? row.accessToken : row.refreshToken;
   if (jwe === null) throw new Error(`openField: the row has no ${field} token`);
   try {
-    const bytes = await deps.keys.openToken(jwe, fieldContexts(row, field));
+    const bytes = await deps.keys.openToken(jwe, checkedFieldContexts(row, field, jwe));
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (err) {
     if (!(err instanceof DecryptionFailedError) && !(err instanceof TypeError)) throw err;

@@ -10,6 +10,7 @@ import type { Database } from "../db/database.ts";
 import { NotFoundError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
 import type { Logger } from "../log.ts";
+import { claimForcedRefresh, releaseForcedRefresh } from "./forced.ts";
 import { createRefreshLock, LockTimeoutError, SingleFlight, type RefreshLock } from "./lock.ts";
 import { providerFor, requestRefresh, type Provider, type RefreshResult } from "./providers.ts";
 import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
@@ -64,10 +65,13 @@ export class TokenRefresher {
   /**
    * Refreshes `seen` (the row as the caller read it) unless someone already did. Concurrent
    * callers in this process share one run, whose audit rows name the first caller as actor.
+   * With `force`, the refresh happens even when not due, if this caller wins the forced-refresh
+   * claim (src/tokens/forced.ts); forced and unforced callers never share a run (a forced caller
+   * joining an unforced run would get no refresh), they queue on the same lock instead.
    */
   refresh(seen: TokenRow, actor: string, opts: { force?: boolean } = {}): Promise<RefreshOutcome> {
     const name = `oauth-refresh:${seen.integration}:${seen.userId}`;
-    return this.#flights.run(name, async () => {
+    return this.#flights.run(opts.force ? `${name}:force` : name, async () => {
       const waitMs = this.#deps.lockWaitMs ?? this.#deps.timeoutMs + 5_000;
       try {
         return await this.#lock.withLock(name, waitMs, () => this.#refreshLocked(seen, actor, opts.force ?? false));
@@ -85,9 +89,25 @@ export class TokenRefresher {
     if (!locked) throw new NotFoundError("token");
     let row: TokenRow = locked;
     if (newerThan(row, seen)) return { status: "refreshed", row };
-    if (!(force ? this.canRefresh(row) : this.wants(row, clock.now()))) {
+    if (this.wants(row, clock.now())) return this.#refreshRow(row, actor);
+    // Not due: only a forced caller that wins the claim (taken here, under the lock, after the
+    // re-read) refreshes. A lost claim means a forced refresh within the interval: the row is fresh.
+    if (!force || !this.canRefresh(row)) {
       return { status: "failed", permanent: row.refreshStatus === "needs-reauth", reason: row.refreshStatus === "needs-reauth" ? "needs-reauth" : "not-refreshable", row };
     }
+    if (!(await claimForcedRefresh(db, row.id))) return { status: "failed", permanent: false, reason: "forced-refresh-limited", row };
+    let outcome: RefreshOutcome | undefined;
+    try {
+      outcome = await this.#refreshRow(row, actor);
+      return outcome;
+    } finally {
+      // A refresh that did not happen gives the claim back, so the next forced read tries again.
+      if (outcome?.status !== "refreshed") await releaseForcedRefresh(db, row.id);
+    }
+  }
+
+  async #refreshRow(row: TokenRow, actor: string): Promise<RefreshOutcome> {
+    const { db, clock } = this.#deps;
     const provider = this.provider(row.integration)!;
     const refreshToken = await openField(this.#deps, row, "refresh", actor);
     const result = await requestRefresh(provider, refreshToken, { timeoutMs: this.#deps.timeoutMs });
@@ -108,6 +128,7 @@ export class TokenRefresher {
           tokenType: result.tokens.tokenType ?? row.tokenType,
           issuedAt: new Date(done),
           refreshStatus: "ok",
+          integrationCtx: null, // sealed under the canonical name (see record.ts fieldContexts)
           version: { increment: 1 },
         },
       });

@@ -8,14 +8,15 @@
 import type { AuditSink } from "../audit/types.ts";
 import { TOKEN_ENVELOPE_PREFIX } from "../crypto/index.ts";
 import type { Database } from "../db/database.ts";
-import type { FailedRecord, Rewrappable } from "../keys/rewrap.ts";
+import type { FailedRecord, Rewrappable, SqlClient } from "../keys/rewrap.ts";
 import type { KeyService, TokenResealRequest } from "../keys/types.ts";
-import { fieldContexts, tokenContext, tokenTarget, type TokenField } from "./record.ts";
+import { envelopeKeyVersion, fieldContexts, tokenContext, tokenTarget, type TokenField } from "./record.ts";
 
 interface Row {
   id: string;
   userId: string;
   integration: string;
+  integrationCtx: string | null;
   accessToken: string;
   refreshToken: string | null;
   keyVersion: number;
@@ -26,6 +27,17 @@ const REWRAP_ACTOR = "system:rewrap";
 /** Rows still in the v1 format (any v2 envelope begins with this; LIKE needs no escaping for it). */
 const LEGACY_SQL = `("accessToken" NOT LIKE '${TOKEN_ENVELOPE_PREFIX}%' OR ("refreshToken" IS NOT NULL AND "refreshToken" NOT LIKE '${TOKEN_ENVELOPE_PREFIX}%'))`;
 
+/**
+ * The row's envelopes name its `keyVersion`: both v2 values begin with the base64url of
+ * `{"alg":"dir","enc":"A256GCM","kid":"tok:<keyVersion>","salt":"` (the sealer writes the header
+ * members in this order; whole base64 groups only). A row that fails this (a forged keyVersion, or
+ * a v1 value) is pending for rewrap whatever its keyVersion says, and is counted under the
+ * versions its envelopes name too, so retirement cannot be fooled by the column.
+ */
+const KID_HEADER = `('{"alg":"dir","enc":"A256GCM","kid":"tok:' || "keyVersion"::text || '","salt":"')`;
+const KID_PREFIX = `left(translate(encode(convert_to(${KID_HEADER}, 'UTF8'), 'base64'), E'+/=\\n', '-_'), (octet_length(${KID_HEADER}) / 3) * 4)`;
+const CONSISTENT_SQL = `(left("accessToken", length(${KID_PREFIX})) = ${KID_PREFIX} AND ("refreshToken" IS NULL OR left("refreshToken", length(${KID_PREFIX})) = ${KID_PREFIX}))`;
+
 export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappable {
   const prisma = db.prisma;
   return {
@@ -33,19 +45,37 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
 
     async countByVersion() {
       const rows = await prisma.$queryRawUnsafe<{ v: number; n: number }[]>(
-        `SELECT "keyVersion" AS v, count(*)::int AS n FROM "oauth_tokens" GROUP BY "keyVersion"`,
+        `SELECT "keyVersion" AS v, count(*)::int AS n FROM "oauth_tokens" WHERE ${CONSISTENT_SQL} OR ${LEGACY_SQL} GROUP BY "keyVersion"`,
       );
-      return new Map(rows.map((r) => [Number(r.v), Number(r.n)]));
+      const counts = new Map(rows.map((r) => [Number(r.v), Number(r.n)]));
+      // v2 rows whose keyVersion does not match their envelopes (only ever a tampered row): counted
+      // under every version involved, so none of them can be retired while the row needs it.
+      const odd = await prisma.$queryRawUnsafe<Array<{ a: string; r: string | null; kv: number }>>(
+        `SELECT "accessToken" AS a, "refreshToken" AS r, "keyVersion" AS kv FROM "oauth_tokens" WHERE NOT ${CONSISTENT_SQL} AND NOT ${LEGACY_SQL}`,
+      );
+      for (const row of odd) {
+        const versions = new Set([Number(row.kv)]);
+        for (const jwe of [row.a, row.r]) {
+          if (jwe === null) continue;
+          try {
+            versions.add(envelopeKeyVersion(jwe));
+          } catch {
+            // malformed: it opens under no version; keyVersion still counts it
+          }
+        }
+        for (const v of versions) counts.set(v, (counts.get(v) ?? 0) + 1);
+      }
+      return counts;
     },
 
-    async countLegacy() {
-      const rows = await prisma.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM "oauth_tokens" WHERE ${LEGACY_SQL}`);
+    async countLegacy(client: SqlClient = prisma) {
+      const rows = await client.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM "oauth_tokens" WHERE ${LEGACY_SQL}`);
       return Number(rows[0]?.n ?? 0);
     },
 
     async listByVersion(version: number, limit: number) {
       const rows = await prisma.$queryRawUnsafe<Array<{ id: string; integration: string; userId: string }>>(
-        `SELECT "id"::text AS "id", "integration", "userId" FROM "oauth_tokens" WHERE "keyVersion" = $1::int ORDER BY "id" LIMIT $2::int`,
+        `SELECT "id"::text AS "id", "integration", "userId" FROM "oauth_tokens" WHERE "keyVersion" = $1::int OR (NOT ${CONSISTENT_SQL} AND NOT ${LEGACY_SQL}) ORDER BY "id" LIMIT $2::int`,
         version,
         limit,
       );
@@ -54,9 +84,9 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
 
     async rewrapBatch(keys: KeyService, { targetVersion, limit, after, skip }) {
       const rows = await prisma.$queryRawUnsafe<Row[]>(
-        `SELECT "id"::text AS "id", "userId", "integration", "accessToken", "refreshToken", "keyVersion", "version"
+        `SELECT "id"::text AS "id", "userId", "integration", "integrationCtx", "accessToken", "refreshToken", "keyVersion", "version"
            FROM "oauth_tokens"
-          WHERE ("keyVersion" <> $1::int OR ${LEGACY_SQL}) AND ($3::uuid IS NULL OR "id" > $3::uuid)
+          WHERE ("keyVersion" <> $1::int OR ${LEGACY_SQL} OR NOT ${CONSISTENT_SQL} OR "integrationCtx" IS NOT NULL) AND ($3::uuid IS NULL OR "id" > $3::uuid)
           ORDER BY "id" LIMIT $2::int`,
         targetVersion,
         limit,
@@ -106,7 +136,7 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
     if (sealed.length === 0) return 0;
     return prisma.$executeRawUnsafe(
       `UPDATE "oauth_tokens" AS t
-          SET "accessToken" = v.a, "refreshToken" = v.r, "keyVersion" = v.kv, "version" = t."version" + 1
+          SET "accessToken" = v.a, "refreshToken" = v.r, "keyVersion" = v.kv, "version" = t."version" + 1, "integrationCtx" = NULL
          FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[]) AS v(id, old, a, r, kv)
         WHERE t."id" = v.id AND t."version" = v.old`,
       sealed.map((r) => r.id),
@@ -134,15 +164,25 @@ function request(row: Row, field: TokenField, jwe: string): TokenResealRequest {
 }
 
 /** Both fields of every row in one `resealTokens` call, so they all land on one version. */
-async function resealChunk(keys: KeyService, rows: Row[]): Promise<{ sealed: Resealed[]; failed: Array<FailedRecord & { row: Row }> }> {
+async function resealChunk(keys: KeyService, all: Row[]): Promise<{ sealed: Resealed[]; failed: Array<FailedRecord & { row: Row }> }> {
   const items: TokenResealRequest[] = [];
-  for (const row of rows) {
-    items.push(request(row, "access", row.accessToken));
-    if (row.refreshToken !== null) items.push(request(row, "refresh", row.refreshToken));
+  const failed: Array<FailedRecord & { row: Row }> = [];
+  const rows: Row[] = [];
+  for (const row of all) {
+    // A row whose bookkeeping is bad (e.g. a `version` no ctx can name) does not open: failed, skipped.
+    let reqs: TokenResealRequest[];
+    try {
+      reqs = [request(row, "access", row.accessToken), ...(row.refreshToken !== null ? [request(row, "refresh", row.refreshToken)] : [])];
+    } catch {
+      failed.push({ id: row.id, label: tokenTarget(row.integration, row.userId), field: "access", row });
+      continue;
+    }
+    rows.push(row);
+    items.push(...reqs);
   }
+  if (rows.length === 0) return { sealed: [], failed };
   const { version, jwes } = await keys.resealTokens(items);
   const sealed: Resealed[] = [];
-  const failed: Array<FailedRecord & { row: Row }> = [];
   let k = 0;
   for (const row of rows) {
     const access = jwes[k++] ?? null;

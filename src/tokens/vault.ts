@@ -80,8 +80,10 @@ export interface TokenVaultDeps {
 }
 
 /** Forced refreshes of one token: at most one upstream call per this interval, across processes. */
-export const FORCED_REFRESH_INTERVAL_MS = 30_000;
+export { FORCED_REFRESH_INTERVAL_MS } from "./forced.ts";
 const STORE_ATTEMPTS = 5;
+/** Rows read per statement while a list scans for admitted rows. */
+const LIST_SCAN_CHUNK = 200;
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
@@ -124,7 +126,7 @@ export class TokenVault {
           "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
           scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
           "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
-          "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "forcedRefreshAt" = NULL, version = oauth_tokens.version + 1
+          "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "forcedRefreshAt" = NULL, "integrationCtx" = NULL, version = oauth_tokens.version + 1
         WHERE oauth_tokens.version = ${prev}
         RETURNING *, (xmax = 0) AS inserted`;
             if (!rows[0]) throw new StoreRaced();
@@ -164,9 +166,9 @@ export class TokenVault {
     let force = false;
     if (opts.refresh === "force" && refresher.canRefresh(row)) {
       // At most one forced refresh per token per FORCED_REFRESH_INTERVAL_MS, across processes: the
-      // claim is one conditional UPDATE on the row. A read that does not win it still goes through
-      // the refresher unforced, which waits for a refresh in flight and returns the fresh token.
-      force = await this.#claimForcedRefresh(row.id, now);
+      // refresher takes the claim under the token's lock after re-reading the row (src/tokens/forced.ts);
+      // a forced read that finds a refresh done since it read the row gets that fresh token.
+      force = true;
       due = true;
     }
     if (due) {
@@ -251,14 +253,6 @@ export class TokenVault {
     return first.row;
   }
 
-  /** True when this read may make the forced upstream call (none claimed for this token within the interval). */
-  async #claimForcedRefresh(id: string, now: number): Promise<boolean> {
-    const claimed = await this.#d.db.prisma.$executeRaw`
-      UPDATE oauth_tokens SET "forcedRefreshAt" = ${new Date(now)}
-       WHERE id = ${id}::uuid AND ("forcedRefreshAt" IS NULL OR "forcedRefreshAt" <= ${new Date(now - FORCED_REFRESH_INTERVAL_MS)})`;
-    return claimed === 1;
-  }
-
   /** Status is a decision like a read (403 when denied, one audit row either way); never a token value. */
   async status(principal: Principal, key: TokenKey, opts: { purpose?: string } = {}): Promise<TokenMetadata> {
     const now = this.#d.clock.now();
@@ -292,33 +286,48 @@ export class TokenVault {
    * Metadata only, ordered by id; never a token value. A decision: each record of the page is
    * evaluated against the caller's policies as a read of it would be (without an access_requests
    * row each), only admitted ones are returned, and the request is one TOKENS_LISTED audit row
-   * (filter, count). A page may hold fewer than `limit` items; follow nextCursor to the end.
+   * (filter, count). A page holds `limit` admitted items unless the rows end; nextCursor is the id
+   * of the page's last (admitted) item, never of a row the caller was denied.
    */
   async list(principal: Principal, q: ListTokensQuery & { purpose?: string }): Promise<{ items: TokenMetadata[]; nextCursor: string | null }> {
-    const rows = await this.#d.db.prisma.oAuthToken.findMany({
-      where: { ...(q.userId ? { userId: q.userId } : {}), ...(q.integration ? { integration: q.integration } : {}), ...(q.cursor ? { id: { gt: q.cursor } } : {}) },
-      orderBy: { id: "asc" },
-      take: q.limit + 1,
-    });
     const now = this.#d.clock.now();
-    const page = rows.slice(0, q.limit);
     const who = { requesterId: principal.requesterId, department: principal.department };
-    const admitted = page.filter(
-      (r) =>
-        this.#d.decider.evaluate(who, {
-          resource: { type: "token", integration: r.integration, userId: r.userId },
-          timeRange: { start: now, end: now },
-          ...(q.purpose ? { purpose: q.purpose } : {}),
-        }).allowed,
-    );
+    const allowed = (r: TokenRow) =>
+      this.#d.decider.evaluate(who, {
+        resource: { type: "token", integration: r.integration, userId: r.userId },
+        timeRange: { start: now, end: now },
+        ...(q.purpose ? { purpose: q.purpose } : {}),
+      }).allowed;
+    // The cursor may only ever name an admitted row (a denied row's id would leak its creation
+    // time, and its mere presence how many rows a filter matches): scan on, in chunks, until one
+    // admitted row past the page is found or the rows end.
+    const want = q.limit + 1;
+    const chunk = Math.max(want, LIST_SCAN_CHUNK);
+    const admitted: TokenRow[] = [];
+    let after = q.cursor;
+    let examined = 0;
+    for (;;) {
+      const rows = await this.#d.db.prisma.oAuthToken.findMany({
+        where: { ...(q.userId ? { userId: q.userId } : {}), ...(q.integration ? { integration: q.integration } : {}), ...(after ? { id: { gt: after } } : {}) },
+        orderBy: { id: "asc" },
+        take: chunk,
+      });
+      for (const r of rows) {
+        examined++;
+        if (allowed(r) && admitted.push(r) >= want) break;
+      }
+      if (admitted.length >= want || rows.length < chunk) break;
+      after = rows.at(-1)!.id;
+    }
+    const page = admitted.slice(0, q.limit);
     await this.#d.audit.record({
       eventType: "TOKENS_LISTED",
       actor: principal.requesterId,
       target: "tokens",
       success: true,
-      details: { filter: { userId: q.userId ?? null, integration: q.integration ?? null, cursor: q.cursor ?? null, limit: q.limit }, count: admitted.length, examined: page.length, keyId: principal.keyId },
+      details: { filter: { userId: q.userId ?? null, integration: q.integration ?? null, cursor: q.cursor ?? null, limit: q.limit }, count: page.length, examined, keyId: principal.keyId },
     });
-    return { items: admitted.map((r) => this.#metadata(r, now)), nextCursor: rows.length > q.limit ? page.at(-1)!.id : null };
+    return { items: page.map((r) => this.#metadata(r, now)), nextCursor: admitted.length > q.limit ? page.at(-1)!.id : null };
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 /** Shared fixtures for the key tests: a KeyService on a test database, and token rows sealed by the token convention. */
-import { fromHex, kekFingerprint } from "../../src/crypto/index.ts";
+import { fromHex, kekFingerprint, keyringMac, keyringMacKey, parseKek } from "../../src/crypto/index.ts";
 import type { Database } from "../../src/db/database.ts";
 import { createLogger } from "../../src/log.ts";
 import { createKeyService, type ManagedKeyService } from "../../src/keys/service.ts";
@@ -36,6 +36,19 @@ export function keyService(db: Database, opts: { kekHex?: string; refreshInterva
  */
 export async function agePastRetireGrace(db: Database, version: number): Promise<void> {
   await db.prisma.masterKey.update({ where: { version }, data: { rotatedAt: new Date(Date.now() - RETIRE_GRACE_MS - 60_000) } });
+}
+
+/**
+ * Marks every version as one that predates key separation (may hold v1 token envelopes), as the
+ * key_separation migration does. The flag is under the keyring MAC, so the MAC is rewritten with
+ * the KEK, as only chronokms (or someone holding the KEK) could.
+ */
+export async function markLegacyTokenEnvelopes(db: Database, kekHex = TEST_KEK): Promise<void> {
+  const macKey = keyringMacKey(parseKek(kekHex));
+  for (const r of await db.prisma.masterKey.findMany()) {
+    const mac = keyringMac(macKey, { version: r.version, publicJwk: r.publicKeyJwk as never, sliceSeconds: r.sliceSeconds, createdAt: r.createdAt, legacyTokenEnvelopes: true });
+    await db.prisma.masterKey.update({ where: { version: r.version }, data: { legacyTokenEnvelopes: true, keyringMac: mac } });
+  }
 }
 
 export const accessValue = (i: number) => `ya29.access-${i}-${"x".repeat(40)}`;

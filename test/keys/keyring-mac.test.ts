@@ -85,6 +85,17 @@ describeEachDb("keyring MAC", (h) => {
     await expect(keyService(h.db)).rejects.toThrow(/fails its keyring MAC/);
   });
 
+  test("legacyTokenEnvelopes turned back on in SQL (v1 envelopes are forgeable) fails the row's MAC; clearing it through the repository re-MACs", async () => {
+    (await keyService(h.db)).close();
+    await h.db.prisma.masterKey.update({ where: { version: 1 }, data: { legacyTokenEnvelopes: true } });
+    await expect(keyService(h.db)).rejects.toThrow(/fails its keyring MAC/);
+    // The legitimate one-way switch (true → false) keeps the row loadable.
+    const repo = new MasterKeyRepository(h.db, macKey);
+    await h.db.prisma.$transaction((tx) => repo.clearLegacyTokenEnvelopes(tx));
+    expect(loadKeyring(await repo.list(), macKey).rejected).toEqual([]);
+    (await keyService(h.db)).close();
+  });
+
   test("a running service refuses a forged row at reload (keeps serving its keys, readiness fails)", async () => {
     const keys = await keyService(h.db, { refreshIntervalMs: 0 });
     const mallory = await generateMasterKeyPair();

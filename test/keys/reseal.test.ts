@@ -10,7 +10,7 @@ import { createKeyService } from "../../src/keys/service.ts";
 import { fieldContexts, legacyTokenContext, tokenContext } from "../../src/tokens/record.ts";
 import { oauthTokenRewrappable } from "../../src/tokens/rewrap.ts";
 import { describeEachDb } from "../support/databases.ts";
-import { agePastRetireGrace, kekOf, quietLog } from "./helpers.ts";
+import { agePastRetireGrace, kekOf, markLegacyTokenEnvelopes, quietLog } from "./helpers.ts";
 import { TEST_KEK } from "../support/app.ts";
 
 const T = Date.UTC(2026, 2, 1, 10);
@@ -23,7 +23,7 @@ describeEachDb("KeyService.resealTokens", (h) => {
       const keys = await createKeyService({ db: h.db, ...kekOf(TEST_KEK), sliceSeconds: 3600, log: quietLog, rewrappables: [oauthTokenRewrappable(h.db)], resealWorkers: workers });
       try {
         // This version may hold v1 envelopes (as if it predated key separation).
-        await h.db.prisma.masterKey.updateMany({ data: { legacyTokenEnvelopes: true } });
+        await markLegacyTokenEnvelopes(h.db);
         await keys.refresh();
         const items = [];
         for (let i = 0; i < 300; i++) {

@@ -74,7 +74,8 @@ describeEachDb("token refresh", (h) => {
     expect(exported.refreshToken).toStartWith("fake-refresh-");
     expect(JSON.stringify(await rawRow("r-rot"))).not.toContain(exported.refreshToken);
     fake.behaviour = { kind: "ok" };
-    clock.t = T0 + 31_000; // past the forced-refresh interval
+    // Past the forced-refresh interval (judged by the database clock: moved back in the row).
+    await h.db.prisma.$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = "forcedRefreshAt" - interval '31 seconds' WHERE "userId" = 'r-rot'`;
     await get("r-rot", "?refresh=force");
     expect(fake.calls.at(-1)?.refreshToken).toBe(exported.refreshToken);
     expect(fake.calls).toHaveLength(2);
@@ -177,12 +178,59 @@ describeEachDb("token refresh", (h) => {
     // Concurrent forced reads within the window: still no further call.
     await Promise.all(Array.from({ length: 10 }, () => get("force20", "?refresh=force")));
     expect(fake.calls).toHaveLength(1);
-    // The claim lives in the row, so another process sees it too.
-    expect((await rawRow("force20")).forcedRefreshAt?.getTime()).toBe(T0);
-    clock.t = T0 + 30_000;
+    // The claim lives in the row (database clock), so another process sees it too.
+    const claimedAt = (await rawRow("force20")).forcedRefreshAt!.getTime();
+    expect(Math.abs(claimedAt - Date.now())).toBeLessThan(30_000);
+    // 30 s later (moved back in the row: the claim is judged by the database's clock).
+    await h.db.prisma.$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = "forcedRefreshAt" - interval '30 seconds' WHERE "userId" = 'force20'`;
     await get("force20", "?refresh=force");
     expect(fake.calls).toHaveLength(2);
   }, 30_000);
+
+  test("attacker race: concurrent forced reads of a non-expiring token all get the fresh token, one upstream call (repeated)", async () => {
+    fake.behaviour = { kind: "ok", delayMs: 50 };
+    for (let round = 0; round < 5; round++) {
+      const user = `force-race-${round}`;
+      await put(user, { accessToken: `old-${round}`, refreshToken: `r-${round}` });
+      const before = fake.calls.length;
+      const results = await Promise.all(Array.from({ length: 10 }, () => get(user, "?refresh=force")));
+      expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
+      const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{ accessToken: string }>;
+      expect(fake.calls.length - before).toBe(1);
+      expect(new Set(bodies.map((b) => b.accessToken))).toEqual(new Set([fake.issued.at(-1)!]));
+      // A forced read within the interval is no second call, and it still returns the fresh token.
+      const again = (await (await get(user, "?refresh=force")).json()) as { accessToken: string };
+      expect(again.accessToken).toBe(fake.issued.at(-1)!);
+      expect(fake.calls.length - before).toBe(1);
+    }
+  }, 30_000);
+
+  test("the forced-refresh claim uses the database clock, not the process clock", async () => {
+    clock.t = Date.now();
+    await put("force-clock", { accessToken: "fc-old", refreshToken: "fc-r" });
+    await get("force-clock", "?refresh=force");
+    expect(fake.calls).toHaveLength(1);
+    // A process whose clock runs 10 minutes ahead cannot take a second claim early.
+    clock.t = Date.now() + 10 * MIN;
+    await get("force-clock", "?refresh=force");
+    expect(fake.calls).toHaveLength(1);
+    const row = await rawRow("force-clock");
+    expect(Math.abs(row.forcedRefreshAt!.getTime() - Date.now())).toBeLessThan(10_000);
+  });
+
+  test("a failed forced refresh releases its claim: the next forced read tries again", async () => {
+    await put("force-fail", { accessToken: "ff-old", refreshToken: "ff-r" });
+    fake.behaviour = { kind: "error500" };
+    const failed = await get("force-fail", "?refresh=force");
+    expect(failed.status).toBe(200); // not expired: the stored token is still served
+    expect(((await failed.json()) as { refreshed: boolean }).refreshed).toBe(false);
+    expect(fake.calls).toHaveLength(1);
+    expect((await rawRow("force-fail")).forcedRefreshAt).toBeNull();
+    fake.behaviour = { kind: "ok" };
+    const ok = (await (await get("force-fail", "?refresh=force")).json()) as { accessToken: string; refreshed: boolean };
+    expect(fake.calls).toHaveLength(2);
+    expect(ok).toMatchObject({ accessToken: fake.issued.at(-1)!, refreshed: true });
+  });
 
   test("compare-and-set: a token stored while a refresh is in flight is not clobbered", async () => {
     fake.behaviour = { kind: "ok", delayMs: 200 };

@@ -28,6 +28,8 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
   let fake: FakeOAuth;
   const procs: Proc[] = [];
   const urls: string[] = [];
+  let writer = "";
+  let reader = "";
 
   const start = async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
@@ -71,7 +73,7 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
     // One after the other: the first creates the master key; the second starts after the
     // whitelist exists, so neither process's policy cache can be stale for this test.
     await start();
-    const { writer, reader } = await provision(urls[0]!, BOOTSTRAP_KEY);
+    ({ writer, reader } = await provision(urls[0]!, BOOTSTRAP_KEY));
     await start();
 
     const put = await callApi(urls[0]!, writer, "PUT", "/v1/tokens/gmail/herd", { accessToken: "herd-old", refreshToken: "herd-refresh", expiresAt: Date.now() + 60_000 });
@@ -91,5 +93,19 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
     expect(rows[0]!.refreshStatus).toBe("ok");
     expect(await db.prisma.auditLog.count({ where: { eventType: "TOKEN_REFRESHED", target: "token:gmail:herd" } })).toBe(1);
     expect(await db.prisma.auditLog.count({ where: { eventType: "ACCESS_GRANTED" } })).toBeGreaterThanOrEqual(100);
+  }, 90_000);
+
+  test("attacker race: 20 concurrent forced reads over two processes all get the fresh token, one upstream call", async () => {
+    for (let round = 0; round < 3; round++) {
+      const user = `forced-${round}`;
+      const put = await callApi(urls[0]!, writer, "PUT", `/v1/tokens/gmail/${user}`, { accessToken: `forced-old-${round}`, refreshToken: `forced-r-${round}` });
+      expect(put.status).toBe(201);
+      const before = fake.calls.length;
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", `/v1/tokens/gmail/${user}?refresh=force`)));
+      const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{ accessToken?: string }>;
+      expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
+      expect(fake.calls.length - before).toBe(1);
+      expect(new Set(bodies.map((b) => b.accessToken))).toEqual(new Set([fake.issued.at(-1)!]));
+    }
   }, 90_000);
 });

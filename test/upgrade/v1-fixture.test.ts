@@ -14,6 +14,7 @@ import { runRewrap } from "../../src/keys/rewrap.ts";
 import type { Principal } from "../../src/access/principal.ts";
 import { fieldContexts } from "../../src/tokens/record.ts";
 import { auditRows } from "../tokens/helpers.ts";
+import { agePastRetireGrace } from "../keys/helpers.ts";
 import { opens, releasedMaterial, type Grant } from "../tokens/released-material.ts";
 
 for (const kind of dbKinds) {
@@ -82,6 +83,8 @@ for (const kind of dbKinds) {
       expect(audited.length).toBe(failedBefore + 1);
       expect(audited.at(-1)).toMatchObject({ actor: "system:rewrap", target: "token:github:bob" });
 
+      // (As if the operator waited out the retirement grace after the rotation.)
+      await agePastRetireGrace(db, 1);
       // Retirement is refused and names the row that blocks it.
       const refused = await keys.retire(1).then(() => null, (e: Error) => e);
       expect(refused?.message).toContain(victim.id);
