@@ -223,8 +223,14 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
     return r.rows[0]?.ok === true;
   }
 
+  let sweepSoon = false;
   function releaseChain(id: string): void {
     live.delete(id);
+    // An abandoned chain (failed batch, lost lock) has an unsigned tail that verification reports
+    // until it is sealed: sweep at the next tick rather than the next periodic sweep. A chain that
+    // was closed normally ends on its sealing checkpoint, which the sweep skips. (A sweep racing a
+    // batch still in flight on that chain cannot fork it: (chainId, seq) is unique.)
+    sweepSoon = true;
     if (heldChain === id) heldChain = null;
     if (db.kind !== "postgres" || !lockClient || lockLost) return;
     lockClient.query("SELECT pg_advisory_unlock($1::int, hashtext($2))", [CHAIN_LOCK_CLASS, id]).catch(() => {});
@@ -528,7 +534,12 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       ? setInterval(() => {
           ticks += 1;
           void checkpointIfDue().catch(() => {});
-          if (signer && ticks % sweepEvery === 0) void sealAbandonedChains().catch(() => {});
+          if (signer && (sweepSoon || ticks % sweepEvery === 0)) {
+            sweepSoon = false;
+            void sealAbandonedChains().catch(() => {
+              sweepSoon = true;
+            });
+          }
         }, tickMs)
       : undefined;
   timer?.unref?.();
