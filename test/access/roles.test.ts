@@ -56,7 +56,7 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1//requesters", roles: ["admin"] },
 ];
 
-const PUBLIC = ["/healthz", "/readyz", "/openapi.json", "/.well-known/jwks.json", "/v1/time-slices/1/public-key"];
+const PUBLIC = ["/healthz", "/readyz", "/openapi.json", "/.well-known/jwks.json", "/v1/time-slices/1/public-key", "/v1/keys/endorsements"];
 
 describeEachDb("role × route matrix", (h) => {
   let x: AccessHarness;

@@ -51,6 +51,13 @@ export async function markLegacyTokenEnvelopes(db: Database, kekHex = TEST_KEK):
   }
 }
 
+/** Moves a version's createdAt back (e.g. "active for three hours"), re-MACing the row with the KEK as chronokms would. */
+export async function backdateVersion(db: Database, version: number, createdAt: Date, kekHex = TEST_KEK): Promise<void> {
+  const r = await db.prisma.masterKey.findUniqueOrThrow({ where: { version } });
+  const mac = keyringMac(keyringMacKey(parseKek(kekHex)), { version, publicJwk: r.publicKeyJwk as never, sliceSeconds: r.sliceSeconds, createdAt, legacyTokenEnvelopes: r.legacyTokenEnvelopes });
+  await db.prisma.masterKey.update({ where: { version }, data: { createdAt, keyringMac: mac } });
+}
+
 export const accessValue = (i: number) => `ya29.access-${i}-${"x".repeat(40)}`;
 export const refreshValue = (i: number) => `1//refresh-${i}-${"y".repeat(40)}`;
 

@@ -4,7 +4,7 @@ import { sliceIndex, verifySliceKey } from "../../src/crypto/index.ts";
 import { UNCACHED_LOOKUPS_BURST } from "../../src/keys/slice-statements.ts";
 import { asAdmin, startTestApp, type TestApp } from "../support/app.ts";
 import { describeEachDb } from "../support/databases.ts";
-import { agePastRetireGrace, seedTokens } from "./helpers.ts";
+import { agePastRetireGrace, backdateVersion, seedTokens } from "./helpers.ts";
 
 describeEachDb("key routes", (h) => {
   let t: TestApp;
@@ -73,7 +73,7 @@ describeEachDb("key routes", (h) => {
     expect(list.versions).toEqual([expect.objectContaining({ version: 1, status: "active", records: 12, recordsByStore: { oauth_tokens: 12 } })]);
 
     // Version 1 has been active for three hours (its statements cover only its active period).
-    await h.db.prisma.masterKey.update({ where: { version: 1 }, data: { createdAt: new Date(Date.now() - 3 * 3600_000) } });
+    await backdateVersion(h.db, 1, new Date(Date.now() - 3 * 3600_000));
     const rot = await t.app.request("/v1/keys/rotate", asAdmin({ method: "POST" }));
     expect(rot.status).toBe(201);
     expect(await rot.json()).toEqual({ version: 2, previous: 1, pending: 12 });
