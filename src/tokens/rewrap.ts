@@ -134,7 +134,10 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
    */
   async function write(sealed: Resealed[]): Promise<number> {
     if (sealed.length === 0) return 0;
-    return prisma.$executeRawUnsafe(
+    // Locks in id order first, as the lastUsed flush does, so concurrent multi-row writers never deadlock.
+    return prisma.$transaction(async (tx) => {
+      await tx.$queryRawUnsafe(`SELECT 1 FROM "oauth_tokens" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR UPDATE`, sealed.map((r) => r.id));
+      return tx.$executeRawUnsafe(
       `UPDATE "oauth_tokens" AS t
           SET "accessToken" = v.a, "refreshToken" = v.r, "keyVersion" = v.kv, "version" = t."version" + 1, "integrationCtx" = NULL
          FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[]) AS v(id, old, a, r, kv)
@@ -144,7 +147,8 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
       sealed.map((r) => r.access),
       sealed.map((r) => r.refresh),
       sealed.map((r) => r.keyVersion),
-    );
+      );
+    }, { maxWait: 10_000, timeout: 30_000 });
   }
 }
 
