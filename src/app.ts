@@ -26,6 +26,8 @@ import { policyRoutes } from "./http/routes/policies.ts";
 import { accessRequestRoutes } from "./http/routes/access-requests.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
 import type { TokenVault } from "./tokens/vault.ts";
+import { proxyRoutes } from "./http/routes/proxy.ts";
+import type { TokenProxy } from "./proxy/service.ts";
 
 export interface AppDeps {
   config: Config;
@@ -36,12 +38,16 @@ export interface AppDeps {
   readiness?: ReadinessCheck[];
   access: AccessServices;
   tokens: TokenVault;
+  /** The token proxy (always built by the runtime; tests that compose their own app may leave it out). */
+  proxy?: TokenProxy;
 }
 
 export function createApp(deps: AppDeps) {
   const app = createRouter();
   app.use("*", requestContext(deps.log, { trustProxy: deps.config.trustProxy }));
-  app.use("*", bodyLimit(deps.config.bodyLimitBytes));
+  // Proxied bodies are streamed and counted against PROXY_MAX_REQUEST_BYTES by the proxy itself.
+  const limit = bodyLimit(deps.config.bodyLimitBytes);
+  app.use("*", (c, next) => (c.req.path.startsWith("/v1/proxy/") ? next() : limit(c, next)));
   // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
   // any router, since Hono runs handlers in registration order.
   const { apiKeys, limiter, audit } = deps.access;
@@ -60,6 +66,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", policyRoutes(deps.access));
   app.route("/", accessRequestRoutes(deps.access));
   app.route("/", tokenRoutes(deps.tokens));
+  if (deps.proxy) app.route("/", proxyRoutes(deps.proxy));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
 

@@ -18,6 +18,8 @@ import { ServiceUnavailableError } from "./errors.ts";
 import { createAccessServices, type AccessServices } from "./access/index.ts";
 import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
+import { TokenProxy } from "./proxy/service.ts";
+import type { Resolver } from "./proxy/address.ts";
 
 export interface Runtime {
   config: Config;
@@ -27,6 +29,7 @@ export interface Runtime {
   keys: ManagedKeyService;
   access: AccessServices;
   tokens: TokenVault;
+  proxy: TokenProxy;
   clock: Clock;
   appDeps(): AppDeps;
   close(): Promise<void>;
@@ -46,6 +49,8 @@ export interface RuntimeOptions {
    * human line), not also as a JSON log line. Default true (the service logs it too).
    */
   logDevKek?: boolean;
+  /** DNS for the proxy's address check (tests point a public base at 127.0.0.1). */
+  resolve?: Resolver;
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -101,6 +106,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   const tokenLog = log.child({ component: "tokens" });
   const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, clock, log: tokenLog });
+  const proxy = new TokenProxy({ vault: tokens, audit, log: log.child({ component: "proxy" }), endpoints: config.providerEndpoints, limits: config.proxy, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
   // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];
   return {
@@ -111,8 +117,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     keys: ready,
     access,
     tokens,
+    proxy,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, proxy, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

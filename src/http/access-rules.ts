@@ -31,6 +31,8 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { prefix: "/v1/tokens", methods: ["PUT", "DELETE"], roles: ["writer"] },
   { prefix: "/v1/tokens", methods: ["GET"], roles: ["reader"] },
   { prefix: "/v1/users", methods: ["DELETE"], roles: ["writer"] },
+  // Calls through the provider's API with the token injected; never a token read (any method).
+  { prefix: "/v1/proxy", roles: ["proxy"] },
 ];
 
 const DEFAULT_ROLES: readonly Role[] = ["admin"];

@@ -23,8 +23,13 @@ export interface Provider {
   config: OAuthProviderConfig;
 }
 
+/** The provider an integration belongs to, configured or not. */
+export function providerNameFor(integration: string): ProviderName {
+  return KNOWN_INTEGRATIONS[integration.toLowerCase()] ?? "OAUTH2";
+}
+
 export function providerFor(integration: string, providers: Partial<Record<ProviderName, OAuthProviderConfig>>): Provider | null {
-  const name: ProviderName = KNOWN_INTEGRATIONS[integration.toLowerCase()] ?? "OAUTH2";
+  const name = providerNameFor(integration);
   const config = providers[name];
   return config ? { name, config } : null;
 }

@@ -5,6 +5,7 @@ import { createRuntime, type Runtime } from "../../src/runtime.ts";
 import { createApp, type App } from "../../src/app.ts";
 import type { Database } from "../../src/db/database.ts";
 import type { Clock } from "../../src/clock.ts";
+import type { Resolver } from "../../src/proxy/address.ts";
 import { BOOTSTRAP_REQUESTER_ID, checkBootstrapKey } from "../../src/access/bootstrap.ts";
 
 /**
@@ -56,9 +57,9 @@ export interface TestApp {
 }
 
 /** Builds the app on an already-open test database; the database stays open after close(). */
-export async function startTestApp(db: Database, opts: { env?: Record<string, string>; listen?: boolean; clock?: Clock } = {}): Promise<TestApp> {
+export async function startTestApp(db: Database, opts: { env?: Record<string, string>; listen?: boolean; clock?: Clock; resolve?: Resolver } = {}): Promise<TestApp> {
   const config = testConfig(opts.env);
-  const runtime = await createRuntime(config, createLogger(config.logLevel), { db, migrate: false, ownsDb: false, clock: opts.clock });
+  const runtime = await createRuntime(config, createLogger(config.logLevel), { db, migrate: false, ownsDb: false, clock: opts.clock, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
   const app = createApp(runtime.appDeps());
   let server: ReturnType<typeof Bun.serve> | undefined;
   if (opts.listen) server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
