@@ -209,7 +209,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   for (const p of Object.keys(defaultTokenUrls) as ProviderName[]) {
     const base = e[`${p}_API_BASE` as keyof Env] as string | undefined;
     const revoke = e[`${p}_REVOKE_URL` as keyof Env] as string | undefined;
-    providerEndpoints[p] = { apiBase: base ?? defaultApiBases[p] ?? null, apiBaseConfigured: base !== undefined, revokeUrl: revoke ?? defaultRevokeUrls[p] ?? null };
+    // The built-in revocation endpoint is used only for a provider configured against its real
+    // token endpoint: tokens from a test or staging token URL are never sent to the real provider.
+    const realProvider = providers[p] !== undefined && e[`${p}_TOKEN_URL` as keyof Env] === undefined;
+    providerEndpoints[p] = { apiBase: base ?? defaultApiBases[p] ?? null, apiBaseConfigured: base !== undefined, revokeUrl: revoke ?? (realProvider ? (defaultRevokeUrls[p] ?? null) : null) };
   }
   return {
     env: e.NODE_ENV,

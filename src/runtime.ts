@@ -18,6 +18,7 @@ import { ServiceUnavailableError } from "./errors.ts";
 import { createAccessServices, type AccessServices } from "./access/index.ts";
 import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
+import { TokenRevoker } from "./tokens/revoke.ts";
 import { TokenProxy } from "./proxy/service.ts";
 import type { Resolver } from "./proxy/address.ts";
 
@@ -105,7 +106,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   const ready = keys;
   const tokenLog = log.child({ component: "tokens" });
   const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
-  const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, clock, log: tokenLog });
+  const revoker = new TokenRevoker({ keys, audit, log: tokenLog, endpoints: config.providerEndpoints, providers: config.providers, timeoutMs: config.revokeTimeoutMs });
+  const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, revoker, clock, log: tokenLog });
   const proxy = new TokenProxy({ vault: tokens, audit, log: log.child({ component: "proxy" }), endpoints: config.providerEndpoints, limits: config.proxy, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
   // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];

@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import { LastUsedTracker } from "./last-used.ts";
 import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
 import type { TokenRefresher } from "./refresh.ts";
+import type { Revocation, RevokeMode, TokenRevoker } from "./revoke.ts";
 import type { ListTokensQuery, StoreTokenBody } from "./schemas.ts";
 
 export interface TokenKey {
@@ -62,6 +63,8 @@ export interface TokenVaultDeps {
   audit: AuditSink;
   decider: AccessDecider;
   refresher: TokenRefresher;
+  /** Revocation at the provider on delete; without it deletes only remove the record. */
+  revoker?: TokenRevoker;
   clock: Clock;
   log: Logger;
   /** How often coalesced lastUsed times are written (default 5 s). */
@@ -172,18 +175,42 @@ export class TokenVault {
     return this.#metadata(await this.#find(key), this.#d.clock.now());
   }
 
-  async delete(principal: Principal, key: TokenKey): Promise<void> {
+  /**
+   * Revokes at the provider (RFC 7009, where it has an endpoint), then deletes. A provider failure
+   * does not keep the record unless `revoke` is "required" (then 502 and nothing deleted).
+   * The outcome is in the TOKEN_DELETED row either way.
+   */
+  async delete(principal: Principal, key: TokenKey, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ revocation: Revocation | null }> {
+    const row = await this.#find(key);
+    const target = tokenTarget(key.integration, key.userId);
+    const revocation = this.#d.revoker ? await this.#d.revoker.revoke(row, principal.requesterId, opts.revoke ?? "best-effort") : null;
+    if (opts.revoke === "required" && revocation?.outcome === "failed") {
+      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: false, details: { count: 0, kept: true, revocation } });
+      throw new UpstreamError("the provider did not confirm the revocation, so the record was kept (revoke=required); retry later", { revocation });
+    }
     const { count } = await this.#d.db.prisma.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
     if (count === 0) throw new NotFoundError("token");
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: tokenTarget(key.integration, key.userId), success: true, details: { count } });
+    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: true, details: { count, revocation } });
+    return { revocation };
   }
 
-  /** Removes every token of one user (account deletion); idempotent, audited even when nothing matched. */
-  async deleteAllForUser(principal: Principal, userId: string): Promise<{ deleted: number; integrations: string[] }> {
+  /**
+   * Removes every token of one user (account deletion); idempotent, audited even when nothing
+   * matched. Each record is revoked at its provider first (concurrently), as `delete` does.
+   */
+  async deleteAllForUser(principal: Principal, userId: string, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ deleted: number; integrations: string[]; revocations: Array<Revocation & { integration: string }> }> {
+    const { revoker } = this.#d;
+    const existing = revoker ? await this.#d.db.prisma.oAuthToken.findMany({ where: { userId } }) : [];
+    const revocations = await Promise.all(existing.map(async (row) => ({ integration: row.integration, ...(await revoker!.revoke(row, principal.requesterId, opts.revoke ?? "best-effort")) })));
+    revocations.sort((x, y) => x.integration.localeCompare(y.integration));
+    if (opts.revoke === "required" && revocations.some((r) => r.outcome === "failed")) {
+      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: false, details: { count: 0, kept: true, revocations } });
+      throw new UpstreamError("a provider did not confirm a revocation, so the records were kept (revoke=required); retry later", { revocations });
+    }
     const rows = await this.#d.db.prisma.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
     const integrations = rows.map((r) => r.integration).sort();
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { count: integrations.length, integrations } });
-    return { deleted: integrations.length, integrations };
+    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { count: integrations.length, integrations, revocations } });
+    return { deleted: integrations.length, integrations, revocations };
   }
 
   /** Metadata only, ordered by id; never a token value. */

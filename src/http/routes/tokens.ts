@@ -4,7 +4,7 @@
  * metadata list. Token reads additionally go through the policy engine, inside the vault.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ListTokensQuerySchema, ReadTokenQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
+import { DeleteTokenQuerySchema, ListTokensQuerySchema, ReadTokenQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
@@ -135,19 +135,20 @@ export function tokenRoutes(vault: TokenVault) {
         method: "delete",
         path: "/v1/tokens/{integration}/{userId}",
         tags: ["tokens"],
-        summary: "Delete a user's token for an integration (audited)",
-        request: { params: TokenParamsSchema },
+        summary: "Revoke a user's token at the provider (RFC 7009, where supported), then delete it (audited with the outcome)",
+        request: { params: TokenParamsSchema, query: DeleteTokenQuerySchema },
         responses: {
-          204: { description: "deleted" },
+          204: { description: "deleted (the revocation outcome is in the TOKEN_DELETED audit row)" },
           400: errorResponse("bad path"),
           401: unauthenticated,
           403: errorResponse("not a writer"),
           404: notFound,
+          502: errorResponse("UPSTREAM_FAILED: revoke=required and the provider did not confirm the revocation; the record was kept"),
           503: errorResponse("database or audit log unavailable"),
         },
       }),
       async (c) => {
-        await vault.delete(c.get("principal"), c.req.valid("param"));
+        await vault.delete(c.get("principal"), c.req.valid("param"), { revoke: c.req.valid("query").revoke });
         return c.body(null, 204);
       },
     )
@@ -156,20 +157,39 @@ export function tokenRoutes(vault: TokenVault) {
         method: "delete",
         path: "/v1/users/{userId}/tokens",
         tags: ["tokens"],
-        summary: "Delete every token of a user (audited; 200 with a count of 0 when there were none)",
-        request: { params: UserParamsSchema },
+        summary: "Revoke at their providers and delete every token of a user (audited; 200 with a count of 0 when there were none)",
+        request: { params: UserParamsSchema, query: DeleteTokenQuerySchema },
         responses: {
           200: {
             description: "deleted",
-            content: { "application/json": { schema: z.object({ deleted: z.number().int(), integrations: z.array(z.string()) }).openapi("TokensDeleted") } },
+            content: {
+              "application/json": {
+                schema: z
+                  .object({
+                    deleted: z.number().int(),
+                    integrations: z.array(z.string()),
+                    revocations: z.array(
+                      z.object({
+                        integration: z.string(),
+                        outcome: z.enum(["revoked", "failed", "unsupported", "skipped"]),
+                        provider: z.string(),
+                        tokenTypeHint: z.enum(["refresh_token", "access_token"]).optional(),
+                        reason: z.string().optional(),
+                      }),
+                    ),
+                  })
+                  .openapi("TokensDeleted"),
+              },
+            },
           },
           400: errorResponse("bad path"),
+          502: errorResponse("UPSTREAM_FAILED: revoke=required and a provider did not confirm a revocation; every record was kept"),
           401: unauthenticated,
           403: errorResponse("not a writer"),
           503: errorResponse("database or audit log unavailable"),
         },
       }),
-      async (c) => c.json(await vault.deleteAllForUser(c.get("principal"), c.req.valid("param").userId), 200),
+      async (c) => c.json(await vault.deleteAllForUser(c.get("principal"), c.req.valid("param").userId, { revoke: c.req.valid("query").revoke }), 200),
     )
     .openapi(
       createRoute({
