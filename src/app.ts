@@ -28,6 +28,8 @@ import { tokenRoutes } from "./http/routes/tokens.ts";
 import type { TokenVault } from "./tokens/vault.ts";
 import { proxyRoutes } from "./http/routes/proxy.ts";
 import type { TokenProxy } from "./proxy/service.ts";
+import { webhookRoutes } from "./http/routes/webhooks.ts";
+import type { WebhookService } from "./webhooks/service.ts";
 
 export interface AppDeps {
   config: Config;
@@ -40,6 +42,8 @@ export interface AppDeps {
   tokens: TokenVault;
   /** The token proxy (always built by the runtime; tests that compose their own app may leave it out). */
   proxy?: TokenProxy;
+  /** Webhook endpoints (always built by the runtime; optional for tests that compose their own app). */
+  webhooks?: WebhookService;
 }
 
 export function createApp(deps: AppDeps) {
@@ -60,13 +64,15 @@ export function createApp(deps: AppDeps) {
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
   app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
-  app.route("/", auditRoutes({ db: deps.db }));
+  const webhooks = deps.webhooks;
+  app.route("/", auditRoutes({ db: deps.db, ...(webhooks ? { onVerified: (r) => webhooks.verified(r) } : {}) }));
 
   app.route("/", requesterRoutes(deps.access));
   app.route("/", policyRoutes(deps.access));
   app.route("/", accessRequestRoutes(deps.access));
   app.route("/", tokenRoutes(deps.tokens));
   if (deps.proxy) app.route("/", proxyRoutes(deps.proxy));
+  if (deps.webhooks) app.route("/", webhookRoutes(deps.webhooks));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
 

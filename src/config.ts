@@ -98,6 +98,11 @@ const envSchema = z.object({
   PROXY_MAX_REQUEST_BYTES: int(10 * 1024 * 1024, 0, 1024 * 1024 * 1024),
   PROXY_MAX_RESPONSE_BYTES: int(50 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
   REVOKE_TIMEOUT_MS: int(5_000, 100, 120_000),
+  WEBHOOK_POLL_MS: int(1_000, 0, 600_000),
+  WEBHOOK_TIMEOUT_MS: int(5_000, 100, 120_000),
+  WEBHOOK_MAX_ATTEMPTS: int(15, 1, 100),
+  WEBHOOK_RETRY_BASE_MS: int(5_000, 1, 3_600_000),
+  WEBHOOK_RETRY_MAX_MS: int(3_600_000, 1, 86_400_000),
   ...providerVars("GOOGLE"),
   ...providerVars("MICROSOFT"),
   ...providerVars("GITHUB"),
@@ -177,6 +182,7 @@ export interface Config {
   providerEndpoints: Record<ProviderName, ProviderEndpoints>;
   proxy: { timeoutMs: number; maxRequestBytes: number; maxResponseBytes: number };
   revokeTimeoutMs: number;
+  webhooks: { pollMs: number; timeoutMs: number; maxAttempts: number; retryBaseMs: number; retryMaxMs: number };
 }
 
 const hints: Record<string, string> = {
@@ -239,5 +245,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     providerEndpoints,
     proxy: { timeoutMs: e.PROXY_TIMEOUT_MS, maxRequestBytes: e.PROXY_MAX_REQUEST_BYTES, maxResponseBytes: e.PROXY_MAX_RESPONSE_BYTES },
     revokeTimeoutMs: e.REVOKE_TIMEOUT_MS,
+    webhooks: { pollMs: e.WEBHOOK_POLL_MS, timeoutMs: e.WEBHOOK_TIMEOUT_MS, maxAttempts: e.WEBHOOK_MAX_ATTEMPTS, retryBaseMs: e.WEBHOOK_RETRY_BASE_MS, retryMaxMs: e.WEBHOOK_RETRY_MAX_MS },
   };
 }

@@ -19,6 +19,9 @@ import { createAccessServices, type AccessServices } from "./access/index.ts";
 import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
 import { TokenRevoker } from "./tokens/revoke.ts";
+import { WebhookService } from "./webhooks/service.ts";
+import { enqueueWebhookEvents, eventsFromAuditRow } from "./webhooks/events.ts";
+import { webhookSecretKey } from "./crypto/webhook.ts";
 import { TokenProxy } from "./proxy/service.ts";
 import type { Resolver } from "./proxy/address.ts";
 
@@ -31,6 +34,7 @@ export interface Runtime {
   access: AccessServices;
   tokens: TokenVault;
   proxy: TokenProxy;
+  webhooks: WebhookService;
   clock: Clock;
   appDeps(): AppDeps;
   close(): Promise<void>;
@@ -72,7 +76,10 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     signer: auditSigner,
     checkpointEvery: config.auditCheckpointEvery,
     writeTimeoutMs: config.auditWriteTimeoutMs,
+    // Webhook events are derived from audit rows and enter the outbox in the same transaction.
+    outbox: (tx, rows) => enqueueWebhookEvents(tx, rows.flatMap(eventsFromAuditRow)),
   });
+  let kekForWebhooks: { key: Uint8Array; kekId: string } | undefined;
   let keys: ManagedKeyService | undefined;
   let access: AccessServices;
   try {
@@ -85,6 +92,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     // master keys exist, resolveKek refuses (naming the KEK they need) instead of making a new one.
     const wrappedBy = config.kek === undefined && !config.isProduction ? await storedKekIds(db) : [];
     const { kek, kekId } = resolveKek(config, log, undefined, { wrappedBy, logDevKek: opts.logDevKek });
+    kekForWebhooks = { key: webhookSecretKey(kek), kekId };
     keys = await createKeyService({
       db,
       kek,
@@ -109,8 +117,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   const revoker = new TokenRevoker({ keys, audit, log: tokenLog, endpoints: config.providerEndpoints, providers: config.providers, timeoutMs: config.revokeTimeoutMs });
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, revoker, clock, log: tokenLog });
   const proxy = new TokenProxy({ vault: tokens, audit, log: log.child({ component: "proxy" }), endpoints: config.providerEndpoints, limits: config.proxy, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
-  // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
-  const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];
+  const webhooks = new WebhookService({ db, audit, clock, log: log.child({ component: "webhooks" }), secretKey: kekForWebhooks!.key, kekId: kekForWebhooks!.kekId, config: config.webhooks });
+  // Closed in reverse: webhooks (finish a round), tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
+  const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close(), () => webhooks.close()];
   return {
     config,
     db,
@@ -120,8 +129,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     access,
     tokens,
     proxy,
+    webhooks,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, proxy, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, proxy, webhooks, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

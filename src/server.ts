@@ -24,6 +24,7 @@ function listenError(err: unknown, config: Config): unknown {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const runtime = await createRuntime(config, log);
   const app = createApp(runtime.appDeps());
+  runtime.webhooks.start(); // the service delivers webhooks; scripts that build a runtime do not
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

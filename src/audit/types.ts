@@ -24,6 +24,8 @@ export const AUDIT_EVENT_TYPES = [
   "API_KEY_CREATED",
   "API_KEY_REVOKED",
   "AUTH_FAILED",
+  "WEBHOOK_CREATED",
+  "WEBHOOK_DELETED",
   "AUDIT_CHECKPOINT",
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

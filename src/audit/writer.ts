@@ -34,6 +34,11 @@ export interface AuditWriterOptions {
   writeTimeoutMs?: number;
   /** Most events per transaction (bounds the INSERT's parameter count: 13 per row). */
   maxBatch?: number;
+  /**
+   * Writes rows derived from the batch's event rows inside the same transaction (the webhook
+   * outbox, src/webhooks/events.ts): they commit exactly when the audit rows do.
+   */
+  outbox?: (tx: Prisma.TransactionClient, rows: ReadonlyArray<{ id: string; eventType: string; timestamp: number | bigint | Date; success: boolean; details: Record<string, unknown> }>) => Promise<void>;
 }
 
 export interface AuditWriterStats {
@@ -205,6 +210,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
             await tx.$queryRaw`SELECT set_config('statement_timeout', ${String(writeTimeoutMs)}, true), set_config('lock_timeout', ${String(writeTimeoutMs)}, true)`;
             await tx.$executeRaw(insertSql(rows));
             if (accessRequests.length > 0) await tx.$executeRaw(accessRequestsSql(accessRequests));
+            if (opts.outbox && eventRows.length > 0) await opts.outbox(tx, eventRows);
           },
           { maxWait: writeTimeoutMs, timeout: writeTimeoutMs * 2 },
         ),

@@ -28,6 +28,7 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { prefix: "/v1/policies", roles: ["admin"] },
   { prefix: "/v1/keys", roles: ["admin"] },
   { prefix: "/v1/audit-logs", roles: ["admin"] },
+  { prefix: "/v1/webhooks", roles: ["admin"] },
   { prefix: "/v1/tokens", methods: ["PUT", "DELETE"], roles: ["writer"] },
   { prefix: "/v1/tokens", methods: ["GET"], roles: ["reader"] },
   { prefix: "/v1/users", methods: ["DELETE"], roles: ["writer"] },

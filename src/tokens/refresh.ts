@@ -116,7 +116,15 @@ export class TokenRefresher {
           actor,
           target: tokenTarget(row.integration, row.userId),
           success: true,
-          details: { provider: provider.name, keyVersion: sealed.keyVersion, expiresAt: expiresAt?.toISOString() ?? null, refreshRotated: result.tokens.refreshToken !== undefined },
+          details: {
+            provider: provider.name,
+            integration: row.integration,
+            userId: row.userId,
+            from: row.refreshStatus,
+            keyVersion: sealed.keyVersion,
+            expiresAt: expiresAt?.toISOString() ?? null,
+            refreshRotated: result.tokens.refreshToken !== undefined,
+          },
         });
         return { status: "refreshed", row: written[0], plain };
       }
@@ -151,7 +159,7 @@ export class TokenRefresher {
       actor,
       target: tokenTarget(row.integration, row.userId),
       success: false,
-      details: { provider: provider.name, reason: result.reason, permanent: result.permanent, ...(result.status ? { status: result.status } : {}) },
+      details: { provider: provider.name, integration: row.integration, userId: row.userId, from: row.refreshStatus, to: refreshStatus, reason: result.reason, permanent: result.permanent, ...(result.status ? { status: result.status } : {}) },
     });
     this.#deps.log.warn("token refresh failed", { target: tokenTarget(row.integration, row.userId), provider: provider.name, reason: result.reason, permanent: result.permanent });
     let latest = written[0];

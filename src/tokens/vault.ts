@@ -185,12 +185,12 @@ export class TokenVault {
     const target = tokenTarget(key.integration, key.userId);
     const revocation = this.#d.revoker ? await this.#d.revoker.revoke(row, principal.requesterId, opts.revoke ?? "best-effort") : null;
     if (opts.revoke === "required" && revocation?.outcome === "failed") {
-      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: false, details: { count: 0, kept: true, revocation } });
+      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: false, details: { integration: key.integration, userId: key.userId, count: 0, kept: true, revocation } });
       throw new UpstreamError("the provider did not confirm the revocation, so the record was kept (revoke=required); retry later", { revocation });
     }
     const { count } = await this.#d.db.prisma.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
     if (count === 0) throw new NotFoundError("token");
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: true, details: { count, revocation } });
+    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: true, details: { integration: key.integration, userId: key.userId, count, revocation } });
     return { revocation };
   }
 
@@ -204,12 +204,12 @@ export class TokenVault {
     const revocations = await Promise.all(existing.map(async (row) => ({ integration: row.integration, ...(await revoker!.revoke(row, principal.requesterId, opts.revoke ?? "best-effort")) })));
     revocations.sort((x, y) => x.integration.localeCompare(y.integration));
     if (opts.revoke === "required" && revocations.some((r) => r.outcome === "failed")) {
-      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: false, details: { count: 0, kept: true, revocations } });
+      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: false, details: { userId, count: 0, kept: true, revocations } });
       throw new UpstreamError("a provider did not confirm a revocation, so the records were kept (revoke=required); retry later", { revocations });
     }
     const rows = await this.#d.db.prisma.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
     const integrations = rows.map((r) => r.integration).sort();
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { count: integrations.length, integrations, revocations } });
+    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { userId, count: integrations.length, integrations, revocations } });
     return { deleted: integrations.length, integrations, revocations };
   }
 

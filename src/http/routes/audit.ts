@@ -6,7 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Database } from "../../db/database.ts";
 import { AUDIT_EVENT_TYPES } from "../../audit/types.ts";
 import { MAX_LIST_LIMIT, auditStats, listAuditLogs } from "../../audit/query.ts";
-import { loadMasterPublicKeys, verifyAuditLog } from "../../audit/verify.ts";
+import { loadMasterPublicKeys, verifyAuditLog, type VerifyResult } from "../../audit/verify.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
 /** Epoch milliseconds or an ISO-8601 date-time with offset. */
@@ -88,7 +88,8 @@ const VerifySchema = z
 
 const json = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
-export function auditRoutes(deps: { db: Database }) {
+/** `onVerified` sees every verification result (the webhook service turns a failure into audit.verify_failed). */
+export function auditRoutes(deps: { db: Database; onVerified?: (result: VerifyResult) => Promise<void> }) {
   return createRouter()
     .openapi(
       createRoute({
@@ -124,6 +125,10 @@ export function auditRoutes(deps: { db: Database }) {
         request: { query: z.strictObject({}) },
         responses: { 200: json(VerifySchema, "verification result (valid or not)"), 400: errorResponse("unexpected query parameter") },
       }),
-      async (c) => c.json(await verifyAuditLog(deps.db, { publicKeys: await loadMasterPublicKeys(deps.db) }), 200),
+      async (c) => {
+        const result = await verifyAuditLog(deps.db, { publicKeys: await loadMasterPublicKeys(deps.db) });
+        await deps.onVerified?.(result);
+        return c.json(result, 200);
+      },
     );
 }
