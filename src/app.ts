@@ -8,6 +8,7 @@ import { requestContext } from "./http/middleware/request-context.ts";
 import { bodyLimit } from "./http/middleware/body-limit.ts";
 import { healthRoutes, type ReadinessCheck } from "./http/routes/health.ts";
 import { docsRoutes } from "./http/routes/docs.ts";
+import { consoleRoutes } from "./http/console/routes.ts";
 import { buildOpenApiDocument } from "./http/openapi.ts";
 import { version as packageVersion } from "../package.json";
 import { auditRoutes } from "./http/routes/audit.ts";
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps) {
   if (deps.webhooks) app.route("/", webhookRoutes(deps.webhooks));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
+  app.route("/", consoleRoutes());
 
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404));
   app.onError((err, c) => respondWithError(err, c));

@@ -53,7 +53,8 @@ export class ChronoKmsClient {
 
   constructor(private readonly opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.fetchImpl = opts.fetch ?? fetch;
+    // Bound: a bare `fetch` stored on an object and called as a method throws "Illegal invocation" in browsers.
+    this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
     this.retries = Math.max(1, opts.retries ?? 3);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
   }

@@ -15,6 +15,7 @@ export const publicPathPatterns: RegExp[] = [
   /^\/v1\/time-slices\/[^/]+\/public-key$/,
   /^\/openapi\.json$/,
   /^\/docs(\/.*)?$/,
+  /^\/console(\/.*)?$/, // the console's static page and assets; its data comes from /v1 with the admin's key
 ];
 
 export function isPublicPath(path: string): boolean {
