@@ -47,7 +47,7 @@ const retryableStatus = new Set([502, 503, 504]);
 
 export class ChronoKmsClient {
   private readonly baseUrl: string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
   private readonly retries: number;
   private readonly timeoutMs: number;
 
