@@ -105,5 +105,7 @@ export function callerResponseHeaders(upstream: Headers): Headers {
     out.append(name, value);
   });
   out.set("Cache-Control", "no-store");
+  // Tells a client (the SDK) that this status and body are the provider's, not chronokms's.
+  out.set("X-Chronokms-Proxy", "upstream");
   return out;
 }
