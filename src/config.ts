@@ -94,6 +94,8 @@ const envSchema = z.object({
   TRUST_PROXY: bool(false),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
   REFRESH_TIMEOUT_MS: int(10_000, 100, 120_000),
+  REFRESH_BACKOFF_BASE_MS: int(30_000, 1, 3_600_000),
+  REFRESH_BACKOFF_MAX_MS: int(3_600_000, 1, 86_400_000),
   PROXY_TIMEOUT_MS: int(30_000, 100, 600_000),
   PROXY_MAX_REQUEST_BYTES: int(10 * 1024 * 1024, 0, 1024 * 1024 * 1024),
   PROXY_MAX_RESPONSE_BYTES: int(50 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
@@ -177,6 +179,8 @@ export interface Config {
   trustProxy: boolean;
   shutdownGraceMs: number;
   refreshTimeoutMs: number;
+  /** Backoff of a degraded token: base·2^(failures−1) with jitter, capped. */
+  refreshBackoff: { baseMs: number; maxMs: number };
   providers: Partial<Record<ProviderName, OAuthProviderConfig>>;
   /** Per provider, whether or not client credentials are configured. */
   providerEndpoints: Record<ProviderName, ProviderEndpoints>;
@@ -241,6 +245,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     refreshTimeoutMs: e.REFRESH_TIMEOUT_MS,
+    refreshBackoff: { baseMs: e.REFRESH_BACKOFF_BASE_MS, maxMs: e.REFRESH_BACKOFF_MAX_MS },
     providers,
     providerEndpoints,
     proxy: { timeoutMs: e.PROXY_TIMEOUT_MS, maxRequestBytes: e.PROXY_MAX_REQUEST_BYTES, maxResponseBytes: e.PROXY_MAX_RESPONSE_BYTES },

@@ -113,7 +113,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   }
   const ready = keys;
   const tokenLog = log.child({ component: "tokens" });
-  const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
+  const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs, backoff: config.refreshBackoff });
   const revoker = new TokenRevoker({ keys, audit, log: tokenLog, endpoints: config.providerEndpoints, providers: config.providers, timeoutMs: config.revokeTimeoutMs });
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, revoker, clock, log: tokenLog });
   const proxy = new TokenProxy({ vault: tokens, audit, log: log.child({ component: "proxy" }), endpoints: config.providerEndpoints, limits: config.proxy, ...(opts.resolve ? { resolve: opts.resolve } : {}) });

@@ -7,12 +7,12 @@ import type { Principal } from "../access/principal.ts";
 import type { AuditSink } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
-import { ChronoError, KeyUnavailableError, NotFoundError, ReauthRequiredError, UpstreamError } from "../errors.ts";
+import { ChronoError, KeyUnavailableError, NotFoundError, ReauthRequiredError, RefreshBackoffError, UpstreamError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
 import type { Logger } from "../log.ts";
 import { LastUsedTracker } from "./last-used.ts";
 import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
-import type { TokenRefresher } from "./refresh.ts";
+import { refreshState, type RefreshState, type TokenRefresher } from "./refresh.ts";
 import type { Revocation, RevokeMode, TokenRevoker } from "./revoke.ts";
 import type { ListTokensQuery, StoreTokenBody } from "./schemas.ts";
 
@@ -28,7 +28,11 @@ export interface TokenMetadata extends TokenKey {
   scope: string | null;
   tokenType: string | null;
   hasRefreshToken: boolean;
-  refreshStatus: string;
+  refreshStatus: RefreshState;
+  /** Typed reason of the last refresh failure (null when ok). */
+  refreshReason: string | null;
+  /** While degraded: no refresh attempt before this instant. */
+  nextRefreshAt: string | null;
   status: TokenStatus;
   keyVersion: number;
   issuedAt: string;
@@ -99,7 +103,7 @@ export class TokenVault {
         "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
         scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
         "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
-        "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', version = oauth_tokens.version + 1
+        "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "refreshFailures" = 0, "nextRefreshAt" = NULL, "refreshReason" = NULL, version = oauth_tokens.version + 1
       RETURNING *, (xmax = 0) AS inserted`;
     const row = rows[0]!;
     await this.#d.audit.record({
@@ -148,9 +152,15 @@ export class TokenVault {
         plain = outcome.plain;
       } else if (!isUnexpired(row, clock.now())) {
         if (outcome.permanent) throw reauthError(key, "the provider refused the refresh token");
-        throw new UpstreamError("the token has expired and the provider could not refresh it just now; retry later", { reason: outcome.reason });
+        const retryAfterSeconds = Math.max(1, Math.ceil(((outcome.retryAt ?? clock.now() + 1000) - clock.now()) / 1000));
+        if (outcome.reason === "backoff") {
+          throw new RefreshBackoffError(`the token has expired and its provider failed recently; the next refresh attempt is in ${retryAfterSeconds} s`, retryAfterSeconds);
+        }
+        throw new UpstreamError("the token has expired and the provider could not refresh it just now; retry later", { reason: outcome.reason }, retryAfterSeconds);
       }
     } else if (opts.refresh !== "never" && !isUnexpired(row, now)) {
+      // Expired with no refresh token: a state of its own (needs-reauth, audited once), not just an error.
+      if (row.refreshToken === null) await refresher.markNeedsReauth(row, principal.requesterId, "no_refresh_token");
       throw reauthError(key, row.refreshStatus === "needs-reauth" ? "the provider refused the refresh token" : "the token has expired and cannot be refreshed");
     }
 
@@ -269,7 +279,9 @@ export class TokenVault {
       scope: row.scope,
       tokenType: row.tokenType,
       hasRefreshToken: row.refreshToken !== null,
-      refreshStatus: row.refreshStatus,
+      refreshStatus: refreshState(row.refreshStatus),
+      refreshReason: row.refreshReason,
+      nextRefreshAt: iso(row.nextRefreshAt),
       status: this.#status(row, now),
       keyVersion: row.keyVersion,
       issuedAt: row.issuedAt.toISOString(),

@@ -18,7 +18,9 @@ const TokenMetadataSchema = z
     scope: z.string().nullable(),
     tokenType: z.string().nullable(),
     hasRefreshToken: z.boolean(),
-    refreshStatus: z.string().openapi({ description: "ok | refresh-failed | needs-reauth" }),
+    refreshStatus: z.enum(["ok", "degraded", "needs-reauth"]).openapi({ description: "the refresh state machine (README, Token lifecycle)" }),
+    refreshReason: z.string().nullable().openapi({ description: "typed reason of the last refresh failure: provider_5xx, rate_limited, timeout, network, malformed_response, misconfigured, invalid_grant, revoked, no_refresh_token" }),
+    nextRefreshAt: z.string().nullable().openapi({ description: "while degraded: no refresh attempt before this instant" }),
     status: z.enum(["valid", "expired", "needs-reauth"]).openapi({
       description: "valid: usable now; expired: past expiry but a read will refresh it; needs-reauth: the user must authorise again",
     }),
@@ -101,8 +103,8 @@ export function tokenRoutes(vault: TokenVault) {
           404: notFound,
           409: errorResponse("REAUTH_REQUIRED: expired and cannot be refreshed (provider refused the refresh token, or none stored / no provider configured)"),
           422: errorResponse("DECRYPTION_FAILED: the stored ciphertext does not belong to this record (audited)"),
-          502: errorResponse("UPSTREAM_FAILED: expired, and the provider could not refresh it just now (5xx, timeout); retry later"),
-          503: errorResponse("database or audit log unavailable; nothing released"),
+          502: errorResponse("UPSTREAM_FAILED: expired, and the provider could not refresh it just now (5xx, timeout); Retry-After says when the next attempt is allowed"),
+          503: errorResponse("database or audit log unavailable; nothing released — or REFRESH_BACKOFF: expired and inside its refresh backoff window (no upstream attempt; Retry-After)"),
         },
       }),
       async (c) => {
