@@ -1,9 +1,10 @@
 /**
- * Crypto micro-benchmarks: slice key derivation (uncached and cached), envelope encrypt/decrypt, jose's
+ * Crypto micro-benchmarks: slice key derivation (uncached and cached), envelope encrypt/decrypt, the
+ * v2 token envelope seal/open (what a token write/read pays per field), jose's
  * decrypt for comparison, and the raw WebCrypto baseline. `bun bench/crypto.ts`; `runCryptoBench()` for `bun run bench`.
  */
 import { compactDecrypt } from "jose";
-import { SliceKeyDeriver, decryptEnvelope, encryptEnvelope, generateMasterKeyPair, masterScalar, sliceKid } from "../src/crypto/index.ts";
+import { SliceKeyDeriver, decryptEnvelope, encryptEnvelope, generateMasterKeyPair, masterScalar, openTokenEnvelope, sealTokenEnvelope, sliceKid, tokenContext, tokenRoot } from "../src/crypto/index.ts";
 
 export interface BenchResult {
   opsPerSec: number;
@@ -58,6 +59,13 @@ export async function runCryptoBench(): Promise<Record<string, BenchResult>> {
   const jwe = await encryptEnvelope(token, { publicKey: key.publicKey, kid: sliceKid(version, 493_000), ts, ctx });
   results["envelope.decrypt"] = await measure(() => decryptEnvelope(jwe, { privateKey: key.privateKey, expectedCtx: ctx }));
   results["jose.compactDecrypt (reference)"] = await measure(() => compactDecrypt(jwe, key.privateKey));
+
+  // (c') the token envelope (src/crypto/token-envelope.ts): HKDF-SHA256 + AES-256-GCM per field, no ECDH.
+  const troot = tokenRoot(scalar);
+  const tctx = tokenContext("github", "user-42", "access", 1);
+  results["tokenEnvelope.seal"] = await measure(() => sealTokenEnvelope(token, { root: troot, version, ctx: tctx }), 300, 10_000);
+  const tjwe = sealTokenEnvelope(token, { root: troot, version, ctx: tctx });
+  results["tokenEnvelope.open"] = await measure(() => openTokenEnvelope(tjwe, { root: troot, version, expectedCtx: tctx }), 300, 10_000);
 
   // (e) raw baseline: ECDH deriveBits with an already imported peer key + AES-256-GCM decrypt with an imported key.
   const eph = (await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as CryptoKeyPair;

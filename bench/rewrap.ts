@@ -9,7 +9,8 @@ import { applyMigrations } from "../src/db/migrate.ts";
 import { createLogger } from "../src/log.ts";
 import { runRewrap } from "../src/keys/rewrap.ts";
 import { createKeyService } from "../src/keys/service.ts";
-import { oauthTokenRewrappable, tokenCtx } from "../src/tokens/rewrap.ts";
+import { sealTokens } from "../src/tokens/record.ts";
+import { oauthTokenRewrappable } from "../src/tokens/rewrap.ts";
 
 export interface RewrapBenchResult {
   database: string;
@@ -33,15 +34,12 @@ export async function runRewrapBench(opts: { target?: DatabaseTarget; records?: 
     // A throwaway schema state for the bench: its own KEK needs its own master_keys rows.
     if ((await db.prisma.masterKey.count()) > 0) throw new Error("runRewrapBench needs a database without master keys (it creates its own)");
     const keys = await createKeyService({ db, kek, kekId: kekFingerprint(kek), sliceSeconds: 3600, log: createLogger("silent"), rewrappables: [oauthTokenRewrappable(db)] });
-    const base = Date.UTC(2026, 0, 1);
     for (let start = 0; start < records; start += 1000) {
       const data = [];
       for (let i = start; i < Math.min(start + 1000, records); i++) {
         const userId = `bench-${i}`;
-        const ts = base + i * 1000;
-        const a = await keys.seal(`ya29.${i}-${"a".repeat(120)}`, { ctx: tokenCtx("bench", userId, "access"), ts });
-        const r = await keys.seal(`1//${i}-${"r".repeat(80)}`, { ctx: tokenCtx("bench", userId, "refresh"), ts });
-        data.push({ userId, integration: "bench", accessToken: a.jwe, refreshToken: r.jwe, keyVersion: a.version });
+        const t = await sealTokens(keys, { integration: "bench", userId }, { accessToken: `ya29.${i}-${"a".repeat(120)}`, refreshToken: `1//${i}-${"r".repeat(80)}` }, 1);
+        data.push({ userId, integration: "bench", accessToken: t.accessToken, refreshToken: t.refreshToken, keyVersion: t.keyVersion, version: 1 });
       }
       await db.prisma.oAuthToken.createMany({ data });
     }

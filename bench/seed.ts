@@ -1,7 +1,8 @@
 /**
- * Bulk seeding for the bench: token rows sealed as PUT /v1/tokens seals them (see seal-worker.ts),
- * in worker threads, inserted in large unnest() batches, the insert of one batch overlapping the
- * sealing of the next. Also the throwaway databases the bench runs on.
+ * Bulk seeding for the bench: token rows sealed exactly as PUT /v1/tokens seals them
+ * (`sealTokens`: v2 token envelopes, ~15 µs a field, so on this thread), inserted in large unnest()
+ * batches, the insert of one batch overlapping the sealing of the next. Also the throwaway
+ * databases the bench runs on.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,8 +13,8 @@ import { openDatabase, type Database, type DatabaseTarget } from "../src/db/data
 import { applyMigrations } from "../src/db/migrate.ts";
 import { createLogger } from "../src/log.ts";
 import { createKeyService, type ManagedKeyService } from "../src/keys/service.ts";
-import { availableParallelism } from "node:os";
-import { type SealJob, type SealedRow } from "./seal-job.ts";
+import { sealTokens } from "../src/tokens/record.ts";
+import { benchAccessToken, benchRefreshToken, benchUserId, type SealedRow } from "./seal-job.ts";
 
 export type BenchDb = "postgres" | "pglite";
 
@@ -99,26 +100,13 @@ function insertTokenRows(db: Database, integration: string, rows: SealedRow[]): 
   throw new Error("insertTokenRows: no driver");
 }
 
-/** Seal workers, one per core; reused across `seedTokens` calls, terminated by `closeSealWorkers`. */
-let workers: Worker[] = [];
-
-export function closeSealWorkers(): void {
-  for (const w of workers) w.terminate();
-  workers = [];
-}
-
-function sealInWorker(w: Worker, job: SealJob): Promise<SealedRow[]> {
-  return new Promise((resolve, reject) => {
-    w.onmessage = (ev: MessageEvent<SealedRow[]>) => resolve(ev.data);
-    w.onerror = (ev) => reject(new Error(`seal worker failed: ${ev.message}`));
-    w.postMessage(job);
-  });
-}
+/** Kept for callers of the earlier worker-based seeding: nothing to close any more. */
+export function closeSealWorkers(): void {}
 
 /**
- * Seeds users `from`..`from+count-1` of `integration`: both fields sealed to the active key
- * version's slice of now (as a PUT would), no expiry, so a read never refreshes. The sealing runs
- * in worker threads; each batch is inserted while the next is being sealed.
+ * Seeds users `from`..`from+count-1` of `integration`: both fields sealed under the active key
+ * version for row version 1 (as a first PUT would), no expiry, so a read never refreshes. Each
+ * batch is inserted while the next is being sealed.
  */
 export async function seedTokens(
   db: Database,
@@ -127,26 +115,19 @@ export async function seedTokens(
 ): Promise<{ rows: number; rowsPerSec: number }> {
   const from = opts.from ?? 0;
   const batch = opts.batch ?? 4000;
-  const ts = Date.now();
-  const kv = await keys.active();
-  const sk = await kv.deriver.forTime(ts);
-  const base = { integration: opts.integration, ts, version: kv.version, sliceSeconds: kv.sliceSeconds, kid: sk.kid, publicJwk: sk.publicJwk };
-  if (workers.length === 0) workers = Array.from({ length: Math.max(1, Math.min(4, availableParallelism())) }, () => new Worker(new URL("./seal-worker.ts", import.meta.url).href));
   const t0 = performance.now();
   let pending: Promise<unknown> = Promise.resolve();
   const end = from + opts.count;
   for (let start = from; start < end; start += batch) {
     const n = Math.min(batch, end - start);
-    const per = Math.ceil(n / workers.length);
-    const parts = await Promise.all(
-      workers.map((w, k) => {
-        const f = start + k * per;
-        const c = Math.max(0, Math.min(per, start + n - f));
-        return c === 0 ? Promise.resolve([]) : sealInWorker(w, { ...base, from: f, count: c });
-      }),
-    );
+    const rows: SealedRow[] = [];
+    for (let i = start; i < start + n; i++) {
+      const userId = benchUserId(i);
+      const sealed = await sealTokens(keys, { integration: opts.integration, userId }, { accessToken: benchAccessToken(i), refreshToken: benchRefreshToken(i) }, 1);
+      rows.push({ userId, accessToken: sealed.accessToken, refreshToken: sealed.refreshToken!, keyVersion: sealed.keyVersion });
+    }
     await pending;
-    pending = insertTokenRows(db, opts.integration, parts.flat());
+    pending = insertTokenRows(db, opts.integration, rows);
     opts.onProgress?.(start + n - from);
   }
   await pending;

@@ -10,7 +10,7 @@ import { runScript } from "./lib/run-script.ts";
 
 await runScript(async () => {
   const config = loadConfig();
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, { throughOwner: true });
   try {
     const r = await verifyAuditLog(db, { publicKeys: await loadMasterPublicKeys(db) });
     const rate = r.elapsedMs > 0 ? Math.round((r.checked * 1000) / r.elapsedMs) : r.checked;

@@ -6,7 +6,7 @@ import { runScript } from "./lib/run-script.ts";
 
 await runScript(async () => {
   const config = loadConfig();
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, { throughOwner: true });
   try {
     const applied = await applyMigrations(db);
     console.log(

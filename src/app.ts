@@ -31,6 +31,11 @@ import { proxyRoutes } from "./http/routes/proxy.ts";
 import type { TokenProxy } from "./proxy/service.ts";
 import { webhookRoutes } from "./http/routes/webhooks.ts";
 import type { WebhookService } from "./webhooks/service.ts";
+import { ScheduleStore } from "./keys/schedule.ts";
+import { systemClock } from "./clock.ts";
+import type { Metrics } from "./metrics/index.ts";
+import { requestMetrics } from "./http/middleware/metrics.ts";
+import { metricsRoutes } from "./http/routes/metrics.ts";
 
 export interface AppDeps {
   config: Config;
@@ -45,10 +50,15 @@ export interface AppDeps {
   proxy?: TokenProxy;
   /** Webhook endpoints (always built by the runtime; optional for tests that compose their own app). */
   webhooks?: WebhookService;
+  /** The rotation schedule store; tests that build deps by hand get one on the same database. */
+  schedule?: ScheduleStore;
+  /** Prometheus metrics: request timing here, `GET /metrics` (admin) on this app. */
+  metrics?: Metrics;
 }
 
 export function createApp(deps: AppDeps) {
   const app = createRouter();
+  if (deps.metrics) app.use("*", requestMetrics(deps.metrics));
   app.use("*", requestContext(deps.log, { trustProxy: deps.config.trustProxy }));
   // Proxied bodies are streamed and counted against PROXY_MAX_REQUEST_BYTES by the proxy itself.
   const limit = bodyLimit(deps.config.bodyLimitBytes);
@@ -56,7 +66,9 @@ export function createApp(deps: AppDeps) {
   // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
   // any router, since Hono runs handlers in registration order.
   const { apiKeys, limiter, audit } = deps.access;
-  app.use("/v1/*", authorizeByPath(authenticate({ apiKeys, limiter, audit })));
+  const guard = authorizeByPath(authenticate({ apiKeys, limiter, audit }));
+  app.use("/v1/*", guard);
+  app.use("/metrics", guard);
 
   const readiness: ReadinessCheck[] = [
     { name: "database", check: async () => void (await deps.db.prisma.$queryRaw`SELECT 1`) },
@@ -64,9 +76,10 @@ export function createApp(deps: AppDeps) {
   ];
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
-  app.route("/", keyManagementRoutes(deps.keys, { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
+  app.route("/", keyManagementRoutes(deps.keys, deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }), { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
   const webhooks = deps.webhooks;
   app.route("/", auditRoutes({ db: deps.db, ...(webhooks ? { onVerified: (r) => webhooks.verified(r) } : {}) }));
+  if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
 
   app.route("/", requesterRoutes(deps.access));
   app.route("/", policyRoutes(deps.access));

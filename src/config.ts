@@ -105,6 +105,8 @@ const envSchema = z.object({
   WEBHOOK_MAX_ATTEMPTS: int(15, 1, 100),
   WEBHOOK_RETRY_BASE_MS: int(5_000, 1, 3_600_000),
   WEBHOOK_RETRY_MAX_MS: int(3_600_000, 1, 86_400_000),
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  METRICS_PORT: int(-1, 0, 65535), // -1: unset, no separate listener
   ...providerVars("GOOGLE"),
   ...providerVars("MICROSOFT"),
   ...providerVars("GITHUB"),
@@ -181,6 +183,8 @@ export interface Config {
   refreshTimeoutMs: number;
   /** Backoff of a degraded token: base·2^(failures−1) with jitter, capped. */
   refreshBackoff: { baseMs: number; maxMs: number };
+  /** Separate unauthenticated `GET /metrics` listener; undefined = none (admin-only on the API port). */
+  metricsListener: { host: string; port: number } | undefined;
   providers: Partial<Record<ProviderName, OAuthProviderConfig>>;
   /** Per provider, whether or not client credentials are configured. */
   providerEndpoints: Record<ProviderName, ProviderEndpoints>;
@@ -246,6 +250,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     refreshTimeoutMs: e.REFRESH_TIMEOUT_MS,
     refreshBackoff: { baseMs: e.REFRESH_BACKOFF_BASE_MS, maxMs: e.REFRESH_BACKOFF_MAX_MS },
+    metricsListener: e.METRICS_PORT === -1 ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     providers,
     providerEndpoints,
     proxy: { timeoutMs: e.PROXY_TIMEOUT_MS, maxRequestBytes: e.PROXY_MAX_REQUEST_BYTES, maxResponseBytes: e.PROXY_MAX_RESPONSE_BYTES },

@@ -24,6 +24,8 @@ import { enqueueWebhookEvents, eventsFromAuditRow } from "./webhooks/events.ts";
 import { webhookSecretKey } from "./crypto/webhook.ts";
 import { TokenProxy } from "./proxy/service.ts";
 import type { Resolver } from "./proxy/address.ts";
+import { ScheduleStore } from "./keys/schedule.ts";
+import { createMetrics, type Metrics } from "./metrics/index.ts";
 
 export interface Runtime {
   config: Config;
@@ -35,6 +37,9 @@ export interface Runtime {
   tokens: TokenVault;
   proxy: TokenProxy;
   webhooks: WebhookService;
+  /** The rotation schedule (run by src/keys/scheduler.ts in the server). */
+  schedule: ScheduleStore;
+  metrics: Metrics;
   clock: Clock;
   appDeps(): AppDeps;
   close(): Promise<void>;
@@ -49,6 +54,8 @@ export interface RuntimeOptions {
   ownsDb?: boolean;
   /** Time for every service (tests put the service at 03:00). */
   clock?: Clock;
+  /** Maintenance scripts: reach a running owner of the embedded database through its socket (src/db/owner-socket.ts). */
+  throughOwner?: boolean;
   /**
    * Scripts log to stderr: they pass false so the development-KEK warning is printed once (the
    * human line), not also as a JSON log line. Default true (the service logs it too).
@@ -59,7 +66,7 @@ export interface RuntimeOptions {
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
-  const db = opts.db ?? (await openDatabase(config.database));
+  const db = opts.db ?? (await openDatabase(config.database, { throughOwner: opts.throughOwner }));
   const ownsDb = opts.ownsDb ?? opts.db === undefined;
   const clock = opts.clock ?? systemClock;
   // Audit checkpoints are signed by the master key, and key events are audited: the signer
@@ -69,7 +76,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     if (!signingKeys) throw new ServiceUnavailableError("master key not loaded yet");
     return signingKeys.sign(payload, typ);
   };
+  const metrics = createMetrics();
   const audit = createAuditWriter({
+    onBatch: metrics.observeAuditBatch,
     db,
     clock,
     log: log.child({ component: "audit" }),
@@ -83,7 +92,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   let keys: ManagedKeyService | undefined;
   let access: AccessServices;
   try {
-    if (opts.migrate ?? config.migrateOnStart) {
+    // Through a running owner of the embedded database, migrating is the owner's job (it did at start).
+    if ((opts.migrate ?? config.migrateOnStart) && !db.owner) {
       const applied = await applyMigrations(db);
       if (applied.length > 0) log.info("migrations applied", { applied });
     }
@@ -102,7 +112,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       clock,
       audit,
       onLoaded: (svc) => (signingKeys = svc),
-      rewrappables: [oauthTokenRewrappable(db)],
+      rewrappables: [oauthTokenRewrappable(db, audit)],
     });
     // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
     access = await createAccessServices({ config, db, audit, keys, clock, log });
@@ -118,6 +128,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, revoker, clock, log: tokenLog });
   const proxy = new TokenProxy({ vault: tokens, audit, log: log.child({ component: "proxy" }), endpoints: config.providerEndpoints, limits: config.proxy, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
   const webhooks = new WebhookService({ db, audit, clock, log: log.child({ component: "webhooks" }), secretKey: kekForWebhooks!.key, kekId: kekForWebhooks!.kekId, config: config.webhooks });
+  const schedule = new ScheduleStore({ db, audit, clock });
+  metrics.bind({ db, clock, versions: () => ready.versions() });
   // Closed in reverse: webhooks (finish a round), tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close(), () => webhooks.close()];
   return {
@@ -130,8 +142,10 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     tokens,
     proxy,
     webhooks,
+    schedule,
+    metrics,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, proxy, webhooks, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, proxy, webhooks, schedule, metrics, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

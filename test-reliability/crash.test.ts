@@ -34,7 +34,7 @@ interface Expectation {
 describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL during writes and rotation", () => {
   let db: TestDatabase;
   let svc: ServiceProcess;
-  let keys: { writer: string; reader: string };
+  let keys: { writer: string; reader: string; exporter: string };
   const expected = new Map<string, Expectation>();
   const seeded = new Map<string, string>();
   const ackedGrants: string[] = [];
@@ -122,7 +122,8 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
   }
 
   async function readToken(base: string, userId: string): Promise<{ status: number; value?: string; refresh?: string }> {
-    const res = await fetch(`${base}/v1/tokens/crash/${userId}`, { headers: { authorization: `Bearer ${keys.reader}` } });
+    // The export endpoint (role exporter) is the one response that carries the refresh token too.
+    const res = await fetch(`${base}/v1/tokens/crash/${userId}/export`, { headers: { authorization: `Bearer ${keys.exporter}` } });
     if (res.status !== 200) return { status: res.status };
     const b = (await res.json()) as { accessToken: string; refreshToken?: string };
     return { status: 200, value: b.accessToken, refresh: b.refreshToken };

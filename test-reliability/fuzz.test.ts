@@ -42,8 +42,10 @@ const FETCH_RUNS = PORT_RUNS - RAW_RUNS;
 const INPROC_RUNS = RUNS - PORT_RUNS;
 const BODY_LIMIT = 64 * 1024;
 
-const DECISION_ROUTES = new Set(["POST /v1/access-requests", "GET /v1/tokens/{integration}/{userId}"]);
 const TOKEN_READ = "GET /v1/tokens/{integration}/{userId}";
+/** Token routes that are decisions like a read (v2): a grant may still end in 404/409/422. */
+const TOKEN_DECISIONS = new Set([TOKEN_READ, "GET /v1/tokens/{integration}/{userId}/status", "GET /v1/tokens/{integration}/{userId}/export"]);
+const DECISION_ROUTES = new Set(["POST /v1/access-requests", ...TOKEN_DECISIONS]);
 
 interface FuzzRequest {
   op: Operation;
@@ -134,10 +136,10 @@ class RowWatch {
     const grantedRows = take("ACCESS_GRANTED");
     const decision = DECISION_ROUTES.has(route);
     if (deniedRows > 0 && !(decision && status === 403 && deniedRows === 1)) problems.push(`${deniedRows} ACCESS_DENIED row(s) with ${status} on ${route}`);
-    if (grantedRows > 0 && !(route === TOKEN_READ && [404, 409, 422].includes(status) && grantedRows === 1)) problems.push(`${grantedRows} ACCESS_GRANTED row(s) with ${status} on ${route}`);
+    if (grantedRows > 0 && !(TOKEN_DECISIONS.has(route) && [404, 409, 422].includes(status) && grantedRows === 1)) problems.push(`${grantedRows} ACCESS_GRANTED row(s) with ${status} on ${route}`);
     if (dDenied !== deniedRows) problems.push(`access_requests denied +${dDenied} but ${deniedRows} ACCESS_DENIED row(s)`);
     if (dGranted !== grantedRows) problems.push(`access_requests granted +${dGranted} but ${grantedRows} ACCESS_GRANTED row(s)`);
-    if (take("DECRYPT_FAILED") > 0 && !(route === TOKEN_READ && status === 422)) problems.push(`DECRYPT_FAILED with ${status}`);
+    if (take("DECRYPT_FAILED") > 0 && !(TOKEN_DECISIONS.has(route) && status === 422)) problems.push(`DECRYPT_FAILED with ${status}`);
     if (take("TOKEN_REFRESH_FAILED") > 0 && !(route === TOKEN_READ && status === 409)) problems.push(`TOKEN_REFRESH_FAILED with ${status}`);
     for (const [e, n] of counts) problems.push(`${n} ${e} row(s) written by a ${status}`);
     return problems;

@@ -39,6 +39,8 @@ export interface AuditWriterOptions {
    * outbox, src/webhooks/events.ts): they commit exactly when the audit rows do.
    */
   outbox?: (tx: Prisma.TransactionClient, rows: ReadonlyArray<{ id: string; eventType: string; timestamp: number | bigint | Date; success: boolean; details: Record<string, unknown> }>) => Promise<void>;
+  /** Told after every batch (metrics): its events, how long the write took, whether it committed. */
+  onBatch?: (b: { events: readonly AuditEvent[]; seconds: number; ok: boolean }) => void;
 }
 
 export interface AuditWriterStats {
@@ -200,6 +202,14 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   async function writeBatch(batch: Pending[], close: boolean): Promise<void> {
     const opened = chain === null;
     stats.batches += 1;
+    const started = performance.now();
+    const told = (ok: boolean) => {
+      try {
+        opts.onBatch?.({ events: batch.map((p) => p.event), seconds: (performance.now() - started) / 1000, ok });
+      } catch (err) {
+        log.error("audit onBatch hook failed", { err });
+      }
+    };
     try {
       const { c, rows, eventRows } = await buildRows(batch, close);
       const accessRequests = batch.flatMap((p) => (p.accessRequest ? [p.accessRequest] : []));
@@ -221,6 +231,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       stats.events += eventRows.length;
       stats.rows += rows.length;
       stats.checkpoints += rows.length - eventRows.length;
+      told(true);
       batch.forEach((p, i) => {
         const row = eventRows[i]!;
         p.resolve({ id: row.id, chainId: row.chainId, seq: BigInt(row.seq) });
@@ -232,6 +243,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       // the abandoned one simply ends without a closing checkpoint, which verify accepts.
       chain = null;
       stats.failedBatches += 1;
+      told(false);
       log.error("audit batch failed; callers get 503 and the next batch opens a new chain", { events: batch.length, close, err });
       const failure = new ServiceUnavailableError("audit log unavailable", err);
       for (const p of batch) p.reject(failure);

@@ -16,6 +16,8 @@ import type {
   Instant,
   Jwks,
   KeyVersion,
+  KeySchedule,
+  KeyScheduleInput,
   Page,
   Policy,
   ProxyInit,
@@ -29,6 +31,7 @@ import type {
   SimulationInput,
   SlicePublicKey,
   TokenInput,
+  TokenExport,
   TokenMetadata,
   TokenRecord,
   Webhook,
@@ -112,13 +115,18 @@ export class ChronoKmsClient {
   /** Resolves with the grant; a policy denial throws AccessDeniedError. */
   requestAccess = (input: AccessRequestInput) => this.request<Grant>("POST", "/v1/access-requests", input);
 
-  // --- tokens (writer: put/delete; reader: get/status/list) ---
+  // --- tokens (writer: put/delete; reader: get/status/list; exporter: export) ---
   putToken = (integration: string, userId: string, token: TokenInput) =>
     this.request<{ created: boolean; token: TokenMetadata }>("PUT", tokenPath(integration, userId), token);
   /** The decrypted token after the access decision; a policy denial throws AccessDeniedError. */
   getToken = (integration: string, userId: string, opts: { refresh?: "auto" | "never" | "force"; purpose?: string } = {}) =>
     this.request<TokenRecord>("GET", tokenPath(integration, userId), undefined, { refresh: opts.refresh, purpose: opts.purpose });
-  tokenStatus = (integration: string, userId: string) => this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`);
+  /** A decision like a read: denied (AccessDeniedError) unless the caller's policies admit it. */
+  tokenStatus = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
+    this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`, undefined, { purpose: opts.purpose });
+  /** Role exporter: the stored token with its refresh token (migrating off chronokms); audited TOKEN_EXPORTED. */
+  exportToken = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
+    this.request<TokenExport>("GET", `${tokenPath(integration, userId)}/export`, undefined, { purpose: opts.purpose });
   /** Revokes at the provider where supported, then deletes; `revoke: "required"` keeps the record (502) unless the provider confirmed. */
   deleteToken = (integration: string, userId: string, opts: { revoke?: "best-effort" | "required" } = {}) =>
     this.request<void>("DELETE", tokenPath(integration, userId), undefined, { revoke: opts.revoke });
@@ -150,7 +158,8 @@ export class ChronoKmsClient {
   webhookDeliveries = (id: string, query: { status?: "pending" | "delivered" | "failed"; limit?: number } = {}) =>
     this.request<{ items: WebhookDelivery[] }>("GET", `/v1/webhooks/${enc(id)}/deliveries`, undefined, query);
   deleteWebhook = (id: string) => this.request<void>("DELETE", `/v1/webhooks/${enc(id)}`);
-  listTokens = (query: { userId?: string; integration?: string; limit?: number; cursor?: string } = {}) =>
+  /** Only the records the caller's policies admit (a page may be short; follow nextCursor). */
+  listTokens = (query: { userId?: string; integration?: string; purpose?: string; limit?: number; cursor?: string } = {}) =>
     this.request<Page<TokenMetadata>>("GET", "/v1/tokens", undefined, query);
 
   // --- administration (admin) ---
@@ -177,7 +186,9 @@ export class ChronoKmsClient {
   updatePolicy = (id: string, patch: Partial<PolicyInput>) => this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
   deletePolicy = (id: string) => this.request<void>("DELETE", `/v1/policies/${enc(id)}`);
 
-  keys = () => this.request<{ versions: KeyVersion[] }>("GET", "/v1/keys");
+  keys = () => this.request<{ versions: KeyVersion[]; schedule: KeySchedule }>("GET", "/v1/keys");
+  keySchedule = () => this.request<KeySchedule>("GET", "/v1/keys/schedule");
+  setKeySchedule = (input: KeyScheduleInput) => this.request<KeySchedule>("PUT", "/v1/keys/schedule", input);
   rotateKeys = () => this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
 
   auditLogs = (query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {}) =>

@@ -65,8 +65,24 @@ export interface TokenInput {
   tokenType?: string;
 }
 
-/** `GET /v1/tokens/{integration}/{userId}`: absent fields were never stored. */
+/** `GET /v1/tokens/{integration}/{userId}`: absent fields were never stored. Never the refresh token. */
 export interface TokenRecord {
+  integration: string;
+  userId: string;
+  accessToken: string;
+  expiresAt?: string;
+  scope?: string;
+  tokenType?: string;
+  issuedAt: string;
+  lastUsed: string;
+  /** The returned token is newer than the one stored when the read began. */
+  refreshed: boolean;
+  /** A refresh token is stored (it stays in the service; see `exportToken`). */
+  hasRefreshToken: boolean;
+}
+
+/** `GET /v1/tokens/{integration}/{userId}/export` (role exporter): the stored record, refresh token included. */
+export interface TokenExport {
   integration: string;
   userId: string;
   accessToken: string;
@@ -75,9 +91,6 @@ export interface TokenRecord {
   scope?: string;
   tokenType?: string;
   issuedAt: string;
-  lastUsed: string;
-  /** The returned token is newer than the one stored when the read began. */
-  refreshed: boolean;
 }
 
 /** Token metadata (status, list, store result): never a token value. */
@@ -104,7 +117,7 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-export type Role = "admin" | "writer" | "reader" | "proxy";
+export type Role = "admin" | "writer" | "reader" | "exporter" | "proxy";
 
 export interface RequesterInput {
   requesterId: string;
@@ -225,6 +238,25 @@ export interface KeyVersion {
   retiredAt: string | null;
   records: number;
   recordsByStore: Record<string, number>;
+}
+
+/** The rotation schedule (`GET /v1/keys/schedule`); nulls and `enabled: false` when never set. */
+export interface KeySchedule {
+  rotateEverySeconds: number | null;
+  retireAfterSeconds: number | null;
+  enabled: boolean;
+  nextDueAt: string | null;
+  lastRotatedAt: string | null;
+  updatedAt: string | null;
+  updatedBy: string | null;
+}
+
+export interface KeyScheduleInput {
+  /** At least 60. */
+  rotateEverySeconds: number;
+  /** At least 60; null or absent: never retire automatically. */
+  retireAfterSeconds?: number | null;
+  enabled: boolean;
 }
 
 export interface AuditLogEntry {

@@ -49,3 +49,18 @@ export {
   sliceRange,
   sliceScalar,
 } from "./slice-keys.ts";
+export { DOMAIN_KEY_BYTES, KEY_DOMAIN_SALT, TOKEN_ROOT_INFO, timesliceRoot, tokenRoot } from "./key-domains.ts";
+export {
+  type SealTokenOptions,
+  TOKEN_CTX_LABEL,
+  TOKEN_ENVELOPE_PREFIX,
+  type TokenEnvelopeHeader,
+  type TokenField,
+  isTokenEnvelope,
+  openTokenEnvelope,
+  readTokenEnvelopeHeader,
+  sealTokenEnvelope,
+  tokenContext,
+  tokenDek,
+  tokenKid,
+} from "./token-envelope.ts";

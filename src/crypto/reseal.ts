@@ -1,40 +1,40 @@
 /**
- * Re-encryption of envelopes from one slice key to another (key rotation): open with the old slice
- * private key and the expected ctx, seal to the new slice public key with the same ts and ctx. Pure
- * and self-contained, so it runs the same on the main thread and inside a worker.
+ * Re-sealing of OAuth token envelopes for rotation: open each value (a v2 token envelope under its
+ * version's token root, or a v1 envelope with its slice private key) checking the ctx it must
+ * carry, then seal it as a v2 token envelope under the target version's token root with the ctx of
+ * the row version the write-back creates. Pure and self-contained, so it runs the same on the main
+ * thread and inside a reseal worker (jobs carry just the roots and slice keys their items need;
+ * they exist only inside this process, never in a response).
  */
-import { type KeyObject, createPrivateKey, createPublicKey } from "node:crypto";
+import { type KeyObject, createPrivateKey } from "node:crypto";
 import { zeroize } from "./bytes.ts";
-import { decryptEnvelope, encryptEnvelope } from "./envelope.ts";
-import type { EcPrivateJwk, EcPublicJwk } from "./jwk.ts";
+import { decryptEnvelope } from "./envelope.ts";
+import type { EcPrivateJwk } from "./jwk.ts";
+import { openTokenEnvelope, sealTokenEnvelope } from "./token-envelope.ts";
 
-export interface ResealItem {
+export type ResealSource = { format: "v2"; version: number } | { format: "v1"; kid: string; sliceSeconds: number };
+
+export interface TokenResealItem {
   jwe: string;
-  /** The ctx the envelope must carry (and keeps). */
-  ctx: string;
-  /** The envelope's ts (kept). */
-  ts: number;
-  /** Old slice key (kid) and its version's slice length. */
-  fromKid: string;
-  fromSliceSeconds: number;
-  /** New slice key (kid): the target version's slice of ts. */
-  toKid: string;
+  /** The ctx the stored envelope must carry (v2 ctx of the row version read, or the v1 ctx). */
+  expectedCtx: string;
+  /** The ctx of the new envelope. */
+  newCtx: string;
+  from: ResealSource;
 }
 
-export interface ResealJob {
-  items: ResealItem[];
-  /** Old slice private keys by kid (only those the items need). */
+export interface TokenResealJob {
+  items: TokenResealItem[];
+  /** Token roots by version: the target's and those of v2 sources. */
+  tokenRoots: Record<number, Uint8Array>;
+  /** v1 sources' slice private keys by kid. */
   privateKeys: Record<string, EcPrivateJwk | CryptoKey | KeyObject>;
-  /** New slice public keys by kid. */
-  publicKeys: Record<string, EcPublicJwk | CryptoKey | KeyObject>;
-  toSliceSeconds: number;
+  toVersion: number;
 }
 
 /** One new JWE per item, or null where the item does not open (wrong ctx, key, tag…). */
-export async function runResealJob(job: ResealJob): Promise<Array<string | null>> {
-  // JWK → KeyObject once per job, not once per envelope (~10 µs each).
+export async function runTokenResealJob(job: TokenResealJob): Promise<Array<string | null>> {
   const priv = new Map<string, CryptoKey | KeyObject>();
-  const pub = new Map<string, CryptoKey | KeyObject>();
   const privFor = (kid: string) => {
     let k = priv.get(kid);
     if (!k) {
@@ -45,27 +45,25 @@ export async function runResealJob(job: ResealJob): Promise<Array<string | null>
     }
     return k;
   };
-  const pubFor = (kid: string) => {
-    let k = pub.get(kid);
-    if (!k) {
-      const j = job.publicKeys[kid];
-      if (!j) throw new Error(`no public key for ${kid}`);
-      k = "kty" in j ? createPublicKey({ key: { kty: "EC", crv: "P-256", x: j.x, y: j.y }, format: "jwk" }) : j;
-      pub.set(kid, k);
-    }
-    return k;
-  };
+  const toRoot = job.tokenRoots[job.toVersion];
+  if (!toRoot) throw new Error(`no token root for version ${job.toVersion}`);
   const out: Array<string | null> = [];
   for (const it of job.items) {
     let pt: Uint8Array;
     try {
-      pt = await decryptEnvelope(it.jwe, { privateKey: privFor(it.fromKid), expectedCtx: it.ctx, expectedKid: it.fromKid, sliceSeconds: it.fromSliceSeconds });
+      if (it.from.format === "v2") {
+        const root = job.tokenRoots[it.from.version];
+        if (!root) throw new Error("no root");
+        pt = openTokenEnvelope(it.jwe, { root, version: it.from.version, expectedCtx: it.expectedCtx });
+      } else {
+        pt = await decryptEnvelope(it.jwe, { privateKey: privFor(it.from.kid), expectedCtx: it.expectedCtx, expectedKid: it.from.kid, sliceSeconds: it.from.sliceSeconds });
+      }
     } catch {
       out.push(null);
       continue;
     }
     try {
-      out.push(await encryptEnvelope(pt, { publicKey: pubFor(it.toKid), kid: it.toKid, ts: it.ts, ctx: it.ctx, sliceSeconds: job.toSliceSeconds }));
+      out.push(sealTokenEnvelope(pt, { root: toRoot, version: job.toVersion, ctx: it.newCtx }));
     } finally {
       zeroize(pt);
     }

@@ -13,6 +13,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
 import { PrismaClient } from "./generated/client.ts";
+import { OWNER_SOCKET_PORT, ownerSocketDir, ownerSocketReady, serveOwnerSocket } from "./owner-socket.ts";
 
 export type DatabaseTarget =
   | { kind: "postgres"; url: string; poolSize?: number }
@@ -28,11 +29,21 @@ export interface Database {
   readonly pglite?: PGlite;
   /** Where it lives, for logs (never includes a password). */
   readonly description: string;
+  /** Set when this process reaches the embedded database through the process that owns it (src/db/owner-socket.ts). */
+  readonly owner?: { pid: number };
   close(): Promise<void>;
 }
 
-export async function openDatabase(target: DatabaseTarget): Promise<Database> {
-  return target.kind === "postgres" ? openPostgres(target.url, target.poolSize ?? 10) : openPglite(target.dataDir);
+export interface OpenOptions {
+  /**
+   * On the embedded database, when another live process owns the data directory: work through
+   * that owner's socket (maintenance scripts) instead of refusing (a second service).
+   */
+  throughOwner?: boolean;
+}
+
+export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {}): Promise<Database> {
+  return target.kind === "postgres" ? openPostgres(target.url, target.poolSize ?? 10) : openPglite(target.dataDir, opts.throughOwner ?? false);
 }
 
 function openPostgres(url: string, poolSize: number): Database {
@@ -61,7 +72,7 @@ function openPostgres(url: string, poolSize: number): Database {
   };
 }
 
-async function openPglite(dataDir: string | null): Promise<Database> {
+async function openPglite(dataDir: string | null, throughOwner: boolean): Promise<Database> {
   let pglite: PGlite;
   if (dataDir === null) {
     pglite = new PGlite();
@@ -69,7 +80,15 @@ async function openPglite(dataDir: string | null): Promise<Database> {
     const dir = resolve(dataDir);
     // Data directory 0700, files 0600 (SPEC §12); an existing, looser tree is fixed here.
     makePrivateDir(dir);
-    const unlock = lockDataDir(dir);
+    const lock = lockDataDir(dir);
+    if ("owner" in lock) {
+      // Another live process owns it: a script works through that owner's socket; a service refuses.
+      if (throughOwner) return connectToOwner(dir, lock.owner);
+      throw new ConfigError(
+        `the embedded database at ${dir} is in use by process ${lock.owner}; stop it first (or use DATABASE_URL=postgres://… to run several processes; maintenance scripts work through it)`,
+      );
+    }
+    const unlock = lock.unlock;
     try {
       restrictTree(dir);
       pglite = await withPrivateUmask(async () => {
@@ -82,9 +101,15 @@ async function openPglite(dataDir: string | null): Promise<Database> {
       unlock();
       throw err;
     }
+    // Serving the maintenance scripts is not worth refusing to start over (e.g. a DATA_DIR path
+    // too long for a Unix socket): say so; scripts then refuse while this process runs.
+    const socket = await serveOwnerSocket(pglite, dir).catch((err: Error) => {
+      console.error(`chronokms: warning: cannot serve the embedded database to maintenance scripts (${err.message}); stop the service to run them`);
+      return undefined;
+    });
     const db = wrapPglite(pglite, `pglite at ${dir}`);
     const close = db.close;
-    return { ...db, close: async () => (await close(), restrictTree(dir), unlock()) };
+    return { ...db, close: async () => (await socket?.close(), await close(), restrictTree(dir), unlock()) };
   }
   await pglite.waitReady;
   return wrapPglite(pglite, "pglite (in memory)");
@@ -92,25 +117,56 @@ async function openPglite(dataDir: string | null): Promise<Database> {
 
 /**
  * PGlite is a single-process database: a second process opening the same directory would corrupt
- * it. A pid file next to it refuses that with a clear message (a stale one, whose process is
- * gone, is taken over).
+ * it. A pid file next to it names the owner (a stale one, whose process is gone, is taken over);
+ * other processes then go through the owner's socket.
  */
-function lockDataDir(dir: string): () => void {
+function lockDataDir(dir: string): { unlock: () => void } | { owner: number } {
   const lockPath = `${dir}.lock`;
   const take = () => writeFileSync(lockPath, String(process.pid), { flag: "wx", mode: 0o600 });
   try {
     take();
   } catch {
     const holder = Number(readFileSync(lockPath, "utf8").trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
-      throw new ConfigError(
-        `the embedded database at ${dir} is in use by process ${holder}; stop it first (or use DATABASE_URL=postgres://… to run several processes)`,
-      );
-    }
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) return { owner: holder };
     rmSync(lockPath, { force: true });
     take();
   }
-  return () => rmSync(lockPath, { force: true });
+  return { unlock: () => rmSync(lockPath, { force: true }) };
+}
+
+/**
+ * The embedded database through its running owner: the pg driver on the owner's Unix socket, one
+ * connection (the owner's PGlite runs one statement at a time anyway). Migrations are the owner's.
+ */
+async function connectToOwner(dir: string, pid: number): Promise<Database> {
+  // The owner serves its socket as soon as PGlite is open; give one that is starting a moment.
+  for (let i = 0; i < 100 && !ownerSocketReady(dir); i++) {
+    if (!processAlive(pid)) break;
+    await Bun.sleep(100);
+  }
+  if (!ownerSocketReady(dir)) {
+    throw new ConfigError(`the embedded database at ${dir} is in use by process ${pid}, which does not serve its socket; stop it first (or use DATABASE_URL=postgres://… to run several processes)`);
+  }
+  const conn = { host: ownerSocketDir(dir), port: OWNER_SOCKET_PORT, user: "postgres", database: "postgres" };
+  const pool = new pg.Pool({ ...conn, max: 1, connectionTimeoutMillis: 60_000 });
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  let closed = false;
+  return {
+    kind: "pglite",
+    prisma,
+    pool,
+    owner: { pid },
+    description: `pglite at ${dir} (through its owner, process ${pid})`,
+    migrationAdapter: () => wholeScriptAdapter(new PrismaPg({ ...conn, max: 1 })),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
 }
 
 function processAlive(pid: number): boolean {

@@ -16,7 +16,9 @@ export interface AccessRule {
   /** Omitted = every method. */
   methods?: readonly Method[];
   /** Matches the path itself and everything below it (segment-wise). */
-  prefix: string;
+  prefix?: string;
+  /** Matches exactly this path shape, `{name}` standing for any one segment (checked before prefixes). */
+  template?: string;
   /** "public" = no API key; otherwise any one of these roles. */
   roles: "public" | readonly Role[];
 }
@@ -30,10 +32,14 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { prefix: "/v1/audit-logs", roles: ["admin"] },
   { prefix: "/v1/webhooks", roles: ["admin"] },
   { prefix: "/v1/tokens", methods: ["PUT", "DELETE"], roles: ["writer"] },
+  // The only route that hands out a refresh token (SPEC v2 §8); listed before the reader rule.
+  { template: "/v1/tokens/{integration}/{userId}/export", methods: ["GET"], roles: ["exporter"] },
   { prefix: "/v1/tokens", methods: ["GET"], roles: ["reader"] },
   { prefix: "/v1/users", methods: ["DELETE"], roles: ["writer"] },
   // Calls through the provider's API with the token injected; never a token read (any method).
   { prefix: "/v1/proxy", roles: ["proxy"] },
+  // Outside /v1, guarded because app.ts installs the guard on it; public only on METRICS_PORT.
+  { prefix: "/metrics", roles: ["admin"] },
 ];
 
 const DEFAULT_ROLES: readonly Role[] = ["admin"];
@@ -43,9 +49,15 @@ export function rolesFor(method: string, path: string): "public" | readonly Role
   const m = (method === "HEAD" ? "GET" : method) as Method;
   for (const rule of ACCESS_RULES) {
     if (rule.methods && !rule.methods.includes(m)) continue;
-    if (path === rule.prefix || path.startsWith(`${rule.prefix}/`)) return rule.roles;
+    if (rule.template !== undefined ? matchesTemplate(rule.template, path) : path === rule.prefix || path.startsWith(`${rule.prefix}/`)) return rule.roles;
   }
   return DEFAULT_ROLES;
+}
+
+function matchesTemplate(template: string, path: string): boolean {
+  const t = template.split("/");
+  const p = path.split("/");
+  return t.length === p.length && t.every((seg, i) => (seg.startsWith("{") && seg.endsWith("}") ? p[i] !== "" : seg === p[i]));
 }
 
 /** Runs `authenticate` unless the path is public, then checks the role the table names. */

@@ -20,6 +20,8 @@ export interface MasterKeyRow {
   createdAt: Date;
   rotatedAt: Date | null;
   retiredAt: Date | null;
+  /** Created before key separation: may still hold v1 token envelopes (see schema.prisma). */
+  legacyTokenEnvelopes: boolean;
 }
 
 type Tx = Prisma.TransactionClient;
@@ -40,6 +42,7 @@ function toRow(r: {
   createdAt: Date;
   rotatedAt: Date | null;
   retiredAt: Date | null;
+  legacyTokenEnvelopes: boolean;
 }): MasterKeyRow {
   if (!STATUSES.includes(r.status as KeyStatus)) throw new Error(`master_keys version ${r.version} has unknown status "${r.status}"`);
   if (!isP256PublicJwk(r.publicKeyJwk)) throw new Error(`master_keys version ${r.version} has a malformed public JWK`);
@@ -54,6 +57,7 @@ function toRow(r: {
     createdAt: r.createdAt,
     rotatedAt: r.rotatedAt,
     retiredAt: r.retiredAt,
+    legacyTokenEnvelopes: r.legacyTokenEnvelopes,
   };
 }
 

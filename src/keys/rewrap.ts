@@ -6,18 +6,32 @@
  */
 import type { KeyService } from "./types.ts";
 
+/** A record rewrap could not open (so could not move): skipped, audited, reported. */
+export interface FailedRecord {
+  id: string;
+  /** Human name of the record, e.g. `token:gmail:alice` (never a value). */
+  label: string;
+  field?: string;
+}
+
 /** A store of sealed values that knows which version each record is under. */
 export interface Rewrappable {
   /** Stable name shown in counts and progress (e.g. `oauth_tokens`). */
   name: string;
   /** Records per master key version. */
   countByVersion(): Promise<Map<number, number>>;
+  /** Records still in a superseded envelope format (moved by the next rewrap whatever their version). */
+  countLegacy?(): Promise<number>;
+  /** Up to `limit` records still under `version` (what blocks its retirement). */
+  listByVersion?(version: number, limit: number): Promise<Array<{ id: string; label: string }>>;
   /**
-   * Re-seals up to `limit` records that name a version other than `targetVersion` (keeping each
-   * value's original `ts` and `ctx`) and writes them with compare-and-set; returns how many moved.
-   * A record changed concurrently is skipped (it is picked up again by a later batch).
+   * Re-seals up to `limit` records after the id `after` that name a version other than
+   * `targetVersion` (or a superseded format), and writes them with compare-and-set. A record changed
+   * concurrently is skipped (picked up by a later pass); a record that does not open is skipped,
+   * audited and returned in `failed`; ids in `skip` are not tried again. `next` is the cursor of the
+   * next batch, null at the end.
    */
-  rewrapBatch(keys: KeyService, opts: { targetVersion: number; limit: number }): Promise<number>;
+  rewrapBatch(keys: KeyService, opts: { targetVersion: number; limit: number; after?: string | null; skip?: ReadonlySet<string> }): Promise<{ moved: number; failed: FailedRecord[]; next: string | null }>;
 }
 
 export interface RewrapProgress {
@@ -34,8 +48,10 @@ export interface RewrapProgress {
 export interface RewrapResult {
   targetVersion: number;
   moved: number;
-  /** Records still on other versions at the end (non-zero only if concurrent writers kept racing us). */
+  /** Records still on other versions at the end (failed ones, or concurrent writers that kept racing us). */
   remaining: number;
+  /** Records that did not open (audited DECRYPT_FAILED): they block retiring their version until fixed or deleted. */
+  failed: Array<FailedRecord & { store: string }>;
   elapsedMs: number;
 }
 
@@ -52,13 +68,20 @@ export async function pendingByStore(targets: readonly Rewrappable[], version: n
   return out;
 }
 
+/** Records on the active version still in a superseded format (a rewrap moves them too). */
+async function legacyOnVersion(targets: readonly Rewrappable[]): Promise<number> {
+  let n = 0;
+  for (const t of targets) n += (await t.countLegacy?.()) ?? 0;
+  return n;
+}
+
 const MAX_BATCH = 10_000;
 const EMPTY_PASSES = 5;
 
 export async function runRewrap(
   keys: KeyService,
   targets: readonly Rewrappable[],
-  opts: { batchSize?: number; onProgress?: (p: RewrapProgress) => void } = {},
+  opts: { batchSize?: number; onProgress?: (p: RewrapProgress) => void; /** Stops between batches (shutdown); what moved stays moved. */ signal?: AbortSignal } = {},
 ): Promise<RewrapResult> {
   const batchSize = Math.min(Math.max(1, Math.floor(opts.batchSize ?? 1000)), MAX_BATCH);
   const started = performance.now();
@@ -66,28 +89,43 @@ export async function runRewrap(
   let targetVersion = (await keys.active()).version;
   let total = 0;
   for (const n of (await pendingByStore(targets, targetVersion)).values()) total += n;
+  total = Math.max(total, await legacyOnVersion(targets));
+  const failed = new Map<string, Map<string, FailedRecord>>(targets.map((t) => [t.name, new Map()]));
+  const failedCount = () => [...failed.values()].reduce((n, m) => n + m.size, 0);
   const report = (store: string) =>
     opts.onProgress?.({ store, targetVersion, done: moved, total: Math.max(total, moved), rate: moved / Math.max((performance.now() - started) / 1000, 1e-3) });
   report(targets[0]?.name ?? "");
 
-  // Repeat until a full pass finds nothing pending on the (current) active version: a rotation
-  // by someone else during the run simply moves the target.
+  // Repeat until a full pass finds nothing pending on the (current) active version but the records
+  // that failed to open: a rotation by someone else during the run simply moves the target.
   for (let emptyPasses = 0; ; ) {
     const before = moved;
     for (const t of targets) {
+      const bad = failed.get(t.name)!;
+      let after: string | null = null;
       for (;;) {
-        const n = await t.rewrapBatch(keys, { targetVersion, limit: batchSize });
-        moved += n;
+        if (opts.signal?.aborted) {
+          let remaining = 0;
+          for (const n of (await pendingByStore(targets, targetVersion)).values()) remaining += n;
+          const list = [...failed.entries()].flatMap(([store, m]) => [...m.values()].map((f) => ({ ...f, store })));
+          return { targetVersion, moved, remaining, failed: list, elapsedMs: performance.now() - started };
+        }
+        const r = await t.rewrapBatch(keys, { targetVersion, limit: batchSize, after, skip: new Set(bad.keys()) });
+        moved += r.moved;
+        for (const f of r.failed) bad.set(f.id, f);
         report(t.name);
-        if (n === 0) break;
+        if (r.next === null) break;
+        after = r.next;
       }
     }
     const active = (await keys.active()).version;
     let remaining = 0;
     for (const n of (await pendingByStore(targets, active)).values()) remaining += n;
+    const stuck = failedCount();
     emptyPasses = moved === before ? emptyPasses + 1 : 0;
-    if (remaining === 0 || emptyPasses >= EMPTY_PASSES) {
-      return { targetVersion: active, moved, remaining, elapsedMs: performance.now() - started };
+    if (remaining <= stuck || emptyPasses >= EMPTY_PASSES) {
+      const list = [...failed.entries()].flatMap(([store, m]) => [...m.values()].map((f) => ({ ...f, store })));
+      return { targetVersion: active, moved, remaining, failed: list, elapsedMs: performance.now() - started };
     }
     if (active !== targetVersion) {
       targetVersion = active;

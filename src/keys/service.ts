@@ -26,6 +26,11 @@ import {
   wrapPrivateJwk,
   zeroize,
   LruCache,
+  isTokenEnvelope,
+  openTokenEnvelope,
+  readTokenEnvelopeHeader,
+  sealTokenEnvelope,
+  tokenRoot,
 } from "../crypto/index.ts";
 import type { AuditEvent, AuditSink } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
@@ -34,12 +39,12 @@ import type { Database } from "../db/database.ts";
 import { ConflictError, DecryptionFailedError, KekMismatchError, KeyUnavailableError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { availableParallelism } from "node:os";
-import { type ResealItem, type ResealJob, runResealJob } from "../crypto/reseal.ts";
+import { type TokenResealItem, type TokenResealJob, runTokenResealJob } from "../crypto/reseal.ts";
 import { ResealPool } from "./reseal-pool.ts";
 import { WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
 import { MasterKeyRepository, type MasterKeyRow } from "./repository.ts";
 import type { Rewrappable } from "./rewrap.ts";
-import type { KeyService, KeyStatus, KeyVersion, SealedValue } from "./types.ts";
+import type { KeyService, KeyStatus, KeyVersion, SealedValue, TokenResealRequest } from "./types.ts";
 
 export interface KeyServiceOptions {
   db: Database;
@@ -56,7 +61,7 @@ export interface KeyServiceOptions {
   rewrappables?: Rewrappable[];
   /** How often the active version is re-checked against the database (default 1000 ms). */
   refreshIntervalMs?: number;
-  /** Worker threads for `resealMany` (rotation); 0 = on the calling thread. Default: cores, at most 4. */
+  /** Worker threads for `resealTokens` (rotation); 0 = on the calling thread. Default: cores, at most 4. */
   resealWorkers?: number;
 }
 
@@ -121,6 +126,8 @@ interface Loaded {
   /** Present unless retired. */
   kv?: KeyVersion;
   signer?: CryptoKey;
+  /** The token domain root (never released; kept apart from `kv`, which grants see). Present unless retired. */
+  tokenRoot?: Uint8Array;
 }
 
 interface State {
@@ -208,7 +215,7 @@ class KeyServiceImpl implements ManagedKeyService {
       if (row.status === "retired") {
         loaded = { row };
       } else if (prev?.kv) {
-        loaded = { row, kv: { ...prev.kv, status: row.status }, signer: prev.signer! };
+        loaded = { row, kv: { ...prev.kv, status: row.status }, signer: prev.signer!, tokenRoot: prev.tokenRoot! };
       } else {
         loaded = { row, ...(await this.unwrap(row)) };
       }
@@ -216,11 +223,16 @@ class KeyServiceImpl implements ManagedKeyService {
       if (row.status === "active") active = loaded;
     }
     // Drop key material of versions retired (or gone) since the last load.
-    for (const [v, prev] of this.state.byVersion) if (prev.kv && !byVersion.get(v)?.kv) prev.kv.deriver.destroy();
+    for (const [v, prev] of this.state.byVersion) {
+      if (prev.kv && !byVersion.get(v)?.kv) {
+        prev.kv.deriver.destroy();
+        zeroize(prev.tokenRoot);
+      }
+    }
     return { stamp, byVersion, active };
   }
 
-  private async unwrap(row: MasterKeyRow): Promise<{ kv: KeyVersion; signer: CryptoKey }> {
+  private async unwrap(row: MasterKeyRow): Promise<{ kv: KeyVersion; signer: CryptoKey; tokenRoot: Uint8Array }> {
     const mismatch = (why: string) =>
       new KekMismatchError(
         `master key version ${row.version} ${why}: expected KEK fingerprint ${row.kekId}, configured MASTER_KEY_ENCRYPTION_KEY has fingerprint ${this.kekId}; ` +
@@ -238,7 +250,8 @@ class KeyServiceImpl implements ManagedKeyService {
     try {
       const deriver = new SliceKeyDeriver({ masterScalar: scalar, version: row.version, sliceSeconds: row.sliceSeconds });
       const signer = await importPrivateJwk(jwk, "ECDSA");
-      return { kv: { version: row.version, status: row.status, sliceSeconds: row.sliceSeconds, publicJwk: row.publicJwk, deriver }, signer };
+      // Key domains (src/crypto/key-domains.ts): the deriver holds the timeslice root, this the token root.
+      return { kv: { version: row.version, status: row.status, sliceSeconds: row.sliceSeconds, publicJwk: row.publicJwk, deriver }, signer, tokenRoot: tokenRoot(scalar) };
     } finally {
       zeroize(scalar);
       jwk.d = "";
@@ -361,51 +374,86 @@ class KeyServiceImpl implements ManagedKeyService {
     }
   }
 
-  async resealMany(items: ReadonlyArray<{ jwe: string; ctx: string }>): Promise<{ version: number; jwes: Array<string | null> }> {
-    const to = await this.active();
+  // ---- token domain ---------------------------------------------------------------------------
+
+  async sealToken(plaintext: string | Uint8Array, opts: { ctx: string }): Promise<SealedValue> {
+    await this.ensureFresh();
+    const a = this.state.active;
+    if (!a?.kv || !a.tokenRoot) throw new KeyUnavailableError("no active master key");
+    return { jwe: sealTokenEnvelope(plaintext, { root: a.tokenRoot, version: a.row.version, ctx: opts.ctx }), version: a.row.version };
+  }
+
+  /** Which key opens a stored token value; DecryptionFailedError (cause says why) when none may. */
+  private async tokenSource(jwe: string): Promise<{ format: "v2"; version: number; root: Uint8Array } | { format: "v1"; kv: KeyVersion; kid: string; slice: number }> {
+    if (isTokenEnvelope(jwe)) {
+      const h = readTokenEnvelopeHeader(jwe);
+      const l = await this.lookup(h.version);
+      if (!l?.tokenRoot) throw new DecryptionFailedError(new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`));
+      return { format: "v2", version: h.version, root: l.tokenRoot };
+    }
+    const h = readEnvelopeHeader(jwe);
+    const l = await this.lookup(h.version);
+    if (!l?.kv) throw new DecryptionFailedError(new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`));
+    // A v1 envelope under a version created since key separation can only be a forgery (anyone
+    // can encrypt to a published slice key).
+    if (!l.row.legacyTokenEnvelopes) throw new DecryptionFailedError(new Error(`v1 token envelope under version ${h.version}, which never held one`));
+    return { format: "v1", kv: l.kv, kid: h.kid, slice: h.slice };
+  }
+
+  async openToken(jwe: string, opts: { ctx: string; legacyCtx: string }): Promise<Uint8Array> {
+    const src = await this.tokenSource(jwe);
+    if (src.format === "v2") return openTokenEnvelope(jwe, { root: src.root, version: src.version, expectedCtx: opts.ctx });
+    try {
+      const sk = await src.kv.deriver.get(src.slice);
+      return await decryptEnvelope(jwe, { privateKey: sk.privateKey, expectedCtx: opts.legacyCtx, expectedKid: src.kid, sliceSeconds: src.kv.sliceSeconds });
+    } catch (e) {
+      throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
+    }
+  }
+
+  async resealTokens(items: ReadonlyArray<TokenResealRequest>): Promise<{ version: number; jwes: Array<string | null> }> {
+    await this.ensureFresh();
+    const to = this.state.active;
+    if (!to?.kv || !to.tokenRoot) throw new KeyUnavailableError("no active master key");
     const workers = this.opts.resealWorkers ?? Math.min(4, availableParallelism());
     const jwes: Array<string | null> = new Array(items.length).fill(null);
-    const jobs: Array<{ job: ResealJob; at: number[] }> = [];
-    let job: { job: ResealJob; at: number[] } | undefined;
-    const versions = new Map<number, KeyVersion | null>();
+    const jobs: Array<{ job: TokenResealJob; at: number[] }> = [];
+    let job: { job: TokenResealJob; at: number[] } | undefined;
     const fromKeys = new Map<string, SliceKey>();
-    const toKeys = new Map<number, SliceKey>();
-    for (const [i, { jwe, ctx }] of items.entries()) {
-      let h;
+    for (const [i, it] of items.entries()) {
+      let src;
       try {
-        h = readEnvelopeHeader(jwe);
+        src = await this.tokenSource(it.jwe);
       } catch {
-        continue;
+        continue; // malformed, unknown/retired version, or a v1 value where none may be: stays null
       }
-      if (h.ctx !== ctx) continue;
-      // Most items share a few versions and slices: look each up once per call.
-      let from = versions.get(h.version);
-      if (from === undefined) versions.set(h.version, (from = (await this.lookup(h.version))?.kv ?? null));
-      if (!from) continue;
-      const fk = fromKeys.get(h.kid) ?? (await from.deriver.get(h.slice));
-      fromKeys.set(h.kid, fk);
-      const toSlice = sliceIndex(h.ts, to.sliceSeconds);
-      const tk = toKeys.get(toSlice) ?? (await to.deriver.get(toSlice));
-      toKeys.set(toSlice, tk);
       if (!job || job.at.length >= RESEAL_CHUNK) {
-        job = { job: { items: [], privateKeys: {}, publicKeys: {}, toSliceSeconds: to.sliceSeconds }, at: [] };
+        job = { job: { items: [], tokenRoots: { [to.row.version]: to.tokenRoot }, privateKeys: {}, toVersion: to.row.version }, at: [] };
         jobs.push(job);
       }
-      const item: ResealItem = { jwe, ctx, ts: h.ts, fromKid: h.kid, fromSliceSeconds: from.sliceSeconds, toKid: tk.kid };
+      let item: TokenResealItem;
+      if (src.format === "v2") {
+        job.job.tokenRoots[src.version] ??= src.root;
+        item = { jwe: it.jwe, expectedCtx: it.ctx, newCtx: it.newCtx, from: { format: "v2", version: src.version } };
+      } else {
+        // Most v1 items share a few slices: derive each once per call.
+        const fk = fromKeys.get(src.kid) ?? (await src.kv.deriver.get(src.slice));
+        fromKeys.set(src.kid, fk);
+        // Workers get JWKs (structured clone); on this thread the imported keys are used directly.
+        job.job.privateKeys[fk.kid] ??= workers > 0 ? fk.privateJwk : fk.privateKey;
+        item = { jwe: it.jwe, expectedCtx: it.legacyCtx, newCtx: it.newCtx, from: { format: "v1", kid: src.kid, sliceSeconds: src.kv.sliceSeconds } };
+      }
       job.job.items.push(item);
       job.at.push(i);
-      // Workers get JWKs (structured clone); on this thread the imported keys are used directly.
-      job.job.privateKeys[fk.kid] ??= workers > 0 ? fk.privateJwk : fk.privateKey;
-      job.job.publicKeys[tk.kid] ??= workers > 0 ? tk.publicJwk : tk.publicKey;
     }
     const pool = workers > 0 ? (this.pool ??= new ResealPool(workers)) : undefined;
     await Promise.all(
       jobs.map(async ({ job: j, at }) => {
-        const out = pool ? await pool.run(j) : await runResealJob(j);
+        const out = pool ? await pool.run(j) : await runTokenResealJob(j);
         for (const [k, idx] of at.entries()) jwes[idx] = out[k] ?? null;
       }),
     );
-    return { version: to.version, jwes };
+    return { version: to.row.version, jwes };
   }
 
   async sign(payload: unknown, typ: string): Promise<string> {
@@ -533,7 +581,14 @@ class KeyServiceImpl implements ManagedKeyService {
     }
     if (total > 0) {
       const list = Object.entries(byStore).filter(([, n]) => n > 0).map(([k, n]) => `${k}: ${n}`).join(", ");
-      throw new ConflictError(`master key version ${version} still protects ${total} record(s) (${list}); re-encrypt them first with \`bun run keys:rotate --no-rotate\``, { records: byStore });
+      // Name the records (up to 20 per store), so a row that rewrap cannot open can be found and dealt with.
+      const blocking: Array<{ store: string; id: string; label: string }> = [];
+      for (const s of this.stores.values()) if ((byStore[s.name] ?? 0) > 0 && s.listByVersion) for (const r of await s.listByVersion(version, 20)) blocking.push({ store: s.name, ...r });
+      const named = blocking.length > 0 ? `: ${blocking.map((b) => `${b.store} ${b.id} (${b.label})`).join(", ")}${blocking.length < total ? ", …" : ""}` : "";
+      throw new ConflictError(
+        `master key version ${version} still protects ${total} record(s) (${list})${named}; re-encrypt them first with \`bun run keys:rotate --no-rotate\` (a record that does not decrypt must be fixed or deleted)`,
+        { records: byStore, blocking },
+      );
     }
     await this.repo.locked(async (tx) => {
       const cur = (await this.repo.list(tx)).find((r) => r.version === version);
@@ -582,7 +637,10 @@ class KeyServiceImpl implements ManagedKeyService {
   close(): void {
     this.pool?.close();
     this.pool = undefined;
-    for (const l of this.state.byVersion.values()) l.kv?.deriver.destroy();
+    for (const l of this.state.byVersion.values()) {
+      l.kv?.deriver.destroy();
+      zeroize(l.tokenRoot);
+    }
     this.state = { stamp: "", byVersion: new Map(), active: undefined };
     this.signedSlices.clear();
   }

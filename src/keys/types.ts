@@ -18,6 +18,13 @@ export interface SealedValue {
   version: number;
 }
 
+export interface TokenResealRequest {
+  jwe: string;
+  ctx: string;
+  legacyCtx: string;
+  newCtx: string;
+}
+
 export interface KeyService {
   /** The active version; notices a rotation made by another process without a restart. */
   active(): Promise<KeyVersion>;
@@ -28,12 +35,23 @@ export interface KeyService {
   /** Decrypts an envelope whose `ctx` must equal `expectedCtx`; DecryptionFailedError otherwise. */
   open(jwe: string, opts: { expectedCtx: string }): Promise<Uint8Array>;
   /**
-   * Optional batch form of open + seal, for rotation: opens each envelope (its ctx must equal the
-   * given one) and seals it again to the active version with its own ts and ctx. All results share
-   * `version`; null where an envelope does not open (retired or unknown version, wrong ctx, bad tag).
-   * May run the crypto on worker threads.
+   * Token domain (SPEC v2 §4): seals an OAuth token field as a v2 token envelope (compact JWE dir +
+   * A256GCM, kid "tok:<version>") under the active version's token root with `ctx`. The token root
+   * never leaves the key service (except to its own reseal workers).
    */
-  resealMany?(items: ReadonlyArray<{ jwe: string; ctx: string }>): Promise<{ version: number; jwes: Array<string | null> }>;
+  sealToken(plaintext: string | Uint8Array, opts: { ctx: string }): Promise<SealedValue>;
+  /**
+   * Opens a token field. A v2 envelope must carry exactly `ctx`; a v1 envelope (ECDH-ES to a slice
+   * key, written before key separation) is accepted only under a version that existed then
+   * (`legacyTokenEnvelopes`) and must carry `legacyCtx`. DecryptionFailedError otherwise.
+   */
+  openToken(jwe: string, opts: { ctx: string; legacyCtx: string }): Promise<Uint8Array>;
+  /**
+   * Rotation's batch open + seal: opens each token envelope (as `openToken` does) and seals it
+   * again as a v2 envelope under the active version with `newCtx`. All results share `version`;
+   * null where a value does not open. May run the crypto on worker threads.
+   */
+  resealTokens(items: ReadonlyArray<TokenResealRequest>): Promise<{ version: number; jwes: Array<string | null> }>;
   /** ES256 JWS by the active master key (kid = version), e.g. audit checkpoints. */
   sign(payload: unknown, typ: string): Promise<string>;
   /** Master public keys that are not retired (for /.well-known/jwks.json). */

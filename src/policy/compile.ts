@@ -59,7 +59,8 @@ function compileOne(record: PolicyRecord): CompiledPolicy {
       record,
       isWhitelist,
       resourceTypes: toSet(record.scope?.resourceTypes),
-      integrations: toSet(record.scope?.integrations),
+      // Integration names are canonical lower case (SPEC v2 §4): a scope written `Gmail` is `gmail`.
+      integrations: toSet(Array.isArray(record.scope?.integrations) ? record.scope.integrations.map((i: string) => String(i).toLowerCase()) : record.scope?.integrations),
       requesters: toSet(record.scope?.requesters),
       check: compileCheck(record, label),
     };
@@ -109,7 +110,7 @@ export function scopeMismatch(p: CompiledPolicy, ctx: AccessContext): string | n
   }
   if (p.integrations !== null) {
     if (resource.type !== "token") return `scoped to integrations, which ${resource.type} requests do not have`;
-    if (!p.integrations.has(resource.integration)) {
+    if (!p.integrations.has(resource.integration.toLowerCase())) {
       return `scoped to integrations ${quoteList([...p.integrations])}, not ${quote(resource.integration)}`;
     }
   }
@@ -123,7 +124,7 @@ export function scopeMismatch(p: CompiledPolicy, ctx: AccessContext): string | n
 export function inScope(p: CompiledPolicy, ctx: AccessContext): boolean {
   const { resource } = ctx;
   if (p.resourceTypes !== null && !p.resourceTypes.has(resource.type)) return false;
-  if (p.integrations !== null && (resource.type !== "token" || !p.integrations.has(resource.integration))) return false;
+  if (p.integrations !== null && (resource.type !== "token" || !p.integrations.has(resource.integration.toLowerCase()))) return false;
   if (p.requesters !== null && !p.requesters.has(ctx.requester.requesterId)) return false;
   return true;
 }

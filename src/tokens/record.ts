@@ -1,18 +1,28 @@
 /**
  * The encrypted token record: which context each field is sealed under, sealing a record's fields
- * under one key version, and opening a field so that a ciphertext moved to another row or field
- * fails — and that failure is audited before anyone hears about it.
+ * under one key version, and opening a field so that a ciphertext moved to another row, field or
+ * row version fails — and that failure is audited before anyone hears about it.
+ *
+ * Token convention (binding for every writer): each token column holds a v2 token envelope
+ * (`KeyService.sealToken`, src/crypto/token-envelope.ts) whose ctx is
+ * `["chronokms/oauth-token/v2", integration, userId, field, rowVersion]`, where rowVersion is the
+ * `version` the row has once that write commits; `keyVersion` = the master key version sealed
+ * under. A write that bumps `version` must re-seal both fields; a write that changes no ciphertext
+ * (refresh status, lastUsed, forcedRefreshAt) must not bump it. v1 envelopes (ECDH-ES to a slice
+ * key, ctx `oauth:<integration>:<userId>:<field>`) remain readable until a rotation re-seals them.
  */
 import type { AuditSink } from "../audit/types.ts";
+import { tokenContext, type TokenField } from "../crypto/index.ts";
 import type { OAuthToken } from "../db/generated/client.ts";
 import { DecryptionFailedError, KeyUnavailableError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
 
 export type TokenRow = OAuthToken;
-export type TokenField = "access" | "refresh";
+export type { TokenField };
+export { tokenContext };
 
-/** `oauth:<integration>:<userId>:<field>`; identifiers are validated so the string is unambiguous. */
-export function tokenContext(integration: string, userId: string, field: TokenField): string {
+/** v1's ctx (ambiguous when identifiers contain ':'), accepted only for v1 envelopes. */
+export function legacyTokenContext(integration: string, userId: string, field: TokenField): string {
   return `oauth:${integration}:${userId}:${field}`;
 }
 
@@ -27,27 +37,32 @@ export interface SealedTokens {
 }
 
 /**
- * Seals both fields under one key version, to the slice of `ts`. A rotation landing between the
- * two seals would leave them under different versions; the row names a single `keyVersion`, so
- * seal again until both agree (a second rotation within one retry is practically impossible).
+ * Seals both fields for the row version `rowVersion` (the version the write will create), under
+ * one key version. A rotation landing between the two seals would leave them under different
+ * versions; the row names a single `keyVersion`, so seal again until both agree.
  */
 export async function sealTokens(
   keys: KeyService,
   ids: { integration: string; userId: string },
   plain: { accessToken: string; refreshToken: string | null },
-  ts: number,
+  rowVersion: number,
 ): Promise<SealedTokens> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const access = await keys.seal(plain.accessToken, { ctx: tokenContext(ids.integration, ids.userId, "access"), ts });
+    const access = await keys.sealToken(plain.accessToken, { ctx: tokenContext(ids.integration, ids.userId, "access", rowVersion) });
     if (plain.refreshToken === null) return { accessToken: access.jwe, refreshToken: null, keyVersion: access.version };
-    const refresh = await keys.seal(plain.refreshToken, { ctx: tokenContext(ids.integration, ids.userId, "refresh"), ts });
+    const refresh = await keys.sealToken(plain.refreshToken, { ctx: tokenContext(ids.integration, ids.userId, "refresh", rowVersion) });
     if (refresh.version === access.version) return { accessToken: access.jwe, refreshToken: refresh.jwe, keyVersion: access.version };
   }
   throw new Error("key version kept changing while sealing a token record");
 }
 
+/** What a field's envelope must name: this row, this field, this row version. */
+export function fieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version">, field: TokenField): { ctx: string; legacyCtx: string } {
+  return { ctx: tokenContext(row.integration, row.userId, field, Number(row.version)), legacyCtx: legacyTokenContext(row.integration, row.userId, field) };
+}
+
 /**
- * Opens one field, checking its context names this row and field. On failure, writes
+ * Opens one field, checking its context names this row, field and row version. On failure, writes
  * DECRYPT_FAILED (who, which record, which field — never the ciphertext) and only then rethrows
  * the generic error; if that audit write fails, the caller gets its 503 instead.
  * With `keyGoneRetryable`, a ciphertext under a version retired since the row was read throws the
@@ -56,7 +71,7 @@ export async function sealTokens(
  */
 export async function openField(
   deps: { keys: KeyService; audit: AuditSink },
-  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion">,
+  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion" | "version">,
   field: TokenField,
   actor: string,
   opts: { keyGoneRetryable?: boolean } = {},
@@ -64,7 +79,7 @@ export async function openField(
   const jwe = field === "access" ? row.accessToken : row.refreshToken;
   if (jwe === null) throw new Error(`openField: the row has no ${field} token`);
   try {
-    const bytes = await deps.keys.open(jwe, { expectedCtx: tokenContext(row.integration, row.userId, field) });
+    const bytes = await deps.keys.openToken(jwe, fieldContexts(row, field));
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (err) {
     if (!(err instanceof DecryptionFailedError) && !(err instanceof TypeError)) throw err;
@@ -74,7 +89,7 @@ export async function openField(
       actor,
       target: tokenTarget(row.integration, row.userId),
       success: false,
-      details: { field, keyVersion: row.keyVersion },
+      details: { field, keyVersion: row.keyVersion, rowVersion: Number(row.version) },
     });
     throw err instanceof DecryptionFailedError ? err : new DecryptionFailedError(err);
   }

@@ -120,8 +120,9 @@ export class TokenRefresher {
     const done = clock.now();
     const plain = { accessToken: result.tokens.accessToken, refreshToken: result.tokens.refreshToken ?? refreshToken };
     const expiresAt = result.tokens.expiresInSeconds === undefined ? null : new Date(done + result.tokens.expiresInSeconds * 1000);
-    const sealed = await sealTokens(this.#deps.keys, row, plain, done);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      // Sealed for the row version this write creates (so re-sealed after a CAS miss).
+      const sealed = await sealTokens(this.#deps.keys, row, plain, Number(row.version) + 1);
       const written = await db.prisma.oAuthToken.updateManyAndReturn({
         where: { id: row.id, version: row.version },
         data: {
@@ -188,9 +189,11 @@ export class TokenRefresher {
     const b = this.#deps.backoff ?? { baseMs: 30_000, maxMs: 3_600_000 };
     const nextRefreshAt = result.permanent ? null : new Date(now + refreshBackoffMs(failures, b, b.random));
     // A miss means the row was re-stored or re-sealed meanwhile; a store resets the status anyway.
+    // No version bump: the ciphertexts name the row version, and this write changes none of them.
     const written = await this.#deps.db.prisma.oAuthToken.updateManyAndReturn({
       where: { id: row.id, version: row.version },
-      data: { refreshStatus: to, refreshFailures: failures, nextRefreshAt, refreshReason: reason, version: { increment: 1 } },
+      // No version bump: the ciphertexts name the row version, and this write changes none of them.
+      data: { refreshStatus: to, refreshFailures: failures, nextRefreshAt, refreshReason: reason },
     });
     const transition = { from: refreshState(row.refreshStatus), to };
     await this.#deps.audit.record({
@@ -231,7 +234,7 @@ export class TokenRefresher {
     if (row.refreshStatus === "needs-reauth") return;
     const written = await this.#deps.db.prisma.oAuthToken.updateMany({
       where: { id: row.id, version: row.version, refreshStatus: { not: "needs-reauth" } },
-      data: { refreshStatus: "needs-reauth", refreshReason: reason, nextRefreshAt: null, version: { increment: 1 } },
+      data: { refreshStatus: "needs-reauth", refreshReason: reason, nextRefreshAt: null },
     });
     if (written.count === 0) return;
     await this.#deps.audit.record({

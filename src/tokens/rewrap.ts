@@ -1,22 +1,16 @@
 /**
  * OAuth token records as a Rewrappable: re-seals `accessToken`/`refreshToken` of rows on an older
- * master key version: one SELECT per batch, then compare-and-set UPDATEs per chunk as chunks are re-sealed.
- *
- * Token convention (binding for every writer): each token column holds a compact JWE from
- * `KeyService.seal` with ctx `oauth:<integration>:<userId>:<access|refresh>` and ts = write time;
- * `keyVersion` = the version sealed under; `version` = row version, bumped on every write.
+ * master key version, or still in the v1 envelope format, as v2 token envelopes under the active
+ * version: one SELECT per batch (keyset by id), then compare-and-set UPDATEs per chunk as chunks
+ * are re-sealed. A row that does not open is skipped, audited DECRYPT_FAILED and reported, so one
+ * damaged row never stalls the run. Format and ctx: src/tokens/record.ts.
  */
+import type { AuditSink } from "../audit/types.ts";
+import { TOKEN_ENVELOPE_PREFIX } from "../crypto/index.ts";
 import type { Database } from "../db/database.ts";
-import { readEnvelopeHeader, zeroize } from "../crypto/index.ts";
-import { ChronoError } from "../errors.ts";
-import type { Rewrappable } from "../keys/rewrap.ts";
-import type { KeyService } from "../keys/types.ts";
-
-export type TokenField = "access" | "refresh";
-
-export function tokenCtx(integration: string, userId: string, field: TokenField): string {
-  return `oauth:${integration}:${userId}:${field}`;
-}
+import type { FailedRecord, Rewrappable } from "../keys/rewrap.ts";
+import type { KeyService, TokenResealRequest } from "../keys/types.ts";
+import { fieldContexts, tokenContext, tokenTarget, type TokenField } from "./record.ts";
 
 interface Row {
   id: string;
@@ -24,10 +18,15 @@ interface Row {
   integration: string;
   accessToken: string;
   refreshToken: string | null;
+  keyVersion: number;
   version: number;
 }
 
-export function oauthTokenRewrappable(db: Database): Rewrappable {
+const REWRAP_ACTOR = "system:rewrap";
+/** Rows still in the v1 format (any v2 envelope begins with this; LIKE needs no escaping for it). */
+const LEGACY_SQL = `("accessToken" NOT LIKE '${TOKEN_ENVELOPE_PREFIX}%' OR ("refreshToken" IS NOT NULL AND "refreshToken" NOT LIKE '${TOKEN_ENVELOPE_PREFIX}%'))`;
+
+export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappable {
   const prisma = db.prisma;
   return {
     name: "oauth_tokens",
@@ -39,35 +38,72 @@ export function oauthTokenRewrappable(db: Database): Rewrappable {
       return new Map(rows.map((r) => [Number(r.v), Number(r.n)]));
     },
 
-    async rewrapBatch(keys: KeyService, { targetVersion, limit }) {
-      const rows = await prisma.$queryRawUnsafe<Row[]>(
-        `SELECT "id"::text AS "id", "userId", "integration", "accessToken", "refreshToken", "version"
-           FROM "oauth_tokens" WHERE "keyVersion" <> $1::int ORDER BY "id" LIMIT $2::int`,
-        targetVersion,
+    async countLegacy() {
+      const rows = await prisma.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM "oauth_tokens" WHERE ${LEGACY_SQL}`);
+      return Number(rows[0]?.n ?? 0);
+    },
+
+    async listByVersion(version: number, limit: number) {
+      const rows = await prisma.$queryRawUnsafe<Array<{ id: string; integration: string; userId: string }>>(
+        `SELECT "id"::text AS "id", "integration", "userId" FROM "oauth_tokens" WHERE "keyVersion" = $1::int ORDER BY "id" LIMIT $2::int`,
+        version,
         limit,
       );
-      if (rows.length === 0) return 0;
-      if (!keys.resealMany) return write(await resealOneByOne(keys, rows));
+      return rows.map((r) => ({ id: r.id, label: tokenTarget(r.integration, r.userId) }));
+    },
+
+    async rewrapBatch(keys: KeyService, { targetVersion, limit, after, skip }) {
+      const rows = await prisma.$queryRawUnsafe<Row[]>(
+        `SELECT "id"::text AS "id", "userId", "integration", "accessToken", "refreshToken", "keyVersion", "version"
+           FROM "oauth_tokens"
+          WHERE ("keyVersion" <> $1::int OR ${LEGACY_SQL}) AND ($3::uuid IS NULL OR "id" > $3::uuid)
+          ORDER BY "id" LIMIT $2::int`,
+        targetVersion,
+        limit,
+        after ?? null,
+      );
+      const next = rows.length === limit ? rows.at(-1)!.id : null;
+      const todo = skip ? rows.filter((r) => !skip.has(r.id)) : rows;
+      if (todo.length === 0) return { moved: 0, failed: [], next };
       // The chunks re-seal in parallel (worker threads) and each is written back as soon as it is
-      // sealed, so the database works while later chunks are still being sealed. (Fetching the next
-      // chunk while sealing this one measured slower here: the main thread is the scarce resource.)
-      const resealMany = keys.resealMany.bind(keys);
+      // sealed, so the database works while later chunks are still being sealed.
       const parts: Row[][] = [];
-      for (let i = 0; i < rows.length; i += WRITE_CHUNK) parts.push(rows.slice(i, i + WRITE_CHUNK));
+      for (let i = 0; i < todo.length; i += WRITE_CHUNK) parts.push(todo.slice(i, i + WRITE_CHUNK));
       let moved = 0;
-      for (const n of await Promise.all(parts.map(async (chunk) => write(await resealChunk(resealMany, chunk))))) moved += n;
-      return moved;
+      const failed: Array<FailedRecord & { row: Row }> = [];
+      for (const r of await Promise.all(
+        parts.map(async (chunk) => {
+          const { sealed, failed: bad } = await resealChunk(keys, chunk);
+          return { moved: await write(sealed), bad };
+        }),
+      )) {
+        moved += r.moved;
+        failed.push(...r.bad);
+      }
+      for (const f of failed) await auditFailure(f);
+      return { moved, failed: failed.map(({ id, label, field }) => ({ id, label, field })), next };
     },
   };
 
+  async function auditFailure(f: FailedRecord & { row: Row }) {
+    if (!audit) return;
+    const row = f.row;
+    await audit.record({
+      eventType: "DECRYPT_FAILED",
+      actor: REWRAP_ACTOR,
+      target: tokenTarget(row.integration, row.userId),
+      success: false,
+      details: { field: f.field ?? null, keyVersion: Number(row.keyVersion), rowVersion: Number(row.version), during: "rewrap" },
+    });
+  }
+
   /**
    * One statement per chunk; the WHERE on "version" is the compare-and-set: a row a token write
-   * changed since our SELECT is left alone (its new value is already sealed by that writer).
+   * changed since our SELECT is left alone (its new value is already sealed by that writer). The
+   * new ciphertexts name version + 1, the version this statement gives the row.
    */
   async function write(sealed: Resealed[]): Promise<number> {
     if (sealed.length === 0) return 0;
-    // Five array parameters rather than five per row: the statement stays the same size (and cheap
-    // for Prisma to prepare) whatever the chunk size.
     return prisma.$executeRawUnsafe(
       `UPDATE "oauth_tokens" AS t
           SET "accessToken" = v.a, "refreshToken" = v.r, "keyVersion" = v.kv, "version" = t."version" + 1
@@ -93,65 +129,30 @@ interface Resealed {
   keyVersion: number;
 }
 
-function undecryptable(row: Row, field: TokenField, cause?: unknown): ChronoError {
-  return new ChronoError(
-    "DECRYPTION_FAILED",
-    `oauth_tokens row ${row.id} (${row.integration}, ${field} token) does not decrypt, so it cannot be re-encrypted; inspect or delete that row, then rerun`,
-    { cause },
-  );
+function request(row: Row, field: TokenField, jwe: string): TokenResealRequest {
+  return { jwe, ...fieldContexts(row, field), newCtx: tokenContext(row.integration, row.userId, field, Number(row.version) + 1) };
 }
 
-/** Both fields of every row in one `resealMany` call, so they all land on one version. */
-async function resealChunk(resealMany: NonNullable<KeyService["resealMany"]>, rows: Row[]): Promise<Resealed[]> {
-  const items: Array<{ jwe: string; ctx: string }> = [];
+/** Both fields of every row in one `resealTokens` call, so they all land on one version. */
+async function resealChunk(keys: KeyService, rows: Row[]): Promise<{ sealed: Resealed[]; failed: Array<FailedRecord & { row: Row }> }> {
+  const items: TokenResealRequest[] = [];
   for (const row of rows) {
-    items.push({ jwe: row.accessToken, ctx: tokenCtx(row.integration, row.userId, "access") });
-    if (row.refreshToken !== null) items.push({ jwe: row.refreshToken, ctx: tokenCtx(row.integration, row.userId, "refresh") });
+    items.push(request(row, "access", row.accessToken));
+    if (row.refreshToken !== null) items.push(request(row, "refresh", row.refreshToken));
   }
-  const { version, jwes } = await resealMany(items);
-  const out: Resealed[] = [];
+  const { version, jwes } = await keys.resealTokens(items);
+  const sealed: Resealed[] = [];
+  const failed: Array<FailedRecord & { row: Row }> = [];
   let k = 0;
   for (const row of rows) {
-    const access = jwes[k++];
-    if (!access) throw undecryptable(row, "access");
-    let refresh: string | null = null;
-    if (row.refreshToken !== null) {
-      refresh = jwes[k++] ?? null;
-      if (!refresh) throw undecryptable(row, "refresh");
+    const access = jwes[k++] ?? null;
+    const refresh = row.refreshToken === null ? null : (jwes[k++] ?? null);
+    if (access === null || (row.refreshToken !== null && refresh === null)) {
+      const field = access === null ? "access" : "refresh";
+      failed.push({ id: row.id, label: tokenTarget(row.integration, row.userId), field, row });
+      continue;
     }
-    out.push({ id: row.id, oldRowVersion: Number(row.version), access, refresh, keyVersion: version });
+    sealed.push({ id: row.id, oldRowVersion: Number(row.version), access, refresh, keyVersion: version });
   }
-  return out;
-}
-
-/** For a KeyService without `resealMany`: open and seal field by field on this thread. */
-async function resealOneByOne(keys: KeyService, rows: Row[]): Promise<Resealed[]> {
-  const out: Resealed[] = [];
-  for (const row of rows) {
-    const access = await reseal(keys, row, "access", row.accessToken);
-    const refresh = row.refreshToken === null ? null : await reseal(keys, row, "refresh", row.refreshToken);
-    // Normally both are on the active version; if a rotation happened mid-batch, skip the row: a
-    // later pass moves it.
-    if (refresh && refresh.version !== access.version) continue;
-    out.push({ id: row.id, oldRowVersion: Number(row.version), access: access.jwe, refresh: refresh?.jwe ?? null, keyVersion: access.version });
-  }
-  return out;
-}
-
-/** Opens with the ctx this very row and field must carry, re-seals with the same ctx and original ts. */
-async function reseal(keys: KeyService, row: Row, field: TokenField, jwe: string) {
-  const ctx = tokenCtx(row.integration, row.userId, field);
-  let plaintext: Uint8Array;
-  let ts: number;
-  try {
-    ts = readEnvelopeHeader(jwe).ts;
-    plaintext = await keys.open(jwe, { expectedCtx: ctx });
-  } catch (cause) {
-    throw undecryptable(row, field, cause);
-  }
-  try {
-    return await keys.seal(plaintext, { ctx, ts });
-  } finally {
-    zeroize(plaintext);
-  }
+  return { sealed, failed };
 }

@@ -30,8 +30,18 @@ const shortText = (what: string, max: number) =>
     .max(max, { error: `${what} must be at most ${max} characters` })
     .regex(VSCHAR, { error: `${what} must be printable ASCII` });
 
+/**
+ * Integration names are canonical lower case everywhere (SPEC v2 §4): a mixed-case name in a path
+ * or filter is accepted and canonicalised here, at the API boundary, so storage, policy scopes
+ * (compared in lower case too) and provider routing all see one spelling: `Gmail/u` is `gmail/u`.
+ */
+const integrationName = () =>
+  identifier("integration")
+    .transform((s) => s.toLowerCase())
+    .describe("integration: 1–128 characters from A–Z a–z 0–9 . _ : @ + -; canonicalised to lower case");
+
 export const TokenParamsSchema = z.strictObject({
-  integration: identifier("integration"),
+  integration: integrationName(),
   userId: identifier("userId"),
 });
 export const UserParamsSchema = z.strictObject({ userId: identifier("userId") });
@@ -49,22 +59,27 @@ export const StoreTokenBodySchema = z
   )
   .describe("An OAuth token to store; token values are encrypted before they reach the database");
 
+const purposeParam = z
+  .string()
+  .trim()
+  .max(MAX_PURPOSE_LENGTH, { error: `purpose must be at most ${MAX_PURPOSE_LENGTH} characters` })
+  .optional()
+  .describe("Why the token is read (for purpose policies); the X-Purpose header is the alternative");
+
 export const ReadTokenQuerySchema = z.strictObject({
   refresh: z
     .enum(["auto", "never", "force"], { error: 'refresh must be "auto", "never" or "force"' })
     .default("auto")
     .describe("auto (default): refresh first when the token expires within 5 minutes; force: refresh now (e.g. the provider rejected the access token); never: return what is stored"),
-  purpose: z
-    .string()
-    .trim()
-    .max(MAX_PURPOSE_LENGTH, { error: `purpose must be at most ${MAX_PURPOSE_LENGTH} characters` })
-    .optional()
-    .describe("Why the token is read (for purpose policies); the X-Purpose header is the alternative"),
+  purpose: purposeParam,
 });
+
+export const StatusQuerySchema = z.strictObject({ purpose: purposeParam });
 
 export const ListTokensQuerySchema = z.strictObject({
   userId: identifier("userId").optional(),
-  integration: identifier("integration").optional(),
+  integration: integrationName().optional(),
+  purpose: purposeParam.describe("Purpose each record is judged with (purpose policies); the X-Purpose header is the alternative"),
   limit: z.coerce
     .number({ error: "limit must be a number" })
     .int({ error: "limit must be a whole number" })

@@ -2,12 +2,12 @@
  * The token vault: store, read (after the access decision; refreshed when due), status, delete,
  * list. Token values exist in the clear only in memory, between the caller and the KeyService.
  */
-import type { AccessDecider } from "../access/types.ts";
+import type { PolicyAccessDecider } from "../access/decider.ts";
 import type { Principal } from "../access/principal.ts";
 import type { AuditSink } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
-import { ChronoError, KeyUnavailableError, NotFoundError, ReauthRequiredError, RefreshBackoffError, UpstreamError } from "../errors.ts";
+import { ChronoError, ConflictError, KeyUnavailableError, NotFoundError, ReauthRequiredError, RefreshBackoffError, UpstreamError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
 import type { Logger } from "../log.ts";
 import { LastUsedTracker } from "./last-used.ts";
@@ -43,15 +43,26 @@ export interface TokenMetadata extends TokenKey {
   userAgent: string | null;
 }
 
+/** A read never carries the refresh token (SPEC v2 §8): it stays inside the service. */
 export interface TokenReadResult extends TokenKey {
   accessToken: string;
-  refreshToken?: string;
   expiresAt?: string;
   scope?: string;
   tokenType?: string;
   issuedAt: string;
   lastUsed: string;
   refreshed: boolean;
+  hasRefreshToken: boolean;
+}
+
+/** What the export endpoint (role exporter) returns: the stored record, refresh token included. */
+export interface TokenExportResult extends TokenKey {
+  accessToken: string;
+  refreshToken?: string;
+  expiresAt?: string;
+  scope?: string;
+  tokenType?: string;
+  issuedAt: string;
 }
 
 /** A token read refused by policy: 403 naming the access request, deciding policy and reason. */
@@ -65,7 +76,7 @@ export interface TokenVaultDeps {
   db: Database;
   keys: KeyService;
   audit: AuditSink;
-  decider: AccessDecider;
+  decider: Pick<PolicyAccessDecider, "decide" | "evaluate">;
   refresher: TokenRefresher;
   /** Revocation at the provider on delete; without it deletes only remove the record. */
   revoker?: TokenRevoker;
@@ -74,6 +85,10 @@ export interface TokenVaultDeps {
   /** How often coalesced lastUsed times are written (default 5 s). */
   lastUsedFlushMs?: number;
 }
+
+/** Forced refreshes of one token: at most one upstream call per this interval, across processes. */
+export const FORCED_REFRESH_INTERVAL_MS = 30_000;
+const STORE_ATTEMPTS = 5;
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
@@ -89,23 +104,35 @@ export class TokenVault {
   /** PUT semantics: creates or wholly replaces the record (refresh status reset, version bumped). */
   async store(principal: Principal, key: TokenKey, body: StoreTokenBody, meta: { ipAddress: string | null; userAgent: string | null }): Promise<{ created: boolean; token: TokenMetadata }> {
     const now = this.#d.clock.now();
-    const sealed = await sealTokens(this.#d.keys, key, { accessToken: body.accessToken, refreshToken: body.refreshToken ?? null }, now);
     const at = new Date(now);
     const expiresAt = body.expiresAt === undefined ? null : new Date(body.expiresAt);
-    // One round trip; `xmax = 0` is true only for a freshly inserted tuple.
-    const rows = await this.#d.db.prisma.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
-      INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", "expiresAt", scope, "tokenType",
-        "createdAt", "updatedAt", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus", version)
-      VALUES (${Bun.randomUUIDv7()}::uuid, ${key.userId}, ${key.integration}, ${sealed.accessToken}, ${sealed.refreshToken},
-        ${expiresAt}, ${body.scope ?? null}, ${body.tokenType ?? null}, ${at}, ${at}, ${at},
-        ${meta.ipAddress}, ${meta.userAgent}, ${sealed.keyVersion}, 'ok', 1)
-      ON CONFLICT ("userId", integration) DO UPDATE SET
-        "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
-        scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
-        "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
-        "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "refreshFailures" = 0, "nextRefreshAt" = NULL, "refreshReason" = NULL, version = oauth_tokens.version + 1
-      RETURNING *, (xmax = 0) AS inserted`;
-    const row = rows[0]!;
+    const plain = { accessToken: body.accessToken, refreshToken: body.refreshToken ?? null };
+    // The ciphertexts name the row version this write creates, so it is read first and the write
+    // is a compare-and-set on it: a concurrent write in between makes us seal again.
+    let row: (TokenRow & { inserted: boolean }) | undefined;
+    let sealed: Awaited<ReturnType<typeof sealTokens>> | undefined;
+    for (let attempt = 0; attempt < STORE_ATTEMPTS && !row; attempt++) {
+      const cur = await this.#d.db.prisma.oAuthToken.findUnique({ where: { userId_integration: { userId: key.userId, integration: key.integration } }, select: { version: true } });
+      const prev = cur ? Number(cur.version) : 0;
+      sealed = await sealTokens(this.#d.keys, key, plain, prev + 1);
+      // One statement; `xmax = 0` is true only for a freshly inserted tuple. No row back: someone
+      // wrote (or created, when prev = 0) the record since we read its version.
+      const rows = await this.#d.db.prisma.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
+        INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", "expiresAt", scope, "tokenType",
+          "createdAt", "updatedAt", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus", version)
+        VALUES (${Bun.randomUUIDv7()}::uuid, ${key.userId}, ${key.integration}, ${sealed.accessToken}, ${sealed.refreshToken},
+          ${expiresAt}, ${body.scope ?? null}, ${body.tokenType ?? null}, ${at}, ${at}, ${at},
+          ${meta.ipAddress}, ${meta.userAgent}, ${sealed.keyVersion}, 'ok', ${prev + 1})
+        ON CONFLICT ("userId", integration) DO UPDATE SET
+          "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
+          scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
+          "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
+          "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "refreshFailures" = 0, "nextRefreshAt" = NULL, "refreshReason" = NULL, "forcedRefreshAt" = NULL, version = oauth_tokens.version + 1
+        WHERE oauth_tokens.version = ${prev}
+        RETURNING *, (xmax = 0) AS inserted`;
+      row = rows[0];
+    }
+    if (!row || !sealed) throw new ConflictError("the token record kept changing while it was being stored; retry");
     await this.#d.audit.record({
       eventType: "TOKEN_STORED",
       actor: principal.requesterId,
@@ -124,28 +151,22 @@ export class TokenVault {
    * decision resolved and allowed the read, so a denial or a failed audit write always wins.
    */
   async read(principal: Principal, key: TokenKey, opts: { refresh: "auto" | "never" | "force"; purpose?: string }): Promise<TokenReadResult> {
-    const { decider, refresher, clock } = this.#d;
+    const { refresher, clock } = this.#d;
     const now = clock.now();
-    const fetched = this.#findOrNull(key).then(
-      (row) => ({ row, err: undefined }),
-      (err: unknown) => ({ row: null, err }),
-    );
-    const { id: accessRequestId, decision } = await decider.decide(principal, {
-      resource: { type: "token", integration: key.integration, userId: key.userId },
-      timeRange: { start: now, end: now },
-      ...(opts.purpose ? { purpose: opts.purpose } : {}),
-    });
-    if (!decision.allowed) throw new TokenAccessDeniedError(decision.reason, { accessRequestId, policyId: decision.policyId, denialCode: decision.code });
-
-    const first = await fetched;
-    if (first.err !== undefined) throw first.err;
-    if (!first.row) throw new NotFoundError("token");
-    let row = first.row;
+    let row = await this.#decidedRow(principal, key, now, opts.purpose);
     let refreshed = false;
     let plain: { accessToken: string; refreshToken: string | null } | undefined;
-    const due = opts.refresh === "force" ? refresher.canRefresh(row) : opts.refresh === "auto" && refresher.wants(row, now);
+    let due = opts.refresh === "auto" && refresher.wants(row, now);
+    let force = false;
+    if (opts.refresh === "force" && refresher.canRefresh(row)) {
+      // At most one forced refresh per token per FORCED_REFRESH_INTERVAL_MS, across processes: the
+      // claim is one conditional UPDATE on the row. A read that does not win it still goes through
+      // the refresher unforced, which waits for a refresh in flight and returns the fresh token.
+      force = await this.#claimForcedRefresh(row.id, now);
+      due = true;
+    }
     if (due) {
-      const outcome = await refresher.refresh(row, principal.requesterId, { force: opts.refresh === "force" });
+      const outcome = await refresher.refresh(row, principal.requesterId, { force });
       row = outcome.row;
       if (outcome.status === "refreshed") {
         refreshed = true;
@@ -164,9 +185,38 @@ export class TokenVault {
       throw reauthError(key, row.refreshStatus === "needs-reauth" ? "the provider refused the refresh token" : "the token has expired and cannot be refreshed");
     }
 
-    plain ??= await this.#open(row, principal.requesterId);
+    const accessToken = plain?.accessToken ?? (await this.#open(row, principal.requesterId, false)).accessToken;
     const readAt = clock.now();
     this.lastUsed.touch(row.id, readAt);
+    return {
+      integration: row.integration,
+      userId: row.userId,
+      accessToken,
+      ...(row.expiresAt ? { expiresAt: row.expiresAt.toISOString() } : {}),
+      ...(row.scope !== null ? { scope: row.scope } : {}),
+      ...(row.tokenType !== null ? { tokenType: row.tokenType } : {}),
+      issuedAt: row.issuedAt.toISOString(),
+      lastUsed: new Date(readAt).toISOString(),
+      refreshed,
+      hasRefreshToken: row.refreshToken !== null,
+    };
+  }
+
+  /**
+   * The one way a refresh token leaves the service (role `exporter`, checked by path): a decision
+   * like a read, then the stored record as it is (no refresh), audited TOKEN_EXPORTED.
+   */
+  async export(principal: Principal, key: TokenKey, opts: { purpose?: string } = {}): Promise<TokenExportResult> {
+    const now = this.#d.clock.now();
+    const row = await this.#decidedRow(principal, key, now, opts.purpose);
+    const plain = await this.#open(row, principal.requesterId, true);
+    await this.#d.audit.record({
+      eventType: "TOKEN_EXPORTED",
+      actor: principal.requesterId,
+      target: tokenTarget(row.integration, row.userId),
+      success: true,
+      details: { withRefresh: plain.refreshToken !== null, keyVersion: row.keyVersion, rowVersion: Number(row.version) },
+    });
     return {
       integration: row.integration,
       userId: row.userId,
@@ -176,13 +226,45 @@ export class TokenVault {
       ...(row.scope !== null ? { scope: row.scope } : {}),
       ...(row.tokenType !== null ? { tokenType: row.tokenType } : {}),
       issuedAt: row.issuedAt.toISOString(),
-      lastUsed: new Date(readAt).toISOString(),
-      refreshed,
     };
   }
 
-  async status(key: TokenKey): Promise<TokenMetadata> {
-    return this.#metadata(await this.#find(key), this.#d.clock.now());
+  /**
+   * The access decision comes first, so a denied caller cannot even learn whether the record
+   * exists. The request names the instant of the read as its data range ([now, now]).
+   * The row's SELECT runs while the decision is being made durable (fetching ciphertext is not
+   * releasing it), saving a round trip; its outcome, found or not, is looked at only after the
+   * decision resolved and allowed the read, so a denial or a failed audit write always wins.
+   */
+  async #decidedRow(principal: Principal, key: TokenKey, now: number, purpose: string | undefined): Promise<TokenRow> {
+    const fetched = this.#findOrNull(key).then(
+      (row) => ({ row, err: undefined }),
+      (err: unknown) => ({ row: null, err }),
+    );
+    const { id: accessRequestId, decision } = await this.#d.decider.decide(principal, {
+      resource: { type: "token", integration: key.integration, userId: key.userId },
+      timeRange: { start: now, end: now },
+      ...(purpose ? { purpose } : {}),
+    });
+    if (!decision.allowed) throw new TokenAccessDeniedError(decision.reason, { accessRequestId, policyId: decision.policyId, denialCode: decision.code });
+    const first = await fetched;
+    if (first.err !== undefined) throw first.err;
+    if (!first.row) throw new NotFoundError("token");
+    return first.row;
+  }
+
+  /** True when this read may make the forced upstream call (none claimed for this token within the interval). */
+  async #claimForcedRefresh(id: string, now: number): Promise<boolean> {
+    const claimed = await this.#d.db.prisma.$executeRaw`
+      UPDATE oauth_tokens SET "forcedRefreshAt" = ${new Date(now)}
+       WHERE id = ${id}::uuid AND ("forcedRefreshAt" IS NULL OR "forcedRefreshAt" <= ${new Date(now - FORCED_REFRESH_INTERVAL_MS)})`;
+    return claimed === 1;
+  }
+
+  /** Status is a decision like a read (403 when denied, one audit row either way); never a token value. */
+  async status(principal: Principal, key: TokenKey, opts: { purpose?: string } = {}): Promise<TokenMetadata> {
+    const now = this.#d.clock.now();
+    return this.#metadata(await this.#decidedRow(principal, key, now, opts.purpose), now);
   }
 
   /**
@@ -223,8 +305,13 @@ export class TokenVault {
     return { deleted: integrations.length, integrations, revocations };
   }
 
-  /** Metadata only, ordered by id; never a token value. */
-  async list(q: ListTokensQuery): Promise<{ items: TokenMetadata[]; nextCursor: string | null }> {
+  /**
+   * Metadata only, ordered by id; never a token value. A decision: each record of the page is
+   * evaluated against the caller's policies as a read of it would be (without an access_requests
+   * row each), only admitted ones are returned, and the request is one TOKENS_LISTED audit row
+   * (filter, count). A page may hold fewer than `limit` items; follow nextCursor to the end.
+   */
+  async list(principal: Principal, q: ListTokensQuery & { purpose?: string }): Promise<{ items: TokenMetadata[]; nextCursor: string | null }> {
     const rows = await this.#d.db.prisma.oAuthToken.findMany({
       where: { ...(q.userId ? { userId: q.userId } : {}), ...(q.integration ? { integration: q.integration } : {}), ...(q.cursor ? { id: { gt: q.cursor } } : {}) },
       orderBy: { id: "asc" },
@@ -232,7 +319,23 @@ export class TokenVault {
     });
     const now = this.#d.clock.now();
     const page = rows.slice(0, q.limit);
-    return { items: page.map((r) => this.#metadata(r, now)), nextCursor: rows.length > q.limit ? page.at(-1)!.id : null };
+    const who = { requesterId: principal.requesterId, department: principal.department };
+    const admitted = page.filter(
+      (r) =>
+        this.#d.decider.evaluate(who, {
+          resource: { type: "token", integration: r.integration, userId: r.userId },
+          timeRange: { start: now, end: now },
+          ...(q.purpose ? { purpose: q.purpose } : {}),
+        }).allowed,
+    );
+    await this.#d.audit.record({
+      eventType: "TOKENS_LISTED",
+      actor: principal.requesterId,
+      target: "tokens",
+      success: true,
+      details: { filter: { userId: q.userId ?? null, integration: q.integration ?? null, cursor: q.cursor ?? null, limit: q.limit }, count: admitted.length, examined: page.length, keyId: principal.keyId },
+    });
+    return { items: admitted.map((r) => this.#metadata(r, now)), nextCursor: rows.length > q.limit ? page.at(-1)!.id : null };
   }
 
   async close(): Promise<void> {
@@ -253,15 +356,15 @@ export class TokenVault {
    * Opens both fields of whatever version the row names. If a key rotation re-sealed the row and
    * retired the old version between our SELECT and the open, read the row again once.
    */
-  async #open(row: TokenRow, actor: string): Promise<{ accessToken: string; refreshToken: string | null }> {
+  async #open(row: TokenRow, actor: string, withRefresh: boolean): Promise<{ accessToken: string; refreshToken: string | null }> {
     for (let attempt = 0; ; attempt++) {
       try {
-        // KeyService.open reports a retired version as DecryptionFailedError (cause KeyUnavailableError);
+        // KeyService.openToken reports a retired version as DecryptionFailedError (cause KeyUnavailableError);
         // openField hands that cause back unaudited on the first attempt so the row can be re-read.
         const opts = { keyGoneRetryable: attempt === 0 };
         const [accessToken, refreshToken] = await Promise.all([
           openField(this.#d, row, "access", actor, opts),
-          row.refreshToken === null ? null : openField(this.#d, row, "refresh", actor, opts),
+          !withRefresh || row.refreshToken === null ? null : openField(this.#d, row, "refresh", actor, opts),
         ]);
         return { accessToken, refreshToken };
       } catch (err) {

@@ -37,6 +37,9 @@ const ROUTES: RouteCase[] = [
   // Guarded by path for routers of other areas (src/http/access-rules.ts).
   { method: "GET", path: "/v1/keys", roles: ["admin"] },
   { method: "POST", path: "/v1/keys/rotate", roles: ["admin"] },
+  { method: "GET", path: "/v1/keys/schedule", roles: ["admin"] },
+  { method: "PUT", path: "/v1/keys/schedule", roles: ["admin"], body: {} },
+  { method: "GET", path: "/metrics", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs/stats", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs/verify", roles: ["admin"] },
@@ -44,6 +47,7 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1/tokens/gmail/u1/status", roles: ["reader"] },
   { method: "PUT", path: "/v1/tokens/gmail/u1", roles: ["writer"], body: {} },
   { method: "GET", path: "/v1/tokens/gmail/u1", roles: ["reader"] },
+  { method: "GET", path: "/v1/tokens/gmail/u1/export", roles: ["exporter"] },
   { method: "DELETE", path: "/v1/tokens/gmail/u1", roles: ["writer"] },
   { method: "DELETE", path: "/v1/users/u1/tokens", roles: ["writer"] },
   { method: "GET", path: "/v1/webhooks", roles: ["admin"] },

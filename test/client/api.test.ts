@@ -60,6 +60,10 @@ test("administration: requesters, API keys, policies, simulate, keys, audit", as
   expect(sim.policyId).toBe(p.id);
 
   expect((await admin.keys()).versions[0]).toMatchObject({ version: 1, status: "active" });
+  expect((await admin.keySchedule()).enabled).toBe(false);
+  const schedule = await admin.setKeySchedule({ rotateEverySeconds: 86_400, enabled: true });
+  expect(schedule).toMatchObject({ rotateEverySeconds: 86_400, retireAfterSeconds: null, enabled: true });
+  expect((await admin.keys()).schedule.nextDueAt).toBe(schedule.nextDueAt);
   const page = await admin.auditLogs({ eventType: "POLICY_CREATED", limit: 5 });
   expect(page.items[0]?.target).toContain(p.id);
   expect((await admin.auditStats({ from: 0 })).byEventType.POLICY_CREATED).toBe(1);
@@ -107,7 +111,7 @@ test("time slices: grant → DataViewer; a denial is AccessDeniedError with the 
   expect(list.items.map((x) => x.id)).toEqual([denied.accessRequestId]);
 }, 30_000);
 
-test("tokens: put, get, status, list, token-read denial as AccessDeniedError, delete", async () => {
+test("tokens: put, get, status, list, export, token-read denial as AccessDeniedError, delete", async () => {
   const writer = await admin.createRequester({ requesterId: "tok-writer", name: "w" });
   const reader = await admin.createRequester({ requesterId: "tok-reader", name: "r" });
   const stranger = await admin.createRequester({ requesterId: "tok-stranger", name: "s" });
@@ -123,7 +127,8 @@ test("tokens: put, get, status, list, token-read denial as AccessDeniedError, de
 
   const read = await r.getToken("gmail", "u1", { refresh: "never", purpose: "sync" });
   expect(read).toMatchObject({ integration: "gmail", userId: "u1", accessToken: "ya29.b", refreshed: false });
-  expect(read.refreshToken).toBeUndefined();
+  expect(read.hasRefreshToken).toBe(false);
+  expect("refreshToken" in read).toBe(false);
   expect((await r.tokenStatus("gmail", "u1")).status).toBe("valid");
   expect((await r.listTokens({ userId: "u1", limit: 10 })).items).toHaveLength(1);
 
@@ -133,6 +138,17 @@ test("tokens: put, get, status, list, token-read denial as AccessDeniedError, de
   expect(denied.accessRequestId).toMatch(/^[0-9a-f-]{36}$/);
   expect(denied.reason.length).toBeGreaterThan(0);
   expect(denied.requestId).toBeString();
+
+  // Status and list are decisions too: the stranger is denied / sees nothing.
+  expect(await s.tokenStatus("gmail", "u1").catch((e) => e)).toBeInstanceOf(AccessDeniedError);
+  expect((await s.listTokens({ userId: "u1" })).items).toEqual([]);
+
+  // Only an exporter key gets the refresh token.
+  const e = at((await admin.createApiKey(reader.id, { roles: ["exporter"] })).apiKey);
+  await w.putToken("gmail", "u2", { accessToken: "ya29.u2", refreshToken: "1//u2-refresh" });
+  expect(await e.exportToken("gmail", "u2", { purpose: "migration" })).toMatchObject({ integration: "gmail", userId: "u2", accessToken: "ya29.u2", refreshToken: "1//u2-refresh" });
+  expect((await r.exportToken("gmail", "u2").catch((x) => x)).code).toBe("FORBIDDEN");
+  await w.deleteToken("gmail", "u2");
 
   await w.putToken("github", "u1", { accessToken: "gho_x" });
   await w.deleteToken("gmail", "u1");

@@ -255,6 +255,8 @@ if (chromiumPath) {
       const writerReq = await admin().createRequester({ requesterId: "callback", name: "OAuth callback" });
       const writer = new ChronoKmsClient({ baseUrl: t.url, apiKey: (await admin().createApiKey(writerReq.id, { roles: ["writer"] })).apiKey });
       await writer.putToken("gmail", "user-1", { accessToken: "ya29.secret-access-value", refreshToken: "1//secret-refresh-value", scope: "mail.read" });
+      // Listing is a decision (SPEC v2 §8): the inventory shows what that key's policies admit.
+      await admin().createPolicy({ name: "callback may list", type: "whitelist", config: { requesters: ["callback"] } });
       const created = await admin().createApiKey(writerReq.id, { roles: ["admin", "reader"] });
       const both = created.apiKey;
       sessionKey = { requesterUuid: writerReq.id, keyId: created.keyId };

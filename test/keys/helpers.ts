@@ -3,7 +3,8 @@ import { fromHex, kekFingerprint } from "../../src/crypto/index.ts";
 import type { Database } from "../../src/db/database.ts";
 import { createLogger } from "../../src/log.ts";
 import { createKeyService, type ManagedKeyService } from "../../src/keys/service.ts";
-import { oauthTokenRewrappable, tokenCtx } from "../../src/tokens/rewrap.ts";
+import { oauthTokenRewrappable } from "../../src/tokens/rewrap.ts";
+import { fieldContexts, legacyTokenContext, sealTokens } from "../../src/tokens/record.ts";
 import type { KeyService } from "../../src/keys/types.ts";
 import { TEST_KEK } from "../support/app.ts";
 
@@ -29,8 +30,11 @@ export function keyService(db: Database, opts: { kekHex?: string; refreshInterva
 export const accessValue = (i: number) => `ya29.access-${i}-${"x".repeat(40)}`;
 export const refreshValue = (i: number) => `1//refresh-${i}-${"y".repeat(40)}`;
 
-/** Inserts `count` token rows sealed through `keys` exactly as the token vault does (ids in insertion order). */
-export async function seedTokens(db: Database, keys: KeyService, count: number, opts: { from?: number; integration?: string; ts?: number } = {}): Promise<void> {
+/**
+ * Inserts `count` token rows sealed through `keys` exactly as the token vault does (ids in insertion
+ * order), row version 1; with `format: "v1"`, sealed the v1 way (ECDH-ES to the slice of ts, v1 ctx).
+ */
+export async function seedTokens(db: Database, keys: KeyService, count: number, opts: { from?: number; integration?: string; ts?: number; format?: "v1" | "v2" } = {}): Promise<void> {
   const from = opts.from ?? 0;
   const integration = opts.integration ?? "gmail";
   const base = opts.ts ?? Date.UTC(2026, 0, 1);
@@ -39,9 +43,14 @@ export async function seedTokens(db: Database, keys: KeyService, count: number, 
     for (let i = start; i < Math.min(start + 1000, from + count); i++) {
       const userId = `user-${i}`;
       const ts = base + i * 60_000; // spread over many slices
-      const a = await keys.seal(accessValue(i), { ctx: tokenCtx(integration, userId, "access"), ts });
-      const r = i % 5 === 0 ? null : await keys.seal(refreshValue(i), { ctx: tokenCtx(integration, userId, "refresh"), ts });
-      data.push({ userId, integration, accessToken: a.jwe, refreshToken: r?.jwe ?? null, keyVersion: a.version });
+      if (opts.format === "v1") {
+        const a = await keys.seal(accessValue(i), { ctx: legacyTokenContext(integration, userId, "access"), ts });
+        const r = i % 5 === 0 ? null : await keys.seal(refreshValue(i), { ctx: legacyTokenContext(integration, userId, "refresh"), ts });
+        data.push({ userId, integration, accessToken: a.jwe, refreshToken: r?.jwe ?? null, keyVersion: a.version, version: 1 });
+        continue;
+      }
+      const t = await sealTokens(keys, { integration, userId }, { accessToken: accessValue(i), refreshToken: i % 5 === 0 ? null : refreshValue(i) }, 1);
+      data.push({ userId, integration, ...t, version: 1 });
     }
     await db.prisma.oAuthToken.createMany({ data });
   }
@@ -57,13 +66,14 @@ export async function verifyTokens(db: Database, keys: KeyService): Promise<{ ro
     byVersion.set(row.keyVersion, (byVersion.get(row.keyVersion) ?? 0) + 1);
     const i = Number(row.userId.slice("user-".length));
     try {
-      const a = dec.decode(await keys.open(row.accessToken, { expectedCtx: tokenCtx(row.integration, row.userId, "access") }));
+      const a = dec.decode(await keys.openToken(row.accessToken, fieldContexts(row, "access")));
       if (a !== accessValue(i)) throw new Error("access plaintext differs");
       if (!row.accessToken.startsWith("ey")) throw new Error("not a JWE");
       const header = JSON.parse(Buffer.from(row.accessToken.split(".")[0]!, "base64url").toString()) as { kid: string };
-      if (Number(header.kid.split(":")[0]) !== row.keyVersion) throw new Error("keyVersion does not match the JWE kid");
+      const kidVersion = header.kid.startsWith("tok:") ? Number(header.kid.slice(4)) : Number(header.kid.split(":")[0]);
+      if (kidVersion !== row.keyVersion) throw new Error("keyVersion does not match the JWE kid");
       if (row.refreshToken !== null) {
-        const r = dec.decode(await keys.open(row.refreshToken, { expectedCtx: tokenCtx(row.integration, row.userId, "refresh") }));
+        const r = dec.decode(await keys.openToken(row.refreshToken, fieldContexts(row, "refresh")));
         if (r !== refreshValue(i)) throw new Error("refresh plaintext differs");
       }
     } catch (e) {

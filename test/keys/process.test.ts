@@ -168,3 +168,29 @@ test("[pglite] keys:rotate killed with SIGKILL at random points (on-disk databas
     maxDelayMs: 2200,
   });
 }, 120_000);
+
+test.skipIf(!postgresAvailable)("[postgres] keys:rotate skips a record it cannot decrypt (listed, audited, exit 1) instead of stalling; --retire names the record that blocks it", async () => {
+  const tdb = await createTestDatabase("postgres");
+  const env = { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATA_DIR: tempDir() };
+  try {
+    const keys = await keyService(tdb);
+    await seedTokens(tdb, keys, 50);
+    const rows = await tdb.prisma.oAuthToken.findMany({ orderBy: { id: "asc" } });
+    const bad = rows[7]!;
+    // A ciphertext copied in from another row: it will never decrypt here.
+    await tdb.prisma.oAuthToken.update({ where: { id: bad.id }, data: { accessToken: rows[8]!.accessToken } });
+    const old = (await keys.active()).version;
+    keys.close();
+    const r = await run(["scripts/keys-rotate.ts", "--batch-size", "10"], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("1 record(s) do not decrypt and were skipped");
+    expect(r.stderr).toContain(`oauth_tokens ${bad.id} token:gmail:${bad.userId} (access)`);
+    expect(await tdb.prisma.oAuthToken.count({ where: { keyVersion: old + 1 } })).toBe(49);
+    expect(await tdb.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED", target: `token:gmail:${bad.userId}` } })).toBe(1);
+    const refused = await run(["scripts/keys-rotate.ts", "--retire", String(old)], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`still protects 1 record(s) (oauth_tokens: 1): oauth_tokens ${bad.id} (token:gmail:${bad.userId})`);
+  } finally {
+    await tdb.close();
+  }
+}, 60_000);

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { readJwsKid, verifyPayload } from "../../src/crypto/index.ts";
 import { ConflictError, DecryptionFailedError, KekMismatchError, KeyUnavailableError } from "../../src/errors.ts";
 import { runRewrap } from "../../src/keys/rewrap.ts";
-import { tokenCtx } from "../../src/tokens/rewrap.ts";
+import { legacyTokenContext as tokenCtx, fieldContexts, sealTokens } from "../../src/tokens/record.ts";
 import { openDatabase } from "../../src/db/database.ts";
 import { describeEachDb } from "../support/databases.ts";
 import { OTHER_KEK, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
@@ -156,7 +156,7 @@ describeEachDb("key service", (h) => {
     b.close();
   }, 10_000);
 
-  test("rewrap keeps each value's ts and ctx, and a concurrent token write (CAS) is never clobbered", async () => {
+  test("rewrap re-seals each value for its next row version, and a concurrent token write (CAS) is never clobbered", async () => {
     const keys = await keyService(h.db);
     await h.db.prisma.oAuthToken.deleteMany({});
     await seedTokens(h.db, keys, 20, { integration: "outlook" });
@@ -173,28 +173,29 @@ describeEachDb("key service", (h) => {
       sign: (p: unknown, t: string) => keys.sign(p, t),
       jwks: () => keys.jwks(),
       open: (jwe: string, o: { expectedCtx: string }) => keys.open(jwe, o),
-      seal: async (pt: string | Uint8Array, o: { ctx: string; ts: number }) => {
+      seal: (pt: string | Uint8Array, o: { ctx: string; ts: number }) => keys.seal(pt, o),
+      sealToken: (pt: string | Uint8Array, o: { ctx: string }) => keys.sealToken(pt, o),
+      openToken: (jwe: string, o: { ctx: string; legacyCtx: string }) => keys.openToken(jwe, o),
+      resealTokens: async (items: Parameters<typeof keys.resealTokens>[0]) => {
         if (!wrote) {
           wrote = true;
-          const fresh = await keys.seal("ya29.concurrently-written", { ctx: tokenCtx("outlook", victim.userId, "access"), ts: T });
-          await h.db.prisma.oAuthToken.update({ where: { id: victim.id }, data: { accessToken: fresh.jwe, refreshToken: null, keyVersion: fresh.version, version: { increment: 1 } } });
+          const fresh = await sealTokens(keys, victim, { accessToken: "ya29.concurrently-written", refreshToken: null }, victim.version + 1);
+          await h.db.prisma.oAuthToken.update({ where: { id: victim.id }, data: { ...fresh, version: { increment: 1 } } });
         }
-        return keys.seal(pt, o);
+        return keys.resealTokens(items);
       },
     };
     const store = keys.rewrappables()[0]!;
-    const moved = await store.rewrapBatch(racing, { targetVersion: (await keys.active()).version, limit: 100 });
-    expect(moved).toBe(19);
+    const r = await store.rewrapBatch(racing, { targetVersion: (await keys.active()).version, limit: 100 });
+    expect([r.moved, r.failed, r.next]).toEqual([19, [], null]);
     const after = await h.db.prisma.oAuthToken.findMany({ orderBy: { id: "asc" } });
     const v = after.find((r) => r.id === victim.id)!;
-    expect(new TextDecoder().decode(await keys.open(v.accessToken, { expectedCtx: tokenCtx("outlook", victim.userId, "access") }))).toBe("ya29.concurrently-written");
+    expect(new TextDecoder().decode(await keys.openToken(v.accessToken, fieldContexts(v, "access")))).toBe("ya29.concurrently-written");
     for (const [i, row] of after.entries()) {
       if (row.id === victim.id) continue;
-      const ho = JSON.parse(Buffer.from(before[i]!.accessToken.split(".")[0]!, "base64url").toString());
       const hn = JSON.parse(Buffer.from(row.accessToken.split(".")[0]!, "base64url").toString());
-      expect(hn.ts).toBe(ho.ts);
-      expect(hn.ctx).toBe(ho.ctx);
-      expect(hn.kid.split(":")[0]).toBe(String(row.keyVersion));
+      expect(hn.ctx).toBe(fieldContexts(row, "access").ctx);
+      expect(hn.kid).toBe(`tok:${row.keyVersion}`);
       expect(row.version).toBe(before[i]!.version + 1);
     }
     keys.close();

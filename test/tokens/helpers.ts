@@ -20,6 +20,8 @@ export interface TokenTestApp {
   reader: string;
   /** A reader no whitelist admits. */
   stranger: string;
+  /** Role exporter only, admitted by the same whitelist as the reader. */
+  exporter: string;
   call(key: string | null, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
   close(): Promise<void>;
 }
@@ -39,7 +41,7 @@ async function json<T>(res: Response, expected: number, what: string): Promise<T
   return JSON.parse(text) as T;
 }
 
-/** Creates the writer, reader, stranger and a whitelist admitting the reader, all over HTTP. */
+/** Creates the writer, reader, stranger, exporter and a whitelist admitting the reader and the exporter, all over HTTP. */
 export async function provision(base: string | TestApp, admin: string, suffix = "") {
   const mk = async (requesterId: string, roles: string[]) => {
     const r = await json<{ id: string }>(await callApi(base, admin, "POST", "/v1/requesters", { requesterId, name: requesterId }), 201, `create ${requesterId}`);
@@ -49,8 +51,9 @@ export async function provision(base: string | TestApp, admin: string, suffix = 
   const writer = await mk(`svc-writer${suffix}`, ["writer"]);
   const reader = await mk(`svc-reader${suffix}`, ["reader"]);
   const stranger = await mk(`svc-stranger${suffix}`, ["reader"]);
-  await json(await callApi(base, admin, "POST", "/v1/policies", { name: `readers${suffix}`, type: "whitelist", config: { requesters: [`svc-reader${suffix}`] } }), 201, "whitelist");
-  return { writer, reader, stranger };
+  const exporter = await mk(`svc-exporter${suffix}`, ["exporter"]);
+  await json(await callApi(base, admin, "POST", "/v1/policies", { name: `readers${suffix}`, type: "whitelist", config: { requesters: [`svc-reader${suffix}`, `svc-exporter${suffix}`] } }), 201, "whitelist");
+  return { writer, reader, stranger, exporter };
 }
 
 export async function tokenTestApp(db: Database, opts: { env?: Record<string, string>; clock?: Clock; listen?: boolean; resolve?: Resolver } = {}): Promise<TokenTestApp> {

@@ -43,7 +43,8 @@ describeEachDb("token refresh", (h) => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
     const issued = fake.issued.at(-1)!;
-    expect(body).toMatchObject({ accessToken: issued, refreshToken: "the-refresh", refreshed: true, expiresAt: new Date(T0 + 3600_000).toISOString() });
+    expect(body).toMatchObject({ accessToken: issued, hasRefreshToken: true, refreshed: true, expiresAt: new Date(T0 + 3600_000).toISOString() });
+    expect(body).not.toHaveProperty("refreshToken");
     expect(fake.calls).toHaveLength(1);
     expect(fake.calls[0]).toMatchObject({ grantType: "refresh_token", refreshToken: "the-refresh", clientId: fake.clientId, auth: "body" });
 
@@ -65,13 +66,18 @@ describeEachDb("token refresh", (h) => {
     await put("r-rot", { accessToken: "a0", refreshToken: "r0", expiresAt: T0 + 60 * MIN });
     expect(((await (await get("r-rot")).json()) as { refreshed: boolean }).refreshed).toBe(false);
     expect(fake.calls).toHaveLength(0);
-    const forced = (await (await get("r-rot", "?refresh=force")).json()) as { refreshToken: string; refreshed: boolean };
+    const forced = (await (await get("r-rot", "?refresh=force")).json()) as { refreshToken?: string; refreshed: boolean };
     expect(forced.refreshed).toBe(true);
-    expect(forced.refreshToken).toStartWith("fake-refresh-");
-    expect(JSON.stringify(await rawRow("r-rot"))).not.toContain(forced.refreshToken);
+    expect(forced.refreshToken).toBeUndefined();
+    // Only the export endpoint (role exporter) shows the rotated refresh token.
+    const exported = (await (await a.call(a.exporter, "GET", "/v1/tokens/gmail/r-rot/export")).json()) as { refreshToken: string };
+    expect(exported.refreshToken).toStartWith("fake-refresh-");
+    expect(JSON.stringify(await rawRow("r-rot"))).not.toContain(exported.refreshToken);
     fake.behaviour = { kind: "ok" };
+    clock.t = T0 + 31_000; // past the forced-refresh interval
     await get("r-rot", "?refresh=force");
-    expect(fake.calls.at(-1)?.refreshToken).toBe(forced.refreshToken);
+    expect(fake.calls.at(-1)?.refreshToken).toBe(exported.refreshToken);
+    expect(fake.calls).toHaveLength(2);
   });
 
   test("no refresh attempted without a refresh token, without provider config, or with refresh=never", async () => {
@@ -163,6 +169,27 @@ describeEachDb("token refresh", (h) => {
     expect((await auditRows(h.db, "TOKEN_REFRESHED")).filter((r) => r.target === "token:gmail:herd")).toHaveLength(1);
   }, 30_000);
 
+  test("forced refresh at most once per token per 30 s: 20 forced reads → 1 upstream call, each read gets the fresh token", async () => {
+    await put("force20", { accessToken: "f-old", refreshToken: "f-r", expiresAt: T0 + 60 * MIN });
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      clock.t = T0 + i * 1000; // 20 reads spread over 19 s
+      const res = await get("force20", "?refresh=force");
+      expect(res.status).toBe(200);
+      seen.add(((await res.json()) as { accessToken: string }).accessToken);
+    }
+    expect(fake.calls).toHaveLength(1);
+    expect([...seen]).toEqual([fake.issued.at(-1)!]);
+    // Concurrent forced reads within the window: still no further call.
+    await Promise.all(Array.from({ length: 10 }, () => get("force20", "?refresh=force")));
+    expect(fake.calls).toHaveLength(1);
+    // The claim lives in the row, so another process sees it too.
+    expect((await rawRow("force20")).forcedRefreshAt?.getTime()).toBe(T0);
+    clock.t = T0 + 30_000;
+    await get("force20", "?refresh=force");
+    expect(fake.calls).toHaveLength(2);
+  }, 30_000);
+
   test("compare-and-set: a token stored while a refresh is in flight is not clobbered", async () => {
     fake.behaviour = { kind: "ok", delayMs: 200 };
     await put("race", { accessToken: "race-old", refreshToken: "race-r", expiresAt: T0 + MIN });
@@ -173,7 +200,7 @@ describeEachDb("token refresh", (h) => {
     const read = (await (await reading).json()) as { accessToken: string; refreshed: boolean };
     // The read gets the newer, stored token; the refreshed one from the old grant is discarded.
     expect(read.accessToken).toBe("stored-during-refresh");
-    const now = (await (await get("race", "?refresh=never")).json()) as { accessToken: string; refreshToken: string };
+    const now = (await (await a.call(a.exporter, "GET", "/v1/tokens/gmail/race/export")).json()) as { accessToken: string; refreshToken: string };
     expect(now).toMatchObject({ accessToken: "stored-during-refresh", refreshToken: "new-grant" });
     expect(fake.calls).toHaveLength(1);
   }, 15_000);

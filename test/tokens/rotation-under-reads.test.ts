@@ -15,7 +15,7 @@ import { projectRoot } from "../../src/db/migration-files.ts";
 import { runRewrap } from "../../src/keys/rewrap.ts";
 import type { ManagedKeyService } from "../../src/keys/service.ts";
 import type { KeyService } from "../../src/keys/types.ts";
-import { sealTokens, tokenContext } from "../../src/tokens/record.ts";
+import { fieldContexts, sealTokens } from "../../src/tokens/record.ts";
 import { TokenRefresher } from "../../src/tokens/refresh.ts";
 import { TokenVault } from "../../src/tokens/vault.ts";
 import { TEST_KEK, startTestApp, type TestApp } from "../support/app.ts";
@@ -39,7 +39,7 @@ async function seed(db: TestDatabase, keys: ManagedKeyService, base: string, wri
     const data = [];
     for (let i = start; i < Math.min(start + 1000, count); i++) {
       const now = Date.now();
-      const sealed = await sealTokens(keys, { integration: INTEGRATION, userId: userOf(i) }, { accessToken: accessOf(i), refreshToken: hasRefresh(i) ? refreshOf(i) : null }, now);
+      const sealed = await sealTokens(keys, { integration: INTEGRATION, userId: userOf(i) }, { accessToken: accessOf(i), refreshToken: hasRefresh(i) ? refreshOf(i) : null }, 1);
       const at = new Date(now);
       data.push({ userId: userOf(i), integration: INTEGRATION, ...sealed, createdAt: at, updatedAt: at, issuedAt: at, tokenType: "Bearer" });
     }
@@ -65,10 +65,10 @@ function readContinuously(base: string, reader: string, total: number, loops: nu
       const i = Math.floor(Math.random() * total);
       try {
         const res = await callApi(base, reader, "GET", `/v1/tokens/${INTEGRATION}/${userOf(i)}?refresh=never`);
-        const body = (await res.json()) as { accessToken?: string; refreshToken?: string };
+        const body = (await res.json()) as { accessToken?: string; refreshToken?: string; hasRefreshToken?: boolean };
         stats.reads++;
         if (res.status !== 200) stats.failures.push(`${userOf(i)}: HTTP ${res.status} ${JSON.stringify(body)}`);
-        else if (body.accessToken !== accessOf(i) || body.refreshToken !== (hasRefresh(i) ? refreshOf(i) : undefined)) stats.failures.push(`${userOf(i)}: wrong plaintext`);
+        else if (body.accessToken !== accessOf(i) || body.refreshToken !== undefined || body.hasRefreshToken !== hasRefresh(i)) stats.failures.push(`${userOf(i)}: wrong plaintext`);
       } catch (err) {
         stats.reads++;
         stats.failures.push(`${userOf(i)}: ${(err as Error).message}`);
@@ -89,13 +89,13 @@ function readContinuously(base: string, reader: string, total: number, loops: nu
 async function verifyAll(db: TestDatabase, keys: ManagedKeyService, total: number, version: number): Promise<void> {
   const byVersion = await db.prisma.oAuthToken.groupBy({ by: ["keyVersion"], _count: { _all: true } });
   expect(byVersion.map((g) => [g.keyVersion, g._count._all])).toEqual([[version, total]]);
-  const rows = await db.prisma.oAuthToken.findMany({ select: { userId: true, integration: true, accessToken: true, refreshToken: true } });
+  const rows = await db.prisma.oAuthToken.findMany({ select: { userId: true, integration: true, accessToken: true, refreshToken: true, version: true } });
   const dec = new TextDecoder();
   const wrong: string[] = [];
   for (const row of rows) {
     const i = Number(row.userId.slice("user-".length));
-    const a = dec.decode(await keys.open(row.accessToken, { expectedCtx: tokenContext(row.integration, row.userId, "access") }));
-    const r = row.refreshToken === null ? null : dec.decode(await keys.open(row.refreshToken, { expectedCtx: tokenContext(row.integration, row.userId, "refresh") }));
+    const a = dec.decode(await keys.openToken(row.accessToken, fieldContexts(row, "access")));
+    const r = row.refreshToken === null ? null : dec.decode(await keys.openToken(row.refreshToken, fieldContexts(row, "refresh")));
     if (a !== accessOf(i) || r !== (hasRefresh(i) ? refreshOf(i) : null)) wrong.push(row.userId);
   }
   expect(wrong).toEqual([]);
@@ -216,7 +216,8 @@ describe("[pglite] POST /v1/keys/rotate (background re-encryption in the serving
     expect(r).toEqual({ version: old, alreadyRetired: false });
     console.log(figure("rotation (pglite, background re-encryption)", TOTAL, rotationMs, stats));
     expect(stats.failures.slice(0, 10)).toEqual([]);
-    expect(stats.reads).toBeGreaterThan(20);
+    // Reads overlapped the re-encryption (v2 token envelopes re-seal fast, so the window is short).
+    expect(stats.reads).toBeGreaterThan(5);
     await verifyAll(db, keys, TOTAL, old + 1);
     expect(await db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
     await auditChainValid(t.url);
@@ -243,14 +244,17 @@ describeEachDb("a read racing a rotation that re-seals its row and retires the o
         seal: (p, o) => keys.seal(p, o),
         sign: (p, ty) => keys.sign(p, ty),
         jwks: () => keys.jwks(),
-        open: async (jwe, o) => {
+        open: (jwe, o) => keys.open(jwe, o),
+        sealToken: (p, o) => keys.sealToken(p, o),
+        resealTokens: (items) => keys.resealTokens(items),
+        openToken: async (jwe, o) => {
           if (!raced) {
             raced = true;
             await keys.rotate();
             await runRewrap(keys, keys.rewrappables());
             await keys.retire(old);
           }
-          return keys.open(jwe, o);
+          return keys.openToken(jwe, o);
         },
       };
       const deps = { db: runtime.db, keys: racing, audit: runtime.audit, clock: runtime.clock, log: runtime.log };
@@ -260,7 +264,7 @@ describeEachDb("a read racing a rotation that re-seals its row and retires the o
       await vault.close();
       expect(raced).toBe(true);
       expect(got.accessToken).toBe(accessOf(1));
-      expect(got.refreshToken).toBe(refreshOf(1));
+      expect(got.hasRefreshToken).toBe(true);
       expect((await runtime.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: userOf(1) } })).keyVersion).toBe(old + 1);
       expect(await runtime.db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
     } finally {

@@ -35,7 +35,8 @@ describeEachDb("tokens over HTTP", (h) => {
     expect(res.status).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");
     const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ integration: "gmail", userId: "alice", accessToken, refreshToken, expiresAt, scope: "mail.read", tokenType: "Bearer", refreshed: false });
+    expect(body).toMatchObject({ integration: "gmail", userId: "alice", accessToken, expiresAt, scope: "mail.read", tokenType: "Bearer", refreshed: false, hasRefreshToken: true });
+    expect(body).not.toHaveProperty("refreshToken");
     expect(body.lastUsed).toBe(new Date(T0).toISOString());
 
     // Raw rows: no plaintext anywhere, ciphertexts carry this row's contexts.
@@ -48,9 +49,10 @@ describeEachDb("tokens over HTTP", (h) => {
     const row = rows[0]!;
     expect(String(row.accessToken).split(".").length).toBe(5);
     const header = JSON.parse(Buffer.from(String(row.accessToken).split(".")[0]!, "base64url").toString());
-    expect(header).toMatchObject({ alg: "ECDH-ES", enc: "A256GCM", ctx: "oauth:gmail:alice:access", ts: T0 });
-    expect(JSON.parse(Buffer.from(String(row.refreshToken).split(".")[0]!, "base64url").toString()).ctx).toBe("oauth:gmail:alice:refresh");
-    expect(row.keyVersion).toBe(Number(header.kid.split(":")[0]));
+    expect(header).toMatchObject({ alg: "dir", enc: "A256GCM", ctx: '["chronokms/oauth-token/v2","gmail","alice","access",1]' });
+    expect(Buffer.from(header.salt, "base64url").length).toBe(32);
+    expect(JSON.parse(Buffer.from(String(row.refreshToken).split(".")[0]!, "base64url").toString()).ctx).toBe('["chronokms/oauth-token/v2","gmail","alice","refresh",1]');
+    expect(header.kid).toBe(`tok:${row.keyVersion}`);
     // Nor in the audit trail or the access-request rows.
     const audit = JSON.stringify(await h.db.prisma.$queryRawUnsafe(`SELECT * FROM audit_logs`), (_k, v) => (typeof v === "bigint" ? String(v) : v));
     expect(audit).not.toContain(accessToken);

@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ManagedKeyService } from "../../keys/service.ts";
+import { ScheduleInputSchema, scheduleView, type ScheduleStore } from "../../keys/schedule.ts";
 import { UncachedLookupLimiter } from "../../keys/slice-statements.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
@@ -79,6 +80,20 @@ const RotateResultSchema = z
   })
   .openapi("RotateResult");
 
+const ScheduleSchema = z
+  .object({
+    rotateEverySeconds: z.number().int().nullable().openapi({ description: "rotation period (null: never set)" }),
+    retireAfterSeconds: z.number().int().nullable().openapi({ description: "retire a decrypt-only version this long after its rotation, once no record needs it; null: never" }),
+    enabled: z.boolean(),
+    nextDueAt: z.string().nullable().openapi({ description: "next scheduled rotation, ISO 8601 (null while disabled)" }),
+    lastRotatedAt: z.string().nullable(),
+    updatedAt: z.string().nullable(),
+    updatedBy: z.string().nullable(),
+  })
+  .openapi("KeySchedule");
+
+const ScheduleBodySchema = ScheduleInputSchema;
+
 /** Public, unauthenticated key material. */
 export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: UncachedLookupLimiter } = {}) {
   const limiter = opts.limiter ?? new UncachedLookupLimiter(Date.now);
@@ -122,21 +137,58 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
 }
 
 /** Key management; the admin guard is mounted in front of these by app.ts. */
-export function keyManagementRoutes(keys: ManagedKeyService, opts: { onRotated?: (version: number) => void } = {}) {
+export function keyManagementRoutes(keys: ManagedKeyService, schedule: ScheduleStore, opts: { onRotated?: (version: number) => void } = {}) {
   return createRouter()
     .openapi(
       createRoute({
         method: "get",
         path: "/v1/keys",
         tags: ["keys"],
-        summary: "Master key versions, their status and how many records each still protects",
+        summary: "Master key versions, their status and how many records each still protects, and the rotation schedule",
         responses: {
-          200: { description: "versions", content: { "application/json": { schema: z.object({ versions: z.array(KeyVersionSchema) }) } } },
+          200: { description: "versions", content: { "application/json": { schema: z.object({ versions: z.array(KeyVersionSchema), schedule: ScheduleSchema }) } } },
           401: errorResponse("unauthenticated"),
           403: errorResponse("not an admin"),
         },
       }),
-      async (c) => c.json({ versions: await keys.versions() }, 200),
+      async (c) => {
+        const [versions, s] = await Promise.all([keys.versions(), schedule.get()]);
+        return c.json({ versions, schedule: scheduleView(s) }, 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/keys/schedule",
+        tags: ["keys"],
+        summary: "The rotation schedule and when the next scheduled rotation is due",
+        responses: {
+          200: { description: "schedule (enabled false and nulls when never set)", content: { "application/json": { schema: ScheduleSchema } } },
+          401: errorResponse("unauthenticated"),
+          403: errorResponse("not an admin"),
+        },
+      }),
+      async (c) => c.json(scheduleView(await schedule.get()), 200),
+    )
+    .openapi(
+      createRoute({
+        method: "put",
+        path: "/v1/keys/schedule",
+        tags: ["keys"],
+        summary: "Set the rotation schedule (periods of at least 60 s); the service rotates, re-encrypts and retires on it",
+        request: { body: { required: true, content: { "application/json": { schema: ScheduleBodySchema } } } },
+        responses: {
+          200: { description: "schedule set", content: { "application/json": { schema: ScheduleSchema } } },
+          400: errorResponse("invalid schedule"),
+          401: errorResponse("unauthenticated"),
+          403: errorResponse("not an admin"),
+        },
+      }),
+      async (c) => {
+        const input = c.req.valid("json");
+        const s = await schedule.put(input, c.get("principal")?.requesterId ?? "http:unauthenticated");
+        return c.json(scheduleView(s), 200);
+      },
     )
     .openapi(
       createRoute({

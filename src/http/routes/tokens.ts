@@ -1,10 +1,12 @@
 /**
  * OAuth token routes (SPEC §7–8). Roles are enforced by path before any router runs
  * (src/http/access-rules.ts): writer → PUT and both DELETEs; reader → GET token, status and the
- * metadata list. Token reads additionally go through the policy engine, inside the vault.
+ * metadata list; exporter → export. Reads, status, list and export are also decisions of the
+ * policy engine, inside the vault.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { DeleteTokenQuerySchema, ListTokensQuerySchema, ReadTokenQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
+import type { Context } from "hono";
+import { DeleteTokenQuerySchema, ListTokensQuerySchema, ReadTokenQuerySchema, StatusQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
@@ -39,15 +41,33 @@ const TokenReadSchema = z
     integration: z.string(),
     userId: z.string(),
     accessToken: z.string(),
-    refreshToken: z.string().optional(),
     expiresAt: z.string().optional(),
     scope: z.string().optional(),
     tokenType: z.string().optional(),
     issuedAt: z.string(),
     lastUsed: z.string(),
     refreshed: z.boolean().openapi({ description: "the returned token is newer than the one stored when the read began" }),
+    hasRefreshToken: z.boolean().openapi({ description: "a refresh token is stored; it never leaves the service except through the export endpoint" }),
   })
   .openapi("TokenRead");
+
+const TokenExportSchema = z
+  .object({
+    integration: z.string(),
+    userId: z.string(),
+    accessToken: z.string(),
+    refreshToken: z.string().optional(),
+    expiresAt: z.string().optional(),
+    scope: z.string().optional(),
+    tokenType: z.string().optional(),
+    issuedAt: z.string(),
+  })
+  .openapi("TokenExport");
+
+/** ?purpose= or, failing that, the X-Purpose header. */
+function purposeOf(c: Context, q: { purpose?: string | undefined }): string | undefined {
+  return q.purpose || c.req.header("x-purpose")?.trim().slice(0, 500) || undefined;
+}
 
 const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
 
@@ -110,7 +130,7 @@ export function tokenRoutes(vault: TokenVault) {
       async (c) => {
         const key = c.req.valid("param");
         const q = c.req.valid("query");
-        const purpose = q.purpose || c.req.header("x-purpose")?.trim().slice(0, 500) || undefined;
+        const purpose = purposeOf(c, q);
         c.header("Cache-Control", "no-store");
         return c.json(await vault.read(c.get("principal"), key, { refresh: q.refresh, ...(purpose ? { purpose } : {}) }), 200);
       },
@@ -118,19 +138,49 @@ export function tokenRoutes(vault: TokenVault) {
     .openapi(
       createRoute({
         method: "get",
+        path: "/v1/tokens/{integration}/{userId}/export",
+        tags: ["tokens"],
+        summary: "Export a stored token with its refresh token (role exporter; a decision like a read, audited TOKEN_EXPORTED)",
+        description:
+          "For moving a user's grant off chronokms: the only response that ever carries a refresh token. " +
+          "An access request for {type: token, integration, userId} at [now, now] like a read; the stored record is returned as is (no refresh).",
+        request: { params: TokenParamsSchema, query: StatusQuerySchema },
+        responses: {
+          200: { description: "the stored token, refresh token included", content: { "application/json": { schema: TokenExportSchema } } },
+          400: errorResponse("bad path or query"),
+          401: unauthenticated,
+          403: errorResponse("not an exporter, or denied by policy"),
+          404: notFound,
+          422: errorResponse("DECRYPTION_FAILED: the stored ciphertext does not belong to this record (audited)"),
+          503: errorResponse("database or audit log unavailable; nothing released"),
+        },
+      }),
+      async (c) => {
+        const purpose = purposeOf(c, c.req.valid("query"));
+        c.header("Cache-Control", "no-store");
+        return c.json(await vault.export(c.get("principal"), c.req.valid("param"), purpose ? { purpose } : {}), 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
         path: "/v1/tokens/{integration}/{userId}/status",
         tags: ["tokens"],
-        summary: "Whether the token is valid, expired (refreshable) or needs re-authentication; never the token",
-        request: { params: TokenParamsSchema },
+        summary: "Whether the token is valid, expired (refreshable) or needs re-authentication; never the token (a decision like a read)",
+        request: { params: TokenParamsSchema, query: StatusQuerySchema },
         responses: {
           200: { description: "status and metadata", content: { "application/json": { schema: TokenMetadataSchema } } },
           400: errorResponse("bad path"),
           401: unauthenticated,
-          403: errorResponse("not a reader"),
+          403: denied,
           404: notFound,
+          503: errorResponse("database or audit log unavailable"),
         },
       }),
-      async (c) => c.json(await vault.status(c.req.valid("param")), 200),
+      async (c) => {
+        const purpose = purposeOf(c, c.req.valid("query"));
+        return c.json(await vault.status(c.get("principal"), c.req.valid("param"), purpose ? { purpose } : {}), 200);
+      },
     )
     .openapi(
       createRoute({
@@ -198,7 +248,8 @@ export function tokenRoutes(vault: TokenVault) {
         method: "get",
         path: "/v1/tokens",
         tags: ["tokens"],
-        summary: "List token records (metadata only, never a token value), filtered and paginated",
+        summary: "List the token records the caller's policies would let it read (metadata only), filtered and paginated; audited",
+        description: "Each record is judged like a read of it; a page may hold fewer than limit items, so follow nextCursor until it is null.",
         request: { query: ListTokensQuerySchema },
         responses: {
           200: {
@@ -208,8 +259,13 @@ export function tokenRoutes(vault: TokenVault) {
           400: errorResponse("bad filter, limit or cursor"),
           401: unauthenticated,
           403: errorResponse("not a reader"),
+          503: errorResponse("database or audit log unavailable"),
         },
       }),
-      async (c) => c.json(await vault.list(c.req.valid("query")), 200),
+      async (c) => {
+        const q = c.req.valid("query");
+        const purpose = purposeOf(c, q);
+        return c.json(await vault.list(c.get("principal"), { ...q, ...(purpose ? { purpose } : {}) }), 200);
+      },
     );
 }
