@@ -92,9 +92,10 @@ describeEachDb("webhooks", (h) => {
     fake.behaviour = { kind: "error500" };
     expect((await a.call(a.reader, "GET", "/v1/tokens/gmail/wh-2")).status).toBe(200);
     fake.behaviour = { kind: "ok", rotateRefresh: true };
+    clock.t += 2 * 60_000; // past the refresh backoff window
     expect((await a.call(a.reader, "GET", "/v1/tokens/gmail/wh-2")).status).toBe(200);
     // token.needs_reauth
-    expect((await a.call(a.writer, "PUT", "/v1/tokens/gmail/wh-3", { accessToken: "AT-SECRET-3", refreshToken: "RT-SECRET-3", expiresAt: T0 + 60_000 })).status).toBe(201);
+    expect((await a.call(a.writer, "PUT", "/v1/tokens/gmail/wh-3", { accessToken: "AT-SECRET-3", refreshToken: "RT-SECRET-3", expiresAt: clock.t + 60_000 })).status).toBe(201);
     fake.behaviour = { kind: "invalid_grant" };
     expect((await a.call(a.reader, "GET", "/v1/tokens/gmail/wh-3")).status).toBe(200);
     fake.behaviour = { kind: "ok" };
@@ -148,9 +149,9 @@ describeEachDb("webhooks", (h) => {
       }
       const byType = Object.fromEntries(bodies.map((b) => [b.type, b.data]));
       expect(byType["token.deleted"]).toEqual({ integration: "github", userId: "wh-1", revocation: "unsupported" });
-      expect(byType["token.degraded"]).toMatchObject({ integration: "gmail", userId: "wh-2", from: "ok", reason: "http_500" });
-      expect(byType["token.recovered"]).toMatchObject({ integration: "gmail", userId: "wh-2", to: "ok" });
-      expect(byType["token.needs_reauth"]).toMatchObject({ integration: "gmail", userId: "wh-3", to: "needs-reauth", reason: "invalid_grant" });
+      expect(byType["token.degraded"]).toEqual({ integration: "gmail", userId: "wh-2", from: "ok", to: "degraded", reason: "provider_5xx", retryAt: expect.stringMatching(/^2026-03-09T10:00:/) });
+      expect(byType["token.recovered"]).toEqual({ integration: "gmail", userId: "wh-2", from: "degraded", to: "ok" });
+      expect(byType["token.needs_reauth"]).toEqual({ integration: "gmail", userId: "wh-3", from: "ok", to: "needs-reauth", reason: "invalid_grant", retryAt: null });
       expect(byType["key.rotated"]).toMatchObject({ version: expect.any(Number), previous: expect.any(Number) });
       expect(byType["audit.verify_failed"]).toMatchObject({ checked: expect.any(Number) });
 
