@@ -3,11 +3,12 @@
  *
  * The sensor encrypts one reading per second with public keys only (DataSource: each slice's key
  * is checked against the master key pinned from the JWKS). The analyst asks chronokms for exactly
- * one hour, gets a grant, and decrypts exactly that hour: every reading from the hour before and
- * after is refused with OutsideGrantError, without any decryption being attempted.
+ * one time slice (a minute with the default 60-s slices, an hour on a version created with 3600),
+ * gets a grant, and decrypts exactly that slice: every reading from the slice before is refused
+ * with OutsideGrantError, without any decryption being attempted.
  *
- * Time is simulated: the readings are stamped across the two whole hours before the current one,
- * so the demo runs in about a second instead of two hours.
+ * Time is simulated: the readings are stamped across the two whole slices before the current one
+ * (both over: data times in the future are not granted), so the demo runs in about a second.
  *
  *   CHRONOKMS_URL=http://127.0.0.1:3000 CHRONOKMS_READER_KEY=ckms_… bun examples/sensor.ts
  */
@@ -60,7 +61,7 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
   }
   log(`sensor: encrypted ${records.length} readings from ${iso(first)} to ${iso(first + 2 * sliceMs)} (slices of ${sliceSeconds} s)`);
 
-  // --- the analyst: asks for exactly the second of those hours ---
+  // --- the analyst: asks for exactly the second of those slices ---
   const analyst = new ChronoKmsClient({ baseUrl: opts.baseUrl, apiKey: opts.readerKey });
   const hour = { start: first + sliceMs, end: first + 2 * sliceMs };
   // The range is inclusive: its last millisecond is the one before the next slice begins.
@@ -69,7 +70,7 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
     timeRange: { start: hour.start, end: hour.end - 1 },
     purpose: "greenhouse temperature report",
   });
-  log(`analyst: access request ${grant.id} granted slices ${grant.slices.from}..${grant.slices.to} (key version ${grant.keyVersion})`);
+  log(`analyst: access request ${grant.id} granted slices ${grant.slices.from}..${grant.slices.to}, covering ${grant.covered?.start} to ${grant.covered?.end} (key version ${grant.keyVersion})`);
   const viewer = await DataViewer.fromGrant(grant);
   const decrypted: SensorDemoResult["decrypted"] = [];
   let refused = 0;

@@ -26,6 +26,27 @@ const int = (fallback: number, min: number, max: number) =>
       return n;
     });
 
+/**
+ * TRUST_PROXY (v2): how many proxies in front of the service append to X-Forwarded-For. v1's
+ * boolean is refused rather than guessed: `true` used to mean "take the leftmost entry", which
+ * the client writes, and no number reproduces that safely. `false` still means 0.
+ */
+const trustedHops = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v === "" || v === "false" || v === "0") return 0;
+    if (/^\d+$/.test(v) && Number(v) <= 10) return Number(v);
+    const legacy = ["true", "yes", "on"].includes(v.toLowerCase());
+    ctx.addIssue({
+      code: "custom",
+      message: legacy
+        ? `is now the number of trusted proxy hops, not true/false (v1's "true" took the client-chosen leftmost X-Forwarded-For entry); set TRUST_PROXY=1 behind one proxy, 2 behind two, 0 for none`
+        : `expected the number of trusted proxy hops, 0 to 10, got "${v}"`,
+    });
+    return z.NEVER;
+  });
+
 const databaseUrl = z
   .string()
   .optional()
@@ -84,14 +105,14 @@ const envSchema = z.object({
   MIGRATE_ON_START: bool(true),
   MASTER_KEY_ENCRYPTION_KEY: z.string().optional(),
   MASTER_KEY_ENCRYPTION_KEY_PREVIOUS: z.string().optional(),
-  SLICE_SECONDS: int(3600, 1, 31 * 24 * 3600),
+  SLICE_SECONDS: int(60, 1, 31 * 24 * 3600),
   BOOTSTRAP_ADMIN_KEY: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"], { message: "expected debug, info, warn, error or silent" }).default("info"),
   BODY_LIMIT_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
   AUDIT_CHECKPOINT_EVERY: int(1000, 1, 1_000_000),
   AUDIT_WRITE_TIMEOUT_MS: int(2000, 50, 60_000),
   AUTH_FAILURES_PER_MINUTE: int(30, 1, 100_000),
-  TRUST_PROXY: bool(false),
+  TRUST_PROXY: trustedHops,
   SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
   REFRESH_TIMEOUT_MS: int(10_000, 100, 120_000),
   REFRESH_BACKOFF_BASE_MS: int(30_000, 1, 3_600_000),
@@ -178,7 +199,8 @@ export interface Config {
   /** statement_timeout/lock_timeout of an audit write; past it the caller gets 503. */
   auditWriteTimeoutMs: number;
   authFailuresPerMinute: number;
-  trustProxy: boolean;
+  /** Trusted proxy hops: the client address is the entry this many places from the right of X-Forwarded-For (0: the peer address). */
+  trustProxy: number;
   shutdownGraceMs: number;
   refreshTimeoutMs: number;
   /** Backoff of a degraded token: base·2^(failures−1) with jitter, capped. */

@@ -95,7 +95,7 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
             const res = await fetch(`${base}/v1/access-requests`, {
               method: "POST",
               headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-              body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 3_600_000, end: Date.now() } }),
+              body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } }),
             });
             const body = (await res.json()) as { id?: string };
             if (res.status === 201 && body.id) {

@@ -59,7 +59,21 @@ export const nastyStrings = [
   "0190b000-0000-7000-8000-000000000000", "00000000-0000-0000-0000-000000000000", "ckms_", "ckms_aaaaaaaaaaaaaaaa_", "\t\n", "a/b", "a?b", "a#b",
 ];
 
+/** Characters no stored string may hold: NUL and unpaired UTF-16 surrogates (SPEC §7: a 400). */
+export const unsafeTextChars = ["\u0000", "\ud800", "\udbff", "\udc00", "\udfff"];
+
+/** `a` with one NUL or unpaired surrogate inserted somewhere: otherwise valid text that only that check refuses. */
+export function poisoned(a: fc.Arbitrary<string>): fc.Arbitrary<string> {
+  return fc.tuple(a, fc.constantFrom(...unsafeTextChars), fc.nat()).map(([s, c, n]) => {
+    const i = n % (s.length + 1);
+    // Never split an existing surrogate pair (that would make two problems, not one).
+    const at = i > 0 && i < s.length && /[\ud800-\udbff]/.test(s[i - 1]!) ? i + 1 : i;
+    return s.slice(0, at) + c + s.slice(at);
+  });
+}
+
 export const junkString: fc.Arbitrary<string> = fc.oneof(
+  { arbitrary: poisoned(fc.string({ maxLength: 20 })), weight: 1 },
   { arbitrary: fc.constantFrom(...nastyStrings), weight: 4 },
   { arbitrary: fc.string({ maxLength: 40 }), weight: 2 },
   { arbitrary: fc.string({ unit: "grapheme", maxLength: 20 }), weight: 1 },
@@ -103,15 +117,19 @@ function plain(s: JsonSchema, depth: number): fc.Arbitrary<unknown> {
       const max = Math.min(s.maxLength ?? 40, 40);
       const min = Math.min(s.minLength ?? 0, max);
       if (s.format === "date-time") return timeLike;
-      if (s.format === "email") return fc.emailAddress();
+      if (s.format === "email") return fc.oneof({ arbitrary: fc.emailAddress(), weight: 4 }, { arbitrary: poisoned(fc.emailAddress()), weight: 1 });
       if (s.pattern) {
         let re: RegExp | undefined;
         try {
           re = new RegExp(s.pattern);
         } catch {}
-        if (re) return fc.stringMatching(re).map((v) => (v.length > max ? v.slice(0, max) : v.padEnd(min, "a")));
+        if (re) {
+          const valid = fc.stringMatching(re).map((v) => (v.length > max ? v.slice(0, max) : v.padEnd(min, "a")));
+          return fc.oneof({ arbitrary: valid, weight: 6 }, { arbitrary: poisoned(valid), weight: 1 });
+        }
       }
-      return fc.string({ minLength: min, maxLength: max });
+      const text = fc.string({ minLength: min, maxLength: max });
+      return fc.oneof({ arbitrary: text, weight: 4 }, { arbitrary: poisoned(text), weight: 1 });
     }
     case "integer":
       return fc.integer({ min: Math.max(s.minimum ?? -1e6, -(2 ** 31)), max: Math.min(s.maximum ?? 1e6, 2 ** 31) });
@@ -125,7 +143,12 @@ function plain(s: JsonSchema, depth: number): fc.Arbitrary<unknown> {
       return fc.array(s.items ? fromSchema(s.items, depth + 1) : junkValue, { minLength: Math.min(s.minItems ?? 0, 3), maxLength: Math.min(s.maxItems ?? 3, 3) });
     case "object": {
       const props = s.properties ?? {};
-      if (Object.keys(props).length === 0) return fc.dictionary(fc.string({ maxLength: 8 }), junkValue, { maxKeys: 3 });
+      if (Object.keys(props).length === 0) {
+        // Free-form objects (requester metadata): NUL and surrogates in keys and in nested values too.
+        const key = fc.oneof({ arbitrary: fc.string({ maxLength: 8 }), weight: 4 }, { arbitrary: poisoned(fc.string({ maxLength: 8 })), weight: 1 });
+        const nested = fc.oneof(junkValue, poisoned(fc.string({ maxLength: 8 })).map((v) => ({ deep: [v] })));
+        return fc.dictionary(key, nested, { maxKeys: 3 });
+      }
       const record: Record<string, fc.Arbitrary<unknown>> = {};
       for (const [k, v] of Object.entries(props)) record[k] = fromSchema(v, depth + 1, k);
       return fc.record(record, { requiredKeys: (s.required ?? []).filter((k) => k in props) });

@@ -497,7 +497,7 @@ describe("fuzz: every route, every role", () => {
     const ready = await fetch(`${server.url}/readyz`);
     const put = await callApi(server.url, keys.writer!, "PUT", "/v1/tokens/gmail/after-fuzz", { accessToken: "still-alive" });
     const read = await callApi(server.url, keys.reader!, "GET", "/v1/tokens/gmail/after-fuzz");
-    const grant = await callApi(server.url, keys.reader!, "POST", "/v1/access-requests", { resource: { type: "timeslice" }, timeRange: { start: Date.now() - 3_600_000, end: Date.now() } });
+    const grant = await callApi(server.url, keys.reader!, "POST", "/v1/access-requests", { resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } });
     const healthy = health.status === 200 && ready.status === 200 && put.status === 201 && read.status === 200 && ((await read.json()) as { accessToken: string }).accessToken === "still-alive" && grant.status === 201;
 
     const fiveXx = failures.filter((f) => f.kind === "5xx").length;

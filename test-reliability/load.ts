@@ -97,7 +97,7 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
           const res = await fetch(`${base}/v1/access-requests`, {
             method: "POST",
             headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-            body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() }, purpose: "load" }),
+            body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 }, purpose: "load" }),
             signal,
           });
           const text = await res.text();
@@ -114,7 +114,7 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
           const res = await fetch(`${base}/v1/access-requests`, {
             method: "POST",
             headers: { authorization: `Bearer ${keys.stranger}`, "content-type": "application/json" },
-            body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 3_600_000, end: Date.now() } }),
+            body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } }),
             signal,
           });
           const text = await res.text();

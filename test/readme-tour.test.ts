@@ -56,9 +56,14 @@ test("the README tour, pasted into bash, reaches a granted access request and a 
   // 3: without a purpose denied by the purpose policy; with one granted, keys included.
   expect(stdout).toMatch(/"granted":false,"error":\{"code":"ACCESS_DENIED"/);
   expect(stdout).toMatch(/"granted":true,.*"keys":\[\{"slice":/);
-  // 4: the SDK decrypted exactly the granted hour.
-  expect(stdout).toContain("analyst: decrypted 3600 readings");
-  expect(stdout).toContain("3600 outside the grant refused");
+  // …opening exactly the hour of whole minutes asked for: 60 one-minute slices, nothing more.
+  const covered = /"slices":\{"from":(\d+),"to":(\d+)\},"covered":\{"start":"([^"]+)","end":"([^"]+)"\}/.exec(stdout);
+  expect(covered).not.toBeNull();
+  expect(Number(covered![2]) - Number(covered![1]) + 1).toBe(60);
+  expect(Date.parse(covered![4]!) - Date.parse(covered![3]!)).toBe(3_600_000 - 1);
+  // 4: the SDK decrypted exactly the granted slice (60 s by default).
+  expect(stdout).toContain("analyst: decrypted 60 readings");
+  expect(stdout).toContain("60 outside the grant refused");
   expect(stdout).toMatch(/analyst: first reading \S+ [\d.]+ °C/);
   // 5: a demo token read, and an intact audit log.
   expect(stdout).toContain('"accessToken":"demo-gmail-access-token"');

@@ -10,7 +10,7 @@ import type { AccessRequestBody } from "../policy/schemas.ts";
 import type { AccessRequest, Prisma } from "../db/generated/client.ts";
 import type { Principal } from "./principal.ts";
 import type { AccessDecider } from "./types.ts";
-import { issueGrant, planGrant, type GrantBody } from "./grants.ts";
+import { issueGrant, planOrUnavailable, type GrantBody } from "./grants.ts";
 import { decodeCursor, encodeCursor } from "../lib/keyset-cursor.ts";
 
 export interface DenialBody {
@@ -68,8 +68,12 @@ export class AccessRequestService {
     if (body.resource.type !== "timeslice") {
       throw new BadRequestError("token access is requested by reading the token: GET /v1/tokens/{integration}/{userId}");
     }
-    const plan = await planGrant(this.o.keys, body.timeRange, body.keyVersion);
-    const { id, decision } = await this.o.decider.decide(principal, body, { keyCount: plan.keyCount });
+    const plan = await planOrUnavailable(this.o.keys, body.timeRange, body.keyVersion);
+    const { id, decision } = await this.o.decider.decide(
+      principal,
+      body,
+      "unavailable" in plan ? { unavailable: plan.unavailable } : { keyCount: plan.keyCount, covered: plan.covered },
+    );
     if (!decision.allowed) {
       return {
         status: 403,
@@ -83,6 +87,8 @@ export class AccessRequestService {
         },
       };
     }
+    // The decider never grants when the version is unavailable; this is the type's proof of it.
+    if ("unavailable" in plan) throw new Error("a grant was decided for an unavailable key version");
     // The decision row is durable: only now is key material derived.
     return { status: 201, body: await issueGrant(plan, { id, now: this.o.clock.now(), publicKeyJwk: principal.publicKeyJwk }) };
   }

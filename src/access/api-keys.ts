@@ -11,6 +11,10 @@ import { constantTimeEqual, fromBase64url } from "../crypto/bytes.ts";
 import { NotFoundError, ServiceUnavailableError, ValidationError } from "../errors.ts";
 import { ROLES, type Principal, type Role } from "./principal.ts";
 import { generateApiKey, hashSecret, parseApiKey } from "./api-key-format.ts";
+import { listenChannel, type ChannelListener } from "../db/listen.ts";
+
+/** NOTIFY channel for API-key and requester changes: payload `key:<keyId>` or `requester:<uuid>`. */
+export const ACCESS_CHANNEL = "chronokms_access";
 
 /** Why a key was refused; kept in UnauthenticatedError.cause and the AUTH_FAILED row, never shown. */
 export type AuthFailureReason =
@@ -39,7 +43,8 @@ export interface ApiKeyServiceOptions {
   log: Logger;
   /**
    * How long a successful verification is reused (default 5 s). A revocation made in this
-   * process takes effect at once; one made in another process takes effect within this TTL.
+   * process takes effect at once; one made in another process as soon as its NOTIFY arrives
+   * (PostgreSQL), and within this TTL at the latest should the notification be lost.
    */
   cacheTtlMs?: number;
   /** How often buffered `lastUsedAt` values are written (default 5 s). */
@@ -89,11 +94,37 @@ export class ApiKeyService {
   private readonly cacheTtlMs: number;
   private readonly flushTimer: ReturnType<typeof setInterval>;
   private flushing: Promise<void> | undefined;
+  /**
+   * Bumped by every invalidation (here or announced by another process). A verification caches
+   * its result only if no invalidation happened while its query was in flight, so a key revoked
+   * meanwhile is never put back into the cache.
+   */
+  private generation = 0;
+  private listener: ChannelListener | undefined;
+  private readonly pendingNotifies = new Set<Promise<unknown>>();
 
   constructor(private readonly o: ApiKeyServiceOptions) {
     this.cacheTtlMs = o.cacheTtlMs ?? 5_000;
     this.flushTimer = setInterval(() => void this.flushLastUsed(), o.lastUsedFlushMs ?? 5_000);
     this.flushTimer.unref?.();
+  }
+
+  /** Hears other processes' API-key and requester changes (PostgreSQL LISTEN). */
+  start(): void {
+    this.listener ??= listenChannel(
+      this.o.db,
+      ACCESS_CHANNEL,
+      {
+        onNotify: (payload) => {
+          if (payload.startsWith("key:")) this.dropKey(payload.slice(4));
+          else if (payload.startsWith("requester:")) this.dropRequester(payload.slice(10));
+          else this.dropAll();
+        },
+        // Changes made while nobody listened were not heard: forget everything once.
+        onListening: () => this.dropAll(),
+      },
+      this.o.log,
+    );
   }
 
   /** The cached principal for exactly this key string, or null (no database work). */
@@ -120,6 +151,7 @@ export class ApiKeyService {
       return hit;
     }
 
+    const generation = this.generation;
     let rows: KeyRow[];
     try {
       rows = await this.o.db.prisma.$queryRaw<KeyRow[]>`
@@ -149,7 +181,11 @@ export class ApiKeyService {
       roles: Object.freeze(toRoles(row.roles)),
       publicKeyJwk: (row.publicKeyJwk as JsonWebKey | null) ?? null,
     });
-    this.remember(cacheKey(keyId, hash), { principal, requesterUuid: row.rid, keyExpiresAt, cachedUntil: now + this.cacheTtlMs });
+    // A revocation (or requester change) landed while the row was being read: answer this
+    // request from what was read, but do not cache it.
+    if (generation === this.generation) {
+      this.remember(cacheKey(keyId, hash), { principal, requesterUuid: row.rid, keyExpiresAt, cachedUntil: now + this.cacheTtlMs });
+    }
     this.lastUsed.set(keyId, now);
     return principal;
   }
@@ -211,12 +247,40 @@ export class ApiKeyService {
     return rows.map(viewOf);
   }
 
+  /** A key changed (revoked): drop it here at once and tell every other process. */
   invalidateKey(keyId: string): void {
+    this.dropKey(keyId);
+    this.announce(`key:${keyId}`);
+  }
+
+  /** A requester changed (disabled, edited, deleted): drop its keys here and everywhere. */
+  invalidateRequester(requesterUuid: string): void {
+    this.dropRequester(requesterUuid);
+    this.announce(`requester:${requesterUuid}`);
+  }
+
+  private dropKey(keyId: string): void {
+    this.generation++;
     for (const [k, v] of this.cache) if (v.principal.keyId === keyId) this.cache.delete(k);
   }
 
-  invalidateRequester(requesterUuid: string): void {
+  private dropRequester(requesterUuid: string): void {
+    this.generation++;
     for (const [k, v] of this.cache) if (v.requesterUuid === requesterUuid) this.cache.delete(k);
+  }
+
+  private dropAll(): void {
+    this.generation++;
+    this.cache.clear();
+  }
+
+  /** NOTIFY on PostgreSQL; a lost notification is bounded by the cache TTL. */
+  private announce(payload: string): void {
+    if (this.o.db.kind !== "postgres") return;
+    const p = this.o.db.prisma.$executeRaw`SELECT pg_notify(${ACCESS_CHANNEL}, ${payload})`
+      .catch((err) => this.o.log.warn("API key change notification failed; other processes drop it within the cache TTL", { err }))
+      .finally(() => this.pendingNotifies.delete(p));
+    this.pendingNotifies.add(p);
   }
 
   /** Writes buffered `lastUsedAt` values in one statement; never lowers a stored value. */
@@ -246,6 +310,8 @@ export class ApiKeyService {
 
   async close(): Promise<void> {
     clearInterval(this.flushTimer);
+    await Promise.all([...this.pendingNotifies]);
+    await this.listener?.close();
     await this.flushing;
     await this.flushLastUsed();
   }

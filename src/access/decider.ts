@@ -11,7 +11,7 @@ import { evaluateCompiled } from "../policy/engine.ts";
 import type { AccessRequestBody } from "../policy/schemas.ts";
 import type { AccessContext, Decision } from "../policy/types.ts";
 import type { Principal } from "./principal.ts";
-import type { AccessDecider, DecisionOutcome } from "./types.ts";
+import type { AccessDecider, DecideOptions, DecisionOutcome } from "./types.ts";
 
 export interface PolicySource {
   compiled(): CompiledPolicySet;
@@ -31,22 +31,33 @@ export function resourceTarget(resource: AccessRequestBody["resource"]): string 
 export class PolicyAccessDecider implements AccessDecider {
   constructor(private readonly o: DeciderOptions) {}
 
-  /** Pure evaluation (no I/O), also used by simulate. */
-  evaluate(requester: AccessContext["requester"], request: AccessRequestBody, opts: { at?: number; mode?: "enforce" | "simulate" } = {}): Decision {
+  /**
+   * Pure evaluation (no I/O), also used by simulate. `judge.covered` is the range the policies
+   * judge (what a grant would open; default: the requested range); `judge.unavailable` turns a
+   * decision that would grant into a KEY_UNAVAILABLE denial.
+   */
+  evaluate(requester: AccessContext["requester"], request: AccessRequestBody, opts: { at?: number; mode?: "enforce" | "simulate" } & DecideOptions = {}): Decision {
     const ctx: AccessContext = {
       requester,
       resource: request.resource,
-      timeRange: request.timeRange,
+      timeRange: opts.covered ?? request.timeRange,
       purpose: request.purpose ?? null,
       mode: opts.mode ?? "enforce",
     };
-    return evaluateCompiled(this.o.policies.compiled(), ctx, opts.at ?? this.o.clock.now());
+    const decision = evaluateCompiled(this.o.policies.compiled(), ctx, opts.at ?? this.o.clock.now());
+    // Only after admission and the policies: a requester no whitelist admits learns nothing about versions.
+    if (decision.allowed && opts.unavailable !== undefined) {
+      return { allowed: false, code: "KEY_UNAVAILABLE", policyId: null, policyVersion: null, reason: opts.unavailable, evaluated: decision.evaluated };
+    }
+    return decision;
   }
 
-  async decide(principal: Principal, request: AccessRequestBody, opts: { keyCount?: number } = {}): Promise<DecisionOutcome> {
-    const decision = this.evaluate({ requesterId: principal.requesterId, department: principal.department }, request);
+  async decide(principal: Principal, request: AccessRequestBody, opts: DecideOptions = {}): Promise<DecisionOutcome> {
+    const decision = this.evaluate({ requesterId: principal.requesterId, department: principal.department }, request, opts);
     const id = Bun.randomUUIDv7();
-    const { start, end } = request.timeRange;
+    // The rows record what was judged (and, for a grant, released); the request as asked is in details.
+    const { start, end } = opts.covered ?? request.timeRange;
+    const requested = opts.covered ? { requestedRange: { start: request.timeRange.start, end: request.timeRange.end } } : {};
     const keyCount = decision.allowed && opts.keyCount !== undefined ? opts.keyCount : null;
     const reasonCode = decision.allowed ? "GRANTED" : decision.code;
     try {
@@ -62,6 +73,8 @@ export class PolicyAccessDecider implements AccessDecider {
             accessRequestId: id,
             resource: request.resource,
             purpose: request.purpose ?? null,
+            ...requested,
+            ...(request.keyVersion !== undefined ? { keyVersion: request.keyVersion } : {}),
             policyId: decision.policyId,
             policyVersion: decision.policyVersion,
             reasonCode,

@@ -8,7 +8,8 @@ import { CompactEncrypt, importJWK } from "jose";
 import { toBase64url, utf8, zeroize } from "../crypto/bytes.ts";
 import { coverRange, deriveCover } from "../crypto/ggm.ts";
 import type { EcPrivateJwk } from "../crypto/jwk.ts";
-import { sliceIndex } from "../crypto/slice-keys.ts";
+import { sliceIndex, sliceRange } from "../crypto/slice-keys.ts";
+import { KeyUnavailableError } from "../errors.ts";
 import type { KeyService, KeyVersion } from "../keys/types.ts";
 
 /** Per-slice private JWKs are included up to this many slices; beyond, seeds only. */
@@ -29,6 +30,17 @@ export interface GrantPlan {
   keyCount: number;
   /** Subtree seeds the grant will carry. */
   seedCount: number;
+  /**
+   * The exact data time the material opens, epoch ms, both ends inclusive: from the first
+   * millisecond of slice `from` to the last of slice `to`. This, not the requested range, is
+   * what the policies judge.
+   */
+  covered: { start: number; end: number };
+}
+
+/** A request that names a version no grant can come from: decided (and audited) as a denial. */
+export interface UnavailableVersion {
+  unavailable: string;
 }
 
 export interface GrantKey {
@@ -50,6 +62,8 @@ export interface GrantBody {
   keyVersion: number;
   sliceSeconds: number;
   slices: { from: number; to: number };
+  /** The data time the material opens (whole slices), ISO-8601, both ends inclusive. */
+  covered: { start: string; end: string };
   keys?: GrantKey[];
   seeds?: GrantSeed[];
   /** Present instead of keys/seeds when the requester registered a public key. */
@@ -62,7 +76,24 @@ export async function planGrant(keys: KeyService, range: { start: number; end: n
   const version = keyVersion === undefined ? await keys.active() : await keys.get(keyVersion);
   const from = sliceIndex(range.start, version.sliceSeconds);
   const to = sliceIndex(range.end, version.sliceSeconds);
-  return { version, from, to, keyCount: to - from + 1, seedCount: coverRange(from, to).length };
+  const covered = { start: sliceRange(from, version.sliceSeconds).startMs, end: sliceRange(to, version.sliceSeconds).endMs - 1 };
+  return { version, from, to, keyCount: to - from + 1, seedCount: coverRange(from, to).length, covered };
+}
+
+/**
+ * `planGrant`, except that an unknown or retired `keyVersion` is a value, not an exception: the
+ * caller decides it like any request (admission first, then a KEY_UNAVAILABLE denial), so a
+ * requester no whitelist admits cannot probe which versions exist, and every attempt is audited.
+ */
+export async function planOrUnavailable(keys: KeyService, range: { start: number; end: number }, keyVersion?: number): Promise<GrantPlan | UnavailableVersion> {
+  try {
+    return await planGrant(keys, range, keyVersion);
+  } catch (err) {
+    if (keyVersion !== undefined && err instanceof KeyUnavailableError) {
+      return { unavailable: `key version ${keyVersion} is not available for grants (unknown or retired)` };
+    }
+    throw err;
+  }
 }
 
 /** Call only after the decision row is durable. */
@@ -82,6 +113,7 @@ export async function issueGrant(plan: GrantPlan, opts: { id: string; now: numbe
     keyVersion: version.version,
     sliceSeconds: version.sliceSeconds,
     slices: { from, to },
+    covered: { start: new Date(plan.covered.start).toISOString(), end: new Date(plan.covered.end).toISOString() },
   };
   if (!opts.publicKeyJwk) return { ...head, keys, seeds };
   return { ...head, encrypted: await sealGrant({ keys, seeds }, opts.publicKeyJwk, head) };

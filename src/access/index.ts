@@ -47,6 +47,7 @@ export async function createAccessServices(d: AccessDeps): Promise<AccessService
   const apiKeys = new ApiKeyService({ db: d.db, audit: d.audit, clock: d.clock, log, ...(d.apiKeyCacheTtlMs !== undefined ? { cacheTtlMs: d.apiKeyCacheTtlMs } : {}) });
   const policies = new PolicyStore({ db: d.db, audit: d.audit, log, ...(d.policyPollMs !== undefined ? { pollMs: d.policyPollMs } : {}) });
   try {
+    apiKeys.start();
     await policies.start();
     if (d.config.bootstrapAdminKey) await ensureBootstrapAdmin({ db: d.db, audit: d.audit, log, key: d.config.bootstrapAdminKey });
   } catch (err) {

@@ -7,7 +7,7 @@ import type { Clock } from "../clock.ts";
 
 const WINDOW_MS = 60_000;
 /** Addresses tracked at once; beyond it, the stalest are dropped (an attacker rotating addresses gains nothing a balancer would not give them). */
-const MAX_ADDRESSES = 100_000;
+export const MAX_ADDRESSES = 100_000;
 
 export class AuthFailureLimiter {
   // Failure times per address, oldest first, never more than `limit` kept.
@@ -17,6 +17,7 @@ export class AuthFailureLimiter {
   constructor(
     private readonly limit: number,
     private readonly clock: Clock,
+    private readonly maxAddresses = MAX_ADDRESSES,
   ) {}
 
   /** Seconds until this address may try again, or 0 if it may try now. */
@@ -35,7 +36,7 @@ export class AuthFailureLimiter {
       this.failures.delete(address); // re-inserted below: Map order = least recently failing first
     } else {
       times = [];
-      if (this.failures.size >= MAX_ADDRESSES) this.evict(now);
+      if (this.failures.size >= this.maxAddresses) this.evictOldest();
     }
     while (times.length > 0 && times[0]! + WINDOW_MS <= now) times.shift();
     times.push(now);
@@ -46,7 +47,7 @@ export class AuthFailureLimiter {
   /** Counts an AUTH_FAILED row not written because the address was limited. */
   suppress(address: string): void {
     this.suppressed.set(address, (this.suppressed.get(address) ?? 0) + 1);
-    if (this.suppressed.size > MAX_ADDRESSES) this.suppressed.delete(this.suppressed.keys().next().value as string);
+    if (this.suppressed.size > this.maxAddresses) this.suppressed.delete(this.suppressed.keys().next().value as string);
   }
 
   /** How many rows were suppressed for this address since the last call (reported on the next row). */
@@ -56,10 +57,13 @@ export class AuthFailureLimiter {
     return n;
   }
 
-  private evict(now: number): void {
-    for (const [addr, times] of this.failures) {
-      if (times.length === 0 || times[times.length - 1]! + WINDOW_MS <= now) this.failures.delete(addr);
-    }
-    while (this.failures.size >= MAX_ADDRESSES) this.failures.delete(this.failures.keys().next().value as string);
+  /**
+   * O(1): the Map's first entry is the address whose last failure is oldest (every failure
+   * re-inserts its address at the end), so it is the stalest one to forget, expired or not.
+   * Scanning for expired entries instead cost a full pass over the map per new address at the cap.
+   */
+  private evictOldest(): void {
+    const oldest = this.failures.keys().next();
+    if (!oldest.done) this.failures.delete(oldest.value);
   }
 }

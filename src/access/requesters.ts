@@ -9,24 +9,16 @@ import type { AuditSink } from "../audit/types.ts";
 import type { Logger } from "../log.ts";
 import { Prisma, type Requester } from "../db/generated/client.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
-import { IDENTIFIER_PATTERN } from "../policy/schemas.ts";
+import { identifier, text } from "../policy/schemas.ts";
+import { findUnsafeText, safeString, unsafeTextMessage } from "../lib/text.ts";
 import { importPublicJwk } from "../crypto/jwk.ts";
 import type { ApiKeyService, ApiKeyView } from "./api-keys.ts";
-
-const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f-\u009f]*$/;
-const text = (what: string, max: number) =>
-  z
-    .string({ error: `${what} must be a string` })
-    .trim()
-    .min(1, { error: `${what} must not be empty` })
-    .max(max, { error: `${what} must be at most ${max} characters` })
-    .regex(NO_CONTROL_CHARS, { error: `${what} must not contain control characters` });
 
 const B64_32 = /^[A-Za-z0-9_-]{43}$/;
 
 /** A P-256 public JWK; a private member is refused with a message that says so. */
 export const PublicJwkSchema = z
-  .record(z.string(), z.unknown(), { error: "publicKeyJwk must be a JSON object" })
+  .record(safeString("publicKeyJwk member"), z.unknown(), { error: "publicKeyJwk must be a JSON object" })
   .superRefine((v, ctx) => {
     if ("d" in v) {
       ctx.addIssue({ code: "custom", message: "publicKeyJwk must be a public key: remove the private member \"d\" (and keep that key secret)" });
@@ -49,16 +41,19 @@ export const PublicJwkSchema = z
 
 const metadata = z
   .record(z.string(), z.unknown(), { error: "metadata must be a JSON object" })
+  .superRefine((m, ctx) => {
+    // Free-form JSON: every key and string value inside must still be storable text.
+    const at = findUnsafeText(m);
+    if (at !== null) ctx.addIssue({ code: "custom", path: at, message: unsafeTextMessage("metadata") });
+  })
   .refine((m) => JSON.stringify(m).length <= 8192, { error: "metadata must be at most 8 KiB as JSON" });
+const email = safeString("email").pipe(z.email({ error: "email must be an email address" }).max(320));
 
 export const RequesterCreateSchema = z.strictObject({
-  requesterId: z
-    .string({ error: "requesterId must be a string" })
-    .regex(IDENTIFIER_PATTERN, { error: "requesterId must be 1–128 characters from A–Z a–z 0–9 . _ : @ + -" })
-    .describe("External, unique requester id (what policies name)"),
+  requesterId: identifier("requesterId").describe("External, unique requester id (what policies name)"),
   name: text("name", 200),
   department: text("department", 128).optional(),
-  email: z.email({ error: "email must be an email address" }).max(320).optional(),
+  email: email.optional(),
   enabled: z.boolean({ error: "enabled must be true or false" }).optional(),
   metadata: metadata.optional(),
   publicKeyJwk: PublicJwkSchema.optional(),
@@ -69,7 +64,7 @@ export const RequesterPatchSchema = z
   .strictObject({
     name: text("name", 200).optional(),
     department: text("department", 128).nullable().optional(),
-    email: z.email({ error: "email must be an email address" }).max(320).nullable().optional(),
+    email: email.nullable().optional(),
     enabled: z.boolean({ error: "enabled must be true or false" }).optional(),
     metadata: metadata.nullable().optional(),
     publicKeyJwk: PublicJwkSchema.nullable().optional(),

@@ -7,20 +7,18 @@
 import { z } from "zod";
 import type { AuditSink } from "../audit/types.ts";
 import type { KeyService } from "../keys/types.ts";
-import { AccessRequestBodySchema, IDENTIFIER_PATTERN, InstantSchema } from "../policy/schemas.ts";
+import { AccessRequestBodySchema, InstantSchema, identifier, text } from "../policy/schemas.ts";
 import type { Decision, EvaluatedPolicy } from "../policy/types.ts";
 import { ValidationError } from "../errors.ts";
 import { resourceTarget, type PolicyAccessDecider } from "./decider.ts";
-import { planGrant } from "./grants.ts";
+import { planOrUnavailable } from "./grants.ts";
+import type { DecideOptions } from "./types.ts";
 import type { RequesterService } from "./requesters.ts";
 
 export const SimulateBodySchema = z.strictObject({
   ...AccessRequestBodySchema.shape,
-  requesterId: z
-    .string({ error: "requesterId must be a string" })
-    .regex(IDENTIFIER_PATTERN, { error: "requesterId must be 1–128 characters from A–Z a–z 0–9 . _ : @ + -" })
-    .describe("External requester id to simulate for (need not exist)"),
-  department: z.string().trim().min(1).max(128).nullable().optional().describe("Overrides the stored requester's department"),
+  requesterId: identifier("requesterId").describe("External requester id to simulate for (need not exist)"),
+  department: text("department", 128).nullable().optional().describe("Overrides the stored requester's department"),
   at: InstantSchema.optional().describe("Evaluate as if the request were made at this instant (default: now)"),
 });
 export type SimulateBody = z.output<typeof SimulateBodySchema>;
@@ -34,7 +32,7 @@ export interface SimulationResult {
   requester: { requesterId: string; department: string | null; exists: boolean };
   evaluated: EvaluatedPolicy[];
   /** For timeslice requests: what a grant would cover (no key material). */
-  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number };
+  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number; covered: { start: string; end: string } };
 }
 
 export class SimulationService {
@@ -44,16 +42,30 @@ export class SimulationService {
     const stored = await this.o.requesters.findByRequesterId(body.requesterId);
     const department = body.department !== undefined ? body.department : (stored?.department ?? null);
     const { requesterId, department: _d, at, ...request } = body;
-    const decision: Decision = this.o.decider.evaluate({ requesterId, department }, request, { mode: "simulate", ...(at !== undefined ? { at } : {}) });
+    // Judged as the real request would be: on the slices a grant would open.
     let slices: SimulationResult["slices"];
+    let judge: DecideOptions = {};
     if (request.resource.type === "timeslice") {
       try {
-        const p = await planGrant(this.o.keys, request.timeRange);
-        slices = { keyVersion: p.version.version, sliceSeconds: p.version.sliceSeconds, from: p.from, to: p.to, keyCount: p.keyCount, seedCount: p.seedCount };
+        const p = await planOrUnavailable(this.o.keys, request.timeRange, request.keyVersion);
+        if ("unavailable" in p) judge = { unavailable: p.unavailable };
+        else {
+          judge = { covered: p.covered };
+          slices = {
+            keyVersion: p.version.version,
+            sliceSeconds: p.version.sliceSeconds,
+            from: p.from,
+            to: p.to,
+            keyCount: p.keyCount,
+            seedCount: p.seedCount,
+            covered: { start: new Date(p.covered.start).toISOString(), end: new Date(p.covered.end).toISOString() },
+          };
+        }
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
       }
     }
+    const decision: Decision = this.o.decider.evaluate({ requesterId, department }, request, { mode: "simulate", ...(at !== undefined ? { at } : {}), ...judge });
     const reasonCode = decision.allowed ? "GRANTED" : decision.code;
     await this.o.audit.record({
       eventType: "ACCESS_SIMULATED",

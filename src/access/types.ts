@@ -9,11 +9,20 @@ export interface DecisionOutcome {
   decision: Decision;
 }
 
+export interface DecideOptions {
+  /** Recorded as keyCount on a grant. */
+  keyCount?: number;
+  /** The data range a grant would open (whole slices); judged instead of the requested range. */
+  covered?: { start: number; end: number };
+  /** Why no grant can be issued whatever the policies say (unknown or retired key version). */
+  unavailable?: string;
+}
+
 export interface AccessDecider {
   /**
    * Evaluates the request against the cached policies, then durably records the access_requests
    * row and exactly one ACCESS_GRANTED / ACCESS_DENIED audit row before resolving.
    * Rejects with ServiceUnavailableError if that could not be made durable.
    */
-  decide(principal: Principal, request: AccessRequestBody, opts?: { keyCount?: number }): Promise<DecisionOutcome>;
+  decide(principal: Principal, request: AccessRequestBody, opts?: DecideOptions): Promise<DecisionOutcome>;
 }

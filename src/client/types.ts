@@ -33,6 +33,8 @@ export interface Grant {
   keyVersion: number;
   sliceSeconds: number;
   slices: { from: number; to: number };
+  /** The exact data time the material opens (whole slices; ISO-8601, both ends inclusive). Absent from v1 servers. */
+  covered?: { start: string; end: string };
   keys?: GrantSliceKey[];
   seeds?: GrantSeed[];
   /** Present instead of keys/seeds when the requester registered a public key: a JWE to it. */
@@ -209,7 +211,7 @@ export interface Simulation {
   reasonCode: string;
   requester: { requesterId: string; department: string | null; exists: boolean };
   evaluated: Array<{ id: string; version: number; outcome: string; reason: string; code?: string }>;
-  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number };
+  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number; covered: { start: string; end: string } };
 }
 
 export interface AccessRequestRecord {

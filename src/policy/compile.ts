@@ -5,7 +5,17 @@
  */
 import { formatDuration, formatInstant, quote, quoteList } from "./format.ts";
 import { formatHHMM, formatLocal, isWithinHours, parseHHMM, weekdayName, zonedParts, type Weekday } from "./time.ts";
-import type { DurationLimitConfig, PurposeConfig, TimeBasedConfig, WhitelistConfig } from "./schemas.ts";
+import {
+  DurationLimitConfigSchema,
+  PolicyScopeSchema,
+  PurposeConfigSchema,
+  TimeBasedConfigSchema,
+  WhitelistConfigSchema,
+  type DurationLimitConfig,
+  type PurposeConfig,
+  type TimeBasedConfig,
+  type WhitelistConfig,
+} from "./schemas.ts";
 import type { AccessContext, DenialCode, Outcome, PolicyRecord } from "./types.ts";
 
 export interface CheckResult {
@@ -20,6 +30,8 @@ export interface CompiledPolicy {
   readonly resourceTypes: ReadonlySet<string> | null;
   readonly integrations: ReadonlySet<string> | null;
   readonly requesters: ReadonlySet<string> | null;
+  /** A time-based policy that sets `allowFuture: true` (and compiled): lifts the default future-data denial. */
+  readonly allowsFuture: boolean;
   readonly check: (ctx: AccessContext, now: number) => CheckResult;
 }
 
@@ -51,25 +63,64 @@ export function compilePolicies(records: readonly PolicyRecord[]): CompiledPolic
   return { all, enabled: all.filter((p) => p.record.enabled) };
 }
 
-function compileOne(record: PolicyRecord): CompiledPolicy {
-  const label = `policy ${quote(String(record.name))}`;
-  const isWhitelist = record.type === "whitelist";
+const CONFIG_SCHEMAS = {
+  whitelist: WhitelistConfigSchema,
+  "time-based": TimeBasedConfigSchema,
+  "duration-limit": DurationLimitConfigSchema,
+  purpose: PurposeConfigSchema,
+} as const;
+
+/**
+ * The record again through its type's schemas: a row edited by hand (a whitelist whose
+ * `requesters` is a string, a scope list that is an object) must not reach a check that would
+ * read it some other way. Returns the problem, or null with the parsed record.
+ */
+function revalidate(record: PolicyRecord): { record: PolicyRecord; problem: null } | { record: PolicyRecord; problem: string } {
+  const schema = (CONFIG_SCHEMAS as Record<string, (typeof CONFIG_SCHEMAS)[keyof typeof CONFIG_SCHEMAS] | undefined>)[String(record.type)];
+  if (schema === undefined) return { record, problem: `has unknown type ${quote(String((record as { type: unknown }).type))}` };
+  const scope = PolicyScopeSchema.safeParse(record.scope ?? {});
+  if (!scope.success) return { record, problem: `has an invalid scope (${firstIssue(scope.error.issues)})` };
+  const config = schema.safeParse(record.config);
+  if (!config.success) return { record, problem: `has an invalid ${record.type} config (${firstIssue(config.error.issues)})` };
+  return { record: { ...record, scope: scope.data, config: config.data } as PolicyRecord, problem: null };
+}
+
+function firstIssue(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  const i = issues[0];
+  if (!i) return "rejected";
+  return i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message;
+}
+
+function compileOne(stored: PolicyRecord): CompiledPolicy {
+  const label = `policy ${quote(String(stored.name))}`;
+  const { record, problem } = revalidate(stored);
+  if (problem !== null) return misconfiguredPolicy(stored, `${label} ${problem}`);
   try {
     return {
       record,
-      isWhitelist,
+      isWhitelist: record.type === "whitelist",
       resourceTypes: toSet(record.scope?.resourceTypes),
       // Integration names are canonical lower case (SPEC v2 §4): a scope written `Gmail` is `gmail`.
       integrations: toSet(Array.isArray(record.scope?.integrations) ? record.scope.integrations.map((i: string) => String(i).toLowerCase()) : record.scope?.integrations),
       requesters: toSet(record.scope?.requesters),
+      allowsFuture: record.type === "time-based" && record.config.allowFuture === true,
       check: compileCheck(record, label),
     };
   } catch (err) {
-    // Records are validated on load (`parsePolicyRecord`); this guards rows that slipped past
-    // (hand edits, a runtime without a zone's data). Unscoped, so the failure is never silent.
-    const check = misconfigured(record, `${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`);
-    return { record, isWhitelist, resourceTypes: null, integrations: null, requesters: null, check };
+    // E.g. a time zone this runtime lacks the data for.
+    return misconfiguredPolicy(stored, `${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`);
   }
+}
+
+/**
+ * Fail closed: a policy that cannot be applied — whitelists included — compiles to an unscoped
+ * deny with POLICY_MISCONFIGURED, so one bad row is loud and never admits anyone. A broken
+ * whitelist admits no one and denies requests other whitelists admit.
+ */
+function misconfiguredPolicy(record: PolicyRecord, reason: string): CompiledPolicy {
+  const result: CheckResult = { outcome: "denied", code: "POLICY_MISCONFIGURED", reason: `${reason}; denying` };
+  const isWhitelist = record.type === "whitelist";
+  return { record, isWhitelist, resourceTypes: null, integrations: null, requesters: null, allowsFuture: false, check: () => result };
 }
 
 function compileCheck(record: PolicyRecord, label: string): CompiledPolicy["check"] {
@@ -82,18 +133,7 @@ function compileCheck(record: PolicyRecord, label: string): CompiledPolicy["chec
       return durationCheck(record.config, label);
     case "purpose":
       return purposeCheck(record.config, label);
-    default:
-      return misconfigured(record, `${label} has unknown type ${quote(String((record as { type: unknown }).type))}`);
   }
-}
-
-/** Fail closed: a broken restriction denies everyone, a broken whitelist admits no one. */
-function misconfigured(record: PolicyRecord, reason: string): CompiledPolicy["check"] {
-  const result: CheckResult =
-    record.type === "whitelist"
-      ? { outcome: "not-admitted", code: "POLICY_MISCONFIGURED", reason: `${reason}; it admits no one` }
-      : { outcome: "denied", code: "POLICY_MISCONFIGURED", reason: `${reason}; denying` };
-  return () => result;
 }
 
 function toSet(values: readonly string[] | undefined): ReadonlySet<string> | null {

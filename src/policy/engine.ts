@@ -4,7 +4,7 @@
  * the outside world, and the answer is a value even for malformed input.
  */
 import { compilePolicies, describeRequester, inScope, scopeMismatch, type CompiledPolicy, type CompiledPolicySet } from "./compile.ts";
-import { quote } from "./format.ts";
+import { formatInstant, quote } from "./format.ts";
 import type { AccessContext, Decision, DenialCode, EvaluatedPolicy, PolicyRecord } from "./types.ts";
 
 /** One-shot form; a service evaluating many requests should keep `compilePolicies(...)` around. */
@@ -20,8 +20,12 @@ export function evaluate(policies: readonly PolicyRecord[], request: AccessConte
  *    whitelist in scope — whatever the other policies say. A requester who may never have access
  *    should not be told "outside business hours", which suggests retrying later would help and
  *    discloses the schedule to someone with no business knowing it.
- * 2. Restriction. Otherwise the highest-priority denying policy decides; with none, the grant
- *    names the highest-priority admitting whitelist.
+ * 2. Restriction. Otherwise the highest-priority denying policy decides; with none, data times
+ *    after `now` are denied (FUTURE_DATA, no policy) unless an enabled time-based policy in scope
+ *    sets allowFuture: true; otherwise the grant names the highest-priority admitting whitelist.
+ *
+ * `ctx.timeRange` is what is judged: for a time-slice grant, the data time the material opens
+ * (`covered`, whole slices), not the range that was asked for.
  */
 export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext, now: number): Decision {
   const invalid = invalidContext(ctx, now);
@@ -31,6 +35,7 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
   const evaluated: EvaluatedPolicy[] = [];
   let firstWhitelist: CompiledPolicy | null = null;
   let firstWhitelistBroken = "";
+  let futureAllowed = false;
   let firstAdmit: CompiledPolicy | null = null;
   let admitReason = "";
   let firstDeny: CompiledPolicy | null = null;
@@ -49,6 +54,7 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
       continue;
     }
 
+    if (p.allowsFuture) futureAllowed = true;
     const r = p.check(ctx, now);
     const entry: EvaluatedPolicy = { id, version, outcome: r.outcome, reason: r.reason };
     if (r.code !== undefined) entry.code = r.code;
@@ -63,7 +69,9 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
         firstAdmit = p;
         admitReason = r.reason;
       }
-    } else if (r.outcome === "denied" && firstDeny === null) {
+    }
+    // A whitelist that could not be compiled denies (fail closed), like any broken policy.
+    if (r.outcome === "denied" && firstDeny === null) {
       firstDeny = p;
       denyCode = r.code ?? "POLICY_MISCONFIGURED";
       denyReason = r.reason;
@@ -89,6 +97,16 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
     );
   }
   if (firstDeny !== null) return denial(denyCode, firstDeny, denyReason, evaluated);
+  // Data times after the request are denied by default, not only where a time-based policy says
+  // so: only an enabled time-based policy in scope with allowFuture: true lifts it.
+  if (ctx.timeRange.end > now && !futureAllowed) {
+    return denial(
+      "FUTURE_DATA",
+      null,
+      `requested data up to ${formatInstant(ctx.timeRange.end)} lies after the request time ${formatInstant(now)}; future data is denied unless an enabled time-based policy that applies sets allowFuture: true`,
+      evaluated,
+    );
+  }
   return {
     allowed: true,
     policyId: firstAdmit.record.id,

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { WEEKDAYS, canonicalTimeZone, parseHHMM } from "./time.ts";
+import { safeString } from "../lib/text.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Limits. Chosen so that every accepted value is meaningful and every derived number stays exact.
@@ -39,9 +40,8 @@ const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 const typeError = (what: string, expected: string) => (iss: { input?: unknown }) =>
   iss.input === undefined ? `${what} is required` : `${what} must be ${expected}`;
 
-const identifier = (what: string) =>
-  z
-    .string({ error: typeError(what, "a string") })
+export const identifier = (what: string) =>
+  safeString(what)
     .regex(IDENTIFIER_PATTERN, {
       error: (iss) =>
         `${what} must be 1–128 characters from A–Z a–z 0–9 . _ : @ + - (got ${preview(iss.input)})`,
@@ -49,9 +49,8 @@ const identifier = (what: string) =>
     .describe(`${what}: 1–128 characters from A–Z a–z 0–9 . _ : @ + -`);
 
 /** Human text (names, departments, purposes): trimmed, bounded, no control characters. */
-const text = (what: string, max: number, min = 1) =>
-  z
-    .string({ error: typeError(what, "a string") })
+export const text = (what: string, max: number, min = 1) =>
+  safeString(what)
     .trim()
     .min(min, { error: `${what} must not be empty` })
     .max(max, { error: `${what} must be at most ${max} characters` })
@@ -82,7 +81,7 @@ const isoDateTime = z.iso.datetime({ offset: true });
  * normalised to epoch ms. Local date-times without an offset are refused: their zone is a guess.
  */
 export const InstantSchema = z
-  .union([z.string(), z.number()], {
+  .union([safeString("instant"), z.number()], {
     error: "must be an ISO-8601 date-time string or epoch milliseconds",
   })
   .transform((value, ctx): number => {
@@ -164,8 +163,7 @@ export const WhitelistConfigSchema = z
   .describe("Admits requesters by external id or by department");
 
 const hhmm = (what: string) =>
-  z
-    .string({ error: typeError(what, 'a string "HH:MM"') })
+  safeString(what)
     .regex(/^([01]\d|2[0-3]):[0-5]\d$/, {
       error: (iss) => `${what} must be "HH:MM" with HH 00–23 and MM 00–59 (got ${preview(iss.input)})`,
     });
@@ -183,8 +181,7 @@ export const HoursSchema = z
 
 export const TimeBasedConfigSchema = z
   .strictObject({
-    timezone: z
-      .string({ error: typeError("timezone", "a string") })
+    timezone: safeString("timezone")
       .transform((tz, ctx): string => {
         const canonical = canonicalTimeZone(tz);
         if (canonical === null) {

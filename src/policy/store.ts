@@ -43,6 +43,7 @@ export class PolicyStore {
   private current: CompiledPolicySet = compilePolicies([]);
   private stamp = "";
   private loadGeneration = 0;
+  private appliedGeneration = 0;
   private listener: pg.Client | undefined;
   private pollTimer: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -129,11 +130,18 @@ export class PolicyStore {
     await this.changed(id);
   }
 
-  /** Reloads everything; concurrent calls are fine (only the newest load is applied). */
+  /**
+   * Reloads everything. Concurrent calls are fine: a load is applied unless one that started
+   * later has already been applied (a later start sees at least the same commits). So when this
+   * resolves, the compiled set is at least as new as the database when it was called — a load
+   * superseded by one still in flight (e.g. a NOTIFY's) must not let a change return before the
+   * change is compiled.
+   */
   async reload(): Promise<void> {
     const generation = ++this.loadGeneration;
     const [rows, stamp] = await Promise.all([this.o.db.prisma.policy.findMany(), this.readStamp()]);
-    if (generation !== this.loadGeneration) return;
+    if (generation < this.appliedGeneration) return;
+    this.appliedGeneration = generation;
     const records = rows.map((r) => this.toRecord(r));
     this.current = compilePolicies(records);
     this.stamp = stamp;

@@ -36,7 +36,10 @@ export interface AccessContext {
   /** The authenticated requester (from the API key, never from the body). */
   requester: { requesterId: string; department?: string | null };
   resource: ResourceRef;
-  /** Requested data range in epoch ms, both ends inclusive. */
+  /**
+   * Data range judged, in epoch ms, both ends inclusive: for a time-slice grant the range the
+   * material opens (whole slices), for a token read the requested range.
+   */
   timeRange: { start: number; end: number };
   purpose?: string | null;
   /**
@@ -59,8 +62,10 @@ export type DenialCode =
   | "PURPOSE_REQUIRED"
   | "PURPOSE_TOO_SHORT"
   | "PURPOSE_NOT_ALLOWED"
-  /** A stored policy the engine cannot apply (e.g. a time zone this runtime lacks): fail closed. */
+  /** A stored policy the engine cannot apply (invalid config or scope, a time zone this runtime lacks): fail closed. */
   | "POLICY_MISCONFIGURED"
+  /** The request names a key version that is unknown or retired (decided after admission). */
+  | "KEY_UNAVAILABLE"
   /** The context itself is unusable (non-finite times, end before start). */
   | "INVALID_REQUEST";
 

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { IDENTIFIER_PATTERN, InstantSchema, MAX_PURPOSE_LENGTH } from "../policy/schemas.ts";
+import { safeString } from "../lib/text.ts";
 
 /** Longest token value accepted (real access tokens, JWTs included, stay well below). */
 export const MAX_TOKEN_LENGTH = 8 * 1024;
@@ -11,8 +12,7 @@ export const MAX_TOKEN_LENGTH = 8 * 1024;
 const VSCHAR = /^[\x20-\x7e]+$/;
 
 const identifier = (what: string) =>
-  z
-    .string()
+  safeString(what)
     .regex(IDENTIFIER_PATTERN, { error: `${what} must be 1–128 characters from A–Z a–z 0–9 . _ : @ + -` })
     .describe(`${what}: 1–128 characters from A–Z a–z 0–9 . _ : @ + -`);
 
@@ -59,10 +59,18 @@ export const StoreTokenBodySchema = z
   )
   .describe("An OAuth token to store; token values are encrypted before they reach the database");
 
-const purposeParam = z
-  .string()
-  .trim()
-  .max(MAX_PURPOSE_LENGTH, { error: `purpose must be at most ${MAX_PURPOSE_LENGTH} characters` })
+/** A read's purpose, from `?purpose=` or the `X-Purpose` header: too long is a 400, never truncated. */
+export function purposeText(what: string) {
+  return safeString(what)
+    .trim()
+    .max(MAX_PURPOSE_LENGTH, { error: `${what} must be at most ${MAX_PURPOSE_LENGTH} characters` })
+    .regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, { error: `${what} must not contain control characters` });
+}
+export const PurposeHeaderSchema = purposeText("X-Purpose");
+/** The X-Purpose header as a route's `request.headers` (validated like the query parameter). */
+export const PurposeHeadersSchema = z.object({ "x-purpose": PurposeHeaderSchema.optional() });
+
+const purposeParam = purposeText("purpose")
   .optional()
   .describe("Why the token is read (for purpose policies); the X-Purpose header is the alternative");
 

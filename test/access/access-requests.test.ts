@@ -92,9 +92,10 @@ describeEachDb("access requests", (h) => {
   });
 
   test("more than 64 slices: seeds only; keyCount recorded", async () => {
-    const res = await ask(alice.apiKey, { resource: { type: "timeslice" }, timeRange: { start: (e - 100) * HOUR, end: e * HOUR } });
+    const res = await ask(alice.apiKey, { resource: { type: "timeslice" }, timeRange: { start: (e - 101) * HOUR, end: (e - 1) * HOUR } });
     expect(res.status).toBe(201);
     const g = (await res.json()) as Grant;
+    expect(g.covered).toEqual({ start: new Date((e - 101) * HOUR).toISOString(), end: new Date(e * HOUR - 1).toISOString() });
     expect(g.keys).toEqual([]);
     expect(g.seeds!.length).toBeLessThanOrEqual(64);
     expect((await h.db.prisma.accessRequest.findUnique({ where: { id: g.id } }))!.keyCount).toBe(101);
@@ -157,10 +158,10 @@ describeEachDb("access requests", (h) => {
   test("simulate: the decision and why, for any requester; no keys, no access_requests row, audited ACCESS_SIMULATED", async () => {
     const n = await h.db.prisma.accessRequest.count();
     const sim = async (body: unknown) => x.app.request("/v1/policies/simulate", bearer(admin, { method: "POST", body: JSON.stringify(body) }));
-    const res = await sim({ requesterId: alice.requesterId, resource: { type: "timeslice" }, timeRange: { start: (e - 1) * HOUR, end: e * HOUR } });
+    const res = await sim({ requesterId: alice.requesterId, resource: { type: "timeslice" }, timeRange: { start: (e - 2) * HOUR, end: (e - 1) * HOUR } });
     expect(res.status).toBe(200);
     const s = (await res.json()) as Record<string, unknown>;
-    expect(s).toMatchObject({ granted: true, reasonCode: "GRANTED", requester: { exists: true }, slices: { from: e - 1, to: e, keyCount: 2 } });
+    expect(s).toMatchObject({ granted: true, reasonCode: "GRANTED", requester: { exists: true }, slices: { from: e - 2, to: e - 1, keyCount: 2 } });
     expect(JSON.stringify(s)).not.toMatch(/privateJwk|"seed"/);
     const no = (await (await sim({ requesterId: "nobody", resource: { type: "timeslice" }, timeRange: { start: 0, end: 1 } })).json()) as Record<string, unknown>;
     expect(no).toMatchObject({ granted: false, reasonCode: "NOT_WHITELISTED", requester: { exists: false } });
@@ -195,7 +196,7 @@ describeEachDb("access requests", (h) => {
       expect((await x.app.request(`/v1/access-requests?${bad}`, bearer(admin))).status).toBe(400);
     }
   });
-  test("(runs last: rotates) after a rotation, keyVersion asks for the decrypt-only version that older data is sealed under; an unknown one is refused", async () => {
+  test("(runs last: rotates) after a rotation, keyVersion asks for the decrypt-only version that older data is sealed under; an unknown one is an audited denial", async () => {
     const slice = e - 2;
     const old = await seal(slice, "sealed before the rotation");
     const rotated = await x.runtime.keys.rotate({ actor: "test" });
@@ -211,8 +212,8 @@ describeEachDb("access requests", (h) => {
     expect(await (await DataViewer.fromGrant(grant)).decryptToString(old, { expectedCtx: CTX })).toBe("sealed before the rotation");
 
     const unknown = await ask(alice.apiKey, { ...body, keyVersion: 999 });
-    expect(unknown.status).toBe(409);
-    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("KEY_UNAVAILABLE");
+    expect(unknown.status).toBe(403);
+    expect(await unknown.json()).toMatchObject({ granted: false, error: { code: "ACCESS_DENIED" }, reasonCode: "KEY_UNAVAILABLE" });
     expect((await ask(alice.apiKey, { ...body, keyVersion: "1" })).status).toBe(400);
   });
 });

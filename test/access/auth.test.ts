@@ -9,7 +9,7 @@ import { ConfigError } from "../../src/errors.ts";
 describeEachDb("authentication failures", (h) => {
   let x: AccessHarness;
   beforeAll(async () => {
-    x = await accessHarness(h.db, { env: { AUTH_FAILURES_PER_MINUTE: "5", TRUST_PROXY: "true" } });
+    x = await accessHarness(h.db, { env: { AUTH_FAILURES_PER_MINUTE: "5", TRUST_PROXY: "1" } });
   });
   afterAll(async () => x?.close());
 

@@ -16,8 +16,9 @@ describeEachDb("200 concurrent access requests", (h) => {
   afterAll(async () => t?.close());
 
   test("each gets its own decision row and access_requests row, the chain verifies, and batches < rows", async () => {
-    const now = Date.now();
-    const body = { resource: { type: "timeslice" }, timeRange: { start: now - 3_600_000, end: now }, purpose: "load" };
+    // The last whole hour slice (the current one reaches into the future, which is denied).
+    const end = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 1;
+    const body = { resource: { type: "timeslice" }, timeRange: { start: end - 3_600_000 + 1, end }, purpose: "load" };
     const rowsBefore = await h.db.prisma.accessRequest.count();
     const decisionsBefore = await h.db.prisma.auditLog.count({ where: { eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] } } });
     const batchesBefore = t.runtime.audit.stats().batches;

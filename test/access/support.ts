@@ -63,14 +63,14 @@ let n = 0;
  */
 export async function accessHarness(
   db: Database,
-  opts: { env?: Record<string, string>; listen?: boolean; policyPollMs?: number } = {},
+  opts: { env?: Record<string, string>; listen?: boolean; policyPollMs?: number; apiKeyCacheTtlMs?: number } = {},
 ): Promise<AccessHarness> {
   const config = { ...testConfig(opts.env), bootstrapAdminKey: undefined };
   const log = createLogger(config.logLevel);
   const clock = new TestClock();
   const runtime = await createRuntime(config, log, { db, migrate: false, ownsDb: false });
   const audit = new RecordingAuditSink(runtime.audit);
-  const access = await createAccessServices({ config, db, audit, keys: runtime.keys, clock, log, policyPollMs: opts.policyPollMs ?? 200 });
+  const access = await createAccessServices({ config, db, audit, keys: runtime.keys, clock, log, policyPollMs: opts.policyPollMs ?? 200, ...(opts.apiKeyCacheTtlMs !== undefined ? { apiKeyCacheTtlMs: opts.apiKeyCacheTtlMs } : {}) });
   const app = createApp({ ...runtime.appDeps(), access });
   const system = "test-admin";
   const server = opts.listen ? Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }) : undefined;

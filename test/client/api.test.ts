@@ -55,7 +55,7 @@ test("administration: requesters, API keys, policies, simulate, keys, audit", as
   expect((await admin.updatePolicy(p.id, { description: "from the SDK test" })).version).toBe(p.version + 1);
   expect((await admin.listPolicies()).items.some((x) => x.id === p.id)).toBe(true);
   const now = Date.now();
-  const sim = await admin.simulate({ requesterId: "sdk-reader", resource: { type: "timeslice" }, timeRange: { start: now - 3600_000, end: now } });
+  const sim = await admin.simulate({ requesterId: "sdk-reader", resource: { type: "timeslice" }, timeRange: { start: now - 7200_000, end: now - 3600_000 } });
   expect(sim.granted).toBe(true);
   expect(sim.policyId).toBe(p.id);
 
@@ -90,7 +90,8 @@ test("time slices: grant → DataViewer; a denial is AccessDeniedError with the 
   await admin.createPolicy({ name: "sdk-analysts", type: "whitelist", config: { requesters: ["sdk-analyst"] } });
 
   const source = new DataSource({ client: a, masterKeys: (await a.jwks()).keys });
-  const ts = Date.now() - 60_000;
+  // A whole slice back: the current slice reaches into the future, which no policy here allows.
+  const ts = Date.now() - 3_600_000;
   const rec = await source.encrypt("21.5", { ctx: "sensor:1", timestamp: ts });
   const grant = await a.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts }, purpose: "test" });
   const viewer = await DataViewer.fromGrant(grant);

@@ -124,3 +124,21 @@ describePostgres("policy changes across processes", (h) => {
     }
   }, 20_000);
 });
+
+describeEachDb("a reload is applied when it returns", (h) => {
+  test("even when a later reload (e.g. one a NOTIFY started) is still in flight", async () => {
+    const x = await accessHarness(h.db, { policyPollMs: 0 });
+    try {
+      for (let i = 0; i < 5; i++) {
+        await h.db.prisma.policy.create({ data: { name: `silent-${h.kind}-${i}`, type: "whitelist", scope: {}, config: { requesters: ["z"] } } });
+        const first = x.access.policies.reload();
+        const later = x.access.policies.reload();
+        await first;
+        expect(x.access.policies.compiled().all.some((c) => c.record.name === `silent-${h.kind}-${i}`)).toBe(true);
+        await later;
+      }
+    } finally {
+      await x.close();
+    }
+  });
+});

@@ -346,13 +346,28 @@ describe("robustness", () => {
     expect(d).toMatchObject({ allowed: false, code: "INVALID_REQUEST", policyId: null });
   });
 
-  test("a broken whitelist admits no one, and says so when it is the one reported", () => {
+  test("a broken whitelist admits no one and denies (POLICY_MISCONFIGURED), even where another whitelist admits", () => {
     const broken = { ...policy(aliceWhitelist), config: { requesters: 42 } } as unknown as PolicyRecord;
     const d = evaluate([broken], ctx(), NOW);
     expect(d).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "wl-alice" });
-    expect(d.reason).toContain("it admits no one");
+    expect(d.reason).toContain("invalid whitelist config");
     const other = policy({ id: "wl-eng", name: "eng", type: "whitelist", priority: -1, config: { departments: ["eng"] } });
-    expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({ allowed: true, policyId: "wl-eng" });
+    expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "wl-alice" });
+  });
+
+  test("a whitelist whose requesters was stored as a string (a hand edit) admits nobody, not every one-character id", () => {
+    const edited = { ...policy(aliceWhitelist), config: { requesters: "alice" } } as unknown as PolicyRecord;
+    for (const id of ["a", "l", "i", "c", "e", "alice"]) {
+      expect(evaluate([edited], ctx({ requester: { requesterId: id, department: null } }), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED" });
+    }
+    // Every type: a config its schema refuses compiles to a deny.
+    for (const bad of [
+      { ...policy(duration("d", 7200)), config: { maxSeconds: "7200" } },
+      { ...policy(timeBased("t", { timezone: "UTC" })), config: { timezone: "UTC", allowFuture: "yes" } },
+      { ...policy({ id: "p", name: "p", type: "purpose", config: {} }), config: { allowed: "tour" } },
+    ] as unknown as PolicyRecord[]) {
+      expect(evaluate([policy(aliceWhitelist), bad], ctx(), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: bad.id });
+    }
   });
 
   test("a malformed scope fails closed instead of throwing", () => {
@@ -364,7 +379,7 @@ describe("robustness", () => {
     const bad = { ...policy(timeBased("tz", { timezone: "UTC" })), config: { timezone: "Mars/Base" } } as PolicyRecord;
     const d = evaluate([policy(aliceWhitelist), bad], ctx(), NOW);
     expect(d).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "tz" });
-    expect(d.reason).toContain('policy "tz" cannot be applied');
+    expect(d.reason).toContain('policy "tz" has an invalid time-based config');
   });
 });
 
@@ -410,5 +425,24 @@ describe("evaluated list and modes", () => {
     const d = evaluate([policy(aliceWhitelist), { ...policy(duration("d", 60)), version: 7 }], ctx(), NOW);
     expect(d).toMatchObject({ allowed: false, policyId: "d", policyVersion: 7 });
     expect(d.evaluated.find((e) => e.id === "d")).toMatchObject({ outcome: "denied", code: "RANGE_TOO_LONG", version: 7 });
+  });
+});
+
+describe("future data is denied by default", () => {
+  const future = ctx({ timeRange: { start: NOW - HOUR, end: NOW + 1 } });
+  test("with only a whitelist: FUTURE_DATA, naming no policy", () => {
+    const d = evaluate([policy(aliceWhitelist)], future, NOW);
+    expect(d).toMatchObject({ allowed: false, code: "FUTURE_DATA", policyId: null });
+    expect(evaluate([policy(aliceWhitelist)], ctx({ timeRange: { start: NOW - HOUR, end: NOW } }), NOW).allowed).toBe(true);
+  });
+  test("an enabled time-based policy in scope with allowFuture: true lifts it; disabled or out of scope does not", () => {
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }))], future, NOW).allowed).toBe(true);
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { enabled: false }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA" });
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { scope: { requesters: ["bob"] } }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA" });
+    // Another time-based policy without allowFuture still denies on its own, and is named.
+    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true })), policy(timeBased("strict", { timezone: "UTC" }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA", policyId: "strict" });
+  });
+  test("admission first: a requester no whitelist admits is not told about future data", () => {
+    expect(evaluate([policy(aliceWhitelist)], ctx({ requester: { requesterId: "mallory", department: null }, timeRange: { start: NOW, end: NOW + HOUR } }), NOW)).toMatchObject({ code: "NOT_WHITELISTED" });
   });
 });

@@ -134,7 +134,9 @@ describe("engine properties", () => {
           expect(d.evaluated.some((e) => e.outcome === "denied")).toBe(false);
         } else {
           expect(KNOWN_CODES.has(d.code)).toBe(true);
+          // The default future-data rule and "no whitelist" are the denials no policy makes.
           if (d.code === "NO_POLICY") expect(d.policyId).toBeNull();
+          else if (d.policyId === null) expect(d.code).toBe("FUTURE_DATA");
           else expect(byId.get(d.policyId!)?.version).toBe(d.policyVersion!);
         }
       }),

@@ -44,6 +44,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
     PORT: "0",
     BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY,
+    // Tests do slice arithmetic in hours; the service's default (60 s) is tested in test/access/covered.test.ts.
+    SLICE_SECONDS: "3600",
     ...env,
   });
 }

@@ -222,8 +222,10 @@ function simulateForm(ctx: PageContext, policies: () => Policy[]): HTMLElement {
   const resourceType = h("select", null, h("option", { value: "timeslice" }, "time slices"), h("option", { value: "token" }, "OAuth token"));
   const integration = h("input", { type: "text", autocomplete: "off", placeholder: "gmail" });
   const userId = h("input", { type: "text", autocomplete: "off", placeholder: "user-42" });
-  const start = h("input", { type: "datetime-local", value: datetimeLocal(new Date(now.getTime() - 3_600_000)) });
-  const end = h("input", { type: "datetime-local", value: datetimeLocal(now) });
+  // Default: an hour of data that ended two hours ago. Grants open whole slices and never future
+  // data, so a range ending "now" would simulate FUTURE_DATA (its last slice is still running).
+  const start = h("input", { type: "datetime-local", value: datetimeLocal(new Date(now.getTime() - 3 * 3_600_000)) });
+  const end = h("input", { type: "datetime-local", value: datetimeLocal(new Date(now.getTime() - 2 * 3_600_000)) });
   const purpose = h("input", { type: "text", autocomplete: "off" });
   const at = h("input", { type: "datetime-local" });
   const tokenFields = h("div", { class: "row", hidden: true }, field("Integration", integration, { name: "resource.integration" }), field("User id", userId, { name: "resource.userId" }));

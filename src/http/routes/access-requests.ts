@@ -5,7 +5,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createRouter, errorResponse } from "../router.ts";
 import type { AccessServices } from "../../access/index.ts";
-import { AccessRequestBodySchema, IDENTIFIER_PATTERN, InstantSchema } from "../../policy/schemas.ts";
+import { AccessRequestBodySchema, InstantSchema, identifier } from "../../policy/schemas.ts";
+import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -29,6 +30,9 @@ const GrantSchema = z
     keyVersion: z.number().int(),
     sliceSeconds: z.number().int(),
     slices: z.object({ from: z.number().int(), to: z.number().int() }),
+    covered: z
+      .object({ start: z.string(), end: z.string() })
+      .openapi({ description: "The exact data time the material opens (whole slices; ISO-8601, both ends inclusive). Policies judge this, not the requested range" }),
     keys: z.array(GrantKeySchema).optional().openapi({ description: "Per-slice private JWKs, when the range covers at most 64 slices (empty otherwise)" }),
     seeds: z.array(GrantSeedSchema).optional().openapi({ description: "Minimal GGM subtree cover of the slices" }),
     encrypted: z
@@ -47,7 +51,7 @@ const DenialSchema = z
     error: z.object({ code: z.literal("ACCESS_DENIED"), message: z.string() }),
     policyId: z.string().nullable(),
     reason: z.string(),
-    reasonCode: z.string().openapi({ description: "Stable denial code (NOT_WHITELISTED, OUTSIDE_TIME_WINDOW, …)" }),
+    reasonCode: z.string().openapi({ description: "Stable denial code (NOT_WHITELISTED, OUTSIDE_TIME_WINDOW, FUTURE_DATA, KEY_UNAVAILABLE, …)" }),
     requestId: z.string().optional(),
   })
   .openapi("Denial");
@@ -72,8 +76,7 @@ const AccessRequestSchema = z
 
 /** Query values are strings: an ISO-8601 instant, or epoch ms written as digits. */
 function queryInstant() {
-  return z
-    .string()
+  return safeString("instant")
     .optional()
     .transform((v, ctx): number | undefined => {
       if (v === undefined) return undefined;
@@ -87,13 +90,13 @@ function queryInstant() {
 }
 
 const ListQuery = z.strictObject({
-  requesterId: z.string().regex(IDENTIFIER_PATTERN, { error: "requesterId must be 1–128 characters from A–Z a–z 0–9 . _ : @ + -" }).optional(),
+  requesterId: identifier("requesterId").optional(),
   granted: z.enum(["true", "false"], { error: "granted must be true or false" }).optional(),
   resourceType: z.enum(["token", "timeslice"], { error: 'resourceType must be "token" or "timeslice"' }).optional(),
   from: queryInstant().describe("Requests made at or after this instant (ISO-8601 or epoch ms)"),
   to: queryInstant().describe("Requests made at or before this instant (ISO-8601 or epoch ms)"),
   limit: z.coerce.number({ error: "limit must be a number" }).int({ error: "limit must be a whole number" }).min(1, { error: "limit must be at least 1" }).max(200, { error: "limit must be at most 200" }).default(50),
-  cursor: z.string().max(200).optional().describe("nextCursor of the previous page"),
+  cursor: safeString("cursor").max(200).optional().describe("nextCursor of the previous page"),
 });
 
 

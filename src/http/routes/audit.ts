@@ -8,6 +8,7 @@ import { AUDIT_EVENT_TYPES } from "../../audit/types.ts";
 import { MAX_LIST_LIMIT, auditStats, listAuditLogs } from "../../audit/query.ts";
 import { loadMasterPublicKeys, verifyAuditLog, type VerifyResult } from "../../audit/verify.ts";
 import { createRouter, errorResponse } from "../router.ts";
+import { safeString } from "../../lib/text.ts";
 
 /** Epoch milliseconds or an ISO-8601 date-time with offset. */
 const instant = z
@@ -28,9 +29,9 @@ const fromBeforeToIssue = { message: "from must not be after to", path: ["to"] }
 const ListQuery = z
   .strictObject({
     eventType: z.enum(AUDIT_EVENT_TYPES).optional(),
-    actor: z.string().min(1).max(256).optional(),
+    actor: safeString("actor").min(1).max(256).optional(),
     ...windowFields,
-    cursor: z.string().min(1).max(512).optional().openapi({ description: "nextCursor of the previous page" }),
+    cursor: safeString("cursor").min(1).max(512).optional().openapi({ description: "nextCursor of the previous page" }),
     limit: z
       .string()
       .regex(/^\d{1,3}$/, "expected a whole number")

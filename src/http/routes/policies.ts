@@ -41,7 +41,15 @@ const SimulationSchema = z
     requester: z.object({ requesterId: z.string(), department: z.string().nullable(), exists: z.boolean() }),
     evaluated: z.array(EvaluatedSchema),
     slices: z
-      .object({ keyVersion: z.number(), sliceSeconds: z.number(), from: z.number(), to: z.number(), keyCount: z.number(), seedCount: z.number() })
+      .object({
+        keyVersion: z.number(),
+        sliceSeconds: z.number(),
+        from: z.number(),
+        to: z.number(),
+        keyCount: z.number(),
+        seedCount: z.number(),
+        covered: z.object({ start: z.string(), end: z.string() }).openapi({ description: "The data time a grant would open (whole slices, both ends inclusive); what the policies judged" }),
+      })
       .optional(),
   })
   .openapi("Simulation");

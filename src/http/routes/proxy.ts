@@ -6,9 +6,8 @@
  */
 import { z } from "@hono/zod-openapi";
 import { BadRequestError } from "../../errors.ts";
-import { MAX_PURPOSE_LENGTH } from "../../policy/schemas.ts";
 import type { TokenProxy } from "../../proxy/service.ts";
-import { TokenParamsSchema } from "../../tokens/schemas.ts";
+import { PurposeHeadersSchema, TokenParamsSchema } from "../../tokens/schemas.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
 const PREFIX = "/v1/proxy/";
@@ -44,7 +43,7 @@ export function proxyRoutes(proxy: TokenProxy) {
         "The query string and body pass through; the caller's Authorization, cookies and hop-by-hop headers do not. One retry with a refreshed token on a 401.",
       request: {
         params: TokenParamsSchema.extend({ path: z.string().openapi({ description: "the provider API path, below its API base (may contain /)" }) }),
-        headers: z.object({ "x-purpose": z.string().max(MAX_PURPOSE_LENGTH).optional() }),
+        headers: PurposeHeadersSchema,
       },
       responses,
     });
@@ -55,8 +54,10 @@ export function proxyRoutes(proxy: TokenProxy) {
     const [integrationRaw = "", userIdRaw = "", ...rest] = raw.slice(PREFIX.length).split("/");
     const parsed = TokenParamsSchema.safeParse({ integration: decodeParam(integrationRaw, "integration"), userId: decodeParam(userIdRaw, "userId") });
     if (!parsed.success) throw new BadRequestError(`invalid path: ${parsed.error.issues[0]?.message ?? "bad integration or userId"}`);
-    const purpose = c.req.header("x-purpose")?.trim();
-    if (purpose !== undefined && purpose.length > MAX_PURPOSE_LENGTH) throw new BadRequestError(`X-Purpose: at most ${MAX_PURPOSE_LENGTH} characters`);
+    // Same rules as a token read's X-Purpose (length, no NUL or unpaired surrogates).
+    const header = PurposeHeadersSchema.safeParse({ "x-purpose": c.req.header("x-purpose") });
+    if (!header.success) throw new BadRequestError(`invalid header: X-Purpose: ${header.error.issues[0]?.message ?? "invalid"}`);
+    const purpose = header.data["x-purpose"]?.trim();
     return proxy.forward(c.get("principal"), {
       ...parsed.data,
       method: c.req.method,

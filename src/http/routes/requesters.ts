@@ -4,8 +4,9 @@ import { createRouter, errorResponse } from "../router.ts";
 import type { AccessServices } from "../../access/index.ts";
 import { RequesterCreateSchema, RequesterPatchSchema } from "../../access/requesters.ts";
 import { ROLES } from "../../access/principal.ts";
-import { IDENTIFIER_PATTERN, InstantSchema } from "../../policy/schemas.ts";
+import { InstantSchema, identifier, text } from "../../policy/schemas.ts";
 import { KEY_ID_PATTERN } from "../../access/api-key-format.ts";
+import { safeString } from "../../lib/text.ts";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
@@ -39,13 +40,13 @@ const RequesterSchema = z
 
 const IdParams = z.object({ id: z.uuid({ error: "id must be a requester id (uuid)" }).openapi({ param: { name: "id", in: "path" } }) });
 const KeyParams = IdParams.extend({
-  keyId: z.string().regex(KEY_ID_PATTERN, { error: "keyId must be 16 characters from a–z 2–7" }).openapi({ param: { name: "keyId", in: "path" } }),
+  keyId: safeString("keyId").regex(KEY_ID_PATTERN, { error: "keyId must be 16 characters from a–z 2–7" }).openapi({ param: { name: "keyId", in: "path" } }),
 });
 
 const ListQuery = z.strictObject({
   limit: z.coerce.number({ error: "limit must be a number" }).int().min(1).max(200).default(50),
   cursor: z.uuid({ error: "cursor must be a nextCursor value returned by this endpoint" }).optional(),
-  requesterId: z.string().regex(IDENTIFIER_PATTERN, { error: "requesterId must be 1–128 characters from A–Z a–z 0–9 . _ : @ + -" }).optional(),
+  requesterId: identifier("requesterId").optional(),
   enabled: z.enum(["true", "false"], { error: "enabled must be true or false" }).optional(),
 });
 
@@ -54,7 +55,7 @@ const ApiKeyCreateSchema = z.strictObject({
     .array(z.enum(ROLES, { error: `roles must be among ${ROLES.map((r) => `"${r}"`).join(", ")}` }), { error: "roles must be an array" })
     .min(1, { error: "roles must name at least one role" })
     .max(ROLES.length),
-  name: z.string().trim().min(1).max(200).optional(),
+  name: text("name", 200).optional(),
   expiresAt: InstantSchema.optional().describe("When the key stops working (must be in the future)"),
 });
 

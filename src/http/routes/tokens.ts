@@ -6,7 +6,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { DeleteTokenQuerySchema, ListTokensQuerySchema, ReadTokenQuerySchema, StatusQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
+import { DeleteTokenQuerySchema, ListTokensQuerySchema, PurposeHeadersSchema, ReadTokenQuerySchema, StatusQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
@@ -66,7 +66,9 @@ const TokenExportSchema = z
 
 /** ?purpose= or, failing that, the X-Purpose header. */
 function purposeOf(c: Context, q: { purpose?: string | undefined }): string | undefined {
-  return q.purpose || c.req.header("x-purpose")?.trim().slice(0, 500) || undefined;
+  // The header was validated by the route's `headers` schema (PurposeHeadersSchema): too long or
+  // unsafe is a 400 there, so it is never truncated here.
+  return q.purpose || c.req.header("x-purpose")?.trim() || undefined;
 }
 
 const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
@@ -114,7 +116,7 @@ export function tokenRoutes(vault: TokenVault) {
         description:
           "Every read is an access request for {type: token, integration, userId} over the time range [now, now], " +
           "with the purpose from ?purpose= or the X-Purpose header. The decision is audited before anything is returned.",
-        request: { params: TokenParamsSchema, query: ReadTokenQuerySchema },
+        request: { params: TokenParamsSchema, query: ReadTokenQuerySchema, headers: PurposeHeadersSchema },
         responses: {
           200: { description: "the token", content: { "application/json": { schema: TokenReadSchema } } },
           400: errorResponse("bad path or query"),
@@ -144,7 +146,7 @@ export function tokenRoutes(vault: TokenVault) {
         description:
           "For moving a user's grant off chronokms: the only response that ever carries a refresh token. " +
           "An access request for {type: token, integration, userId} at [now, now] like a read; the stored record is returned as is (no refresh).",
-        request: { params: TokenParamsSchema, query: StatusQuerySchema },
+        request: { params: TokenParamsSchema, query: StatusQuerySchema, headers: PurposeHeadersSchema },
         responses: {
           200: { description: "the stored token, refresh token included", content: { "application/json": { schema: TokenExportSchema } } },
           400: errorResponse("bad path or query"),
@@ -167,7 +169,7 @@ export function tokenRoutes(vault: TokenVault) {
         path: "/v1/tokens/{integration}/{userId}/status",
         tags: ["tokens"],
         summary: "Whether the token is valid, expired (refreshable) or needs re-authentication; never the token (a decision like a read)",
-        request: { params: TokenParamsSchema, query: StatusQuerySchema },
+        request: { params: TokenParamsSchema, query: StatusQuerySchema, headers: PurposeHeadersSchema },
         responses: {
           200: { description: "status and metadata", content: { "application/json": { schema: TokenMetadataSchema } } },
           400: errorResponse("bad path"),
@@ -250,7 +252,7 @@ export function tokenRoutes(vault: TokenVault) {
         tags: ["tokens"],
         summary: "List the token records the caller's policies would let it read (metadata only), filtered and paginated; audited",
         description: "Each record is judged like a read of it; a page may hold fewer than limit items, so follow nextCursor until it is null.",
-        request: { query: ListTokensQuerySchema },
+        request: { query: ListTokensQuerySchema, headers: PurposeHeadersSchema },
         responses: {
           200: {
             description: "a page of records; pass nextCursor as cursor for the next one",
