@@ -9,6 +9,12 @@
 
 export type FakeBehaviour =
   | { kind: "ok"; expiresIn?: number; rotateRefresh?: boolean; delayMs?: number }
+  /**
+   * A provider that rotates refresh tokens strictly: each refresh issues a new one and the one
+   * used is dead — except once, as grace, while its successor has never been used (so a client
+   * that crashed before storing the successor is not locked out). Anything else: invalid_grant.
+   */
+  | { kind: "strict-rotation"; expiresIn?: number; delayMs?: number }
   | { kind: "invalid_grant" }
   | { kind: "error500" }
   | { kind: "hang" }
@@ -39,6 +45,8 @@ export interface FakeRevocation {
 }
 
 export interface FakeOAuth {
+  /** strict-rotation: the newest refresh token, the one before it (grace), refusals. */
+  rotation: { current: string | null; previous: string | null; rejected: number };
   /** The token endpoint. */
   url: string;
   /** http://127.0.0.1:port (the API lives under /api, revocation at /revoke). */
@@ -62,6 +70,7 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
   const clientSecret = opts.clientSecret ?? "fake-secret";
   const hanging = new Set<() => void>();
   const state: FakeOAuth = {
+    rotation: { current: null, previous: null, rejected: 0 },
     url: "",
     origin: "",
     accepted: new Set(),
@@ -125,6 +134,23 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
         case "hang":
           await new Promise<void>((resolve) => hanging.add(resolve));
           return new Response("too late", { status: 503 });
+        case "strict-rotation": {
+          const r = state.rotation;
+          const used = call.refreshToken;
+          if (used === r.current) r.previous = r.current;
+          else if (used !== null && used === r.previous) r.previous = null; // grace, once
+          else {
+            r.rejected += 1;
+            return Response.json({ error: "invalid_grant", error_description: "refresh token already rotated" }, { status: 400 });
+          }
+          if (b.delayMs) await Bun.sleep(b.delayMs);
+          const n = state.issued.length + 1;
+          const accessToken = `fake-access-${n}-${crypto.randomUUID()}`;
+          const refreshToken = `fake-rotated-${n}-${crypto.randomUUID()}`;
+          state.issued.push(accessToken);
+          r.current = refreshToken;
+          return Response.json({ access_token: accessToken, refresh_token: refreshToken, expires_in: b.expiresIn ?? 60, token_type: "Bearer" });
+        }
         case "ok": {
           if (b.delayMs) await Bun.sleep(b.delayMs);
           const n = state.issued.length + 1;
