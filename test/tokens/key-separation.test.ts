@@ -28,6 +28,10 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
   ];
   beforeAll(async () => {
     a = await tokenTestApp(h.db, { env: { SLICE_SECONDS: "3600" } });
+    // The attacker's best case: a deployment that releases the running slice (allowFuture), so
+    // grants cover the very instants the tokens below are written.
+    const allow = await a.call(a.admin, "POST", "/v1/policies", { name: "allow-current-slice", type: "time-based", config: { timezone: "UTC", allowFuture: true } });
+    expect(allow.status).toBe(201);
     const principal = async (prefix: string, roles: Principal["roles"]) => {
       const r = await h.db.prisma.requester.findFirstOrThrow({ where: { requesterId: { startsWith: prefix } } });
       return { id: r.id, requesterId: r.requesterId, department: null, keyId: "test", roles, publicKeyJwk: null } as Principal;
