@@ -78,7 +78,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", publicKeyRoutes(deps.keys));
   app.route("/", keyManagementRoutes(deps.keys, deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }), { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
   const webhooks = deps.webhooks;
-  app.route("/", auditRoutes({ db: deps.db, ...(webhooks ? { onVerified: (r) => webhooks.verified(r) } : {}) }));
+  app.route("/", auditRoutes({ db: deps.db, audit: deps.audit, keys: deps.keys, anchorFile: deps.config.auditAnchorFile, ...(webhooks ? { onVerified: (r) => webhooks.verified(r) } : {}) }));
   if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
 
   app.route("/", requesterRoutes(deps.access));

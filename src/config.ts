@@ -111,6 +111,8 @@ const envSchema = z.object({
   BODY_LIMIT_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
   AUDIT_CHECKPOINT_EVERY: int(1000, 1, 1_000_000),
   AUDIT_WRITE_TIMEOUT_MS: int(2000, 50, 60_000),
+  AUDIT_CHECKPOINT_SECONDS: int(10, 1, 3600),
+  AUDIT_ANCHOR_FILE: z.string().min(1, { message: "must not be empty; unset it for the default, or set it to off" }).optional(),
   AUTH_FAILURES_PER_MINUTE: int(30, 1, 100_000),
   TRUST_PROXY: trustedHops,
   SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
@@ -198,6 +200,14 @@ export interface Config {
   auditCheckpointEvery: number;
   /** statement_timeout/lock_timeout of an audit write; past it the caller gets 503. */
   auditWriteTimeoutMs: number;
+  /** A chain with unsigned rows gets a signed checkpoint within this many seconds. */
+  auditCheckpointSeconds: number;
+  /**
+   * Where signed checkpoint heads are appended (fsynced), outside the database. Default
+   * `DATA_DIR/audit-anchors.jsonl` for every persistent database (PGlite on disk, and PostgreSQL:
+   * DATA_DIR defaults to ./.data); null for `memory://` or `AUDIT_ANCHOR_FILE=off`.
+   */
+  auditAnchorFile: string | null;
   authFailuresPerMinute: number;
   /** Trusted proxy hops: the client address is the entry this many places from the right of X-Forwarded-For (0: the peer address). */
   trustProxy: number;
@@ -220,6 +230,14 @@ const hints: Record<string, string> = {
   DATABASE_URL: "",
   NODE_ENV: "",
 };
+
+function anchorFile(e: Env): string | null {
+  if (e.AUDIT_ANCHOR_FILE === "off") return null;
+  if (e.AUDIT_ANCHOR_FILE !== undefined) return e.AUDIT_ANCHOR_FILE;
+  // An in-memory database has nothing to anchor beyond the process's life.
+  if (e.DATABASE_URL && e.DATABASE_URL.kind === "pglite" && e.DATABASE_URL.dataDir === null) return null;
+  return `${e.DATA_DIR.replace(/\/$/, "")}/audit-anchors.jsonl`;
+}
 
 /** Parses the environment. Throws ConfigError with a one-line message naming the variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
@@ -267,6 +285,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     auditCheckpointEvery: e.AUDIT_CHECKPOINT_EVERY,
     auditWriteTimeoutMs: e.AUDIT_WRITE_TIMEOUT_MS,
+    auditCheckpointSeconds: e.AUDIT_CHECKPOINT_SECONDS,
+    auditAnchorFile: anchorFile(e),
     authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
     trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

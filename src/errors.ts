@@ -22,6 +22,7 @@ export type ErrorCode =
   | "SERVICE_UNAVAILABLE"
   | "CONFIG_INVALID"
   | "KEK_MISMATCH"
+  | "KEYRING_INTEGRITY"
   | "INTERNAL";
 
 export class ChronoError extends Error {
@@ -128,6 +129,13 @@ export class ConfigError extends ChronoError {
 export class KekMismatchError extends ChronoError {
   constructor(message: string) {
     super("KEK_MISMATCH", message);
+  }
+}
+
+/** A master_keys row whose keyring MAC fails, or whose public key is not its private key's: refused. */
+export class KeyringIntegrityError extends ChronoError {
+  constructor(message: string) {
+    super("KEYRING_INTEGRITY", message);
   }
 }
 

@@ -9,7 +9,8 @@ import { applyMigrations } from "./db/migrate.ts";
 import type { Logger } from "./log.ts";
 import type { AppDeps } from "./app.ts";
 import { systemClock, type Clock } from "./clock.ts";
-import { createAuditWriter, type AuditWriter } from "./audit/writer.ts";
+import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "./audit/writer.ts";
+import { AnchorFile } from "./audit/anchors.ts";
 import type { CheckpointSigner } from "./audit/chain.ts";
 import { resolveKek, storedKekIds } from "./keys/kek.ts";
 import { createKeyService, type ManagedKeyService } from "./keys/service.ts";
@@ -54,6 +55,8 @@ export interface RuntimeOptions {
   ownsDb?: boolean;
   /** Time for every service (tests put the service at 03:00). */
   clock?: Clock;
+  /** Fault injection inside the audit write transaction (tests only). */
+  auditOnStep?: AuditWriterOptions["onStep"];
   /** Maintenance scripts: reach a running owner of the embedded database through its socket (src/db/owner-socket.ts). */
   throughOwner?: boolean;
   /**
@@ -84,9 +87,12 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     log: log.child({ component: "audit" }),
     signer: auditSigner,
     checkpointEvery: config.auditCheckpointEvery,
+    checkpointSeconds: config.auditCheckpointSeconds,
     writeTimeoutMs: config.auditWriteTimeoutMs,
     // Webhook events are derived from audit rows and enter the outbox in the same transaction.
     outbox: (tx, rows) => enqueueWebhookEvents(tx, rows.flatMap(eventsFromAuditRow)),
+    ...(config.auditAnchorFile ? { anchors: new AnchorFile(config.auditAnchorFile) } : {}),
+    ...(opts.auditOnStep ? { onStep: opts.auditOnStep } : {}),
   });
   let kekForWebhooks: { key: Uint8Array; kekId: string } | undefined;
   let keys: ManagedKeyService | undefined;
@@ -114,9 +120,12 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       onLoaded: (svc) => (signingKeys = svc),
       rewrappables: [oauthTokenRewrappable(db, audit)],
     });
+    // Chains left unsealed by processes that are gone (a crash) get their recovery checkpoint now.
+    await audit.sealAbandonedChains().catch((err) => log.error("sealing abandoned audit chains failed; the periodic sweep retries", { err }));
     // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
     access = await createAccessServices({ config, db, audit, keys, clock, log });
   } catch (err) {
+    await audit.close().catch(() => {});
     keys?.close();
     if (ownsDb) await db.close();
     throw err;

@@ -17,7 +17,7 @@ import { projectRoot } from "../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
 import { createTestDatabase, postgresAvailable, type TestDatabase } from "../test/support/databases.ts";
 import { callApi, provision } from "../test/tokens/helpers.ts";
-import { envInt, figure, serviceEnv, startService, verifyAudit, type ServiceProcess } from "./support.ts";
+import { anchorFileFor, envInt, figure, serviceEnv, startService, verifyAudit, type ServiceProcess } from "./support.ts";
 
 const TRIALS = envInt("RELIABILITY_CRASH_TRIALS", 20);
 const SEEDED = envInt("RELIABILITY_CRASH_SEEDED", 400);
@@ -129,6 +129,35 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
     return { status: 200, value: b.accessToken, refresh: b.refreshToken };
   }
 
+  /**
+   * Every committed change has its audit row and every audit row its change (SPEC §6 v2): each
+   * token row's write (issuedAt) has its TOKEN_STORED row and the last TOKEN_STORED row of each
+   * token names the write the table holds; each access_requests row has its decision row and vice
+   * versa; each key version after the first has its KEY_ROTATED row and vice versa.
+   */
+  async function checkPairs(): Promise<string[]> {
+    const [r] = await db.prisma.$queryRawUnsafe<Array<Record<string, bigint>>>(`SELECT
+      (SELECT count(*) FROM oauth_tokens t WHERE NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a."eventType" = 'TOKEN_STORED'
+         AND a.target = 'token:' || t.integration || ':' || t."userId" AND a.details->>'issuedAt' = to_char(t."issuedAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) AS tokens_without_row,
+      (SELECT count(*) FROM (SELECT DISTINCT ON (a.target) a.target, a.details->>'issuedAt' AS issued FROM audit_logs a WHERE a."eventType" = 'TOKEN_STORED'
+         ORDER BY a.target, a.timestamp DESC, a.details->>'issuedAt' DESC) l
+         WHERE NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE l.target = 'token:' || t.integration || ':' || t."userId"
+           AND l.issued = to_char(t."issuedAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) AS rows_without_token,
+      (SELECT count(*) FROM access_requests r WHERE NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a."eventType" IN ('ACCESS_GRANTED','ACCESS_DENIED') AND a.details->>'accessRequestId' = r.id::text)) AS requests_without_row,
+      (SELECT count(*) FROM audit_logs a WHERE a."eventType" IN ('ACCESS_GRANTED','ACCESS_DENIED') AND a.details ? 'accessRequestId'
+         AND NOT EXISTS (SELECT 1 FROM access_requests r WHERE r.id::text = a.details->>'accessRequestId')) AS rows_without_request,
+      (SELECT count(*) FROM master_keys k WHERE k.version > 1 AND NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a."eventType" = 'KEY_ROTATED' AND a.target = 'key:v' || k.version)) AS versions_without_row,
+      (SELECT count(*) FROM audit_logs a WHERE a."eventType" = 'KEY_ROTATED' AND NOT EXISTS (SELECT 1 FROM master_keys k WHERE a.target = 'key:v' || k.version)) AS rows_without_version`);
+    return Object.entries(r ?? {}).filter(([, n]) => Number(n) > 0).map(([k, n]) => `${k}: ${n}`);
+  }
+
+  /** Abandoned chains (a killed process's) are sealed by the service; GET /v1/audit-logs/head triggers it now. */
+  async function sealThenVerify(base: string) {
+    const res = await callApi(base, TEST_ADMIN_KEY, "GET", "/v1/audit-logs/head");
+    await res.text();
+    return verifyAudit(db, anchorFileFor(db.url!));
+  }
+
   /** Every acknowledged write and grant survived; a sample of seeded tokens (or all) decrypts. */
   async function checkDurable(base: string, all: boolean): Promise<string[]> {
     const problems: string[] = [];
@@ -201,9 +230,10 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
         svc = await startService(db.url);
       }
       const problems = await checkDurable(svc.url, false);
-      const v = await verifyAudit(db);
+      problems.push(...(await checkPairs()));
+      const v = await sealThenVerify(svc.url);
       unsignedTail = v.unsignedTailRows;
-      if (!v.valid) problems.push(`audit invalid: ${JSON.stringify(v.firstInvalid)}`);
+      if (!v.valid) problems.push(`audit invalid: ${JSON.stringify(v.findings.slice(0, 3))}`);
       failures.push(...problems.map((p) => `trial ${trial} (${kind}): ${p}`));
     }
 
@@ -218,11 +248,12 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
     const stragglers = await db.prisma.$queryRawUnsafe<Array<{ n: bigint }>>(
       `SELECT count(*) AS n FROM oauth_tokens WHERE "keyVersion" <> (SELECT version FROM master_keys WHERE status = 'active')`,
     );
-    const v = await verifyAudit(db);
+    failures.push(...(await checkPairs()).map((p) => `final: ${p}`));
+    const v = await sealThenVerify(svc.url);
 
     figure(
       `crash: ${TRIALS} SIGKILL trials (${tally.write} write load, ${tally["rotate-service"]} service during rotation, ${tally["rotate-script"]} keys:rotate script; ${killedMidRewrap} killed mid re-encryption) in ${((performance.now() - t0) / 1000).toFixed(0)} s: ` +
-        `${acked} acknowledged writes/grants, ${failures.length} lost or undecryptable; ${expected.size + seeded.size} tokens decrypt; audit ${v.valid ? "valid" : "INVALID"} (${v.checked} rows, ${v.unclosedChains} unclosed chains, ${unsignedTail} unsigned tail rows after the last kill)`,
+        `${acked} acknowledged writes/grants, ${failures.length} lost or undecryptable or unpaired with their audit row; ${expected.size + seeded.size} tokens decrypt; audit ${v.valid ? "valid" : "INVALID"} (${v.checked} rows, ${v.anchorsChecked} anchors, ${v.unclosedChains} unclosed chains, ${unsignedTail} unsigned tail rows after the last kill)`,
     );
     failures.push(...loadErrors);
     if (failures.length) console.log(`  ${failures.slice(0, 30).join("\n  ")}`);

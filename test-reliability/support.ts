@@ -9,7 +9,10 @@ import { join } from "node:path";
 import { projectRoot } from "../src/db/migration-files.ts";
 import { openDatabase, type Database } from "../src/db/database.ts";
 import { loadMasterPublicKeys, verifyAuditLog, type VerifyResult } from "../src/audit/verify.ts";
+import { liveChains } from "../src/audit/writer.ts";
+import { readAnchorFile } from "../src/audit/anchors.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../test/support/app.ts";
+import { testMacKey } from "../test/audit/helpers.ts";
 
 /** A whole number from the environment (RELIABILITY_*), or the default of the full suite. */
 export function envInt(name: string, fallback: number): number {
@@ -49,8 +52,14 @@ function freshPort(): number {
   return nextPort;
 }
 
+/** The anchor log service processes of one PostgreSQL test database share (a temp file, not the project's .data). */
+export function anchorFileFor(databaseUrl: string): string {
+  return join(tmpdir(), `chronokms-anchors-${Bun.hash(databaseUrl).toString(36)}.jsonl`);
+}
+
 export function serviceEnv(databaseUrl: string | undefined, port: number, extra: Record<string, string> = {}): Record<string, string> {
   return {
+    ...(databaseUrl ? { AUDIT_ANCHOR_FILE: anchorFileFor(databaseUrl) } : {}),
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "",
     NODE_ENV: "test",
@@ -112,9 +121,10 @@ export async function waitReady(s: ServiceProcess, ms = 30_000): Promise<void> {
   throw new Error(`not ready at ${s.url} within ${ms} ms`);
 }
 
-/** Verifies every audit chain of a database through its own connection. */
-export async function verifyAudit(db: Database): Promise<VerifyResult> {
-  return verifyAuditLog(db, { publicKeys: await loadMasterPublicKeys(db) });
+/** Verifies every audit chain of a database through its own connection (against an anchor log when given). */
+export async function verifyAudit(db: Database, anchorFile?: string): Promise<VerifyResult> {
+  const anchors = anchorFile ? await readAnchorFile(anchorFile) : { entries: [], malformed: [] };
+  return verifyAuditLog(db, { ...(await loadMasterPublicKeys(db, testMacKey)), liveChains: (ids) => liveChains(db, ids), anchors: anchors.entries, malformedAnchorLines: anchors.malformed });
 }
 
 /** Opens a database by URL for checks from the test process (PostgreSQL or an on-disk PGlite). */

@@ -200,29 +200,27 @@ export class ApiKeyService {
     const requester = await this.o.db.prisma.requester.findUnique({ where: { id: requesterUuid }, select: { requesterId: true } });
     if (!requester) throw new NotFoundError("requester");
     const { keyId, apiKey, secretHash } = generateApiKey();
-    const row = await this.o.db.prisma.apiKey.create({
-      data: {
-        keyId,
-        secretHash,
-        requesterId: requesterUuid,
-        name: input.name ?? null,
-        roles: [...new Set(input.roles)],
-        expiresAt: input.expiresAt == null ? null : new Date(input.expiresAt),
-      },
-    });
-    try {
-      await this.o.audit.record({
+    // The key and its API_KEY_CREATED audit row commit together: an unaudited key never exists.
+    const row = await this.o.audit.apply({
+      change: (tx) =>
+        tx.apiKey.create({
+          data: {
+            keyId,
+            secretHash,
+            requesterId: requesterUuid,
+            name: input.name ?? null,
+            roles: [...new Set(input.roles)],
+            expiresAt: input.expiresAt == null ? null : new Date(input.expiresAt),
+          },
+        }),
+      event: (row) => ({
         eventType: "API_KEY_CREATED",
         actor,
         target: `api-key:${keyId}`,
         success: true,
         details: { requesterId: requester.requesterId, roles: row.roles, expiresAt: row.expiresAt?.toISOString() ?? null },
-      });
-    } catch (err) {
-      // Unaudited keys must not exist: undo, and the caller (who never saw the secret) gets 503.
-      await this.o.db.prisma.apiKey.delete({ where: { id: row.id } }).catch((e) => this.o.log.error("could not undo unaudited API key", { keyId, err: e }));
-      throw err;
-    }
+      }),
+    });
     return { keyId, apiKey, key: viewOf(row) };
   }
 
@@ -230,15 +228,13 @@ export class ApiKeyService {
   async revoke(requesterUuid: string, keyId: string, actor: string): Promise<void> {
     const key = await this.o.db.prisma.apiKey.findUnique({ where: { keyId }, include: { requester: { select: { requesterId: true } } } });
     if (!key || key.requesterId !== requesterUuid) throw new NotFoundError("API key");
-    // Audit first: a revocation that is recorded but then fails is harmless; the reverse is not.
-    await this.o.audit.record({
-      eventType: "API_KEY_REVOKED",
-      actor,
-      target: `api-key:${keyId}`,
-      success: true,
-      details: { requesterId: key.requester.requesterId },
+    await this.o.audit.apply({
+      change: async (tx) => {
+        const { count } = await tx.apiKey.updateMany({ where: { keyId, requesterId: requesterUuid }, data: { enabled: false } });
+        if (count === 0) throw new NotFoundError("API key");
+      },
+      event: () => ({ eventType: "API_KEY_REVOKED", actor, target: `api-key:${keyId}`, success: true, details: { requesterId: key.requester.requesterId } }),
     });
-    await this.o.db.prisma.apiKey.update({ where: { keyId }, data: { enabled: false } });
     this.invalidateKey(keyId);
   }
 

@@ -100,29 +100,28 @@ export class RequesterService {
 
   async create(input: RequesterCreate, actor: string): Promise<RequesterView> {
     if (input.publicKeyJwk) await assertOnCurve(input.publicKeyJwk);
-    let row: Requester;
-    try {
-      row = await this.o.db.prisma.requester.create({
-        data: {
-          requesterId: input.requesterId,
-          name: input.name,
-          department: input.department ?? null,
-          email: input.email ?? null,
-          enabled: input.enabled ?? true,
-          ...(input.metadata ? { metadata: input.metadata as object } : {}),
-          ...(input.publicKeyJwk ? { publicKeyJwk: input.publicKeyJwk } : {}),
-        },
-      });
-    } catch (err) {
-      if (prismaCode(err) === "P2002") throw new ConflictError(`a requester with requesterId "${input.requesterId}" already exists`);
-      throw err;
-    }
-    try {
-      await this.o.audit.record(auditEvent("REQUESTER_CREATED", actor, row));
-    } catch (err) {
-      await this.o.db.prisma.requester.delete({ where: { id: row.id } }).catch((e) => this.o.log.error("could not undo an unaudited requester", { err: e }));
-      throw err;
-    }
+    // The row and its REQUESTER_CREATED audit row commit together, or neither does.
+    const row = await this.o.audit.apply({
+      change: async (tx) => {
+        try {
+          return await tx.requester.create({
+            data: {
+              requesterId: input.requesterId,
+              name: input.name,
+              department: input.department ?? null,
+              email: input.email ?? null,
+              enabled: input.enabled ?? true,
+              ...(input.metadata ? { metadata: input.metadata as object } : {}),
+              ...(input.publicKeyJwk ? { publicKeyJwk: input.publicKeyJwk } : {}),
+            },
+          });
+        } catch (err) {
+          if (prismaCode(err) === "P2002") throw new ConflictError(`a requester with requesterId "${input.requesterId}" already exists`);
+          throw err;
+        }
+      },
+      event: (row) => auditEvent("REQUESTER_CREATED", actor, row),
+    });
     return viewOf(row);
   }
 
@@ -152,7 +151,7 @@ export class RequesterService {
   }
 
   async update(id: string, patch: RequesterPatch, actor: string): Promise<RequesterView> {
-    const before = await this.row(id);
+    await this.row(id); // 404 before any validation of the key
     if (patch.publicKeyJwk) await assertOnCurve(patch.publicKeyJwk);
     const data = {
       ...(patch.name !== undefined ? { name: patch.name } : {}),
@@ -162,38 +161,33 @@ export class RequesterService {
       ...(patch.metadata !== undefined ? { metadata: patch.metadata === null ? jsonNull() : (patch.metadata as object) } : {}),
       ...(patch.publicKeyJwk !== undefined ? { publicKeyJwk: patch.publicKeyJwk === null ? jsonNull() : patch.publicKeyJwk } : {}),
     };
-    const row = await this.o.db.prisma.requester.update({ where: { id }, data });
+    const row = await this.o.audit.apply({
+      change: async (tx) => {
+        try {
+          return await tx.requester.update({ where: { id }, data });
+        } catch (err) {
+          if (prismaCode(err) === "P2025") throw new NotFoundError("requester");
+          throw err;
+        }
+      },
+      event: (row) => {
+        const event = auditEvent("REQUESTER_UPDATED", actor, row);
+        return { ...event, details: { ...event.details, changed: Object.keys(data) } };
+      },
+    });
     this.o.apiKeys.invalidateRequester(id);
-    try {
-      const event = auditEvent("REQUESTER_UPDATED", actor, row);
-      await this.o.audit.record({ ...event, details: { ...event.details, changed: Object.keys(data) } });
-    } catch (err) {
-      await this.o.db.prisma.requester
-        .update({
-          where: { id },
-          data: {
-            name: before.name,
-            department: before.department,
-            email: before.email,
-            enabled: before.enabled,
-            metadata: before.metadata === null ? jsonNull() : (before.metadata as object),
-            publicKeyJwk: before.publicKeyJwk === null ? jsonNull() : (before.publicKeyJwk as object),
-          },
-        })
-        .catch((e) => this.o.log.error("could not undo an unaudited requester change", { err: e }));
-      this.o.apiKeys.invalidateRequester(id);
-      throw err;
-    }
     return viewOf(row);
   }
 
   /** Deletes the requester and its API keys. Its access_requests and audit rows stay. */
   async remove(id: string, actor: string): Promise<void> {
-    const row = await this.row(id);
-    // Audit first: a deletion recorded but not carried out is safe; the reverse is an audit gap.
-    await this.o.audit.record(auditEvent("REQUESTER_DELETED", actor, row));
-    await this.o.db.prisma.requester.delete({ where: { id } }).catch((err) => {
-      if (prismaCode(err) !== "P2025") throw err;
+    await this.o.audit.apply({
+      change: async (tx) => {
+        const rows = await tx.$queryRaw<Requester[]>`DELETE FROM requesters WHERE id = ${id}::uuid RETURNING *`;
+        if (!rows[0]) throw new NotFoundError("requester");
+        return rows[0];
+      },
+      event: (row) => auditEvent("REQUESTER_DELETED", actor, row),
     });
     this.o.apiKeys.invalidateRequester(id);
   }

@@ -55,15 +55,23 @@ export function rowHash(prevHash: string, f: ChainedFields): string {
 /**
  * What a checkpoint signs: the chain head (the hash of row `seq`) at the moment the checkpoint is
  * appended. `kind` is signed too, so a closing checkpoint cannot be relabelled to hide rows
- * appended after it. An opening checkpoint signs seq 0 and the chain's genesis hash.
+ * appended after it. An opening checkpoint signs seq 0 and the chain's genesis hash. `periodic`
+ * checkpoints come every N rows and every AUDIT_CHECKPOINT_SECONDS; `close` ends a chain at
+ * shutdown; `recovery` ends a chain whose writer is gone, written by another process, and also
+ * names the chain's last row (`lastRowId`). Both `close` and `recovery` seal a chain.
  */
-export type CheckpointKind = "open" | "periodic" | "close";
+export type CheckpointKind = "open" | "periodic" | "close" | "recovery";
+
+export const CHECKPOINT_KINDS: readonly CheckpointKind[] = ["open", "periodic", "close", "recovery"];
+export const SEALING_KINDS: ReadonlySet<string> = new Set(["close", "recovery"]);
 
 export interface CheckpointStatement {
   chainId: string;
   seq: number;
   headHash: string;
   kind: CheckpointKind;
+  /** Only on `recovery`: the id of row `seq`. */
+  lastRowId?: string;
 }
 
 /** The details object of an AUDIT_CHECKPOINT row. `signature` is absent only when no signer is configured. */
@@ -73,3 +81,9 @@ export interface CheckpointDetails extends CheckpointStatement {
 
 /** Signs a checkpoint statement: a compact ES256 JWS (kid = master key version). KeyService.sign in production. */
 export type CheckpointSigner = (payload: CheckpointStatement, typ: string) => Promise<string>;
+
+/**
+ * PostgreSQL session advisory lock a live writer holds on its chain: pg_advisory_lock(CHAIN_LOCK_CLASS,
+ * hashtext(chainId)). Another process that can take it knows the chain's writer is gone.
+ */
+export const CHAIN_LOCK_CLASS = 0x636b6101; // "cka\x01"

@@ -1,6 +1,9 @@
 /** The audit contract every service writes through. Rows are durable before `record` resolves. */
 import type { Prisma } from "../db/generated/client.ts";
 
+/** The transaction a change runs in: the audit writer's group-commit transaction. */
+export type AuditTx = Prisma.TransactionClient;
+
 export const AUDIT_EVENT_TYPES = [
   "ACCESS_GRANTED",
   "ACCESS_DENIED",
@@ -64,6 +67,17 @@ export interface AuditReceipt {
   seq: bigint;
 }
 
+/**
+ * A state change and the audit row that records it, committed in ONE transaction: `change` runs
+ * inside the audit writer's group-commit transaction (in its own savepoint, so a failing change
+ * fails only its own caller), and `event` builds the row from its result. Either both are durable
+ * or neither is. Do slow work (key generation, sealing) before, not inside, `change`: batch-mates wait.
+ */
+export interface AuditedChange<T> {
+  change: (tx: AuditTx) => Promise<T>;
+  event: (result: T) => AuditEvent;
+}
+
 export interface AuditSink {
   /**
    * Appends the event (and its attached rows) and resolves once they are committed.
@@ -71,4 +85,10 @@ export interface AuditSink {
    * then answer 503 and release no secret.
    */
   record(write: AuditWrite | AuditEvent): Promise<AuditReceipt>;
+  /**
+   * Runs the change and appends its row in the same transaction; resolves with the change's
+   * result once both committed. The change's own error (NotFound, Conflict…) rejects only this
+   * caller, with nothing written; an audit failure rejects with ServiceUnavailableError.
+   */
+  apply<T>(c: AuditedChange<T>): Promise<T>;
 }

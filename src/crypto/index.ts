@@ -49,6 +49,7 @@ export {
   sliceRange,
   sliceScalar,
 } from "./slice-keys.ts";
+export { KEYRING_MAC_INFO, KEYRING_MAC_SALT, type KeyringFields, keyringMac, keyringMacKey, publicPointOf, verifyKeyringMac } from "./keyring-mac.ts";
 export { DOMAIN_KEY_BYTES, KEY_DOMAIN_SALT, TOKEN_ROOT_INFO, timesliceRoot, tokenRoot } from "./key-domains.ts";
 export {
   type SealTokenOptions,

@@ -30,6 +30,7 @@ export const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   SERVICE_UNAVAILABLE: 503,
   CONFIG_INVALID: 500,
   KEK_MISMATCH: 500,
+  KEYRING_INTEGRITY: 500,
   INTERNAL: 500,
 };
 

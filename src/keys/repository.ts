@@ -1,12 +1,15 @@
 /**
  * The `master_keys` table: reading versions, a cheap change stamp for other processes' rotations,
- * and the writes (first key, rotation, retirement, KEK rewrap), each one transaction serialized
- * across processes by one advisory lock.
+ * and the writes (first key, rotation, retirement, KEK rewrap), serialized across processes by one
+ * advisory lock. Every row carries its keyring MAC (src/crypto/keyring-mac.ts), written here on
+ * insert and rewrap; `checkRow` is the one check of a row against the KEK (MAC, and the public key
+ * against the unwrapped private key).
  */
 import type { Database } from "../db/database.ts";
 import type { Prisma } from "../db/generated/client.ts";
-import type { EcPublicJwk } from "../crypto/index.ts";
-import { isP256PublicJwk } from "../crypto/index.ts";
+import type { EcPrivateJwk, EcPublicJwk } from "../crypto/index.ts";
+import { isP256PublicJwk, keyringMac, publicPointOf, verifyKeyringMac } from "../crypto/index.ts";
+import { KeyringIntegrityError } from "../errors.ts";
 import type { KeyStatus } from "./types.ts";
 
 export interface MasterKeyRow {
@@ -20,6 +23,8 @@ export interface MasterKeyRow {
   createdAt: Date;
   rotatedAt: Date | null;
   retiredAt: Date | null;
+  /** Null only on rows written before keyring MACs existed. */
+  keyringMac: string | null;
   /** Created before key separation: may still hold v1 token envelopes (see schema.prisma). */
   legacyTokenEnvelopes: boolean;
 }
@@ -42,6 +47,7 @@ function toRow(r: {
   createdAt: Date;
   rotatedAt: Date | null;
   retiredAt: Date | null;
+  keyringMac: string | null;
   legacyTokenEnvelopes: boolean;
 }): MasterKeyRow {
   if (!STATUSES.includes(r.status as KeyStatus)) throw new Error(`master_keys version ${r.version} has unknown status "${r.status}"`);
@@ -57,12 +63,58 @@ function toRow(r: {
     createdAt: r.createdAt,
     rotatedAt: r.rotatedAt,
     retiredAt: r.retiredAt,
+    keyringMac: r.keyringMac,
     legacyTokenEnvelopes: r.legacyTokenEnvelopes,
   };
 }
 
+export interface Keyring {
+  publicKeys: Map<string, EcPublicJwk>;
+  rejected: Array<{ version: number; reason: string }>;
+}
+
+/** Splits rows into trusted public keys (MAC holds) and refused versions. */
+export function loadKeyring(rows: MasterKeyRow[], macKey: Uint8Array): Keyring {
+  const publicKeys = new Map<string, EcPublicJwk>();
+  const rejected: Keyring["rejected"] = [];
+  for (const row of rows) {
+    const problem = macProblem(macKey, row);
+    if (problem) rejected.push({ version: row.version, reason: `master_keys version ${row.version} ${problem}` });
+    else publicKeys.set(String(row.version), row.publicJwk);
+  }
+  return { publicKeys, rejected };
+}
+
+/** Why a row fails its keyring MAC, or null when it holds. */
+export function macProblem(macKey: Uint8Array, row: Pick<MasterKeyRow, "version" | "publicJwk" | "sliceSeconds" | "createdAt" | "keyringMac">): string | null {
+  if (row.keyringMac === null) return "has no keyring MAC";
+  return verifyKeyringMac(macKey, row, row.keyringMac) ? null : "fails its keyring MAC (inserted or edited outside chronokms?)";
+}
+
+/**
+ * Refuses (KeyringIntegrityError) a row whose MAC fails, or whose stored public JWK is not the
+ * public key of `privateJwk` (when given: the row's own JWE, unwrapped). So a substituted public
+ * key can neither verify a signature nor be served in the JWKS.
+ */
+export async function checkRow(macKey: Uint8Array, row: MasterKeyRow, privateJwk?: EcPrivateJwk): Promise<void> {
+  const problem = macProblem(macKey, row);
+  if (problem) throw new KeyringIntegrityError(`master key version ${row.version} ${problem}; refusing to load it — restore master_keys from a backup`);
+  if (privateJwk) await checkPublicMatches(row, privateJwk);
+}
+
+export async function checkPublicMatches(row: Pick<MasterKeyRow, "version" | "publicJwk">, privateJwk: EcPrivateJwk): Promise<void> {
+  const p = await publicPointOf(privateJwk);
+  if (p.x !== row.publicJwk.x || p.y !== row.publicJwk.y) {
+    throw new KeyringIntegrityError(`master key version ${row.version}: the stored public key is not the public key of its wrapped private key (substituted?); refusing to load it`);
+  }
+}
+
 export class MasterKeyRepository {
-  constructor(private readonly db: Database) {}
+  /** `macKey`: keyringMacKey(KEK) of the KEK rows are written under. */
+  constructor(
+    private readonly db: Database,
+    private readonly macKey: Uint8Array,
+  ) {}
 
   async list(tx: Tx | Database["prisma"] = this.db.prisma): Promise<MasterKeyRow[]> {
     const rows = await tx.masterKey.findMany({ orderBy: { version: "asc" } });
@@ -75,6 +127,11 @@ export class MasterKeyRepository {
       `SELECT string_agg("version" || ':' || "status", ',' ORDER BY "version") AS stamp FROM "master_keys"`,
     );
     return rows[0]?.stamp ?? "";
+  }
+
+  /** Takes the key-management lock in `tx` (released at its commit/rollback). */
+  async lock(tx: Tx): Promise<void> {
+    await tx.$queryRawUnsafe(`SELECT pg_advisory_xact_lock($1::bigint)::text AS locked`, KEY_LOCK);
   }
 
   /** Runs `fn` in a transaction holding the key-management lock (released at commit/rollback). */
@@ -92,8 +149,12 @@ export class MasterKeyRepository {
     tx: Tx,
     row: { version: number; publicJwk: EcPublicJwk; privateKeyJwe: string; kekId: string; sliceSeconds: number; status: KeyStatus },
   ): Promise<MasterKeyRow> {
+    // createdAt is set here (not by the database default) because the MAC covers it.
+    const createdAt = new Date(Math.floor(Date.now()));
     const created = await tx.masterKey.create({
       data: {
+        createdAt,
+        keyringMac: keyringMac(this.macKey, { version: row.version, publicJwk: row.publicJwk, sliceSeconds: row.sliceSeconds, createdAt }),
         version: row.version,
         publicKeyJwk: row.publicJwk as unknown as Prisma.InputJsonValue,
         privateKeyJwe: row.privateKeyJwe,
@@ -112,9 +173,20 @@ export class MasterKeyRepository {
     });
   }
 
-  /** Compare-and-set on the KEK fingerprint, so a concurrent rewrap never overwrites a newer wrap. */
-  async replaceWrap(version: number, fromKekId: string, privateKeyJwe: string, kekId: string): Promise<boolean> {
-    const r = await this.db.prisma.masterKey.updateMany({ where: { version, kekId: fromKekId }, data: { privateKeyJwe, kekId } });
+  /**
+   * Compare-and-set on the KEK fingerprint, so a concurrent rewrap never overwrites a newer wrap.
+   * The MAC is recomputed under this repository's (the new) KEK.
+   */
+  async replaceWrap(tx: Tx, row: MasterKeyRow, fromKekId: string, privateKeyJwe: string, kekId: string): Promise<boolean> {
+    const r = await tx.masterKey.updateMany({
+      where: { version: row.version, kekId: fromKekId },
+      data: { privateKeyJwe, kekId, keyringMac: keyringMac(this.macKey, row) },
+    });
     return r.count === 1;
+  }
+
+  /** Sets the MAC of a row written before MACs existed (only where none is set yet). */
+  async setMac(tx: Tx, row: MasterKeyRow): Promise<void> {
+    await tx.masterKey.updateMany({ where: { version: row.version, keyringMac: null }, data: { keyringMac: keyringMac(this.macKey, row) } });
   }
 }

@@ -3,7 +3,7 @@
  * and write, and the bookkeeping the scheduler does on it. Changes are audited (KEY_SCHEDULE_UPDATED).
  */
 import { z } from "zod";
-import type { AuditSink } from "../audit/types.ts";
+import type { AuditEvent, AuditSink, AuditTx } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
 import type { Prisma } from "../db/generated/client.ts";
@@ -84,8 +84,8 @@ export class ScheduleStore {
 
   /**
    * Sets the schedule. The period counts from now, unless the schedule was already enabled with
-   * the same period (re-sending it does not postpone the next rotation). Written, then audited;
-   * a failed audit write restores the previous row and rejects (503).
+   * the same period (re-sending it does not postpone the next rotation). Written in one
+   * transaction with its audit row: a failed audit write leaves the previous row (503).
    */
   async put(input: ScheduleInput, actor: string): Promise<RotationSchedule> {
     const { db } = this.o;
@@ -100,21 +100,20 @@ export class ScheduleStore {
       updatedAt: now,
       updatedBy: actor,
     };
-    const row = await db.prisma.keyRotationSchedule.upsert({ where: { id: ID }, create: { id: ID, ...data }, update: data });
-    const s = toSchedule(row);
-    try {
-      await this.o.audit?.record({
+    const upsert = (tx: AuditTx) => tx.keyRotationSchedule.upsert({ where: { id: ID }, create: { id: ID, ...data }, update: data });
+    const event = (row: Awaited<ReturnType<typeof upsert>>): AuditEvent => {
+      const s = toSchedule(row);
+      return {
         eventType: "KEY_SCHEDULE_UPDATED",
         actor,
         target: "key:schedule",
         success: true,
         details: { rotateEverySeconds: s.rotateEverySeconds, retireAfterSeconds: s.retireAfterSeconds, enabled: s.enabled, nextDueAt: s.nextDueAt?.toISOString() ?? null },
-      });
-    } catch (err) {
-      if (before) await db.prisma.keyRotationSchedule.update({ where: { id: ID }, data: before });
-      else await db.prisma.keyRotationSchedule.deleteMany({ where: { id: ID } });
-      throw err;
-    }
+      };
+    };
+    // The schedule and its audit row commit together (one transaction of the audit writer).
+    const row = this.o.audit ? await this.o.audit.apply({ change: upsert, event }) : await upsert(db.prisma);
+    const s = toSchedule(row);
     return s;
   }
 

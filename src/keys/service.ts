@@ -26,13 +26,14 @@ import {
   wrapPrivateJwk,
   zeroize,
   LruCache,
+  keyringMacKey,
   isTokenEnvelope,
   openTokenEnvelope,
   readTokenEnvelopeHeader,
   sealTokenEnvelope,
   tokenRoot,
 } from "../crypto/index.ts";
-import type { AuditEvent, AuditSink } from "../audit/types.ts";
+import type { AuditEvent, AuditSink, AuditTx } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
@@ -42,9 +43,11 @@ import { availableParallelism } from "node:os";
 import { type TokenResealItem, type TokenResealJob, runTokenResealJob } from "../crypto/reseal.ts";
 import { ResealPool } from "./reseal-pool.ts";
 import { WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
-import { MasterKeyRepository, type MasterKeyRow } from "./repository.ts";
+import { type Keyring, MasterKeyRepository, checkPublicMatches, checkRow, loadKeyring, type MasterKeyRow } from "./repository.ts";
 import type { Rewrappable } from "./rewrap.ts";
 import type { KeyService, KeyStatus, KeyVersion, SealedValue, TokenResealRequest } from "./types.ts";
+
+export type { Keyring };
 
 export interface KeyServiceOptions {
   db: Database;
@@ -116,6 +119,11 @@ export interface ManagedKeyService extends KeyService {
   rewrappables(): readonly Rewrappable[];
   /** Re-reads master_keys now. */
   refresh(): Promise<void>;
+  /**
+   * Every version's public key whose row passes its keyring MAC (for audit verification), and the
+   * versions refused, with why. Reads master_keys now.
+   */
+  keyring(): Promise<Keyring>;
   /** Throws unless an active version is loaded and the last reload succeeded (readiness). */
   health(): Promise<void>;
   close(): void;
@@ -150,6 +158,7 @@ class KeyServiceImpl implements ManagedKeyService {
   readonly kekId: string;
   private readonly repo: MasterKeyRepository;
   private readonly kek: Uint8Array;
+  private readonly macKey: Uint8Array;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly audit?: AuditSink;
@@ -167,8 +176,9 @@ class KeyServiceImpl implements ManagedKeyService {
   private pool: ResealPool | undefined;
 
   constructor(private readonly opts: KeyServiceOptions) {
-    this.repo = new MasterKeyRepository(opts.db);
     this.kek = opts.kek;
+    this.macKey = keyringMacKey(opts.kek);
+    this.repo = new MasterKeyRepository(opts.db, this.macKey);
     this.kekId = opts.kekId;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log;
@@ -182,6 +192,9 @@ class KeyServiceImpl implements ManagedKeyService {
     let created: Awaited<ReturnType<typeof this.generateFirst>> | undefined;
     if (rows.length === 0) {
       created = await this.generateFirst();
+      rows = await this.repo.list();
+    } else if (rows.every((r) => r.keyringMac === null)) {
+      await this.macLegacyRows();
       rows = await this.repo.list();
     }
     // A KekMismatchError here stops the process: nothing may run with keys it cannot unwrap.
@@ -206,10 +219,37 @@ class KeyServiceImpl implements ManagedKeyService {
     });
   }
 
+  /**
+   * Upgrade in place, once: rows written before keyring MACs existed get theirs, but only when no
+   * row of the table has a MAC yet (the first start after the migration) and only after the row's
+   * private JWE unwraps under the configured KEK (which only a KEK holder can produce) and its
+   * stored public key is that private key's. Afterwards a row without a MAC is refused like a bad one.
+   */
+  private async macLegacyRows(): Promise<void> {
+    await this.repo.locked(async (tx) => {
+      const rows = await this.repo.list(tx);
+      if (rows.some((r) => r.keyringMac !== null)) return; // another process did it
+      for (const row of rows) {
+        const { jwk } = await this.unwrapJwk(row);
+        try {
+          await checkPublicMatches(row, jwk);
+        } finally {
+          jwk.d = "";
+        }
+        await this.repo.setMac(tx, row);
+      }
+      this.log.info("keyring MACs written for master key rows made before they existed", { versions: rows.map((r) => r.version) });
+    });
+  }
+
   private async build(rows: MasterKeyRow[], stamp: string): Promise<State> {
     const byVersion = new Map<number, Loaded>();
     let active: Loaded | undefined;
     for (const row of rows) {
+      // Every row, retired ones too: a forged row must not verify a signature anywhere. A row
+      // under another KEK is that problem first (its MAC is under that KEK's key).
+      if (row.kekId !== this.kekId) throw this.kekMismatch(row, "was wrapped with a different KEK");
+      await checkRow(this.macKey, row);
       const prev = this.state.byVersion.get(row.version);
       let loaded: Loaded;
       if (row.status === "retired") {
@@ -233,6 +273,34 @@ class KeyServiceImpl implements ManagedKeyService {
   }
 
   private async unwrap(row: MasterKeyRow): Promise<{ kv: KeyVersion; signer: CryptoKey; tokenRoot: Uint8Array }> {
+    const { jwk } = await this.unwrapJwk(row);
+    try {
+      // The JWKS serves row.publicJwk: it must be this private key's, or nothing of it is used.
+      await checkPublicMatches(row, jwk);
+    } catch (e) {
+      jwk.d = "";
+      throw e;
+    }
+    const scalar = masterScalar(jwk);
+    try {
+      const deriver = new SliceKeyDeriver({ masterScalar: scalar, version: row.version, sliceSeconds: row.sliceSeconds });
+      const signer = await importPrivateJwk(jwk, "ECDSA");
+      // Key domains (src/crypto/key-domains.ts): the deriver holds the timeslice root, this the token root.
+      return { kv: { version: row.version, status: row.status, sliceSeconds: row.sliceSeconds, publicJwk: row.publicJwk, deriver }, signer, tokenRoot: tokenRoot(scalar) };
+    } finally {
+      zeroize(scalar);
+      jwk.d = "";
+    }
+  }
+
+  private kekMismatch(row: MasterKeyRow, why: string): KekMismatchError {
+    return new KekMismatchError(
+      `master key version ${row.version} ${why}: expected KEK fingerprint ${row.kekId}, configured MASTER_KEY_ENCRYPTION_KEY has fingerprint ${this.kekId}; ` +
+        "start with the KEK that wrapped it, or rewrap with `bun run keys:rewrap-kek` (MASTER_KEY_ENCRYPTION_KEY_PREVIOUS = the old KEK, MASTER_KEY_ENCRYPTION_KEY = the new one)",
+    );
+  }
+
+  private async unwrapJwk(row: MasterKeyRow) {
     const mismatch = (why: string) =>
       new KekMismatchError(
         `master key version ${row.version} ${why}: expected KEK fingerprint ${row.kekId}, configured MASTER_KEY_ENCRYPTION_KEY has fingerprint ${this.kekId}; ` +
@@ -246,16 +314,7 @@ class KeyServiceImpl implements ManagedKeyService {
       if (e instanceof KekMismatchError) throw mismatch("does not unwrap with the configured KEK although the stored fingerprints match (damaged row?)");
       throw e;
     }
-    const scalar = masterScalar(jwk);
-    try {
-      const deriver = new SliceKeyDeriver({ masterScalar: scalar, version: row.version, sliceSeconds: row.sliceSeconds });
-      const signer = await importPrivateJwk(jwk, "ECDSA");
-      // Key domains (src/crypto/key-domains.ts): the deriver holds the timeslice root, this the token root.
-      return { kv: { version: row.version, status: row.status, sliceSeconds: row.sliceSeconds, publicJwk: row.publicJwk, deriver }, signer, tokenRoot: tokenRoot(scalar) };
-    } finally {
-      zeroize(scalar);
-      jwk.d = "";
-    }
+    return { jwk };
   }
 
   // ---- freshness -------------------------------------------------------------------------
@@ -545,21 +604,26 @@ class KeyServiceImpl implements ManagedKeyService {
   }
 
   async rotate(opts: { actor?: string } = {}): Promise<{ version: number; previous: number | null }> {
-    const result = await this.repo.locked(async (tx) => {
-      const rows = await this.repo.list(tx);
-      const current = rows.find((r) => r.status === "active") ?? null;
-      const version = rows.reduce((m, r) => Math.max(m, r.version), 0) + 1;
-      const pair = await generateMasterKeyPair({ kid: String(version) });
-      const jwe = await wrapPrivateJwk(pair.privateJwk, this.kek, { version });
-      pair.privateJwk.d = "";
-      const now = new Date(this.clock.now());
-      if (current) await this.repo.setStatus(tx, current.version, "decrypt-only", now);
-      await this.repo.insert(tx, { version, publicJwk: signingJwk(pair.publicJwk, version), privateKeyJwe: jwe, kekId: this.kekId, sliceSeconds: this.opts.sliceSeconds, status: "active" });
-      return { version, previous: current?.version ?? null };
-    });
+    // Key generation is slow-ish: done before the audit transaction, which only writes.
+    const pair = await generateMasterKeyPair();
+    const sliceSeconds = this.opts.sliceSeconds;
+    const result = await this.audited(
+      async (tx) => {
+        await this.repo.lock(tx);
+        const rows = await this.repo.list(tx);
+        const current = rows.find((r) => r.status === "active") ?? null;
+        const version = rows.reduce((m, r) => Math.max(m, r.version), 0) + 1;
+        const jwe = await wrapPrivateJwk({ ...pair.privateJwk, kid: String(version) }, this.kek, { version });
+        const now = new Date(this.clock.now());
+        if (current) await this.repo.setStatus(tx, current.version, "decrypt-only", now);
+        await this.repo.insert(tx, { version, publicJwk: signingJwk(pair.publicJwk, version), privateKeyJwe: jwe, kekId: this.kekId, sliceSeconds, status: "active" });
+        return { version, previous: current?.version ?? null };
+      },
+      (r) => ({ eventType: "KEY_ROTATED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${r.version}`, success: true, details: { ...r, kekId: this.kekId, sliceSeconds } }),
+    );
+    pair.privateJwk.d = "";
     await this.refresh();
     this.log.info("master key rotated", result);
-    await this.record({ eventType: "KEY_ROTATED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${result.version}`, success: true, details: { ...result, kekId: this.kekId, sliceSeconds: this.opts.sliceSeconds } });
     return result;
   }
 
@@ -590,14 +654,17 @@ class KeyServiceImpl implements ManagedKeyService {
         { records: byStore, blocking },
       );
     }
-    await this.repo.locked(async (tx) => {
-      const cur = (await this.repo.list(tx)).find((r) => r.version === version);
-      if (cur?.status !== "decrypt-only") throw new ConflictError(`master key version ${version} changed status concurrently (now ${cur?.status ?? "gone"}); retry`);
-      await this.repo.setStatus(tx, version, "retired", new Date(this.clock.now()));
-    });
+    await this.audited(
+      async (tx) => {
+        await this.repo.lock(tx);
+        const cur = (await this.repo.list(tx)).find((r) => r.version === version);
+        if (cur?.status !== "decrypt-only") throw new ConflictError(`master key version ${version} changed status concurrently (now ${cur?.status ?? "gone"}); retry`);
+        await this.repo.setStatus(tx, version, "retired", new Date(this.clock.now()));
+      },
+      () => ({ eventType: "KEY_RETIRED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${version}`, success: true, details: { version } }),
+    );
     await this.refresh();
     this.log.info("master key retired", { version });
-    await this.record({ eventType: "KEY_RETIRED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${version}`, success: true, details: { version } });
     return { version, alreadyRetired: false };
   }
 
@@ -645,8 +712,18 @@ class KeyServiceImpl implements ManagedKeyService {
     this.signedSlices.clear();
   }
 
+  async keyring(): Promise<Keyring> {
+    return loadKeyring(await this.repo.list(), this.macKey);
+  }
+
   private async record(event: AuditEvent): Promise<void> {
     if (this.audit) await this.audit.record(event);
+  }
+
+  /** The change and its audit row in one transaction (without an audit sink: the change alone, in a transaction). */
+  private audited<T>(change: (tx: AuditTx) => Promise<T>, event: (r: T) => AuditEvent): Promise<T> {
+    if (this.audit) return this.audit.apply({ change, event });
+    return this.opts.db.prisma.$transaction(change, { timeout: 30_000, maxWait: 30_000 });
   }
 }
 

@@ -79,13 +79,17 @@ export class PolicyStore {
 
   async create(body: unknown, actor: string): Promise<PolicyView> {
     const input = parsePolicyInput(body);
-    let row: Policy;
-    try {
-      row = await this.o.db.prisma.policy.create({ data: dataOf(input) });
-    } catch (err) {
-      throw conflictOr(err, input.name);
-    }
-    await this.auditOrUndo({ eventType: "POLICY_CREATED", actor, row }, () => this.o.db.prisma.policy.delete({ where: { id: row.id } }));
+    // The policy and its POLICY_CREATED audit row commit together, or neither does.
+    const row = await this.o.audit.apply({
+      change: async (tx) => {
+        try {
+          return await tx.policy.create({ data: dataOf(input) });
+        } catch (err) {
+          throw conflictOr(err, input.name);
+        }
+      },
+      event: (row) => auditEvent("POLICY_CREATED", actor, row),
+    });
     await this.changed(row.id);
     return viewOf(row);
   }
@@ -97,36 +101,40 @@ export class PolicyStore {
       const input = applyPolicyPatch(fieldsOf(before), patch);
       let row: Policy;
       try {
-        // Compare-and-set on version: a concurrent change makes this miss, and we merge again.
-        row = await this.o.db.prisma.policy.update({
-          where: { id, version: before.version },
-          data: { ...dataOf(input), description: input.description ?? null, version: { increment: 1 } },
+        row = await this.o.audit.apply({
+          change: async (tx) => {
+            try {
+              // Compare-and-set on version: a concurrent change makes this miss, and we merge again.
+              return await tx.policy.update({
+                where: { id, version: before.version },
+                data: { ...dataOf(input), description: input.description ?? null, version: { increment: 1 } },
+              });
+            } catch (err) {
+              if (isNotFound(err)) throw new ChangedConcurrently();
+              throw conflictOr(err, input.name);
+            }
+          },
+          event: (row) => auditEvent("POLICY_UPDATED", actor, row, before.version),
         });
       } catch (err) {
-        if (isNotFound(err) && attempt < 3) continue;
-        if (isNotFound(err)) throw new ConflictError("the policy changed concurrently; retry");
-        throw conflictOr(err, input.name);
+        if (err instanceof ChangedConcurrently && attempt < 3) continue;
+        if (err instanceof ChangedConcurrently) throw new ConflictError("the policy changed concurrently; retry");
+        throw err;
       }
-      await this.auditOrUndo({ eventType: "POLICY_UPDATED", actor, row, previousVersion: before.version }, () =>
-        this.o.db.prisma.policy.update({
-          where: { id, version: row.version },
-          data: { ...dataOf(inputOf(before)), description: before.description, version: { increment: 1 } },
-        }),
-      );
       await this.changed(id);
       return viewOf(row);
     }
   }
 
   async remove(id: string, actor: string): Promise<void> {
-    const row = await this.row(id);
-    // Audit first: a deletion recorded but not carried out is safe; the reverse is an audit gap.
-    await this.o.audit.record(auditEvent("POLICY_DELETED", actor, row));
-    try {
-      await this.o.db.prisma.policy.delete({ where: { id } });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await this.o.audit.apply({
+      change: async (tx) => {
+        const rows = await tx.$queryRaw<Policy[]>`DELETE FROM policies WHERE id = ${id}::uuid RETURNING *`;
+        if (!rows[0]) throw new NotFoundError("policy");
+        return rows[0];
+      },
+      event: (row) => auditEvent("POLICY_DELETED", actor, row),
+    });
     await this.changed(id);
   }
 
@@ -182,20 +190,6 @@ export class PolicyStore {
     }
   }
 
-  private async auditOrUndo(
-    e: { eventType: "POLICY_CREATED" | "POLICY_UPDATED"; actor: string; row: Policy; previousVersion?: number },
-    undo: () => Promise<unknown>,
-  ): Promise<void> {
-    try {
-      await this.o.audit.record(auditEvent(e.eventType, e.actor, e.row, e.previousVersion));
-    } catch (err) {
-      // An unaudited change must not stay in force: undo it; the caller gets the 503.
-      await undo().catch((undoErr) => this.o.log.error("could not undo an unaudited policy change", { policyId: e.row.id, err: undoErr }));
-      await this.reload().catch(() => {});
-      throw err;
-    }
-  }
-
   // Count and version sum change on every create, update and delete (versions only grow).
   private async readStamp(): Promise<string> {
     const r = await this.o.db.prisma.$queryRaw<{ n: bigint; v: bigint | null; u: Date | null }[]>`
@@ -238,6 +232,9 @@ export class PolicyStore {
   }
 }
 
+/** The compare-and-set of an update missed: re-read and merge again. */
+class ChangedConcurrently extends Error {}
+
 function fieldsOf(row: Policy): PolicyFields {
   return {
     name: row.name,
@@ -248,11 +245,6 @@ function fieldsOf(row: Policy): PolicyFields {
     config: row.config,
     description: row.description,
   };
-}
-
-/** A stored row back to input form (for undo); stored rows were validated when written. */
-function inputOf(row: Policy): PolicyInput {
-  return fieldsOf(row) as unknown as PolicyInput;
 }
 
 function dataOf(input: PolicyInput) {

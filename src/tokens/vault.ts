@@ -108,21 +108,25 @@ export class TokenVault {
     const expiresAt = body.expiresAt === undefined ? null : new Date(body.expiresAt);
     const plain = { accessToken: body.accessToken, refreshToken: body.refreshToken ?? null };
     // The ciphertexts name the row version this write creates, so it is read first and the write
-    // is a compare-and-set on it: a concurrent write in between makes us seal again.
+    // is a compare-and-set on it: a concurrent write in between makes us seal again. The row and
+    // its TOKEN_STORED audit row commit together (one transaction of the audit writer).
     let row: (TokenRow & { inserted: boolean }) | undefined;
     let sealed: Awaited<ReturnType<typeof sealTokens>> | undefined;
     for (let attempt = 0; attempt < STORE_ATTEMPTS && !row; attempt++) {
       const cur = await this.#d.db.prisma.oAuthToken.findUnique({ where: { userId_integration: { userId: key.userId, integration: key.integration } }, select: { version: true } });
       const prev = cur ? Number(cur.version) : 0;
-      sealed = await sealTokens(this.#d.keys, key, plain, prev + 1);
-      // One statement; `xmax = 0` is true only for a freshly inserted tuple. No row back: someone
-      // wrote (or created, when prev = 0) the record since we read its version.
-      const rows = await this.#d.db.prisma.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
+      const s = (sealed = await sealTokens(this.#d.keys, key, plain, prev + 1));
+      try {
+        row = await this.#d.audit.apply({
+          change: async (tx) => {
+            // One statement; `xmax = 0` is true only for a freshly inserted tuple. No row back: someone
+            // wrote (or created, when prev = 0) the record since we read its version.
+            const rows = await tx.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
         INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", "expiresAt", scope, "tokenType",
           "createdAt", "updatedAt", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus", version)
-        VALUES (${Bun.randomUUIDv7()}::uuid, ${key.userId}, ${key.integration}, ${sealed.accessToken}, ${sealed.refreshToken},
+        VALUES (${Bun.randomUUIDv7()}::uuid, ${key.userId}, ${key.integration}, ${s.accessToken}, ${s.refreshToken},
           ${expiresAt}, ${body.scope ?? null}, ${body.tokenType ?? null}, ${at}, ${at}, ${at},
-          ${meta.ipAddress}, ${meta.userAgent}, ${sealed.keyVersion}, 'ok', ${prev + 1})
+          ${meta.ipAddress}, ${meta.userAgent}, ${s.keyVersion}, 'ok', ${prev + 1})
         ON CONFLICT ("userId", integration) DO UPDATE SET
           "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
           scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
@@ -130,16 +134,23 @@ export class TokenVault {
           "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "refreshFailures" = 0, "nextRefreshAt" = NULL, "refreshReason" = NULL, "forcedRefreshAt" = NULL, version = oauth_tokens.version + 1
         WHERE oauth_tokens.version = ${prev}
         RETURNING *, (xmax = 0) AS inserted`;
-      row = rows[0];
+            if (!rows[0]) throw new StoreRaced();
+            return rows[0];
+          },
+          event: (row) => ({
+            eventType: "TOKEN_STORED",
+            actor: principal.requesterId,
+            target: tokenTarget(key.integration, key.userId),
+            success: true,
+            // issuedAt names this very write (the row keeps it until the next PUT), pairing row and audit row.
+            details: { created: row.inserted, withRefresh: s.refreshToken !== null, expiresAt: iso(expiresAt), issuedAt: at.toISOString(), keyVersion: s.keyVersion, ipAddress: meta.ipAddress },
+          }),
+        });
+      } catch (err) {
+        if (!(err instanceof StoreRaced)) throw err;
+      }
     }
     if (!row || !sealed) throw new ConflictError("the token record kept changing while it was being stored; retry");
-    await this.#d.audit.record({
-      eventType: "TOKEN_STORED",
-      actor: principal.requesterId,
-      target: tokenTarget(key.integration, key.userId),
-      success: true,
-      details: { created: row.inserted, withRefresh: sealed.refreshToken !== null, expiresAt: iso(expiresAt), keyVersion: sealed.keyVersion, ipAddress: meta.ipAddress },
-    });
     return { created: row.inserted, token: this.#metadata(row, now) };
   }
 
@@ -268,9 +279,9 @@ export class TokenVault {
   }
 
   /**
-   * Revokes at the provider (RFC 7009, where it has an endpoint), then deletes. A provider failure
-   * does not keep the record unless `revoke` is "required" (then 502 and nothing deleted).
-   * The outcome is in the TOKEN_DELETED row either way.
+   * Revokes at the provider (RFC 7009, where it has an endpoint), then deletes: the delete and its
+   * TOKEN_DELETED row (with the revocation outcome) commit together. A provider failure does not
+   * keep the record unless `revoke` is "required" (then 502, nothing deleted, a failed row).
    */
   async delete(principal: Principal, key: TokenKey, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ revocation: Revocation | null }> {
     const row = await this.#find(key);
@@ -280,15 +291,21 @@ export class TokenVault {
       await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: false, details: { integration: key.integration, userId: key.userId, count: 0, kept: true, revocation } });
       throw new UpstreamError("the provider did not confirm the revocation, so the record was kept (revoke=required); retry later", { revocation });
     }
-    const { count } = await this.#d.db.prisma.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
-    if (count === 0) throw new NotFoundError("token");
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: true, details: { integration: key.integration, userId: key.userId, count, revocation } });
+    await this.#d.audit.apply({
+      change: async (tx) => {
+        const { count } = await tx.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
+        if (count === 0) throw new NotFoundError("token");
+        return count;
+      },
+      event: (count) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: true, details: { integration: key.integration, userId: key.userId, count, revocation } }),
+    });
     return { revocation };
   }
 
   /**
    * Removes every token of one user (account deletion); idempotent, audited even when nothing
-   * matched. Each record is revoked at its provider first (concurrently), as `delete` does.
+   * matched. Each record is revoked at its provider first (concurrently), as `delete` does; the
+   * delete and its row commit together.
    */
   async deleteAllForUser(principal: Principal, userId: string, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ deleted: number; integrations: string[]; revocations: Array<Revocation & { integration: string }> }> {
     const { revoker } = this.#d;
@@ -299,9 +316,13 @@ export class TokenVault {
       await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: false, details: { userId, count: 0, kept: true, revocations } });
       throw new UpstreamError("a provider did not confirm a revocation, so the records were kept (revoke=required); retry later", { revocations });
     }
-    const rows = await this.#d.db.prisma.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
-    const integrations = rows.map((r) => r.integration).sort();
-    await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { userId, count: integrations.length, integrations, revocations } });
+    const integrations = await this.#d.audit.apply({
+      change: async (tx) => {
+        const rows = await tx.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
+        return rows.map((r) => r.integration).sort();
+      },
+      event: (integrations) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { userId, count: integrations.length, integrations, revocations } }),
+    });
     return { deleted: integrations.length, integrations, revocations };
   }
 
@@ -415,3 +436,6 @@ function isUnexpired(row: Pick<TokenRow, "expiresAt">, now: number): boolean {
 function reauthError(key: TokenKey, why: string): ReauthRequiredError {
   return new ReauthRequiredError(`${why}: the user must re-authenticate with ${key.integration} and the new token be stored again`, { integration: key.integration, userId: key.userId });
 }
+
+/** The compare-and-set of a store missed (a concurrent write): seal again for the new row version. */
+class StoreRaced extends Error {}

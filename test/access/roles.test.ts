@@ -43,6 +43,7 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1/audit-logs", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs/stats", roles: ["admin"] },
   { method: "GET", path: "/v1/audit-logs/verify", roles: ["admin"] },
+  { method: "GET", path: "/v1/audit-logs/head", roles: ["admin"] },
   { method: "GET", path: "/v1/tokens", roles: ["reader"] },
   { method: "GET", path: "/v1/tokens/gmail/u1/status", roles: ["reader"] },
   { method: "PUT", path: "/v1/tokens/gmail/u1", roles: ["writer"], body: {} },

@@ -2,7 +2,7 @@
  * Test wiring for the access services: the real runtime (audit writer, key service) over a real
  * test database, with a controllable clock and an audit switch for fail-closed paths.
  */
-import type { AuditEvent, AuditReceipt, AuditSink, AuditWrite } from "../../src/audit/types.ts";
+import type { AuditedChange, AuditEvent, AuditReceipt, AuditSink, AuditWrite } from "../../src/audit/types.ts";
 import type { Database } from "../../src/db/database.ts";
 import { ServiceUnavailableError } from "../../src/errors.ts";
 import { createAccessServices, type AccessServices } from "../../src/access/index.ts";
@@ -36,6 +36,14 @@ export class RecordingAuditSink implements AuditSink {
     const receipt = await this.writer.record(write);
     this.events.push("event" in write ? write.event : write);
     return receipt;
+  }
+
+  async apply<T>(c: AuditedChange<T>): Promise<T> {
+    if (this.failing) throw new ServiceUnavailableError("audit log unavailable (test)");
+    let event: AuditEvent | undefined;
+    const result = await this.writer.apply({ change: c.change, event: (r) => (event = c.event(r)) });
+    this.events.push(event!);
+    return result;
   }
 }
 

@@ -1,9 +1,9 @@
 /** Audit test helpers: a real ES256 checkpoint signer (src/crypto), writers on a test database, sample events. */
-import { generateMasterKeyPair, signPayload, wrapPrivateJwk, parseKek, type MasterKeyPair } from "../../src/crypto/index.ts";
+import { generateMasterKeyPair, keyringMac, keyringMacKey, signPayload, wrapPrivateJwk, parseKek, type MasterKeyPair } from "../../src/crypto/index.ts";
 import { createLogger } from "../../src/log.ts";
 import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.ts";
 import type { ChainedFields, CheckpointSigner } from "../../src/audit/chain.ts";
-import type { PublicKeyLookup } from "../../src/audit/verify.ts";
+import { loadMasterPublicKeys, type PublicKeyLookup } from "../../src/audit/verify.ts";
 import type { AuditEvent } from "../../src/audit/types.ts";
 import type { Database } from "../../src/db/database.ts";
 import type { Clock } from "../../src/clock.ts";
@@ -26,16 +26,27 @@ export async function testKey(version = 1): Promise<TestKey> {
   };
 }
 
-/** Stores the key as a master_keys row (private half wrapped under the test KEK), for loadMasterPublicKeys. */
-export async function storeMasterKey(db: Database, key: TestKey): Promise<void> {
+/** The keyring MAC key of TEST_KEK. */
+export const testMacKey = keyringMacKey(parseKek(TEST_KEK));
+
+/** Trusted public keys of the test database (rows whose keyring MAC holds under TEST_KEK), for verifyAuditLog. */
+export function trustedKeys(db: Database) {
+  return loadMasterPublicKeys(db, testMacKey);
+}
+
+/** Stores the key as a master_keys row (private half wrapped under the test KEK, MAC'd), for loadMasterPublicKeys. */
+export async function storeMasterKey(db: Database, key: TestKey, opts: { mac?: boolean; status?: string } = {}): Promise<void> {
+  const createdAt = new Date(Date.UTC(2026, 10, 23));
   await db.prisma.masterKey.create({
     data: {
+      createdAt,
+      keyringMac: opts.mac === false ? null : keyringMac(testMacKey, { version: key.version, publicJwk: key.pair.publicJwk, sliceSeconds: 3600, createdAt }),
       version: key.version,
       publicKeyJwk: key.pair.publicJwk as object,
       privateKeyJwe: await wrapPrivateJwk(key.pair.privateJwk, parseKek(TEST_KEK), { version: key.version }),
       kekId: "test",
       sliceSeconds: 3600,
-      status: "active",
+      status: opts.status ?? "active",
     },
   });
 }

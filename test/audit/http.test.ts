@@ -10,7 +10,7 @@ import { TokenRefresher } from "../../src/tokens/refresh.ts";
 import { TokenVault } from "../../src/tokens/vault.ts";
 import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
 import { parseKek } from "../../src/crypto/kek.ts";
-import { asSuperuser, quietLog, sampleEvent, storeMasterKey, testClock, testKey } from "./helpers.ts";
+import { asSuperuser, quietLog, sampleEvent, storeMasterKey, testClock, testKey, testMacKey } from "./helpers.ts";
 
 interface Item { id: string; timestamp: number; eventType: string; actor: string; seq: number; success: boolean }
 
@@ -154,7 +154,7 @@ describeEachDb("audit writer in the runtime", (h) => {
     expect(rows.map((r) => r.eventType)).toEqual(["AUDIT_CHECKPOINT", "KEY_GENERATED", "API_KEY_CREATED", "ACCESS_GRANTED", "AUDIT_CHECKPOINT"]);
     expect((rows[4]!.details as { kind: string }).kind).toBe("close");
     // Checkpoints are signed by the runtime's master key, so the chain verifies with the stored public keys.
-    const report = await verifyAuditLog(h.db, { publicKeys: await loadMasterPublicKeys(h.db) });
+    const report = await verifyAuditLog(h.db, { ...(await loadMasterPublicKeys(h.db, testMacKey)) });
     expect(report.valid).toBe(true);
   });
 });

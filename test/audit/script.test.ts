@@ -3,13 +3,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
 import { asSuperuser, sampleEvent, storeMasterKey, testKey, writerFor } from "./helpers.ts";
+import { TEST_KEK } from "../support/app.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
 async function runVerify(url: string) {
   const proc = Bun.spawn([process.execPath, "run", "audit:verify"], {
     cwd: root,
-    env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: "silent" },
+    env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: "silent", MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, AUDIT_ANCHOR_FILE: "off" },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -44,5 +45,6 @@ describe.skipIf(!postgresAvailable)("[postgres] bun run audit:verify", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("audit log INVALID");
     expect(r.stdout).toContain(`first broken link: chain ${victim.chainId} seq 20 id ${victim.id}: hash does not match`);
+    expect(r.stdout).toContain(`finding row-edited: chain ${victim.chainId} seq 20 id ${victim.id} hash does not match`);
   }, 30_000);
 });

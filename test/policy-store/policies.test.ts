@@ -73,7 +73,7 @@ describeEachDb("policy CRUD over HTTP", (h) => {
     expect(((await (await req("GET", `/v1/policies/${id}`)).json()) as { version: number }).version).toBe(1);
   });
 
-  test("a change whose audit row cannot be written is undone and answered 503", async () => {
+  test("a change whose audit row cannot be written is not made (one transaction) and answered 503", async () => {
     x.audit.failing = true;
     try {
       expect((await req("POST", "/v1/policies", whitelist("unaudited", ["a"]))).status).toBe(503);

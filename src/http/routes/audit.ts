@@ -1,12 +1,16 @@
 /**
- * Audit log routes: list (filters + cursor), stats and verify. No auth here: the integrator mounts
- * the admin guard in front of /v1/audit-logs.
+ * Audit log routes: list (filters + cursor), stats, verify (every finding, against the anchor log
+ * too) and head (the signed chain heads an external monitor keeps). No auth here: the integrator
+ * mounts the admin guard in front of /v1/audit-logs.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Database } from "../../db/database.ts";
 import { AUDIT_EVENT_TYPES } from "../../audit/types.ts";
 import { MAX_LIST_LIMIT, auditStats, listAuditLogs } from "../../audit/query.ts";
-import { loadMasterPublicKeys, verifyAuditLog, type VerifyResult } from "../../audit/verify.ts";
+import { verifyWithKeyring, type VerifyResult } from "../../audit/verify.ts";
+import { signedHeads } from "../../audit/heads.ts";
+import type { AuditWriter } from "../../audit/writer.ts";
+import type { ManagedKeyService } from "../../keys/service.ts";
 import { createRouter, errorResponse } from "../router.ts";
 import { safeString } from "../../lib/text.ts";
 
@@ -80,17 +84,45 @@ const VerifySchema = z
     checked: z.number().int(),
     chains: z.number().int(),
     firstInvalid: z.object({ seq: z.number().int(), id: z.string(), chainId: z.string(), reason: z.string() }).optional(),
+    findings: z
+      .array(
+        z.object({
+          kind: z.string().openapi({ description: "row-edited, row-missing, link-broken, row-inserted, forged-chain, chain-rewritten, bad-signature, untrusted-key, key-row, unsealed-tail, anchor-missing, anchor-mismatch, chain-missing, anchor-invalid" }),
+          chainId: z.string().nullable(),
+          seq: z.number().int().optional(),
+          id: z.string().optional(),
+          reason: z.string(),
+        }),
+      )
+      .openapi({ description: "every finding; empty when valid" }),
     checkpoints: z.number().int(),
     unclosedChains: z.number().int(),
     unsignedTailRows: z.number().int(),
+    anchorsChecked: z.number().int(),
     elapsedMs: z.number().int(),
   })
   .openapi("AuditVerification");
 
+const AnchorSchema = z
+  .object({
+    v: z.literal(1),
+    chainId: z.string(),
+    seq: z.number().int().openapi({ description: "position of the checkpoint row" }),
+    hash: z.string().openapi({ description: "hash of the checkpoint row" }),
+    statement: z.object({ chainId: z.string(), seq: z.number().int(), headHash: z.string(), kind: z.string(), lastRowId: z.string().optional() }),
+    signature: z.string().openapi({ description: "compact JWS (ES256, kid = master key version) over the statement" }),
+    at: z.string(),
+  })
+  .openapi("AuditAnchor");
+
+const HeadsSchema = z
+  .object({ heads: z.array(AnchorSchema).openapi({ description: "the last signed checkpoint of every chain; one line each of the anchor log format" }) })
+  .openapi("AuditHeads");
+
 const json = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /** `onVerified` sees every verification result (the webhook service turns a failure into audit.verify_failed). */
-export function auditRoutes(deps: { db: Database; onVerified?: (result: VerifyResult) => Promise<void> }) {
+export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: ManagedKeyService; anchorFile: string | null; onVerified?: (result: VerifyResult) => Promise<void> }) {
   return createRouter()
     .openapi(
       createRoute({
@@ -122,14 +154,29 @@ export function auditRoutes(deps: { db: Database; onVerified?: (result: VerifyRe
         method: "get",
         path: "/v1/audit-logs/verify",
         tags: ["audit"],
-        summary: "Recompute the hash chains and check checkpoint signatures; reports the first broken link",
+        summary: "Recompute the hash chains, check checkpoint signatures and the anchor log; lists every finding",
         request: { query: z.strictObject({}) },
         responses: { 200: json(VerifySchema, "verification result (valid or not)"), 400: errorResponse("unexpected query parameter") },
       }),
       async (c) => {
-        const result = await verifyAuditLog(deps.db, { publicKeys: await loadMasterPublicKeys(deps.db) });
+        const result = await verifyWithKeyring(deps.db, { keyring: await deps.keys.keyring(), anchorFile: deps.anchorFile });
         await deps.onVerified?.(result);
         return c.json(result, 200);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/audit-logs/head",
+        tags: ["audit"],
+        summary: "Signed current chain heads, for an external monitor to keep (abandoned chains are sealed and this process's chain is checkpointed first)",
+        request: { query: z.strictObject({}) },
+        responses: { 200: json(HeadsSchema, "the last signed checkpoint of every chain"), 400: errorResponse("unexpected query parameter"), 503: errorResponse("database unavailable") },
+      }),
+      async (c) => {
+        await deps.audit.sealAbandonedChains();
+        await deps.audit.checkpointNow();
+        return c.json({ heads: await signedHeads(deps.db) }, 200);
       },
     );
 }

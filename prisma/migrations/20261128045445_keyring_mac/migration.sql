@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "master_keys" ADD COLUMN     "keyringMac" TEXT;
