@@ -69,25 +69,24 @@ export class WebhookService {
   async create(actor: string, input: { url: string; events: WebhookEventType[]; description?: string }): Promise<WebhookView & { secret: string }> {
     const id = Bun.randomUUIDv7();
     const secret = generateWebhookSecret();
-    const row = await this.#d.db.prisma.webhook.create({
-      data: {
-        id,
-        url: input.url,
-        events: [...new Set(input.events)],
-        secretEncrypted: sealWebhookSecret(this.#d.secretKey, id, secret),
-        kekId: this.#d.kekId,
-        description: input.description ?? null,
-        createdBy: actor,
-        createdAt: new Date(this.#d.clock.now()),
-      },
+    const sealed = sealWebhookSecret(this.#d.secretKey, id, secret);
+    // The row and its WEBHOOK_CREATED audit row commit together (the audit writer's transaction).
+    const row = await this.#d.audit.apply({
+      change: (tx) =>
+        tx.webhook.create({
+          data: {
+            id,
+            url: input.url,
+            events: [...new Set(input.events)],
+            secretEncrypted: sealed,
+            kekId: this.#d.kekId,
+            description: input.description ?? null,
+            createdBy: actor,
+            createdAt: new Date(this.#d.clock.now()),
+          },
+        }),
+      event: (row) => ({ eventType: "WEBHOOK_CREATED", actor, target: `webhook:${id}`, success: true, details: { host: new URL(row.url).host, events: row.events } }),
     });
-    try {
-      await this.#d.audit.record({ eventType: "WEBHOOK_CREATED", actor, target: `webhook:${id}`, success: true, details: { host: new URL(row.url).host, events: row.events } });
-    } catch (err) {
-      // Created first and undone when its audit row fails (as requesters and policies do).
-      await this.#d.db.prisma.webhook.deleteMany({ where: { id } });
-      throw err;
-    }
     return { ...(await this.#view(row)), secret };
   }
 
@@ -97,10 +96,15 @@ export class WebhookService {
   }
 
   async delete(actor: string, id: string): Promise<void> {
-    const row = await this.#d.db.prisma.webhook.findUnique({ where: { id } });
-    if (!row) throw new NotFoundError("webhook");
-    await this.#d.audit.record({ eventType: "WEBHOOK_DELETED", actor, target: `webhook:${id}`, success: true, details: { host: new URL(row.url).host } });
-    await this.#d.db.prisma.webhook.deleteMany({ where: { id } });
+    await this.#d.audit.apply({
+      change: async (tx) => {
+        const rows = await tx.webhook.findMany({ where: { id }, select: { url: true } });
+        if (rows.length === 0) throw new NotFoundError("webhook");
+        await tx.webhook.deleteMany({ where: { id } });
+        return rows[0]!.url;
+      },
+      event: (url) => ({ eventType: "WEBHOOK_DELETED", actor, target: `webhook:${id}`, success: true, details: { host: new URL(url).host } }),
+    });
   }
 
   async deliveries(id: string, q: { status?: string; limit: number }): Promise<DeliveryView[]> {
