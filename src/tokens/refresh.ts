@@ -122,6 +122,9 @@ export class TokenRefresher {
     const expiresAt = result.tokens.expiresInSeconds === undefined ? null : new Date(done + result.tokens.expiresInSeconds * 1000);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       // Sealed for the row version this write creates (so re-sealed after a CAS miss).
+      // Deliberately not in the audit transaction: the provider has already rotated the refresh
+      // token, so the new one is stored even if its TOKEN_REFRESHED row then fails (the caller gets
+      // 503); rolling the token back with the audit row would lose the only valid refresh token.
       const sealed = await sealTokens(this.#deps.keys, row, plain, Number(row.version) + 1);
       const written = await db.prisma.oAuthToken.updateManyAndReturn({
         where: { id: row.id, version: row.version },
@@ -188,31 +191,34 @@ export class TokenRefresher {
     const failures = result.permanent ? row.refreshFailures : row.refreshFailures + 1;
     const b = this.#deps.backoff ?? { baseMs: 30_000, maxMs: 3_600_000 };
     const nextRefreshAt = result.permanent ? null : new Date(now + refreshBackoffMs(failures, b, b.random));
-    // A miss means the row was re-stored or re-sealed meanwhile; a store resets the status anyway.
-    // No version bump: the ciphertexts name the row version, and this write changes none of them.
-    const written = await this.#deps.db.prisma.oAuthToken.updateManyAndReturn({
-      where: { id: row.id, version: row.version },
-      // No version bump: the ciphertexts name the row version, and this write changes none of them.
-      data: { refreshStatus: to, refreshFailures: failures, nextRefreshAt, refreshReason: reason },
-    });
     const transition = { from: refreshState(row.refreshStatus), to };
-    await this.#deps.audit.record({
-      eventType: "TOKEN_REFRESH_FAILED",
-      actor,
-      target: tokenTarget(row.integration, row.userId),
-      success: false,
-      details: {
-        provider: provider.name,
-        integration: row.integration,
-        userId: row.userId,
-        ...transition,
-        reason,
-        providerError: result.reason,
-        permanent: result.permanent,
-        failures,
-        retryAt: nextRefreshAt?.toISOString() ?? null,
-        ...(result.status ? { status: result.status } : {}),
-      },
+    // The state and its TOKEN_REFRESH_FAILED row commit together. A CAS miss means the row was
+    // re-stored or re-sealed meanwhile (a store resets the state anyway); the attempt is audited.
+    // No version bump: the ciphertexts name the row version, and this write changes none of them.
+    const written = await this.#deps.audit.apply({
+      change: (tx) =>
+        tx.oAuthToken.updateManyAndReturn({
+          where: { id: row.id, version: row.version },
+          data: { refreshStatus: to, refreshFailures: failures, nextRefreshAt, refreshReason: reason },
+        }),
+      event: () => ({
+        eventType: "TOKEN_REFRESH_FAILED",
+        actor,
+        target: tokenTarget(row.integration, row.userId),
+        success: false,
+        details: {
+          provider: provider.name,
+          integration: row.integration,
+          userId: row.userId,
+          ...transition,
+          reason,
+          providerError: result.reason,
+          permanent: result.permanent,
+          failures,
+          retryAt: nextRefreshAt?.toISOString() ?? null,
+          ...(result.status ? { status: result.status } : {}),
+        },
+      }),
     });
     this.#deps.log.warn("token refresh failed", { target: tokenTarget(row.integration, row.userId), provider: provider.name, reason, ...transition });
     let latest = written[0];
@@ -232,20 +238,31 @@ export class TokenRefresher {
    */
   async markNeedsReauth(row: TokenRow, actor: string, reason: RefreshFailureReason): Promise<void> {
     if (row.refreshStatus === "needs-reauth") return;
-    const written = await this.#deps.db.prisma.oAuthToken.updateMany({
-      where: { id: row.id, version: row.version, refreshStatus: { not: "needs-reauth" } },
-      data: { refreshStatus: "needs-reauth", refreshReason: reason, nextRefreshAt: null },
-    });
-    if (written.count === 0) return;
-    await this.#deps.audit.record({
-      eventType: "TOKEN_REFRESH_FAILED",
-      actor,
-      target: tokenTarget(row.integration, row.userId),
-      success: false,
-      details: { integration: row.integration, userId: row.userId, from: refreshState(row.refreshStatus), to: "needs-reauth", reason, permanent: true },
-    });
+    try {
+      await this.#deps.audit.apply({
+        change: async (tx) => {
+          const { count } = await tx.oAuthToken.updateMany({
+            where: { id: row.id, version: row.version, refreshStatus: { not: "needs-reauth" } },
+            data: { refreshStatus: "needs-reauth", refreshReason: reason, nextRefreshAt: null },
+          });
+          if (count === 0) throw new NoTransition();
+        },
+        event: () => ({
+          eventType: "TOKEN_REFRESH_FAILED",
+          actor,
+          target: tokenTarget(row.integration, row.userId),
+          success: false,
+          details: { integration: row.integration, userId: row.userId, from: refreshState(row.refreshStatus), to: "needs-reauth", reason, permanent: true },
+        }),
+      });
+    } catch (err) {
+      if (!(err instanceof NoTransition)) throw err; // another reader made the transition first
+    }
   }
 }
+
+/** The row changed (or already moved) meanwhile: nothing to record. */
+class NoTransition extends Error {}
 
 function backedOff(row: TokenRow): RefreshOutcome {
   return { status: "failed", permanent: false, reason: "backoff", row, retryAt: row.nextRefreshAt!.getTime() };
