@@ -8,7 +8,16 @@ import { isIP } from "node:net";
 
 export type Resolver = (hostname: string) => Promise<string[]>;
 
-export const systemResolver: Resolver = async (hostname) => (await lookup(hostname, { all: true, verbatim: true })).map((a) => a.address);
+/** The system resolver, bounded (a resolver that never answers must not hold a request forever). */
+export const systemResolver: Resolver = async (hostname) => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("DNS lookup timed out")), 5_000)));
+  try {
+    return (await Promise.race([lookup(hostname, { all: true, verbatim: true }), timeout])).map((a) => a.address);
+  } finally {
+    clearTimeout(timer);
+  }
+};
 
 function v4ToInt(ip: string): number {
   return ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
