@@ -27,6 +27,10 @@ import { policyRoutes } from "./http/routes/policies.ts";
 import { accessRequestRoutes } from "./http/routes/access-requests.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
 import type { TokenVault } from "./tokens/vault.ts";
+import { proxyRoutes } from "./http/routes/proxy.ts";
+import type { TokenProxy } from "./proxy/service.ts";
+import { webhookRoutes } from "./http/routes/webhooks.ts";
+import type { WebhookService } from "./webhooks/service.ts";
 import { ScheduleStore } from "./keys/schedule.ts";
 import { systemClock } from "./clock.ts";
 import type { Metrics } from "./metrics/index.ts";
@@ -42,6 +46,10 @@ export interface AppDeps {
   readiness?: ReadinessCheck[];
   access: AccessServices;
   tokens: TokenVault;
+  /** The token proxy (always built by the runtime; tests that compose their own app may leave it out). */
+  proxy?: TokenProxy;
+  /** Webhook endpoints (always built by the runtime; optional for tests that compose their own app). */
+  webhooks?: WebhookService;
   /** The rotation schedule store; tests that build deps by hand get one on the same database. */
   schedule?: ScheduleStore;
   /** Prometheus metrics: request timing here, `GET /metrics` (admin) on this app. */
@@ -52,7 +60,9 @@ export function createApp(deps: AppDeps) {
   const app = createRouter();
   if (deps.metrics) app.use("*", requestMetrics(deps.metrics));
   app.use("*", requestContext(deps.log, { trustProxy: deps.config.trustProxy }));
-  app.use("*", bodyLimit(deps.config.bodyLimitBytes));
+  // Proxied bodies are streamed and counted against PROXY_MAX_REQUEST_BYTES by the proxy itself.
+  const limit = bodyLimit(deps.config.bodyLimitBytes);
+  app.use("*", (c, next) => (c.req.path.startsWith("/v1/proxy/") ? next() : limit(c, next)));
   // Every /v1 route: API key and role by path (src/http/access-rules.ts). Registered before
   // any router, since Hono runs handlers in registration order.
   const { apiKeys, limiter, audit } = deps.access;
@@ -67,13 +77,16 @@ export function createApp(deps: AppDeps) {
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
   app.route("/", keyManagementRoutes(deps.keys, deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }), { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
-  app.route("/", auditRoutes({ db: deps.db, audit: deps.audit, keys: deps.keys, anchorFile: deps.config.auditAnchorFile }));
+  const webhooks = deps.webhooks;
+  app.route("/", auditRoutes({ db: deps.db, audit: deps.audit, keys: deps.keys, anchorFile: deps.config.auditAnchorFile, ...(webhooks ? { onVerified: (r) => webhooks.verified(r) } : {}) }));
   if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
 
   app.route("/", requesterRoutes(deps.access));
   app.route("/", policyRoutes(deps.access));
   app.route("/", accessRequestRoutes(deps.access));
   app.route("/", tokenRoutes(deps.tokens));
+  if (deps.proxy) app.route("/", proxyRoutes(deps.proxy));
+  if (deps.webhooks) app.route("/", webhookRoutes(deps.webhooks));
 
   app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
   app.route("/", consoleRoutes());

@@ -71,10 +71,28 @@ const databaseUrl = z
     return { kind: "postgres", url: v };
   });
 
+/** An API base for the proxy: http(s), no credentials, query or fragment (the caller's path goes after it). */
+const apiBase = z.string().transform((v, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    ctx.addIssue({ code: "custom", message: "expected an http(s) URL such as https://api.example.com" });
+    return z.NEVER;
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.username || url.password || url.search || url.hash) {
+    ctx.addIssue({ code: "custom", message: "expected an http(s) URL without credentials, query or fragment" });
+    return z.NEVER;
+  }
+  return url.href.replace(/\/$/, "");
+});
+
 const providerVars = (p: string) => ({
   [`${p}_CLIENT_ID`]: z.string().min(1).optional(),
   [`${p}_CLIENT_SECRET`]: z.string().min(1).optional(),
   [`${p}_TOKEN_URL`]: z.url({ message: "expected an http(s) URL" }).optional(),
+  [`${p}_API_BASE`]: apiBase.optional(),
+  [`${p}_REVOKE_URL`]: z.url({ protocol: /^https?$/, message: "expected an http(s) URL" }).optional(),
 });
 
 const envSchema = z.object({
@@ -99,6 +117,17 @@ const envSchema = z.object({
   TRUST_PROXY: trustedHops,
   SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
   REFRESH_TIMEOUT_MS: int(10_000, 100, 120_000),
+  REFRESH_BACKOFF_BASE_MS: int(30_000, 1, 3_600_000),
+  REFRESH_BACKOFF_MAX_MS: int(3_600_000, 1, 86_400_000),
+  PROXY_TIMEOUT_MS: int(30_000, 100, 600_000),
+  PROXY_MAX_REQUEST_BYTES: int(10 * 1024 * 1024, 0, 1024 * 1024 * 1024),
+  PROXY_MAX_RESPONSE_BYTES: int(50 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
+  REVOKE_TIMEOUT_MS: int(5_000, 100, 120_000),
+  WEBHOOK_POLL_MS: int(1_000, 0, 600_000),
+  WEBHOOK_TIMEOUT_MS: int(5_000, 100, 120_000),
+  WEBHOOK_MAX_ATTEMPTS: int(15, 1, 100),
+  WEBHOOK_RETRY_BASE_MS: int(5_000, 1, 3_600_000),
+  WEBHOOK_RETRY_MAX_MS: int(3_600_000, 1, 86_400_000),
   METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   METRICS_PORT: int(-1, 0, 65535), // -1: unset, no separate listener
   ...providerVars("GOOGLE"),
@@ -126,6 +155,33 @@ const defaultTokenUrls = {
 } as const;
 
 export type ProviderName = keyof typeof defaultTokenUrls;
+
+/**
+ * Where the proxy may send a provider's calls (a fixed allowlist: one base per provider) and the
+ * RFC 7009 revocation endpoint of providers that have one. Microsoft has no RFC 7009 endpoint and
+ * GitHub's grant revocation is a different API, so neither revokes unless an operator sets one.
+ */
+const defaultApiBases = {
+  GOOGLE: "https://www.googleapis.com",
+  MICROSOFT: "https://graph.microsoft.com",
+  GITHUB: "https://api.github.com",
+  OAUTH2: undefined,
+} as const;
+const defaultRevokeUrls = {
+  GOOGLE: "https://oauth2.googleapis.com/revoke",
+  MICROSOFT: undefined,
+  GITHUB: undefined,
+  OAUTH2: undefined,
+} as const;
+
+export interface ProviderEndpoints {
+  /** The proxy's API base, or null (no proxy for this provider). */
+  apiBase: string | null;
+  /** The base came from `<PROVIDER>_API_BASE`: the operator chose it, so private addresses are allowed. */
+  apiBaseConfigured: boolean;
+  /** RFC 7009 token revocation endpoint, or null (deletes do not revoke). */
+  revokeUrl: string | null;
+}
 
 export interface Config {
   env: Env["NODE_ENV"];
@@ -157,9 +213,16 @@ export interface Config {
   trustProxy: number;
   shutdownGraceMs: number;
   refreshTimeoutMs: number;
+  /** Backoff of a degraded token: base·2^(failures−1) with jitter, capped. */
+  refreshBackoff: { baseMs: number; maxMs: number };
   /** Separate unauthenticated `GET /metrics` listener; undefined = none (admin-only on the API port). */
   metricsListener: { host: string; port: number } | undefined;
   providers: Partial<Record<ProviderName, OAuthProviderConfig>>;
+  /** Per provider, whether or not client credentials are configured. */
+  providerEndpoints: Record<ProviderName, ProviderEndpoints>;
+  proxy: { timeoutMs: number; maxRequestBytes: number; maxResponseBytes: number };
+  revokeTimeoutMs: number;
+  webhooks: { pollMs: number; timeoutMs: number; maxAttempts: number; retryBaseMs: number; retryMaxMs: number };
 }
 
 const hints: Record<string, string> = {
@@ -187,6 +250,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   const e = parsed.data;
   const providers: Config["providers"] = {};
+  const providerEndpoints = {} as Config["providerEndpoints"];
   for (const p of Object.keys(defaultTokenUrls) as ProviderName[]) {
     const id = e[`${p}_CLIENT_ID` as keyof Env] as string | undefined;
     const secret = e[`${p}_CLIENT_SECRET` as keyof Env] as string | undefined;
@@ -195,6 +259,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (!id || !secret) throw new ConfigError(`${p}_CLIENT_ID and ${p}_CLIENT_SECRET must be set together`);
     if (!url) throw new ConfigError(`${p}_TOKEN_URL: required for the generic OAuth2 provider`);
     providers[p] = { clientId: id, clientSecret: secret, tokenUrl: url };
+  }
+  for (const p of Object.keys(defaultTokenUrls) as ProviderName[]) {
+    const base = e[`${p}_API_BASE` as keyof Env] as string | undefined;
+    const revoke = e[`${p}_REVOKE_URL` as keyof Env] as string | undefined;
+    // The built-in revocation endpoint is used only for a provider configured against its real
+    // token endpoint: tokens from a test or staging token URL are never sent to the real provider.
+    const realProvider = providers[p] !== undefined && e[`${p}_TOKEN_URL` as keyof Env] === undefined;
+    providerEndpoints[p] = { apiBase: base ?? defaultApiBases[p] ?? null, apiBaseConfigured: base !== undefined, revokeUrl: revoke ?? (realProvider ? (defaultRevokeUrls[p] ?? null) : null) };
   }
   return {
     env: e.NODE_ENV,
@@ -219,7 +291,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     refreshTimeoutMs: e.REFRESH_TIMEOUT_MS,
+    refreshBackoff: { baseMs: e.REFRESH_BACKOFF_BASE_MS, maxMs: e.REFRESH_BACKOFF_MAX_MS },
     metricsListener: e.METRICS_PORT === -1 ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     providers,
+    providerEndpoints,
+    proxy: { timeoutMs: e.PROXY_TIMEOUT_MS, maxRequestBytes: e.PROXY_MAX_REQUEST_BYTES, maxResponseBytes: e.PROXY_MAX_RESPONSE_BYTES },
+    revokeTimeoutMs: e.REVOKE_TIMEOUT_MS,
+    webhooks: { pollMs: e.WEBHOOK_POLL_MS, timeoutMs: e.WEBHOOK_TIMEOUT_MS, maxAttempts: e.WEBHOOK_MAX_ATTEMPTS, retryBaseMs: e.WEBHOOK_RETRY_BASE_MS, retryMaxMs: e.WEBHOOK_RETRY_MAX_MS },
   };
 }

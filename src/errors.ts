@@ -17,6 +17,7 @@ export type ErrorCode =
   | "DECRYPTION_FAILED"
   | "REAUTH_REQUIRED"
   | "UPSTREAM_FAILED"
+  | "REFRESH_BACKOFF"
   | "KEY_UNAVAILABLE"
   | "SERVICE_UNAVAILABLE"
   | "CONFIG_INVALID"
@@ -86,8 +87,23 @@ export class ReauthRequiredError extends ChronoError {
 }
 
 export class UpstreamError extends ChronoError {
-  constructor(message: string, details?: unknown) {
+  constructor(
+    message: string,
+    details?: unknown,
+    /** Sent as Retry-After when set. */
+    readonly retryAfterSeconds?: number,
+  ) {
     super("UPSTREAM_FAILED", message, { details });
+  }
+}
+
+/** An expired token inside its refresh backoff window: no upstream attempt was made (503 + Retry-After). */
+export class RefreshBackoffError extends ChronoError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super("REFRESH_BACKOFF", message, { details: { retryAfterSeconds } });
   }
 }
 

@@ -20,6 +20,12 @@ import { ServiceUnavailableError } from "./errors.ts";
 import { createAccessServices, type AccessServices } from "./access/index.ts";
 import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
+import { TokenRevoker } from "./tokens/revoke.ts";
+import { WebhookService } from "./webhooks/service.ts";
+import { enqueueWebhookEvents, eventsFromAuditRow } from "./webhooks/events.ts";
+import { webhookSecretKey } from "./crypto/webhook.ts";
+import { TokenProxy } from "./proxy/service.ts";
+import type { Resolver } from "./proxy/address.ts";
 import { ScheduleStore } from "./keys/schedule.ts";
 import { createMetrics, type Metrics } from "./metrics/index.ts";
 
@@ -31,6 +37,8 @@ export interface Runtime {
   keys: ManagedKeyService;
   access: AccessServices;
   tokens: TokenVault;
+  proxy: TokenProxy;
+  webhooks: WebhookService;
   /** The rotation schedule (run by src/keys/scheduler.ts in the server). */
   schedule: ScheduleStore;
   metrics: Metrics;
@@ -57,6 +65,8 @@ export interface RuntimeOptions {
    * human line), not also as a JSON log line. Default true (the service logs it too).
    */
   logDevKek?: boolean;
+  /** DNS for the proxy's address check (tests point a public base at 127.0.0.1). */
+  resolve?: Resolver;
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -82,9 +92,12 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     checkpointEvery: config.auditCheckpointEvery,
     checkpointSeconds: config.auditCheckpointSeconds,
     writeTimeoutMs: config.auditWriteTimeoutMs,
+    // Webhook events are derived from audit rows and enter the outbox in the same transaction.
+    outbox: (tx, rows) => enqueueWebhookEvents(tx, rows.flatMap(eventsFromAuditRow)),
     ...(config.auditAnchorFile ? { anchors: new AnchorFile(config.auditAnchorFile) } : {}),
     ...(opts.auditOnStep ? { onStep: opts.auditOnStep } : {}),
   });
+  let kekForWebhooks: { key: Uint8Array; kekId: string } | undefined;
   let keys: ManagedKeyService | undefined;
   let access: AccessServices;
   try {
@@ -98,6 +111,7 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     // master keys exist, resolveKek refuses (naming the KEK they need) instead of making a new one.
     const wrappedBy = config.kek === undefined && !config.isProduction ? await storedKekIds(db) : [];
     const { kek, kekId } = resolveKek(config, log, undefined, { wrappedBy, logDevKek: opts.logDevKek });
+    kekForWebhooks = { key: webhookSecretKey(kek), kekId };
     keys = await createKeyService({
       db,
       kek,
@@ -121,12 +135,15 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   }
   const ready = keys;
   const tokenLog = log.child({ component: "tokens" });
-  const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs });
-  const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, clock, log: tokenLog });
+  const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs, backoff: config.refreshBackoff });
+  const revoker = new TokenRevoker({ keys, audit, log: tokenLog, endpoints: config.providerEndpoints, providers: config.providers, timeoutMs: config.revokeTimeoutMs });
+  const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, revoker, clock, log: tokenLog });
+  const proxy = new TokenProxy({ vault: tokens, audit, log: log.child({ component: "proxy" }), endpoints: config.providerEndpoints, limits: config.proxy, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
+  const webhooks = new WebhookService({ db, audit, clock, log: log.child({ component: "webhooks" }), secretKey: kekForWebhooks!.key, kekId: kekForWebhooks!.kekId, config: config.webhooks });
   const schedule = new ScheduleStore({ db, audit, clock });
   metrics.bind({ db, clock, versions: () => ready.versions() });
-  // Closed in reverse: tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
-  const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close()];
+  // Closed in reverse: webhooks (finish a round), tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
+  const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close(), () => webhooks.close()];
   return {
     config,
     db,
@@ -135,10 +152,12 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     keys: ready,
     access,
     tokens,
+    proxy,
+    webhooks,
     schedule,
     metrics,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, schedule, metrics, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, proxy, webhooks, schedule, metrics, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

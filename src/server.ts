@@ -36,6 +36,7 @@ function listenError(err: unknown, host: string, port: number, vars = "PORT"): u
 export async function startServer(config: Config, log: Logger, opts: ServerOptions = {}): Promise<RunningServer> {
   const runtime = await createRuntime(config, log, { clock: opts.clock });
   const app = createApp(runtime.appDeps());
+  runtime.webhooks.start(); // the service delivers webhooks; scripts that build a runtime do not
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

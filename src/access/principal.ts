@@ -1,7 +1,7 @@
 /** Who is calling: the authenticated requester behind an API key. */
 
-export type Role = "admin" | "writer" | "reader" | "exporter";
-export const ROLES: readonly Role[] = ["admin", "writer", "reader", "exporter"];
+export type Role = "admin" | "writer" | "reader" | "exporter" | "proxy";
+export const ROLES: readonly Role[] = ["admin", "writer", "reader", "exporter", "proxy"];
 
 export interface Principal {
   /** Internal requester row id. */

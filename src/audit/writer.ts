@@ -55,6 +55,11 @@ export interface AuditWriterOptions {
   writeTimeoutMs?: number;
   /** Most events per transaction (bounds the INSERT's parameter count: 13 per row). */
   maxBatch?: number;
+  /**
+   * Writes rows derived from the batch's event rows inside the same transaction (the webhook
+   * outbox, src/webhooks/events.ts): they commit exactly when the audit rows do.
+   */
+  outbox?: (tx: Prisma.TransactionClient, rows: ReadonlyArray<{ id: string; eventType: string; timestamp: number | bigint | Date; success: boolean; details: Record<string, unknown> }>) => Promise<void>;
   /** Test hook: called inside the write transaction at each step (fault injection). */
   onStep?: (step: WriteStep, tx: AuditTx) => Promise<void>;
   /** Told after every batch (metrics): its events, how long the write took, whether it committed. */
@@ -396,6 +401,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
             const accessRequests = okBatch.flatMap((p) => (p.accessRequest ? [p.accessRequest] : []));
             if (built!.rows.length > 0) await tx.$executeRaw(insertSql(built!.rows));
             if (accessRequests.length > 0) await tx.$executeRaw(accessRequestsSql(accessRequests));
+            if (opts.outbox && built!.eventRows.length > 0) await opts.outbox(tx, built!.eventRows);
             await opts.onStep?.("inserted", tx);
           },
           { maxWait: writeTimeoutMs, timeout: writeTimeoutMs * 2 },

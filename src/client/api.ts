@@ -21,6 +21,8 @@ import type {
   KeyScheduleInput,
   Page,
   Policy,
+  ProxyInit,
+  Revocation,
   PolicyInput,
   Requester,
   RequesterInput,
@@ -33,6 +35,9 @@ import type {
   TokenExport,
   TokenMetadata,
   TokenRecord,
+  Webhook,
+  WebhookDelivery,
+  WebhookEventType,
 } from "./types.ts";
 
 export interface ClientOptions {
@@ -125,8 +130,37 @@ export class ChronoKmsClient {
   /** Role exporter: the stored token with its refresh token (migrating off chronokms); audited TOKEN_EXPORTED. */
   exportToken = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
     this.request<TokenExport>("GET", `${tokenPath(integration, userId)}/export`, undefined, { purpose: opts.purpose });
-  deleteToken = (integration: string, userId: string) => this.request<void>("DELETE", tokenPath(integration, userId));
-  deleteUserTokens = (userId: string) => this.request<{ deleted: number; integrations: string[] }>("DELETE", `/v1/users/${enc(userId)}/tokens`);
+  /** Revokes at the provider where supported, then deletes; `revoke: "required"` keeps the record (502) unless the provider confirmed. */
+  deleteToken = (integration: string, userId: string, opts: { revoke?: "best-effort" | "required" } = {}) =>
+    this.request<void>("DELETE", tokenPath(integration, userId), undefined, { revoke: opts.revoke });
+  deleteUserTokens = (userId: string, opts: { revoke?: "best-effort" | "required" } = {}) =>
+    this.request<{ deleted: number; integrations: string[]; revocations: Revocation[] }>("DELETE", `/v1/users/${enc(userId)}/tokens`, undefined, { revoke: opts.revoke });
+
+  // --- proxy (role proxy): call the provider's API with the stored token; the token never reaches you ---
+  /**
+   * Resolves with the provider's response as it is (any status). chronokms's own refusals (denied,
+   * no token, bad path, upstream unreachable) throw ChronoKmsError / AccessDeniedError instead.
+   * `path` is the provider API path below its base, e.g. "gmail/v1/users/me/messages".
+   */
+  proxy = async (integration: string, userId: string, path: string, init: ProxyInit = {}): Promise<Response> => {
+    const url = new URL(`${this.baseUrl}/v1/proxy/${enc(integration)}/${enc(userId)}/${path.replace(/^\/+/, "")}`);
+    for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
+    if (init.purpose) headers["x-purpose"] = init.purpose;
+    const res = await this.fetchImpl(url, { method: init.method ?? "GET", headers, ...(init.body !== undefined ? { body: init.body } : {}), signal: AbortSignal.timeout(this.timeoutMs) });
+    if (res.headers.get("x-chronokms-proxy") === "upstream") return res;
+    if (res.ok) return res;
+    throw await toError(res);
+  };
+
+  // --- webhooks (admin) ---
+  /** The returned `secret` (whsec_…) is shown this once: keep it to verify signatures. */
+  createWebhook = (input: { url: string; events: WebhookEventType[]; description?: string }) => this.request<Webhook & { secret: string }>("POST", "/v1/webhooks", input);
+  listWebhooks = () => this.request<{ items: Webhook[] }>("GET", "/v1/webhooks");
+  webhookDeliveries = (id: string, query: { status?: "pending" | "delivered" | "failed"; limit?: number } = {}) =>
+    this.request<{ items: WebhookDelivery[] }>("GET", `/v1/webhooks/${enc(id)}/deliveries`, undefined, query);
+  deleteWebhook = (id: string) => this.request<void>("DELETE", `/v1/webhooks/${enc(id)}`);
   /** Only the records the caller's policies admit (a page may be short; follow nextCursor). */
   listTokens = (query: { userId?: string; integration?: string; purpose?: string; limit?: number; cursor?: string } = {}) =>
     this.request<Page<TokenMetadata>>("GET", "/v1/tokens", undefined, query);

@@ -119,7 +119,7 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-export type Role = "admin" | "writer" | "reader" | "exporter";
+export type Role = "admin" | "writer" | "reader" | "exporter" | "proxy";
 
 export interface RequesterInput {
   requesterId: string;
@@ -303,4 +303,60 @@ export interface Jwks {
 /** GET /v1/keys/endorsements: JWS by version `endorser` over the public key of the later `version`. */
 export interface KeyEndorsements {
   endorsements: Array<{ endorser: number; version: number; signature: string }>;
+}
+
+/** Webhook event types (README "Token lifecycle"). */
+export type WebhookEventType = "token.degraded" | "token.needs_reauth" | "token.recovered" | "token.deleted" | "key.rotated" | "audit.verify_failed";
+
+export interface Webhook {
+  id: string;
+  url: string;
+  events: WebhookEventType[];
+  description: string | null;
+  enabled: boolean;
+  createdAt: string;
+  createdBy: string;
+  deliveries: { pending: number; delivered: number; failed: number; lastDeliveredAt: string | null; lastError: string | null };
+}
+
+export interface WebhookDelivery {
+  id: string;
+  eventId: string;
+  eventType: WebhookEventType;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  nextAttemptAt: string | null;
+  lastAttemptAt: string | null;
+  lastStatus: number | null;
+  lastError: string | null;
+  deliveredAt: string | null;
+  createdAt: string;
+}
+
+/** What one delete did at the provider (RFC 7009). */
+export interface Revocation {
+  integration: string;
+  outcome: "revoked" | "failed" | "unsupported" | "skipped";
+  provider: string;
+  tokenTypeHint?: "refresh_token" | "access_token";
+  reason?: string;
+}
+
+/** The body a webhook receiver gets (signed; see verifyWebhook in the README). */
+export interface WebhookPayload {
+  id: string;
+  type: WebhookEventType;
+  createdAt: string;
+  data: Record<string, string | number | boolean | null | string[]>;
+}
+
+export interface ProxyInit {
+  method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Passed through as it is (a string, bytes or a stream). */
+  body?: BodyInit;
+  headers?: Record<string, string>;
+  /** Query string parameters for the provider's API. */
+  query?: Record<string, string | number | boolean>;
+  /** Sent as X-Purpose (policies may require one). */
+  purpose?: string;
 }

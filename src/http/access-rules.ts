@@ -30,11 +30,14 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { prefix: "/v1/policies", roles: ["admin"] },
   { prefix: "/v1/keys", roles: ["admin"] },
   { prefix: "/v1/audit-logs", roles: ["admin"] },
+  { prefix: "/v1/webhooks", roles: ["admin"] },
   { prefix: "/v1/tokens", methods: ["PUT", "DELETE"], roles: ["writer"] },
   // The only route that hands out a refresh token (SPEC v2 §8); listed before the reader rule.
   { template: "/v1/tokens/{integration}/{userId}/export", methods: ["GET"], roles: ["exporter"] },
   { prefix: "/v1/tokens", methods: ["GET"], roles: ["reader"] },
   { prefix: "/v1/users", methods: ["DELETE"], roles: ["writer"] },
+  // Calls through the provider's API with the token injected; never a token read (any method).
+  { prefix: "/v1/proxy", roles: ["proxy"] },
   // Outside /v1, guarded because app.ts installs the guard on it; public only on METRICS_PORT.
   { prefix: "/metrics", roles: ["admin"] },
 ];

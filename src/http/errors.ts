@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { ChronoError, RateLimitedError, type ErrorCode } from "../errors.ts";
+import { ChronoError, RateLimitedError, RefreshBackoffError, UpstreamError, type ErrorCode } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
 
@@ -26,6 +26,7 @@ export const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   DECRYPTION_FAILED: 422,
   RATE_LIMITED: 429,
   UPSTREAM_FAILED: 502,
+  REFRESH_BACKOFF: 503,
   SERVICE_UNAVAILABLE: 503,
   CONFIG_INVALID: 500,
   KEK_MISMATCH: 500,
@@ -49,8 +50,10 @@ export function respondWithError(err: unknown, c: Context<AppEnv>): Response {
     if (status >= 500) c.get("log")?.error("request failed", { code: err.code, err, cause: err.cause });
     else if (err.cause !== undefined) c.get("log")?.debug("request refused", { code: err.code, cause: String(err.cause) });
     // 5xx messages from infrastructure are kept generic; 4xx messages are written for the caller.
-    if (err instanceof RateLimitedError) c.header("Retry-After", String(err.retryAfterSeconds));
-    const message = status >= 500 && err.code !== "SERVICE_UNAVAILABLE" && err.code !== "UPSTREAM_FAILED" ? "internal error" : err.message;
+    if (err instanceof RateLimitedError || err instanceof RefreshBackoffError || (err instanceof UpstreamError && err.retryAfterSeconds !== undefined)) {
+      c.header("Retry-After", String(err.retryAfterSeconds));
+    }
+    const message = status >= 500 && err.code !== "SERVICE_UNAVAILABLE" && err.code !== "UPSTREAM_FAILED" && err.code !== "REFRESH_BACKOFF" ? "internal error" : err.message;
     return c.json(errorBody(err.code, message, requestId, status >= 500 ? undefined : err.details), status);
   }
   if (err instanceof HTTPException) {

@@ -78,6 +78,15 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   "GET /v1/keys/schedule": "getRotationSchedule",
   "PUT /v1/keys/schedule": "putRotationSchedule",
   "GET /metrics": "getMetrics",
+  "POST /v1/webhooks": "createWebhook",
+  "GET /v1/webhooks": "listWebhooks",
+  "GET /v1/webhooks/{id}/deliveries": "listWebhookDeliveries",
+  "DELETE /v1/webhooks/{id}": "deleteWebhook",
+  "GET /v1/proxy/{integration}/{userId}/{path}": "proxyGet",
+  "POST /v1/proxy/{integration}/{userId}/{path}": "proxyPost",
+  "PUT /v1/proxy/{integration}/{userId}/{path}": "proxyPut",
+  "PATCH /v1/proxy/{integration}/{userId}/{path}": "proxyPatch",
+  "DELETE /v1/proxy/{integration}/{userId}/{path}": "proxyDelete",
 };
 
 /** `get` + `/v1/keys/{id}/x-y` → `getV1KeysIdXY`. */

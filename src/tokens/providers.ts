@@ -23,8 +23,13 @@ export interface Provider {
   config: OAuthProviderConfig;
 }
 
+/** The provider an integration belongs to, configured or not. */
+export function providerNameFor(integration: string): ProviderName {
+  return KNOWN_INTEGRATIONS[integration.toLowerCase()] ?? "OAUTH2";
+}
+
 export function providerFor(integration: string, providers: Partial<Record<ProviderName, OAuthProviderConfig>>): Provider | null {
-  const name: ProviderName = KNOWN_INTEGRATIONS[integration.toLowerCase()] ?? "OAUTH2";
+  const name = providerNameFor(integration);
   const config = providers[name];
   return config ? { name, config } : null;
 }
@@ -162,4 +167,32 @@ function toTokens(body: Record<string, unknown>): RefreshedTokens | null {
   const tokenType = shortString(body.token_type, 64);
   if (tokenType) out.tokenType = tokenType;
   return out;
+}
+
+/**
+ * The typed reason a refresh failed, for the token's state and its audit row: transient
+ * (provider_5xx, rate_limited, timeout, network, malformed_response, misconfigured — the token
+ * becomes `degraded` and is retried after a backoff) or permanent (invalid_grant, revoked,
+ * no_refresh_token — `needs-reauth`).
+ */
+export type RefreshFailureReason =
+  | "provider_5xx"
+  | "rate_limited"
+  | "timeout"
+  | "network"
+  | "malformed_response"
+  | "misconfigured"
+  | "invalid_grant"
+  | "revoked"
+  | "no_refresh_token";
+
+export function failureReason(result: { permanent: boolean; reason: string; status?: number }): RefreshFailureReason {
+  const r = result.reason;
+  if (r === "invalid_grant") return "invalid_grant";
+  if (result.permanent) return "revoked"; // bad_refresh_token (GitHub) and any other permanent code
+  if (r === "timeout" || r === "network") return r;
+  if (r === "malformed-response") return "malformed_response";
+  if (r === "temporarily_unavailable" || (result.status !== undefined && result.status >= 500)) return "provider_5xx";
+  if (result.status === 429 || r === "slow_down") return "rate_limited";
+  return "misconfigured";
 }

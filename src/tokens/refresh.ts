@@ -12,7 +12,7 @@ import type { KeyService } from "../keys/types.ts";
 import type { Logger } from "../log.ts";
 import { claimForcedRefresh, releaseForcedRefresh } from "./forced.ts";
 import { createRefreshLock, LockTimeoutError, SingleFlight, type RefreshLock } from "./lock.ts";
-import { providerFor, requestRefresh, type Provider, type RefreshResult } from "./providers.ts";
+import { failureReason, providerFor, requestRefresh, type Provider, type RefreshFailureReason, type RefreshResult } from "./providers.ts";
 import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
 
 /** A token is refreshed on read when it expires within this window. */
@@ -22,8 +22,21 @@ const CAS_ATTEMPTS = 5;
 export type RefreshOutcome =
   /** `row` holds a newer token than the caller saw (refreshed by us or by a peer, or re-stored). */
   | { status: "refreshed"; row: TokenRow; plain?: { accessToken: string; refreshToken: string | null } }
-  /** No refresh happened; `row` is the latest state (its refreshStatus records why). */
-  | { status: "failed"; permanent: boolean; reason: string; row: TokenRow };
+  /**
+   * No refresh happened; `row` is the latest state (its refreshStatus records why). `reason`
+   * "backoff": no upstream attempt was made, the token is inside its backoff window until `retryAt`.
+   */
+  | { status: "failed"; permanent: boolean; reason: string; row: TokenRow; retryAt?: number };
+
+/** Refresh states (README "Token lifecycle"). v1 rows may still say `refresh-failed` (= degraded). */
+export type RefreshState = "ok" | "degraded" | "needs-reauth";
+export const refreshState = (s: string): RefreshState => (s === "needs-reauth" ? "needs-reauth" : s === "ok" ? "ok" : "degraded");
+
+/** Backoff after the n-th transient failure in a row: base·2^(n−1), capped, half of it random (equal jitter). */
+export function refreshBackoffMs(failures: number, opts: { baseMs: number; maxMs: number }, random: () => number = Math.random): number {
+  const full = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
+  return Math.round(full / 2 + random() * (full / 2));
+}
 
 export interface TokenRefresherDeps {
   db: Database;
@@ -35,6 +48,8 @@ export interface TokenRefresherDeps {
   timeoutMs: number;
   /** How long a refresh waits for a peer's refresh of the same token (default timeoutMs + 5 s). */
   lockWaitMs?: number;
+  /** Backoff after transient failures (default 30 s doubling to 1 h) and its jitter source. */
+  backoff?: { baseMs: number; maxMs: number; random?: () => number };
   lock?: RefreshLock;
 }
 
@@ -62,14 +77,22 @@ export class TokenRefresher {
     return row.expiresAt !== null && row.expiresAt.getTime() - now <= REFRESH_WINDOW_MS && this.canRefresh(row);
   }
 
+  /** Inside the backoff window after a transient failure: no upstream attempt until it ends. */
+  inBackoff(row: Pick<TokenRow, "nextRefreshAt">, now: number): boolean {
+    return row.nextRefreshAt !== null && row.nextRefreshAt.getTime() > now;
+  }
+
   /**
    * Refreshes `seen` (the row as the caller read it) unless someone already did. Concurrent
    * callers in this process share one run, whose audit rows name the first caller as actor.
    * With `force`, the refresh happens even when not due, if this caller wins the forced-refresh
    * claim (src/tokens/forced.ts); forced and unforced callers never share a run (a forced caller
    * joining an unforced run would get no refresh), they queue on the same lock instead.
+   * Inside a backoff window nothing is attempted (checked before the lock and again under it,
+   * after the re-read, so all processes together make at most one attempt per window).
    */
   refresh(seen: TokenRow, actor: string, opts: { force?: boolean } = {}): Promise<RefreshOutcome> {
+    if (this.inBackoff(seen, this.#deps.clock.now())) return Promise.resolve(backedOff(seen));
     const name = `oauth-refresh:${seen.integration}:${seen.userId}`;
     return this.#flights.run(opts.force ? `${name}:force` : name, async () => {
       const waitMs = this.#deps.lockWaitMs ?? this.#deps.timeoutMs + 5_000;
@@ -89,6 +112,7 @@ export class TokenRefresher {
     if (!locked) throw new NotFoundError("token");
     let row: TokenRow = locked;
     if (newerThan(row, seen)) return { status: "refreshed", row };
+    if (this.inBackoff(row, clock.now())) return backedOff(row);
     if (this.wants(row, clock.now())) return this.#refreshRow(row, actor);
     // Not due: only a forced caller that wins the claim (taken here, under the lock, after the
     // re-read) refreshes. A lost claim means a forced refresh within the interval: the row is fresh.
@@ -118,6 +142,9 @@ export class TokenRefresher {
     const expiresAt = result.tokens.expiresInSeconds === undefined ? null : new Date(done + result.tokens.expiresInSeconds * 1000);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       // Sealed for the row version this write creates (so re-sealed after a CAS miss).
+      // Deliberately not in the audit transaction: the provider has already rotated the refresh
+      // token, so the new one is stored even if its TOKEN_REFRESHED row then fails (the caller gets
+      // 503); rolling the token back with the audit row would lose the only valid refresh token.
       const sealed = await sealTokens(this.#deps.keys, row, plain, Number(row.version) + 1);
       const written = await db.prisma.oAuthToken.updateManyAndReturn({
         where: { id: row.id, version: row.version },
@@ -129,6 +156,9 @@ export class TokenRefresher {
           issuedAt: new Date(done),
           refreshStatus: "ok",
           integrationCtx: null, // sealed under the canonical name (see record.ts fieldContexts)
+          refreshFailures: 0,
+          nextRefreshAt: null,
+          refreshReason: null,
           version: { increment: 1 },
         },
       });
@@ -138,7 +168,16 @@ export class TokenRefresher {
           actor,
           target: tokenTarget(row.integration, row.userId),
           success: true,
-          details: { provider: provider.name, keyVersion: sealed.keyVersion, expiresAt: expiresAt?.toISOString() ?? null, refreshRotated: result.tokens.refreshToken !== undefined },
+          details: {
+            provider: provider.name,
+            integration: row.integration,
+            userId: row.userId,
+            from: refreshState(row.refreshStatus),
+            to: "ok",
+            keyVersion: sealed.keyVersion,
+            expiresAt: expiresAt?.toISOString() ?? null,
+            refreshRotated: result.tokens.refreshToken !== undefined,
+          },
         });
         return { status: "refreshed", row: written[0], plain };
       }
@@ -161,22 +200,48 @@ export class TokenRefresher {
     return (await openField(this.#deps, current, "refresh", actor)) !== usedRefreshToken;
   }
 
+  /**
+   * One state transition per failure: transient → `degraded` with the next attempt after a
+   * backoff (failures in a row doubling it), permanent → `needs-reauth`. Audited with the typed
+   * reason (and the provider's own code); a degraded → degraded failure is audited too.
+   */
   async #recordFailure(row: TokenRow, provider: Provider, result: Extract<RefreshResult, { ok: false }>, actor: string): Promise<RefreshOutcome> {
-    const refreshStatus = result.permanent ? "needs-reauth" : "refresh-failed";
-    // A miss means the row was re-stored or re-sealed meanwhile; a store resets the status anyway.
+    const now = this.#deps.clock.now();
+    const reason = failureReason(result);
+    const to: RefreshState = result.permanent ? "needs-reauth" : "degraded";
+    const failures = result.permanent ? row.refreshFailures : row.refreshFailures + 1;
+    const b = this.#deps.backoff ?? { baseMs: 30_000, maxMs: 3_600_000 };
+    const nextRefreshAt = result.permanent ? null : new Date(now + refreshBackoffMs(failures, b, b.random));
+    const transition = { from: refreshState(row.refreshStatus), to };
+    // The state and its TOKEN_REFRESH_FAILED row commit together. A CAS miss means the row was
+    // re-stored or re-sealed meanwhile (a store resets the state anyway); the attempt is audited.
     // No version bump: the ciphertexts name the row version, and this write changes none of them.
-    const written = await this.#deps.db.prisma.oAuthToken.updateManyAndReturn({
-      where: { id: row.id, version: row.version },
-      data: { refreshStatus },
+    const written = await this.#deps.audit.apply({
+      change: (tx) =>
+        tx.oAuthToken.updateManyAndReturn({
+          where: { id: row.id, version: row.version },
+          data: { refreshStatus: to, refreshFailures: failures, nextRefreshAt, refreshReason: reason },
+        }),
+      event: () => ({
+        eventType: "TOKEN_REFRESH_FAILED",
+        actor,
+        target: tokenTarget(row.integration, row.userId),
+        success: false,
+        details: {
+          provider: provider.name,
+          integration: row.integration,
+          userId: row.userId,
+          ...transition,
+          reason,
+          providerError: result.reason,
+          permanent: result.permanent,
+          failures,
+          retryAt: nextRefreshAt?.toISOString() ?? null,
+          ...(result.status ? { status: result.status } : {}),
+        },
+      }),
     });
-    await this.#deps.audit.record({
-      eventType: "TOKEN_REFRESH_FAILED",
-      actor,
-      target: tokenTarget(row.integration, row.userId),
-      success: false,
-      details: { provider: provider.name, reason: result.reason, permanent: result.permanent, ...(result.status ? { status: result.status } : {}) },
-    });
-    this.#deps.log.warn("token refresh failed", { target: tokenTarget(row.integration, row.userId), provider: provider.name, reason: result.reason, permanent: result.permanent });
+    this.#deps.log.warn("token refresh failed", { target: tokenTarget(row.integration, row.userId), provider: provider.name, reason, ...transition });
     let latest = written[0];
     if (!latest) {
       // Re-stored meanwhile: the caller should get that newer token, not the one we failed on.
@@ -185,8 +250,43 @@ export class TokenRefresher {
       if (contentChanged(current, row)) return { status: "refreshed", row: current };
       latest = current;
     }
-    return { status: "failed", permanent: result.permanent, reason: result.reason, row: latest };
+    return { status: "failed", permanent: result.permanent, reason, row: latest, ...(nextRefreshAt ? { retryAt: nextRefreshAt.getTime() } : {}) };
   }
+
+  /**
+   * An expired token without a refresh token can never be refreshed: one transition to
+   * `needs-reauth` (reason no_refresh_token), audited once; later reads find it there.
+   */
+  async markNeedsReauth(row: TokenRow, actor: string, reason: RefreshFailureReason): Promise<void> {
+    if (row.refreshStatus === "needs-reauth") return;
+    try {
+      await this.#deps.audit.apply({
+        change: async (tx) => {
+          const { count } = await tx.oAuthToken.updateMany({
+            where: { id: row.id, version: row.version, refreshStatus: { not: "needs-reauth" } },
+            data: { refreshStatus: "needs-reauth", refreshReason: reason, nextRefreshAt: null },
+          });
+          if (count === 0) throw new NoTransition();
+        },
+        event: () => ({
+          eventType: "TOKEN_REFRESH_FAILED",
+          actor,
+          target: tokenTarget(row.integration, row.userId),
+          success: false,
+          details: { integration: row.integration, userId: row.userId, from: refreshState(row.refreshStatus), to: "needs-reauth", reason, permanent: true },
+        }),
+      });
+    } catch (err) {
+      if (!(err instanceof NoTransition)) throw err; // another reader made the transition first
+    }
+  }
+}
+
+/** The row changed (or already moved) meanwhile: nothing to record. */
+class NoTransition extends Error {}
+
+function backedOff(row: TokenRow): RefreshOutcome {
+  return { status: "failed", permanent: false, reason: "backoff", row, retryAt: row.nextRefreshAt!.getTime() };
 }
 
 /** The token itself (not just its ciphertext or bookkeeping) differs from what we refreshed. */

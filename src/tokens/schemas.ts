@@ -99,3 +99,11 @@ export const ListTokensQuerySchema = z.strictObject({
 
 export type StoreTokenBody = z.output<typeof StoreTokenBodySchema>;
 export type ListTokensQuery = z.output<typeof ListTokensQuerySchema>;
+
+/** `?revoke=` of the deletes: best-effort (default) deletes even when the provider's revocation failed. */
+export const DeleteTokenQuerySchema = z.strictObject({
+  revoke: z
+    .enum(["best-effort", "required"], { error: "revoke must be best-effort or required" })
+    .default("best-effort")
+    .describe("required: keep the record (502) unless the provider confirmed the revocation"),
+});

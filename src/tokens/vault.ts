@@ -7,12 +7,13 @@ import type { Principal } from "../access/principal.ts";
 import type { AuditSink } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
-import { ChronoError, ConflictError, KeyUnavailableError, NotFoundError, ReauthRequiredError, UpstreamError } from "../errors.ts";
+import { ChronoError, ConflictError, KeyUnavailableError, NotFoundError, ReauthRequiredError, RefreshBackoffError, UpstreamError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
 import type { Logger } from "../log.ts";
 import { LastUsedTracker } from "./last-used.ts";
 import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
-import type { TokenRefresher } from "./refresh.ts";
+import { refreshState, type RefreshState, type TokenRefresher } from "./refresh.ts";
+import type { Revocation, RevokeMode, TokenRevoker } from "./revoke.ts";
 import type { ListTokensQuery, StoreTokenBody } from "./schemas.ts";
 
 export interface TokenKey {
@@ -27,7 +28,11 @@ export interface TokenMetadata extends TokenKey {
   scope: string | null;
   tokenType: string | null;
   hasRefreshToken: boolean;
-  refreshStatus: string;
+  refreshStatus: RefreshState;
+  /** Typed reason of the last refresh failure (null when ok). */
+  refreshReason: string | null;
+  /** While degraded: no refresh attempt before this instant. */
+  nextRefreshAt: string | null;
   status: TokenStatus;
   keyVersion: number;
   issuedAt: string;
@@ -73,6 +78,8 @@ export interface TokenVaultDeps {
   audit: AuditSink;
   decider: Pick<PolicyAccessDecider, "decide" | "evaluate">;
   refresher: TokenRefresher;
+  /** Revocation at the provider on delete; without it deletes only remove the record. */
+  revoker?: TokenRevoker;
   clock: Clock;
   log: Logger;
   /** How often coalesced lastUsed times are written (default 5 s). */
@@ -126,7 +133,7 @@ export class TokenVault {
           "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
           scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
           "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
-          "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "forcedRefreshAt" = NULL, "integrationCtx" = NULL, version = oauth_tokens.version + 1
+          "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "refreshFailures" = 0, "nextRefreshAt" = NULL, "refreshReason" = NULL, "forcedRefreshAt" = NULL, "integrationCtx" = NULL, version = oauth_tokens.version + 1
         WHERE oauth_tokens.version = ${prev}
         RETURNING *, (xmax = 0) AS inserted`;
             if (!rows[0]) throw new StoreRaced();
@@ -179,9 +186,15 @@ export class TokenVault {
         plain = outcome.plain;
       } else if (!isUnexpired(row, clock.now())) {
         if (outcome.permanent) throw reauthError(key, "the provider refused the refresh token");
-        throw new UpstreamError("the token has expired and the provider could not refresh it just now; retry later", { reason: outcome.reason });
+        const retryAfterSeconds = Math.max(1, Math.ceil(((outcome.retryAt ?? clock.now() + 1000) - clock.now()) / 1000));
+        if (outcome.reason === "backoff") {
+          throw new RefreshBackoffError(`the token has expired and its provider failed recently; the next refresh attempt is in ${retryAfterSeconds} s`, retryAfterSeconds);
+        }
+        throw new UpstreamError("the token has expired and the provider could not refresh it just now; retry later", { reason: outcome.reason }, retryAfterSeconds);
       }
     } else if (opts.refresh !== "never" && !isUnexpired(row, now)) {
+      // Expired with no refresh token: a state of its own (needs-reauth, audited once), not just an error.
+      if (row.refreshToken === null) await refresher.markNeedsReauth(row, principal.requesterId, "no_refresh_token");
       throw reauthError(key, row.refreshStatus === "needs-reauth" ? "the provider refused the refresh token" : "the token has expired and cannot be refreshed");
     }
 
@@ -259,27 +272,52 @@ export class TokenVault {
     return this.#metadata(await this.#decidedRow(principal, key, now, opts.purpose), now);
   }
 
-  async delete(principal: Principal, key: TokenKey): Promise<void> {
+  /**
+   * Revokes at the provider (RFC 7009, where it has an endpoint), then deletes: the delete and its
+   * TOKEN_DELETED row (with the revocation outcome) commit together. A provider failure does not
+   * keep the record unless `revoke` is "required" (then 502, nothing deleted, a failed row).
+   */
+  async delete(principal: Principal, key: TokenKey, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ revocation: Revocation | null }> {
+    const row = await this.#find(key);
+    const target = tokenTarget(key.integration, key.userId);
+    const revocation = this.#d.revoker ? await this.#d.revoker.revoke(row, principal.requesterId, opts.revoke ?? "best-effort") : null;
+    if (opts.revoke === "required" && revocation?.outcome === "failed") {
+      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: false, details: { integration: key.integration, userId: key.userId, count: 0, kept: true, revocation } });
+      throw new UpstreamError("the provider did not confirm the revocation, so the record was kept (revoke=required); retry later", { revocation });
+    }
     await this.#d.audit.apply({
       change: async (tx) => {
         const { count } = await tx.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
         if (count === 0) throw new NotFoundError("token");
         return count;
       },
-      event: (count) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: tokenTarget(key.integration, key.userId), success: true, details: { count } }),
+      event: (count) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: true, details: { integration: key.integration, userId: key.userId, count, revocation } }),
     });
+    return { revocation };
   }
 
-  /** Removes every token of one user (account deletion); idempotent, audited even when nothing matched. */
-  async deleteAllForUser(principal: Principal, userId: string): Promise<{ deleted: number; integrations: string[] }> {
+  /**
+   * Removes every token of one user (account deletion); idempotent, audited even when nothing
+   * matched. Each record is revoked at its provider first (concurrently), as `delete` does; the
+   * delete and its row commit together.
+   */
+  async deleteAllForUser(principal: Principal, userId: string, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ deleted: number; integrations: string[]; revocations: Array<Revocation & { integration: string }> }> {
+    const { revoker } = this.#d;
+    const existing = revoker ? await this.#d.db.prisma.oAuthToken.findMany({ where: { userId } }) : [];
+    const revocations = await Promise.all(existing.map(async (row) => ({ integration: row.integration, ...(await revoker!.revoke(row, principal.requesterId, opts.revoke ?? "best-effort")) })));
+    revocations.sort((x, y) => x.integration.localeCompare(y.integration));
+    if (opts.revoke === "required" && revocations.some((r) => r.outcome === "failed")) {
+      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: false, details: { userId, count: 0, kept: true, revocations } });
+      throw new UpstreamError("a provider did not confirm a revocation, so the records were kept (revoke=required); retry later", { revocations });
+    }
     const integrations = await this.#d.audit.apply({
       change: async (tx) => {
         const rows = await tx.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
         return rows.map((r) => r.integration).sort();
       },
-      event: (integrations) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { count: integrations.length, integrations } }),
+      event: (integrations) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { userId, count: integrations.length, integrations, revocations } }),
     });
-    return { deleted: integrations.length, integrations };
+    return { deleted: integrations.length, integrations, revocations };
   }
 
   /**
@@ -374,7 +412,9 @@ export class TokenVault {
       scope: row.scope,
       tokenType: row.tokenType,
       hasRefreshToken: row.refreshToken !== null,
-      refreshStatus: row.refreshStatus,
+      refreshStatus: refreshState(row.refreshStatus),
+      refreshReason: row.refreshReason,
+      nextRefreshAt: iso(row.nextRefreshAt),
       status: this.#status(row, now),
       keyVersion: row.keyVersion,
       issuedAt: row.issuedAt.toISOString(),

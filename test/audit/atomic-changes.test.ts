@@ -12,9 +12,10 @@ import { describePostgres } from "../support/databases.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import type { WriteStep } from "../../src/audit/writer.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "../tokens/helpers.ts";
+import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
 
 type Call = { key: string; path: string; body?: unknown };
-type Ctx = { admin: string; writer: string; reader: string; app: TestApp; n: number };
+type Ctx = { admin: string; writer: string; reader: string; proxy: string; app: TestApp; n: number };
 
 const FAULTS = ["audit table locked", "killed after BEGIN", "killed after the change", "killed after the audit INSERT"] as const;
 const STEP: Record<(typeof FAULTS)[number], WriteStep | null> = {
@@ -69,6 +70,21 @@ const CASES: Record<string, (c: Ctx) => Promise<Call>> = {
     await newToken(c, `del-${c.n}`);
     return { key: c.writer, path: `/v1/tokens/gmail/del-${c.n}` };
   },
+  "POST /v1/webhooks": async (c) => ({ key: c.admin, path: "/v1/webhooks", body: { url: `http://127.0.0.1:9/hook-${c.n}`, events: ["token.deleted"] } }),
+  "DELETE /v1/webhooks/{id}": async (c) => {
+    const w = await created<{ id: string }>(() => callApi(c.app, c.admin, "POST", "/v1/webhooks", { url: `http://127.0.0.1:9/old-${c.n}`, events: ["key.rotated"] }), "webhook");
+    return { key: c.admin, path: `/v1/webhooks/${w.id}` };
+  },
+  // The proxy changes nothing here but the audit log: its decision row is written before anything is sent.
+  ...Object.fromEntries(
+    (["POST", "PUT", "PATCH", "DELETE"] as const).map((m) => [
+      `${m} /v1/proxy/{integration}/{userId}/{path}`,
+      async (c: Ctx) => {
+        await created(() => callApi(c.app, c.writer, "PUT", `/v1/tokens/github/px-${c.n}`, { accessToken: "fixture-bearer" }), "token");
+        return { key: c.proxy, path: `/v1/proxy/github/px-${c.n}/repos/x`, ...(m === "DELETE" ? {} : { body: { a: 1 } }) };
+      },
+    ]),
+  ),
   "DELETE /v1/users/{userId}/tokens": async (c) => {
     await newToken(c, `gone-${c.n}`);
     return { key: c.writer, path: `/v1/users/gone-${c.n}/tokens` };
@@ -84,6 +100,8 @@ const SNAPSHOT = `SELECT
   (SELECT count(*)::text || ':' || coalesce(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY t.id)), '') FROM master_keys t) AS master_keys,
   (SELECT count(*)::text || ':' || coalesce(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY t.id)), '') FROM key_rotation_schedules t) AS schedule,
   (SELECT count(*)::text FROM access_requests) AS access_requests,
+  (SELECT count(*)::text || ':' || coalesce(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY t.id)), '') FROM webhooks t) AS webhooks,
+  (SELECT count(*)::text FROM webhook_deliveries) AS webhook_deliveries,
   (SELECT count(*)::text FROM audit_logs WHERE "eventType" <> 'AUDIT_CHECKPOINT') AS audit_rows`;
 
 describePostgres("every state change is atomic with its audit row", (h) => {
@@ -91,13 +109,17 @@ describePostgres("every state change is atomic with its audit row", (h) => {
   let admin: pg.Client;
   let ctx: Ctx;
   let armed: WriteStep | null = null;
+  let fake: FakeOAuth;
 
   beforeAll(async () => {
     admin = new pg.Client({ connectionString: h.db.url });
     admin.on("error", () => {});
     await admin.connect();
+    // The provider API the proxy cases call: accepts the fixture bearer.
+    fake = startFakeOAuth();
+    fake.accepted.add("fixture-bearer");
     app = await startTestApp(h.db, {
-      env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, AUDIT_WRITE_TIMEOUT_MS: "300", AUDIT_CHECKPOINT_SECONDS: "3600" },
+      env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, AUDIT_WRITE_TIMEOUT_MS: "300", AUDIT_CHECKPOINT_SECONDS: "3600", GITHUB_API_BASE: `${fake.origin}/api`, WEBHOOK_POLL_MS: "0" },
       auditOnStep: async (step, tx) => {
         if (armed !== step) return;
         armed = null;
@@ -106,10 +128,14 @@ describePostgres("every state change is atomic with its audit row", (h) => {
       },
     });
     const keys = await provision(app, BOOTSTRAP_KEY);
-    ctx = { admin: BOOTSTRAP_KEY, writer: keys.writer, reader: keys.reader, app, n: 0 };
+    const p = await created<{ id: string }>(() => callApi(app, BOOTSTRAP_KEY, "POST", "/v1/requesters", { requesterId: "fixture-proxy", name: "proxy" }), "proxy requester");
+    const proxy = (await created<{ apiKey: string }>(() => callApi(app, BOOTSTRAP_KEY, "POST", `/v1/requesters/${p.id}/api-keys`, { roles: ["proxy"] }), "proxy key")).apiKey;
+    await created(() => callApi(app, BOOTSTRAP_KEY, "POST", "/v1/policies", { name: "fixture-proxy", type: "whitelist", config: { requesters: ["fixture-proxy"] } }), "proxy whitelist");
+    ctx = { admin: BOOTSTRAP_KEY, writer: keys.writer, reader: keys.reader, proxy, app, n: 0 };
   }, 60_000);
   afterAll(async () => {
     await app?.close();
+    await fake?.stop();
     await admin?.end().catch(() => {});
   });
 

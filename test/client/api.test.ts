@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { AccessDeniedError, ChronoKmsClient, ChronoKmsError, DataSource, DataViewer } from "../../src/client/index.ts";
 import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
 import { startTestApp, TEST_ADMIN_KEY, type TestApp } from "../support/app.ts";
+import { startFakeOAuth } from "../support/fake-oauth.ts";
 
 let db: TestDatabase;
 let t: TestApp;
@@ -153,5 +154,47 @@ test("tokens: put, get, status, list, export, token-read denial as AccessDeniedE
   await w.putToken("github", "u1", { accessToken: "gho_x" });
   await w.deleteToken("gmail", "u1");
   expect((await r.tokenStatus("gmail", "u1").catch((e) => e)).status).toBe(404);
-  expect(await w.deleteUserTokens("u1")).toEqual({ deleted: 1, integrations: ["github"] });
+  expect(await w.deleteUserTokens("u1", { revoke: "best-effort" })).toEqual({ deleted: 1, integrations: ["github"], revocations: [{ integration: "github", outcome: "unsupported", provider: "GITHUB" }] });
+}, 30_000);
+
+test("webhooks: create (secret once), list, deliveries, delete", async () => {
+  const hook = await admin.createWebhook({ url: "http://127.0.0.1:9/hook", events: ["token.deleted", "key.rotated"], description: "sdk" });
+  expect(hook.secret).toStartWith("whsec_");
+  expect(hook.events).toEqual(["token.deleted", "key.rotated"]);
+  const listed = (await admin.listWebhooks()).items.find((x) => x.id === hook.id)!;
+  expect(listed).toMatchObject({ url: "http://127.0.0.1:9/hook", enabled: true, deliveries: { pending: 0, delivered: 0, failed: 0 } });
+  expect(JSON.stringify(listed)).not.toContain(hook.secret);
+  expect((await admin.webhookDeliveries(hook.id, { status: "pending", limit: 5 })).items).toEqual([]);
+  await admin.deleteWebhook(hook.id);
+  expect(((await admin.deleteWebhook(hook.id).catch((e) => e)) as ChronoKmsError).status).toBe(404);
+});
+
+test("proxy: the provider's answer comes back as a Response; chronokms refusals throw", async () => {
+  const fake = startFakeOAuth();
+  fake.accepted.add("gho_proxy");
+  const t2 = await startTestApp(db, { listen: true, env: { GITHUB_API_BASE: `${fake.origin}/api` } });
+  try {
+    const sdk = (apiKey: string) => new ChronoKmsClient({ baseUrl: t2.url, apiKey });
+    // Everything through the second app, whose policy cache sees its own changes at once.
+    const admin = sdk(TEST_ADMIN_KEY);
+    const app = await admin.createRequester({ requesterId: "sdk-proxy-app", name: "p" });
+    const p = sdk((await admin.createApiKey(app.id, { roles: ["proxy"] })).apiKey);
+    const wr = await admin.createRequester({ requesterId: "sdk-proxy-writer", name: "w" });
+    const w = sdk((await admin.createApiKey(wr.id, { roles: ["writer"] })).apiKey);
+    await admin.createPolicy({ name: "sdk-proxy", type: "whitelist", config: { requesters: ["sdk-proxy-app"] } });
+    await w.putToken("github", "pu1", { accessToken: "gho_proxy" });
+    const res = await p.proxy("github", "pu1", "user/repos", { query: { per_page: 2 }, purpose: "sync" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ path: "/api/user/repos", search: "?per_page=2" });
+    const posted = await p.proxy("github", "pu1", "/repos", { method: "POST", body: JSON.stringify({ a: 1 }), headers: { "content-type": "application/json" } });
+    expect(posted.status).toBe(201);
+    // The provider's own 401 is a Response; a missing token is chronokms's 404 and throws.
+    await w.putToken("github", "pu2", { accessToken: "unknown-to-provider" });
+    expect((await p.proxy("github", "pu2", "user")).status).toBe(401);
+    expect(((await p.proxy("github", "nobody", "user").catch((e) => e)) as ChronoKmsError).status).toBe(404);
+    expect(((await p.getToken("github", "pu1").catch((e) => e)) as ChronoKmsError).status).toBe(403);
+  } finally {
+    await t2.close();
+    await fake.stop();
+  }
 }, 30_000);

@@ -5,6 +5,7 @@ import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/runt
 import { createApp, type App } from "../../src/app.ts";
 import type { Database } from "../../src/db/database.ts";
 import type { Clock } from "../../src/clock.ts";
+import type { Resolver } from "../../src/proxy/address.ts";
 import { BOOTSTRAP_REQUESTER_ID, checkBootstrapKey } from "../../src/access/bootstrap.ts";
 
 /**
@@ -58,9 +59,16 @@ export interface TestApp {
 }
 
 /** Builds the app on an already-open test database; the database stays open after close(). */
-export async function startTestApp(db: Database, opts: { env?: Record<string, string>; listen?: boolean; clock?: Clock; auditOnStep?: RuntimeOptions["auditOnStep"] } = {}): Promise<TestApp> {
+export async function startTestApp(db: Database, opts: { env?: Record<string, string>; listen?: boolean; clock?: Clock; resolve?: Resolver; auditOnStep?: RuntimeOptions["auditOnStep"] } = {}): Promise<TestApp> {
   const config = testConfig(opts.env);
-  const runtime = await createRuntime(config, createLogger(config.logLevel), { db, migrate: false, ownsDb: false, clock: opts.clock, ...(opts.auditOnStep ? { auditOnStep: opts.auditOnStep } : {}) });
+  const runtime = await createRuntime(config, createLogger(config.logLevel), {
+    db,
+    migrate: false,
+    ownsDb: false,
+    clock: opts.clock,
+    ...(opts.resolve ? { resolve: opts.resolve } : {}),
+    ...(opts.auditOnStep ? { auditOnStep: opts.auditOnStep } : {}),
+  });
   const app = createApp(runtime.appDeps());
   let server: ReturnType<typeof Bun.serve> | undefined;
   if (opts.listen) server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });

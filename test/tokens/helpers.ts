@@ -1,6 +1,7 @@
 /** Shared setup for token tests: a real app with a writer, a reader (whitelisted) and an admin key. */
 import type { Clock } from "../../src/clock.ts";
 import type { Database } from "../../src/db/database.ts";
+import type { Resolver } from "../../src/proxy/address.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
 export const BOOTSTRAP_KEY = "ckms_tokenstestadmin2_" + "b".repeat(42) + "A";
@@ -55,8 +56,8 @@ export async function provision(base: string | TestApp, admin: string, suffix = 
   return { writer, reader, stranger, exporter };
 }
 
-export async function tokenTestApp(db: Database, opts: { env?: Record<string, string>; clock?: Clock; listen?: boolean } = {}): Promise<TokenTestApp> {
-  const t = await startTestApp(db, { env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, ...opts.env }, clock: opts.clock, listen: opts.listen });
+export async function tokenTestApp(db: Database, opts: { env?: Record<string, string>; clock?: Clock; listen?: boolean; resolve?: Resolver } = {}): Promise<TokenTestApp> {
+  const t = await startTestApp(db, { env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, ...opts.env }, clock: opts.clock, listen: opts.listen, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
   const keys = await provision(t, BOOTSTRAP_KEY, `-${Math.random().toString(36).slice(2, 8)}`);
   return {
     t,

@@ -125,14 +125,20 @@ describeEachDb("token refresh", (h) => {
     fake.behaviour = { kind: "error500" };
     await put("e5-valid", { accessToken: "ok-for-now", refreshToken: "r", expiresAt: T0 + MIN });
     expect(await (await get("e5-valid")).json()).toMatchObject({ accessToken: "ok-for-now", refreshed: false });
-    expect((await rawRow("e5-valid")).refreshStatus).toBe("refresh-failed");
+    expect((await rawRow("e5-valid")).refreshStatus).toBe("degraded");
     await put("e5-expired", { accessToken: "gone", refreshToken: "r", expiresAt: T0 - MIN });
     const res = await get("e5-expired");
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("UPSTREAM_FAILED");
-    expect((await auditRows(h.db, "TOKEN_REFRESH_FAILED")).some((r) => r.target === "token:gmail:e5-expired" && (r.details as { reason: string }).reason === "http_500")).toBe(true);
-    // The provider recovers: the next read refreshes.
+    expect((await auditRows(h.db, "TOKEN_REFRESH_FAILED")).some((r) => r.target === "token:gmail:e5-expired" && (r.details as { reason: string; providerError: string }).reason === "provider_5xx" && (r.details as { providerError: string }).providerError === "http_500")).toBe(true);
+    // Inside the backoff window nothing is attempted: 503 REFRESH_BACKOFF with Retry-After.
     fake.behaviour = { kind: "ok" };
+    const waiting = await get("e5-expired");
+    expect(waiting.status).toBe(503);
+    expect(Number(waiting.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(fake.calls).toHaveLength(2);
+    // The provider recovers: the next read after the window refreshes.
+    clock.t += MIN;
     const ok = await get("e5-expired");
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ refreshed: true });

@@ -48,6 +48,8 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
         GOOGLE_CLIENT_SECRET: fake.clientSecret,
         GOOGLE_TOKEN_URL: fake.url,
         REFRESH_TIMEOUT_MS: "5000",
+        // Long enough that the outage test's reads all fall in one backoff window.
+        REFRESH_BACKOFF_BASE_MS: "120000",
       },
       stdout: "ignore",
       stderr: "pipe",
@@ -107,5 +109,25 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
       expect(fake.calls.length - before).toBe(1);
       expect(new Set(bodies.map((b) => b.accessToken))).toEqual(new Set([fake.issued.at(-1)!]));
     }
+  }, 90_000);
+
+  test("200 concurrent reads of an expired token over two processes during a provider outage: one upstream attempt in the window", async () => {
+    const { writer, reader } = await provision(urls[0]!, BOOTSTRAP_KEY, "-outage");
+    // Both processes see the new whitelist (policy changes reach other processes by NOTIFY / 1 s poll).
+    await Bun.sleep(1500);
+    fake.calls.length = 0;
+    fake.behaviour = { kind: "error500" };
+    const put = await callApi(urls[0]!, writer, "PUT", "/v1/tokens/gmail/outage", { accessToken: "outage-old", refreshToken: "outage-refresh", expiresAt: Date.now() - 1000 });
+    expect(put.status).toBe(201);
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", "/v1/tokens/gmail/outage")));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.every((s) => s === 502 || s === 503)).toBe(true);
+    expect(results.every((r) => r.headers.get("retry-after") !== null)).toBe(true);
+    expect(fake.calls).toHaveLength(1);
+    const row = (await db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: "outage" } })) as { refreshStatus: string; refreshFailures: number; nextRefreshAt: Date | null };
+    expect({ status: row.refreshStatus, failures: row.refreshFailures }).toEqual({ status: "degraded", failures: 1 });
+    expect(row.nextRefreshAt!.getTime()).toBeGreaterThan(Date.now());
+    expect(await db.prisma.auditLog.count({ where: { eventType: "TOKEN_REFRESH_FAILED", target: "token:gmail:outage" } })).toBe(1);
+    fake.behaviour = { kind: "ok", delayMs: 300 };
   }, 90_000);
 });

@@ -216,7 +216,7 @@ describeEachDb("tokens over HTTP", (h) => {
     expect((await get("gmail", "leaver")).status).toBe(404);
     const all = await a.call(a.writer, "DELETE", "/v1/users/leaver/tokens");
     expect(all.status).toBe(200);
-    expect(await all.json()).toEqual({ deleted: 2, integrations: ["github", "outlook"] });
+    expect(await all.json()).toMatchObject({ deleted: 2, integrations: ["github", "outlook"] });
     expect(await h.db.prisma.oAuthToken.count({ where: { userId: "leaver" } })).toBe(0);
     const deleted = await auditRows(h.db, "TOKEN_DELETED");
     expect(deleted.some((r) => r.target === "token:gmail:leaver" && r.actor.startsWith("svc-writer"))).toBe(true);

@@ -7,7 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Database } from "../../db/database.ts";
 import { AUDIT_EVENT_TYPES } from "../../audit/types.ts";
 import { MAX_LIST_LIMIT, auditStats, listAuditLogs } from "../../audit/query.ts";
-import { verifyWithKeyring } from "../../audit/verify.ts";
+import { verifyWithKeyring, type VerifyResult } from "../../audit/verify.ts";
 import { signedHeads } from "../../audit/heads.ts";
 import type { AuditWriter } from "../../audit/writer.ts";
 import type { ManagedKeyService } from "../../keys/service.ts";
@@ -121,7 +121,8 @@ const HeadsSchema = z
 
 const json = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
-export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: ManagedKeyService; anchorFile: string | null }) {
+/** `onVerified` sees every verification result (the webhook service turns a failure into audit.verify_failed). */
+export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: ManagedKeyService; anchorFile: string | null; onVerified?: (result: VerifyResult) => Promise<void> }) {
   return createRouter()
     .openapi(
       createRoute({
@@ -157,7 +158,11 @@ export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: Mana
         request: { query: z.strictObject({}) },
         responses: { 200: json(VerifySchema, "verification result (valid or not)"), 400: errorResponse("unexpected query parameter") },
       }),
-      async (c) => c.json(await verifyWithKeyring(deps.db, { keyring: await deps.keys.keyring(), anchorFile: deps.anchorFile }), 200),
+      async (c) => {
+        const result = await verifyWithKeyring(deps.db, { keyring: await deps.keys.keyring(), anchorFile: deps.anchorFile });
+        await deps.onVerified?.(result);
+        return c.json(result, 200);
+      },
     )
     .openapi(
       createRoute({

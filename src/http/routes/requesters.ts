@@ -52,9 +52,9 @@ const ListQuery = z.strictObject({
 
 const ApiKeyCreateSchema = z.strictObject({
   roles: z
-    .array(z.enum(ROLES, { error: 'roles must be among "admin", "writer", "reader", "exporter"' }), { error: "roles must be an array" })
+    .array(z.enum(ROLES, { error: `roles must be among ${ROLES.map((r) => `"${r}"`).join(", ")}` }), { error: "roles must be an array" })
     .min(1, { error: "roles must name at least one role" })
-    .max(3),
+    .max(ROLES.length),
   name: text("name", 200).optional(),
   expiresAt: InstantSchema.optional().describe("When the key stops working (must be in the future)"),
 });

@@ -6,7 +6,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { ListTokensQuerySchema, PurposeHeadersSchema, ReadTokenQuerySchema, StatusQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
+import { DeleteTokenQuerySchema, ListTokensQuerySchema, PurposeHeadersSchema, ReadTokenQuerySchema, StatusQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
@@ -20,7 +20,9 @@ const TokenMetadataSchema = z
     scope: z.string().nullable(),
     tokenType: z.string().nullable(),
     hasRefreshToken: z.boolean(),
-    refreshStatus: z.string().openapi({ description: "ok | refresh-failed | needs-reauth" }),
+    refreshStatus: z.enum(["ok", "degraded", "needs-reauth"]).openapi({ description: "the refresh state machine (README, Token lifecycle)" }),
+    refreshReason: z.string().nullable().openapi({ description: "typed reason of the last refresh failure: provider_5xx, rate_limited, timeout, network, malformed_response, misconfigured, invalid_grant, revoked, no_refresh_token" }),
+    nextRefreshAt: z.string().nullable().openapi({ description: "while degraded: no refresh attempt before this instant" }),
     status: z.enum(["valid", "expired", "needs-reauth"]).openapi({
       description: "valid: usable now; expired: past expiry but a read will refresh it; needs-reauth: the user must authorise again",
     }),
@@ -123,8 +125,8 @@ export function tokenRoutes(vault: TokenVault) {
           404: notFound,
           409: errorResponse("REAUTH_REQUIRED: expired and cannot be refreshed (provider refused the refresh token, or none stored / no provider configured)"),
           422: errorResponse("DECRYPTION_FAILED: the stored ciphertext does not belong to this record (audited)"),
-          502: errorResponse("UPSTREAM_FAILED: expired, and the provider could not refresh it just now (5xx, timeout); retry later"),
-          503: errorResponse("database or audit log unavailable; nothing released"),
+          502: errorResponse("UPSTREAM_FAILED: expired, and the provider could not refresh it just now (5xx, timeout); Retry-After says when the next attempt is allowed"),
+          503: errorResponse("database or audit log unavailable; nothing released — or REFRESH_BACKOFF: expired and inside its refresh backoff window (no upstream attempt; Retry-After)"),
         },
       }),
       async (c) => {
@@ -187,19 +189,20 @@ export function tokenRoutes(vault: TokenVault) {
         method: "delete",
         path: "/v1/tokens/{integration}/{userId}",
         tags: ["tokens"],
-        summary: "Delete a user's token for an integration (audited)",
-        request: { params: TokenParamsSchema },
+        summary: "Revoke a user's token at the provider (RFC 7009, where supported), then delete it (audited with the outcome)",
+        request: { params: TokenParamsSchema, query: DeleteTokenQuerySchema },
         responses: {
-          204: { description: "deleted" },
+          204: { description: "deleted (the revocation outcome is in the TOKEN_DELETED audit row)" },
           400: errorResponse("bad path"),
           401: unauthenticated,
           403: errorResponse("not a writer"),
           404: notFound,
+          502: errorResponse("UPSTREAM_FAILED: revoke=required and the provider did not confirm the revocation; the record was kept"),
           503: errorResponse("database or audit log unavailable"),
         },
       }),
       async (c) => {
-        await vault.delete(c.get("principal"), c.req.valid("param"));
+        await vault.delete(c.get("principal"), c.req.valid("param"), { revoke: c.req.valid("query").revoke });
         return c.body(null, 204);
       },
     )
@@ -208,20 +211,39 @@ export function tokenRoutes(vault: TokenVault) {
         method: "delete",
         path: "/v1/users/{userId}/tokens",
         tags: ["tokens"],
-        summary: "Delete every token of a user (audited; 200 with a count of 0 when there were none)",
-        request: { params: UserParamsSchema },
+        summary: "Revoke at their providers and delete every token of a user (audited; 200 with a count of 0 when there were none)",
+        request: { params: UserParamsSchema, query: DeleteTokenQuerySchema },
         responses: {
           200: {
             description: "deleted",
-            content: { "application/json": { schema: z.object({ deleted: z.number().int(), integrations: z.array(z.string()) }).openapi("TokensDeleted") } },
+            content: {
+              "application/json": {
+                schema: z
+                  .object({
+                    deleted: z.number().int(),
+                    integrations: z.array(z.string()),
+                    revocations: z.array(
+                      z.object({
+                        integration: z.string(),
+                        outcome: z.enum(["revoked", "failed", "unsupported", "skipped"]),
+                        provider: z.string(),
+                        tokenTypeHint: z.enum(["refresh_token", "access_token"]).optional(),
+                        reason: z.string().optional(),
+                      }),
+                    ),
+                  })
+                  .openapi("TokensDeleted"),
+              },
+            },
           },
           400: errorResponse("bad path"),
+          502: errorResponse("UPSTREAM_FAILED: revoke=required and a provider did not confirm a revocation; every record was kept"),
           401: unauthenticated,
           403: errorResponse("not a writer"),
           503: errorResponse("database or audit log unavailable"),
         },
       }),
-      async (c) => c.json(await vault.deleteAllForUser(c.get("principal"), c.req.valid("param").userId), 200),
+      async (c) => c.json(await vault.deleteAllForUser(c.get("principal"), c.req.valid("param").userId, { revoke: c.req.valid("query").revoke }), 200),
     )
     .openapi(
       createRoute({
