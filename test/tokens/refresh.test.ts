@@ -224,15 +224,22 @@ describeEachDb("token refresh", (h) => {
     expect(Math.abs(row.forcedRefreshAt!.getTime() - Date.now())).toBeLessThan(10_000);
   });
 
-  test("a failed forced refresh releases its claim: the next forced read tries again", async () => {
+  test("a failed forced refresh releases its claim: the next forced read after the backoff window tries again", async () => {
+    clock.t = Date.now();
     await put("force-fail", { accessToken: "ff-old", refreshToken: "ff-r" });
     fake.behaviour = { kind: "error500" };
     const failed = await get("force-fail", "?refresh=force");
     expect(failed.status).toBe(200); // not expired: the stored token is still served
     expect(((await failed.json()) as { refreshed: boolean }).refreshed).toBe(false);
     expect(fake.calls).toHaveLength(1);
-    expect((await rawRow("force-fail")).forcedRefreshAt).toBeNull();
+    const after = await rawRow("force-fail");
+    expect(after.forcedRefreshAt).toBeNull();
+    // The failure is a transient one: the token is degraded with a backoff window (#17), inside
+    // which nobody, forced or not, calls the provider again.
     fake.behaviour = { kind: "ok" };
+    await get("force-fail", "?refresh=force");
+    expect(fake.calls).toHaveLength(1);
+    clock.t = (after as unknown as { nextRefreshAt: Date }).nextRefreshAt.getTime();
     const ok = (await (await get("force-fail", "?refresh=force")).json()) as { accessToken: string; refreshed: boolean };
     expect(fake.calls).toHaveLength(2);
     expect(ok).toMatchObject({ accessToken: fake.issued.at(-1)!, refreshed: true });
