@@ -4,14 +4,15 @@
  * CI installs Chromium and sets CHRONOKMS_REQUIRE_BROWSER=1, so there this cannot silently skip.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
-const chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
-if (!chromium && process.env.CHRONOKMS_REQUIRE_BROWSER === "1") throw new Error("CHRONOKMS_REQUIRE_BROWSER=1 but Chromium is not installed");
+import { CHROMIUM_ARGS, chromiumPath as chromium, requireBrowserIfAsked } from "../../scripts/lib/chromium.ts";
+
+requireBrowserIfAsked();
 
 let db: TestDatabase;
 let t: TestApp;
@@ -30,14 +31,7 @@ function runChromium(args: string[]) {
   return Bun.spawn(
     [
       chromium!,
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
+      ...CHROMIUM_ARGS,
       `--user-data-dir=${join(dir, "profile")}`,
       "--virtual-time-budget=15000",
       "--window-size=1280,2000",

@@ -3,14 +3,15 @@
  * protocol and Prisma Studio lists our tables (rendered by headless Chromium, as a person sees it).
  */
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
 
-const chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
-if (!chromium && process.env.CHRONOKMS_REQUIRE_BROWSER === "1") throw new Error("CHRONOKMS_REQUIRE_BROWSER=1 but Chromium is not installed");
+import { CHROMIUM_ARGS, chromiumPath as chromium, requireBrowserIfAsked } from "../../scripts/lib/chromium.ts";
+
+requireBrowserIfAsked();
 const dir = mkdtempSync(join(tmpdir(), "chronokms-studio-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -30,8 +31,7 @@ test.skipIf(!chromium)("[pglite] db:studio opens Prisma Studio on the embedded d
     }
     expect(up).toBe(true);
     const browser = Bun.spawn(
-      [chromium!, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", `--user-data-dir=${join(dir, "profile")}`, "--virtual-time-budget=20000",
+      [chromium!, ...CHROMIUM_ARGS, `--user-data-dir=${join(dir, "profile")}`, "--virtual-time-budget=20000",
         "--dump-dom", `http://localhost:${port}/`],
       { stdout: "pipe", stderr: "pipe" },
     );
