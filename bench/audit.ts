@@ -41,10 +41,21 @@ export async function runAuditBench(rows = 200_000, callers = 500) {
     await audit.close();
     const writeMs = performance.now() - t0;
     const s = audit.stats();
-    const v = await verifyAuditLog(db, { publicKeys: (kid) => (kid === "1" ? pair.publicJwk : undefined)});
+    const v = await verifyAuditLog(db, { publicKeys: (kid) => (kid === "1" ? pair.publicJwk : undefined) });
     return {
-      write: { events: s.events, rows: s.rows, batches: s.batches, ms: Math.round(writeMs), eventsPerSec: Math.round((s.events * 1000) / writeMs) },
-      verify: { valid: v.valid, checked: v.checked, ms: v.elapsedMs, rowsPerSec: Math.round((v.checked * 1000) / Math.max(1, v.elapsedMs)) },
+      write: {
+        events: s.events,
+        rows: s.rows,
+        batches: s.batches,
+        ms: Math.round(writeMs),
+        eventsPerSec: Math.round((s.events * 1000) / writeMs),
+      },
+      verify: {
+        valid: v.valid,
+        checked: v.checked,
+        ms: v.elapsedMs,
+        rowsPerSec: Math.round((v.checked * 1000) / Math.max(1, v.elapsedMs)),
+      },
     };
   } finally {
     await db.close();

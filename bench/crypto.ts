@@ -4,14 +4,29 @@
  * decrypt for comparison, and the raw WebCrypto baseline. `bun bench/crypto.ts`; `runCryptoBench()` for `bun run bench`.
  */
 import { compactDecrypt } from "jose";
-import { SliceKeyDeriver, decryptEnvelope, encryptEnvelope, generateMasterKeyPair, masterScalar, openTokenEnvelope, sealTokenEnvelope, sliceKid, tokenContext, tokenRoot } from "../src/crypto/index.ts";
+import {
+  SliceKeyDeriver,
+  decryptEnvelope,
+  encryptEnvelope,
+  generateMasterKeyPair,
+  masterScalar,
+  openTokenEnvelope,
+  sealTokenEnvelope,
+  sliceKid,
+  tokenContext,
+  tokenRoot,
+} from "../src/crypto/index.ts";
 
 export interface BenchResult {
   opsPerSec: number;
   usPerOp: number;
 }
 
-async function measure(fn: (i: number) => Promise<unknown> | unknown, minMs = 400, minIters = 200): Promise<BenchResult> {
+async function measure(
+  fn: (i: number) => Promise<unknown> | unknown,
+  minMs = 400,
+  minIters = 200,
+): Promise<BenchResult> {
   for (let i = 0; i < 50; i++) await fn(i); // warm-up (JIT, precomputed tables)
   let iters = 0;
   const start = performance.now();
@@ -39,11 +54,18 @@ export async function runCryptoBench(): Promise<Record<string, BenchResult>> {
   // 64 consecutive slices through the shared tree walk, per slice.
   const grant = new SliceKeyDeriver({ masterScalar: scalar, version, sliceSeconds, cacheSize: 64 });
   let base = 2_000_000;
-  const r64 = await measure(async () => {
-    await grant.range(base, base + 63);
-    base += 64;
-  }, 400, 20);
-  results["sliceKey.range64 (uncached, per slice)"] = { opsPerSec: r64.opsPerSec * 64, usPerOp: Math.round((r64.usPerOp / 64) * 10) / 10 };
+  const r64 = await measure(
+    async () => {
+      await grant.range(base, base + 63);
+      base += 64;
+    },
+    400,
+    20,
+  );
+  results["sliceKey.range64 (uncached, per slice)"] = {
+    opsPerSec: r64.opsPerSec * 64,
+    usPerOp: Math.round((r64.usPerOp / 64) * 10) / 10,
+  };
 
   // (b) cached lookup.
   const warm = new SliceKeyDeriver({ masterScalar: scalar, version, sliceSeconds });
@@ -55,21 +77,38 @@ export async function runCryptoBench(): Promise<Record<string, BenchResult>> {
   const ctx = "oauth:github:user-42:access";
   const token = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
   // (c) and (d)
-  results["envelope.encrypt"] = await measure(() => encryptEnvelope(token, { publicKey: key.publicKey, kid: key.kid, ts, ctx }));
+  results["envelope.encrypt"] = await measure(() =>
+    encryptEnvelope(token, { publicKey: key.publicKey, kid: key.kid, ts, ctx }),
+  );
   const jwe = await encryptEnvelope(token, { publicKey: key.publicKey, kid: sliceKid(version, 493_000), ts, ctx });
-  results["envelope.decrypt"] = await measure(() => decryptEnvelope(jwe, { privateKey: key.privateKey, expectedCtx: ctx }));
+  results["envelope.decrypt"] = await measure(() =>
+    decryptEnvelope(jwe, { privateKey: key.privateKey, expectedCtx: ctx }),
+  );
   results["jose.compactDecrypt (reference)"] = await measure(() => compactDecrypt(jwe, key.privateKey));
 
   // (c') the token envelope (src/crypto/token-envelope.ts): HKDF-SHA256 + AES-256-GCM per field, no ECDH.
   const troot = tokenRoot(scalar);
   const tctx = tokenContext("github", "user-42", "access", 1);
-  results["tokenEnvelope.seal"] = await measure(() => sealTokenEnvelope(token, { root: troot, version, ctx: tctx }), 300, 10_000);
+  results["tokenEnvelope.seal"] = await measure(
+    () => sealTokenEnvelope(token, { root: troot, version, ctx: tctx }),
+    300,
+    10_000,
+  );
   const tjwe = sealTokenEnvelope(token, { root: troot, version, ctx: tctx });
-  results["tokenEnvelope.open"] = await measure(() => openTokenEnvelope(tjwe, { root: troot, version, expectedCtx: tctx }), 300, 10_000);
+  results["tokenEnvelope.open"] = await measure(
+    () => openTokenEnvelope(tjwe, { root: troot, version, expectedCtx: tctx }),
+    300,
+    10_000,
+  );
 
   // (e) raw baseline: ECDH deriveBits with an already imported peer key + AES-256-GCM decrypt with an imported key.
-  const eph = (await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as CryptoKeyPair;
-  const aes = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(32)), "AES-GCM", false, ["encrypt", "decrypt"]);
+  const eph = (await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, [
+    "deriveBits",
+  ])) as CryptoKeyPair;
+  const aes = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(32)), "AES-GCM", false, [
+    "encrypt",
+    "decrypt",
+  ]);
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, aes, new TextEncoder().encode(token));
   results["raw ECDH+AES-GCM decrypt (baseline)"] = await measure(async () => {
@@ -90,10 +129,18 @@ export async function runCryptoBench(): Promise<Record<string, BenchResult>> {
 
 if (import.meta.main) {
   const r = await runCryptoBench();
-  const rows = Object.entries(r).map(([name, v]) => `${name.padEnd(42)} ${String(v.usPerOp).padStart(9)} µs/op ${String(v.opsPerSec).padStart(9)} ops/s`);
+  const rows = Object.entries(r).map(
+    ([name, v]) => `${name.padEnd(42)} ${String(v.usPerOp).padStart(9)} µs/op ${String(v.opsPerSec).padStart(9)} ops/s`,
+  );
   console.log(rows.join("\n"));
   const ratio = (a: string, b: string) => (r[a]!.usPerOp / r[b]!.usPerOp).toFixed(2);
-  console.log(`\nenvelope.decrypt / raw baseline            ${ratio("envelope.decrypt", "raw ECDH+AES-GCM decrypt (baseline)")}x`);
-  console.log(`envelope.decrypt / raw incl. imports       ${ratio("envelope.decrypt", "raw ECDH+AES-GCM decrypt incl. imports")}x`);
-  console.log(`jose decrypt / raw baseline                ${ratio("jose.compactDecrypt (reference)", "raw ECDH+AES-GCM decrypt (baseline)")}x`);
+  console.log(
+    `\nenvelope.decrypt / raw baseline            ${ratio("envelope.decrypt", "raw ECDH+AES-GCM decrypt (baseline)")}x`,
+  );
+  console.log(
+    `envelope.decrypt / raw incl. imports       ${ratio("envelope.decrypt", "raw ECDH+AES-GCM decrypt incl. imports")}x`,
+  );
+  console.log(
+    `jose decrypt / raw baseline                ${ratio("jose.compactDecrypt (reference)", "raw ECDH+AES-GCM decrypt (baseline)")}x`,
+  );
 }

@@ -17,5 +17,8 @@ if (import.meta.main) {
 }
 
 export function startHello(): Promise<Spawned> {
-  return spawnAndWaitForUrl(["bun", import.meta.path], { env: { ...process.env }, match: /^listening (http:\/\/\S+)$/m });
+  return spawnAndWaitForUrl(["bun", import.meta.path], {
+    env: { ...process.env },
+    match: /^listening (http:\/\/\S+)$/m,
+  });
 }

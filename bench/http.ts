@@ -25,10 +25,22 @@ export interface BenchService {
   stop(): Promise<void>;
 }
 
-async function call(url: string, key: string, method: string, path: string, body: unknown, expected: number): Promise<any> {
-  const res = await fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+async function call(
+  url: string,
+  key: string,
+  method: string,
+  path: string,
+  body: unknown,
+  expected: number,
+): Promise<any> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
-  if (res.status !== expected) throw new Error(`${method} ${path}: expected ${expected}, got ${res.status}: ${text.slice(0, 300)}`);
+  if (res.status !== expected)
+    throw new Error(`${method} ${path}: expected ${expected}, got ${res.status}: ${text.slice(0, 300)}`);
   return JSON.parse(text);
 }
 
@@ -37,13 +49,17 @@ async function call(url: string, key: string, method: string, path: string, body
  * it, a writer, a reader and a whitelist admitting the reader. The service logs at its default
  * level (the per-request access line included) to a file.
  */
-export async function startBenchService(kind: BenchDb, opts: { seedTokens: number; env?: Record<string, string>; bunArgs?: string[] }): Promise<BenchService> {
+export async function startBenchService(
+  kind: BenchDb,
+  opts: { seedTokens: number; env?: Record<string, string>; bunArgs?: string[] },
+): Promise<BenchService> {
   const bdb = await createBenchDatabase(kind);
   let proc: Spawned | undefined;
   try {
     const s = await openForSeeding(bdb);
     try {
-      if (opts.seedTokens > 0) await seedTokens(s.db, s.keys, { integration: READ_INTEGRATION, count: opts.seedTokens });
+      if (opts.seedTokens > 0)
+        await seedTokens(s.db, s.keys, { integration: READ_INTEGRATION, count: opts.seedTokens });
     } finally {
       await s.close(); // PGlite is one process at a time: the service opens it next
     }
@@ -71,7 +87,14 @@ export async function startBenchService(kind: BenchDb, opts: { seedTokens: numbe
     };
     const writer = await mk("bench-writer", ["writer"]);
     const reader = await mk("bench-reader", ["reader"]);
-    await call(url, admin, "POST", "/v1/policies", { name: "bench-readers", type: "whitelist", config: { requesters: ["bench-reader"] } }, 201);
+    await call(
+      url,
+      admin,
+      "POST",
+      "/v1/policies",
+      { name: "bench-readers", type: "whitelist", config: { requesters: ["bench-reader"] } },
+      201,
+    );
     const p = proc;
     return {
       kind,
@@ -96,7 +119,7 @@ export async function startBenchService(kind: BenchDb, opts: { seedTokens: numbe
 /** Deterministic pseudo-random numbers, so two runs send the same requests. */
 function rng(seed: number) {
   let x = seed >>> 0 || 1;
-  return () => ((x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+  return () => (x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32;
 }
 
 export interface Scenario {
@@ -115,7 +138,15 @@ function timesliceRequests(rangeMs: number, n = 4000): LoadRequest[] {
   const now = Date.now();
   return Array.from({ length: n }, () => {
     const start = Math.floor(now - YEAR + r() * (YEAR - rangeMs));
-    return { method: "POST", path: "/v1/access-requests", body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start, end: start + rangeMs }, purpose: "bench" }) };
+    return {
+      method: "POST",
+      path: "/v1/access-requests",
+      body: JSON.stringify({
+        resource: { type: "timeslice" },
+        timeRange: { start, end: start + rangeMs },
+        purpose: "bench",
+      }),
+    };
   });
 }
 
@@ -126,7 +157,10 @@ export const SCENARIOS: Scenario[] = [
     key: (s) => s.reader,
     requests: (_s, seeded) => {
       const r = rng(7);
-      return Array.from({ length: Math.min(4000, seeded) }, () => ({ method: "GET", path: `/v1/tokens/${READ_INTEGRATION}/${benchUserId(Math.floor(r() * seeded))}?purpose=bench` }));
+      return Array.from({ length: Math.min(4000, seeded) }, () => ({
+        method: "GET",
+        path: `/v1/tokens/${READ_INTEGRATION}/${benchUserId(Math.floor(r() * seeded))}?purpose=bench`,
+      }));
     },
   },
   {
@@ -137,7 +171,12 @@ export const SCENARIOS: Scenario[] = [
       Array.from({ length: 2000 }, (_, i) => ({
         method: "PUT",
         path: `/v1/tokens/outlook/${benchUserId(i)}`,
-        body: JSON.stringify({ accessToken: `EwB4A8l6BAAU${"w".repeat(140)}${i}`, refreshToken: `M.C5${"q".repeat(90)}${i}`, scope: "Mail.Read", tokenType: "Bearer" }),
+        body: JSON.stringify({
+          accessToken: `EwB4A8l6BAAU${"w".repeat(140)}${i}`,
+          refreshToken: `M.C5${"q".repeat(90)}${i}`,
+          scope: "Mail.Read",
+          tokenType: "Bearer",
+        }),
       })),
   },
   { name: "timeslice1s", key: (s) => s.reader, requests: () => timesliceRequests(1000) },
@@ -151,7 +190,12 @@ export const SCENARIOS: Scenario[] = [
       return Array.from({ length: 500 }, (_, i) => ({
         method: "POST",
         path: "/v1/policies/simulate",
-        body: JSON.stringify({ requesterId: i % 2 ? "bench-reader" : "someone-else", resource: { type: "token", integration: READ_INTEGRATION, userId: benchUserId(i) }, timeRange: { start: now, end: now }, purpose: "bench" }),
+        body: JSON.stringify({
+          requesterId: i % 2 ? "bench-reader" : "someone-else",
+          resource: { type: "token", integration: READ_INTEGRATION, userId: benchUserId(i) },
+          timeRange: { start: now, end: now },
+          purpose: "bench",
+        }),
       }));
     },
   },
@@ -180,18 +224,37 @@ export interface HttpBenchOptions {
 async function probe(svc: BenchService, sc: Scenario, req: LoadRequest, key: string | null): Promise<void> {
   const res = await fetch(`${svc.url}${req.path}`, {
     method: req.method,
-    headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...(req.body ? { "Content-Type": "application/json" } : {}) },
+    headers: {
+      ...(key ? { Authorization: `Bearer ${key}` } : {}),
+      ...(req.body ? { "Content-Type": "application/json" } : {}),
+    },
     body: req.body,
   });
   const text = await res.text();
-  if (res.status >= 300) throw new Error(`bench scenario ${sc.name}: ${req.method} ${req.path} answered ${res.status}: ${text.slice(0, 300)}`);
+  if (res.status >= 300)
+    throw new Error(
+      `bench scenario ${sc.name}: ${req.method} ${req.path} answered ${res.status}: ${text.slice(0, 300)}`,
+    );
 }
 
-export async function runScenario(svc: BenchService, sc: Scenario, concurrency: number, durationSec: number, seeded: number): Promise<LoadResult> {
+export async function runScenario(
+  svc: BenchService,
+  sc: Scenario,
+  concurrency: number,
+  durationSec: number,
+  seeded: number,
+): Promise<LoadResult> {
   const key = sc.key(svc);
   const requests = sc.requests(svc, seeded);
   await probe(svc, sc, requests[0]!, key);
-  return runLoad({ baseUrl: svc.url, requests, headers: key ? { Authorization: `Bearer ${key}` } : {}, connections: concurrency, durationSec, serverPid: svc.pid });
+  return runLoad({
+    baseUrl: svc.url,
+    requests,
+    headers: key ? { Authorization: `Bearer ${key}` } : {},
+    connections: concurrency,
+    durationSec,
+    serverPid: svc.pid,
+  });
 }
 
 export async function runHttpBench(o: HttpBenchOptions): Promise<ScenarioResult[]> {
@@ -206,7 +269,9 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<ScenarioResult[
         for (const c of o.concurrencies) {
           const r = await runScenario(svc, sc, c, o.durationSec, o.seedTokens);
           out.push({ scenario: sc.name, db, concurrency: c, ...r });
-          o.progress?.(`http: ${sc.name} ${db} c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors} server cpu ${r.serverCpuUsPerReq ?? "?"} µs/req`);
+          o.progress?.(
+            `http: ${sc.name} ${db} c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors} server cpu ${r.serverCpuUsPerReq ?? "?"} µs/req`,
+          );
         }
       }
     } finally {
@@ -217,7 +282,9 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<ScenarioResult[
 }
 
 /** The bare Bun + Hono ceiling at the same concurrencies and duration. */
-export async function runHelloBench(o: Pick<HttpBenchOptions, "concurrencies" | "durationSec" | "warmupSec" | "progress">): Promise<Array<LoadResult & { concurrency: number }>> {
+export async function runHelloBench(
+  o: Pick<HttpBenchOptions, "concurrencies" | "durationSec" | "warmupSec" | "progress">,
+): Promise<Array<LoadResult & { concurrency: number }>> {
   const { startHello } = await import("./hello.ts");
   const h = await startHello();
   try {
@@ -225,7 +292,13 @@ export async function runHelloBench(o: Pick<HttpBenchOptions, "concurrencies" | 
     if (o.warmupSec > 0) await runLoad({ baseUrl: h.url, requests, connections: 16, durationSec: o.warmupSec });
     const out = [];
     for (const c of o.concurrencies) {
-      const r = await runLoad({ baseUrl: h.url, requests, connections: c, durationSec: o.durationSec, serverPid: h.pid });
+      const r = await runLoad({
+        baseUrl: h.url,
+        requests,
+        connections: c,
+        durationSec: o.durationSec,
+        serverPid: h.pid,
+      });
       o.progress?.(`hello c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms`);
       out.push({ concurrency: c, ...r });
     }
@@ -236,7 +309,14 @@ export async function runHelloBench(o: Pick<HttpBenchOptions, "concurrencies" | 
 }
 
 if (import.meta.main) {
-  const r = await runHttpBench({ dbs: ["pglite"], concurrencies: [1, 16], durationSec: 2, warmupSec: 1, seedTokens: 1000, progress: console.error });
+  const r = await runHttpBench({
+    dbs: ["pglite"],
+    concurrencies: [1, 16],
+    durationSec: 2,
+    warmupSec: 1,
+    seedTokens: 1000,
+    progress: console.error,
+  });
   console.log(r);
   (await import("./seed.ts")).closeSealWorkers();
 }

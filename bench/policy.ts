@@ -4,22 +4,57 @@
  * advancing between calls so the time-zone lookup is not served from its per-second memo only.
  * Run: `bun bench/policy.ts`. Reports numbers; never asserts on them.
  */
-import { compilePolicies, evaluateCompiled, parsePolicyInput, type AccessContext, type PolicyInputRaw, type PolicyRecord } from "../src/policy/index.ts";
+import {
+  compilePolicies,
+  evaluateCompiled,
+  parsePolicyInput,
+  type AccessContext,
+  type PolicyInputRaw,
+  type PolicyRecord,
+} from "../src/policy/index.ts";
 
 const specs: PolicyInputRaw[] = [
   { name: "admins", type: "whitelist", priority: 100, config: { requesters: ["root", "ops-bot"] } },
   { name: "engineering", type: "whitelist", priority: 50, config: { departments: ["eng", "sre"] } },
-  { name: "analysts", type: "whitelist", priority: 40, config: { requesters: Array.from({ length: 200 }, (_, i) => `analyst-${i}`) } },
-  { name: "gmail-support", type: "whitelist", priority: 30, scope: { integrations: ["gmail"] }, config: { departments: ["support"] } },
+  {
+    name: "analysts",
+    type: "whitelist",
+    priority: 40,
+    config: { requesters: Array.from({ length: 200 }, (_, i) => `analyst-${i}`) },
+  },
+  {
+    name: "gmail-support",
+    type: "whitelist",
+    priority: 30,
+    scope: { integrations: ["gmail"] },
+    config: { departments: ["support"] },
+  },
   {
     name: "business-hours",
     type: "time-based",
     priority: 20,
-    config: { timezone: "America/New_York", days: ["mon", "tue", "wed", "thu", "fri"], hours: { from: "07:00", to: "22:00" }, maxDataAgeSeconds: 90 * 86_400 },
+    config: {
+      timezone: "America/New_York",
+      days: ["mon", "tue", "wed", "thu", "fri"],
+      hours: { from: "07:00", to: "22:00" },
+      maxDataAgeSeconds: 90 * 86_400,
+    },
   },
-  { name: "night-shift", type: "time-based", priority: 20, scope: { requesters: ["night-bot"] }, config: { timezone: "Europe/Berlin", hours: { from: "22:00", to: "06:00" } } },
+  {
+    name: "night-shift",
+    type: "time-based",
+    priority: 20,
+    scope: { requesters: ["night-bot"] },
+    config: { timezone: "Europe/Berlin", hours: { from: "22:00", to: "06:00" } },
+  },
   { name: "one-week", type: "duration-limit", priority: 10, config: { maxSeconds: 7 * 86_400 } },
-  { name: "token-day", type: "duration-limit", priority: 10, scope: { resourceTypes: ["token"] }, config: { maxSeconds: 86_400 } },
+  {
+    name: "token-day",
+    type: "duration-limit",
+    priority: 10,
+    scope: { resourceTypes: ["token"] },
+    config: { maxSeconds: 86_400 },
+  },
   { name: "why", type: "purpose", priority: 5, config: { minLength: 4 } },
   { name: "retired", type: "purpose", priority: 1, enabled: false, config: { allowed: ["legacy"] } },
 ];
@@ -58,5 +93,7 @@ export function runPolicyBench(options: { iterations?: number } = {}): { opsPerS
 
 if (import.meta.main) {
   const { opsPerSec, usPerOp } = runPolicyBench();
-  console.log(`policy engine (10 policies, compiled): ${opsPerSec.toLocaleString("en-US")} evaluations/s, ${usPerOp.toFixed(2)} µs/evaluation`);
+  console.log(
+    `policy engine (10 policies, compiled): ${opsPerSec.toLocaleString("en-US")} evaluations/s, ${usPerOp.toFixed(2)} µs/evaluation`,
+  );
 }

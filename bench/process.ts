@@ -13,7 +13,10 @@ export interface Spawned {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function spawnAndWaitForUrl(cmd: string[], opts: { env: Record<string, string | undefined>; match: RegExp; timeoutMs?: number; cwd?: string }): Promise<Spawned> {
+export async function spawnAndWaitForUrl(
+  cmd: string[],
+  opts: { env: Record<string, string | undefined>; match: RegExp; timeoutMs?: number; cwd?: string },
+): Promise<Spawned> {
   const dir = mkdtempSync(join(tmpdir(), "chronokms-bench-proc-"));
   const outPath = join(dir, "out.log");
   const proc = Bun.spawn(cmd, { env: opts.env, cwd: opts.cwd, stdout: Bun.file(outPath), stderr: "pipe" });

@@ -21,10 +21,19 @@ export interface ScalingOptions {
 export interface ScalingResult {
   tokenRead: Array<LoadResult & { tokens: number; concurrency: number; db: "postgres"; seedRowsPerSec: number }>;
   rewrap: { db: "postgres"; records: number; batchSize: number; recordsPerSec: number; seconds: number };
-  auditVerify: { db: "postgres"; rows: number; rowsPerSec: number; ms: number; valid: boolean; writeEventsPerSec: number };
+  auditVerify: {
+    db: "postgres";
+    rows: number;
+    rowsPerSec: number;
+    ms: number;
+    valid: boolean;
+    writeEventsPerSec: number;
+  };
 }
 
-export async function runTokenReadScaling(o: Pick<ScalingOptions, "sizes" | "concurrency" | "durationSec" | "progress">): Promise<ScalingResult["tokenRead"]> {
+export async function runTokenReadScaling(
+  o: Pick<ScalingOptions, "sizes" | "concurrency" | "durationSec" | "progress">,
+): Promise<ScalingResult["tokenRead"]> {
   const sizes = [...o.sizes].sort((a, b) => a - b);
   const out: ScalingResult["tokenRead"] = [];
   const t0 = performance.now();
@@ -38,7 +47,9 @@ export async function runTokenReadScaling(o: Pick<ScalingOptions, "sizes" | "con
         o.progress?.(`scaling: seeding ${size - seeded} more tokens (to ${size})…`);
         const s = await openForSeeding(svc.bdb);
         try {
-          seedRate = (await seedTokens(s.db, s.keys, { integration: READ_INTEGRATION, from: seeded, count: size - seeded })).rowsPerSec;
+          seedRate = (
+            await seedTokens(s.db, s.keys, { integration: READ_INTEGRATION, from: seeded, count: size - seeded })
+          ).rowsPerSec;
           await s.db.prisma.$executeRawUnsafe("ANALYZE oauth_tokens");
         } finally {
           await s.close();
@@ -47,7 +58,9 @@ export async function runTokenReadScaling(o: Pick<ScalingOptions, "sizes" | "con
       }
       await runScenario(svc, read, o.concurrency, Math.min(2, o.durationSec), seeded); // warm-up
       const r = await runScenario(svc, read, o.concurrency, o.durationSec, seeded);
-      o.progress?.(`scaling: tokenRead with ${size} tokens c=${o.concurrency}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors}`);
+      o.progress?.(
+        `scaling: tokenRead with ${size} tokens c=${o.concurrency}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors}`,
+      );
       out.push({ tokens: size, concurrency: o.concurrency, db: "postgres", seedRowsPerSec: seedRate, ...r });
     }
   } finally {
@@ -72,12 +85,38 @@ export async function runScaling(o: ScalingOptions): Promise<ScalingResult> {
   o.progress?.(`scaling: audit verify ${a.verify.rowsPerSec} rows/s`);
   return {
     tokenRead,
-    rewrap: { db: "postgres", records: rewrap.records, batchSize: rewrap.batchSize, recordsPerSec: rewrap.recordsPerSec, seconds: rewrap.seconds },
-    auditVerify: { db: "postgres", rows: a.verify.checked, rowsPerSec: a.verify.rowsPerSec, ms: a.verify.ms, valid: a.verify.valid, writeEventsPerSec: a.write.eventsPerSec },
+    rewrap: {
+      db: "postgres",
+      records: rewrap.records,
+      batchSize: rewrap.batchSize,
+      recordsPerSec: rewrap.recordsPerSec,
+      seconds: rewrap.seconds,
+    },
+    auditVerify: {
+      db: "postgres",
+      rows: a.verify.checked,
+      rowsPerSec: a.verify.rowsPerSec,
+      ms: a.verify.ms,
+      valid: a.verify.valid,
+      writeEventsPerSec: a.write.eventsPerSec,
+    },
   };
 }
 
 if (import.meta.main) {
-  console.log(JSON.stringify(await runScaling({ sizes: [10_000, 100_000], concurrency: 64, durationSec: 3, rewrapRecords: 5000, auditRows: 20_000, progress: console.error }), null, 2));
+  console.log(
+    JSON.stringify(
+      await runScaling({
+        sizes: [10_000, 100_000],
+        concurrency: 64,
+        durationSec: 3,
+        rewrapRecords: 5000,
+        auditRows: 20_000,
+        progress: console.error,
+      }),
+      null,
+      2,
+    ),
+  );
   (await import("./seed.ts")).closeSealWorkers();
 }

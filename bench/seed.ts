@@ -67,11 +67,19 @@ export async function createBenchDatabase(kind: BenchDb): Promise<BenchDatabase>
 }
 
 /** Opens the bench database in this process (migrated) with a KeyService on its KEK (creating v1 if none). */
-export async function openForSeeding(bdb: BenchDatabase): Promise<{ db: Database; keys: ManagedKeyService; close(): Promise<void> }> {
+export async function openForSeeding(
+  bdb: BenchDatabase,
+): Promise<{ db: Database; keys: ManagedKeyService; close(): Promise<void> }> {
   const db = await openDatabase(bdb.target);
   await applyMigrations(db);
   const kek = Uint8Array.from(Buffer.from(bdb.kekHex, "hex"));
-  const keys = await createKeyService({ db, kek, kekId: kekFingerprint(kek), sliceSeconds: 3600, log: createLogger("silent") });
+  const keys = await createKeyService({
+    db,
+    kek,
+    kekId: kekFingerprint(kek),
+    sliceSeconds: 3600,
+    log: createLogger("silent"),
+  });
   return {
     db,
     keys,
@@ -123,8 +131,18 @@ export async function seedTokens(
     const rows: SealedRow[] = [];
     for (let i = start; i < start + n; i++) {
       const userId = benchUserId(i);
-      const sealed = await sealTokens(keys, { integration: opts.integration, userId }, { accessToken: benchAccessToken(i), refreshToken: benchRefreshToken(i) }, 1);
-      rows.push({ userId, accessToken: sealed.accessToken, refreshToken: sealed.refreshToken!, keyVersion: sealed.keyVersion });
+      const sealed = await sealTokens(
+        keys,
+        { integration: opts.integration, userId },
+        { accessToken: benchAccessToken(i), refreshToken: benchRefreshToken(i) },
+        1,
+      );
+      rows.push({
+        userId,
+        accessToken: sealed.accessToken,
+        refreshToken: sealed.refreshToken!,
+        keyVersion: sealed.keyVersion,
+      });
     }
     await pending;
     pending = insertTokenRows(db, opts.integration, rows);

@@ -52,7 +52,8 @@ function cpuUs(pid: number | undefined): number | undefined {
 export async function ensureWrk(): Promise<string> {
   const found = Bun.which("wrk");
   if (found) return found;
-  if (process.getuid?.() !== 0) throw new Error("wrk is not installed; install it (Debian: apt-get install wrk) and run the bench again");
+  if (process.getuid?.() !== 0)
+    throw new Error("wrk is not installed; install it (Debian: apt-get install wrk) and run the bench again");
   console.error("bench: installing wrk from Debian (apt-get install wrk)…");
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   const sh = (cmd: string[]) => Bun.spawnSync(cmd, { env, stdout: "ignore", stderr: "pipe" });
@@ -62,7 +63,8 @@ export async function ensureWrk(): Promise<string> {
     r = sh(["apt-get", "install", "-y", "-qq", "wrk"]);
   }
   const path = Bun.which("wrk");
-  if (!path) throw new Error(`could not install wrk: ${r.stderr.toString().trim().split("\n").at(-1) ?? "apt-get failed"}`);
+  if (!path)
+    throw new Error(`could not install wrk: ${r.stderr.toString().trim().split("\n").at(-1) ?? "apt-get failed"}`);
   return path;
 }
 
@@ -115,10 +117,27 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     const connections = Math.max(1, spec.connections);
     const cpu0 = cpuUs(spec.serverPid);
     const proc = Bun.spawn(
-      [wrk, "-t", "1", "-c", String(connections), "-d", `${spec.durationSec}s`, "--timeout", "10s", "-s", script, spec.baseUrl],
+      [
+        wrk,
+        "-t",
+        "1",
+        "-c",
+        String(connections),
+        "-d",
+        `${spec.durationSec}s`,
+        "--timeout",
+        "10s",
+        "-s",
+        script,
+        spec.baseUrl,
+      ],
       { stdout: "pipe", stderr: "pipe" },
     );
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     const cpu1 = cpuUs(spec.serverPid);
     const line = out.split("\n").find((l) => l.startsWith("WRKJSON "));
     if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}): ${(err || out).trim().slice(0, 500)}`);
@@ -130,7 +149,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       p99Ms: Math.round(j.p99! / 10) / 100,
       requests: n,
       errors: j.connect! + j.read! + j.write! + j.status! + j.timeout!,
-      ...(cpu0 !== undefined && cpu1 !== undefined && n > 0 ? { serverCpuUsPerReq: Math.round((cpu1 - cpu0) / n) } : {}),
+      ...(cpu0 !== undefined && cpu1 !== undefined && n > 0
+        ? { serverCpuUsPerReq: Math.round((cpu1 - cpu0) / n) }
+        : {}),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

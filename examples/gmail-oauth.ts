@@ -34,10 +34,22 @@ export async function exchangeCode(provider: OAuthProvider, code: string, redire
   const res = await fetch(provider.tokenUrl, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-    body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, client_id: provider.clientId, client_secret: provider.clientSecret }),
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      code,
+      redirect_uri: redirectUri,
+      client_id: provider.clientId,
+      client_secret: provider.clientSecret,
+    }),
   });
   if (!res.ok) throw new Error(`code exchange failed: HTTP ${res.status}`);
-  const t = (await res.json()) as { access_token: string; refresh_token?: string; expires_in?: number; scope?: string; token_type?: string };
+  const t = (await res.json()) as {
+    access_token: string;
+    refresh_token?: string;
+    expires_in?: number;
+    scope?: string;
+    token_type?: string;
+  };
   return {
     accessToken: t.access_token,
     ...(t.refresh_token ? { refreshToken: t.refresh_token } : {}),
@@ -51,7 +63,10 @@ export async function exchangeCode(provider: OAuthProvider, code: string, redire
  * `GET /oauth/google/callback?code=…&state=<userId>`: exchange the code, store the tokens under
  * (gmail, userId). A real app checks `state` against the session that started the flow.
  */
-export function callbackHandler(deps: { client: ChronoKmsClient; exchange: (code: string, redirectUri: string) => Promise<TokenInput> }) {
+export function callbackHandler(deps: {
+  client: ChronoKmsClient;
+  exchange: (code: string, redirectUri: string) => Promise<TokenInput>;
+}) {
   return async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     if (url.pathname !== "/oauth/google/callback") return new Response("not found", { status: 404 });
@@ -77,19 +92,25 @@ const standInExchange = async (code: string): Promise<TokenInput> => ({
   tokenType: "Bearer",
 });
 
-export async function main(opts: OAuthDemoOptions): Promise<{ stored: string; first: TokenRecord; second: TokenRecord }> {
+export async function main(
+  opts: OAuthDemoOptions,
+): Promise<{ stored: string; first: TokenRecord; second: TokenRecord }> {
   const log = opts.log ?? console.log;
   const userId = opts.userId ?? "alice@example.com";
   const app = new ChronoKmsClient({ baseUrl: opts.baseUrl, apiKey: opts.writerKey });
   const worker = new ChronoKmsClient({ baseUrl: opts.baseUrl, apiKey: opts.readerKey });
   const provider = opts.provider;
-  const exchange = provider ? (code: string, redirectUri: string) => exchangeCode(provider, code, redirectUri) : standInExchange;
+  const exchange = provider
+    ? (code: string, redirectUri: string) => exchangeCode(provider, code, redirectUri)
+    : standInExchange;
 
   // The web app's callback, on a real port; the "browser" below follows the provider's redirect.
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: callbackHandler({ client: app, exchange }) });
   let stored: string;
   try {
-    const res = await fetch(`http://127.0.0.1:${server.port}/oauth/google/callback?code=demo-code-${Date.now()}&state=${encodeURIComponent(userId)}`);
+    const res = await fetch(
+      `http://127.0.0.1:${server.port}/oauth/google/callback?code=demo-code-${Date.now()}&state=${encodeURIComponent(userId)}`,
+    );
     stored = await res.text();
     if (!res.ok) throw new Error(`callback failed: ${res.status} ${stored}`);
   } finally {
@@ -113,5 +134,10 @@ if (import.meta.main) {
     process.exit(1);
   }
   const { GOOGLE_TOKEN_URL: tokenUrl, GOOGLE_CLIENT_ID: clientId, GOOGLE_CLIENT_SECRET: clientSecret } = process.env;
-  await main({ baseUrl, writerKey, readerKey, ...(tokenUrl && clientId && clientSecret ? { provider: { tokenUrl, clientId, clientSecret } } : {}) });
+  await main({
+    baseUrl,
+    writerKey,
+    readerKey,
+    ...(tokenUrl && clientId && clientSecret ? { provider: { tokenUrl, clientId, clientSecret } } : {}),
+  });
 }

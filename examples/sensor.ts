@@ -59,7 +59,9 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
     const reading = JSON.stringify({ sensor: sensorId, ts, celsius: temperatureAt(ts) });
     records.push(await source.encrypt(reading, { ctx, timestamp: ts }));
   }
-  log(`sensor: encrypted ${records.length} readings from ${iso(first)} to ${iso(first + 2 * sliceMs)} (slices of ${sliceSeconds} s)`);
+  log(
+    `sensor: encrypted ${records.length} readings from ${iso(first)} to ${iso(first + 2 * sliceMs)} (slices of ${sliceSeconds} s)`,
+  );
 
   // --- the analyst: asks for exactly the second of those slices ---
   const analyst = new ChronoKmsClient({ baseUrl: opts.baseUrl, apiKey: opts.readerKey });
@@ -70,13 +72,18 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
     timeRange: { start: hour.start, end: hour.end - 1 },
     purpose: "greenhouse temperature report",
   });
-  log(`analyst: access request ${grant.id} granted slices ${grant.slices.from}..${grant.slices.to}, covering ${grant.covered?.start} to ${grant.covered?.end} (key version ${grant.keyVersion})`);
+  log(
+    `analyst: access request ${grant.id} granted slices ${grant.slices.from}..${grant.slices.to}, covering ${grant.covered?.start} to ${grant.covered?.end} (key version ${grant.keyVersion})`,
+  );
   const viewer = await DataViewer.fromGrant(grant);
   const decrypted: SensorDemoResult["decrypted"] = [];
   let refused = 0;
   for (const r of records) {
     try {
-      const reading = JSON.parse(await viewer.decryptToString(r.jwe, { expectedCtx: ctx })) as { ts: number; celsius: number };
+      const reading = JSON.parse(await viewer.decryptToString(r.jwe, { expectedCtx: ctx })) as {
+        ts: number;
+        celsius: number;
+      };
       decrypted.push({ ts: reading.ts, celsius: reading.celsius });
     } catch (err) {
       if (!(err instanceof OutsideGrantError)) throw err;
@@ -84,7 +91,9 @@ export async function main(opts: SensorDemoOptions): Promise<SensorDemoResult> {
     }
   }
   const firstReading = decrypted[0];
-  log(`analyst: decrypted ${decrypted.length} readings from ${iso(hour.start)} to ${iso(hour.end)}; ${refused} outside the grant refused`);
+  log(
+    `analyst: decrypted ${decrypted.length} readings from ${iso(hour.start)} to ${iso(hour.end)}; ${refused} outside the grant refused`,
+  );
   if (firstReading) log(`analyst: first reading ${iso(firstReading.ts)} ${firstReading.celsius} °C`);
   return { readings: records.length, grant, decrypted, refused, hour };
 }

@@ -20,8 +20,11 @@ import { runScript } from "./lib/run-script.ts";
 await runScript(async () => {
   const { values } = parseArgs({ options: { anchors: { type: "string" } }, strict: true });
   const config = loadConfig();
-  const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "audit:verify" }, (l) => process.stderr.write(`${l}\n`));
-  if (values.anchors !== undefined && !existsSync(values.anchors)) throw new ConfigError(`--anchors ${values.anchors}: no such file`);
+  const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "audit:verify" }, (l) =>
+    process.stderr.write(`${l}\n`),
+  );
+  if (values.anchors !== undefined && !existsSync(values.anchors))
+    throw new ConfigError(`--anchors ${values.anchors}: no such file`);
   const anchorFile = values.anchors ?? config.auditAnchorFile;
   // The keyring MAC key comes from the KEK: only key rows chronokms wrote are trusted.
   const macKey = keyringMacKey(resolveKek(config, log).kek);
@@ -33,13 +36,20 @@ await runScript(async () => {
     const anchors = anchorFile ? `, ${r.anchorsChecked} anchor(s) from ${anchorFile}` : ", no anchor log";
     const extra = `${r.checkpoints} checkpoints, ${r.unclosedChains} unclosed chain(s), ${r.unsignedTailRows} row(s) after the last checkpoint${anchors}`;
     if (r.valid) {
-      console.log(`audit log valid: ${r.checked} rows in ${r.chains} chain(s) (${extra}); ${r.elapsedMs} ms, ${rate} rows/s`);
+      console.log(
+        `audit log valid: ${r.checked} rows in ${r.chains} chain(s) (${extra}); ${r.elapsedMs} ms, ${rate} rows/s`,
+      );
       return 0;
     }
-    console.log(`audit log INVALID: ${r.findings.length} finding(s) in ${r.checked} rows in ${r.chains} chain(s) (${extra}); ${r.elapsedMs} ms, ${rate} rows/s`);
+    console.log(
+      `audit log INVALID: ${r.findings.length} finding(s) in ${r.checked} rows in ${r.chains} chain(s) (${extra}); ${r.elapsedMs} ms, ${rate} rows/s`,
+    );
     const f = r.firstInvalid;
     if (f) console.log(`first broken link: chain ${f.chainId} seq ${f.seq} id ${f.id}: ${f.reason}`);
-    for (const x of r.findings) console.log(`finding ${x.kind}: ${x.chainId === null ? "" : `chain ${x.chainId} `}${x.seq === undefined ? "" : `seq ${x.seq} `}${x.id === undefined ? "" : `id ${x.id} `}${x.reason}`);
+    for (const x of r.findings)
+      console.log(
+        `finding ${x.kind}: ${x.chainId === null ? "" : `chain ${x.chainId} `}${x.seq === undefined ? "" : `seq ${x.seq} `}${x.id === undefined ? "" : `id ${x.id} `}${x.reason}`,
+      );
     return 1;
   } finally {
     await db.close();

@@ -14,10 +14,14 @@ import { runScript } from "./lib/run-script.ts";
 await runScript(async () => {
   const config = loadConfig();
   if (config.isProduction) {
-    throw new ConfigError("db:seed refuses NODE_ENV=production: it creates demo requesters and prints their API keys; create real ones with POST /v1/requesters");
+    throw new ConfigError(
+      "db:seed refuses NODE_ENV=production: it creates demo requesters and prints their API keys; create real ones with POST /v1/requesters",
+    );
   }
   // Scripts talk to people: log lines (warnings and up unless LOG_LEVEL says otherwise) go to stderr.
-  const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "db:seed" }, (l) => process.stderr.write(`${l}\n`));
+  const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "db:seed" }, (l) =>
+    process.stderr.write(`${l}\n`),
+  );
   const startedAt = Date.now();
   const runtime = await createRuntime(config, log, { throughOwner: true, logDevKek: false });
   try {

@@ -26,7 +26,8 @@ await runScript(async () => {
   if (config.database.kind === "postgres") {
     url = config.database.url;
   } else {
-    if (config.database.dataDir === null) throw new Error("memory:// has nothing to browse; unset DATABASE_URL for the embedded database");
+    if (config.database.dataDir === null)
+      throw new Error("memory:// has nothing to browse; unset DATABASE_URL for the embedded database");
     const db = await openDatabase(config.database, { throughOwner: true });
     if (!db.owner) await applyMigrations(db);
     const socketPath = ownerSocketPath(resolve(config.database.dataDir));
@@ -50,11 +51,14 @@ await runScript(async () => {
       await db.close();
     };
   }
-  const studio = Bun.spawn([process.execPath, "x", "prisma", "studio", "--port", values.port!, "--browser", values.browser!, "--url", url], {
-    stdout: "inherit",
-    stderr: "inherit",
-    env: { ...process.env, PRISMA_HIDE_UPDATE_MESSAGE: "1", CHECKPOINT_DISABLE: "1" },
-  });
+  const studio = Bun.spawn(
+    [process.execPath, "x", "prisma", "studio", "--port", values.port!, "--browser", values.browser!, "--url", url],
+    {
+      stdout: "inherit",
+      stderr: "inherit",
+      env: { ...process.env, PRISMA_HIDE_UPDATE_MESSAGE: "1", CHECKPOINT_DISABLE: "1" },
+    },
+  );
   const stop = () => studio.kill("SIGTERM");
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -19,7 +19,9 @@ import { createProgress } from "./lib/progress.ts";
 
 await runScript(async () => {
   const config = loadConfig();
-  const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "keys:rewrap-kek" }, (l) => process.stderr.write(`${l}\n`));
+  const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : "warn", { script: "keys:rewrap-kek" }, (l) =>
+    process.stderr.write(`${l}\n`),
+  );
   const from = resolvePreviousKek(config);
   const to = resolveKek(config, log, undefined, { logDevKek: false });
   const db = await openDatabase(config.database, { throughOwner: true });
@@ -27,7 +29,9 @@ await runScript(async () => {
     // The audit chain of this run is signed by the active master key, unwrapped with whichever KEK wraps it now.
     const active = await db.prisma.masterKey.findFirst({ where: { status: "active" } });
     if (!active) throw new KeyUnavailableError("no active master key: nothing to sign this run's audit rows with");
-    const signingJwk = await unwrapPrivateJwk(active.privateKeyJwe, active.kekId === to.kekId ? to.kek : from.kek, { version: active.version });
+    const signingJwk = await unwrapPrivateJwk(active.privateKeyJwe, active.kekId === to.kekId ? to.kek : from.kek, {
+      version: active.version,
+    });
     const audit = createAuditWriter({
       db,
       clock: systemClock,
@@ -53,7 +57,9 @@ await runScript(async () => {
         },
       });
       progress.finish(done, Math.max(total, done));
-      console.log(`done: ${r.rewrapped.length} rewrapped, ${r.alreadyCurrent.length} already under the new KEK. Restart services with MASTER_KEY_ENCRYPTION_KEY=<new KEK>; the previous KEK is no longer needed.`);
+      console.log(
+        `done: ${r.rewrapped.length} rewrapped, ${r.alreadyCurrent.length} already under the new KEK. Restart services with MASTER_KEY_ENCRYPTION_KEY=<new KEK>; the previous KEK is no longer needed.`,
+      );
     } finally {
       await audit.close();
       signingJwk.d = "";

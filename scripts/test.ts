@@ -18,7 +18,16 @@ const extra = process.argv.slice(2);
 // bunfig's test root is ./test, so the reliability suite runs only when named explicitly.
 const paths = process.env.CHRONOKMS_RELIABILITY === "1" && extra.length === 0 ? ["./test", "./test-reliability"] : [];
 const proc = Bun.spawn(
-  [process.execPath, "test", "--timeout", "60000", "--reporter=junit", `--reporter-outfile=${report}`, ...paths, ...extra],
+  [
+    process.execPath,
+    "test",
+    "--timeout",
+    "60000",
+    "--reporter=junit",
+    `--reporter-outfile=${report}`,
+    ...paths,
+    ...extra,
+  ],
   { cwd: root, stdout: "inherit", stderr: "inherit", env: { ...process.env, RELIABILITY_FIGURES_FILE: figures } },
 );
 const code = await proc.exited;
@@ -32,10 +41,15 @@ try {
   process.exit(code || 1);
 }
 const cases = [...xml.matchAll(/<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g)];
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 const perDb: Record<string, number> = { pglite: 0, postgres: 0 };
 for (const [, attrs = "", , inner = ""] of cases) {
-  if (/<skipped/.test(inner) || /<todo/.test(inner)) { skipped++; continue; }
+  if (/<skipped/.test(inner) || /<todo/.test(inner)) {
+    skipped++;
+    continue;
+  }
   if (/<failure|<error/.test(inner)) failed++;
   else passed++;
   const where = /classname="([^"]*)"/.exec(attrs)?.[1] ?? "";
@@ -55,7 +69,9 @@ if (process.env.CHRONOKMS_REQUIRE_POSTGRES === "1" && perDb.postgres === 0) {
 if (code !== 0 && failed === 0) {
   // bun test failed outside any test case (an unhandled error between tests, a file that did not
   // load): that is a failure too, so the summary must not read as green.
-  console.error(`bun test exited with code ${code} although no test case failed (see "Unhandled error" or load errors above)`);
+  console.error(
+    `bun test exited with code ${code} although no test case failed (see "Unhandled error" or load errors above)`,
+  );
   failed++;
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);

@@ -76,9 +76,25 @@ export function createApp(deps: AppDeps) {
   ];
   app.route("/", healthRoutes(readiness));
   app.route("/", publicKeyRoutes(deps.keys));
-  app.route("/", keyManagementRoutes(deps.keys, deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }), { onRotated: () => rewrapInBackground(deps.keys, deps.log) }));
+  app.route(
+    "/",
+    keyManagementRoutes(
+      deps.keys,
+      deps.schedule ?? new ScheduleStore({ db: deps.db, audit: deps.audit, clock: systemClock }),
+      { onRotated: () => rewrapInBackground(deps.keys, deps.log) },
+    ),
+  );
   const webhooks = deps.webhooks;
-  app.route("/", auditRoutes({ db: deps.db, audit: deps.audit, keys: deps.keys, anchorFile: deps.config.auditAnchorFile, ...(webhooks ? { onVerified: (r) => webhooks.verified(r) } : {}) }));
+  app.route(
+    "/",
+    auditRoutes({
+      db: deps.db,
+      audit: deps.audit,
+      keys: deps.keys,
+      anchorFile: deps.config.auditAnchorFile,
+      ...(webhooks ? { onVerified: (r) => webhooks.verified(r) } : {}),
+    }),
+  );
   if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
 
   app.route("/", requesterRoutes(deps.access));
@@ -88,10 +104,15 @@ export function createApp(deps: AppDeps) {
   if (deps.proxy) app.route("/", proxyRoutes(deps.proxy));
   if (deps.webhooks) app.route("/", webhookRoutes(deps.webhooks));
 
-  app.route("/", docsRoutes(() => buildOpenApiDocument(app, packageVersion)));
+  app.route(
+    "/",
+    docsRoutes(() => buildOpenApiDocument(app, packageVersion)),
+  );
   app.route("/", consoleRoutes());
 
-  app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404));
+  app.notFound((c) =>
+    c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404),
+  );
   app.onError((err, c) => respondWithError(err, c));
   return app;
 }

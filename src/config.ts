@@ -57,11 +57,18 @@ const databaseUrl = z
     try {
       url = new URL(v);
     } catch {
-      ctx.addIssue({ code: "custom", message: "is not a URL; use postgres://user@host:5432/db, memory://, or leave it unset for the embedded database" });
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "is not a URL; use postgres://user@host:5432/db, memory://, or leave it unset for the embedded database",
+      });
       return z.NEVER;
     }
     if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-      ctx.addIssue({ code: "custom", message: `unsupported scheme "${url.protocol}"; use postgres://…, memory://, or leave it unset for the embedded database` });
+      ctx.addIssue({
+        code: "custom",
+        message: `unsupported scheme "${url.protocol}"; use postgres://…, memory://, or leave it unset for the embedded database`,
+      });
       return z.NEVER;
     }
     if (!url.hostname && !url.searchParams.get("host")) {
@@ -80,7 +87,13 @@ const apiBase = z.string().transform((v, ctx) => {
     ctx.addIssue({ code: "custom", message: "expected an http(s) URL such as https://api.example.com" });
     return z.NEVER;
   }
-  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.username || url.password || url.search || url.hash) {
+  if (
+    (url.protocol !== "https:" && url.protocol !== "http:") ||
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash
+  ) {
     ctx.addIssue({ code: "custom", message: "expected an http(s) URL without credentials, query or fragment" });
     return z.NEVER;
   }
@@ -96,7 +109,9 @@ const providerVars = (p: string) => ({
 });
 
 const envSchema = z.object({
-  NODE_ENV: z.enum(["development", "production", "test"], { message: "expected development, production or test" }).default("development"),
+  NODE_ENV: z
+    .enum(["development", "production", "test"], { message: "expected development, production or test" })
+    .default("development"),
   PORT: int(3000, 0, 65535),
   HOST: z.string().min(1).default("127.0.0.1"),
   DATABASE_URL: databaseUrl,
@@ -107,12 +122,17 @@ const envSchema = z.object({
   MASTER_KEY_ENCRYPTION_KEY_PREVIOUS: z.string().optional(),
   SLICE_SECONDS: int(60, 1, 31 * 24 * 3600),
   BOOTSTRAP_ADMIN_KEY: z.string().min(1).optional(),
-  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"], { message: "expected debug, info, warn, error or silent" }).default("info"),
+  LOG_LEVEL: z
+    .enum(["debug", "info", "warn", "error", "silent"], { message: "expected debug, info, warn, error or silent" })
+    .default("info"),
   BODY_LIMIT_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
   AUDIT_CHECKPOINT_EVERY: int(1000, 1, 1_000_000),
   AUDIT_WRITE_TIMEOUT_MS: int(2000, 50, 60_000),
   AUDIT_CHECKPOINT_SECONDS: int(10, 1, 3600),
-  AUDIT_ANCHOR_FILE: z.string().min(1, { message: "must not be empty; unset it for the default, or set it to off" }).optional(),
+  AUDIT_ANCHOR_FILE: z
+    .string()
+    .min(1, { message: "must not be empty; unset it for the default, or set it to off" })
+    .optional(),
   AUTH_FAILURES_PER_MINUTE: int(30, 1, 100_000),
   TRUST_PROXY: trustedHops,
   SHUTDOWN_GRACE_MS: int(10_000, 0, 300_000),
@@ -266,7 +286,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     // The built-in revocation endpoint is used only for a provider configured against its real
     // token endpoint: tokens from a test or staging token URL are never sent to the real provider.
     const realProvider = providers[p] !== undefined && e[`${p}_TOKEN_URL` as keyof Env] === undefined;
-    providerEndpoints[p] = { apiBase: base ?? defaultApiBases[p] ?? null, apiBaseConfigured: base !== undefined, revokeUrl: revoke ?? (realProvider ? (defaultRevokeUrls[p] ?? null) : null) };
+    providerEndpoints[p] = {
+      apiBase: base ?? defaultApiBases[p] ?? null,
+      apiBaseConfigured: base !== undefined,
+      revokeUrl: revoke ?? (realProvider ? (defaultRevokeUrls[p] ?? null) : null),
+    };
   }
   return {
     env: e.NODE_ENV,
@@ -295,8 +319,18 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     metricsListener: e.METRICS_PORT === -1 ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     providers,
     providerEndpoints,
-    proxy: { timeoutMs: e.PROXY_TIMEOUT_MS, maxRequestBytes: e.PROXY_MAX_REQUEST_BYTES, maxResponseBytes: e.PROXY_MAX_RESPONSE_BYTES },
+    proxy: {
+      timeoutMs: e.PROXY_TIMEOUT_MS,
+      maxRequestBytes: e.PROXY_MAX_REQUEST_BYTES,
+      maxResponseBytes: e.PROXY_MAX_RESPONSE_BYTES,
+    },
     revokeTimeoutMs: e.REVOKE_TIMEOUT_MS,
-    webhooks: { pollMs: e.WEBHOOK_POLL_MS, timeoutMs: e.WEBHOOK_TIMEOUT_MS, maxAttempts: e.WEBHOOK_MAX_ATTEMPTS, retryBaseMs: e.WEBHOOK_RETRY_BASE_MS, retryMaxMs: e.WEBHOOK_RETRY_MAX_MS },
+    webhooks: {
+      pollMs: e.WEBHOOK_POLL_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+    },
   };
 }

@@ -124,7 +124,9 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
       rewrappables: [oauthTokenRewrappable(db, audit)],
     });
     // Chains left unsealed by processes that are gone (a crash) get their recovery checkpoint now.
-    await audit.sealAbandonedChains().catch((err) => log.error("sealing abandoned audit chains failed; the periodic sweep retries", { err }));
+    await audit
+      .sealAbandonedChains()
+      .catch((err) => log.error("sealing abandoned audit chains failed; the periodic sweep retries", { err }));
     // Loads the policies and installs BOOTSTRAP_ADMIN_KEY (a malformed one stops startup).
     access = await createAccessServices({ config, db, audit, keys, clock, log });
   } catch (err) {
@@ -135,11 +137,42 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   }
   const ready = keys;
   const tokenLog = log.child({ component: "tokens" });
-  const refresher = new TokenRefresher({ db, keys, audit, clock, log: tokenLog, providers: config.providers, timeoutMs: config.refreshTimeoutMs, backoff: config.refreshBackoff });
-  const revoker = new TokenRevoker({ keys, audit, log: tokenLog, endpoints: config.providerEndpoints, providers: config.providers, timeoutMs: config.revokeTimeoutMs });
+  const refresher = new TokenRefresher({
+    db,
+    keys,
+    audit,
+    clock,
+    log: tokenLog,
+    providers: config.providers,
+    timeoutMs: config.refreshTimeoutMs,
+    backoff: config.refreshBackoff,
+  });
+  const revoker = new TokenRevoker({
+    keys,
+    audit,
+    log: tokenLog,
+    endpoints: config.providerEndpoints,
+    providers: config.providers,
+    timeoutMs: config.revokeTimeoutMs,
+  });
   const tokens = new TokenVault({ db, keys, audit, decider: access.decider, refresher, revoker, clock, log: tokenLog });
-  const proxy = new TokenProxy({ vault: tokens, audit, log: log.child({ component: "proxy" }), endpoints: config.providerEndpoints, limits: config.proxy, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
-  const webhooks = new WebhookService({ db, audit, clock, log: log.child({ component: "webhooks" }), secretKey: kekForWebhooks!.key, kekId: kekForWebhooks!.kekId, config: config.webhooks });
+  const proxy = new TokenProxy({
+    vault: tokens,
+    audit,
+    log: log.child({ component: "proxy" }),
+    endpoints: config.providerEndpoints,
+    limits: config.proxy,
+    ...(opts.resolve ? { resolve: opts.resolve } : {}),
+  });
+  const webhooks = new WebhookService({
+    db,
+    audit,
+    clock,
+    log: log.child({ component: "webhooks" }),
+    secretKey: kekForWebhooks!.key,
+    kekId: kekForWebhooks!.kekId,
+    config: config.webhooks,
+  });
   const schedule = new ScheduleStore({ db, audit, clock });
   metrics.bind({ db, clock, versions: () => ready.versions() });
   // Closed in reverse: webhooks (finish a round), tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
@@ -157,7 +190,20 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     schedule,
     metrics,
     clock,
-    appDeps: () => ({ config, db, log, audit, keys: ready, access, tokens, proxy, webhooks, schedule, metrics, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
+    appDeps: () => ({
+      config,
+      db,
+      log,
+      audit,
+      keys: ready,
+      access,
+      tokens,
+      proxy,
+      webhooks,
+      schedule,
+      metrics,
+      readiness: [{ name: "masterKey", check: () => ready.health() }],
+    }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

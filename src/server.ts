@@ -27,9 +27,18 @@ export interface ServerOptions {
 function listenError(err: unknown, host: string, port: number, vars = "PORT"): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const where = `${host}:${port}`;
-  if (code === "EADDRINUSE") return new ConfigError(`cannot listen on ${where}: the port is already in use (another chronokms or another program); stop it, or set ${vars} to a free port`);
-  if (code === "EACCES") return new ConfigError(`cannot listen on ${where}: permission denied (ports below 1024 need privileges); set ${vars} to 1024 or above`);
-  if (code === "EADDRNOTAVAIL") return new ConfigError(`cannot listen on ${where}: no such address on this machine; set ${vars === "PORT" ? "HOST" : "METRICS_HOST"} to one of its addresses, e.g. 127.0.0.1 or 0.0.0.0`);
+  if (code === "EADDRINUSE")
+    return new ConfigError(
+      `cannot listen on ${where}: the port is already in use (another chronokms or another program); stop it, or set ${vars} to a free port`,
+    );
+  if (code === "EACCES")
+    return new ConfigError(
+      `cannot listen on ${where}: permission denied (ports below 1024 need privileges); set ${vars} to 1024 or above`,
+    );
+  if (code === "EADDRNOTAVAIL")
+    return new ConfigError(
+      `cannot listen on ${where}: no such address on this machine; set ${vars === "PORT" ? "HOST" : "METRICS_HOST"} to one of its addresses, e.g. 127.0.0.1 or 0.0.0.0`,
+    );
   return err;
 }
 

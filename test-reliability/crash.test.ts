@@ -17,7 +17,15 @@ import { projectRoot } from "../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
 import { createTestDatabase, postgresAvailable, type TestDatabase } from "../test/support/databases.ts";
 import { callApi, provision } from "../test/tokens/helpers.ts";
-import { anchorFileFor, envInt, figure, serviceEnv, startService, verifyAudit, type ServiceProcess } from "./support.ts";
+import {
+  anchorFileFor,
+  envInt,
+  figure,
+  serviceEnv,
+  startService,
+  verifyAudit,
+  type ServiceProcess,
+} from "./support.ts";
 
 const TRIALS = envInt("RELIABILITY_CRASH_TRIALS", 20);
 const SEEDED = envInt("RELIABILITY_CRASH_SEEDED", 400);
@@ -51,7 +59,10 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
       await Promise.all(
         ids.slice(i, i + 25).map(async (u) => {
           const v = `seeded-${u}-${crypto.randomUUID()}`;
-          const res = await callApi(svc.url, keys.writer, "PUT", `/v1/tokens/crash/${u}`, { accessToken: v, refreshToken: `r-${v}` });
+          const res = await callApi(svc.url, keys.writer, "PUT", `/v1/tokens/crash/${u}`, {
+            accessToken: v,
+            refreshToken: `r-${v}`,
+          });
           expect(res.status).toBe(201);
           seeded.set(u, v);
         }),
@@ -95,7 +106,10 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
             const res = await fetch(`${base}/v1/access-requests`, {
               method: "POST",
               headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-              body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } }),
+              body: JSON.stringify({
+                resource: { type: "timeslice" },
+                timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
+              }),
             });
             const body = (await res.json()) as { id?: string };
             if (res.status === 201 && body.id) {
@@ -121,9 +135,14 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
     };
   }
 
-  async function readToken(base: string, userId: string): Promise<{ status: number; value?: string; refresh?: string }> {
+  async function readToken(
+    base: string,
+    userId: string,
+  ): Promise<{ status: number; value?: string; refresh?: string }> {
     // The export endpoint (role exporter) is the one response that carries the refresh token too.
-    const res = await fetch(`${base}/v1/tokens/crash/${userId}/export`, { headers: { authorization: `Bearer ${keys.exporter}` } });
+    const res = await fetch(`${base}/v1/tokens/crash/${userId}/export`, {
+      headers: { authorization: `Bearer ${keys.exporter}` },
+    });
     if (res.status !== 200) return { status: res.status };
     const b = (await res.json()) as { accessToken: string; refreshToken?: string };
     return { status: 200, value: b.accessToken, refresh: b.refreshToken };
@@ -148,7 +167,9 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
          AND NOT EXISTS (SELECT 1 FROM access_requests r WHERE r.id::text = a.details->>'accessRequestId')) AS rows_without_request,
       (SELECT count(*) FROM master_keys k WHERE k.version > 1 AND NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a."eventType" = 'KEY_ROTATED' AND a.target = 'key:v' || k.version)) AS versions_without_row,
       (SELECT count(*) FROM audit_logs a WHERE a."eventType" = 'KEY_ROTATED' AND NOT EXISTS (SELECT 1 FROM master_keys k WHERE a.target = 'key:v' || k.version)) AS rows_without_version`);
-    return Object.entries(r ?? {}).filter(([, n]) => Number(n) > 0).map(([k, n]) => `${k}: ${n}`);
+    return Object.entries(r ?? {})
+      .filter(([, n]) => Number(n) > 0)
+      .map(([k, n]) => `${k}: ${n}`);
   }
 
   /** Abandoned chains (a killed process's) are sealed by the service; GET /v1/audit-logs/head triggers it now. */
@@ -238,7 +259,12 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
     }
 
     // Finish whatever rotation a kill interrupted, then everything must decrypt on one version.
-    const finish = Bun.spawn([process.execPath, "scripts/keys-rotate.ts", "--no-rotate"], { cwd: projectRoot, env: serviceEnv(db.url, 0), stdout: "pipe", stderr: "pipe" });
+    const finish = Bun.spawn([process.execPath, "scripts/keys-rotate.ts", "--no-rotate"], {
+      cwd: projectRoot,
+      env: serviceEnv(db.url, 0),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const finishOut = (await new Response(finish.stdout).text()) + (await new Response(finish.stderr).text());
     const finishCode = await finish.exited;
     if (finishCode !== 0) failures.push(`keys:rotate --no-rotate exited ${finishCode}: ${finishOut.slice(-500)}`);

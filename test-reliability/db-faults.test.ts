@@ -48,7 +48,9 @@ describe.skipIf(!postgresAvailable)("[postgres] database faults under load", () 
   }
 
   async function grantedRows(): Promise<number> {
-    const r = await admin.query<{ n: string }>(`SELECT count(*)::text AS n FROM audit_logs WHERE "eventType" = 'ACCESS_GRANTED'`);
+    const r = await admin.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM audit_logs WHERE "eventType" = 'ACCESS_GRANTED'`,
+    );
     return Number(r.rows[0]!.n);
   }
 
@@ -95,7 +97,15 @@ describe.skipIf(!postgresAvailable)("[postgres] database faults under load", () 
         `${released} secrets released, ${grantedAudited} ACCESS_GRANTED rows; audit ${v.valid ? "valid" : "INVALID"} (${v.checked} rows, ${v.chains} chains, ${v.unclosedChains} unclosed)`,
     );
     if (stats.wrong.length) console.log(`  wrong: ${[...new Set(stats.wrong)].slice(0, 20).join("\n  ")}`);
-    if (svc.proc.exitCode !== null || stats.wrong.length) console.log(`  service (exit ${svc.proc.exitCode}) log:\n${(await svc.stderr()).split("\n").filter((l) => /error|fatal|unhandled/i.test(l)).slice(-15).join("\n").slice(-6000)}`);
+    if (svc.proc.exitCode !== null || stats.wrong.length)
+      console.log(
+        `  service (exit ${svc.proc.exitCode}) log:\n${(await svc.stderr())
+          .split("\n")
+          .filter((l) => /error|fatal|unhandled/i.test(l))
+          .slice(-15)
+          .join("\n")
+          .slice(-6000)}`,
+      );
 
     expect(baseline.wrong).toBe(0);
     expect(baseline.unavailable).toBe(0);

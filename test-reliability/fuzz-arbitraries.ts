@@ -34,7 +34,12 @@ export type JsonSchema = {
 };
 
 /** Every operation the OpenAPI document lists. */
-export function operationsOf(doc: { paths: Record<string, Record<string, { parameters?: unknown[]; requestBody?: { content?: Record<string, { schema?: JsonSchema }> } }>> }): Operation[] {
+export function operationsOf(doc: {
+  paths: Record<
+    string,
+    Record<string, { parameters?: unknown[]; requestBody?: { content?: Record<string, { schema?: JsonSchema }> } }>
+  >;
+}): Operation[] {
   const ops: Operation[] = [];
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const method of ["get", "post", "put", "patch", "delete"]) {
@@ -43,8 +48,15 @@ export function operationsOf(doc: { paths: Record<string, Record<string, { param
       ops.push({
         method: method.toUpperCase(),
         path,
-        params: ((op.parameters ?? []) as Operation["params"]).map((p) => ({ in: p.in, name: p.name, required: !!p.required, schema: p.schema ?? {} })),
-        ...(op.requestBody?.content?.["application/json"]?.schema ? { body: op.requestBody.content["application/json"].schema } : {}),
+        params: ((op.parameters ?? []) as Operation["params"]).map((p) => ({
+          in: p.in,
+          name: p.name,
+          required: !!p.required,
+          schema: p.schema ?? {},
+        })),
+        ...(op.requestBody?.content?.["application/json"]?.schema
+          ? { body: op.requestBody.content["application/json"].schema }
+          : {}),
       });
     }
   }
@@ -53,10 +65,49 @@ export function operationsOf(doc: { paths: Record<string, Record<string, { param
 
 /** Values that have broken parsers before: empty, numeric edge cases, traversal, encodings, injection. */
 export const nastyStrings = [
-  "", " ", "null", "undefined", "0", "-1", "1e309", "-0", "NaN", "Infinity", "true", "[]", "{}", "..", "../..", "%", "%zz", "%00", "%ff",
-  "\u0000", "\u202e", "\ud800", "💥", "a".repeat(129), "x".repeat(5000), "'; DROP TABLE requesters; --", "${jndi:ldap://x}", "<script>",
-  "__proto__", "constructor", "prototype", "9999999999999999999999", "2024-02-30T25:61:00Z", "-8640000000000001", "8640000000000001",
-  "0190b000-0000-7000-8000-000000000000", "00000000-0000-0000-0000-000000000000", "ckms_", "ckms_aaaaaaaaaaaaaaaa_", "\t\n", "a/b", "a?b", "a#b",
+  "",
+  " ",
+  "null",
+  "undefined",
+  "0",
+  "-1",
+  "1e309",
+  "-0",
+  "NaN",
+  "Infinity",
+  "true",
+  "[]",
+  "{}",
+  "..",
+  "../..",
+  "%",
+  "%zz",
+  "%00",
+  "%ff",
+  "\u0000",
+  "\u202e",
+  "\ud800",
+  "💥",
+  "a".repeat(129),
+  "x".repeat(5000),
+  "'; DROP TABLE requesters; --",
+  "${jndi:ldap://x}",
+  "<script>",
+  "__proto__",
+  "constructor",
+  "prototype",
+  "9999999999999999999999",
+  "2024-02-30T25:61:00Z",
+  "-8640000000000001",
+  "8640000000000001",
+  "0190b000-0000-7000-8000-000000000000",
+  "00000000-0000-0000-0000-000000000000",
+  "ckms_",
+  "ckms_aaaaaaaaaaaaaaaa_",
+  "\t\n",
+  "a/b",
+  "a?b",
+  "a#b",
 ];
 
 /** Characters no stored string may hold: NUL and unpaired UTF-16 surrogates (SPEC §7: a 400). */
@@ -85,7 +136,22 @@ export const junkString: fc.Arbitrary<string> = fc.oneof(
 
 const junkValue: fc.Arbitrary<unknown> = fc.oneof(
   junkString,
-  fc.constantFrom(null, true, false, 0, -1, 1e308, -1e308, 2 ** 53 + 1, 1.5, [], {}, [null], { "": 1 }, JSON.parse("{\"__proto__\":{\"admin\":true}}") as unknown),
+  fc.constantFrom(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1e308,
+    -1e308,
+    2 ** 53 + 1,
+    1.5,
+    [],
+    {},
+    [null],
+    { "": 1 },
+    JSON.parse('{"__proto__":{"admin":true}}') as unknown,
+  ),
   fc.jsonValue({ maxDepth: 3 }),
   fc.integer(),
   fc.double(),
@@ -102,7 +168,8 @@ const timeLike: fc.Arbitrary<unknown> = fc.oneof(
 
 /** A value that (mostly) satisfies the schema; the mutation step breaks it afterwards. */
 export function fromSchema(s: JsonSchema, depth = 0, name?: string): fc.Arbitrary<unknown> {
-  if (name && timeNames.has(name)) return fc.oneof({ arbitrary: timeLike, weight: 4 }, { arbitrary: plain(s, depth), weight: 1 });
+  if (name && timeNames.has(name))
+    return fc.oneof({ arbitrary: timeLike, weight: 4 }, { arbitrary: plain(s, depth), weight: 1 });
   return plain(s, depth);
 }
 
@@ -117,7 +184,11 @@ function plain(s: JsonSchema, depth: number): fc.Arbitrary<unknown> {
       const max = Math.min(s.maxLength ?? 40, 40);
       const min = Math.min(s.minLength ?? 0, max);
       if (s.format === "date-time") return timeLike;
-      if (s.format === "email") return fc.oneof({ arbitrary: fc.emailAddress(), weight: 4 }, { arbitrary: poisoned(fc.emailAddress()), weight: 1 });
+      if (s.format === "email")
+        return fc.oneof(
+          { arbitrary: fc.emailAddress(), weight: 4 },
+          { arbitrary: poisoned(fc.emailAddress()), weight: 1 },
+        );
       if (s.pattern) {
         let re: RegExp | undefined;
         try {
@@ -140,13 +211,22 @@ function plain(s: JsonSchema, depth: number): fc.Arbitrary<unknown> {
     case "null":
       return fc.constant(null);
     case "array":
-      return fc.array(s.items ? fromSchema(s.items, depth + 1) : junkValue, { minLength: Math.min(s.minItems ?? 0, 3), maxLength: Math.min(s.maxItems ?? 3, 3) });
+      return fc.array(s.items ? fromSchema(s.items, depth + 1) : junkValue, {
+        minLength: Math.min(s.minItems ?? 0, 3),
+        maxLength: Math.min(s.maxItems ?? 3, 3),
+      });
     case "object": {
       const props = s.properties ?? {};
       if (Object.keys(props).length === 0) {
         // Free-form objects (requester metadata): NUL and surrogates in keys and in nested values too.
-        const key = fc.oneof({ arbitrary: fc.string({ maxLength: 8 }), weight: 4 }, { arbitrary: poisoned(fc.string({ maxLength: 8 })), weight: 1 });
-        const nested = fc.oneof(junkValue, poisoned(fc.string({ maxLength: 8 })).map((v) => ({ deep: [v] })));
+        const key = fc.oneof(
+          { arbitrary: fc.string({ maxLength: 8 }), weight: 4 },
+          { arbitrary: poisoned(fc.string({ maxLength: 8 })), weight: 1 },
+        );
+        const nested = fc.oneof(
+          junkValue,
+          poisoned(fc.string({ maxLength: 8 })).map((v) => ({ deep: [v] })),
+        );
         return fc.dictionary(key, nested, { maxKeys: 3 });
       }
       const record: Record<string, fc.Arbitrary<unknown>> = {};
@@ -159,7 +239,11 @@ function plain(s: JsonSchema, depth: number): fc.Arbitrary<unknown> {
 }
 
 /** Every path into a JSON value (objects and arrays), the root included. */
-function paths(v: unknown, prefix: Array<string | number> = [], out: Array<Array<string | number>> = []): Array<Array<string | number>> {
+function paths(
+  v: unknown,
+  prefix: Array<string | number> = [],
+  out: Array<Array<string | number>> = [],
+): Array<Array<string | number>> {
   out.push(prefix);
   if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...prefix, i], out));
   else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) paths(x, [...prefix, k], out);
@@ -174,10 +258,14 @@ function mutate(value: unknown, n: number, how: Mutation, junk: unknown, unknown
   const all = paths(copy);
   const at = all[n % all.length]!;
   if (at.length === 0) {
-    if (how === "add-unknown" && copy && typeof copy === "object" && !Array.isArray(copy)) return { ...copy, [unknownKey]: junk };
+    if (how === "add-unknown" && copy && typeof copy === "object" && !Array.isArray(copy))
+      return { ...copy, [unknownKey]: junk };
     return how === "replace" ? junk : copy;
   }
-  const parent = at.slice(0, -1).reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], copy) as Record<string | number, unknown>;
+  const parent = at.slice(0, -1).reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], copy) as Record<
+    string | number,
+    unknown
+  >;
   const key = at[at.length - 1]!;
   if (how === "drop") {
     if (Array.isArray(parent)) parent.splice(key as number, 1);
@@ -194,10 +282,23 @@ function mutate(value: unknown, n: number, how: Mutation, junk: unknown, unknown
 export function bodyValue(schema: JsonSchema): fc.Arbitrary<unknown> {
   const once = (a: fc.Arbitrary<unknown>) =>
     fc
-      .tuple(a, fc.nat(), fc.constantFrom<Mutation>("replace", "drop", "add-unknown"), junkValue, fc.oneof(fc.constantFrom("extra", "__proto__", "constructor", "id", "version", "createdAt", "roles", "granted"), fc.string({ maxLength: 8 })))
+      .tuple(
+        a,
+        fc.nat(),
+        fc.constantFrom<Mutation>("replace", "drop", "add-unknown"),
+        junkValue,
+        fc.oneof(
+          fc.constantFrom("extra", "__proto__", "constructor", "id", "version", "createdAt", "roles", "granted"),
+          fc.string({ maxLength: 8 }),
+        ),
+      )
       .map(([v, n, how, junk, key]) => mutate(v, n, how, junk, key));
   const base = fromSchema(schema);
-  return fc.oneof({ arbitrary: base, weight: 1 }, { arbitrary: once(base), weight: 3 }, { arbitrary: once(once(base)), weight: 1 });
+  return fc.oneof(
+    { arbitrary: base, weight: 1 },
+    { arbitrary: once(base), weight: 3 },
+    { arbitrary: once(once(base)), weight: 1 },
+  );
 }
 
 /** What to send as the body; huge ones are described, not built, so the generator stays cheap. */
@@ -210,7 +311,15 @@ export type BodySpec =
   | { kind: "bytes"; bytes: Uint8Array };
 
 const enc = new TextEncoder();
-const invalidUtf8 = [[0xc3, 0x28], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xff, 0xfe], [0xe2, 0x82], [0x80]];
+const invalidUtf8 = [
+  [0xc3, 0x28],
+  [0xc0, 0xaf],
+  [0xed, 0xa0, 0x80],
+  [0xf8, 0x88, 0x80, 0x80, 0x80],
+  [0xff, 0xfe],
+  [0xe2, 0x82],
+  [0x80],
+];
 
 export function bodySpec(schema: JsonSchema | undefined, limit: number): fc.Arbitrary<BodySpec> {
   const json = schema ? bodyValue(schema) : fc.jsonValue({ maxDepth: 3 });
@@ -219,30 +328,64 @@ export function bodySpec(schema: JsonSchema | undefined, limit: number): fc.Arbi
     { arbitrary: fc.jsonValue({ maxDepth: 6 }).map((value): BodySpec => ({ kind: "json", value })), weight: 2 },
     { arbitrary: fc.constant<BodySpec>({ kind: "none" }), weight: 1 },
     {
-      arbitrary: fc.oneof(
-        fc.string({ maxLength: 60 }),
-        json.map((v) => JSON.stringify(v) ?? "").chain((s) => fc.nat({ max: Math.max(s.length - 1, 0) }).map((n) => s.slice(0, n))),
-        fc.constantFrom("{", "}", "[", "{'a':1}", "{\"a\":1,}", "NaN", "undefined", "nul", "\"\\ud800\"", "{\"a\":1}{\"b\":2}", "\ufeff{}", "1e99999", "{\"__proto__\":{\"x\":1}}"),
-      ).map((text): BodySpec => ({ kind: "text", text })),
+      arbitrary: fc
+        .oneof(
+          fc.string({ maxLength: 60 }),
+          json
+            .map((v) => JSON.stringify(v) ?? "")
+            .chain((s) => fc.nat({ max: Math.max(s.length - 1, 0) }).map((n) => s.slice(0, n))),
+          fc.constantFrom(
+            "{",
+            "}",
+            "[",
+            "{'a':1}",
+            '{"a":1,}',
+            "NaN",
+            "undefined",
+            "nul",
+            '"\\ud800"',
+            '{"a":1}{"b":2}',
+            "\ufeff{}",
+            "1e99999",
+            '{"__proto__":{"x":1}}',
+          ),
+        )
+        .map((text): BodySpec => ({ kind: "text", text })),
       weight: 2,
     },
     {
-      arbitrary: fc.record({ depth: fc.oneof(fc.integer({ min: 50, max: 2000 }), fc.integer({ min: 2000, max: Math.floor(limit / 6) }), fc.constant(limit)), shape: fc.constantFrom<"array" | "object">("array", "object") }).map((d): BodySpec => ({ kind: "deep", ...d })),
+      arbitrary: fc
+        .record({
+          depth: fc.oneof(
+            fc.integer({ min: 50, max: 2000 }),
+            fc.integer({ min: 2000, max: Math.floor(limit / 6) }),
+            fc.constant(limit),
+          ),
+          shape: fc.constantFrom<"array" | "object">("array", "object"),
+        })
+        .map((d): BodySpec => ({ kind: "deep", ...d })),
       weight: 1,
     },
     {
-      arbitrary: fc.record({ bytes: fc.constantFrom(limit - 64, limit, limit + 1, 2 * limit, 1024 * 1024 + 1, 3 * 1024 * 1024), shape: fc.constantFrom<"string" | "array" | "keys">("string", "array", "keys") }).map((h): BodySpec => ({ kind: "huge", ...h })),
+      arbitrary: fc
+        .record({
+          bytes: fc.constantFrom(limit - 64, limit, limit + 1, 2 * limit, 1024 * 1024 + 1, 3 * 1024 * 1024),
+          shape: fc.constantFrom<"string" | "array" | "keys">("string", "array", "keys"),
+        })
+        .map((h): BodySpec => ({ kind: "huge", ...h })),
       weight: 1,
     },
     {
-      arbitrary: fc.oneof(
-        fc.uint8Array({ maxLength: 200 }),
-        fc.tuple(json, fc.constantFrom(...invalidUtf8)).map(([v, bad]) => {
-          const s = JSON.stringify(v) ?? "\"\"";
-          const i = Math.max(s.indexOf("\"") + 1, 0);
-          return new Uint8Array([...enc.encode(s.slice(0, i)), ...bad, ...enc.encode(s.slice(i))]);
-        }),
-      ).map((bytes): BodySpec => ({ kind: "bytes", bytes })),
+      arbitrary: fc
+        .oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          fc.tuple(json, fc.constantFrom(...invalidUtf8)).map(([v, bad]) => {
+            const s = JSON.stringify(v) ?? '""';
+            const i = Math.max(s.indexOf('"') + 1, 0);
+            return new Uint8Array([...enc.encode(s.slice(0, i)), ...bad, ...enc.encode(s.slice(i))]);
+          }),
+        )
+        .map((bytes): BodySpec => ({ kind: "bytes", bytes })),
       weight: 2,
     },
   );
@@ -257,7 +400,9 @@ export function materialize(b: BodySpec): string | Uint8Array<ArrayBuffer> | und
     case "text":
       return b.text;
     case "deep":
-      return b.shape === "array" ? "[".repeat(b.depth) + "]".repeat(b.depth) : "{\"a\":".repeat(b.depth) + "1" + "}".repeat(b.depth);
+      return b.shape === "array"
+        ? "[".repeat(b.depth) + "]".repeat(b.depth)
+        : `${'{"a":'.repeat(b.depth)}1${"}".repeat(b.depth)}`;
     case "huge":
       if (b.shape === "string") return JSON.stringify({ name: "x".repeat(b.bytes) });
       if (b.shape === "array") return `[${"1,".repeat(Math.floor(b.bytes / 2))}1]`;
@@ -296,10 +441,30 @@ export function headerSafe(v: string): string {
 
 export const junkHeaders: fc.Arbitrary<Array<[string, string]>> = fc.array(
   fc.oneof(
-    fc.tuple(fc.constantFrom("x-request-id", "x-forwarded-for", "x-real-ip", "user-agent", "accept", "x-purpose", "content-encoding", "accept-encoding", "origin", "cookie", "forwarded", "if-none-match", "range"), junkString),
+    fc.tuple(
+      fc.constantFrom(
+        "x-request-id",
+        "x-forwarded-for",
+        "x-real-ip",
+        "user-agent",
+        "accept",
+        "x-purpose",
+        "content-encoding",
+        "accept-encoding",
+        "origin",
+        "cookie",
+        "forwarded",
+        "if-none-match",
+        "range",
+      ),
+      junkString,
+    ),
     fc.tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/), junkString),
     fc.tuple(fc.constant("user-agent"), fc.constantFrom("x".repeat(10_000), "Mozilla/5.0")),
-    fc.tuple(fc.constant("x-request-id"), fc.constantFrom("r".repeat(300), "ok-id-1", "../../etc/passwd", "\u00ff\u00fe")),
+    fc.tuple(
+      fc.constant("x-request-id"),
+      fc.constantFrom("r".repeat(300), "ok-id-1", "../../etc/passwd", "\u00ff\u00fe"),
+    ),
   ),
   { maxLength: 4 },
 );

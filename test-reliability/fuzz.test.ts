@@ -30,7 +30,17 @@ import type { Database } from "../src/db/database.ts";
 import { TEST_ADMIN_KEY, testConfig } from "../test/support/app.ts";
 import { createEmptyPostgresDatabase, postgresAvailable } from "../test/support/databases.ts";
 import { callApi, provision } from "../test/tokens/helpers.ts";
-import { bodySpec, contentTypes, headerSafe, junkHeaders, junkString, materialize, operationsOf, type BodySpec, type Operation } from "./fuzz-arbitraries.ts";
+import {
+  bodySpec,
+  contentTypes,
+  headerSafe,
+  junkHeaders,
+  junkString,
+  materialize,
+  operationsOf,
+  type BodySpec,
+  type Operation,
+} from "./fuzz-arbitraries.ts";
 import { envInt, figure } from "./support.ts";
 
 const RUNS = envInt("RELIABILITY_FUZZ_RUNS", 10_000);
@@ -44,7 +54,11 @@ const BODY_LIMIT = 64 * 1024;
 
 const TOKEN_READ = "GET /v1/tokens/{integration}/{userId}";
 /** Token routes that are decisions like a read (v2): a grant may still end in 404/409/422. */
-const TOKEN_DECISIONS = new Set([TOKEN_READ, "GET /v1/tokens/{integration}/{userId}/status", "GET /v1/tokens/{integration}/{userId}/export"]);
+const TOKEN_DECISIONS = new Set([
+  TOKEN_READ,
+  "GET /v1/tokens/{integration}/{userId}/status",
+  "GET /v1/tokens/{integration}/{userId}/export",
+]);
 const DECISION_ROUTES = new Set(["POST /v1/access-requests", ...TOKEN_DECISIONS]);
 
 interface FuzzRequest {
@@ -75,7 +89,15 @@ const DATA_SQL = `SELECT
   (SELECT count(*)::int FROM access_requests WHERE granted) AS granted,
   (SELECT count(*)::int FROM access_requests WHERE NOT granted) AS denied`;
 
-type DataSnapshot = { requesters: string; api_keys: string; policies: string; oauth_tokens: string; master_keys: string; granted: number; denied: number };
+type DataSnapshot = {
+  requesters: string;
+  api_keys: string;
+  policies: string;
+  oauth_tokens: string;
+  master_keys: string;
+  granted: number;
+  denied: number;
+};
 
 class RowWatch {
   private data!: DataSnapshot;
@@ -117,7 +139,8 @@ class RowWatch {
     if (status < 400) return [];
     const problems: string[] = [];
     for (const t of ["requesters", "api_keys", "policies", "oauth_tokens", "master_keys"] as const) {
-      if (now[t] !== before[t]) problems.push(`${t} changed (${before[t].split(":")[0]} → ${now[t].split(":")[0]} rows)`);
+      if (now[t] !== before[t])
+        problems.push(`${t} changed (${before[t].split(":")[0]} → ${now[t].split(":")[0]} rows)`);
     }
     const dGranted = now.granted - before.granted;
     const dDenied = now.denied - before.denied;
@@ -135,12 +158,18 @@ class RowWatch {
     const deniedRows = take("ACCESS_DENIED");
     const grantedRows = take("ACCESS_GRANTED");
     const decision = DECISION_ROUTES.has(route);
-    if (deniedRows > 0 && !(decision && status === 403 && deniedRows === 1)) problems.push(`${deniedRows} ACCESS_DENIED row(s) with ${status} on ${route}`);
-    if (grantedRows > 0 && !(TOKEN_DECISIONS.has(route) && [404, 409, 422].includes(status) && grantedRows === 1)) problems.push(`${grantedRows} ACCESS_GRANTED row(s) with ${status} on ${route}`);
-    if (dDenied !== deniedRows) problems.push(`access_requests denied +${dDenied} but ${deniedRows} ACCESS_DENIED row(s)`);
-    if (dGranted !== grantedRows) problems.push(`access_requests granted +${dGranted} but ${grantedRows} ACCESS_GRANTED row(s)`);
-    if (take("DECRYPT_FAILED") > 0 && !(TOKEN_DECISIONS.has(route) && status === 422)) problems.push(`DECRYPT_FAILED with ${status}`);
-    if (take("TOKEN_REFRESH_FAILED") > 0 && !(route === TOKEN_READ && status === 409)) problems.push(`TOKEN_REFRESH_FAILED with ${status}`);
+    if (deniedRows > 0 && !(decision && status === 403 && deniedRows === 1))
+      problems.push(`${deniedRows} ACCESS_DENIED row(s) with ${status} on ${route}`);
+    if (grantedRows > 0 && !(TOKEN_DECISIONS.has(route) && [404, 409, 422].includes(status) && grantedRows === 1))
+      problems.push(`${grantedRows} ACCESS_GRANTED row(s) with ${status} on ${route}`);
+    if (dDenied !== deniedRows)
+      problems.push(`access_requests denied +${dDenied} but ${deniedRows} ACCESS_DENIED row(s)`);
+    if (dGranted !== grantedRows)
+      problems.push(`access_requests granted +${dGranted} but ${grantedRows} ACCESS_GRANTED row(s)`);
+    if (take("DECRYPT_FAILED") > 0 && !(TOKEN_DECISIONS.has(route) && status === 422))
+      problems.push(`DECRYPT_FAILED with ${status}`);
+    if (take("TOKEN_REFRESH_FAILED") > 0 && !(route === TOKEN_READ && status === 409))
+      problems.push(`TOKEN_REFRESH_FAILED with ${status}`);
     for (const [e, n] of counts) problems.push(`${n} ${e} row(s) written by a ${status}`);
     return problems;
   }
@@ -150,7 +179,9 @@ class RowWatch {
 const uri = (s: string) => encodeURIComponent((s as string & { toWellFormed(): string }).toWellFormed());
 
 function describeRequest(r: FuzzRequest, raw?: Uint8Array): string {
-  const body = raw ? `raw ${raw.byteLength} bytes: ${JSON.stringify(new TextDecoder().decode(raw.slice(0, 300)))}` : bodyDescription(r.body);
+  const body = raw
+    ? `raw ${raw.byteLength} bytes: ${JSON.stringify(new TextDecoder().decode(raw.slice(0, 300)))}`
+    : bodyDescription(r.body);
   return `${r.method} ${r.url.slice(0, 300)} key=${r.keyName} ct=${JSON.stringify(r.contentType)} headers=${JSON.stringify(r.headers).slice(0, 300)} body=${body}`;
 }
 
@@ -179,11 +210,22 @@ describe("fuzz: every route, every role", () => {
   let watch: RowWatch;
   let ops: Operation[];
   const keys: Record<string, string | null> = {};
-  const pool = { requesterIds: [] as string[], keyIds: [] as string[], policyIds: [] as string[], integrations: ["gmail", "github", "slack"], userIds: ["alice", "bob"] };
+  const pool = {
+    requesterIds: [] as string[],
+    keyIds: [] as string[],
+    policyIds: [] as string[],
+    integrations: ["gmail", "github", "slack"],
+    userIds: ["alice", "bob"],
+  };
 
   beforeAll(async () => {
     pg = postgresAvailable ? await createEmptyPostgresDatabase() : undefined;
-    const config = testConfig({ DATABASE_URL: pg?.url ?? "memory://", PORT: "0", AUTH_FAILURES_PER_MINUTE: "100000", BODY_LIMIT_BYTES: String(BODY_LIMIT) });
+    const config = testConfig({
+      DATABASE_URL: pg?.url ?? "memory://",
+      PORT: "0",
+      AUTH_FAILURES_PER_MINUTE: "100000",
+      BODY_LIMIT_BYTES: String(BODY_LIMIT),
+    });
     server = await startServer(config, createLogger(config.logLevel));
     db = server.runtime.db;
     app = createApp(server.runtime.appDeps());
@@ -198,22 +240,44 @@ describe("fuzz: every route, every role", () => {
     // A key with every role, and victims the fuzzer may legitimately change or delete (never the
     // fuzzer's own principals, so it cannot lock itself out).
     const mk = async (requesterId: string, rolesOf: string[]) => {
-      const r = (await (await callApi(base, TEST_ADMIN_KEY, "POST", "/v1/requesters", { requesterId, name: requesterId })).json()) as { id: string };
-      const k = (await (await callApi(base, TEST_ADMIN_KEY, "POST", `/v1/requesters/${r.id}/api-keys`, { roles: rolesOf })).json()) as { apiKey: string; keyId: string };
+      const r = (await (
+        await callApi(base, TEST_ADMIN_KEY, "POST", "/v1/requesters", { requesterId, name: requesterId })
+      ).json()) as { id: string };
+      const k = (await (
+        await callApi(base, TEST_ADMIN_KEY, "POST", `/v1/requesters/${r.id}/api-keys`, { roles: rolesOf })
+      ).json()) as { apiKey: string; keyId: string };
       return { id: r.id, ...k };
     };
     const all = await mk("fuzz-all-roles", ["admin", "writer", "reader"]);
     keys.all = all.apiKey;
-    await callApi(base, TEST_ADMIN_KEY, "POST", "/v1/policies", { name: "fuzz-all", type: "whitelist", config: { requesters: ["fuzz-all-roles"] } });
+    await callApi(base, TEST_ADMIN_KEY, "POST", "/v1/policies", {
+      name: "fuzz-all",
+      type: "whitelist",
+      config: { requesters: ["fuzz-all-roles"] },
+    });
     for (const v of ["victim-a", "victim-b"]) {
       const r = await mk(v, ["reader"]);
       pool.requesterIds.push(r.id);
       pool.keyIds.push(r.keyId);
-      const p = (await (await callApi(base, TEST_ADMIN_KEY, "POST", "/v1/policies", { name: `victim-${v}`, type: "whitelist", enabled: false, config: { requesters: [v] } })).json()) as { id: string };
+      const p = (await (
+        await callApi(base, TEST_ADMIN_KEY, "POST", "/v1/policies", {
+          name: `victim-${v}`,
+          type: "whitelist",
+          enabled: false,
+          config: { requesters: [v] },
+        })
+      ).json()) as { id: string };
       pool.policyIds.push(p.id);
     }
-    for (const [i, u] of [["gmail", "alice"], ["github", "bob"]] as const) {
-      const res = await callApi(base, roles.writer, "PUT", `/v1/tokens/${i}/${u}`, { accessToken: `tok-${u}`, refreshToken: `ref-${u}`, expiresAt: Date.now() + 86_400_000 });
+    for (const [i, u] of [
+      ["gmail", "alice"],
+      ["github", "bob"],
+    ] as const) {
+      const res = await callApi(base, roles.writer, "PUT", `/v1/tokens/${i}/${u}`, {
+        accessToken: `tok-${u}`,
+        refreshToken: `ref-${u}`,
+        expiresAt: Date.now() + 86_400_000,
+      });
       expect(res.status).toBe(201);
     }
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as Parameters<typeof operationsOf>[0];
@@ -229,7 +293,16 @@ describe("fuzz: every route, every role", () => {
 
   function requestArb(): fc.Arbitrary<FuzzRequest> {
     const idFor = (name: string): fc.Arbitrary<string> => {
-      const real = name === "keyId" ? pool.keyIds : name === "integration" ? pool.integrations : name === "userId" ? pool.userIds : name === "slice" ? [String(Math.floor(Date.now() / 3_600_000))] : [...pool.requesterIds, ...pool.policyIds];
+      const real =
+        name === "keyId"
+          ? pool.keyIds
+          : name === "integration"
+            ? pool.integrations
+            : name === "userId"
+              ? pool.userIds
+              : name === "slice"
+                ? [String(Math.floor(Date.now() / 3_600_000))]
+                : [...pool.requesterIds, ...pool.policyIds];
       return fc.oneof(
         { arbitrary: fc.constantFrom(...real), weight: 3 },
         { arbitrary: fc.stringMatching(/^[A-Za-z0-9._:@+-]{1,24}$/), weight: 1 },
@@ -243,16 +316,60 @@ describe("fuzz: every route, every role", () => {
       const queryParams = op.params.filter((p) => p.in === "query");
       return fc
         .record({
-          method: fc.oneof({ arbitrary: fc.constant(op.method), weight: 19 }, { arbitrary: fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"), weight: 1 }),
+          method: fc.oneof(
+            { arbitrary: fc.constant(op.method), weight: 19 },
+            { arbitrary: fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"), weight: 1 },
+          ),
           pathValues: fc.tuple(...pathParams.map((p) => fc.tuple(idFor(p.name), fc.boolean()))),
           query: fc.array(
             fc.oneof(
-              ...(queryParams.length ? [fc.tuple(fc.constantFrom(...queryParams.map((p) => p.name)), fc.oneof(fc.constantFrom("1", "10", "0", "true", "false", "token", "timeslice", "gmail", "auto", "never", "force", new Date().toISOString(), String(Date.now())), junkString))] : []),
-              fc.tuple(fc.oneof(fc.constantFrom("limit", "cursor", "from", "to", "unknown", "__proto__", "refresh"), fc.string({ maxLength: 6 })), junkString),
+              ...(queryParams.length
+                ? [
+                    fc.tuple(
+                      fc.constantFrom(...queryParams.map((p) => p.name)),
+                      fc.oneof(
+                        fc.constantFrom(
+                          "1",
+                          "10",
+                          "0",
+                          "true",
+                          "false",
+                          "token",
+                          "timeslice",
+                          "gmail",
+                          "auto",
+                          "never",
+                          "force",
+                          new Date().toISOString(),
+                          String(Date.now()),
+                        ),
+                        junkString,
+                      ),
+                    ),
+                  ]
+                : []),
+              fc.tuple(
+                fc.oneof(
+                  fc.constantFrom("limit", "cursor", "from", "to", "unknown", "__proto__", "refresh"),
+                  fc.string({ maxLength: 6 }),
+                ),
+                junkString,
+              ),
             ),
             { maxLength: 4 },
           ),
-          keyName: fc.constantFrom("admin", "writer", "reader", "stranger", "all", "none", "garbage", "wrong-secret", "lowercase", "basic"),
+          keyName: fc.constantFrom(
+            "admin",
+            "writer",
+            "reader",
+            "stranger",
+            "all",
+            "none",
+            "garbage",
+            "wrong-secret",
+            "lowercase",
+            "basic",
+          ),
           contentType: contentTypes,
           headers: junkHeaders,
           body: bodySpec(op.body, BODY_LIMIT),
@@ -267,11 +384,17 @@ describe("fuzz: every route, every role", () => {
           const qs = g.query.map(([k, v]) => `${uri(k)}=${uri(v)}`).join("&");
           const key = g.keyName in keys ? keys[g.keyName]! : null;
           const authorization =
-            g.keyName === "garbage" ? `Bearer ${headerSafe(g.garbage)}`
-            : g.keyName === "wrong-secret" ? `Bearer ${TEST_ADMIN_KEY.slice(0, -4)}AAAA`
-            : g.keyName === "lowercase" ? `bearer  ${keys.reader}`
-            : g.keyName === "basic" ? "Basic YWRtaW46YWRtaW4="
-            : key ? `Bearer ${key}` : undefined;
+            g.keyName === "garbage"
+              ? `Bearer ${headerSafe(g.garbage)}`
+              : g.keyName === "wrong-secret"
+                ? `Bearer ${TEST_ADMIN_KEY.slice(0, -4)}AAAA`
+                : g.keyName === "lowercase"
+                  ? `bearer  ${keys.reader}`
+                  : g.keyName === "basic"
+                    ? "Basic YWRtaW46YWRtaW4="
+                    : key
+                      ? `Bearer ${key}`
+                      : undefined;
           const bodyAllowed = g.method !== "GET" && g.method !== "HEAD";
           return {
             op,
@@ -319,18 +442,26 @@ describe("fuzz: every route, every role", () => {
     if (!routeStatuses.has(route)) routeStatuses.set(route, new Set());
     routeStatuses.get(route)!.add(status);
     if (!fromApp) parserReplies.set(status, (parserReplies.get(status) ?? 0) + 1);
-    if (status >= 500 && (fromApp || status !== 505)) failures.push({ kind: "5xx", status, request: describeRequest(r, raw), detail: text.slice(0, 500) });
+    if (status >= 500 && (fromApp || status !== 505))
+      failures.push({ kind: "5xx", status, request: describeRequest(r, raw), detail: text.slice(0, 500) });
     if (fromApp && status >= 400 && r.method !== "HEAD") {
       let code: unknown;
       try {
         code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
       } catch {}
-      if (typeof code !== "string") failures.push({ kind: "error shape", status, request: describeRequest(r, raw), detail: text.slice(0, 300) });
+      if (typeof code !== "string")
+        failures.push({ kind: "error shape", status, request: describeRequest(r, raw), detail: text.slice(0, 300) });
     }
     // HEAD is served by the GET handler (Hono), so a HEAD token read is a decision like a GET.
     const method = r.method === "HEAD" ? "GET" : r.method;
     const problems = await watch.check(`${method} ${servedPath(method, r.url, r.op.path)}`, status);
-    if (problems.length) failures.push({ kind: "rejected request wrote rows", status, request: describeRequest(r, raw), detail: problems.join("; ") });
+    if (problems.length)
+      failures.push({
+        kind: "rejected request wrote rows",
+        status,
+        request: describeRequest(r, raw),
+        detail: problems.join("; "),
+      });
   }
 
   /**
@@ -351,7 +482,11 @@ describe("fuzz: every route, every role", () => {
   }
 
   async function viaApp(r: FuzzRequest) {
-    const res = await app.request(r.url, { method: r.method, headers: headersOf(r), body: materialize(r.body) ?? null });
+    const res = await app.request(r.url, {
+      method: r.method,
+      headers: headersOf(r),
+      body: materialize(r.body) ?? null,
+    });
     await judge(r, res.status, await res.text(), true);
   }
 
@@ -360,7 +495,11 @@ describe("fuzz: every route, every role", () => {
     let text = "";
     let fromApp = true;
     try {
-      const res = await fetch(`${server.url}${r.url}`, { method: r.method, headers: headersOf(r), body: materialize(r.body) ?? null });
+      const res = await fetch(`${server.url}${r.url}`, {
+        method: r.method,
+        headers: headersOf(r),
+        body: materialize(r.body) ?? null,
+      });
       status = res.status;
       text = await res.text();
       fromApp = res.headers.has("content-type") || text !== "";
@@ -377,7 +516,13 @@ describe("fuzz: every route, every role", () => {
     closed++;
     sent++;
     const problems = await watch.check(`${r.op.method} ${r.op.path}`, 499);
-    if (problems.length) failures.push({ kind: "closed request wrote rows", status: 0, request: describeRequest(r, raw), detail: problems.join("; ") });
+    if (problems.length)
+      failures.push({
+        kind: "closed request wrote rows",
+        status: 0,
+        request: describeRequest(r, raw),
+        detail: problems.join("; "),
+      });
   }
 
   /** Raw HTTP/1.1 bytes the Fetch API would refuse to send. */
@@ -393,34 +538,67 @@ describe("fuzz: every route, every role", () => {
     const bad = new Uint8Array([0xff, 0xfe, 0xc3, 0x28, 0x00, 0x7f]);
     switch (variant % 10) {
       case 0: // invalid bytes in a header value
-        parts.push(e.encode(lines.join("\r\n") + "\r\nX-Junk: "), bad, e.encode(`\r\nContent-Length: ${small.byteLength}\r\n\r\n`), small);
+        parts.push(
+          e.encode(`${lines.join("\r\n")}\r\nX-Junk: `),
+          bad,
+          e.encode(`\r\nContent-Length: ${small.byteLength}\r\n\r\n`),
+          small,
+        );
         break;
       case 1: // invalid UTF-8 in the path
-        parts.push(e.encode(`${r.method} /v1/requesters/`), bad.slice(0, 4), e.encode(` HTTP/1.1\r\n${lines.slice(1).join("\r\n")}\r\nContent-Length: 0\r\n\r\n`));
+        parts.push(
+          e.encode(`${r.method} /v1/requesters/`),
+          bad.slice(0, 4),
+          e.encode(` HTTP/1.1\r\n${lines.slice(1).join("\r\n")}\r\nContent-Length: 0\r\n\r\n`),
+        );
         break;
       case 2: // bare LF line endings
-        parts.push(e.encode(lines.join("\n") + `\nContent-Length: ${small.byteLength}\n\n`), small);
+        parts.push(e.encode(`${lines.join("\n")}\nContent-Length: ${small.byteLength}\n\n`), small);
         break;
       case 3: // obsolete line folding
-        parts.push(e.encode(lines.join("\r\n") + `\r\nX-Folded: a\r\n b\r\nContent-Length: ${small.byteLength}\r\n\r\n`), small);
+        parts.push(
+          e.encode(`${lines.join("\r\n")}\r\nX-Folded: a\r\n b\r\nContent-Length: ${small.byteLength}\r\n\r\n`),
+          small,
+        );
         break;
       case 4: // conflicting Content-Length
-        parts.push(e.encode(lines.join("\r\n") + `\r\nContent-Length: ${small.byteLength}\r\nContent-Length: ${small.byteLength + 7}\r\n\r\n`), small);
+        parts.push(
+          e.encode(
+            lines.join("\r\n") +
+              `\r\nContent-Length: ${small.byteLength}\r\nContent-Length: ${small.byteLength + 7}\r\n\r\n`,
+          ),
+          small,
+        );
         break;
       case 5: // chunked with a broken chunk size, and Content-Length alongside (smuggling shape)
-        parts.push(e.encode(lines.join("\r\n") + `\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzz\r\n${junk.replace(/[\r\n]/g, "")}\r\n0\r\n\r\n`));
+        parts.push(
+          e.encode(
+            lines.join("\r\n") +
+              `\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzz\r\n${junk.replace(/[\r\n]/g, "")}\r\n0\r\n\r\n`,
+          ),
+        );
         break;
       case 6: // header name junk
-        parts.push(e.encode(lines.join("\r\n") + `\r\nBad Header: x\r\n: empty\r\n${headerSafe(junk).replace(/[:\s]/g, "") || "x"}\u0001: y\r\nContent-Length: 0\r\n\r\n`));
+        parts.push(
+          e.encode(
+            lines.join("\r\n") +
+              `\r\nBad Header: x\r\n: empty\r\n${headerSafe(junk).replace(/[:\s]/g, "") || "x"}\u0001: y\r\nContent-Length: 0\r\n\r\n`,
+          ),
+        );
         break;
       case 7: // one huge header
-        parts.push(e.encode(lines.join("\r\n") + `\r\nX-Huge: ${"h".repeat(80 * 1024)}\r\nContent-Length: 0\r\n\r\n`));
+        parts.push(e.encode(`${lines.join("\r\n")}\r\nX-Huge: ${"h".repeat(80 * 1024)}\r\nContent-Length: 0\r\n\r\n`));
         break;
       case 8: // Content-Length shorter than the body (the rest looks like a pipelined request)
-        parts.push(e.encode(lines.join("\r\n") + `\r\nContent-Length: ${Math.floor(small.byteLength / 2)}\r\n\r\n`), small);
+        parts.push(
+          e.encode(`${lines.join("\r\n")}\r\nContent-Length: ${Math.floor(small.byteLength / 2)}\r\n\r\n`),
+          small,
+        );
         break;
       default: // junk request line
-        parts.push(e.encode(`${headerSafe(junk) || "G E T"} ${r.url} HTTP/9.9\r\n${lines.slice(1).join("\r\n")}\r\n\r\n`));
+        parts.push(
+          e.encode(`${headerSafe(junk) || "G E T"} ${r.url} HTTP/9.9\r\n${lines.slice(1).join("\r\n")}\r\n\r\n`),
+        );
     }
     const total = parts.reduce((n, p) => n + p.byteLength, 0);
     const out = new Uint8Array(total);
@@ -484,8 +662,14 @@ describe("fuzz: every route, every role", () => {
   test(`${RUNS} generated requests: no 5xx, every 4xx in the error shape, no row written by a rejected request, still healthy`, async () => {
     const t0 = performance.now();
     const arb = requestArb();
-    await fc.assert(fc.asyncProperty(arb, async (r) => (await viaApp(r), true)), { numRuns: INPROC_RUNS, seed: SEED, endOnFailure: true });
-    await fc.assert(fc.asyncProperty(arb, async (r) => (await viaFetch(r), true)), { numRuns: FETCH_RUNS, seed: SEED + 1, endOnFailure: true });
+    await fc.assert(
+      fc.asyncProperty(arb, async (r) => (await viaApp(r), true)),
+      { numRuns: INPROC_RUNS, seed: SEED, endOnFailure: true },
+    );
+    await fc.assert(
+      fc.asyncProperty(arb, async (r) => (await viaFetch(r), true)),
+      { numRuns: FETCH_RUNS, seed: SEED + 1, endOnFailure: true },
+    );
     await fc.assert(
       fc.asyncProperty(arb, fc.nat(), junkString, async (r, v, j) => (await viaSocket(r, v, j), true)),
       { numRuns: RAW_RUNS, seed: SEED + 2, endOnFailure: true },
@@ -495,17 +679,37 @@ describe("fuzz: every route, every role", () => {
     // Still healthy: probes answer, and the real flows still work on the same process.
     const health = await fetch(`${server.url}/healthz`);
     const ready = await fetch(`${server.url}/readyz`);
-    const put = await callApi(server.url, keys.writer!, "PUT", "/v1/tokens/gmail/after-fuzz", { accessToken: "still-alive" });
+    const put = await callApi(server.url, keys.writer!, "PUT", "/v1/tokens/gmail/after-fuzz", {
+      accessToken: "still-alive",
+    });
     const read = await callApi(server.url, keys.reader!, "GET", "/v1/tokens/gmail/after-fuzz");
-    const grant = await callApi(server.url, keys.reader!, "POST", "/v1/access-requests", { resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } });
-    const healthy = health.status === 200 && ready.status === 200 && put.status === 201 && read.status === 200 && ((await read.json()) as { accessToken: string }).accessToken === "still-alive" && grant.status === 201;
+    const grant = await callApi(server.url, keys.reader!, "POST", "/v1/access-requests", {
+      resource: { type: "timeslice" },
+      timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
+    });
+    const healthy =
+      health.status === 200 &&
+      ready.status === 200 &&
+      put.status === 201 &&
+      read.status === 200 &&
+      ((await read.json()) as { accessToken: string }).accessToken === "still-alive" &&
+      grant.status === 201;
 
     const fiveXx = failures.filter((f) => f.kind === "5xx").length;
     const wrote = failures.filter((f) => f.kind.includes("wrote")).length;
     const shape = failures.filter((f) => f.kind === "error shape").length;
-    const histogram = [...statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}:${n}`).join(" ");
-    figure(`fuzz: ${sent} requests (${INPROC_RUNS} in-process, ${FETCH_RUNS} HTTP, ${RAW_RUNS} raw socket) over ${ops.length} operations in ${seconds.toFixed(0)} s, ${fiveXx} 5xx (+ ${parserReplies.get(505) ?? 0} × 505 from Bun's parser for an unreadable HTTP version), ${wrote} rejected requests that wrote rows, ${shape} bad error bodies, ${closed} connections closed by the parser, healthy after: ${healthy ? "yes" : "NO"}`);
-    const parser = [...parserReplies].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}:${n}`).join(" ") || "none";
+    const histogram = [...statuses]
+      .sort((a, b) => a[0] - b[0])
+      .map(([s, n]) => `${s}:${n}`)
+      .join(" ");
+    figure(
+      `fuzz: ${sent} requests (${INPROC_RUNS} in-process, ${FETCH_RUNS} HTTP, ${RAW_RUNS} raw socket) over ${ops.length} operations in ${seconds.toFixed(0)} s, ${fiveXx} 5xx (+ ${parserReplies.get(505) ?? 0} × 505 from Bun's parser for an unreadable HTTP version), ${wrote} rejected requests that wrote rows, ${shape} bad error bodies, ${closed} connections closed by the parser, healthy after: ${healthy ? "yes" : "NO"}`,
+    );
+    const parser =
+      [...parserReplies]
+        .sort((a, b) => a[0] - b[0])
+        .map(([s, n]) => `${s}:${n}`)
+        .join(" ") || "none";
     console.log(`  statuses: ${histogram}; answered by Bun's HTTP layer before the app: ${parser}; seed ${SEED}`);
     if (failures.length) {
       const seen = new Set<string>();

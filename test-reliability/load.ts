@@ -12,13 +12,22 @@ export interface LoadKeys {
 }
 
 /** Tokens the load reads (stored before it starts) and the value each must decrypt to. */
-export const SEEDED_TOKENS = Array.from({ length: 8 }, (_, i) => ({ integration: "gmail", userId: `load-${i}`, accessToken: `seeded-access-${i}-${crypto.randomUUID()}` }));
+export const SEEDED_TOKENS = Array.from({ length: 8 }, (_, i) => ({
+  integration: "gmail",
+  userId: `load-${i}`,
+  accessToken: `seeded-access-${i}-${crypto.randomUUID()}`,
+}));
 
 export async function prepareLoad(base: string, adminKey: string, suffix = ""): Promise<LoadKeys> {
   const keys = await provision(base, adminKey, suffix);
   for (const t of SEEDED_TOKENS) {
-    const res = await callApi(base, keys.writer, "PUT", `/v1/tokens/${t.integration}/${t.userId}`, { accessToken: t.accessToken, refreshToken: `refresh-${t.accessToken}`, expiresAt: Date.now() + 86_400_000 });
-    if (res.status !== 201 && res.status !== 200) throw new Error(`seeding ${t.userId}: ${res.status} ${await res.text()}`);
+    const res = await callApi(base, keys.writer, "PUT", `/v1/tokens/${t.integration}/${t.userId}`, {
+      accessToken: t.accessToken,
+      refreshToken: `refresh-${t.accessToken}`,
+      expiresAt: Date.now() + 86_400_000,
+    });
+    if (res.status !== 201 && res.status !== 200)
+      throw new Error(`seeding ${t.userId}: ${res.status} ${await res.text()}`);
   }
   return keys;
 }
@@ -38,8 +47,19 @@ export interface LoadStats {
 
 /** Strings that must never appear in a 503 (or any error) body. */
 function leaks(text: string, secrets: string[]): string | undefined {
-  for (const s of secrets) if (text.includes(s)) return s.slice(0, 12) + "…";
-  for (const marker of ["privateJwk", "\"seed\"", "\"d\":", "accessToken", "refreshToken", "ckms_", "-----BEGIN", "stack", "postgres://"]) if (text.includes(marker)) return marker;
+  for (const s of secrets) if (text.includes(s)) return `${s.slice(0, 12)}…`;
+  for (const marker of [
+    "privateJwk",
+    '"seed"',
+    '"d":',
+    "accessToken",
+    "refreshToken",
+    "ckms_",
+    "-----BEGIN",
+    "stack",
+    "postgres://",
+  ])
+    if (text.includes(marker)) return marker;
   return undefined;
 }
 
@@ -51,7 +71,12 @@ function cleanUnavailable(status: number, text: string, secrets: string[]): stri
   } catch {
     return "503 body is not JSON";
   }
-  if (Object.keys(body).join() !== "error" || body.error?.code !== "SERVICE_UNAVAILABLE" || typeof body.error.message !== "string") return `503 not in the error shape: ${text.slice(0, 200)}`;
+  if (
+    Object.keys(body).join() !== "error" ||
+    body.error?.code !== "SERVICE_UNAVAILABLE" ||
+    typeof body.error.message !== "string"
+  )
+    return `503 not in the error shape: ${text.slice(0, 200)}`;
   const leak = leaks(text, secrets);
   return leak ? `503 body contains ${leak}` : undefined;
 }
@@ -83,7 +108,10 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
         const signal = AbortSignal.timeout(opts.timeoutMs ?? 15_000);
         if (roll < 0.4) {
           const t = SEEDED_TOKENS[Math.floor(Math.random() * SEEDED_TOKENS.length)]!;
-          const res = await fetch(`${base}/v1/tokens/${t.integration}/${t.userId}`, { headers: { authorization: `Bearer ${keys.reader}` }, signal });
+          const res = await fetch(`${base}/v1/tokens/${t.integration}/${t.userId}`, {
+            headers: { authorization: `Bearer ${keys.reader}` },
+            signal,
+          });
           const text = await res.text();
           if (res.status === 200) {
             stats.tokenReads++;
@@ -97,7 +125,11 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
           const res = await fetch(`${base}/v1/access-requests`, {
             method: "POST",
             headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-            body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 }, purpose: "load" }),
+            body: JSON.stringify({
+              resource: { type: "timeslice" },
+              timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
+              purpose: "load",
+            }),
             signal,
           });
           const text = await res.text();
@@ -114,7 +146,10 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
           const res = await fetch(`${base}/v1/access-requests`, {
             method: "POST",
             headers: { authorization: `Bearer ${keys.stranger}`, "content-type": "application/json" },
-            body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } }),
+            body: JSON.stringify({
+              resource: { type: "timeslice" },
+              timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
+            }),
             signal,
           });
           const text = await res.text();
@@ -146,7 +181,10 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
             record(false, !why, `token write: ${why}`);
           }
         } else if (acked) {
-          const res = await fetch(`${base}/v1/tokens/github/writer-${w}`, { headers: { authorization: `Bearer ${keys.reader}` }, signal });
+          const res = await fetch(`${base}/v1/tokens/github/writer-${w}`, {
+            headers: { authorization: `Bearer ${keys.reader}` },
+            signal,
+          });
           const text = await res.text();
           if (res.status === 200) {
             stats.tokenReads++;
@@ -156,7 +194,11 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
               acked = got;
               maybe.clear();
             }
-            record(ok, false, ok ? undefined : `read after write returned neither the acknowledged nor a pending value`);
+            record(
+              ok,
+              false,
+              ok ? undefined : `read after write returned neither the acknowledged nor a pending value`,
+            );
           } else {
             const why = cleanUnavailable(res.status, text, secrets);
             record(false, !why, `read after write: ${why}`);

@@ -57,7 +57,11 @@ export function anchorFileFor(databaseUrl: string): string {
   return join(tmpdir(), `chronokms-anchors-${Bun.hash(databaseUrl).toString(36)}.jsonl`);
 }
 
-export function serviceEnv(databaseUrl: string | undefined, port: number, extra: Record<string, string> = {}): Record<string, string> {
+export function serviceEnv(
+  databaseUrl: string | undefined,
+  port: number,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     ...(databaseUrl ? { AUDIT_ANCHOR_FILE: anchorFileFor(databaseUrl) } : {}),
     PATH: process.env.PATH ?? "",
@@ -75,7 +79,10 @@ export function serviceEnv(databaseUrl: string | undefined, port: number, extra:
 }
 
 /** Starts `bun src/index.ts`; resolves once /readyz answers 200 (unless `wait: false`). */
-export async function startService(databaseUrl: string | undefined, opts: { env?: Record<string, string>; wait?: boolean; timeoutMs?: number } = {}): Promise<ServiceProcess> {
+export async function startService(
+  databaseUrl: string | undefined,
+  opts: { env?: Record<string, string>; wait?: boolean; timeoutMs?: number } = {},
+): Promise<ServiceProcess> {
   const port = freshPort();
   // The log goes to a file so it can be read while the process runs (and after a SIGKILL).
   const logFile = join(tmpdir(), `chronokms-reliability-${process.pid}-${port}.log`);
@@ -112,7 +119,8 @@ export async function startService(databaseUrl: string | undefined, opts: { env?
 export async function waitReady(s: ServiceProcess, ms = 30_000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    if (s.proc.exitCode !== null) throw new Error(`service exited early (${s.proc.exitCode}): ${(await s.stderr()).slice(-2000)}`);
+    if (s.proc.exitCode !== null)
+      throw new Error(`service exited early (${s.proc.exitCode}): ${(await s.stderr()).slice(-2000)}`);
     try {
       if ((await fetch(`${s.url}/readyz`)).status === 200) return;
     } catch {}
@@ -124,11 +132,18 @@ export async function waitReady(s: ServiceProcess, ms = 30_000): Promise<void> {
 /** Verifies every audit chain of a database through its own connection (against an anchor log when given). */
 export async function verifyAudit(db: Database, anchorFile?: string): Promise<VerifyResult> {
   const anchors = anchorFile ? await readAnchorFile(anchorFile) : { entries: [], malformed: [] };
-  return verifyAuditLog(db, { ...(await loadMasterPublicKeys(db, testMacKey)), liveChains: (ids) => liveChains(db, ids), anchors: anchors.entries, malformedAnchorLines: anchors.malformed });
+  return verifyAuditLog(db, {
+    ...(await loadMasterPublicKeys(db, testMacKey)),
+    liveChains: (ids) => liveChains(db, ids),
+    anchors: anchors.entries,
+    malformedAnchorLines: anchors.malformed,
+  });
 }
 
 /** Opens a database by URL for checks from the test process (PostgreSQL or an on-disk PGlite). */
-export async function openForCheck(target: { kind: "postgres"; url: string } | { kind: "pglite"; dataDir: string }): Promise<Database> {
+export async function openForCheck(
+  target: { kind: "postgres"; url: string } | { kind: "pglite"; dataDir: string },
+): Promise<Database> {
   return openDatabase(target);
 }
 

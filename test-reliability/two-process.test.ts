@@ -31,9 +31,17 @@ describe.skipIf(!postgresAvailable)("[postgres] two service processes on one dat
   beforeAll(async () => {
     pgdb = await createEmptyPostgresDatabase();
     fake = startFakeOAuth({ behaviour: { kind: "ok", delayMs: 300 } });
-    const env = { GOOGLE_CLIENT_ID: fake.clientId, GOOGLE_CLIENT_SECRET: fake.clientSecret, GOOGLE_TOKEN_URL: fake.url, REFRESH_TIMEOUT_MS: "5000" };
+    const env = {
+      GOOGLE_CLIENT_ID: fake.clientId,
+      GOOGLE_CLIENT_SECRET: fake.clientSecret,
+      GOOGLE_TOKEN_URL: fake.url,
+      REFRESH_TIMEOUT_MS: "5000",
+    };
     // Same moment, fresh database: both race to migrate, create the master key and bootstrap the admin.
-    [a, b] = await Promise.all([startService(pgdb.url, { env, wait: false }), startService(pgdb.url, { env, wait: false })]);
+    [a, b] = await Promise.all([
+      startService(pgdb.url, { env, wait: false }),
+      startService(pgdb.url, { env, wait: false }),
+    ]);
     await Promise.all([waitReady(a, 60_000), waitReady(b, 60_000)]);
     db = await openDatabase({ kind: "postgres", url: pgdb.url });
   }, 90_000);
@@ -48,9 +56,9 @@ describe.skipIf(!postgresAvailable)("[postgres] two service processes on one dat
   test("no duplicate migration, policy change visible across processes within 1 s, exactly one refresh, under load", async () => {
     // Migrations: every one recorded once, finished, none rolled back.
     const dirs = readdirSync(migrationsDir).filter((d) => statSync(join(migrationsDir, d)).isDirectory());
-    const rows = await db.prisma.$queryRawUnsafe<Array<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>>(
-      `SELECT migration_name, finished_at, rolled_back_at FROM _prisma_migrations`,
-    );
+    const rows = await db.prisma.$queryRawUnsafe<
+      Array<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>
+    >(`SELECT migration_name, finished_at, rolled_back_at FROM _prisma_migrations`);
     const names = rows.map((r) => r.migration_name).sort();
     const masterKeys = await db.prisma.masterKey.count();
     const admins = await db.prisma.requester.count({ where: { requesterId: "bootstrap-admin" } });
@@ -61,14 +69,29 @@ describe.skipIf(!postgresAvailable)("[postgres] two service processes on one dat
 
     // Policy propagation: a probe requester no policy admits; a whitelist for it is created through
     // A and deleted again through A, and B's decisions are polled until they follow.
-    const probe = (await (await callApi(a.url, TEST_ADMIN_KEY, "POST", "/v1/requesters", { requesterId: "probe", name: "probe" })).json()) as { id: string };
-    const probeKey = ((await (await callApi(a.url, TEST_ADMIN_KEY, "POST", `/v1/requesters/${probe.id}/api-keys`, { roles: ["reader"] })).json()) as { apiKey: string }).apiKey;
+    const probe = (await (
+      await callApi(a.url, TEST_ADMIN_KEY, "POST", "/v1/requesters", { requesterId: "probe", name: "probe" })
+    ).json()) as { id: string };
+    const probeKey = (
+      (await (
+        await callApi(a.url, TEST_ADMIN_KEY, "POST", `/v1/requesters/${probe.id}/api-keys`, { roles: ["reader"] })
+      ).json()) as { apiKey: string }
+    ).apiKey;
     const ask = async () =>
-      (await callApi(b.url, probeKey, "POST", "/v1/access-requests", { resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 } })).status;
+      (
+        await callApi(b.url, probeKey, "POST", "/v1/access-requests", {
+          resource: { type: "timeslice" },
+          timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
+        })
+      ).status;
     expect(await ask()).toBe(403);
     const lags: number[] = [];
     for (let i = 0; i < PROBES; i++) {
-      const created = await callApi(a.url, TEST_ADMIN_KEY, "POST", "/v1/policies", { name: `probe-${i}`, type: "whitelist", config: { requesters: ["probe"] } });
+      const created = await callApi(a.url, TEST_ADMIN_KEY, "POST", "/v1/policies", {
+        name: `probe-${i}`,
+        type: "whitelist",
+        config: { requesters: ["probe"] },
+      });
       const changedAt = performance.now();
       const policy = (await created.json()) as { id: string };
       expect(created.status).toBe(201);
@@ -86,8 +109,15 @@ describe.skipIf(!postgresAvailable)("[postgres] two service processes on one dat
     const revocationLags: number[] = [];
     for (let i = 0; i < PROBES; i++) {
       for (const how of ["revoke", "disable"] as const) {
-        const r = (await (await callApi(a.url, TEST_ADMIN_KEY, "POST", "/v1/requesters", { requesterId: `gone-${how}-${i}`, name: "gone" })).json()) as { id: string };
-        const k = (await (await callApi(a.url, TEST_ADMIN_KEY, "POST", `/v1/requesters/${r.id}/api-keys`, { roles: ["admin"] })).json()) as { apiKey: string; keyId: string };
+        const r = (await (
+          await callApi(a.url, TEST_ADMIN_KEY, "POST", "/v1/requesters", {
+            requesterId: `gone-${how}-${i}`,
+            name: "gone",
+          })
+        ).json()) as { id: string };
+        const k = (await (
+          await callApi(a.url, TEST_ADMIN_KEY, "POST", `/v1/requesters/${r.id}/api-keys`, { roles: ["admin"] })
+        ).json()) as { apiKey: string; keyId: string };
         expect((await callApi(b.url, k.apiKey, "GET", "/v1/policies")).status).toBe(200);
         const change =
           how === "revoke"
@@ -95,16 +125,28 @@ describe.skipIf(!postgresAvailable)("[postgres] two service processes on one dat
             : await callApi(a.url, TEST_ADMIN_KEY, "PATCH", `/v1/requesters/${r.id}`, { enabled: false });
         const changedAt = performance.now();
         expect(change.status).toBeLessThan(300);
-        while ((await callApi(b.url, k.apiKey, "GET", "/v1/policies")).status !== 401 && performance.now() - changedAt < 6_000) await Bun.sleep(10);
+        while (
+          (await callApi(b.url, k.apiKey, "GET", "/v1/policies")).status !== 401 &&
+          performance.now() - changedAt < 6_000
+        )
+          await Bun.sleep(10);
         revocationLags.push(performance.now() - changedAt);
       }
     }
 
     // Exactly-one refresh: a token expiring within the refresh window, read 60 times at once
     // through both processes while the load runs.
-    const put = await callApi(a.url, keys.writer, "PUT", "/v1/tokens/gmail/herd", { accessToken: "herd-old", refreshToken: "herd-refresh", expiresAt: Date.now() + 60_000 });
+    const put = await callApi(a.url, keys.writer, "PUT", "/v1/tokens/gmail/herd", {
+      accessToken: "herd-old",
+      refreshToken: "herd-refresh",
+      expiresAt: Date.now() + 60_000,
+    });
     expect(put.status).toBe(201);
-    const reads = await Promise.all(Array.from({ length: READS }, (_, i) => callApi(i % 2 ? b.url : a.url, keys.reader, "GET", "/v1/tokens/gmail/herd")));
+    const reads = await Promise.all(
+      Array.from({ length: READS }, (_, i) =>
+        callApi(i % 2 ? b.url : a.url, keys.reader, "GET", "/v1/tokens/gmail/herd"),
+      ),
+    );
     const bodies = (await Promise.all(reads.map((r) => r.json()))) as Array<{ accessToken?: string }>;
     const stats = await load.stop();
     const v = await verifyAudit(db);

@@ -8,10 +8,25 @@ import { join } from "node:path";
 
 test("bench --json: one token-read scenario on PGlite plus the Hono baseline, in the documented shape", async () => {
   const proc = Bun.spawn(
-    ["bun", join(import.meta.dir, "../scripts/bench.ts"), "--json", "--quick", "--db=pglite", "--sections=http,hello", "--scenarios=tokenRead", "--concurrency=1", "--duration=1", "--seed=20"],
+    [
+      "bun",
+      join(import.meta.dir, "../scripts/bench.ts"),
+      "--json",
+      "--quick",
+      "--db=pglite",
+      "--sections=http,hello",
+      "--scenarios=tokenRead",
+      "--concurrency=1",
+      "--duration=1",
+      "--seed=20",
+    ],
     { stdout: "pipe", stderr: "pipe" },
   );
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (code !== 0) throw new Error(`bench exited ${code}: ${err.slice(-1500)}`);
   const r = JSON.parse(out.trim());
   expect(Object.keys(r).sort()).toEqual(["baselines", "machine", "ratios", "scenarios", "settings"]);

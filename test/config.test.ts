@@ -12,7 +12,10 @@ test("every variable the config reads is in .env.example and in the README's tab
   for (const name of CONFIG_VARIABLES) {
     expect({ name, inExample: new RegExp(`^#? ?${name}=`, "m").test(example) }).toEqual({ name, inExample: true });
     const provider = /^(GOOGLE|MICROSOFT|GITHUB|OAUTH2)_/.exec(name)?.[1];
-    expect({ name, inReadme: readme.includes(provider ? `\`${provider}_*\`` : `\`${name}\``) }).toEqual({ name, inReadme: true });
+    expect({ name, inReadme: readme.includes(provider ? `\`${provider}_*\`` : `\`${name}\``) }).toEqual({
+      name,
+      inReadme: true,
+    });
   }
 });
 
@@ -21,7 +24,10 @@ test("defaults: embedded PGlite under DATA_DIR, port 3000 on loopback", () => {
   expect(c.database).toEqual({ kind: "pglite", dataDir: ".data/pglite" });
   expect([c.host, c.port]).toEqual(["127.0.0.1", 3000]);
   expect(loadConfig({ DATABASE_URL: "memory://" }).database).toEqual({ kind: "pglite", dataDir: null });
-  expect(loadConfig({ DATABASE_URL: "postgres://u@h:5432/d" }).database).toEqual({ kind: "postgres", url: "postgres://u@h:5432/d" });
+  expect(loadConfig({ DATABASE_URL: "postgres://u@h:5432/d" }).database).toEqual({
+    kind: "postgres",
+    url: "postgres://u@h:5432/d",
+  });
 });
 
 test.each([

@@ -44,7 +44,9 @@ describeEachDb("examples", (h) => {
     expect(r.decrypted.at(-1)!.ts).toBe(r.hour.end - 1000);
     expect(lines.some((l) => l.includes("decrypted 3600 readings"))).toBe(true);
     // Another reader, not whitelisted, is refused by policy through the same SDK call.
-    await expect(sensorDemo({ baseUrl: t.url, readerKey: keys.stranger, intervalMs: 600_000, log })).rejects.toMatchObject({ code: "ACCESS_DENIED" });
+    await expect(
+      sensorDemo({ baseUrl: t.url, readerKey: keys.stranger, intervalMs: 600_000, log }),
+    ).rejects.toMatchObject({ code: "ACCESS_DENIED" });
   }, 60_000);
 
   test("OAuth: the callback stores Gmail tokens; the worker's first read is refreshed by the provider, the second is not", async () => {

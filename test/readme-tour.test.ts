@@ -24,7 +24,17 @@ function freePort(): number {
 
 test("the README tour, pasted into bash, reaches a granted access request and a decrypted reading", async () => {
   // A working copy: the project's files (no .data, no logs), the installed dependencies linked.
-  for (const entry of ["package.json", "bunfig.toml", "tsconfig.json", "prisma.config.ts", "README.md", "src", "scripts", "examples", "prisma"]) {
+  for (const entry of [
+    "package.json",
+    "bunfig.toml",
+    "tsconfig.json",
+    "prisma.config.ts",
+    "README.md",
+    "src",
+    "scripts",
+    "examples",
+    "prisma",
+  ]) {
     cpSync(join(projectRoot, entry), join(work, entry), { recursive: true });
   }
   symlinkSync(join(projectRoot, "node_modules"), join(work, "node_modules"));
@@ -41,7 +51,11 @@ test("the README tour, pasted into bash, reaches a granted access request and a 
     stderr: "pipe",
   });
   const timer = setTimeout(() => p.kill("SIGKILL"), 150_000);
-  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ]);
   clearTimeout(timer);
   const log = existsSync(join(work, "chronokms.log")) ? await Bun.file(join(work, "chronokms.log")).text() : "";
   if (code !== 0) console.error(`tour failed (${code})\nstdout:\n${stdout}\nstderr:\n${stderr}\nservice log:\n${log}`);

@@ -11,7 +11,8 @@ export const chromiumPath = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].f
 
 /** CI installs Chromium and sets CHRONOKMS_REQUIRE_BROWSER=1, so a browser test cannot silently skip there. */
 export function requireBrowserIfAsked(): void {
-  if (!chromiumPath && process.env.CHRONOKMS_REQUIRE_BROWSER === "1") throw new Error("CHRONOKMS_REQUIRE_BROWSER=1 but Chromium is not installed");
+  if (!chromiumPath && process.env.CHRONOKMS_REQUIRE_BROWSER === "1")
+    throw new Error("CHRONOKMS_REQUIRE_BROWSER=1 but Chromium is not installed");
 }
 
 export const CHROMIUM_ARGS = [

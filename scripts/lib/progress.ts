@@ -5,7 +5,10 @@ export interface Progress {
   finish(done: number, total: number, note?: string): void;
 }
 
-export function createProgress(label: string, opts: { tty?: boolean; out?: NodeJS.WriteStream; everyMs?: number } = {}): Progress {
+export function createProgress(
+  label: string,
+  opts: { tty?: boolean; out?: NodeJS.WriteStream; everyMs?: number } = {},
+): Progress {
   const out = opts.out ?? process.stderr;
   const tty = opts.tty ?? Boolean(out.isTTY);
   const everyMs = opts.everyMs ?? (tty ? 100 : 1000);

@@ -1,7 +1,7 @@
 /** Runs a script body: known failures print one clear line; exit code 1 on any failure. */
 import { ChronoError } from "../../src/errors.ts";
 
-export async function runScript(body: () => Promise<void | number>): Promise<never> {
+export async function runScript(body: () => Promise<number | undefined> | Promise<void>): Promise<never> {
   try {
     const code = await body();
     process.exit(typeof code === "number" ? code : 0);

@@ -66,7 +66,9 @@ export class AccessRequestService {
   /** Time-slice requests only: token reads are decided on GET /v1/tokens/{integration}/{userId}. */
   async request(principal: Principal, body: AccessRequestBody): Promise<AccessRequestResult> {
     if (body.resource.type !== "timeslice") {
-      throw new BadRequestError("token access is requested by reading the token: GET /v1/tokens/{integration}/{userId}");
+      throw new BadRequestError(
+        "token access is requested by reading the token: GET /v1/tokens/{integration}/{userId}",
+      );
     }
     const plan = await planOrUnavailable(this.o.keys, body.timeRange, body.keyVersion);
     const { id, decision } = await this.o.decider.decide(
@@ -90,7 +92,10 @@ export class AccessRequestService {
     // The decider never grants when the version is unavailable; this is the type's proof of it.
     if ("unavailable" in plan) throw new Error("a grant was decided for an unavailable key version");
     // The decision row is durable: only now is key material derived.
-    return { status: 201, body: await issueGrant(plan, { id, now: this.o.clock.now(), publicKeyJwk: principal.publicKeyJwk }) };
+    return {
+      status: 201,
+      body: await issueGrant(plan, { id, now: this.o.clock.now(), publicKeyJwk: principal.publicKeyJwk }),
+    };
   }
 
   /** Newest first; `nextCursor` continues after the last item. */
@@ -113,7 +118,10 @@ export class AccessRequestService {
     });
     const page = rows.slice(0, f.limit);
     const last = page[page.length - 1];
-    return { items: page.map(viewOf), nextCursor: rows.length > f.limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : null };
+    return {
+      items: page.map(viewOf),
+      nextCursor: rows.length > f.limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : null,
+    };
   }
 }
 

@@ -20,8 +20,7 @@ const API_KEY_PATTERN = /^ckms_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$/;
 export const API_KEY_HASH_LABEL = "chronokms/v1/api-key-secret";
 const HASH_KEY = utf8(API_KEY_HASH_LABEL);
 
-export const API_KEY_HOWTO =
-  `make one with: bun -e 'import { generateApiKey } from "./src/access/api-key-format.ts"; console.log(generateApiKey().apiKey)'`;
+export const API_KEY_HOWTO = `make one with: bun -e 'import { generateApiKey } from "./src/access/api-key-format.ts"; console.log(generateApiKey().apiKey)'`;
 
 export interface ParsedApiKey {
   keyId: string;

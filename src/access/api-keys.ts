@@ -184,7 +184,12 @@ export class ApiKeyService {
     // A revocation (or requester change) landed while the row was being read: answer this
     // request from what was read, but do not cache it.
     if (generation === this.generation) {
-      this.remember(cacheKey(keyId, hash), { principal, requesterUuid: row.rid, keyExpiresAt, cachedUntil: now + this.cacheTtlMs });
+      this.remember(cacheKey(keyId, hash), {
+        principal,
+        requesterUuid: row.rid,
+        keyExpiresAt,
+        cachedUntil: now + this.cacheTtlMs,
+      });
     }
     this.lastUsed.set(keyId, now);
     return principal;
@@ -196,8 +201,12 @@ export class ApiKeyService {
     input: { roles: Role[]; name?: string | null; expiresAt?: number | null },
     actor: string,
   ): Promise<{ keyId: string; apiKey: string; key: ApiKeyView }> {
-    if (input.expiresAt != null && input.expiresAt <= this.o.clock.now()) throw new ValidationError("invalid body: expiresAt: must be in the future");
-    const requester = await this.o.db.prisma.requester.findUnique({ where: { id: requesterUuid }, select: { requesterId: true } });
+    if (input.expiresAt != null && input.expiresAt <= this.o.clock.now())
+      throw new ValidationError("invalid body: expiresAt: must be in the future");
+    const requester = await this.o.db.prisma.requester.findUnique({
+      where: { id: requesterUuid },
+      select: { requesterId: true },
+    });
     if (!requester) throw new NotFoundError("requester");
     const { keyId, apiKey, secretHash } = generateApiKey();
     // The key and its API_KEY_CREATED audit row commit together: an unaudited key never exists.
@@ -218,7 +227,11 @@ export class ApiKeyService {
         actor,
         target: `api-key:${keyId}`,
         success: true,
-        details: { requesterId: requester.requesterId, roles: row.roles, expiresAt: row.expiresAt?.toISOString() ?? null },
+        details: {
+          requesterId: requester.requesterId,
+          roles: row.roles,
+          expiresAt: row.expiresAt?.toISOString() ?? null,
+        },
       }),
     });
     return { keyId, apiKey, key: viewOf(row) };
@@ -226,20 +239,35 @@ export class ApiKeyService {
 
   /** Disables a key of this requester (the row stays, for history). Idempotent. */
   async revoke(requesterUuid: string, keyId: string, actor: string): Promise<void> {
-    const key = await this.o.db.prisma.apiKey.findUnique({ where: { keyId }, include: { requester: { select: { requesterId: true } } } });
+    const key = await this.o.db.prisma.apiKey.findUnique({
+      where: { keyId },
+      include: { requester: { select: { requesterId: true } } },
+    });
     if (!key || key.requesterId !== requesterUuid) throw new NotFoundError("API key");
     await this.o.audit.apply({
       change: async (tx) => {
-        const { count } = await tx.apiKey.updateMany({ where: { keyId, requesterId: requesterUuid }, data: { enabled: false } });
+        const { count } = await tx.apiKey.updateMany({
+          where: { keyId, requesterId: requesterUuid },
+          data: { enabled: false },
+        });
         if (count === 0) throw new NotFoundError("API key");
       },
-      event: () => ({ eventType: "API_KEY_REVOKED", actor, target: `api-key:${keyId}`, success: true, details: { requesterId: key.requester.requesterId } }),
+      event: () => ({
+        eventType: "API_KEY_REVOKED",
+        actor,
+        target: `api-key:${keyId}`,
+        success: true,
+        details: { requesterId: key.requester.requesterId },
+      }),
     });
     this.invalidateKey(keyId);
   }
 
   async listFor(requesterUuid: string): Promise<ApiKeyView[]> {
-    const rows = await this.o.db.prisma.apiKey.findMany({ where: { requesterId: requesterUuid }, orderBy: { createdAt: "asc" } });
+    const rows = await this.o.db.prisma.apiKey.findMany({
+      where: { requesterId: requesterUuid },
+      orderBy: { createdAt: "asc" },
+    });
     return rows.map(viewOf);
   }
 
@@ -274,7 +302,9 @@ export class ApiKeyService {
   private announce(payload: string): void {
     if (this.o.db.kind !== "postgres") return;
     const p = this.o.db.prisma.$executeRaw`SELECT pg_notify(${ACCESS_CHANNEL}, ${payload})`
-      .catch((err) => this.o.log.warn("API key change notification failed; other processes drop it within the cache TTL", { err }))
+      .catch((err) =>
+        this.o.log.warn("API key change notification failed; other processes drop it within the cache TTL", { err }),
+      )
       .finally(() => this.pendingNotifies.delete(p));
     this.pendingNotifies.add(p);
   }
@@ -287,8 +317,7 @@ export class ApiKeyService {
     this.lastUsed.clear();
     const keyIds = batch.map(([k]) => k);
     const times = batch.map(([, t]) => new Date(t).toISOString());
-    this.flushing = this.o.db.prisma
-      .$executeRaw`
+    this.flushing = this.o.db.prisma.$executeRaw`
         UPDATE api_keys AS k SET "lastUsedAt" = v.t
         FROM (SELECT unnest(${keyIds}::text[]) AS id, unnest(${times}::text[])::timestamptz AS t) AS v
         WHERE k."keyId" = v.id AND (k."lastUsedAt" IS NULL OR k."lastUsedAt" < v.t)`

@@ -19,14 +19,22 @@ class AdminExists extends Error {}
 /** Throws ConfigError (the process refuses to start) for a malformed key. */
 export function checkBootstrapKey(value: string): { keyId: string; secretHash: string } {
   const parsed = parseApiKey(value.trim());
-  if (!parsed) throw new ConfigError(`BOOTSTRAP_ADMIN_KEY: not a chronokms API key (expected ckms_<16 base32 chars>_<43 base64url chars>); ${API_KEY_HOWTO}`);
+  if (!parsed)
+    throw new ConfigError(
+      `BOOTSTRAP_ADMIN_KEY: not a chronokms API key (expected ckms_<16 base32 chars>_<43 base64url chars>); ${API_KEY_HOWTO}`,
+    );
   const secretHash = hashSecret(parsed.keyId, parsed.secret);
   parsed.secret.fill(0);
   return { keyId: parsed.keyId, secretHash };
 }
 
 /** Returns "created" or why nothing was done. Audits the creation (actor `system:bootstrap`). */
-export async function ensureBootstrapAdmin(opts: { db: Database; audit: AuditSink; log: Logger; key: string }): Promise<"created" | "admin-exists"> {
+export async function ensureBootstrapAdmin(opts: {
+  db: Database;
+  audit: AuditSink;
+  log: Logger;
+  key: string;
+}): Promise<"created" | "admin-exists"> {
   const { keyId, secretHash } = checkBootstrapKey(opts.key);
   // Cheap check first (every start with BOOTSTRAP_ADMIN_KEY set), then again under the lock.
   if ((await opts.db.prisma.apiKey.count({ where: { roles: { has: "admin" } } })) > 0) {
@@ -34,30 +42,34 @@ export async function ensureBootstrapAdmin(opts: { db: Database; audit: AuditSin
     return "admin-exists";
   }
   // The key and its audit row commit together (one transaction of the audit writer).
-  const created = await opts.audit.apply({
-    change: async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK}::bigint)`;
-      const admins = await tx.apiKey.count({ where: { roles: { has: "admin" } } });
-      if (admins > 0) throw new AdminExists();
-      const requester = await tx.requester.upsert({
-        where: { requesterId: BOOTSTRAP_REQUESTER_ID },
-        create: { requesterId: BOOTSTRAP_REQUESTER_ID, name: "Bootstrap administrator" },
-        update: {},
-      });
-      await tx.apiKey.create({ data: { keyId, secretHash, requesterId: requester.id, name: "BOOTSTRAP_ADMIN_KEY", roles: ["admin"] } });
-      return requester;
-    },
-    event: () => ({
-      eventType: "API_KEY_CREATED",
-      actor: "system:bootstrap",
-      target: `api-key:${keyId}`,
-      success: true,
-      details: { requesterId: BOOTSTRAP_REQUESTER_ID, roles: ["admin"], source: "BOOTSTRAP_ADMIN_KEY" },
-    }),
-  }).catch((err: unknown) => {
-    if (err instanceof AdminExists) return null;
-    throw err;
-  });
+  const created = await opts.audit
+    .apply({
+      change: async (tx) => {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK}::bigint)`;
+        const admins = await tx.apiKey.count({ where: { roles: { has: "admin" } } });
+        if (admins > 0) throw new AdminExists();
+        const requester = await tx.requester.upsert({
+          where: { requesterId: BOOTSTRAP_REQUESTER_ID },
+          create: { requesterId: BOOTSTRAP_REQUESTER_ID, name: "Bootstrap administrator" },
+          update: {},
+        });
+        await tx.apiKey.create({
+          data: { keyId, secretHash, requesterId: requester.id, name: "BOOTSTRAP_ADMIN_KEY", roles: ["admin"] },
+        });
+        return requester;
+      },
+      event: () => ({
+        eventType: "API_KEY_CREATED",
+        actor: "system:bootstrap",
+        target: `api-key:${keyId}`,
+        success: true,
+        details: { requesterId: BOOTSTRAP_REQUESTER_ID, roles: ["admin"], source: "BOOTSTRAP_ADMIN_KEY" },
+      }),
+    })
+    .catch((err: unknown) => {
+      if (err instanceof AdminExists) return null;
+      throw err;
+    });
   if (!created) {
     opts.log.debug("bootstrap admin key not created: an admin key exists");
     return "admin-exists";

@@ -36,7 +36,11 @@ export class PolicyAccessDecider implements AccessDecider {
    * judge (what a grant would open; default: the requested range); `judge.unavailable` turns a
    * decision that would grant into a KEY_UNAVAILABLE denial.
    */
-  evaluate(requester: AccessContext["requester"], request: AccessRequestBody, opts: { at?: number; mode?: "enforce" | "simulate" } & DecideOptions = {}): Decision {
+  evaluate(
+    requester: AccessContext["requester"],
+    request: AccessRequestBody,
+    opts: { at?: number; mode?: "enforce" | "simulate" } & DecideOptions = {},
+  ): Decision {
     const ctx: AccessContext = {
       requester,
       resource: request.resource,
@@ -47,17 +51,30 @@ export class PolicyAccessDecider implements AccessDecider {
     const decision = evaluateCompiled(this.o.policies.compiled(), ctx, opts.at ?? this.o.clock.now());
     // Only after admission and the policies: a requester no whitelist admits learns nothing about versions.
     if (decision.allowed && opts.unavailable !== undefined) {
-      return { allowed: false, code: "KEY_UNAVAILABLE", policyId: null, policyVersion: null, reason: opts.unavailable, evaluated: decision.evaluated };
+      return {
+        allowed: false,
+        code: "KEY_UNAVAILABLE",
+        policyId: null,
+        policyVersion: null,
+        reason: opts.unavailable,
+        evaluated: decision.evaluated,
+      };
     }
     return decision;
   }
 
   async decide(principal: Principal, request: AccessRequestBody, opts: DecideOptions = {}): Promise<DecisionOutcome> {
-    const decision = this.evaluate({ requesterId: principal.requesterId, department: principal.department }, request, opts);
+    const decision = this.evaluate(
+      { requesterId: principal.requesterId, department: principal.department },
+      request,
+      opts,
+    );
     const id = Bun.randomUUIDv7();
     // The rows record what was judged (and, for a grant, released); the request as asked is in details.
     const { start, end } = opts.covered ?? request.timeRange;
-    const requested = opts.covered ? { requestedRange: { start: request.timeRange.start, end: request.timeRange.end } } : {};
+    const requested = opts.covered
+      ? { requestedRange: { start: request.timeRange.start, end: request.timeRange.end } }
+      : {};
     const keyCount = decision.allowed && opts.keyCount !== undefined ? opts.keyCount : null;
     const reasonCode = decision.allowed ? "GRANTED" : decision.code;
     try {

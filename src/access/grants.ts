@@ -71,12 +71,19 @@ export interface GrantBody {
 }
 
 /** No key material: safe to compute before the decision. Rejects ValidationError beyond slice 2^32−1. */
-export async function planGrant(keys: KeyService, range: { start: number; end: number }, keyVersion?: number): Promise<GrantPlan> {
+export async function planGrant(
+  keys: KeyService,
+  range: { start: number; end: number },
+  keyVersion?: number,
+): Promise<GrantPlan> {
   // An older version is still usable while decrypt-only; get() refuses unknown and retired ones.
   const version = keyVersion === undefined ? await keys.active() : await keys.get(keyVersion);
   const from = sliceIndex(range.start, version.sliceSeconds);
   const to = sliceIndex(range.end, version.sliceSeconds);
-  const covered = { start: sliceRange(from, version.sliceSeconds).startMs, end: sliceRange(to, version.sliceSeconds).endMs - 1 };
+  const covered = {
+    start: sliceRange(from, version.sliceSeconds).startMs,
+    end: sliceRange(to, version.sliceSeconds).endMs - 1,
+  };
   return { version, from, to, keyCount: to - from + 1, seedCount: coverRange(from, to).length, covered };
 }
 
@@ -85,7 +92,11 @@ export async function planGrant(keys: KeyService, range: { start: number; end: n
  * caller decides it like any request (admission first, then a KEY_UNAVAILABLE denial), so a
  * requester no whitelist admits cannot probe which versions exist, and every attempt is audited.
  */
-export async function planOrUnavailable(keys: KeyService, range: { start: number; end: number }, keyVersion?: number): Promise<GrantPlan | UnavailableVersion> {
+export async function planOrUnavailable(
+  keys: KeyService,
+  range: { start: number; end: number },
+  keyVersion?: number,
+): Promise<GrantPlan | UnavailableVersion> {
   try {
     return await planGrant(keys, range, keyVersion);
   } catch (err) {
@@ -97,7 +108,10 @@ export async function planOrUnavailable(keys: KeyService, range: { start: number
 }
 
 /** Call only after the decision row is durable. */
-export async function issueGrant(plan: GrantPlan, opts: { id: string; now: number; publicKeyJwk: JsonWebKey | null }): Promise<GrantBody> {
+export async function issueGrant(
+  plan: GrantPlan,
+  opts: { id: string; now: number; publicKeyJwk: JsonWebKey | null },
+): Promise<GrantBody> {
   const { version, from, to } = plan;
   const cover = deriveCover(version.deriver.rootSeed, from, to);
   const seeds: GrantSeed[] = cover.map((n) => ({ depth: n.depth, index: n.index, seed: toBase64url(n.seed) }));
@@ -124,7 +138,11 @@ export async function issueGrant(plan: GrantPlan, opts: { id: string; now: numbe
  * key. The protected header (the AAD) names the grant, version and slice range, so a sealed
  * payload cannot be passed off as another grant's.
  */
-async function sealGrant(payload: { keys: GrantKey[]; seeds: GrantSeed[] }, publicKeyJwk: JsonWebKey, head: { id: string; keyVersion: number; slices: { from: number; to: number } }): Promise<string> {
+async function sealGrant(
+  payload: { keys: GrantKey[]; seeds: GrantSeed[] },
+  publicKeyJwk: JsonWebKey,
+  head: { id: string; keyVersion: number; slices: { from: number; to: number } },
+): Promise<string> {
   const recipient = await importJWK({ kty: "EC", crv: "P-256", x: publicKeyJwk.x, y: publicKeyJwk.y }, "ECDH-ES");
   const plaintext = utf8(JSON.stringify(payload));
   try {
@@ -134,7 +152,9 @@ async function sealGrant(payload: { keys: GrantKey[]; seeds: GrantSeed[] }, publ
         enc: "A256GCM",
         typ: GRANT_JWE_TYP,
         cty: "json",
-        ...(typeof (publicKeyJwk as { kid?: unknown }).kid === "string" ? { kid: (publicKeyJwk as { kid: string }).kid } : {}),
+        ...(typeof (publicKeyJwk as { kid?: unknown }).kid === "string"
+          ? { kid: (publicKeyJwk as { kid: string }).kid }
+          : {}),
         gid: head.id,
         ver: head.keyVersion,
         slices: head.slices,

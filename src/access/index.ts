@@ -44,12 +44,24 @@ export interface AccessDeps {
 
 export async function createAccessServices(d: AccessDeps): Promise<AccessServices> {
   const log = d.log.child({ component: "access" });
-  const apiKeys = new ApiKeyService({ db: d.db, audit: d.audit, clock: d.clock, log, ...(d.apiKeyCacheTtlMs !== undefined ? { cacheTtlMs: d.apiKeyCacheTtlMs } : {}) });
-  const policies = new PolicyStore({ db: d.db, audit: d.audit, log, ...(d.policyPollMs !== undefined ? { pollMs: d.policyPollMs } : {}) });
+  const apiKeys = new ApiKeyService({
+    db: d.db,
+    audit: d.audit,
+    clock: d.clock,
+    log,
+    ...(d.apiKeyCacheTtlMs !== undefined ? { cacheTtlMs: d.apiKeyCacheTtlMs } : {}),
+  });
+  const policies = new PolicyStore({
+    db: d.db,
+    audit: d.audit,
+    log,
+    ...(d.policyPollMs !== undefined ? { pollMs: d.policyPollMs } : {}),
+  });
   try {
     apiKeys.start();
     await policies.start();
-    if (d.config.bootstrapAdminKey) await ensureBootstrapAdmin({ db: d.db, audit: d.audit, log, key: d.config.bootstrapAdminKey });
+    if (d.config.bootstrapAdminKey)
+      await ensureBootstrapAdmin({ db: d.db, audit: d.audit, log, key: d.config.bootstrapAdminKey });
   } catch (err) {
     await policies.close();
     await apiKeys.close();

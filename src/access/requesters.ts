@@ -21,16 +21,22 @@ export const PublicJwkSchema = z
   .record(safeString("publicKeyJwk member"), z.unknown(), { error: "publicKeyJwk must be a JSON object" })
   .superRefine((v, ctx) => {
     if ("d" in v) {
-      ctx.addIssue({ code: "custom", message: "publicKeyJwk must be a public key: remove the private member \"d\" (and keep that key secret)" });
+      ctx.addIssue({
+        code: "custom",
+        message: 'publicKeyJwk must be a public key: remove the private member "d" (and keep that key secret)',
+      });
       return;
     }
-    if (v.kty !== "EC" || v.crv !== "P-256") ctx.addIssue({ code: "custom", message: 'publicKeyJwk must be an EC key on P-256 (kty "EC", crv "P-256")' });
+    if (v.kty !== "EC" || v.crv !== "P-256")
+      ctx.addIssue({ code: "custom", message: 'publicKeyJwk must be an EC key on P-256 (kty "EC", crv "P-256")' });
     else if (typeof v.x !== "string" || !B64_32.test(v.x) || typeof v.y !== "string" || !B64_32.test(v.y)) {
       ctx.addIssue({ code: "custom", message: "publicKeyJwk.x and .y must be 32-byte base64url coordinates" });
     }
     const allowed = new Set(["kty", "crv", "x", "y", "kid", "alg", "use", "key_ops"]);
-    for (const k of Object.keys(v)) if (!allowed.has(k)) ctx.addIssue({ code: "custom", message: `publicKeyJwk has an unexpected member "${k}"` });
-    if (v.kid !== undefined && (typeof v.kid !== "string" || v.kid.length > 256)) ctx.addIssue({ code: "custom", message: "publicKeyJwk.kid must be a string of at most 256 characters" });
+    for (const k of Object.keys(v))
+      if (!allowed.has(k)) ctx.addIssue({ code: "custom", message: `publicKeyJwk has an unexpected member "${k}"` });
+    if (v.kid !== undefined && (typeof v.kid !== "string" || v.kid.length > 256))
+      ctx.addIssue({ code: "custom", message: "publicKeyJwk.kid must be a string of at most 256 characters" });
   })
   .transform((v) => {
     const out: Record<string, string> = { kty: "EC", crv: "P-256", x: v.x as string, y: v.y as string };
@@ -69,7 +75,9 @@ export const RequesterPatchSchema = z
     metadata: metadata.nullable().optional(),
     publicKeyJwk: PublicJwkSchema.nullable().optional(),
   })
-  .refine((p) => Object.values(p).some((v) => v !== undefined), { error: "a requester patch must change at least one field" });
+  .refine((p) => Object.values(p).some((v) => v !== undefined), {
+    error: "a requester patch must change at least one field",
+  });
 
 export type RequesterCreate = z.output<typeof RequesterCreateSchema>;
 export type RequesterPatch = z.output<typeof RequesterPatchSchema>;
@@ -116,7 +124,8 @@ export class RequesterService {
             },
           });
         } catch (err) {
-          if (prismaCode(err) === "P2002") throw new ConflictError(`a requester with requesterId "${input.requesterId}" already exists`);
+          if (prismaCode(err) === "P2002")
+            throw new ConflictError(`a requester with requesterId "${input.requesterId}" already exists`);
           throw err;
         }
       },
@@ -136,7 +145,12 @@ export class RequesterService {
   }
 
   /** Ordered by id (uuid v7, so by creation); `cursor` is the last id of the previous page. */
-  async list(opts: { limit: number; cursor?: string; requesterId?: string; enabled?: boolean }): Promise<{ items: RequesterView[]; nextCursor: string | null }> {
+  async list(opts: {
+    limit: number;
+    cursor?: string;
+    requesterId?: string;
+    enabled?: boolean;
+  }): Promise<{ items: RequesterView[]; nextCursor: string | null }> {
     const rows = await this.o.db.prisma.requester.findMany({
       where: {
         ...(opts.requesterId !== undefined ? { requesterId: opts.requesterId } : {}),
@@ -158,8 +172,12 @@ export class RequesterService {
       ...(patch.department !== undefined ? { department: patch.department } : {}),
       ...(patch.email !== undefined ? { email: patch.email } : {}),
       ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
-      ...(patch.metadata !== undefined ? { metadata: patch.metadata === null ? jsonNull() : (patch.metadata as object) } : {}),
-      ...(patch.publicKeyJwk !== undefined ? { publicKeyJwk: patch.publicKeyJwk === null ? jsonNull() : patch.publicKeyJwk } : {}),
+      ...(patch.metadata !== undefined
+        ? { metadata: patch.metadata === null ? jsonNull() : (patch.metadata as object) }
+        : {}),
+      ...(patch.publicKeyJwk !== undefined
+        ? { publicKeyJwk: patch.publicKeyJwk === null ? jsonNull() : patch.publicKeyJwk }
+        : {}),
     };
     const row = await this.o.audit.apply({
       change: async (tx) => {
@@ -227,13 +245,23 @@ function viewOf(row: Requester): RequesterView {
   };
 }
 
-function auditEvent(eventType: "REQUESTER_CREATED" | "REQUESTER_UPDATED" | "REQUESTER_DELETED", actor: string, row: Requester) {
+function auditEvent(
+  eventType: "REQUESTER_CREATED" | "REQUESTER_UPDATED" | "REQUESTER_DELETED",
+  actor: string,
+  row: Requester,
+) {
   return {
     eventType,
     actor,
     target: `requester:${row.requesterId}`,
     success: true,
-    details: { id: row.id, requesterId: row.requesterId, department: row.department, enabled: row.enabled, hasPublicKey: row.publicKeyJwk !== null } as Record<string, unknown>,
+    details: {
+      id: row.id,
+      requesterId: row.requesterId,
+      department: row.department,
+      enabled: row.enabled,
+      hasPublicKey: row.publicKeyJwk !== null,
+    } as Record<string, unknown>,
   };
 }
 

@@ -32,11 +32,26 @@ export interface SimulationResult {
   requester: { requesterId: string; department: string | null; exists: boolean };
   evaluated: EvaluatedPolicy[];
   /** For timeslice requests: what a grant would cover (no key material). */
-  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number; covered: { start: string; end: string } };
+  slices?: {
+    keyVersion: number;
+    sliceSeconds: number;
+    from: number;
+    to: number;
+    keyCount: number;
+    seedCount: number;
+    covered: { start: string; end: string };
+  };
 }
 
 export class SimulationService {
-  constructor(private readonly o: { decider: PolicyAccessDecider; requesters: RequesterService; keys: KeyService; audit: AuditSink }) {}
+  constructor(
+    private readonly o: {
+      decider: PolicyAccessDecider;
+      requesters: RequesterService;
+      keys: KeyService;
+      audit: AuditSink;
+    },
+  ) {}
 
   async simulate(body: SimulateBody, actor: string): Promise<SimulationResult> {
     const stored = await this.o.requesters.findByRequesterId(body.requesterId);
@@ -65,7 +80,11 @@ export class SimulationService {
         if (!(err instanceof ValidationError)) throw err;
       }
     }
-    const decision: Decision = this.o.decider.evaluate({ requesterId, department }, request, { mode: "simulate", ...(at !== undefined ? { at } : {}), ...judge });
+    const decision: Decision = this.o.decider.evaluate({ requesterId, department }, request, {
+      mode: "simulate",
+      ...(at !== undefined ? { at } : {}),
+      ...judge,
+    });
     const reasonCode = decision.allowed ? "GRANTED" : decision.code;
     await this.o.audit.record({
       eventType: "ACCESS_SIMULATED",

@@ -44,7 +44,19 @@ export function rowBody(f: ChainedFields): string {
   // Hot path of verify. Every element but details is a string, boolean or null, for which
   // canonicalJson is exactly JSON.stringify, so the native call builds the prefix; only details
   // goes through canonicalJson. test/audit/chain.test.ts checks this equals canonicalJson(array).
-  const head = JSON.stringify([CHAIN_VERSION_TAG, f.id, f.chainId, f.seq, f.timestamp, f.eventType, f.actor, f.target, f.startTime, f.endTime, f.success]);
+  const head = JSON.stringify([
+    CHAIN_VERSION_TAG,
+    f.id,
+    f.chainId,
+    f.seq,
+    f.timestamp,
+    f.eventType,
+    f.actor,
+    f.target,
+    f.startTime,
+    f.endTime,
+    f.success,
+  ]);
   return `${head.slice(0, -1)},${canonicalJson(f.details)}]`;
 }
 

@@ -8,9 +8,22 @@ import { AUDIT_EVENT_TYPES, type AuditEvent } from "./types.ts";
 const eventTypes = new Set<string>(AUDIT_EVENT_TYPES);
 
 // Normalised (lower case, no "_" or "-") key names that may only ever hold a secret.
-const SECRET_KEYS = new Set(["d", "k", "dp", "dq", "qi", "kek", "jwe", "plaintext", "authorization", "bearer", "credentials"]);
+const SECRET_KEYS = new Set([
+  "d",
+  "k",
+  "dp",
+  "dq",
+  "qi",
+  "kek",
+  "jwe",
+  "plaintext",
+  "authorization",
+  "bearer",
+  "credentials",
+]);
 // …and suffixes that do: accessToken, refresh_token, idToken, clientSecret, apiKey, privateJwk, rootSeed…
-const SECRET_SUFFIX = /(token|secret|password|passphrase|apikey|privatekey|privatejwk|privatekeyjwe|seed|seeds|secrethash)$/;
+const SECRET_SUFFIX =
+  /(token|secret|password|passphrase|apikey|privatekey|privatejwk|privatekeyjwe|seed|seeds|secrethash)$/;
 
 export function isSecretKeyName(key: string): boolean {
   const k = key.toLowerCase().replace(/[_-]/g, "");
@@ -26,27 +39,32 @@ export class AuditEventError extends TypeError {
 /** Throws AuditEventError when the event could leak a secret or could not be stored verbatim. */
 export function assertStorableEvent(e: AuditEvent): void {
   if (!eventTypes.has(e.eventType)) throw new AuditEventError(`audit event: unknown eventType`);
-  if (e.eventType === "AUDIT_CHECKPOINT") throw new AuditEventError("audit event: AUDIT_CHECKPOINT rows are written by the audit writer only");
+  if (e.eventType === "AUDIT_CHECKPOINT")
+    throw new AuditEventError("audit event: AUDIT_CHECKPOINT rows are written by the audit writer only");
   checkText(e.actor, "actor", false);
   if (e.target !== undefined && e.target !== null) checkText(e.target, "target", true);
   checkTime(e.startTime, "startTime");
   checkTime(e.endTime, "endTime");
   if (typeof e.success !== "boolean") throw new AuditEventError("audit event: success must be a boolean");
   if (e.details !== undefined) {
-    if (typeof e.details !== "object" || e.details === null || Array.isArray(e.details)) throw new AuditEventError("audit event: details must be an object");
+    if (typeof e.details !== "object" || e.details === null || Array.isArray(e.details))
+      throw new AuditEventError("audit event: details must be an object");
     checkJson(e.details, "details", 0);
   }
 }
 
 function checkText(v: unknown, path: string, allowEmpty: boolean): void {
-  if (typeof v !== "string" || (!allowEmpty && v.length === 0)) throw new AuditEventError(`audit event: ${path} must be a${allowEmpty ? "" : " non-empty"} string`);
+  if (typeof v !== "string" || (!allowEmpty && v.length === 0))
+    throw new AuditEventError(`audit event: ${path} must be a${allowEmpty ? "" : " non-empty"} string`);
   // PostgreSQL text refuses NUL, and a lone surrogate would be stored as U+FFFD, breaking the hash.
-  if (v.includes("\u0000") || LONE_SURROGATE.test(v)) throw new AuditEventError(`audit event: ${path} holds a NUL or an unpaired surrogate`);
+  if (v.includes("\u0000") || LONE_SURROGATE.test(v))
+    throw new AuditEventError(`audit event: ${path} holds a NUL or an unpaired surrogate`);
 }
 
 function checkTime(v: unknown, path: string): void {
   if (v === undefined || v === null) return;
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new AuditEventError(`audit event: ${path} must be epoch milliseconds (a safe integer)`);
+  if (typeof v !== "number" || !Number.isSafeInteger(v))
+    throw new AuditEventError(`audit event: ${path} must be epoch milliseconds (a safe integer)`);
 }
 
 function checkJson(v: unknown, path: string, depth: number): void {
@@ -63,10 +81,14 @@ function checkJson(v: unknown, path: string, depth: number): void {
   }
   if (typeof v === "object") {
     const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) throw new AuditEventError(`audit event: ${path} is not a plain object`);
+    if (proto !== Object.prototype && proto !== null)
+      throw new AuditEventError(`audit event: ${path} is not a plain object`);
     for (const [key, item] of Object.entries(v)) {
       const at = `${path}.${key}`;
-      if (isSecretKeyName(key)) throw new AuditEventError(`audit event: ${at} looks like a secret; audit rows never hold token values, keys, seeds or API secrets`);
+      if (isSecretKeyName(key))
+        throw new AuditEventError(
+          `audit event: ${at} looks like a secret; audit rows never hold token values, keys, seeds or API secrets`,
+        );
       checkText(key, at, true);
       if (item !== undefined) checkJson(item, at, depth + 1);
     }

@@ -8,7 +8,9 @@ import type { AnchorEntry } from "./anchors.ts";
 import { anchorEntryOf } from "./writer.ts";
 
 export async function signedHeads(db: Database): Promise<AnchorEntry[]> {
-  const rows = await db.prisma.$queryRaw<Array<{ chainId: string; seq: bigint; hash: string; details: unknown; createdAt: Date }>>`
+  const rows = await db.prisma.$queryRaw<
+    Array<{ chainId: string; seq: bigint; hash: string; details: unknown; createdAt: Date }>
+  >`
     WITH RECURSIVE c AS (
       (SELECT "chainId" FROM audit_logs ORDER BY "chainId" LIMIT 1)
       UNION ALL

@@ -56,7 +56,12 @@ export interface AuditStats {
 
 function windowWhere(w: AuditWindow): Prisma.AuditLogWhereInput {
   if (w.from === undefined && w.to === undefined) return {};
-  return { timestamp: { ...(w.from !== undefined ? { gte: BigInt(w.from) } : {}), ...(w.to !== undefined ? { lt: BigInt(w.to) } : {}) } };
+  return {
+    timestamp: {
+      ...(w.from !== undefined ? { gte: BigInt(w.from) } : {}),
+      ...(w.to !== undefined ? { lt: BigInt(w.to) } : {}),
+    },
+  };
 }
 
 export async function listAuditLogs(db: Database, q: AuditListQuery): Promise<AuditPage> {
@@ -106,7 +111,9 @@ export async function auditStats(db: Database, w: AuditWindow = {}): Promise<Aud
   const [byType, bySuccess, chains] = await Promise.all([
     db.prisma.auditLog.groupBy({ by: ["eventType"], where, _count: { _all: true } }),
     db.prisma.auditLog.groupBy({ by: ["success"], where, _count: { _all: true } }),
-    db.prisma.$queryRaw<Array<{ chains: bigint | number }>>`SELECT count(DISTINCT "chainId") AS chains FROM "audit_logs" ${whereSql}`,
+    db.prisma.$queryRaw<
+      Array<{ chains: bigint | number }>
+    >`SELECT count(DISTINCT "chainId") AS chains FROM "audit_logs" ${whereSql}`,
   ]);
   const byEventType: Record<string, number> = {};
   let total = 0;
@@ -115,5 +122,10 @@ export async function auditStats(db: Database, w: AuditWindow = {}): Promise<Aud
     total += g._count._all;
   }
   const count = (s: boolean) => bySuccess.find((g) => g.success === s)?._count._all ?? 0;
-  return { total, byEventType, bySuccess: { success: count(true), failure: count(false) }, chains: Number(chains[0]?.chains ?? 0) };
+  return {
+    total,
+    byEventType,
+    bySuccess: { success: count(true), failure: count(false) },
+    chains: Number(chains[0]?.chains ?? 0),
+  };
 }

@@ -96,7 +96,21 @@ export interface VerifyResult {
 }
 
 /** Columns in SELECT order; bigints come back as decimal text, exactly what the hash covers. */
-type RawRow = [id: string, chainId: string, seq: string, timestamp: string, eventType: string, actor: string, target: string | null, startTime: string | null, endTime: string | null, success: boolean, details: string, prevHash: string, hash: string];
+type RawRow = [
+  id: string,
+  chainId: string,
+  seq: string,
+  timestamp: string,
+  eventType: string,
+  actor: string,
+  target: string | null,
+  startTime: string | null,
+  endTime: string | null,
+  success: boolean,
+  details: string,
+  prevHash: string,
+  hash: string,
+];
 
 const COLUMNS = `"id"::text, "chainId", "seq"::text, "timestamp"::text, "eventType", "actor", "target", "startTime"::text, "endTime"::text, "success", "details"::text, "prevHash", "hash"`;
 // ORDER BY names the table's columns (a.), not the text-cast output columns of the same name.
@@ -149,7 +163,9 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
   const keyFor = (kid: string) => {
     let k = keyCache.get(kid);
     if (!k) {
-      k = Promise.resolve(opts.publicKeys(kid)).then((jwk) => (jwk && isP256PublicJwk(jwk) ? importPublicJwk(jwk, "ECDSA") : undefined));
+      k = Promise.resolve(opts.publicKeys(kid)).then((jwk) =>
+        jwk && isP256PublicJwk(jwk) ? importPublicJwk(jwk, "ECDSA") : undefined,
+      );
       keyCache.set(kid, k);
     }
     return k;
@@ -162,7 +178,12 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
     else dropped += 1;
   };
   for (const r of opts.rejectedKeys ?? []) report({ kind: "key-row", chainId: null, reason: r.reason });
-  for (const line of opts.malformedAnchorLines ?? []) report({ kind: "anchor-invalid", chainId: null, reason: `anchor log line ${line} is not an anchor entry (torn write?)` });
+  for (const line of opts.malformedAnchorLines ?? [])
+    report({
+      kind: "anchor-invalid",
+      chainId: null,
+      reason: `anchor log line ${line} is not an anchor entry (torn write?)`,
+    });
 
   // Anchors: each must verify, and names a row the database must hold.
   const anchorsByChain = new Map<string, Map<number, string>>();
@@ -171,7 +192,12 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
     anchorsChecked += 1;
     const problem = await checkSignedStatement(a.signature, a.statement, keyFor);
     if (problem) {
-      report({ kind: problem.kind === "untrusted-key" ? "untrusted-key" : "anchor-invalid", chainId: a.chainId, seq: a.seq, reason: `anchor: ${problem.reason}` });
+      report({
+        kind: problem.kind === "untrusted-key" ? "untrusted-key" : "anchor-invalid",
+        chainId: a.chainId,
+        seq: a.seq,
+        reason: `anchor: ${problem.reason}`,
+      });
       continue;
     }
     let m = anchorsByChain.get(a.chainId);
@@ -181,7 +207,11 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
     if (a.statement.seq > 0) m.set(a.statement.seq, a.statement.headHash);
   }
 
-  let checked = 0, chains = 0, checkpoints = 0, unclosedChains = 0, unsignedTailRows = 0;
+  let checked = 0,
+    chains = 0,
+    checkpoints = 0,
+    unclosedChains = 0,
+    unsignedTailRows = 0;
   const tails: Array<{ chainId: string; seq: number; rows: number }> = [];
   const seenChains = new Set<string>();
   let cur: ChainCursor | null = null;
@@ -189,28 +219,63 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
     if (!c) return;
     if (!c.closed) unclosedChains += 1;
     unsignedTailRows += c.sinceCheckpoint;
-    if (c.sinceCheckpoint > 0 && !c.closed) tails.push({ chainId: c.chainId, seq: c.expectSeq - 1, rows: c.sinceCheckpoint });
+    if (c.sinceCheckpoint > 0 && !c.closed)
+      tails.push({ chainId: c.chainId, seq: c.expectSeq - 1, rows: c.sinceCheckpoint });
     for (const [seq] of c.anchored) {
-      if (seq >= c.expectSeq) report({ kind: "anchor-missing", chainId: c.chainId, seq, reason: `anchored row seq ${seq} is missing: the chain ends at seq ${c.expectSeq - 1} (rows deleted after it?)` });
+      if (seq >= c.expectSeq)
+        report({
+          kind: "anchor-missing",
+          chainId: c.chainId,
+          seq,
+          reason: `anchored row seq ${seq} is missing: the chain ends at seq ${c.expectSeq - 1} (rows deleted after it?)`,
+        });
     }
   };
 
   for await (const page of pages(db, opts.batchSize ?? 50_000)) {
     for (const r of page) {
       checked += 1;
-      const [id, chainId, seqText, timestamp, eventType, actor, target, startTime, endTime, success, detailsText, prevHash, hash] = r;
+      const [
+        id,
+        chainId,
+        seqText,
+        timestamp,
+        eventType,
+        actor,
+        target,
+        startTime,
+        endTime,
+        success,
+        detailsText,
+        prevHash,
+        hash,
+      ] = r;
       const seq = Number(seqText);
       const bad = (kind: FindingKind, reason: string) => report({ kind, chainId, seq, id, reason });
       if (cur === null || cur.chainId !== chainId) {
         endChain(cur);
-        cur = { chainId, expectSeq: 1, head: genesisHash(chainId), closed: false, sinceCheckpoint: 0, anchored: anchorsByChain.get(chainId) ?? new Map() };
+        cur = {
+          chainId,
+          expectSeq: 1,
+          head: genesisHash(chainId),
+          closed: false,
+          sinceCheckpoint: 0,
+          anchored: anchorsByChain.get(chainId) ?? new Map(),
+        };
         seenChains.add(chainId);
         chains += 1;
       }
       // Each check below reports and then re-synchronises on the stored row.
       let linked = true;
       if (seq !== cur.expectSeq) {
-        bad("row-missing", cur.expectSeq === 1 ? `chain starts at seq ${seq}, not 1 (rows deleted?)` : seq > cur.expectSeq ? `seq ${cur.expectSeq}${seq - cur.expectSeq > 1 ? `..${seq - 1}` : ""} missing (rows deleted?)` : `seq ${seq} out of order`);
+        bad(
+          "row-missing",
+          cur.expectSeq === 1
+            ? `chain starts at seq ${seq}, not 1 (rows deleted?)`
+            : seq > cur.expectSeq
+              ? `seq ${cur.expectSeq}${seq - cur.expectSeq > 1 ? `..${seq - 1}` : ""} missing (rows deleted?)`
+              : `seq ${seq} out of order`,
+        );
         linked = false;
         if (cur.expectSeq === 1) cur.closed = false;
       } else if (cur.closed) {
@@ -220,7 +285,8 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
         linked = false;
       }
       const expected = cur.anchored.get(seq);
-      if (expected !== undefined && expected !== hash) bad("anchor-mismatch", "this row is not the row the anchor log holds for its position (chain rewritten?)");
+      if (expected !== undefined && expected !== hash)
+        bad("anchor-mismatch", "this row is not the row the anchor log holds for its position (chain rewritten?)");
       let details: unknown;
       try {
         details = JSON.parse(detailsText);
@@ -229,14 +295,31 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
       }
       if (details === undefined) bad("row-edited", "details is not JSON");
       else {
-        const computed = rowHash(prevHash, { id, chainId, seq: seqText, timestamp, eventType, actor, target, startTime, endTime, success, details });
+        const computed = rowHash(prevHash, {
+          id,
+          chainId,
+          seq: seqText,
+          timestamp,
+          eventType,
+          actor,
+          target,
+          startTime,
+          endTime,
+          success,
+          details,
+        });
         if (computed !== hash) bad("row-edited", "hash does not match the row's contents (row edited?)");
       }
 
       const isCheckpoint = eventType === "AUDIT_CHECKPOINT";
-      if (seq === 1 && !isCheckpoint) bad("forged-chain", "chain does not open with a signed checkpoint (forged chain?)");
+      if (seq === 1 && !isCheckpoint)
+        bad("forged-chain", "chain does not open with a signed checkpoint (forged chain?)");
       if (isCheckpoint && details !== undefined) {
-        const problem = await checkCheckpoint(details, { chainId, seq, prevHash, linked, headBefore: cur.head }, keyFor);
+        const problem = await checkCheckpoint(
+          details,
+          { chainId, seq, prevHash, linked, headBefore: cur.head },
+          keyFor,
+        );
         if (problem) bad(problem.kind, problem.reason);
         checkpoints += 1;
         cur.sinceCheckpoint = 0;
@@ -251,24 +334,42 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
   endChain(cur);
 
   for (const [chainId, m] of anchorsByChain) {
-    if (!seenChains.has(chainId)) report({ kind: "chain-missing", chainId, seq: Math.max(...m.keys()), reason: "an anchored chain has no rows in the database (chain deleted or table truncated?)" });
+    if (!seenChains.has(chainId))
+      report({
+        kind: "chain-missing",
+        chainId,
+        seq: Math.max(...m.keys()),
+        reason: "an anchored chain has no rows in the database (chain deleted or table truncated?)",
+      });
   }
   if (tails.length > 0) {
     const live = opts.liveChains ? await opts.liveChains(tails.map((t) => t.chainId)) : new Set<string>();
     for (const t of tails) {
       if (!live.has(t.chainId)) {
-        report({ kind: "unsealed-tail", chainId: t.chainId, seq: t.seq, reason: `${t.rows} row(s) after the chain's last signed checkpoint and no live writer holds the chain (rows deleted after them cannot be ruled out)` });
+        report({
+          kind: "unsealed-tail",
+          chainId: t.chainId,
+          seq: t.seq,
+          reason: `${t.rows} row(s) after the chain's last signed checkpoint and no live writer holds the chain (rows deleted after them cannot be ruled out)`,
+        });
       }
     }
   }
-  if (dropped > 0) report({ kind: findings[findings.length - 1]!.kind, chainId: null, reason: `${dropped} more finding(s) not listed` });
+  if (dropped > 0)
+    report({
+      kind: findings[findings.length - 1]!.kind,
+      chainId: null,
+      reason: `${dropped} more finding(s) not listed`,
+    });
 
   const firstRow = findings.find((f) => f.id !== undefined && f.seq !== undefined && f.chainId !== null);
   return {
     valid: findings.length === 0,
     checked,
     chains,
-    ...(firstRow ? { firstInvalid: { seq: firstRow.seq!, id: firstRow.id!, chainId: firstRow.chainId!, reason: firstRow.reason } } : {}),
+    ...(firstRow
+      ? { firstInvalid: { seq: firstRow.seq!, id: firstRow.id!, chainId: firstRow.chainId!, reason: firstRow.reason } }
+      : {}),
     findings,
     checkpoints,
     unclosedChains,
@@ -287,10 +388,18 @@ async function checkSignedStatement(
   if (typeof signature !== "string") return { kind: "bad-signature", reason: "checkpoint is not signed" };
   const kid = readJwsKid(signature);
   const key = kid === undefined ? undefined : await keyFor(kid);
-  if (!key) return { kind: "untrusted-key", reason: `checkpoint signed by a key that is unknown or whose master_keys row fails its keyring MAC (kid ${kid ?? "missing"})` };
+  if (!key)
+    return {
+      kind: "untrusted-key",
+      reason: `checkpoint signed by a key that is unknown or whose master_keys row fails its keyring MAC (kid ${kid ?? "missing"})`,
+    };
   try {
     const { payload } = await verifyPayload(signature, key, { typ: CHECKPOINT_TYP });
-    if (canonicalJson(payload) !== canonicalJson(statement)) return { kind: "chain-rewritten", reason: "checkpoint signature is over a different chain head (chain rewritten?)" };
+    if (canonicalJson(payload) !== canonicalJson(statement))
+      return {
+        kind: "chain-rewritten",
+        reason: "checkpoint signature is over a different chain head (chain rewritten?)",
+      };
   } catch {
     return { kind: "bad-signature", reason: "checkpoint signature does not verify (chain rewritten, or wrong key?)" };
   }
@@ -304,10 +413,13 @@ async function checkCheckpoint(
   keyFor: (kid: string) => Promise<CryptoKey | undefined>,
 ): Promise<{ kind: FindingKind; reason: string } | null> {
   const d = details as Record<string, unknown>;
-  if (typeof d !== "object" || d === null || typeof d.kind !== "string" || !KINDS.has(d.kind)) return { kind: "bad-signature", reason: "checkpoint details are malformed" };
+  if (typeof d !== "object" || d === null || typeof d.kind !== "string" || !KINDS.has(d.kind))
+    return { kind: "bad-signature", reason: "checkpoint details are malformed" };
   const kind = d.kind as CheckpointKind;
   if ((kind === "open") !== (at.seq === 1)) {
-    return kind === "open" ? { kind: "row-inserted", reason: "opening checkpoint in the middle of a chain" } : { kind: "forged-chain", reason: "chain does not open with a signed checkpoint (forged chain?)" };
+    return kind === "open"
+      ? { kind: "row-inserted", reason: "opening checkpoint in the middle of a chain" }
+      : { kind: "forged-chain", reason: "chain does not open with a signed checkpoint (forged chain?)" };
   }
   const statement: Record<string, unknown> = { chainId: at.chainId, seq: at.seq - 1, headHash: at.prevHash, kind };
   if (kind === "recovery") statement.lastRowId = d.lastRowId;
@@ -321,7 +433,10 @@ async function checkCheckpoint(
  * Master public keys by version (kid), all statuses (old checkpoints stay verifiable after
  * rotation), trusting only rows whose keyring MAC holds under `macKey` (keyringMacKey(KEK)).
  */
-export async function loadMasterPublicKeys(db: Database, macKey: Uint8Array): Promise<{ publicKeys: PublicKeyLookup; rejectedKeys: Array<{ version: number; reason: string }> }> {
+export async function loadMasterPublicKeys(
+  db: Database,
+  macKey: Uint8Array,
+): Promise<{ publicKeys: PublicKeyLookup; rejectedKeys: Array<{ version: number; reason: string }> }> {
   const k = loadKeyring(await new MasterKeyRepository(db, macKey).list(), macKey);
   return { publicKeys: (kid) => k.publicKeys.get(kid), rejectedKeys: k.rejected };
 }

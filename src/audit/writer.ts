@@ -22,7 +22,17 @@ import type { Logger } from "../log.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
 import { ServiceUnavailableError } from "../errors.ts";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
-import { CHAIN_LOCK_CLASS, CHECKPOINT_TYP, SEALING_KINDS, genesisHash, rowHash, type CheckpointDetails, type CheckpointKind, type CheckpointSigner, type CheckpointStatement } from "./chain.ts";
+import {
+  CHAIN_LOCK_CLASS,
+  CHECKPOINT_TYP,
+  SEALING_KINDS,
+  genesisHash,
+  rowHash,
+  type CheckpointDetails,
+  type CheckpointKind,
+  type CheckpointSigner,
+  type CheckpointStatement,
+} from "./chain.ts";
 import { assertStorableEvent } from "./event-guard.ts";
 import type { AnchorEntry, AnchorSink } from "./anchors.ts";
 import type { AuditedChange, AuditEvent, AuditReceipt, AuditSink, AuditTx, AuditWrite } from "./types.ts";
@@ -59,7 +69,16 @@ export interface AuditWriterOptions {
    * Writes rows derived from the batch's event rows inside the same transaction (the webhook
    * outbox, src/webhooks/events.ts): they commit exactly when the audit rows do.
    */
-  outbox?: (tx: Prisma.TransactionClient, rows: ReadonlyArray<{ id: string; eventType: string; timestamp: number | bigint | Date; success: boolean; details: Record<string, unknown> }>) => Promise<void>;
+  outbox?: (
+    tx: Prisma.TransactionClient,
+    rows: ReadonlyArray<{
+      id: string;
+      eventType: string;
+      timestamp: number | bigint | Date;
+      success: boolean;
+      details: Record<string, unknown>;
+    }>,
+  ) => Promise<void>;
   /** Test hook: called inside the write transaction at each step (fault injection). */
   onStep?: (step: WriteStep, tx: AuditTx) => Promise<void>;
   /** Told after every batch (metrics): its events, how long the write took, whether it committed. */
@@ -160,7 +179,9 @@ export async function liveChains(db: Database, chainIds: string[]): Promise<Set<
 }
 
 /** The last row of every chain (a loose index scan over (chainId, seq): one probe per chain). */
-export async function chainTails(db: Database | AuditTx): Promise<Array<{ chainId: string; id: string; seq: bigint; hash: string; eventType: string; kind: string | null }>> {
+export async function chainTails(
+  db: Database | AuditTx,
+): Promise<Array<{ chainId: string; id: string; seq: bigint; hash: string; eventType: string; kind: string | null }>> {
   const client = "prisma" in db ? db.prisma : db;
   return client.$queryRaw`
     WITH RECURSIVE c AS (
@@ -176,7 +197,8 @@ export async function chainTails(db: Database | AuditTx): Promise<Array<{ chainI
 
 export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   const { db, clock, log, signer } = opts;
-  if (!Number.isSafeInteger(opts.checkpointEvery) || opts.checkpointEvery < 1) throw new RangeError("checkpointEvery must be a positive integer");
+  if (!Number.isSafeInteger(opts.checkpointEvery) || opts.checkpointEvery < 1)
+    throw new RangeError("checkpointEvery must be a positive integer");
   const checkpointMs = (opts.checkpointSeconds ?? 10) * 1000;
   if (!(checkpointMs > 0)) throw new RangeError("checkpointSeconds must be positive");
   const writeTimeoutMs = opts.writeTimeoutMs ?? 2_000;
@@ -195,7 +217,16 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   let closing: Promise<void> | null = null;
   let idleWaiters: Array<() => void> = [];
   let anchoring: Promise<void> = Promise.resolve();
-  const stats = { batches: 0, failedBatches: 0, events: 0, rows: 0, checkpoints: 0, chains: 0, recovered: 0, anchorFailures: 0 };
+  const stats = {
+    batches: 0,
+    failedBatches: 0,
+    events: 0,
+    rows: 0,
+    checkpoints: 0,
+    chains: 0,
+    recovered: 0,
+    anchorFailures: 0,
+  };
 
   // ---- the chain lock (PostgreSQL): a session advisory lock on a dedicated connection ----------
   let lockClient: pg.Client | undefined;
@@ -224,7 +255,10 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   async function lockChain(id: string): Promise<boolean> {
     if (db.kind !== "postgres") return true;
     const c = await lockConnection();
-    const r = await withDeadline(c.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS ok", [CHAIN_LOCK_CLASS, id]), deadlineMs);
+    const r = await withDeadline(
+      c.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS ok", [CHAIN_LOCK_CLASS, id]),
+      deadlineMs,
+    );
     return r.rows[0]?.ok === true;
   }
 
@@ -263,7 +297,8 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
 
   /** Resolves once the queue is written and the anchors of what was written are appended. */
   function flush(): Promise<void> {
-    const idle = !running && queue.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
+    const idle =
+      !running && queue.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
     return idle.then(() => anchoring);
   }
 
@@ -349,65 +384,74 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       const base = chain;
       const hasChanges = batch.some((p) => p.change);
       // Without changes, rows are built (hashing, signing) before the transaction, keeping it short.
-      let built: { c: ChainState | null; rows: Row[]; eventRows: Row[] } | undefined = hasChanges ? undefined : await buildRows(batch.map((p) => ({ event: p.event!, timestamp: p.timestamp })), base, newChainId, close, timed);
+      let built: { c: ChainState | null; rows: Row[]; eventRows: Row[] } | undefined = hasChanges
+        ? undefined
+        : await buildRows(
+            batch.map((p) => ({ event: p.event!, timestamp: p.timestamp })),
+            base,
+            newChainId,
+            close,
+            timed,
+          );
       const outcomes: Array<{ ok: true; event: AuditEvent; result: unknown } | { ok: false; err: unknown }> = [];
       // A pooled connection that died while idle fails the first statement; nothing has been done
       // then, so the batch is retried (up to 3 times) on another connection. Any later failure is final.
       for (let attempt = 0; ; attempt++) {
         let started = false;
         try {
-      await withDeadline(
-        db.prisma.$transaction(
-          async (tx) => {
-            // Fail fast instead of queueing behind a lock: every caller of this batch is waiting.
-            await tx.$queryRaw`SELECT set_config('statement_timeout', ${String(writeTimeoutMs)}, true), set_config('lock_timeout', ${String(writeTimeoutMs)}, true)`;
-            started = true;
-            await opts.onStep?.("begin", tx);
-            if (hasChanges) {
-              outcomes.length = 0;
-              for (const p of batch) {
-                if (!p.change) {
-                  outcomes.push({ ok: true, event: p.event!, result: undefined });
-                  continue;
+          await withDeadline(
+            db.prisma.$transaction(
+              async (tx) => {
+                // Fail fast instead of queueing behind a lock: every caller of this batch is waiting.
+                await tx.$queryRaw`SELECT set_config('statement_timeout', ${String(writeTimeoutMs)}, true), set_config('lock_timeout', ${String(writeTimeoutMs)}, true)`;
+                started = true;
+                await opts.onStep?.("begin", tx);
+                if (hasChanges) {
+                  outcomes.length = 0;
+                  for (const p of batch) {
+                    if (!p.change) {
+                      outcomes.push({ ok: true, event: p.event!, result: undefined });
+                      continue;
+                    }
+                    // A change alone in its batch needs no savepoint: if it fails, the whole transaction
+                    // (holding nothing else) rolls back. Two round trips fewer for a lone write.
+                    const alone = batch.length === 1;
+                    if (!alone) await tx.$executeRawUnsafe("SAVEPOINT chronokms_audit_entry");
+                    try {
+                      const result = await p.change.change(tx);
+                      const event = p.change.event(result);
+                      assertStorableEvent(event);
+                      if (!alone) await tx.$executeRawUnsafe("RELEASE SAVEPOINT chronokms_audit_entry");
+                      outcomes.push({ ok: true, event, result });
+                    } catch (err) {
+                      // The database itself failing is the batch failing (every caller gets 503).
+                      if (isDatabaseUnavailable(err)) throw err;
+                      if (alone) throw new LoneChangeFailed(err);
+                      await tx.$executeRawUnsafe("ROLLBACK TO SAVEPOINT chronokms_audit_entry");
+                      outcomes.push({ ok: false, err });
+                    }
+                  }
+                  const events: Array<{ event: AuditEvent; timestamp: number }> = [];
+                  outcomes.forEach((o, i) => {
+                    if (o.ok) events.push({ event: o.event, timestamp: batch[i]!.timestamp });
+                  });
+                  // Every change failed and nothing else is due: write nothing (no chain is opened for it).
+                  if (events.length === 0 && !close && !(timed && base && base.since > 0))
+                    built = { c: base, rows: [], eventRows: [] };
+                  else built = await buildRows(events, base, newChainId, close, timed);
                 }
-                // A change alone in its batch needs no savepoint: if it fails, the whole transaction
-                // (holding nothing else) rolls back. Two round trips fewer for a lone write.
-                const alone = batch.length === 1;
-                if (!alone) await tx.$executeRawUnsafe("SAVEPOINT chronokms_audit_entry");
-                try {
-                  const result = await p.change.change(tx);
-                  const event = p.change.event(result);
-                  assertStorableEvent(event);
-                  if (!alone) await tx.$executeRawUnsafe("RELEASE SAVEPOINT chronokms_audit_entry");
-                  outcomes.push({ ok: true, event, result });
-                } catch (err) {
-                  // The database itself failing is the batch failing (every caller gets 503).
-                  if (isDatabaseUnavailable(err)) throw err;
-                  if (alone) throw new LoneChangeFailed(err);
-                  await tx.$executeRawUnsafe("ROLLBACK TO SAVEPOINT chronokms_audit_entry");
-                  outcomes.push({ ok: false, err });
-                }
-              }
-              const events: Array<{ event: AuditEvent; timestamp: number }> = [];
-              outcomes.forEach((o, i) => {
-                if (o.ok) events.push({ event: o.event, timestamp: batch[i]!.timestamp });
-              });
-              // Every change failed and nothing else is due: write nothing (no chain is opened for it).
-              if (events.length === 0 && !close && !(timed && base && base.since > 0)) built = { c: base, rows: [], eventRows: [] };
-              else built = await buildRows(events, base, newChainId, close, timed);
-            }
-            await opts.onStep?.("changed", tx);
-            const okBatch = hasChanges ? batch.filter((_, i) => outcomes[i]!.ok) : batch;
-            const accessRequests = okBatch.flatMap((p) => (p.accessRequest ? [p.accessRequest] : []));
-            if (built!.rows.length > 0) await tx.$executeRaw(insertSql(built!.rows));
-            if (accessRequests.length > 0) await tx.$executeRaw(accessRequestsSql(accessRequests));
-            if (opts.outbox && built!.eventRows.length > 0) await opts.outbox(tx, built!.eventRows);
-            await opts.onStep?.("inserted", tx);
-          },
-          { maxWait: writeTimeoutMs, timeout: writeTimeoutMs * 2 },
-        ),
-        deadlineMs,
-      );
+                await opts.onStep?.("changed", tx);
+                const okBatch = hasChanges ? batch.filter((_, i) => outcomes[i]!.ok) : batch;
+                const accessRequests = okBatch.flatMap((p) => (p.accessRequest ? [p.accessRequest] : []));
+                if (built!.rows.length > 0) await tx.$executeRaw(insertSql(built!.rows));
+                if (accessRequests.length > 0) await tx.$executeRaw(accessRequestsSql(accessRequests));
+                if (opts.outbox && built!.eventRows.length > 0) await opts.outbox(tx, built!.eventRows);
+                await opts.onStep?.("inserted", tx);
+              },
+              { maxWait: writeTimeoutMs, timeout: writeTimeoutMs * 2 },
+            ),
+            deadlineMs,
+          );
           break;
         } catch (err) {
           if (started || attempt >= 3 || !isDatabaseUnavailable(err)) throw err;
@@ -427,7 +471,10 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
         const o = hasChanges ? outcomes[i]! : undefined;
         if (o && !o.ok) return p.reject(o.err);
         const row = eventRows[k++]!;
-        p.resolve({ receipt: { id: row.id, chainId: row.chainId, seq: BigInt(row.seq) }, result: o?.ok ? o.result : undefined });
+        p.resolve({
+          receipt: { id: row.id, chainId: row.chainId, seq: BigInt(row.seq) },
+          result: o?.ok ? o.result : undefined,
+        });
       });
       anchor(rows);
       if (close && c) releaseChain(c.id);
@@ -448,7 +495,11 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       if (abandoned) releaseChain(abandoned);
       stats.failedBatches += 1;
       told(false);
-      log.error("audit batch failed; callers get 503 and the next batch opens a new chain", { events: batch.length, close, err });
+      log.error("audit batch failed; callers get 503 and the next batch opens a new chain", {
+        events: batch.length,
+        close,
+        err,
+      });
       const failure = new ServiceUnavailableError("audit log unavailable", err);
       for (const p of batch) p.reject(failure);
       if (close) throw failure;
@@ -459,10 +510,12 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
 
   function anchor(rows: Row[]): void {
     if (!opts.anchors) return;
-    const entries = rows.filter((r) => r.eventType === "AUDIT_CHECKPOINT").flatMap((r) => {
-      const e = anchorEntryOf(r);
-      return e ? [e] : [];
-    });
+    const entries = rows
+      .filter((r) => r.eventType === "AUDIT_CHECKPOINT")
+      .flatMap((r) => {
+        const e = anchorEntryOf(r);
+        return e ? [e] : [];
+      });
     if (entries.length === 0) return;
     const sink = opts.anchors;
     anchoring = anchoring.then(() =>
@@ -498,7 +551,10 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
     // See liveChains: while another process shares the embedded database, its live chain would
     // look abandoned here (and its lock would be ours). Sealed later, by the owner, once it is alone.
     if (db.kind === "pglite" && db.othersAttached?.()) return [];
-    const tails = (await chainTails(db)).filter((t) => !(t.eventType === "AUDIT_CHECKPOINT" && t.kind !== null && SEALING_KINDS.has(t.kind)) && !live.has(t.chainId));
+    const tails = (await chainTails(db)).filter(
+      (t) =>
+        !(t.eventType === "AUDIT_CHECKPOINT" && t.kind !== null && SEALING_KINDS.has(t.kind)) && !live.has(t.chainId),
+    );
     const sealed: string[] = [];
     for (const t of tails) {
       try {
@@ -506,13 +562,24 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
           async (tx) => {
             await tx.$queryRaw`SELECT set_config('statement_timeout', ${String(writeTimeoutMs)}, true), set_config('lock_timeout', ${String(writeTimeoutMs)}, true)`;
             // A live writer (another process) holds its chain's session lock: then it is not ours to seal.
-            const [lock] = await tx.$queryRaw<Array<{ ok: boolean }>>`SELECT pg_try_advisory_xact_lock(${CHAIN_LOCK_CLASS}::int, hashtext(${t.chainId})) AS ok`;
+            const [lock] = await tx.$queryRaw<
+              Array<{ ok: boolean }>
+            >`SELECT pg_try_advisory_xact_lock(${CHAIN_LOCK_CLASS}::int, hashtext(${t.chainId})) AS ok`;
             if (!lock?.ok || live.has(t.chainId)) return null;
-            const [last] = await tx.$queryRaw<Array<{ id: string; seq: bigint; hash: string; eventType: string; kind: string | null }>>`
+            const [last] = await tx.$queryRaw<
+              Array<{ id: string; seq: bigint; hash: string; eventType: string; kind: string | null }>
+            >`
               SELECT id::text AS id, seq, hash, "eventType", details->>'kind' AS kind FROM audit_logs WHERE "chainId" = ${t.chainId} ORDER BY seq DESC LIMIT 1`;
-            if (!last || (last.eventType === "AUDIT_CHECKPOINT" && last.kind !== null && SEALING_KINDS.has(last.kind))) return null;
+            if (!last || (last.eventType === "AUDIT_CHECKPOINT" && last.kind !== null && SEALING_KINDS.has(last.kind)))
+              return null;
             const c: ChainState = { id: t.chainId, seq: Number(last.seq), head: last.hash, since: 0, signedAt: 0 };
-            const details = await sign({ chainId: c.id, seq: c.seq, headHash: c.head, kind: "recovery", lastRowId: last.id });
+            const details = await sign({
+              chainId: c.id,
+              seq: c.seq,
+              headHash: c.head,
+              kind: "recovery",
+              lastRowId: last.id,
+            });
             const r = appendRow(c, checkpointEvent(c.id, details), clock.now());
             await tx.$executeRaw(insertSql([r]));
             return r;
@@ -523,7 +590,10 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
           sealed.push(t.chainId);
           stats.recovered += 1;
           anchor([row]);
-          log.warn("sealed an abandoned audit chain with a recovery checkpoint", { chainId: t.chainId, lastSeq: row.seq - 1 });
+          log.warn("sealed an abandoned audit chain with a recovery checkpoint", {
+            chainId: t.chainId,
+            lastSeq: row.seq - 1,
+          });
         }
       } catch (err) {
         log.error("could not seal an abandoned audit chain; will retry", { chainId: t.chainId, err });
@@ -560,14 +630,26 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
         return Promise.reject(err);
       }
       return new Promise<AuditReceipt>((resolve, reject) => {
-        queue.push({ event: write.event, accessRequest: write.accessRequest, timestamp: clock.now(), resolve: (r) => resolve(r.receipt), reject });
+        queue.push({
+          event: write.event,
+          accessRequest: write.accessRequest,
+          timestamp: clock.now(),
+          resolve: (r) => resolve(r.receipt),
+          reject,
+        });
         kick();
       });
     },
     apply<T>(c: AuditedChange<T>): Promise<T> {
       if (closed) return Promise.reject(new ServiceUnavailableError("audit log is closed"));
       return new Promise<T>((resolve, reject) => {
-        queue.push({ change: c as AuditedChange<unknown>, accessRequest: undefined, timestamp: clock.now(), resolve: (r) => resolve(r.result as T), reject });
+        queue.push({
+          change: c as AuditedChange<unknown>,
+          accessRequest: undefined,
+          timestamp: clock.now(),
+          resolve: (r) => resolve(r.result as T),
+          reject,
+        });
         kick();
       });
     },
@@ -597,7 +679,13 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       })();
       return closing;
     },
-    stats: () => ({ ...stats, chainId: chain?.id ?? null, seq: chain?.seq ?? 0, queued: queue.length, chainLockLost: lockClient !== undefined && lockLost }),
+    stats: () => ({
+      ...stats,
+      chainId: chain?.id ?? null,
+      seq: chain?.seq ?? 0,
+      queued: queue.length,
+      chainLockLost: lockClient !== undefined && lockLost,
+    }),
   };
 }
 

@@ -71,7 +71,8 @@ export class ChronoKmsClient {
   /** Low-level call; resolves with the parsed JSON body of a 2xx response. */
   async request<T>(method: Method, path: string, body?: unknown, query?: object): Promise<T> {
     const url = new URL(this.baseUrl + path);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query ?? {}))
+      if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -122,11 +123,20 @@ export class ChronoKmsClient {
   putToken = (integration: string, userId: string, token: TokenInput) =>
     this.request<{ created: boolean; token: TokenMetadata }>("PUT", tokenPath(integration, userId), token);
   /** The decrypted token after the access decision; a policy denial throws AccessDeniedError. */
-  getToken = (integration: string, userId: string, opts: { refresh?: "auto" | "never" | "force"; purpose?: string } = {}) =>
-    this.request<TokenRecord>("GET", tokenPath(integration, userId), undefined, { refresh: opts.refresh, purpose: opts.purpose });
+  getToken = (
+    integration: string,
+    userId: string,
+    opts: { refresh?: "auto" | "never" | "force"; purpose?: string } = {},
+  ) =>
+    this.request<TokenRecord>("GET", tokenPath(integration, userId), undefined, {
+      refresh: opts.refresh,
+      purpose: opts.purpose,
+    });
   /** A decision like a read: denied (AccessDeniedError) unless the caller's policies admit it. */
   tokenStatus = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
-    this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`, undefined, { purpose: opts.purpose });
+    this.request<TokenMetadata>("GET", `${tokenPath(integration, userId)}/status`, undefined, {
+      purpose: opts.purpose,
+    });
   /** Role exporter: the stored token with its refresh token (migrating off chronokms); audited TOKEN_EXPORTED. */
   exportToken = (integration: string, userId: string, opts: { purpose?: string } = {}) =>
     this.request<TokenExport>("GET", `${tokenPath(integration, userId)}/export`, undefined, { purpose: opts.purpose });
@@ -134,7 +144,12 @@ export class ChronoKmsClient {
   deleteToken = (integration: string, userId: string, opts: { revoke?: "best-effort" | "required" } = {}) =>
     this.request<void>("DELETE", tokenPath(integration, userId), undefined, { revoke: opts.revoke });
   deleteUserTokens = (userId: string, opts: { revoke?: "best-effort" | "required" } = {}) =>
-    this.request<{ deleted: number; integrations: string[]; revocations: Revocation[] }>("DELETE", `/v1/users/${enc(userId)}/tokens`, undefined, { revoke: opts.revoke });
+    this.request<{ deleted: number; integrations: string[]; revocations: Revocation[] }>(
+      "DELETE",
+      `/v1/users/${enc(userId)}/tokens`,
+      undefined,
+      { revoke: opts.revoke },
+    );
 
   // --- proxy (role proxy): call the provider's API with the stored token; the token never reaches you ---
   /**
@@ -148,7 +163,12 @@ export class ChronoKmsClient {
     const headers: Record<string, string> = { ...init.headers };
     if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
     if (init.purpose) headers["x-purpose"] = init.purpose;
-    const res = await this.fetchImpl(url, { method: init.method ?? "GET", headers, ...(init.body !== undefined ? { body: init.body } : {}), signal: AbortSignal.timeout(this.timeoutMs) });
+    const res = await this.fetchImpl(url, {
+      method: init.method ?? "GET",
+      headers,
+      ...(init.body !== undefined ? { body: init.body } : {}),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
     if (res.headers.get("x-chronokms-proxy") === "upstream") return res;
     if (res.ok) return res;
     throw await toError(res);
@@ -156,18 +176,28 @@ export class ChronoKmsClient {
 
   // --- webhooks (admin) ---
   /** The returned `secret` (whsec_…) is shown this once: keep it to verify signatures. */
-  createWebhook = (input: { url: string; events: WebhookEventType[]; description?: string }) => this.request<Webhook & { secret: string }>("POST", "/v1/webhooks", input);
+  createWebhook = (input: { url: string; events: WebhookEventType[]; description?: string }) =>
+    this.request<Webhook & { secret: string }>("POST", "/v1/webhooks", input);
   listWebhooks = () => this.request<{ items: Webhook[] }>("GET", "/v1/webhooks");
   webhookDeliveries = (id: string, query: { status?: "pending" | "delivered" | "failed"; limit?: number } = {}) =>
     this.request<{ items: WebhookDelivery[] }>("GET", `/v1/webhooks/${enc(id)}/deliveries`, undefined, query);
   deleteWebhook = (id: string) => this.request<void>("DELETE", `/v1/webhooks/${enc(id)}`);
   /** Only the records the caller's policies admit (a page may be short; follow nextCursor). */
-  listTokens = (query: { userId?: string; integration?: string; purpose?: string; limit?: number; cursor?: string } = {}) =>
-    this.request<Page<TokenMetadata>>("GET", "/v1/tokens", undefined, query);
+  listTokens = (
+    query: { userId?: string; integration?: string; purpose?: string; limit?: number; cursor?: string } = {},
+  ) => this.request<Page<TokenMetadata>>("GET", "/v1/tokens", undefined, query);
 
   // --- administration (admin) ---
   listAccessRequests = (
-    query: { requesterId?: string; granted?: boolean; resourceType?: "token" | "timeslice"; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {},
+    query: {
+      requesterId?: string;
+      granted?: boolean;
+      resourceType?: "token" | "timeslice";
+      from?: Instant;
+      to?: Instant;
+      limit?: number;
+      cursor?: string;
+    } = {},
   ) => this.request<Page<AccessRequestRecord>>("GET", "/v1/access-requests", undefined, query);
   simulate = (input: SimulationInput) => this.request<Simulation>("POST", "/v1/policies/simulate", input);
 
@@ -176,27 +206,37 @@ export class ChronoKmsClient {
   /** `id` in the requester methods is the internal uuid returned by createRequester, not requesterId. */
   createRequester = (input: RequesterInput) => this.request<Requester>("POST", "/v1/requesters", input);
   getRequester = (id: string) => this.request<Requester>("GET", `/v1/requesters/${enc(id)}`);
-  updateRequester = (id: string, patch: RequesterPatch) => this.request<Requester>("PATCH", `/v1/requesters/${enc(id)}`, patch);
+  updateRequester = (id: string, patch: RequesterPatch) =>
+    this.request<Requester>("PATCH", `/v1/requesters/${enc(id)}`, patch);
   deleteRequester = (id: string) => this.request<void>("DELETE", `/v1/requesters/${enc(id)}`);
   /** The returned apiKey is shown this once. */
   createApiKey = (id: string, input: { roles: Role[]; name?: string; expiresAt?: Instant }) =>
-    this.request<{ keyId: string; apiKey: string; key: ApiKeyView }>("POST", `/v1/requesters/${enc(id)}/api-keys`, input);
-  revokeApiKey = (id: string, keyId: string) => this.request<void>("DELETE", `/v1/requesters/${enc(id)}/api-keys/${enc(keyId)}`);
+    this.request<{ keyId: string; apiKey: string; key: ApiKeyView }>(
+      "POST",
+      `/v1/requesters/${enc(id)}/api-keys`,
+      input,
+    );
+  revokeApiKey = (id: string, keyId: string) =>
+    this.request<void>("DELETE", `/v1/requesters/${enc(id)}/api-keys/${enc(keyId)}`);
 
   listPolicies = () => this.request<{ items: Policy[] }>("GET", "/v1/policies");
   createPolicy = (input: PolicyInput) => this.request<Policy>("POST", "/v1/policies", input);
   getPolicy = (id: string) => this.request<Policy>("GET", `/v1/policies/${enc(id)}`);
-  updatePolicy = (id: string, patch: Partial<PolicyInput>) => this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
+  updatePolicy = (id: string, patch: Partial<PolicyInput>) =>
+    this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
   deletePolicy = (id: string) => this.request<void>("DELETE", `/v1/policies/${enc(id)}`);
 
   keys = () => this.request<{ versions: KeyVersion[]; schedule: KeySchedule }>("GET", "/v1/keys");
   keySchedule = () => this.request<KeySchedule>("GET", "/v1/keys/schedule");
   setKeySchedule = (input: KeyScheduleInput) => this.request<KeySchedule>("PUT", "/v1/keys/schedule", input);
-  rotateKeys = () => this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
+  rotateKeys = () =>
+    this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
 
-  auditLogs = (query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {}) =>
-    this.request<Page<AuditLogEntry>>("GET", "/v1/audit-logs", undefined, query);
-  auditStats = (query: { from?: Instant; to?: Instant } = {}) => this.request<AuditStats>("GET", "/v1/audit-logs/stats", undefined, query);
+  auditLogs = (
+    query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {},
+  ) => this.request<Page<AuditLogEntry>>("GET", "/v1/audit-logs", undefined, query);
+  auditStats = (query: { from?: Instant; to?: Instant } = {}) =>
+    this.request<AuditStats>("GET", "/v1/audit-logs/stats", undefined, query);
   verifyAudit = () => this.request<AuditVerification>("GET", "/v1/audit-logs/verify");
 }
 
@@ -216,12 +256,37 @@ async function toError(res: Response): Promise<ChronoKmsError> {
   const rid = e.requestId ?? body?.requestId ?? requestId;
   if (res.status === 403 && body?.granted === false) {
     // Time-slice denial: { id, granted: false, error, policyId, reason, reasonCode }.
-    return new AccessDeniedError(res.status, e.message ?? "access denied", body.id, body.policyId ?? null, body.reason ?? "", rid, body, body.reasonCode);
+    return new AccessDeniedError(
+      res.status,
+      e.message ?? "access denied",
+      body.id,
+      body.policyId ?? null,
+      body.reason ?? "",
+      rid,
+      body,
+      body.reasonCode,
+    );
   }
   if (e.code === "ACCESS_DENIED") {
     // Token-read denial in the standard error shape: the decision travels in details.
     const d = e.details ?? {};
-    return new AccessDeniedError(res.status, e.message ?? "access denied", d.accessRequestId ?? "", d.policyId ?? null, d.reason ?? e.message ?? "", rid, body, d.denialCode);
+    return new AccessDeniedError(
+      res.status,
+      e.message ?? "access denied",
+      d.accessRequestId ?? "",
+      d.policyId ?? null,
+      d.reason ?? e.message ?? "",
+      rid,
+      body,
+      d.denialCode,
+    );
   }
-  return new ChronoKmsError(res.status, e.code ?? "HTTP_ERROR", e.message ?? `HTTP ${res.status}`, rid, e.details, body);
+  return new ChronoKmsError(
+    res.status,
+    e.code ?? "HTTP_ERROR",
+    e.message ?? `HTTP ${res.status}`,
+    rid,
+    e.details,
+    body,
+  );
 }

@@ -12,7 +12,13 @@
  */
 import { encryptEnvelope } from "../crypto/envelope.ts";
 import { sliceIndex } from "../crypto/slice-keys.ts";
-import { readJwsKid, SLICE_STATEMENT_TTL_MS, verifyKeyEndorsement, verifySliceKey, type SliceKeyStatement } from "../crypto/sign.ts";
+import {
+  readJwsKid,
+  SLICE_STATEMENT_TTL_MS,
+  verifyKeyEndorsement,
+  verifySliceKey,
+  type SliceKeyStatement,
+} from "../crypto/sign.ts";
 import { LruCache } from "../crypto/lru.ts";
 import type { EcPublicJwk } from "../crypto/jwk.ts";
 import type { ChronoKmsClient } from "./api.ts";
@@ -68,9 +74,11 @@ export class DataSource {
 
   constructor(private readonly opts: DataSourceOptions) {
     for (const k of opts.masterKeys) {
-      if (!k.kid || !/^[1-9][0-9]{0,8}$/.test(String(k.kid))) throw new TypeError("every pinned master key needs its kid (the key version)");
+      if (!k.kid || !/^[1-9][0-9]{0,8}$/.test(String(k.kid)))
+        throw new TypeError("every pinned master key needs its kid (the key version)");
       const had = this.trusted.get(String(k.kid));
-      if (had && (had.x !== k.x || had.y !== k.y)) throw new TypeError(`two different master keys pinned as kid ${k.kid}`);
+      if (had && (had.x !== k.x || had.y !== k.y))
+        throw new TypeError(`two different master keys pinned as kid ${k.kid}`);
       this.trusted.set(String(k.kid), k);
     }
     if (this.trusted.size === 0) throw new TypeError("pin at least one master public key");
@@ -154,7 +162,13 @@ export class DataSource {
       for (let added = true; added; ) {
         added = false;
         for (const e of list) {
-          if (typeof e !== "object" || e === null || !Number.isSafeInteger(e.endorser) || !Number.isSafeInteger(e.version)) continue;
+          if (
+            typeof e !== "object" ||
+            e === null ||
+            !Number.isSafeInteger(e.endorser) ||
+            !Number.isSafeInteger(e.version)
+          )
+            continue;
           const by = this.trusted.get(String(e.endorser));
           if (!by || this.trusted.has(String(e.version))) continue;
           try {
@@ -180,21 +194,34 @@ export class DataSource {
     const version = kid !== undefined && /^[1-9][0-9]{0,8}$/.test(kid) ? Number(kid) : undefined;
     if (version === undefined) throw new UntrustedKeyError("slice key statement names no master key version");
     if (version < this.highest) {
-      throw new UntrustedKeyError(`slice key statement of master key version ${version}, older than version ${this.highest} already seen (a replayed or rolled-back statement)`);
+      throw new UntrustedKeyError(
+        `slice key statement of master key version ${version}, older than version ${this.highest} already seen (a replayed or rolled-back statement)`,
+      );
     }
     // The kid is unverified: it may only make us look for endorsements (rate-limited), never trust a key.
     if (!this.trusted.has(kid!) && version > this.maxTrustedVersion()) await this.followRotations();
     const master = this.trusted.get(kid!);
-    if (!master) throw new UntrustedKeyError(`slice key signed by master key version ${kid}, which is neither pinned nor endorsed by a pinned version`);
+    if (!master)
+      throw new UntrustedKeyError(
+        `slice key signed by master key version ${kid}, which is neither pinned nor endorsed by a pinned version`,
+      );
     let statement: SliceKeyStatement;
     try {
       const sliceSeconds = this.endorsedSliceSeconds.get(version);
-      statement = await verifySliceKey(res.signature, master, { ...(slice === "current" ? {} : { slice }), ...(sliceSeconds ? { sliceSeconds } : {}), version, now: this.now() });
+      statement = await verifySliceKey(res.signature, master, {
+        ...(slice === "current" ? {} : { slice }),
+        ...(sliceSeconds ? { sliceSeconds } : {}),
+        version,
+        now: this.now(),
+      });
     } catch (e) {
       const why = e instanceof Error && /expired|future/.test(e.message) ? `: ${e.message}` : "";
       throw new UntrustedKeyError(`slice ${slice}: statement does not verify against trusted master key ${kid}${why}`);
     }
-    if (statement.status !== "active") throw new UntrustedKeyError(`slice ${statement.slice}: master key version ${version} is ${statement.status}; data is encrypted only to the active version`);
+    if (statement.status !== "active")
+      throw new UntrustedKeyError(
+        `slice ${statement.slice}: master key version ${version} is ${statement.status}; data is encrypted only to the active version`,
+      );
     if (statement.iat <= this.newestIat - SLICE_STATEMENT_TTL_MS) {
       throw new UntrustedKeyError(
         `slice ${statement.slice}: statement issued ${new Date(statement.iat).toISOString()}, more than its lifetime before the newest statement seen (${new Date(this.newestIat).toISOString()}): a replayed statement`,

@@ -62,7 +62,11 @@ export class DataViewer {
             ? "gid"
             : h.ver !== grant.keyVersion
               ? "ver"
-              : typeof slices !== "object" || slices === null || slices.from !== grant.slices.from || slices.to !== grant.slices.to || Object.keys(slices).length !== 2
+              : typeof slices !== "object" ||
+                  slices === null ||
+                  slices.from !== grant.slices.from ||
+                  slices.to !== grant.slices.to ||
+                  Object.keys(slices).length !== 2
                 ? "slices"
                 : null;
       if (mismatch) {
@@ -87,7 +91,9 @@ export class DataViewer {
   covers(jwe: string): boolean {
     try {
       const h = readEnvelopeHeader(jwe);
-      return h.version === this.grant.keyVersion && h.slice >= this.grant.slices.from && h.slice <= this.grant.slices.to;
+      return (
+        h.version === this.grant.keyVersion && h.slice >= this.grant.slices.from && h.slice <= this.grant.slices.to
+      );
     } catch {
       return false;
     }
@@ -102,14 +108,21 @@ export class DataViewer {
       throw new OutsideGrantError("not a chronokms envelope");
     }
     if (header.version !== this.grant.keyVersion) {
-      throw new OutsideGrantError(`ciphertext is under key version ${header.version}; this grant is for version ${this.grant.keyVersion}`);
+      throw new OutsideGrantError(
+        `ciphertext is under key version ${header.version}; this grant is for version ${this.grant.keyVersion}`,
+      );
     }
     const { from, to } = this.grant.slices;
     if (header.slice < from || header.slice > to) {
       throw new OutsideGrantError(`ciphertext is for slice ${header.slice}; this grant covers slices ${from}..${to}`);
     }
     const privateKey = await this.sliceKey(header.slice, header.kid);
-    return decryptEnvelope(jwe, { privateKey, expectedCtx: opts.expectedCtx, expectedKid: header.kid, sliceSeconds: this.grant.sliceSeconds });
+    return decryptEnvelope(jwe, {
+      privateKey,
+      expectedCtx: opts.expectedCtx,
+      expectedKid: header.kid,
+      sliceSeconds: this.grant.sliceSeconds,
+    });
   }
 
   async decryptToString(jwe: string, opts: { expectedCtx: string }): Promise<string> {
@@ -154,7 +167,8 @@ function materialOutside(m: GrantKeys, ver: number, slices: { from: number; to: 
   if (!Array.isArray(m.keys) || !Array.isArray(m.seeds)) return "keys and seeds must be arrays";
   for (const k of m.keys) {
     if (typeof k !== "object" || k === null || !Number.isSafeInteger(k.slice)) return "a key without a slice";
-    if (k.slice < slices.from || k.slice > slices.to) return `a key for slice ${k.slice}, outside ${slices.from}..${slices.to}`;
+    if (k.slice < slices.from || k.slice > slices.to)
+      return `a key for slice ${k.slice}, outside ${slices.from}..${slices.to}`;
     if (k.kid !== `${ver}:${k.slice}`) return `a key whose kid ${String(k.kid)} is not ${ver}:${k.slice}`;
   }
   for (const s of m.seeds) {
@@ -164,7 +178,8 @@ function materialOutside(m: GrantKeys, ver: number, slices: { from: number; to: 
     } catch {
       return "a malformed seed";
     }
-    if (r.from < slices.from || r.to > slices.to) return `a seed covering slices ${r.from}..${r.to}, outside ${slices.from}..${slices.to}`;
+    if (r.from < slices.from || r.to > slices.to)
+      return `a seed covering slices ${r.from}..${r.to}, outside ${slices.from}..${slices.to}`;
   }
   return null;
 }

@@ -6,6 +6,12 @@
 export { ChronoKmsClient, type ClientOptions } from "./api.ts";
 export { DataSource, type DataSourceOptions, type EncryptedRecord } from "./data-source.ts";
 export { DataViewer, type GrantKeys } from "./data-viewer.ts";
-export { AccessDeniedError, ChronoKmsError, GrantMismatchError, OutsideGrantError, UntrustedKeyError } from "./errors.ts";
+export {
+  AccessDeniedError,
+  ChronoKmsError,
+  GrantMismatchError,
+  OutsideGrantError,
+  UntrustedKeyError,
+} from "./errors.ts";
 export type * from "./types.ts";
 export type { EcPrivateJwk, EcPublicJwk } from "../crypto/jwk.ts";

@@ -211,7 +211,15 @@ export interface Simulation {
   reasonCode: string;
   requester: { requesterId: string; department: string | null; exists: boolean };
   evaluated: Array<{ id: string; version: number; outcome: string; reason: string; code?: string }>;
-  slices?: { keyVersion: number; sliceSeconds: number; from: number; to: number; keyCount: number; seedCount: number; covered: { start: string; end: string } };
+  slices?: {
+    keyVersion: number;
+    sliceSeconds: number;
+    from: number;
+    to: number;
+    keyCount: number;
+    seedCount: number;
+    covered: { start: string; end: string };
+  };
 }
 
 export interface AccessRequestRecord {
@@ -306,7 +314,13 @@ export interface KeyEndorsements {
 }
 
 /** Webhook event types (README "Token lifecycle"). */
-export type WebhookEventType = "token.degraded" | "token.needs_reauth" | "token.recovered" | "token.deleted" | "key.rotated" | "audit.verify_failed";
+export type WebhookEventType =
+  | "token.degraded"
+  | "token.needs_reauth"
+  | "token.recovered"
+  | "token.deleted"
+  | "key.rotated"
+  | "audit.verify_failed";
 
 export interface Webhook {
   id: string;
@@ -316,7 +330,13 @@ export interface Webhook {
   enabled: boolean;
   createdAt: string;
   createdBy: string;
-  deliveries: { pending: number; delivered: number; failed: number; lastDeliveredAt: string | null; lastError: string | null };
+  deliveries: {
+    pending: number;
+    delivered: number;
+    failed: number;
+    lastDeliveredAt: string | null;
+    lastError: string | null;
+  };
 }
 
 export interface WebhookDelivery {

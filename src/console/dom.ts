@@ -18,7 +18,11 @@ export interface Props {
   [attr: string]: unknown;
 }
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props | null = null, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Props | null = null,
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props ?? {})) {
     if (value === undefined || value === null || value === false) continue;
@@ -52,7 +56,10 @@ export function append(parent: Node, children: Child[]): void {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
     if (Array.isArray(child)) append(parent, child);
-    else parent.appendChild(typeof child === "string" || typeof child === "number" ? document.createTextNode(String(child)) : child);
+    else
+      parent.appendChild(
+        typeof child === "string" || typeof child === "number" ? document.createTextNode(String(child)) : child,
+      );
   }
 }
 
@@ -69,7 +76,10 @@ export function fmtTime(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === "") return "—";
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
-  return d.toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
+  return d
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d{3}Z$/, "Z");
 }
 
 export function fmtNumber(n: number | null | undefined): string {
@@ -106,14 +116,26 @@ export function table(headers: string[], rows: HTMLTableRowElement[], empty = "N
     h(
       "table",
       null,
-      h("thead", null, h("tr", null, headers.map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: String(headers.length), class: "empty" }, empty))),
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          headers.map((t) => h("th", { scope: "col" }, t)),
+        ),
+      ),
+      h(
+        "tbody",
+        null,
+        rows.length ? rows : h("tr", null, h("td", { colspan: String(headers.length), class: "empty" }, empty)),
+      ),
     ),
   );
 }
 
 /** A label + control + the place where the API's message for this field appears. */
-export function field(label: string, control: HTMLElement, opts: { name: string; hint?: string } ): HTMLElement {
+export function field(label: string, control: HTMLElement, opts: { name: string; hint?: string }): HTMLElement {
   const id = `f-${opts.name.replace(/[^a-z0-9]+/gi, "-")}-${Math.random().toString(36).slice(2, 7)}`;
   control.id = id;
   control.setAttribute("name", opts.name);

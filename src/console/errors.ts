@@ -16,11 +16,19 @@ interface Issue {
 export function issuesOf(err: unknown): Issue[] {
   if (!(err instanceof ChronoKmsError) || err.code !== "VALIDATION_FAILED") return [];
   const d = err.details as unknown;
-  const raw = Array.isArray(d) ? d : Array.isArray((d as { issues?: unknown })?.issues) ? (d as { issues: unknown[] }).issues : [];
+  const raw = Array.isArray(d)
+    ? d
+    : Array.isArray((d as { issues?: unknown })?.issues)
+      ? (d as { issues: unknown[] }).issues
+      : [];
   return raw.flatMap((i) => {
     const issue = i as { path?: unknown; message?: unknown };
     if (typeof issue.message !== "string") return [];
-    const path = Array.isArray(issue.path) ? issue.path.map(String).join(".") : typeof issue.path === "string" ? issue.path : "";
+    const path = Array.isArray(issue.path)
+      ? issue.path.map(String).join(".")
+      : typeof issue.path === "string"
+        ? issue.path
+        : "";
     return [{ path, message: issue.message }];
   });
 }

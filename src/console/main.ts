@@ -30,7 +30,14 @@ let generation = 0;
 
 function showSignIn(message?: string) {
   client = null;
-  const input = h("input", { type: "password", autocomplete: "off", spellcheck: "false", placeholder: "ckms_…", required: true, "aria-describedby": "signin-error" });
+  const input = h("input", {
+    type: "password",
+    autocomplete: "off",
+    spellcheck: "false",
+    placeholder: "ckms_…",
+    required: true,
+    "aria-describedby": "signin-error",
+  });
   const error = h("p", { class: "form-error", id: "signin-error", role: "alert" }, message ?? "");
   const button = h("button", { type: "submit", class: "primary" }, "Sign in");
   const form = h(
@@ -56,7 +63,11 @@ function showSignIn(message?: string) {
       },
     },
     h("h1", null, "chronokms console"),
-    h("p", { class: "muted" }, "Sign in with an admin API key. It is kept only in this browser tab and sent only to this service's /v1 API."),
+    h(
+      "p",
+      { class: "muted" },
+      "Sign in with an admin API key. It is kept only in this browser tab and sent only to this service's /v1 API.",
+    ),
     h("label", { for: "signin-key" }, "Admin API key"),
     Object.assign(input, { id: "signin-key" }),
     error,
@@ -81,14 +92,36 @@ function render() {
   const nav = h(
     "nav",
     { "aria-label": "Sections" },
-    pages.map((p) => h("a", { href: `#/${p.path}`, class: p.path === path ? "active" : undefined, "aria-current": p.path === path ? "page" : undefined }, p.title)),
+    pages.map((p) =>
+      h(
+        "a",
+        {
+          href: `#/${p.path}`,
+          class: p.path === path ? "active" : undefined,
+          "aria-current": p.path === path ? "page" : undefined,
+        },
+        p.title,
+      ),
+    ),
   );
   const header = h(
     "header",
     { class: "topbar" },
     h("a", { class: "brand", href: "#/overview" }, "chronokms"),
     nav,
-    h("button", { type: "button", class: "link signout", onclick: () => { signOut(); history.replaceState(null, "", location.pathname); showSignIn("Signed out."); } }, "Sign out"),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "link signout",
+        onclick: () => {
+          signOut();
+          history.replaceState(null, "", location.pathname);
+          showSignIn("Signed out.");
+        },
+      },
+      "Sign out",
+    ),
   );
   replace(app, header, h("main", null, h("h1", null, entry.title), status, root));
   document.title = `${entry.title} · chronokms console`;

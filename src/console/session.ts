@@ -25,7 +25,13 @@ function clientFor(apiKey: string) {
     if (res.status === 401) unauthorized();
     return res;
   };
-  return new ChronoKmsClient({ baseUrl: location.origin, apiKey, retries: 2, timeoutMs: 30_000, fetch: watched as typeof fetch });
+  return new ChronoKmsClient({
+    baseUrl: location.origin,
+    apiKey,
+    retries: 2,
+    timeoutMs: 30_000,
+    fetch: watched as typeof fetch,
+  });
 }
 
 /** Checks the key by making an admin call; keeps it only when the API accepts it as admin. */
@@ -48,7 +54,8 @@ export async function signIn(apiKey: string): Promise<SignInResult> {
 
 function signInMessage(err: unknown): string {
   if (err instanceof ChronoKmsError) {
-    if (err.status === 401) return "Sign-in failed: the API key was not accepted (unknown, revoked, disabled or expired).";
+    if (err.status === 401)
+      return "Sign-in failed: the API key was not accepted (unknown, revoked, disabled or expired).";
     if (err.status === 403) return "Sign-in failed: this API key is valid but does not have the admin role.";
     if (err.status === 429) return "Too many failed sign-ins from this address. Wait a minute and try again.";
     return `Sign-in failed: ${err.message}`;

@@ -51,7 +51,11 @@ export function verificationPanel(v: Verification, at?: Date): HTMLElement {
   return h(
     "div",
     { class: ["verification", v.valid ? "valid" : "invalid"], data: { valid: String(v.valid) } },
-    h("p", { class: "verdict" }, v.valid ? badge("Audit log intact", "ok") : badge("Audit log verification failed", "bad")),
+    h(
+      "p",
+      { class: "verdict" },
+      v.valid ? badge("Audit log intact", "ok") : badge("Audit log verification failed", "bad"),
+    ),
     summary,
     findings.length
       ? h(
@@ -64,13 +68,17 @@ export function verificationPanel(v: Verification, at?: Date): HTMLElement {
               h("strong", null, f.kind ?? f.code ?? "finding"),
               " ",
               f.reason ?? f.message ?? "",
-              f.seq !== undefined || f.chainId ? h("span", { class: "muted" }, ` — chain ${short(f.chainId)} seq ${f.seq ?? "?"}`) : null,
+              f.seq !== undefined || f.chainId
+                ? h("span", { class: "muted" }, ` — chain ${short(f.chainId)} seq ${f.seq ?? "?"}`)
+                : null,
               f.id ? h("span", { class: "muted mono" }, ` row ${f.id}`) : null,
             ),
           ),
         )
       : null,
-    v.anchors !== undefined ? h("p", { class: "muted" }, "Anchors: ", h("span", { class: "mono" }, fmtJson(v.anchors, 400))) : null,
+    v.anchors !== undefined
+      ? h("p", { class: "muted" }, "Anchors: ", h("span", { class: "mono" }, fmtJson(v.anchors, 400)))
+      : null,
   );
 }
 

@@ -148,7 +148,7 @@ export function u32be(n: number): Uint8Array<ArrayBuffer> {
 
 /** Big-endian bytes → bigint (for scalars). */
 export function bytesToBigInt(b: Uint8Array): bigint {
-  return b.length === 0 ? 0n : BigInt("0x" + toHex(b));
+  return b.length === 0 ? 0n : BigInt(`0x${toHex(b)}`);
 }
 
 /** bigint → fixed-length big-endian bytes; throws if it does not fit. */

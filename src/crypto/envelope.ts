@@ -5,7 +5,17 @@
  * jose cost ~1.7x raw WebCrypto ECDH+AES here and our WebCrypto version ~1.5x, mostly async hops;
  * this one beats the raw WebCrypto baseline. Tests prove interop with jose both ways.
  */
-import { type KeyObject, KeyObject as NodeKeyObject, createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
+import {
+  type KeyObject,
+  KeyObject as NodeKeyObject,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+} from "node:crypto";
 import { DecryptionFailedError, ValidationError } from "../errors.ts";
 import { concatBytes, fromBase64url, u32be, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import { type EcPrivateJwk, type EcPublicJwk, isP256PublicJwk } from "./jwk.ts";
@@ -33,13 +43,26 @@ export interface EnvelopeHeader {
  * Concat KDF, NIST SP 800-56A §5.8.1 as profiled by RFC 7518 §4.6.2: for each 32-byte round,
  * SHA-256(counter || Z || len||AlgorithmID || len||apu || len||apv || keydatalen).
  */
-export function concatKdf(z: Uint8Array, keyBits: number, algorithmId: string, apu: Uint8Array = new Uint8Array(0), apv: Uint8Array = new Uint8Array(0)): Uint8Array<ArrayBuffer> {
-  const otherInfo = apu.length === 0 && apv.length === 0 && keyBits === KEY_BITS && algorithmId === ENC ? OUR_OTHER_INFO : otherInfoOf(keyBits, algorithmId, apu, apv);
+export function concatKdf(
+  z: Uint8Array,
+  keyBits: number,
+  algorithmId: string,
+  apu: Uint8Array = new Uint8Array(0),
+  apv: Uint8Array = new Uint8Array(0),
+): Uint8Array<ArrayBuffer> {
+  const otherInfo =
+    apu.length === 0 && apv.length === 0 && keyBits === KEY_BITS && algorithmId === ENC
+      ? OUR_OTHER_INFO
+      : otherInfoOf(keyBits, algorithmId, apu, apv);
   const rounds = Math.ceil(keyBits / 256);
   const out = new Uint8Array(rounds * 32);
   for (let i = 0; i < rounds; i++) {
     // node:crypto's native SHA-256: ~5x faster than @noble/hashes here, and z is never copied.
-    const digest = createHash("sha256").update(u32be(i + 1)).update(z).update(otherInfo).digest();
+    const digest = createHash("sha256")
+      .update(u32be(i + 1))
+      .update(z)
+      .update(otherInfo)
+      .digest();
     out.set(digest, i * 32);
     zeroize(digest);
   }
@@ -69,12 +92,14 @@ function toPublicKeyObject(key: EcPublicJwk | CryptoKey | KeyObject): KeyObject 
 
 function toPrivateKeyObject(key: EcPrivateJwk | CryptoKey | KeyObject): KeyObject {
   if (key instanceof CryptoKey) return KeyObjectFrom(key);
-  if ("kty" in key) return createPrivateKey({ key: { kty: "EC", crv: "P-256", x: key.x, y: key.y, d: key.d }, format: "jwk" });
+  if ("kty" in key)
+    return createPrivateKey({ key: { kty: "EC", crv: "P-256", x: key.x, y: key.y, d: key.d }, format: "jwk" });
   return key;
 }
 
 function KeyObjectFrom(key: CryptoKey): KeyObject {
-  if (key.algorithm.name !== "ECDH" || (key.algorithm as EcKeyAlgorithm).namedCurve !== "P-256") throw new TypeError("expected a P-256 ECDH key");
+  if (key.algorithm.name !== "ECDH" || (key.algorithm as EcKeyAlgorithm).namedCurve !== "P-256")
+    throw new TypeError("expected a P-256 ECDH key");
   return NodeKeyObject.from(key);
 }
 
@@ -88,12 +113,19 @@ export interface EncryptEnvelopeOptions {
   sliceSeconds?: number;
 }
 
-function checkHeaderValues(kid: string, ts: number, ctx: string, sliceSeconds?: number): { version: number; slice: number } {
+function checkHeaderValues(
+  kid: string,
+  ts: number,
+  ctx: string,
+  sliceSeconds?: number,
+): { version: number; slice: number } {
   const k = parseKid(kid);
   if (!k) throw new ValidationError('kid must be "<version>:<slice>"');
   if (!Number.isSafeInteger(ts) || ts < 0) throw new ValidationError("ts must be a non-negative integer (ms)");
-  if (typeof ctx !== "string" || ctx.length === 0 || ctx.length > MAX_CTX_LENGTH) throw new ValidationError(`ctx must be a non-empty string of at most ${MAX_CTX_LENGTH} characters`);
-  if (sliceSeconds !== undefined && sliceIndex(ts, sliceSeconds) !== k.slice) throw new ValidationError("kid names a different slice than ts");
+  if (typeof ctx !== "string" || ctx.length === 0 || ctx.length > MAX_CTX_LENGTH)
+    throw new ValidationError(`ctx must be a non-empty string of at most ${MAX_CTX_LENGTH} characters`);
+  if (sliceSeconds !== undefined && sliceIndex(ts, sliceSeconds) !== k.slice)
+    throw new ValidationError("kid names a different slice than ts");
   return k;
 }
 
@@ -136,10 +168,18 @@ function parseHeader(headerB64: string): Omit<ParsedEnvelope, "headerB64" | "iv"
   const r = h as Record<string, unknown>;
   for (const key of Object.keys(r)) if (!ALLOWED_HEADER.has(key)) throw new Error(`unexpected header member ${key}`);
   if (r.alg !== ALG || r.enc !== ENC) throw new Error("unexpected alg/enc");
-  if (typeof r.kid !== "string" || typeof r.ctx !== "string" || typeof r.ts !== "number") throw new Error("missing kid/ts/ctx");
+  if (typeof r.kid !== "string" || typeof r.ctx !== "string" || typeof r.ts !== "number")
+    throw new Error("missing kid/ts/ctx");
   const { version, slice } = checkHeaderValues(r.kid, r.ts, r.ctx);
   if (!isP256PublicJwk(r.epk)) throw new Error("bad epk");
-  const out: Omit<ParsedEnvelope, "headerB64" | "iv" | "ciphertext" | "tag"> = { kid: r.kid, version, slice, ts: r.ts, ctx: r.ctx, epk: r.epk };
+  const out: Omit<ParsedEnvelope, "headerB64" | "iv" | "ciphertext" | "tag"> = {
+    kid: r.kid,
+    version,
+    slice,
+    ts: r.ts,
+    ctx: r.ctx,
+    epk: r.epk,
+  };
   for (const p of ["apu", "apv"] as const) {
     const v = r[p];
     if (v === undefined) continue;
@@ -187,7 +227,8 @@ export async function decryptEnvelope(jwe: string, opts: DecryptEnvelopeOptions)
     const env = parseEnvelope(jwe);
     if (env.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
     if (opts.expectedKid !== undefined && env.kid !== opts.expectedKid) throw new Error("kid mismatch");
-    if (opts.sliceSeconds !== undefined && sliceIndex(env.ts, opts.sliceSeconds) !== env.slice) throw new Error("ts outside kid's slice");
+    if (opts.sliceSeconds !== undefined && sliceIndex(env.ts, opts.sliceSeconds) !== env.slice)
+      throw new Error("ts outside kid's slice");
     const privateKey = toPrivateKeyObject(opts.privateKey);
     // createPublicKey refuses points that are not on P-256 (invalid-curve attacks).
     const epk = toPublicKeyObject(env.epk);
@@ -218,4 +259,3 @@ export async function decryptEnvelopeToString(jwe: string, opts: DecryptEnvelope
     zeroize(pt);
   }
 }
-

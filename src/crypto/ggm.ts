@@ -43,12 +43,15 @@ export function child(seed: Uint8Array, bit: 0 | 1): Uint8Array<ArrayBuffer> {
 }
 
 function assertNode(depth: number, index: number): void {
-  if (!Number.isInteger(depth) || depth < 0 || depth > TREE_DEPTH) throw new ValidationError(`tree depth must be an integer in 0..${TREE_DEPTH}`);
-  if (!Number.isInteger(index) || index < 0 || index >= 2 ** depth) throw new ValidationError(`node index must be an integer in 0..2^${depth}-1`);
+  if (!Number.isInteger(depth) || depth < 0 || depth > TREE_DEPTH)
+    throw new ValidationError(`tree depth must be an integer in 0..${TREE_DEPTH}`);
+  if (!Number.isInteger(index) || index < 0 || index >= 2 ** depth)
+    throw new ValidationError(`node index must be an integer in 0..2^${depth}-1`);
 }
 
 export function assertSlice(slice: number): void {
-  if (!Number.isInteger(slice) || slice < 0 || slice > MAX_SLICE) throw new ValidationError("slice must be an integer in 0..2^32-1");
+  if (!Number.isInteger(slice) || slice < 0 || slice > MAX_SLICE)
+    throw new ValidationError("slice must be an integer in 0..2^32-1");
 }
 
 /** Bit taken at `level` (1-based, from the top) on the path from the subtree root to node (depth, index). */
@@ -86,13 +89,19 @@ export class SubtreeWalker {
   /** A fresh buffer owned by the caller. Throws if the node is not in this subtree. */
   node(depth: number, index: number): Uint8Array<ArrayBuffer> {
     assertNode(depth, index);
-    if (!this.contains(depth, index)) throw new ValidationError(`node (${depth}, ${index}) is outside subtree (${this.depth}, ${this.index})`);
+    if (!this.contains(depth, index))
+      throw new ValidationError(`node (${depth}, ${index}) is outside subtree (${this.depth}, ${this.index})`);
     if (depth === this.depth) return this.path[0]!.slice();
     const parentDepth = depth - 1;
     const parentIndex = Math.floor(index / 2);
     // Longest prefix shared by the current path and the new parent.
     let common = Math.min(this.pathDepth, parentDepth);
-    while (common > this.depth && Math.floor(this.pathIndex / 2 ** (this.pathDepth - common)) !== Math.floor(parentIndex / 2 ** (parentDepth - common))) common--;
+    while (
+      common > this.depth &&
+      Math.floor(this.pathIndex / 2 ** (this.pathDepth - common)) !==
+        Math.floor(parentIndex / 2 ** (parentDepth - common))
+    )
+      common--;
     const keep = common - this.depth + 1;
     for (let k = keep; k < this.path.length; k++) zeroize(this.path[k]);
     this.path.length = keep;
@@ -168,7 +177,12 @@ export function deriveCover(root: Uint8Array, from: number, to: number): SeededN
 }
 
 /** Leaf seed of `slice` from the seed of node (depth, index); refuses slices outside that subtree. */
-export function leafFromSubtree(seed: Uint8Array, depth: number, index: number, slice: number): Uint8Array<ArrayBuffer> {
+export function leafFromSubtree(
+  seed: Uint8Array,
+  depth: number,
+  index: number,
+  slice: number,
+): Uint8Array<ArrayBuffer> {
   assertSlice(slice);
   const w = new SubtreeWalker(seed, depth, index);
   try {

@@ -1,5 +1,15 @@
 /** Public surface of the pure crypto layer (no I/O): KEK, master key, GGM tree, slice keys, envelopes, signatures. */
-export { concatBytes, constantTimeEqual, fromBase64url, fromHex, toBase64url, toHex, utf8, utf8Decode, zeroize } from "./bytes.ts";
+export {
+  concatBytes,
+  constantTimeEqual,
+  fromBase64url,
+  fromHex,
+  toBase64url,
+  toHex,
+  utf8,
+  utf8Decode,
+  zeroize,
+} from "./bytes.ts";
 export { canonicalJson } from "./canonical-json.ts";
 export {
   type DecryptEnvelopeOptions,
@@ -29,10 +39,24 @@ export {
   rootSeed,
   subtreeRange,
 } from "./ggm.ts";
-export { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk, isP256PrivateJwk, isP256PublicJwk, toPublicJwk } from "./jwk.ts";
+export {
+  type EcPrivateJwk,
+  type EcPublicJwk,
+  importPrivateJwk,
+  importPublicJwk,
+  isP256PrivateJwk,
+  isP256PublicJwk,
+  toPublicJwk,
+} from "./jwk.ts";
 export { KEK_BYTES, KEK_HOWTO, generateKek, kekFingerprint, parseKek, weakKekReason } from "./kek.ts";
 export { LruCache } from "./lru.ts";
-export { type MasterKeyPair, generateMasterKeyPair, masterScalar, unwrapPrivateJwk, wrapPrivateJwk } from "./master-key.ts";
+export {
+  type MasterKeyPair,
+  generateMasterKeyPair,
+  masterScalar,
+  unwrapPrivateJwk,
+  wrapPrivateJwk,
+} from "./master-key.ts";
 export {
   KEY_ENDORSEMENT_TYP,
   type KeyEndorsement,
@@ -63,7 +87,15 @@ export {
   sliceRange,
   sliceScalar,
 } from "./slice-keys.ts";
-export { KEYRING_MAC_INFO, KEYRING_MAC_SALT, type KeyringFields, keyringMac, keyringMacKey, publicPointOf, verifyKeyringMac } from "./keyring-mac.ts";
+export {
+  KEYRING_MAC_INFO,
+  KEYRING_MAC_SALT,
+  type KeyringFields,
+  keyringMac,
+  keyringMacKey,
+  publicPointOf,
+  verifyKeyringMac,
+} from "./keyring-mac.ts";
 export { DOMAIN_KEY_BYTES, KEY_DOMAIN_SALT, TOKEN_ROOT_INFO, timesliceRoot, tokenRoot } from "./key-domains.ts";
 export {
   type SealTokenOptions,

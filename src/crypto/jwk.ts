@@ -26,7 +26,14 @@ const B64_32 = /^[A-Za-z0-9_-]{43}$/;
 export function isP256PublicJwk(v: unknown): v is EcPublicJwk {
   if (typeof v !== "object" || v === null) return false;
   const j = v as Record<string, unknown>;
-  return j.kty === "EC" && j.crv === "P-256" && typeof j.x === "string" && B64_32.test(j.x) && typeof j.y === "string" && B64_32.test(j.y);
+  return (
+    j.kty === "EC" &&
+    j.crv === "P-256" &&
+    typeof j.x === "string" &&
+    B64_32.test(j.x) &&
+    typeof j.y === "string" &&
+    B64_32.test(j.y)
+  );
 }
 
 export function isP256PrivateJwk(v: unknown): v is EcPrivateJwk {
@@ -65,13 +72,23 @@ export type EcAlgorithm = "ECDH" | "ECDSA";
  * From a 32-byte scalar: the private CryptoKey and the full private JWK (x, y computed by WebCrypto).
  * The returned key is extractable because its JWK is handed out anyway (grants, wrapping).
  */
-export async function importScalar(d: Uint8Array, alg: EcAlgorithm): Promise<{ privateKey: CryptoKey; jwk: EcPrivateJwk }> {
+export async function importScalar(
+  d: Uint8Array,
+  alg: EcAlgorithm,
+): Promise<{ privateKey: CryptoKey; jwk: EcPrivateJwk }> {
   if (d.length !== 32) throw new RangeError("P-256 scalar must be 32 bytes");
   const der = concatBytes(PKCS8_P256_PREFIX, d);
   try {
-    const privateKey = await crypto.subtle.importKey("pkcs8", der, { name: alg, namedCurve: "P-256" }, true, alg === "ECDH" ? ["deriveBits"] : ["sign"]);
+    const privateKey = await crypto.subtle.importKey(
+      "pkcs8",
+      der,
+      { name: alg, namedCurve: "P-256" },
+      true,
+      alg === "ECDH" ? ["deriveBits"] : ["sign"],
+    );
     const e = (await crypto.subtle.exportKey("jwk", privateKey)) as JsonWebKey;
-    if (typeof e.x !== "string" || typeof e.y !== "string" || typeof e.d !== "string") throw new Error("WebCrypto exported an incomplete EC JWK");
+    if (typeof e.x !== "string" || typeof e.y !== "string" || typeof e.d !== "string")
+      throw new Error("WebCrypto exported an incomplete EC JWK");
     return { privateKey, jwk: { kty: "EC", crv: "P-256", x: e.x, y: e.y, d: e.d } };
   } finally {
     zeroize(der);
@@ -80,9 +97,21 @@ export async function importScalar(d: Uint8Array, alg: EcAlgorithm): Promise<{ p
 
 /** Imports only the members WebCrypto needs, so `alg`/`use`/`key_ops` on stored JWKs cannot conflict. */
 export function importPublicJwk(jwk: EcPublicJwk, alg: EcAlgorithm): Promise<CryptoKey> {
-  return crypto.subtle.importKey("jwk", { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }, { name: alg, namedCurve: "P-256" }, true, alg === "ECDH" ? [] : ["verify"]);
+  return crypto.subtle.importKey(
+    "jwk",
+    { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y },
+    { name: alg, namedCurve: "P-256" },
+    true,
+    alg === "ECDH" ? [] : ["verify"],
+  );
 }
 
 export function importPrivateJwk(jwk: EcPrivateJwk, alg: EcAlgorithm): Promise<CryptoKey> {
-  return crypto.subtle.importKey("jwk", { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y, d: jwk.d }, { name: alg, namedCurve: "P-256" }, false, alg === "ECDH" ? ["deriveBits"] : ["sign"]);
+  return crypto.subtle.importKey(
+    "jwk",
+    { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y, d: jwk.d },
+    { name: alg, namedCurve: "P-256" },
+    false,
+    alg === "ECDH" ? ["deriveBits"] : ["sign"],
+  );
 }

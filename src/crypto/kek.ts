@@ -27,7 +27,9 @@ const B64STD_RE = /^[A-Za-z0-9+/]*$/;
  */
 export function parseKek(value: string | undefined, name = "MASTER_KEY_ENCRYPTION_KEY"): Uint8Array<ArrayBuffer> {
   const fail = (what: string): never => {
-    throw new ConfigError(`${name} ${what}; it must be 32 random bytes as 64 hex characters or 43 base64url characters — ${KEK_HOWTO}`);
+    throw new ConfigError(
+      `${name} ${what}; it must be 32 random bytes as 64 hex characters or 43 base64url characters — ${KEK_HOWTO}`,
+    );
   };
   if (value === undefined) return fail("is not set");
   const v = value.trim();
@@ -43,17 +45,23 @@ export function parseKek(value: string | undefined, name = "MASTER_KEY_ENCRYPTIO
 
   let body = v;
   if (v.length === 44 && v.endsWith("=")) body = v.slice(0, 43);
-  if (body.includes("=")) return fail("has misplaced '=' padding (a 32-byte key in padded base64 is 44 characters ending in exactly one '=')");
+  if (body.includes("="))
+    return fail(
+      "has misplaced '=' padding (a 32-byte key in padded base64 is 44 characters ending in exactly one '=')",
+    );
   const urlOk = B64URL_RE.test(body);
   const stdOk = B64STD_RE.test(body);
   if (!urlOk && !stdOk) {
     const pos = firstBadChar(body);
-    if (/[-_]/.test(body) && /[+/]/.test(body)) return fail("mixes the base64url ('-', '_') and standard base64 ('+', '/') alphabets");
+    if (/[-_]/.test(body) && /[+/]/.test(body))
+      return fail("mixes the base64url ('-', '_') and standard base64 ('+', '/') alphabets");
     return fail(`contains a character that is neither hex nor base64 at position ${pos + 1}`);
   }
   if (body.length !== 43) {
     const bytes = Math.floor((body.length * 6) / 8);
-    return fail(`has ${v.length} characters (about ${bytes} bytes as base64url), not 43 base64url or 64 hex characters`);
+    return fail(
+      `has ${v.length} characters (about ${bytes} bytes as base64url), not 43 base64url or 64 hex characters`,
+    );
   }
   try {
     return fromBase64url(stdOk && !urlOk ? body.replaceAll("+", "-").replaceAll("/", "_") : body);
@@ -95,7 +103,8 @@ export function weakKekReason(kek: Uint8Array, text?: string): string | null {
     if (periodic) return `it repeats a ${p}-byte block`;
   }
   const step = (kek[1]! - kek[0]! + 256) & 0xff;
-  if (kek.every((b, i) => i === 0 || ((b - kek[i - 1]! + 256) & 0xff) === step)) return "it counts up or down in equal steps";
+  if (kek.every((b, i) => i === 0 || ((b - kek[i - 1]! + 256) & 0xff) === step))
+    return "it counts up or down in equal steps";
   if (kek.every((b) => b >= 0x20 && b <= 0x7e)) return "every byte is printable text (a passphrase, not random bytes)";
   const distinct = new Set(kek).size;
   if (distinct < 12) return `it has only ${distinct} distinct byte values`;
@@ -103,7 +112,8 @@ export function weakKekReason(kek: Uint8Array, text?: string): string | null {
     const t = text.trim();
     if (!HEX_RE.test(t)) {
       const covered = dictionaryCoverage(t);
-      if (covered >= WORD_COVERAGE_LIMIT) return `its text is dictionary words (${covered} of its ${t.replace(/=+$/, "").length} characters: a typed passphrase, not random bytes)`;
+      if (covered >= WORD_COVERAGE_LIMIT)
+        return `its text is dictionary words (${covered} of its ${t.replace(/=+$/, "").length} characters: a typed passphrase, not random bytes)`;
     }
   }
   return null;

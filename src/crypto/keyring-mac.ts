@@ -39,7 +39,17 @@ export function keyringMacKey(kek: Uint8Array): Uint8Array {
 }
 
 function body(f: KeyringFields): Uint8Array {
-  return utf8(canonicalJson([TAG, f.version, f.publicJwk.x, f.publicJwk.y, f.sliceSeconds, f.createdAt.getTime(), f.legacyTokenEnvelopes === true]));
+  return utf8(
+    canonicalJson([
+      TAG,
+      f.version,
+      f.publicJwk.x,
+      f.publicJwk.y,
+      f.sliceSeconds,
+      f.createdAt.getTime(),
+      f.legacyTokenEnvelopes === true,
+    ]),
+  );
 }
 
 export function keyringMac(macKey: Uint8Array, f: KeyringFields): string {

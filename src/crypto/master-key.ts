@@ -8,7 +8,14 @@ import { CompactEncrypt, compactDecrypt } from "jose";
 import { DecryptionFailedError, KekMismatchError } from "../errors.ts";
 import { constantTimeEqual, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import { KEK_BYTES } from "./kek.ts";
-import { type EcPrivateJwk, type EcPublicJwk, importScalar, isP256PrivateJwk, scalarFromJwk, toPublicJwk } from "./jwk.ts";
+import {
+  type EcPrivateJwk,
+  type EcPublicJwk,
+  importScalar,
+  isP256PrivateJwk,
+  scalarFromJwk,
+  toPublicJwk,
+} from "./jwk.ts";
 
 export interface MasterKeyPair {
   publicJwk: EcPublicJwk;
@@ -17,7 +24,10 @@ export interface MasterKeyPair {
 
 /** `kid` (usually the version as a string) is set on both JWKs when given. */
 export async function generateMasterKeyPair(opts: { kid?: string } = {}): Promise<MasterKeyPair> {
-  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ])) as CryptoKeyPair;
   const e = (await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey;
   const privateJwk: EcPrivateJwk = { kty: "EC", crv: "P-256", x: e.x!, y: e.y!, d: e.d!, alg: "ES256", use: "sig" };
   if (opts.kid !== undefined) privateJwk.kid = opts.kid;
@@ -27,7 +37,11 @@ export async function generateMasterKeyPair(opts: { kid?: string } = {}): Promis
 
 const WRAP_CTY = "jwk+json";
 
-export async function wrapPrivateJwk(privateJwk: EcPrivateJwk, kek: Uint8Array, opts: { version: number }): Promise<string> {
+export async function wrapPrivateJwk(
+  privateJwk: EcPrivateJwk,
+  kek: Uint8Array,
+  opts: { version: number },
+): Promise<string> {
   if (kek.length !== KEK_BYTES) throw new RangeError(`KEK must be ${KEK_BYTES} bytes`);
   if (!isP256PrivateJwk(privateJwk)) throw new TypeError("not a P-256 private JWK");
   const plaintext = utf8(JSON.stringify(privateJwk));
@@ -46,16 +60,25 @@ export async function wrapPrivateJwk(privateJwk: EcPrivateJwk, kek: Uint8Array, 
  * the caller adds the expected/configured fingerprints), DecryptionFailedError when the stored value is
  * malformed or names another version.
  */
-export async function unwrapPrivateJwk(jwe: string, kek: Uint8Array, opts: { version?: number } = {}): Promise<EcPrivateJwk> {
+export async function unwrapPrivateJwk(
+  jwe: string,
+  kek: Uint8Array,
+  opts: { version?: number } = {},
+): Promise<EcPrivateJwk> {
   const header = readWrapHeader(jwe);
   if (opts.version !== undefined && header.kid !== String(opts.version)) {
     throw new DecryptionFailedError(new Error(`wrapped key is for version ${header.kid}, expected ${opts.version}`));
   }
   let plaintext: Uint8Array;
   try {
-    ({ plaintext } = await compactDecrypt(jwe, kek, { keyManagementAlgorithms: ["A256KW"], contentEncryptionAlgorithms: ["A256GCM"] }));
+    ({ plaintext } = await compactDecrypt(jwe, kek, {
+      keyManagementAlgorithms: ["A256KW"],
+      contentEncryptionAlgorithms: ["A256GCM"],
+    }));
   } catch {
-    throw new KekMismatchError("the master private key cannot be unwrapped with the configured KEK (wrong MASTER_KEY_ENCRYPTION_KEY?)");
+    throw new KekMismatchError(
+      "the master private key cannot be unwrapped with the configured KEK (wrong MASTER_KEY_ENCRYPTION_KEY?)",
+    );
   }
   let jwk: unknown;
   try {
@@ -85,7 +108,8 @@ function readWrapHeader(jwe: string): { kid: string } {
     const text = utf8Decode(fromBase64url(parts[0]!));
     assertNoDuplicateMembers(text);
     const h = JSON.parse(text) as Record<string, unknown>;
-    if (h.alg !== "A256KW" || h.enc !== "A256GCM" || typeof h.kid !== "string") throw new Error("unexpected wrap header");
+    if (h.alg !== "A256KW" || h.enc !== "A256GCM" || typeof h.kid !== "string")
+      throw new Error("unexpected wrap header");
     return { kid: h.kid };
   } catch (e) {
     throw new DecryptionFailedError(e);

@@ -40,7 +40,8 @@ export async function runTokenResealJob(job: TokenResealJob): Promise<Array<stri
     if (!k) {
       const j = job.privateKeys[kid];
       if (!j) throw new Error(`no private key for ${kid}`);
-      k = "kty" in j ? createPrivateKey({ key: { kty: "EC", crv: "P-256", x: j.x, y: j.y, d: j.d }, format: "jwk" }) : j;
+      k =
+        "kty" in j ? createPrivateKey({ key: { kty: "EC", crv: "P-256", x: j.x, y: j.y, d: j.d }, format: "jwk" }) : j;
       priv.set(kid, k);
     }
     return k;
@@ -56,7 +57,12 @@ export async function runTokenResealJob(job: TokenResealJob): Promise<Array<stri
         if (!root) throw new Error("no root");
         pt = openTokenEnvelope(it.jwe, { root, version: it.from.version, expectedCtx: it.expectedCtx });
       } else {
-        pt = await decryptEnvelope(it.jwe, { privateKey: privFor(it.from.kid), expectedCtx: it.expectedCtx, expectedKid: it.from.kid, sliceSeconds: it.from.sliceSeconds });
+        pt = await decryptEnvelope(it.jwe, {
+          privateKey: privFor(it.from.kid),
+          expectedCtx: it.expectedCtx,
+          expectedKid: it.from.kid,
+          sliceSeconds: it.from.sliceSeconds,
+        });
       }
     } catch {
       out.push(null);

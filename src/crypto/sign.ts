@@ -8,7 +8,14 @@ import { ValidationError } from "../errors.ts";
 import { fromBase64url, utf8, utf8Decode } from "./bytes.ts";
 import { canonicalJson } from "./canonical-json.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
-import { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk, isP256PublicJwk, toPublicJwk } from "./jwk.ts";
+import {
+  type EcPrivateJwk,
+  type EcPublicJwk,
+  importPrivateJwk,
+  importPublicJwk,
+  isP256PublicJwk,
+  toPublicJwk,
+} from "./jwk.ts";
 import { parseKid, sliceKid, sliceRange } from "./slice-keys.ts";
 
 export const SLICE_KEY_TYP = "chronokms-slice-key+json";
@@ -48,7 +55,11 @@ async function verifyingKey(key: EcPublicJwk | CryptoKey): Promise<CryptoKey> {
 }
 
 /** Compact JWS, header { alg: "ES256", kid, typ }, payload = canonical JSON of `payload`. */
-export async function signPayload(payload: unknown, privateKey: EcPrivateJwk | CryptoKey, opts: { kid: string; typ: string }): Promise<string> {
+export async function signPayload(
+  payload: unknown,
+  privateKey: EcPrivateJwk | CryptoKey,
+  opts: { kid: string; typ: string },
+): Promise<string> {
   return new CompactSign(utf8(canonicalJson(payload)))
     .setProtectedHeader({ alg: "ES256", kid: opts.kid, typ: opts.typ })
     .sign(await signingKey(privateKey));
@@ -65,7 +76,9 @@ export async function verifyPayload<T = unknown>(
     const [h = "", p = ""] = typeof jws === "string" ? jws.split(".") : [];
     assertNoDuplicateMembers(utf8Decode(fromBase64url(h)));
     assertNoDuplicateMembers(utf8Decode(fromBase64url(p)));
-    const { payload, protectedHeader } = await compactVerify(jws, await verifyingKey(publicKey), { algorithms: ["ES256"] });
+    const { payload, protectedHeader } = await compactVerify(jws, await verifyingKey(publicKey), {
+      algorithms: ["ES256"],
+    });
     if (protectedHeader.crit !== undefined) throw new Error("crit not supported");
     if (opts.typ !== undefined && protectedHeader.typ !== opts.typ) throw new Error("typ mismatch");
     if (opts.kid !== undefined && protectedHeader.kid !== opts.kid) throw new Error("kid mismatch");
@@ -83,7 +96,8 @@ export async function signSliceKey(
   opts: { sliceSeconds: number; iat: number; ttlMs?: number; status?: SliceKeyStatement["status"] },
 ): Promise<string> {
   const ttl = opts.ttlMs ?? SLICE_STATEMENT_TTL_MS;
-  if (!Number.isSafeInteger(opts.iat) || opts.iat < 0 || !Number.isSafeInteger(ttl) || ttl <= 0) throw new ValidationError("iat and ttlMs must be positive integers (ms)");
+  if (!Number.isSafeInteger(opts.iat) || opts.iat < 0 || !Number.isSafeInteger(ttl) || ttl <= 0)
+    throw new ValidationError("iat and ttlMs must be positive integers (ms)");
   const k = publicJwk.kid === undefined ? null : parseKid(publicJwk.kid);
   if (!k) throw new ValidationError('slice public JWK needs kid "<version>:<slice>"');
   const { startMs, endMs } = sliceRange(k.slice, opts.sliceSeconds);
@@ -133,8 +147,12 @@ export async function verifySliceKey(
     s.exp! > s.iat!;
   if (!ok) throw verificationFailed();
   if (expected.now !== undefined) {
-    if (s.iat! > expected.now + SLICE_STATEMENT_MAX_SKEW_MS) throw new ValidationError(`slice key statement issued in the future (${new Date(s.iat!).toISOString()}); check the clock`);
-    if (expected.now >= s.exp!) throw new ValidationError(`slice key statement expired at ${new Date(s.exp!).toISOString()}`);
+    if (s.iat! > expected.now + SLICE_STATEMENT_MAX_SKEW_MS)
+      throw new ValidationError(
+        `slice key statement issued in the future (${new Date(s.iat!).toISOString()}); check the clock`,
+      );
+    if (expected.now >= s.exp!)
+      throw new ValidationError(`slice key statement expired at ${new Date(s.exp!).toISOString()}`);
   }
   let range: { startMs: number; endMs: number };
   try {
@@ -173,15 +191,34 @@ export interface KeyEndorsement {
   sliceSeconds: number;
 }
 
-export async function signKeyEndorsement(e: KeyEndorsement, endorserPrivateKey: EcPrivateJwk | CryptoKey): Promise<string> {
-  if (!(Number.isSafeInteger(e.endorser) && Number.isSafeInteger(e.version) && e.version > e.endorser && e.endorser > 0)) throw new ValidationError("an endorsement is by an older version of a newer one");
-  const payload: KeyEndorsement = { endorser: e.endorser, version: e.version, jwk: { ...toPublicJwk(e.jwk), kid: String(e.version), alg: "ES256", use: "sig" }, createdAt: e.createdAt, sliceSeconds: e.sliceSeconds };
+export async function signKeyEndorsement(
+  e: KeyEndorsement,
+  endorserPrivateKey: EcPrivateJwk | CryptoKey,
+): Promise<string> {
+  if (
+    !(Number.isSafeInteger(e.endorser) && Number.isSafeInteger(e.version) && e.version > e.endorser && e.endorser > 0)
+  )
+    throw new ValidationError("an endorsement is by an older version of a newer one");
+  const payload: KeyEndorsement = {
+    endorser: e.endorser,
+    version: e.version,
+    jwk: { ...toPublicJwk(e.jwk), kid: String(e.version), alg: "ES256", use: "sig" },
+    createdAt: e.createdAt,
+    sliceSeconds: e.sliceSeconds,
+  };
   return signPayload(payload, endorserPrivateKey, { kid: String(e.endorser), typ: KEY_ENDORSEMENT_TYP });
 }
 
 /** Verifies an endorsement against the endorser's (pinned) public key; the payload must be consistent. */
-export async function verifyKeyEndorsement(jws: string, endorserPublicKey: EcPublicJwk | CryptoKey, expected: { endorser: number }): Promise<KeyEndorsement> {
-  const { payload, kid } = await verifyPayload<Record<string, unknown>>(jws, endorserPublicKey, { typ: KEY_ENDORSEMENT_TYP, kid: String(expected.endorser) });
+export async function verifyKeyEndorsement(
+  jws: string,
+  endorserPublicKey: EcPublicJwk | CryptoKey,
+  expected: { endorser: number },
+): Promise<KeyEndorsement> {
+  const { payload, kid } = await verifyPayload<Record<string, unknown>>(jws, endorserPublicKey, {
+    typ: KEY_ENDORSEMENT_TYP,
+    kid: String(expected.endorser),
+  });
   const e = payload as Partial<KeyEndorsement>;
   const ok =
     kid === String(expected.endorser) &&

@@ -14,13 +14,15 @@ export const SLICE_SCALAR_DST = "chronokms-v1-slice-scalar";
 const DST_BYTES = utf8(SLICE_SCALAR_DST);
 
 function assertSliceSeconds(sliceSeconds: number): void {
-  if (!Number.isSafeInteger(sliceSeconds) || sliceSeconds < 1) throw new ValidationError("sliceSeconds must be a positive integer");
+  if (!Number.isSafeInteger(sliceSeconds) || sliceSeconds < 1)
+    throw new ValidationError("sliceSeconds must be a positive integer");
 }
 
 /** e = floor(t_ms / 1000 / sliceSeconds), in exact integer arithmetic (float division can round up at a boundary). */
 export function sliceIndex(tMs: number, sliceSeconds: number): number {
   assertSliceSeconds(sliceSeconds);
-  if (!Number.isSafeInteger(tMs) || tMs < 0) throw new ValidationError("timestamp must be a non-negative integer number of milliseconds");
+  if (!Number.isSafeInteger(tMs) || tMs < 0)
+    throw new ValidationError("timestamp must be a non-negative integer number of milliseconds");
   const width = sliceSeconds * 1000;
   let e = Math.floor(tMs / width);
   if (e * width > tMs) e--;
@@ -125,7 +127,8 @@ export class SliceKeyDeriver {
 
   constructor(opts: SliceKeyDeriverOptions) {
     assertSliceSeconds(opts.sliceSeconds);
-    if (!Number.isSafeInteger(opts.version) || opts.version < 0) throw new ValidationError("version must be a non-negative integer");
+    if (!Number.isSafeInteger(opts.version) || opts.version < 0)
+      throw new ValidationError("version must be a non-negative integer");
     this.version = opts.version;
     this.sliceSeconds = opts.sliceSeconds;
     this.root = rootSeed(opts.masterScalar);

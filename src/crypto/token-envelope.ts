@@ -31,7 +31,8 @@ export const TOKEN_ENVELOPE_PREFIX = "eyJhbGciOiJkaXIiLC";
 
 /** The canonical ctx of one field of one row version. */
 export function tokenContext(integration: string, userId: string, field: TokenField, rowVersion: number): string {
-  if (!Number.isSafeInteger(rowVersion) || rowVersion < 1) throw new ValidationError("rowVersion must be a positive integer");
+  if (!Number.isSafeInteger(rowVersion) || rowVersion < 1)
+    throw new ValidationError("rowVersion must be a positive integer");
   return canonicalJson([TOKEN_CTX_LABEL, integration, userId, field, rowVersion]);
 }
 
@@ -61,12 +62,16 @@ export interface SealTokenOptions {
 }
 
 export function sealTokenEnvelope(plaintext: string | Uint8Array, opts: SealTokenOptions): string {
-  if (!Number.isSafeInteger(opts.version) || opts.version < 0) throw new ValidationError("version must be a non-negative integer");
-  if (typeof opts.ctx !== "string" || opts.ctx.length === 0 || opts.ctx.length > MAX_CTX_LENGTH) throw new ValidationError(`ctx must be 1–${MAX_CTX_LENGTH} characters`);
+  if (!Number.isSafeInteger(opts.version) || opts.version < 0)
+    throw new ValidationError("version must be a non-negative integer");
+  if (typeof opts.ctx !== "string" || opts.ctx.length === 0 || opts.ctx.length > MAX_CTX_LENGTH)
+    throw new ValidationError(`ctx must be 1–${MAX_CTX_LENGTH} characters`);
   const salt = opts.salt ?? crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const iv = opts.iv ?? crypto.getRandomValues(new Uint8Array(IV_BYTES));
   if (iv.length !== IV_BYTES) throw new ValidationError(`iv must be ${IV_BYTES} bytes`);
-  const header = b64(utf8(JSON.stringify({ alg: ALG, enc: ENC, kid: tokenKid(opts.version), salt: b64(salt), ctx: opts.ctx })));
+  const header = b64(
+    utf8(JSON.stringify({ alg: ALG, enc: ENC, kid: tokenKid(opts.version), salt: b64(salt), ctx: opts.ctx })),
+  );
   const dek = tokenDek(opts.root, salt, opts.ctx);
   const pt = typeof plaintext === "string" ? utf8(plaintext) : plaintext;
   try {
@@ -94,9 +99,11 @@ function parseHeader(headerB64: string): TokenEnvelopeHeader {
   if (typeof h !== "object" || h === null || Array.isArray(h)) throw new Error("header is not an object");
   const r = h as Record<string, unknown>;
   const keys = Object.keys(r);
-  if (keys.length !== HEADER_MEMBERS.length || !HEADER_MEMBERS.every((k) => k in r)) throw new Error("unexpected header members");
+  if (keys.length !== HEADER_MEMBERS.length || !HEADER_MEMBERS.every((k) => k in r))
+    throw new Error("unexpected header members");
   if (r.alg !== ALG || r.enc !== ENC) throw new Error("unexpected alg/enc");
-  if (typeof r.kid !== "string" || typeof r.salt !== "string" || typeof r.ctx !== "string") throw new Error("bad kid/salt/ctx");
+  if (typeof r.kid !== "string" || typeof r.salt !== "string" || typeof r.ctx !== "string")
+    throw new Error("bad kid/salt/ctx");
   const m = KID_RE.exec(r.kid);
   if (!m) throw new Error("bad kid");
   const version = Number(m[1]);
@@ -126,7 +133,10 @@ export function readTokenEnvelopeHeader(jwe: string): TokenEnvelopeHeader {
  * Opens an envelope whose ctx must equal `expectedCtx` and whose kid must name `root`'s version.
  * Any failure (format, header, ctx, version, tag) is the same DecryptionFailedError.
  */
-export function openTokenEnvelope(jwe: string, opts: { root: Uint8Array; version: number; expectedCtx: string }): Uint8Array<ArrayBuffer> {
+export function openTokenEnvelope(
+  jwe: string,
+  opts: { root: Uint8Array; version: number; expectedCtx: string },
+): Uint8Array<ArrayBuffer> {
   let dek: Uint8Array | undefined;
   try {
     if (typeof jwe !== "string") throw new Error("not a string");

@@ -49,7 +49,9 @@ export interface OpenOptions {
 }
 
 export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {}): Promise<Database> {
-  return target.kind === "postgres" ? openPostgres(target.url, target.poolSize ?? 10) : openPglite(target.dataDir, opts.throughOwner ?? false);
+  return target.kind === "postgres"
+    ? openPostgres(target.url, target.poolSize ?? 10)
+    : openPglite(target.dataDir, opts.throughOwner ?? false);
 }
 
 function openPostgres(url: string, poolSize: number): Database {
@@ -110,12 +112,18 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
     // Serving the maintenance scripts is not worth refusing to start over (e.g. a DATA_DIR path
     // too long for a Unix socket): say so; scripts then refuse while this process runs.
     const socket = await serveOwnerSocket(pglite, dir).catch((err: Error) => {
-      console.error(`chronokms: warning: cannot serve the embedded database to maintenance scripts (${err.message}); stop the service to run them`);
+      console.error(
+        `chronokms: warning: cannot serve the embedded database to maintenance scripts (${err.message}); stop the service to run them`,
+      );
       return undefined;
     });
     const db = wrapPglite(pglite, `pglite at ${dir}`);
     const close = db.close;
-    return { ...db, othersAttached: () => (socket?.clientCount() ?? 0) > 0, close: async () => (await socket?.close(), await close(), restrictTree(dir), unlock()) };
+    return {
+      ...db,
+      othersAttached: () => (socket?.clientCount() ?? 0) > 0,
+      close: async () => (await socket?.close(), await close(), restrictTree(dir), unlock()),
+    };
   }
   await pglite.waitReady;
   return wrapPglite(pglite, "pglite (in memory)");
@@ -133,7 +141,8 @@ function lockDataDir(dir: string): { unlock: () => void } | { owner: number } {
     take();
   } catch {
     const holder = Number(readFileSync(lockPath, "utf8").trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) return { owner: holder };
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder))
+      return { owner: holder };
     rmSync(lockPath, { force: true });
     take();
   }
@@ -151,7 +160,9 @@ async function connectToOwner(dir: string, pid: number): Promise<Database> {
     await Bun.sleep(100);
   }
   if (!ownerSocketReady(dir)) {
-    throw new ConfigError(`the embedded database at ${dir} is in use by process ${pid}, which does not serve its socket; stop it first (or use DATABASE_URL=postgres://… to run several processes)`);
+    throw new ConfigError(
+      `the embedded database at ${dir} is in use by process ${pid}, which does not serve its socket; stop it first (or use DATABASE_URL=postgres://… to run several processes)`,
+    );
   }
   const conn = { host: ownerSocketDir(dir), port: OWNER_SOCKET_PORT, user: "postgres", database: "postgres" };
   const pool = new pg.Pool({ ...conn, max: 1, connectionTimeoutMillis: 60_000 });

@@ -44,7 +44,11 @@ export function readSchema(path = schemaPath) {
 /** Prisma's directory naming: UTC `YYYYMMDDHHMMSS_<name>`. */
 export function writeMigration(name: string, sql: string, dir = migrationsDir, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:T]/g, "").slice(0, 14);
-  const safe = name.trim().toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "");
+  const safe = name
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_|_$/g, "");
   if (!safe) throw new Error("migration name must contain letters or digits");
   const dirName = `${stamp}_${safe}`;
   mkdirSync(join(dir, dirName), { recursive: true });

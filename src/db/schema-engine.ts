@@ -53,7 +53,11 @@ export async function withSchemaEngine<T>(
     connectToShadowDb: async () => track(await factory.connectToShadowDb()),
   };
   const track = (a: SqlDriverAdapter) => (opened.push(a), a);
-  const engine = await glue.SchemaEngine.new({ datamodels: undefined }, () => {}, bindMigrationAwareSqlAdapterFactory(tracked));
+  const engine = await glue.SchemaEngine.new(
+    { datamodels: undefined },
+    () => {},
+    bindMigrationAwareSqlAdapterFactory(tracked),
+  );
   try {
     return await fn(engine);
   } finally {

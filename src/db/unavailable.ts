@@ -8,13 +8,26 @@
 const TRANSIENT_SQLSTATE = /^(08...|53...|57P0[1-3]|57014|55P03|40001|40P01)$/;
 /** Prisma: can't reach / timed out / server closed the connection / pool timeout / transaction API (expired, closed). */
 const TRANSIENT_PRISMA = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028"]);
-const TRANSIENT_NODE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
-const TRANSIENT_MESSAGE = /Client has encountered a connection error|Connection terminated|timeout exceeded when trying to connect|Client was closed and is not queryable|terminating connection due to administrator command/;
+const TRANSIENT_NODE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+const TRANSIENT_MESSAGE =
+  /Client has encountered a connection error|Connection terminated|timeout exceeded when trying to connect|Client was closed and is not queryable|terminating connection due to administrator command/;
 
 /** Every error code carried by the error, its Prisma driver-adapter metadata and its causes. */
 function codesOf(err: unknown, depth = 0): string[] {
   if (!err || typeof err !== "object" || depth > 5) return [];
-  const e = err as { code?: unknown; meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } }; cause?: unknown };
+  const e = err as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } };
+    cause?: unknown;
+  };
   const out: string[] = [];
   if (typeof e.code === "string") out.push(e.code);
   const adapter = e.meta?.driverAdapterError?.cause;

@@ -49,7 +49,12 @@ export function rolesFor(method: string, path: string): "public" | readonly Role
   const m = (method === "HEAD" ? "GET" : method) as Method;
   for (const rule of ACCESS_RULES) {
     if (rule.methods && !rule.methods.includes(m)) continue;
-    if (rule.template !== undefined ? matchesTemplate(rule.template, path) : path === rule.prefix || path.startsWith(`${rule.prefix}/`)) return rule.roles;
+    if (
+      rule.template !== undefined
+        ? matchesTemplate(rule.template, path)
+        : path === rule.prefix || path.startsWith(`${rule.prefix}/`)
+    )
+      return rule.roles;
   }
   return DEFAULT_ROLES;
 }
@@ -57,7 +62,10 @@ export function rolesFor(method: string, path: string): "public" | readonly Role
 function matchesTemplate(template: string, path: string): boolean {
   const t = template.split("/");
   const p = path.split("/");
-  return t.length === p.length && t.every((seg, i) => (seg.startsWith("{") && seg.endsWith("}") ? p[i] !== "" : seg === p[i]));
+  return (
+    t.length === p.length &&
+    t.every((seg, i) => (seg.startsWith("{") && seg.endsWith("}") ? p[i] !== "" : seg === p[i]))
+  );
 }
 
 /** Runs `authenticate` unless the path is public, then checks the role the table names. */
@@ -73,7 +81,9 @@ export function authorizeByPath(authenticate: MiddlewareHandler<AppEnv>): Middle
     const principal = c.get("principal");
     if (!principal) throw new UnauthenticatedError("no principal");
     if (!principal.roles.some((r) => roles.includes(r))) {
-      throw new ForbiddenError(`this API key's roles (${principal.roles.join(", ") || "none"}) do not include ${roles.join(" or ")}`);
+      throw new ForbiddenError(
+        `this API key's roles (${principal.roles.join(", ") || "none"}) do not include ${roles.join(" or ")}`,
+      );
     }
     return next();
   };

@@ -39,7 +39,9 @@ export interface ErrorBody {
 }
 
 export function errorBody(code: ErrorCode, message: string, requestId?: string, details?: unknown): ErrorBody {
-  return { error: { code, message, ...(details === undefined ? {} : { details }), ...(requestId ? { requestId } : {}) } };
+  return {
+    error: { code, message, ...(details === undefined ? {} : { details }), ...(requestId ? { requestId } : {}) },
+  };
 }
 
 /** Maps any thrown value to a response. Used as the app's onError and by middleware. */
@@ -48,18 +50,37 @@ export function respondWithError(err: unknown, c: Context<AppEnv>): Response {
   if (err instanceof ChronoError) {
     const status = statusByCode[err.code];
     if (status >= 500) c.get("log")?.error("request failed", { code: err.code, err, cause: err.cause });
-    else if (err.cause !== undefined) c.get("log")?.debug("request refused", { code: err.code, cause: String(err.cause) });
+    else if (err.cause !== undefined)
+      c.get("log")?.debug("request refused", { code: err.code, cause: String(err.cause) });
     // 5xx messages from infrastructure are kept generic; 4xx messages are written for the caller.
-    if (err instanceof RateLimitedError || err instanceof RefreshBackoffError || (err instanceof UpstreamError && err.retryAfterSeconds !== undefined)) {
+    if (
+      err instanceof RateLimitedError ||
+      err instanceof RefreshBackoffError ||
+      (err instanceof UpstreamError && err.retryAfterSeconds !== undefined)
+    ) {
       c.header("Retry-After", String(err.retryAfterSeconds));
     }
-    const message = status >= 500 && err.code !== "SERVICE_UNAVAILABLE" && err.code !== "UPSTREAM_FAILED" && err.code !== "REFRESH_BACKOFF" ? "internal error" : err.message;
+    const message =
+      status >= 500 &&
+      err.code !== "SERVICE_UNAVAILABLE" &&
+      err.code !== "UPSTREAM_FAILED" &&
+      err.code !== "REFRESH_BACKOFF"
+        ? "internal error"
+        : err.message;
     return c.json(errorBody(err.code, message, requestId, status >= 500 ? undefined : err.details), status);
   }
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
     const code: ErrorCode =
-      status === 413 ? "PAYLOAD_TOO_LARGE" : status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : status === 401 ? "UNAUTHENTICATED" : status < 500 ? "BAD_REQUEST" : "INTERNAL";
+      status === 413
+        ? "PAYLOAD_TOO_LARGE"
+        : status === 415
+          ? "UNSUPPORTED_MEDIA_TYPE"
+          : status === 401
+            ? "UNAUTHENTICATED"
+            : status < 500
+              ? "BAD_REQUEST"
+              : "INTERNAL";
     const message = status < 500 ? err.message || "bad request" : "internal error";
     return c.json(errorBody(code, message, requestId), status);
   }

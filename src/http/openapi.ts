@@ -118,7 +118,9 @@ export function buildOpenApiDocument(app: OpenAPIHono<AppEnv>, version: string) 
     const concrete = path.replace(/\{[^}]+\}/g, "x");
     const authenticated = !isPublicPath(concrete);
     for (const method of ["get", "put", "post", "patch", "delete"] as const) {
-      const op = (item as Record<string, { responses?: Record<string, unknown>; security?: unknown; operationId?: string }>)[method];
+      const op = (
+        item as Record<string, { responses?: Record<string, unknown>; security?: unknown; operationId?: string }>
+      )[method];
       if (!op) continue;
       op.operationId ??= OPERATION_IDS[`${method.toUpperCase()} ${path}`] ?? derivedOperationId(method, path);
       op.responses ??= {};

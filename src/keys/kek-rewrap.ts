@@ -23,9 +23,16 @@ export async function rewrapKek(
   db: Database,
   from: { kek: Uint8Array; kekId: string },
   to: { kek: Uint8Array; kekId: string },
-  opts: { audit?: AuditSink; actor?: string; onRow?: (version: number, outcome: "rewrapped" | "already-current") => void } = {},
+  opts: {
+    audit?: AuditSink;
+    actor?: string;
+    onRow?: (version: number, outcome: "rewrapped" | "already-current") => void;
+  } = {},
 ): Promise<KekRewrapResult> {
-  if (from.kekId === to.kekId) throw new ConfigError("MASTER_KEY_ENCRYPTION_KEY_PREVIOUS and MASTER_KEY_ENCRYPTION_KEY are the same KEK; nothing to rewrap");
+  if (from.kekId === to.kekId)
+    throw new ConfigError(
+      "MASTER_KEY_ENCRYPTION_KEY_PREVIOUS and MASTER_KEY_ENCRYPTION_KEY are the same KEK; nothing to rewrap",
+    );
   const fromMac = keyringMacKey(from.kek);
   const toMac = keyringMacKey(to.kek);
   const repo = new MasterKeyRepository(db, toMac);
@@ -88,7 +95,10 @@ export async function rewrapKek(
       if (!(err instanceof RewrappedMeanwhile)) throw err;
       // Someone else rewrapped it meanwhile (a concurrent run): fine, as long as it is now under the new KEK.
       const now = (await repo.list()).find((r) => r.version === row.version);
-      if (now?.kekId !== to.kekId) throw new KekMismatchError(`master key version ${row.version} changed concurrently and is now under KEK ${now?.kekId ?? "?"}; rerun`);
+      if (now?.kekId !== to.kekId)
+        throw new KekMismatchError(
+          `master key version ${row.version} changed concurrently and is now under KEK ${now?.kekId ?? "?"}; rerun`,
+        );
       result.alreadyCurrent.push(row.version);
       opts.onRow?.(row.version, "already-current");
     }

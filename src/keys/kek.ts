@@ -50,7 +50,9 @@ export function resolveKek(
     const weak = weakKekReason(kek, config.kek);
     if (weak) {
       zeroize(kek);
-      throw new ConfigError(`MASTER_KEY_ENCRYPTION_KEY is not a random key: ${weak}; a KEK must be 32 random bytes — ${KEK_HOWTO}`);
+      throw new ConfigError(
+        `MASTER_KEY_ENCRYPTION_KEY is not a random key: ${weak}; a KEK must be 32 random bytes — ${KEK_HOWTO}`,
+      );
     }
     return { kek, kekId: kekFingerprint(kek), source: "env" };
   }
@@ -130,11 +132,15 @@ function readDevKek(path: string): Uint8Array | null {
     text = readFileSync(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new ConfigError(`the development KEK file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new ConfigError(
+      `the development KEK file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
   const hex = text.trim();
   if (!DEV_KEK_RE.test(hex)) {
-    throw new ConfigError(`the development KEK file ${path} is not 64 lowercase hex characters; restore it, or set MASTER_KEY_ENCRYPTION_KEY (${KEK_HOWTO})`);
+    throw new ConfigError(
+      `the development KEK file ${path} is not 64 lowercase hex characters; restore it, or set MASTER_KEY_ENCRYPTION_KEY (${KEK_HOWTO})`,
+    );
   }
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
   return parseKek(hex, path);

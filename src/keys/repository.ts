@@ -50,7 +50,8 @@ function toRow(r: {
   keyringMac: string | null;
   legacyTokenEnvelopes: boolean;
 }): MasterKeyRow {
-  if (!STATUSES.includes(r.status as KeyStatus)) throw new Error(`master_keys version ${r.version} has unknown status "${r.status}"`);
+  if (!STATUSES.includes(r.status as KeyStatus))
+    throw new Error(`master_keys version ${r.version} has unknown status "${r.status}"`);
   if (!isP256PublicJwk(r.publicKeyJwk)) throw new Error(`master_keys version ${r.version} has a malformed public JWK`);
   return {
     id: r.id,
@@ -86,9 +87,17 @@ export function loadKeyring(rows: MasterKeyRow[], macKey: Uint8Array): Keyring {
 }
 
 /** Why a row fails its keyring MAC, or null when it holds. */
-export function macProblem(macKey: Uint8Array, row: Pick<MasterKeyRow, "version" | "publicJwk" | "sliceSeconds" | "createdAt" | "keyringMac" | "legacyTokenEnvelopes">): string | null {
+export function macProblem(
+  macKey: Uint8Array,
+  row: Pick<
+    MasterKeyRow,
+    "version" | "publicJwk" | "sliceSeconds" | "createdAt" | "keyringMac" | "legacyTokenEnvelopes"
+  >,
+): string | null {
   if (row.keyringMac === null) return "has no keyring MAC";
-  return verifyKeyringMac(macKey, row, row.keyringMac) ? null : "fails its keyring MAC (inserted or edited outside chronokms?)";
+  return verifyKeyringMac(macKey, row, row.keyringMac)
+    ? null
+    : "fails its keyring MAC (inserted or edited outside chronokms?)";
 }
 
 /**
@@ -98,14 +107,22 @@ export function macProblem(macKey: Uint8Array, row: Pick<MasterKeyRow, "version"
  */
 export async function checkRow(macKey: Uint8Array, row: MasterKeyRow, privateJwk?: EcPrivateJwk): Promise<void> {
   const problem = macProblem(macKey, row);
-  if (problem) throw new KeyringIntegrityError(`master key version ${row.version} ${problem}; refusing to load it — restore master_keys from a backup`);
+  if (problem)
+    throw new KeyringIntegrityError(
+      `master key version ${row.version} ${problem}; refusing to load it — restore master_keys from a backup`,
+    );
   if (privateJwk) await checkPublicMatches(row, privateJwk);
 }
 
-export async function checkPublicMatches(row: Pick<MasterKeyRow, "version" | "publicJwk">, privateJwk: EcPrivateJwk): Promise<void> {
+export async function checkPublicMatches(
+  row: Pick<MasterKeyRow, "version" | "publicJwk">,
+  privateJwk: EcPrivateJwk,
+): Promise<void> {
   const p = await publicPointOf(privateJwk);
   if (p.x !== row.publicJwk.x || p.y !== row.publicJwk.y) {
-    throw new KeyringIntegrityError(`master key version ${row.version}: the stored public key is not the public key of its wrapped private key (substituted?); refusing to load it`);
+    throw new KeyringIntegrityError(
+      `master key version ${row.version}: the stored public key is not the public key of its wrapped private key (substituted?); refusing to load it`,
+    );
   }
 }
 
@@ -147,14 +164,26 @@ export class MasterKeyRepository {
 
   async insert(
     tx: Tx,
-    row: { version: number; publicJwk: EcPublicJwk; privateKeyJwe: string; kekId: string; sliceSeconds: number; status: KeyStatus },
+    row: {
+      version: number;
+      publicJwk: EcPublicJwk;
+      privateKeyJwe: string;
+      kekId: string;
+      sliceSeconds: number;
+      status: KeyStatus;
+    },
   ): Promise<MasterKeyRow> {
     // createdAt is set here (not by the database default) because the MAC covers it.
     const createdAt = new Date(Math.floor(Date.now()));
     const created = await tx.masterKey.create({
       data: {
         createdAt,
-        keyringMac: keyringMac(this.macKey, { version: row.version, publicJwk: row.publicJwk, sliceSeconds: row.sliceSeconds, createdAt }),
+        keyringMac: keyringMac(this.macKey, {
+          version: row.version,
+          publicJwk: row.publicJwk,
+          sliceSeconds: row.sliceSeconds,
+          createdAt,
+        }),
         version: row.version,
         publicKeyJwk: row.publicJwk as unknown as Prisma.InputJsonValue,
         privateKeyJwe: row.privateKeyJwe,
@@ -169,7 +198,12 @@ export class MasterKeyRepository {
   async setStatus(tx: Tx, version: number, status: KeyStatus, at: Date): Promise<void> {
     await tx.masterKey.update({
       where: { version },
-      data: status === "decrypt-only" ? { status, rotatedAt: at } : status === "retired" ? { status, retiredAt: at } : { status },
+      data:
+        status === "decrypt-only"
+          ? { status, rotatedAt: at }
+          : status === "retired"
+            ? { status, retiredAt: at }
+            : { status },
     });
   }
 
@@ -188,7 +222,10 @@ export class MasterKeyRepository {
     if (versions.length > 0) {
       for (const r of await tx.masterKey.findMany({ where: { version: { in: versions } } })) {
         const row = toRow(r);
-        await tx.masterKey.updateMany({ where: { version: row.version }, data: { keyringMac: keyringMac(this.macKey, row) } });
+        await tx.masterKey.updateMany({
+          where: { version: row.version },
+          data: { keyringMac: keyringMac(this.macKey, row) },
+        });
       }
     }
     return versions;
@@ -198,7 +235,13 @@ export class MasterKeyRepository {
    * Compare-and-set on the KEK fingerprint, so a concurrent rewrap never overwrites a newer wrap.
    * The MAC is recomputed under this repository's (the new) KEK.
    */
-  async replaceWrap(tx: Tx, row: MasterKeyRow, fromKekId: string, privateKeyJwe: string, kekId: string): Promise<boolean> {
+  async replaceWrap(
+    tx: Tx,
+    row: MasterKeyRow,
+    fromKekId: string,
+    privateKeyJwe: string,
+    kekId: string,
+  ): Promise<boolean> {
     const r = await tx.masterKey.updateMany({
       where: { version: row.version, kekId: fromKekId },
       data: { privateKeyJwe, kekId, keyringMac: keyringMac(this.macKey, row) },
@@ -208,6 +251,9 @@ export class MasterKeyRepository {
 
   /** Sets the MAC of a row written before MACs existed (only where none is set yet). */
   async setMac(tx: Tx, row: MasterKeyRow): Promise<void> {
-    await tx.masterKey.updateMany({ where: { version: row.version, keyringMac: null }, data: { keyringMac: keyringMac(this.macKey, row) } });
+    await tx.masterKey.updateMany({
+      where: { version: row.version, keyringMac: null },
+      data: { keyringMac: keyringMac(this.macKey, row) },
+    });
   }
 }

@@ -32,7 +32,8 @@ export class ResealPool {
     if (this.#closed) return Promise.reject(new Error("reseal pool closed"));
     // Least loaded slot, so a slow worker does not queue up work the other could do.
     let best = 0;
-    for (let i = 1; i < this.size; i++) if ((this.#slots[i]?.pending.size ?? 0) < (this.#slots[best]?.pending.size ?? 0)) best = i;
+    for (let i = 1; i < this.size; i++)
+      if ((this.#slots[i]?.pending.size ?? 0) < (this.#slots[best]?.pending.size ?? 0)) best = i;
     const slot = (this.#slots[best] ??= this.#spawn(best));
     const id = this.#next++;
     return new Promise((resolve, reject) => {

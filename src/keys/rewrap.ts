@@ -39,7 +39,10 @@ export interface Rewrappable {
    * audited and returned in `failed`; ids in `skip` are not tried again. `next` is the cursor of the
    * next batch, null at the end.
    */
-  rewrapBatch(keys: KeyService, opts: { targetVersion: number; limit: number; after?: string | null; skip?: ReadonlySet<string> }): Promise<{ moved: number; failed: FailedRecord[]; next: string | null }>;
+  rewrapBatch(
+    keys: KeyService,
+    opts: { targetVersion: number; limit: number; after?: string | null; skip?: ReadonlySet<string> },
+  ): Promise<{ moved: number; failed: FailedRecord[]; next: string | null }>;
 }
 
 export interface RewrapProgress {
@@ -89,7 +92,11 @@ const EMPTY_PASSES = 5;
 export async function runRewrap(
   keys: KeyService,
   targets: readonly Rewrappable[],
-  opts: { batchSize?: number; onProgress?: (p: RewrapProgress) => void; /** Stops between batches (shutdown); what moved stays moved. */ signal?: AbortSignal } = {},
+  opts: {
+    batchSize?: number;
+    onProgress?: (p: RewrapProgress) => void /** Stops between batches (shutdown); what moved stays moved. */;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<RewrapResult> {
   const batchSize = Math.min(Math.max(1, Math.floor(opts.batchSize ?? 1000)), MAX_BATCH);
   const started = performance.now();
@@ -101,7 +108,13 @@ export async function runRewrap(
   const failed = new Map<string, Map<string, FailedRecord>>(targets.map((t) => [t.name, new Map()]));
   const failedCount = () => [...failed.values()].reduce((n, m) => n + m.size, 0);
   const report = (store: string) =>
-    opts.onProgress?.({ store, targetVersion, done: moved, total: Math.max(total, moved), rate: moved / Math.max((performance.now() - started) / 1000, 1e-3) });
+    opts.onProgress?.({
+      store,
+      targetVersion,
+      done: moved,
+      total: Math.max(total, moved),
+      rate: moved / Math.max((performance.now() - started) / 1000, 1e-3),
+    });
   report(targets[0]?.name ?? "");
 
   // Repeat until a full pass finds nothing pending on the (current) active version but the records
@@ -155,7 +168,10 @@ const rerun = new WeakSet<object>();
  * a time. Losing it (crash, restart) loses nothing: `bun run keys:rotate --no-rotate` or the next
  * run finishes the job.
  */
-export function rewrapInBackground(keys: KeyService & { rewrappables(): readonly Rewrappable[] }, log: { info(m: string, f?: Record<string, unknown>): void; error(m: string, f?: Record<string, unknown>): void }): void {
+export function rewrapInBackground(
+  keys: KeyService & { rewrappables(): readonly Rewrappable[] },
+  log: { info(m: string, f?: Record<string, unknown>): void; error(m: string, f?: Record<string, unknown>): void },
+): void {
   if (running.has(keys)) {
     rerun.add(keys);
     return;

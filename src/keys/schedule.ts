@@ -45,7 +45,16 @@ export interface ScheduleView {
 }
 
 export function scheduleView(s: RotationSchedule | null): ScheduleView {
-  if (!s) return { rotateEverySeconds: null, retireAfterSeconds: null, enabled: false, nextDueAt: null, lastRotatedAt: null, updatedAt: null, updatedBy: null };
+  if (!s)
+    return {
+      rotateEverySeconds: null,
+      retireAfterSeconds: null,
+      enabled: false,
+      nextDueAt: null,
+      lastRotatedAt: null,
+      updatedAt: null,
+      updatedBy: null,
+    };
   return {
     rotateEverySeconds: s.rotateEverySeconds,
     retireAfterSeconds: s.retireAfterSeconds,
@@ -100,7 +109,8 @@ export class ScheduleStore {
       updatedAt: now,
       updatedBy: actor,
     };
-    const upsert = (tx: AuditTx) => tx.keyRotationSchedule.upsert({ where: { id: ID }, create: { id: ID, ...data }, update: data });
+    const upsert = (tx: AuditTx) =>
+      tx.keyRotationSchedule.upsert({ where: { id: ID }, create: { id: ID, ...data }, update: data });
     const event = (row: Awaited<ReturnType<typeof upsert>>): AuditEvent => {
       const s = toSchedule(row);
       return {
@@ -108,7 +118,12 @@ export class ScheduleStore {
         actor,
         target: "key:schedule",
         success: true,
-        details: { rotateEverySeconds: s.rotateEverySeconds, retireAfterSeconds: s.retireAfterSeconds, enabled: s.enabled, nextDueAt: s.nextDueAt?.toISOString() ?? null },
+        details: {
+          rotateEverySeconds: s.rotateEverySeconds,
+          retireAfterSeconds: s.retireAfterSeconds,
+          enabled: s.enabled,
+          nextDueAt: s.nextDueAt?.toISOString() ?? null,
+        },
       };
     };
     // The schedule and its audit row commit together (one transaction of the audit writer).
@@ -127,6 +142,9 @@ export class ScheduleStore {
     const period = s.rotateEverySeconds * 1000;
     let next = (s.nextDueAt?.getTime() ?? at) + period;
     if (next <= at) next = at + period; // down for several periods: one rotation, not a burst
-    await this.o.db.prisma.keyRotationSchedule.update({ where: { id: ID }, data: { rotatingFrom: null, nextDueAt: new Date(next), lastRotatedAt: new Date(at) } });
+    await this.o.db.prisma.keyRotationSchedule.update({
+      where: { id: ID },
+      data: { rotatingFrom: null, nextDueAt: new Date(next), lastRotatedAt: new Date(at) },
+    });
   }
 }

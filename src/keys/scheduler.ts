@@ -53,8 +53,11 @@ export function createRotationScheduler(o: SchedulerOptions): RotationScheduler 
   let current: Promise<TickResult> | undefined;
   const abort = new AbortController();
 
-  const record = (eventType: "KEY_REWRAP_STARTED" | "KEY_REWRAP_FINISHED", target: string, details: Record<string, unknown>) =>
-    o.audit?.record({ eventType, actor: SCHEDULER_ACTOR, target, success: true, details });
+  const record = (
+    eventType: "KEY_REWRAP_STARTED" | "KEY_REWRAP_FINISHED",
+    target: string,
+    details: Record<string, unknown>,
+  ) => o.audit?.record({ eventType, actor: SCHEDULER_ACTOR, target, success: true, details });
 
   /** Runs `fn` holding the scheduler lock, or returns undefined when another process holds it. */
   async function withLock<T>(fn: () => Promise<T>): Promise<T | undefined> {
@@ -62,7 +65,9 @@ export function createRotationScheduler(o: SchedulerOptions): RotationScheduler 
     const client = await o.db.pool.connect();
     let locked = false;
     try {
-      const r = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1::bigint) AS locked", [SCHEDULER_LOCK]);
+      const r = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1::bigint) AS locked", [
+        SCHEDULER_LOCK,
+      ]);
       locked = r.rows[0]?.locked === true;
       if (!locked) return undefined;
       return await fn();
@@ -104,8 +109,18 @@ export function createRotationScheduler(o: SchedulerOptions): RotationScheduler 
         await record("KEY_REWRAP_STARTED", `key:v${target}`, { targetVersion: target, pending });
         const r = await runRewrap(o.keys, stores, { batchSize: o.batchSize ?? 500, signal: abort.signal });
         result.rewrapped = r.moved;
-        if (!abort.signal.aborted) await record("KEY_REWRAP_FINISHED", `key:v${r.targetVersion}`, { targetVersion: r.targetVersion, moved: r.moved, remaining: r.remaining, elapsedMs: Math.round(r.elapsedMs) });
-        o.log.info("scheduled re-encryption", { targetVersion: r.targetVersion, moved: r.moved, remaining: r.remaining });
+        if (!abort.signal.aborted)
+          await record("KEY_REWRAP_FINISHED", `key:v${r.targetVersion}`, {
+            targetVersion: r.targetVersion,
+            moved: r.moved,
+            remaining: r.remaining,
+            elapsedMs: Math.round(r.elapsedMs),
+          });
+        o.log.info("scheduled re-encryption", {
+          targetVersion: r.targetVersion,
+          moved: r.moved,
+          remaining: r.remaining,
+        });
       }
 
       if (s.retireAfterSeconds !== null && !abort.signal.aborted) {

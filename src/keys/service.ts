@@ -38,13 +38,27 @@ import type { AuditEvent, AuditSink, AuditTx } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
-import { ConflictError, DecryptionFailedError, KekMismatchError, KeyUnavailableError, NotFoundError, ValidationError } from "../errors.ts";
+import {
+  ConflictError,
+  DecryptionFailedError,
+  KekMismatchError,
+  KeyUnavailableError,
+  NotFoundError,
+  ValidationError,
+} from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { availableParallelism } from "node:os";
 import { type TokenResealItem, type TokenResealJob, runTokenResealJob } from "../crypto/reseal.ts";
 import { ResealPool } from "./reseal-pool.ts";
 import { RETIRE_GRACE_MS, WARM_SLICES, statementWindow, stillFresh } from "./slice-statements.ts";
-import { type Keyring, MasterKeyRepository, checkPublicMatches, checkRow, loadKeyring, type MasterKeyRow } from "./repository.ts";
+import {
+  type Keyring,
+  MasterKeyRepository,
+  checkPublicMatches,
+  checkRow,
+  loadKeyring,
+  type MasterKeyRow,
+} from "./repository.ts";
 import type { Rewrappable } from "./rewrap.ts";
 import type { KeyService, KeyStatus, KeyVersion, SealedValue, TokenResealRequest } from "./types.ts";
 
@@ -224,9 +238,17 @@ class KeyServiceImpl implements ManagedKeyService {
     this.lastCheck = performance.now();
     // The audit log signs its checkpoints with this service, so it can only be told once keys are loaded.
     this.opts.onLoaded?.(this);
-    if (created) await this.record({ eventType: "KEY_GENERATED", actor: SYSTEM_ACTOR, target: `key:v${created.version}`, success: true, details: { version: created.version, kekId: this.kekId, sliceSeconds: created.sliceSeconds } });
+    if (created)
+      await this.record({
+        eventType: "KEY_GENERATED",
+        actor: SYSTEM_ACTOR,
+        target: `key:v${created.version}`,
+        success: true,
+        details: { version: created.version, kekId: this.kekId, sliceSeconds: created.sliceSeconds },
+      });
     const active = this.state.active;
-    if (!active) throw new KeyUnavailableError("master_keys has versions but none is active; restore the active row or rotate");
+    if (!active)
+      throw new KeyUnavailableError("master_keys has versions but none is active; restore the active row or rotate");
     this.log.info("master key loaded", { version: active.row.version, kekId: this.kekId, versions: rows.length });
   }
 
@@ -237,7 +259,14 @@ class KeyServiceImpl implements ManagedKeyService {
     pair.privateJwk.d = "";
     return this.repo.locked(async (tx) => {
       if ((await tx.masterKey.count()) > 0) return null;
-      return this.repo.insert(tx, { version: 1, publicJwk: signingJwk(pair.publicJwk, 1), privateKeyJwe: jwe, kekId: this.kekId, sliceSeconds: this.opts.sliceSeconds, status: "active" });
+      return this.repo.insert(tx, {
+        version: 1,
+        publicJwk: signingJwk(pair.publicJwk, 1),
+        privateKeyJwe: jwe,
+        kekId: this.kekId,
+        sliceSeconds: this.opts.sliceSeconds,
+        status: "active",
+      });
     });
   }
 
@@ -260,7 +289,9 @@ class KeyServiceImpl implements ManagedKeyService {
         }
         await this.repo.setMac(tx, row);
       }
-      this.log.info("keyring MACs written for master key rows made before they existed", { versions: rows.map((r) => r.version) });
+      this.log.info("keyring MACs written for master key rows made before they existed", {
+        versions: rows.map((r) => r.version),
+      });
     });
   }
 
@@ -305,10 +336,24 @@ class KeyServiceImpl implements ManagedKeyService {
     }
     const scalar = masterScalar(jwk);
     try {
-      const deriver = new SliceKeyDeriver({ masterScalar: scalar, version: row.version, sliceSeconds: row.sliceSeconds });
+      const deriver = new SliceKeyDeriver({
+        masterScalar: scalar,
+        version: row.version,
+        sliceSeconds: row.sliceSeconds,
+      });
       const signer = await importPrivateJwk(jwk, "ECDSA");
       // Key domains (src/crypto/key-domains.ts): the deriver holds the timeslice root, this the token root.
-      return { kv: { version: row.version, status: row.status, sliceSeconds: row.sliceSeconds, publicJwk: row.publicJwk, deriver }, signer, tokenRoot: tokenRoot(scalar) };
+      return {
+        kv: {
+          version: row.version,
+          status: row.status,
+          sliceSeconds: row.sliceSeconds,
+          publicJwk: row.publicJwk,
+          deriver,
+        },
+        signer,
+        tokenRoot: tokenRoot(scalar),
+      };
     } finally {
       zeroize(scalar);
       jwk.d = "";
@@ -333,7 +378,8 @@ class KeyServiceImpl implements ManagedKeyService {
     try {
       jwk = await unwrapPrivateJwk(row.privateKeyJwe, this.kek, { version: row.version });
     } catch (e) {
-      if (e instanceof KekMismatchError) throw mismatch("does not unwrap with the configured KEK although the stored fingerprints match (damaged row?)");
+      if (e instanceof KekMismatchError)
+        throw mismatch("does not unwrap with the configured KEK although the stored fingerprints match (damaged row?)");
       throw e;
     }
     return { jwk };
@@ -435,7 +481,13 @@ class KeyServiceImpl implements ManagedKeyService {
   async seal(plaintext: string | Uint8Array, opts: { ctx: string; ts: number }): Promise<SealedValue> {
     const kv = await this.active();
     const sk = await kv.deriver.forTime(opts.ts);
-    const jwe = await encryptEnvelope(plaintext, { publicKey: sk.publicKey, kid: sk.kid, ts: opts.ts, ctx: opts.ctx, sliceSeconds: kv.sliceSeconds });
+    const jwe = await encryptEnvelope(plaintext, {
+      publicKey: sk.publicKey,
+      kid: sk.kid,
+      ts: opts.ts,
+      ctx: opts.ctx,
+      sliceSeconds: kv.sliceSeconds,
+    });
     return { jwe, version: kv.version };
   }
 
@@ -446,10 +498,18 @@ class KeyServiceImpl implements ManagedKeyService {
   async open(jwe: string, opts: { expectedCtx: string }): Promise<Uint8Array> {
     const h = readEnvelopeHeader(jwe);
     const l = await this.lookup(h.version);
-    if (!l?.kv) throw new DecryptionFailedError(new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`));
+    if (!l?.kv)
+      throw new DecryptionFailedError(
+        new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`),
+      );
     try {
       const sk = await l.kv.deriver.get(h.slice);
-      return await decryptEnvelope(jwe, { privateKey: sk.privateKey, expectedCtx: opts.expectedCtx, expectedKid: h.kid, sliceSeconds: l.kv.sliceSeconds });
+      return await decryptEnvelope(jwe, {
+        privateKey: sk.privateKey,
+        expectedCtx: opts.expectedCtx,
+        expectedKid: h.kid,
+        sliceSeconds: l.kv.sliceSeconds,
+      });
     } catch (e) {
       throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
     }
@@ -461,38 +521,60 @@ class KeyServiceImpl implements ManagedKeyService {
     await this.ensureFresh();
     const a = this.state.active;
     if (!a?.kv || !a.tokenRoot) throw new KeyUnavailableError("no active master key");
-    return { jwe: sealTokenEnvelope(plaintext, { root: a.tokenRoot, version: a.row.version, ctx: opts.ctx }), version: a.row.version };
+    return {
+      jwe: sealTokenEnvelope(plaintext, { root: a.tokenRoot, version: a.row.version, ctx: opts.ctx }),
+      version: a.row.version,
+    };
   }
 
   /** Which key opens a stored token value; DecryptionFailedError (cause says why) when none may. */
-  private async tokenSource(jwe: string): Promise<{ format: "v2"; version: number; root: Uint8Array } | { format: "v1"; kv: KeyVersion; kid: string; slice: number }> {
+  private async tokenSource(
+    jwe: string,
+  ): Promise<
+    { format: "v2"; version: number; root: Uint8Array } | { format: "v1"; kv: KeyVersion; kid: string; slice: number }
+  > {
     if (isTokenEnvelope(jwe)) {
       const h = readTokenEnvelopeHeader(jwe);
       const l = await this.lookup(h.version);
-      if (!l?.tokenRoot) throw new DecryptionFailedError(new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`));
+      if (!l?.tokenRoot)
+        throw new DecryptionFailedError(
+          new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`),
+        );
       return { format: "v2", version: h.version, root: l.tokenRoot };
     }
     const h = readEnvelopeHeader(jwe);
     const l = await this.lookup(h.version);
-    if (!l?.kv) throw new DecryptionFailedError(new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`));
+    if (!l?.kv)
+      throw new DecryptionFailedError(
+        new KeyUnavailableError(`master key version ${h.version} is ${l ? "retired" : "unknown"}`),
+      );
     // A v1 envelope under a version created since key separation can only be a forgery (anyone
     // can encrypt to a published slice key).
-    if (!l.row.legacyTokenEnvelopes) throw new DecryptionFailedError(new Error(`v1 token envelope under version ${h.version}, which never held one`));
+    if (!l.row.legacyTokenEnvelopes)
+      throw new DecryptionFailedError(new Error(`v1 token envelope under version ${h.version}, which never held one`));
     return { format: "v1", kv: l.kv, kid: h.kid, slice: h.slice };
   }
 
   async openToken(jwe: string, opts: { ctx: string; legacyCtx: string }): Promise<Uint8Array> {
     const src = await this.tokenSource(jwe);
-    if (src.format === "v2") return openTokenEnvelope(jwe, { root: src.root, version: src.version, expectedCtx: opts.ctx });
+    if (src.format === "v2")
+      return openTokenEnvelope(jwe, { root: src.root, version: src.version, expectedCtx: opts.ctx });
     try {
       const sk = await src.kv.deriver.get(src.slice);
-      return await decryptEnvelope(jwe, { privateKey: sk.privateKey, expectedCtx: opts.legacyCtx, expectedKid: src.kid, sliceSeconds: src.kv.sliceSeconds });
+      return await decryptEnvelope(jwe, {
+        privateKey: sk.privateKey,
+        expectedCtx: opts.legacyCtx,
+        expectedKid: src.kid,
+        sliceSeconds: src.kv.sliceSeconds,
+      });
     } catch (e) {
       throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
     }
   }
 
-  async resealTokens(items: ReadonlyArray<TokenResealRequest>): Promise<{ version: number; jwes: Array<string | null> }> {
+  async resealTokens(
+    items: ReadonlyArray<TokenResealRequest>,
+  ): Promise<{ version: number; jwes: Array<string | null> }> {
     await this.ensureFresh();
     const to = this.state.active;
     if (!to?.kv || !to.tokenRoot) throw new KeyUnavailableError("no active master key");
@@ -509,7 +591,15 @@ class KeyServiceImpl implements ManagedKeyService {
         continue; // malformed, unknown/retired version, or a v1 value where none may be: stays null
       }
       if (!job || job.at.length >= RESEAL_CHUNK) {
-        job = { job: { items: [], tokenRoots: { [to.row.version]: to.tokenRoot }, privateKeys: {}, toVersion: to.row.version }, at: [] };
+        job = {
+          job: {
+            items: [],
+            tokenRoots: { [to.row.version]: to.tokenRoot },
+            privateKeys: {},
+            toVersion: to.row.version,
+          },
+          at: [],
+        };
         jobs.push(job);
       }
       let item: TokenResealItem;
@@ -522,7 +612,12 @@ class KeyServiceImpl implements ManagedKeyService {
         fromKeys.set(src.kid, fk);
         // Workers get JWKs (structured clone); on this thread the imported keys are used directly.
         job.job.privateKeys[fk.kid] ??= workers > 0 ? fk.privateJwk : fk.privateKey;
-        item = { jwe: it.jwe, expectedCtx: it.legacyCtx, newCtx: it.newCtx, from: { format: "v1", kid: src.kid, sliceSeconds: src.kv.sliceSeconds } };
+        item = {
+          jwe: it.jwe,
+          expectedCtx: it.legacyCtx,
+          newCtx: it.newCtx,
+          from: { format: "v1", kid: src.kid, sliceSeconds: src.kv.sliceSeconds },
+        };
       }
       job.job.items.push(item);
       job.at.push(i);
@@ -546,22 +641,33 @@ class KeyServiceImpl implements ManagedKeyService {
 
   async jwks(): Promise<EcPublicJwk[]> {
     await this.ensureFresh();
-    return [...this.state.byVersion.values()].filter((l) => l.row.status !== "retired").map((l) => signingJwk(l.row.publicJwk, l.row.version));
+    return [...this.state.byVersion.values()]
+      .filter((l) => l.row.status !== "retired")
+      .map((l) => signingJwk(l.row.publicJwk, l.row.version));
   }
 
   // ---- management -------------------------------------------------------------------------
 
-  async signedSliceKey(slice: number | "current", version?: number, opts: { charge?: () => void } = {}): Promise<SignedSliceKey> {
+  async signedSliceKey(
+    slice: number | "current",
+    version?: number,
+    opts: { charge?: () => void } = {},
+  ): Promise<SignedSliceKey> {
     const v = version ?? (await this.active()).version;
     const l = await this.lookup(v);
     if (!l) throw new NotFoundError(`master key version ${v}`);
-    if (!l.kv || !l.signer || l.row.status === "retired") throw new KeyUnavailableError(`master key version ${v} is retired`);
+    if (!l.kv || !l.signer || l.row.status === "retired")
+      throw new KeyUnavailableError(`master key version ${v} is retired`);
     const status = l.row.status;
     const now = this.clock.now();
     const s = slice === "current" ? sliceIndex(now, l.kv.sliceSeconds) : slice;
-    if (!Number.isSafeInteger(s) || s < 0 || s > MAX_SLICE) throw new ValidationError(`slice must be an integer from 0 to ${MAX_SLICE}`);
+    if (!Number.isSafeInteger(s) || s < 0 || s > MAX_SLICE)
+      throw new ValidationError(`slice must be an integer from 0 to ${MAX_SLICE}`);
     sliceRange(s, l.kv.sliceSeconds); // ValidationError past the representable time range
-    const w = statementWindow(status, l.kv.sliceSeconds, now, { createdAt: l.row.createdAt.getTime(), rotatedAt: l.row.rotatedAt?.getTime() ?? null });
+    const w = statementWindow(status, l.kv.sliceSeconds, now, {
+      createdAt: l.row.createdAt.getTime(),
+      rotatedAt: l.row.rotatedAt?.getTime() ?? null,
+    });
     if (!w || s < w.from || s > w.to) {
       throw new ValidationError(
         `slice ${s} of key version ${v} (${status}) is outside the slices signed now` +
@@ -583,7 +689,9 @@ class KeyServiceImpl implements ManagedKeyService {
 
   async endorsements(): Promise<KeyEndorsementView[]> {
     await this.ensureFresh();
-    const live = [...this.state.byVersion.values()].filter((l) => l.signer && l.row.status !== "retired").sort((a, b) => a.row.version - b.row.version);
+    const live = [...this.state.byVersion.values()]
+      .filter((l) => l.signer && l.row.status !== "retired")
+      .sort((a, b) => a.row.version - b.row.version);
     const out: Array<Promise<KeyEndorsementView>> = [];
     for (const [i, by] of live.entries()) {
       for (const of of live.slice(i + 1)) {
@@ -591,7 +699,13 @@ class KeyServiceImpl implements ManagedKeyService {
         let p = this.endorsed.get(key);
         if (!p) {
           p = signKeyEndorsement(
-            { endorser: by.row.version, version: of.row.version, jwk: of.row.publicJwk, createdAt: of.row.createdAt.toISOString(), sliceSeconds: of.row.sliceSeconds },
+            {
+              endorser: by.row.version,
+              version: of.row.version,
+              jwk: of.row.publicJwk,
+              createdAt: of.row.createdAt.toISOString(),
+              sliceSeconds: of.row.sliceSeconds,
+            },
             by.signer!,
           );
           this.endorsed.set(key, p);
@@ -676,10 +790,23 @@ class KeyServiceImpl implements ManagedKeyService {
         const jwe = await wrapPrivateJwk({ ...pair.privateJwk, kid: String(version) }, this.kek, { version });
         const now = new Date(this.clock.now());
         if (current) await this.repo.setStatus(tx, current.version, "decrypt-only", now);
-        await this.repo.insert(tx, { version, publicJwk: signingJwk(pair.publicJwk, version), privateKeyJwe: jwe, kekId: this.kekId, sliceSeconds, status: "active" });
+        await this.repo.insert(tx, {
+          version,
+          publicJwk: signingJwk(pair.publicJwk, version),
+          privateKeyJwe: jwe,
+          kekId: this.kekId,
+          sliceSeconds,
+          status: "active",
+        });
         return { version, previous: current?.version ?? null };
       },
-      (r) => ({ eventType: "KEY_ROTATED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${r.version}`, success: true, details: { ...r, kekId: this.kekId, sliceSeconds } }),
+      (r) => ({
+        eventType: "KEY_ROTATED",
+        actor: opts.actor ?? SYSTEM_ACTOR,
+        target: `key:v${r.version}`,
+        success: true,
+        details: { ...r, kekId: this.kekId, sliceSeconds },
+      }),
     );
     pair.privateJwk.d = "";
     await this.refresh();
@@ -705,7 +832,10 @@ class KeyServiceImpl implements ManagedKeyService {
     const row = this.state.byVersion.get(version)?.row;
     if (!row) throw new NotFoundError(`master key version ${version}`);
     if (row.status === "retired") return { version, alreadyRetired: true };
-    if (row.status === "active") throw new ConflictError(`master key version ${version} is the active version; rotate first, then retire it once nothing needs it`);
+    if (row.status === "active")
+      throw new ConflictError(
+        `master key version ${version} is the active version; rotate first, then retire it once nothing needs it`,
+      );
     const byStore: Record<string, number> = {};
     let total = 0;
     for (const s of this.stores.values()) {
@@ -714,11 +844,19 @@ class KeyServiceImpl implements ManagedKeyService {
       total += n;
     }
     if (total > 0) {
-      const list = Object.entries(byStore).filter(([, n]) => n > 0).map(([k, n]) => `${k}: ${n}`).join(", ");
+      const list = Object.entries(byStore)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(", ");
       // Name the records (up to 20 per store), so a row that rewrap cannot open can be found and dealt with.
       const blocking: Array<{ store: string; id: string; label: string }> = [];
-      for (const s of this.stores.values()) if ((byStore[s.name] ?? 0) > 0 && s.listByVersion) for (const r of await s.listByVersion(version, 20)) blocking.push({ store: s.name, ...r });
-      const named = blocking.length > 0 ? `: ${blocking.map((b) => `${b.store} ${b.id} (${b.label})`).join(", ")}${blocking.length < total ? ", …" : ""}` : "";
+      for (const s of this.stores.values())
+        if ((byStore[s.name] ?? 0) > 0 && s.listByVersion)
+          for (const r of await s.listByVersion(version, 20)) blocking.push({ store: s.name, ...r });
+      const named =
+        blocking.length > 0
+          ? `: ${blocking.map((b) => `${b.store} ${b.id} (${b.label})`).join(", ")}${blocking.length < total ? ", …" : ""}`
+          : "";
       throw new ConflictError(
         `master key version ${version} still protects ${total} record(s) (${list})${named}; re-encrypt them first with \`bun run keys:rotate --no-rotate\` (a record that does not decrypt must be fixed or deleted)`,
         { records: byStore, blocking },
@@ -728,13 +866,22 @@ class KeyServiceImpl implements ManagedKeyService {
       async (tx) => {
         await this.repo.lock(tx);
         const cur = (await this.repo.list(tx)).find((r) => r.version === version);
-        if (cur?.status !== "decrypt-only") throw new ConflictError(`master key version ${version} changed status concurrently (now ${cur?.status ?? "gone"}); retry`);
+        if (cur?.status !== "decrypt-only")
+          throw new ConflictError(
+            `master key version ${version} changed status concurrently (now ${cur?.status ?? "gone"}); retry`,
+          );
         // Data sources may still encrypt to it while an `active` statement of it is valid or cached
         // (which also covers a process that sealed under it before it noticed the rotation).
         this.assertRetirable(cur);
         await this.repo.setStatus(tx, version, "retired", new Date(this.clock.now()));
       },
-      () => ({ eventType: "KEY_RETIRED", actor: opts.actor ?? SYSTEM_ACTOR, target: `key:v${version}`, success: true, details: { version } }),
+      () => ({
+        eventType: "KEY_RETIRED",
+        actor: opts.actor ?? SYSTEM_ACTOR,
+        target: `key:v${version}`,
+        success: true,
+        details: { version },
+      }),
     );
     await this.refresh();
     this.log.info("master key retired", { version });
@@ -745,7 +892,10 @@ class KeyServiceImpl implements ManagedKeyService {
   private assertRetirable(row: MasterKeyRow): void {
     const since = row.rotatedAt?.getTime();
     // Every rotation records rotatedAt; without it we cannot tell, so fail closed.
-    if (since === undefined) throw new ConflictError(`master key version ${row.version} has no rotation time recorded (master_keys.rotated_at); cannot tell when its slice statements expire`);
+    if (since === undefined)
+      throw new ConflictError(
+        `master key version ${row.version} has no rotation time recorded (master_keys.rotated_at); cannot tell when its slice statements expire`,
+      );
     const possibleAt = since + RETIRE_GRACE_MS;
     if (this.clock.now() < possibleAt) {
       throw new ConflictError(
@@ -758,7 +908,9 @@ class KeyServiceImpl implements ManagedKeyService {
 
   async versions(): Promise<KeyVersionInfo[]> {
     const rows = await this.repo.list();
-    const counts = await Promise.all([...this.stores.values()].map(async (s) => [s.name, await s.countByVersion()] as const));
+    const counts = await Promise.all(
+      [...this.stores.values()].map(async (s) => [s.name, await s.countByVersion()] as const),
+    );
     return rows.map((r) => {
       const recordsByStore: Record<string, number> = {};
       let records = 0;

@@ -51,7 +51,10 @@ export function statementWindow(
   period?: { createdAt: number; rotatedAt: number | null },
 ): { from: number; to: number } | null {
   const cur = sliceIndex(now, sliceSeconds);
-  let from = Math.max(0, Math.min(sliceIndex(Math.max(0, now - STATEMENT_PAST_MS), sliceSeconds), cur - STATEMENT_MIN_SLICES));
+  let from = Math.max(
+    0,
+    Math.min(sliceIndex(Math.max(0, now - STATEMENT_PAST_MS), sliceSeconds), cur - STATEMENT_MIN_SLICES),
+  );
   let to: number;
   if (status === "active") {
     let ahead: number;
@@ -112,7 +115,8 @@ export class UncachedLookupLimiter {
     this.buckets.set(address, b);
     refill(this.global, now, this.globalBurst, this.globalPerSecond);
     if (b.tokens < 1) throw limited(Math.ceil((1 - b.tokens) / this.perSecond), "from this address");
-    if (this.global.tokens < 1) throw limited(Math.ceil((1 - this.global.tokens) / this.globalPerSecond), "from all clients together");
+    if (this.global.tokens < 1)
+      throw limited(Math.ceil((1 - this.global.tokens) / this.globalPerSecond), "from all clients together");
     b.tokens -= 1;
     this.global.tokens -= 1;
   }
@@ -125,5 +129,8 @@ function refill(b: Bucket, now: number, burst: number, perSecond: number): void 
 
 function limited(seconds: number, who: string): RateLimitedError {
   const wait = Math.max(1, seconds);
-  return new RateLimitedError(`too many lookups of slice keys that are not signed yet ${who}; retry in ${wait} s (slices near now are always served)`, wait);
+  return new RateLimitedError(
+    `too many lookups of slice keys that are not signed yet ${who}; retry in ${wait} s (slices near now are always served)`,
+    wait,
+  );
 }

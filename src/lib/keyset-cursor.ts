@@ -14,7 +14,14 @@ export function encodeCursor(timeMs: number, id: string): string {
 export function decodeCursor(cursor: string): { timeMs: number; id: string } {
   try {
     const v: unknown = JSON.parse(utf8Decode(fromBase64url(cursor)));
-    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && (v[0] as number) >= 0 && typeof v[1] === "string" && UUID.test(v[1])) {
+    if (
+      Array.isArray(v) &&
+      v.length === 2 &&
+      Number.isSafeInteger(v[0]) &&
+      (v[0] as number) >= 0 &&
+      typeof v[1] === "string" &&
+      UUID.test(v[1])
+    ) {
       return { timeMs: v[0] as number, id: v[1] };
     }
   } catch {

@@ -21,7 +21,10 @@ export const unsafeTextMessage = (what: string) => `${what} must not contain NUL
  */
 export function safeString(what: string) {
   return z
-    .string({ error: (iss: { input?: unknown }) => (iss.input === undefined ? `${what} is required` : `${what} must be a string`) })
+    .string({
+      error: (iss: { input?: unknown }) =>
+        iss.input === undefined ? `${what} is required` : `${what} must be a string`,
+    })
     .refine(isSafeText, { error: unsafeTextMessage(what) });
 }
 

@@ -31,7 +31,8 @@ export interface Metrics {
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
 // Refresh failure reasons worth a label (RFC 6749 §5.2 errors and our own); anything else a provider says is "other".
-const PROVIDER_REASON = /^(timeout|network|malformed-response|lock-timeout|oauth_error|http_[1-5][0-9][0-9]|invalid_(grant|client|request|scope)|unauthorized_client|unsupported_grant_type)$/;
+const PROVIDER_REASON =
+  /^(timeout|network|malformed-response|lock-timeout|oauth_error|http_[1-5][0-9][0-9]|invalid_(grant|client|request|scope)|unauthorized_client|unsupported_grant_type)$/;
 
 interface HttpChild {
   count: { inc(): void };
@@ -42,7 +43,12 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   let sources: MetricsSources | undefined;
 
-  const httpRequests = new Counter({ name: "chronokms_http_requests_total", help: "HTTP requests by route template, method and status", labelNames: ["route", "method", "status"] as const, registers: [registry] });
+  const httpRequests = new Counter({
+    name: "chronokms_http_requests_total",
+    help: "HTTP requests by route template, method and status",
+    labelNames: ["route", "method", "status"] as const,
+    registers: [registry],
+  });
   const httpLatency = new Histogram({
     name: "chronokms_http_request_duration_seconds",
     help: "HTTP request latency by route template, method and status",
@@ -50,9 +56,24 @@ export function createMetrics(): Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const decisions = new Counter({ name: "chronokms_access_decisions_total", help: "Access decisions made durable, by outcome and reason code", labelNames: ["outcome", "reason"] as const, registers: [registry] });
-  const refreshes = new Counter({ name: "chronokms_token_refreshes_total", help: "OAuth token refreshes by outcome", labelNames: ["outcome", "reason"] as const, registers: [registry] });
-  const batchSize = new Histogram({ name: "chronokms_audit_batch_events", help: "Events per audit group-commit transaction", buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500], registers: [registry] });
+  const decisions = new Counter({
+    name: "chronokms_access_decisions_total",
+    help: "Access decisions made durable, by outcome and reason code",
+    labelNames: ["outcome", "reason"] as const,
+    registers: [registry],
+  });
+  const refreshes = new Counter({
+    name: "chronokms_token_refreshes_total",
+    help: "OAuth token refreshes by outcome",
+    labelNames: ["outcome", "reason"] as const,
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: "chronokms_audit_batch_events",
+    help: "Events per audit group-commit transaction",
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+    registers: [registry],
+  });
   const commitLatency = new Histogram({
     name: "chronokms_audit_commit_duration_seconds",
     help: "Audit group-commit write latency (build, transaction, commit) by result",
@@ -71,7 +92,9 @@ export function createMetrics(): Metrics {
       if (!sources) return this.set(Number.NaN);
       try {
         // "timestamp" is epoch milliseconds (bigint); indexed with "eventType".
-        const rows = await sources.db.prisma.$queryRaw<{ t: string | null }[]>`SELECT max("timestamp")::text AS t FROM "audit_logs" WHERE "eventType" = 'AUDIT_CHECKPOINT'`;
+        const rows = await sources.db.prisma.$queryRaw<
+          { t: string | null }[]
+        >`SELECT max("timestamp")::text AS t FROM "audit_logs" WHERE "eventType" = 'AUDIT_CHECKPOINT'`;
         const t = rows[0]?.t;
         this.set(t ? Math.max(0, (sources.clock.now() - Number(t)) / 1000) : Number.NaN);
       } catch {
@@ -99,7 +122,8 @@ export function createMetrics(): Metrics {
       const vs = await readVersions();
       this.reset();
       if (!vs) return;
-      for (const status of ["active", "decrypt-only", "retired"]) this.set({ status }, vs.filter((v) => v.status === status).length);
+      for (const status of ["active", "decrypt-only", "retired"])
+        this.set({ status }, vs.filter((v) => v.status === status).length);
     },
   });
   new Gauge({
@@ -127,7 +151,13 @@ export function createMetrics(): Metrics {
         this.set({ state: "waiting" }, pool.waitingCount);
         this.set({ state: "max" }, pool.options.max ?? 10);
       } else if (sources) {
-        for (const [state, n] of [["total", 1], ["idle", 0], ["waiting", 0], ["max", 1]] as const) this.set({ state }, n);
+        for (const [state, n] of [
+          ["total", 1],
+          ["idle", 0],
+          ["waiting", 0],
+          ["max", 1],
+        ] as const)
+          this.set({ state }, n);
       }
     },
   });
@@ -135,7 +165,22 @@ export function createMetrics(): Metrics {
   // Children cached by route template (interned strings from the router) and method/status, so
   // a request costs two map lookups and two increments.
   const http = new Map<string, Map<number, HttpChild>>();
-  const methodIndex = (m: string) => (m === "GET" ? 0 : m === "POST" ? 1 : m === "PUT" ? 2 : m === "DELETE" ? 3 : m === "PATCH" ? 4 : m === "HEAD" ? 5 : m === "OPTIONS" ? 6 : 7);
+  const methodIndex = (m: string) =>
+    m === "GET"
+      ? 0
+      : m === "POST"
+        ? 1
+        : m === "PUT"
+          ? 2
+          : m === "DELETE"
+            ? 3
+            : m === "PATCH"
+              ? 4
+              : m === "HEAD"
+                ? 5
+                : m === "OPTIONS"
+                  ? 6
+                  : 7;
 
   return {
     contentType: registry.contentType,
@@ -171,7 +216,10 @@ export function createMetrics(): Metrics {
             break;
           case "TOKEN_REFRESH_FAILED": {
             const reason = e.details?.reason;
-            refreshes.inc({ outcome: e.details?.permanent === true ? "needs-reauth" : "failed", reason: typeof reason === "string" && PROVIDER_REASON.test(reason) ? reason : "other" });
+            refreshes.inc({
+              outcome: e.details?.permanent === true ? "needs-reauth" : "failed",
+              reason: typeof reason === "string" && PROVIDER_REASON.test(reason) ? reason : "other",
+            });
             break;
           }
         }

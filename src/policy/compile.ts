@@ -75,13 +75,19 @@ const CONFIG_SCHEMAS = {
  * `requesters` is a string, a scope list that is an object) must not reach a check that would
  * read it some other way. Returns the problem, or null with the parsed record.
  */
-function revalidate(record: PolicyRecord): { record: PolicyRecord; problem: null } | { record: PolicyRecord; problem: string } {
-  const schema = (CONFIG_SCHEMAS as Record<string, (typeof CONFIG_SCHEMAS)[keyof typeof CONFIG_SCHEMAS] | undefined>)[String(record.type)];
-  if (schema === undefined) return { record, problem: `has unknown type ${quote(String((record as { type: unknown }).type))}` };
+function revalidate(
+  record: PolicyRecord,
+): { record: PolicyRecord; problem: null } | { record: PolicyRecord; problem: string } {
+  const schema = (CONFIG_SCHEMAS as Record<string, (typeof CONFIG_SCHEMAS)[keyof typeof CONFIG_SCHEMAS] | undefined>)[
+    String(record.type)
+  ];
+  if (schema === undefined)
+    return { record, problem: `has unknown type ${quote(String((record as { type: unknown }).type))}` };
   const scope = PolicyScopeSchema.safeParse(record.scope ?? {});
   if (!scope.success) return { record, problem: `has an invalid scope (${firstIssue(scope.error.issues)})` };
   const config = schema.safeParse(record.config);
-  if (!config.success) return { record, problem: `has an invalid ${record.type} config (${firstIssue(config.error.issues)})` };
+  if (!config.success)
+    return { record, problem: `has an invalid ${record.type} config (${firstIssue(config.error.issues)})` };
   return { record: { ...record, scope: scope.data, config: config.data } as PolicyRecord, problem: null };
 }
 
@@ -101,14 +107,21 @@ function compileOne(stored: PolicyRecord): CompiledPolicy {
       isWhitelist: record.type === "whitelist",
       resourceTypes: toSet(record.scope?.resourceTypes),
       // Integration names are canonical lower case (SPEC v2 §4): a scope written `Gmail` is `gmail`.
-      integrations: toSet(Array.isArray(record.scope?.integrations) ? record.scope.integrations.map((i: string) => String(i).toLowerCase()) : record.scope?.integrations),
+      integrations: toSet(
+        Array.isArray(record.scope?.integrations)
+          ? record.scope.integrations.map((i: string) => String(i).toLowerCase())
+          : record.scope?.integrations,
+      ),
       requesters: toSet(record.scope?.requesters),
       allowsFuture: record.type === "time-based" && record.config.allowFuture === true,
       check: compileCheck(record, label),
     };
   } catch (err) {
     // E.g. a time zone this runtime lacks the data for.
-    return misconfiguredPolicy(stored, `${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`);
+    return misconfiguredPolicy(
+      stored,
+      `${label} cannot be applied (${err instanceof Error ? err.message : String(err)})`,
+    );
   }
 }
 
@@ -120,7 +133,15 @@ function compileOne(stored: PolicyRecord): CompiledPolicy {
 function misconfiguredPolicy(record: PolicyRecord, reason: string): CompiledPolicy {
   const result: CheckResult = { outcome: "denied", code: "POLICY_MISCONFIGURED", reason: `${reason}; denying` };
   const isWhitelist = record.type === "whitelist";
-  return { record, isWhitelist, resourceTypes: null, integrations: null, requesters: null, allowsFuture: false, check: () => result };
+  return {
+    record,
+    isWhitelist,
+    resourceTypes: null,
+    integrations: null,
+    requesters: null,
+    allowsFuture: false,
+    check: () => result,
+  };
 }
 
 function compileCheck(record: PolicyRecord, label: string): CompiledPolicy["check"] {
@@ -164,7 +185,8 @@ export function scopeMismatch(p: CompiledPolicy, ctx: AccessContext): string | n
 export function inScope(p: CompiledPolicy, ctx: AccessContext): boolean {
   const { resource } = ctx;
   if (p.resourceTypes !== null && !p.resourceTypes.has(resource.type)) return false;
-  if (p.integrations !== null && (resource.type !== "token" || !p.integrations.has(resource.integration.toLowerCase()))) return false;
+  if (p.integrations !== null && (resource.type !== "token" || !p.integrations.has(resource.integration.toLowerCase())))
+    return false;
   if (p.requesters !== null && !p.requesters.has(ctx.requester.requesterId)) return false;
   return true;
 }
@@ -205,7 +227,8 @@ function timeBasedCheck(config: TimeBasedConfig, label: string): CompiledPolicy[
   const daysText = config.days?.join(", ") ?? "";
   const from = config.hours ? parseHHMM(config.hours.from) : null;
   const to = config.hours ? parseHHMM(config.hours.to) : null;
-  if (config.hours && (from === null || to === null)) throw new Error(`malformed hours ${JSON.stringify(config.hours)}`);
+  if (config.hours && (from === null || to === null))
+    throw new Error(`malformed hours ${JSON.stringify(config.hours)}`);
   const windowText = from !== null && to !== null ? `${formatHHMM(from)}–${formatHHMM(to)}` : "";
   const { notBefore, notAfter, maxDataAgeSeconds } = config;
   const maxAgeMs = maxDataAgeSeconds === undefined ? null : maxDataAgeSeconds * 1000;
@@ -214,10 +237,16 @@ function timeBasedCheck(config: TimeBasedConfig, label: string): CompiledPolicy[
 
   return (ctx, now) => {
     if (notBefore !== undefined && now < notBefore) {
-      return deny("OUTSIDE_TIME_WINDOW", `request at ${formatInstant(now)} is before ${formatInstant(notBefore)}, when ${label} starts admitting requests`);
+      return deny(
+        "OUTSIDE_TIME_WINDOW",
+        `request at ${formatInstant(now)} is before ${formatInstant(notBefore)}, when ${label} starts admitting requests`,
+      );
     }
     if (notAfter !== undefined && now > notAfter) {
-      return deny("OUTSIDE_TIME_WINDOW", `request at ${formatInstant(now)} is after ${formatInstant(notAfter)}, when ${label} stopped admitting requests`);
+      return deny(
+        "OUTSIDE_TIME_WINDOW",
+        `request at ${formatInstant(now)} is after ${formatInstant(notAfter)}, when ${label} stopped admitting requests`,
+      );
     }
     if (needsClock) {
       const local = zonedParts(now, tz);
@@ -258,9 +287,15 @@ function durationCheck(config: DurationLimitConfig, label: string): CompiledPoli
     const length = ctx.timeRange.end - ctx.timeRange.start;
     // `!(x <= y)` rather than `x > y`, so a NaN length denies.
     if (!(length <= maxMs)) {
-      return deny("RANGE_TOO_LONG", `requested range of ${formatDuration(length)} exceeds the ${limitText} limit (${label})`);
+      return deny(
+        "RANGE_TOO_LONG",
+        `requested range of ${formatDuration(length)} exceeds the ${limitText} limit (${label})`,
+      );
     }
-    return { outcome: "passed", reason: `requested range of ${formatDuration(length)} is within the ${limitText} limit (${label})` };
+    return {
+      outcome: "passed",
+      reason: `requested range of ${formatDuration(length)} is within the ${limitText} limit (${label})`,
+    };
   };
 }
 
@@ -272,7 +307,10 @@ function purposeCheck(config: PurposeConfig, label: string): CompiledPolicy["che
     const purpose = typeof ctx.purpose === "string" ? ctx.purpose.trim() : "";
     if (purpose === "") return deny("PURPOSE_REQUIRED", `a purpose is required (${label})`);
     if (purpose.length < minLength) {
-      return deny("PURPOSE_TOO_SHORT", `purpose must be at least ${minLength} characters, got ${purpose.length} (${label})`);
+      return deny(
+        "PURPOSE_TOO_SHORT",
+        `purpose must be at least ${minLength} characters, got ${purpose.length} (${label})`,
+      );
     }
     if (allowed !== null && !allowed.has(purpose)) {
       return deny("PURPOSE_NOT_ALLOWED", `purpose ${quote(purpose)} is not one of ${allowedText} (${label})`);

@@ -3,7 +3,14 @@
  * the requester and no in-scope policy denies. Pure: `now` is an argument, nothing is read from
  * the outside world, and the answer is a value even for malformed input.
  */
-import { compilePolicies, describeRequester, inScope, scopeMismatch, type CompiledPolicy, type CompiledPolicySet } from "./compile.ts";
+import {
+  compilePolicies,
+  describeRequester,
+  inScope,
+  scopeMismatch,
+  type CompiledPolicy,
+  type CompiledPolicySet,
+} from "./compile.ts";
 import { formatInstant, quote } from "./format.ts";
 import type { AccessContext, Decision, DenialCode, EvaluatedPolicy, PolicyRecord } from "./types.ts";
 
@@ -88,7 +95,8 @@ export function evaluateCompiled(compiled: CompiledPolicySet, ctx: AccessContext
       );
     }
     // If the whitelist to report is one that could not be applied, say that, not "not listed".
-    if (firstWhitelistBroken !== "") return denial("POLICY_MISCONFIGURED", firstWhitelist, firstWhitelistBroken, evaluated);
+    if (firstWhitelistBroken !== "")
+      return denial("POLICY_MISCONFIGURED", firstWhitelist, firstWhitelistBroken, evaluated);
     return denial(
       "NOT_WHITELISTED",
       firstWhitelist,
@@ -137,10 +145,12 @@ function policyLabel(p: CompiledPolicy): string {
  */
 function invalidContext(ctx: AccessContext, now: number): string | null {
   if (!Number.isFinite(now)) return "the evaluation time is not a finite number";
-  if (typeof ctx?.requester?.requesterId !== "string" || ctx.requester.requesterId === "") return "the request has no requester";
+  if (typeof ctx?.requester?.requesterId !== "string" || ctx.requester.requesterId === "")
+    return "the request has no requester";
   const r = ctx.resource;
   if (r?.type === "token") {
-    if (typeof r.integration !== "string" || typeof r.userId !== "string") return "the token resource lacks integration or userId";
+    if (typeof r.integration !== "string" || typeof r.userId !== "string")
+      return "the token resource lacks integration or userId";
   } else if (r?.type !== "timeslice") {
     return "the resource type is neither token nor timeslice";
   }

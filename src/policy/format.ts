@@ -37,6 +37,9 @@ export function quote(value: string, max = 80): string {
 
 /** `"a", "b", "c" and 4 more`: lists in reasons stay short however long the config is. */
 export function quoteList(values: readonly string[], max = 5): string {
-  const shown = values.slice(0, max).map((v) => quote(v, 40)).join(", ");
+  const shown = values
+    .slice(0, max)
+    .map((v) => quote(v, 40))
+    .join(", ");
   return values.length > max ? `${shown} and ${values.length - max} more` : shown;
 }

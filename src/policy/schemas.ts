@@ -43,8 +43,7 @@ const typeError = (what: string, expected: string) => (iss: { input?: unknown })
 export const identifier = (what: string) =>
   safeString(what)
     .regex(IDENTIFIER_PATTERN, {
-      error: (iss) =>
-        `${what} must be 1–128 characters from A–Z a–z 0–9 . _ : @ + - (got ${preview(iss.input)})`,
+      error: (iss) => `${what} must be 1–128 characters from A–Z a–z 0–9 . _ : @ + - (got ${preview(iss.input)})`,
     })
     .describe(`${what}: 1–128 characters from A–Z a–z 0–9 . _ : @ + -`);
 
@@ -135,7 +134,9 @@ export const PolicyScopeSchema = z
       .describe("Resource types the policy applies to; omitted = all"),
     integrations: list(identifier("integration"), "scope.integrations")
       .optional()
-      .describe("Token integrations the policy applies to; omitted = all. A policy scoped to integrations never applies to timeslice requests"),
+      .describe(
+        "Token integrations the policy applies to; omitted = all. A policy scoped to integrations never applies to timeslice requests",
+      ),
     requesters: list(identifier("requester id"), "scope.requesters")
       .optional()
       .describe("External requester ids the policy applies to; omitted = all"),
@@ -163,10 +164,9 @@ export const WhitelistConfigSchema = z
   .describe("Admits requesters by external id or by department");
 
 const hhmm = (what: string) =>
-  safeString(what)
-    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, {
-      error: (iss) => `${what} must be "HH:MM" with HH 00–23 and MM 00–59 (got ${preview(iss.input)})`,
-    });
+  safeString(what).regex(/^([01]\d|2[0-3]):[0-5]\d$/, {
+    error: (iss) => `${what} must be "HH:MM" with HH 00–23 and MM 00–59 (got ${preview(iss.input)})`,
+  });
 
 export const HoursSchema = z
   .strictObject({
@@ -372,7 +372,9 @@ export const AccessRequestBodySchema = z
         .min(1, { error: "keyVersion must be at least 1" })
         .max(1_000_000, { error: "keyVersion is too large" })
         .optional()
-        .describe("Time-slice grants: the master key version to derive from (default: the active one). Data sealed before a rotation is under an older, decrypt-only version."),
+        .describe(
+          "Time-slice grants: the master key version to derive from (default: the active one). Data sealed before a rotation is under an older, decrypt-only version.",
+        ),
     },
     // Only the type error: an object-level `error` would also replace "Unrecognized key" messages.
     { error: (iss) => (iss.code === "invalid_type" ? "the access request body must be a JSON object" : undefined) },

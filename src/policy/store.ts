@@ -69,7 +69,9 @@ export class PolicyStore {
   }
 
   async list(): Promise<PolicyView[]> {
-    const rows = await this.o.db.prisma.policy.findMany({ orderBy: [{ priority: "desc" }, { name: "asc" }, { id: "asc" }] });
+    const rows = await this.o.db.prisma.policy.findMany({
+      orderBy: [{ priority: "desc" }, { name: "asc" }, { id: "asc" }],
+    });
     return rows.map(viewOf);
   }
 
@@ -182,7 +184,9 @@ export class PolicyStore {
 
   /** The change is committed and audited by now: a failed reload must not fail the request. */
   private async changed(id: string): Promise<void> {
-    await this.reload().catch((err) => this.o.log.warn("policy reload after a change failed; the poll will retry", { err }));
+    await this.reload().catch((err) =>
+      this.o.log.warn("policy reload after a change failed; the poll will retry", { err }),
+    );
     if (this.o.db.kind === "postgres") {
       await this.o.db.prisma.$executeRaw`SELECT pg_notify(${POLICY_CHANNEL}, ${id})`.catch((err) =>
         this.o.log.warn("policy change notification failed; other processes will poll", { err }),
@@ -219,7 +223,10 @@ export class PolicyStore {
     this.listener = client;
     client.on("error", retry);
     client.on("end", retry);
-    client.on("notification", () => void this.reload().catch((err) => this.o.log.warn("policy reload failed", { err })));
+    client.on(
+      "notification",
+      () => void this.reload().catch((err) => this.o.log.warn("policy reload failed", { err })),
+    );
     try {
       await client.connect();
       await client.query(`LISTEN ${POLICY_CHANNEL}`);
@@ -275,7 +282,12 @@ export function viewOf(row: Policy): PolicyView {
   };
 }
 
-function auditEvent(eventType: "POLICY_CREATED" | "POLICY_UPDATED" | "POLICY_DELETED", actor: string, row: Policy, previousVersion?: number) {
+function auditEvent(
+  eventType: "POLICY_CREATED" | "POLICY_UPDATED" | "POLICY_DELETED",
+  actor: string,
+  row: Policy,
+  previousVersion?: number,
+) {
   return {
     eventType,
     actor,

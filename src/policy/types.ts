@@ -2,13 +2,7 @@
  * The engine's vocabulary: what a policy looks like once loaded, what is being asked, and the
  * decision, which is a value (never an exception) so callers audit grants and denials alike.
  */
-import type {
-  DurationLimitConfig,
-  PolicyScope,
-  PurposeConfig,
-  TimeBasedConfig,
-  WhitelistConfig,
-} from "./schemas.ts";
+import type { DurationLimitConfig, PolicyScope, PurposeConfig, TimeBasedConfig, WhitelistConfig } from "./schemas.ts";
 
 interface PolicyRecordBase {
   id: string;

@@ -11,7 +11,9 @@ export type Resolver = (hostname: string) => Promise<string[]>;
 /** The system resolver, bounded (a resolver that never answers must not hold a request forever). */
 export const systemResolver: Resolver = async (hostname) => {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("DNS lookup timed out")), 5_000)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error("DNS lookup timed out")), 5_000)),
+  );
   try {
     return (await Promise.race([lookup(hostname, { all: true, verbatim: true }), timeout])).map((a) => a.address);
   } finally {
@@ -44,7 +46,9 @@ const V4_BLOCKED: Array<[string, number]> = [
 
 function v4Blocked(ip: string): boolean {
   const n = v4ToInt(ip);
-  return V4_BLOCKED.some(([net, bits]) => Math.floor(n / 2 ** (32 - bits)) === Math.floor(v4ToInt(net) / 2 ** (32 - bits)));
+  return V4_BLOCKED.some(
+    ([net, bits]) => Math.floor(n / 2 ** (32 - bits)) === Math.floor(v4ToInt(net) / 2 ** (32 - bits)),
+  );
 }
 
 /** Expands an IPv6 address to 8 numbers. */
@@ -55,10 +59,15 @@ function v6Words(ip: string): number[] {
   if (v4) {
     const n = v4ToInt(v4[1]!);
     tail = [Math.floor(n / 65536), n % 65536];
-    s = s.slice(0, -v4[1]!.length) + "0:0";
+    s = `${s.slice(0, -v4[1]!.length)}0:0`;
   }
   const [head, rest] = s.split("::") as [string, string | undefined];
-  const a = head ? head.split(":").filter(Boolean).map((h) => parseInt(h, 16)) : [];
+  const a = head
+    ? head
+        .split(":")
+        .filter(Boolean)
+        .map((h) => parseInt(h, 16))
+    : [];
   const b = rest !== undefined && rest !== "" ? rest.split(":").map((h) => parseInt(h, 16)) : [];
   const words = rest === undefined ? a : [...a, ...new Array(8 - a.length - b.length).fill(0), ...b];
   if (tail.length) words.splice(6, 2, ...tail);

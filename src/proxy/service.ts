@@ -59,10 +59,12 @@ export class TokenProxy {
 
   async forward(principal: Principal, call: ProxyCall): Promise<Response> {
     const method = call.method.toUpperCase();
-    if (!(PROXY_METHODS as readonly string[]).includes(method)) throw new BadRequestError(`proxy: method ${method} is not forwarded`);
+    if (!(PROXY_METHODS as readonly string[]).includes(method))
+      throw new BadRequestError(`proxy: method ${method} is not forwarded`);
     const provider = providerNameFor(call.integration);
     const ep = this.#d.endpoints[provider];
-    if (!ep.apiBase) throw new BadRequestError(`proxy: no API base for integration ${call.integration}; set ${provider}_API_BASE`);
+    if (!ep.apiBase)
+      throw new BadRequestError(`proxy: no API base for integration ${call.integration}; set ${provider}_API_BASE`);
     const target = buildTarget(ep.apiBase, call.rawPath, call.search);
     const { maxRequestBytes } = this.#d.limits;
     const declared = Number(call.headers.get("content-length") ?? "0");
@@ -116,10 +118,15 @@ export class TokenProxy {
     try {
       res = await this.#send(method, target, call.headers, first.accessToken, bodies?.[0] ?? null);
       if (res.status === 401) {
-        const again = await this.#d.vault.read(principal, key, { refresh: "force", ...readOpts }).catch((err: unknown) => {
-          this.#d.log.info("proxy: refresh after upstream 401 failed", { target: tokenTarget(call.integration, call.userId), code: err instanceof ChronoError ? err.code : "error" });
-          return null;
-        });
+        const again = await this.#d.vault
+          .read(principal, key, { refresh: "force", ...readOpts })
+          .catch((err: unknown) => {
+            this.#d.log.info("proxy: refresh after upstream 401 failed", {
+              target: tokenTarget(call.integration, call.userId),
+              code: err instanceof ChronoError ? err.code : "error",
+            });
+            return null;
+          });
         if (again && again.accessToken !== first.accessToken) {
           await res.body?.cancel().catch(() => {});
           retried = true;
@@ -132,7 +139,8 @@ export class TokenProxy {
         await audit(null, { refused: "request-too-large", retried });
         throw new ProxyBodyTooLargeError(maxRequestBytes);
       }
-      const reason = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "network";
+      const reason =
+        err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "network";
       await audit(null, { error: reason, retried });
       throw new UpstreamError(`proxy: the provider's API did not answer (${reason})`, { reason });
     }
@@ -175,13 +183,26 @@ export class TokenProxy {
               },
             }),
           );
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: callerResponseHeaders(res.headers) });
+    return new Response(body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: callerResponseHeaders(res.headers),
+    });
   }
 
-  async #send(method: string, target: URL, headers: Headers, accessToken: string, body: ReadableStream<Uint8Array> | null): Promise<Response> {
+  async #send(
+    method: string,
+    target: URL,
+    headers: Headers,
+    accessToken: string,
+    body: ReadableStream<Uint8Array> | null,
+  ): Promise<Response> {
     // Bounded wait for the response headers; a streaming body is not cut by it.
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(new DOMException("proxy timeout", "TimeoutError")), this.#d.limits.timeoutMs);
+    const timer = setTimeout(
+      () => ctl.abort(new DOMException("proxy timeout", "TimeoutError")),
+      this.#d.limits.timeoutMs,
+    );
     try {
       return await fetch(target, {
         method,

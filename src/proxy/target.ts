@@ -14,13 +14,21 @@ const SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%]*$/;
  * anything that would leave the base's origin or path. The query string is passed on as it is.
  */
 export function buildTarget(base: string, rawPath: string, search: string): URL {
-  if (rawPath.length === 0) throw new BadRequestError("proxy path: empty; name the provider API path after /v1/proxy/{integration}/{userId}/");
+  if (rawPath.length === 0)
+    throw new BadRequestError("proxy path: empty; name the provider API path after /v1/proxy/{integration}/{userId}/");
   if (rawPath.length > 4096) throw new BadRequestError("proxy path: longer than 4096 characters");
   const segments = rawPath.split("/");
   for (const seg of segments) {
-    if (seg === "") throw new BadRequestError("proxy path: empty segment (// or a trailing slash after the prefix); absolute and scheme-relative URLs are refused");
-    if (!SEGMENT.test(seg)) throw new BadRequestError("proxy path: characters outside the URL path set (backslash, space, control characters…)");
-    if (/%(2f|5c|2e|00)/i.test(seg)) throw new BadRequestError("proxy path: encoded slash, backslash, dot or NUL refused");
+    if (seg === "")
+      throw new BadRequestError(
+        "proxy path: empty segment (// or a trailing slash after the prefix); absolute and scheme-relative URLs are refused",
+      );
+    if (!SEGMENT.test(seg))
+      throw new BadRequestError(
+        "proxy path: characters outside the URL path set (backslash, space, control characters…)",
+      );
+    if (/%(2f|5c|2e|00)/i.test(seg))
+      throw new BadRequestError("proxy path: encoded slash, backslash, dot or NUL refused");
     if (/%(?![0-9a-f]{2})/i.test(seg)) throw new BadRequestError("proxy path: malformed percent-encoding");
     if (seg === "." || seg === "..") throw new BadRequestError("proxy path: dot segments refused");
   }
@@ -31,7 +39,13 @@ export function buildTarget(base: string, rawPath: string, search: string): URL 
   target.pathname = `${basePath}/${rawPath}`;
   target.search = search;
   // Belt and braces: whatever URL parsing did, the result must still be below the base.
-  if (target.origin !== b.origin || !target.pathname.startsWith(`${basePath}/`) || target.username || target.password || target.hash) {
+  if (
+    target.origin !== b.origin ||
+    !target.pathname.startsWith(`${basePath}/`) ||
+    target.username ||
+    target.password ||
+    target.hash
+  ) {
     throw new BadRequestError("proxy path: would leave the provider's API base");
   }
   return target;
@@ -46,7 +60,13 @@ export function pathTemplate(rawPath: string): string {
     "/" +
     rawPath
       .split("/")
-      .map((s) => (/^(?:[A-Za-z][A-Za-z_-]{0,39}|v\d{1,3}(?:\.\d{1,3})?|[A-Za-z][A-Za-z_-]{0,39}:[A-Za-z][A-Za-z_-]{0,39})$/.test(s) ? s : "{id}"))
+      .map((s) =>
+        /^(?:[A-Za-z][A-Za-z_-]{0,39}|v\d{1,3}(?:\.\d{1,3})?|[A-Za-z][A-Za-z_-]{0,39}:[A-Za-z][A-Za-z_-]{0,39})$/.test(
+          s,
+        )
+          ? s
+          : "{id}",
+      )
       .join("/")
   );
 }
@@ -72,7 +92,15 @@ const REQUEST_DROPPED = new Set([
 ]);
 
 /** Never passed back: hop-by-hop, cookies of the provider's domain, and encodings Bun's fetch already undid. */
-const RESPONSE_DROPPED = new Set([...HOP_BY_HOP, "set-cookie", "set-cookie2", "content-encoding", "content-length", "alt-svc", "strict-transport-security"]);
+const RESPONSE_DROPPED = new Set([
+  ...HOP_BY_HOP,
+  "set-cookie",
+  "set-cookie2",
+  "content-encoding",
+  "content-length",
+  "alt-svc",
+  "strict-transport-security",
+]);
 
 function namedInConnection(h: Headers): Set<string> {
   return new Set(
@@ -89,7 +117,14 @@ export function upstreamRequestHeaders(incoming: Headers, accessToken: string): 
   const out = new Headers();
   incoming.forEach((value, name) => {
     const n = name.toLowerCase();
-    if (REQUEST_DROPPED.has(n) || extra.has(n) || n.startsWith("x-forwarded-") || n.startsWith("proxy-") || n.startsWith("x-chronokms")) return;
+    if (
+      REQUEST_DROPPED.has(n) ||
+      extra.has(n) ||
+      n.startsWith("x-forwarded-") ||
+      n.startsWith("proxy-") ||
+      n.startsWith("x-chronokms")
+    )
+      return;
     out.set(name, value);
   });
   out.set("Authorization", `Bearer ${accessToken}`);

@@ -32,11 +32,19 @@ const MATCH = `"expiresAt" < $1::timestamptz AND ("refreshToken" IS NULL OR "ref
 
 export async function cleanupExpiredTokens(
   deps: { db: Database; audit: AuditSink; clock: Clock },
-  opts: { olderThanMs: number; dryRun: boolean; actor?: string; /** After each batch: removed so far, of the total matching at the start. */ onProgress?: (done: number, total: number) => void },
+  opts: {
+    olderThanMs: number;
+    dryRun: boolean;
+    actor?: string /** After each batch: removed so far, of the total matching at the start. */;
+    onProgress?: (done: number, total: number) => void;
+  },
 ): Promise<CleanupResult> {
   const cutoff = new Date(deps.clock.now() - opts.olderThanMs);
   const prisma = deps.db.prisma;
-  const [row] = await prisma.$queryRawUnsafe<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM oauth_tokens WHERE ${MATCH}`, cutoff);
+  const [row] = await prisma.$queryRawUnsafe<Array<{ n: number }>>(
+    `SELECT count(*)::int AS n FROM oauth_tokens WHERE ${MATCH}`,
+    cutoff,
+  );
   const total = Number(row?.n ?? 0);
   if (opts.dryRun) return { cutoff: cutoff.toISOString(), dryRun: true, count: total };
   // Batches keep each statement's locks short on a large table; each batch is audited as it

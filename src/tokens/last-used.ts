@@ -38,13 +38,16 @@ export class LastUsedTracker {
         // move the time backwards. Deleted rows simply match nothing.
         // Row locks are taken in id order first: the rewrap's multi-row write-back does the same,
         // so the two never deadlock (found as a 40P01 in the rotation-under-reads suite).
-        await this.#db.prisma.$transaction(async (tx) => {
-          await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`;
-          await tx.$executeRaw`
+        await this.#db.prisma.$transaction(
+          async (tx) => {
+            await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`;
+            await tx.$executeRaw`
             UPDATE oauth_tokens AS t SET "lastUsed" = u.ts
             FROM unnest(${ids}::uuid[], ${times}::timestamptz[]) AS u(id, ts)
             WHERE t.id = u.id AND (t."lastUsed" IS NULL OR t."lastUsed" < u.ts)`;
-        }, { maxWait: 10_000, timeout: 30_000 });
+          },
+          { maxWait: 10_000, timeout: 30_000 },
+        );
       } catch (err) {
         this.#log.warn("lastUsed flush failed; will retry", { err, rows: ids.length });
         for (const [id, at] of batch) this.touch(id, at);

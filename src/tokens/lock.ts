@@ -54,11 +54,14 @@ class Semaphore {
         clearTimeout(timer);
         resolve(true);
       };
-      const timer = setTimeout(() => {
-        const i = this.#waiters.indexOf(wake);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        resolve(false);
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          const i = this.#waiters.indexOf(wake);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          resolve(false);
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.#waiters.push(wake);
     });
   }
@@ -140,7 +143,10 @@ function inProcessLock(): RefreshLock {
         if (tails.get(name) === tail) tails.delete(name);
       });
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const got = await Promise.race([prev.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
+      const got = await Promise.race([
+        prev.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs))),
+      ]);
       clearTimeout(timer);
       if (!got) {
         release(); // our turn, when it comes, passes straight on

@@ -28,7 +28,10 @@ export function providerNameFor(integration: string): ProviderName {
   return KNOWN_INTEGRATIONS[integration.toLowerCase()] ?? "OAUTH2";
 }
 
-export function providerFor(integration: string, providers: Partial<Record<ProviderName, OAuthProviderConfig>>): Provider | null {
+export function providerFor(
+  integration: string,
+  providers: Partial<Record<ProviderName, OAuthProviderConfig>>,
+): Provider | null {
   const name = providerNameFor(integration);
   const config = providers[name];
   return config ? { name, config } : null;
@@ -80,7 +83,11 @@ export function buildRefreshRequest(provider: Provider, refreshToken: string): R
  * Sends the refresh grant and classifies the answer. Never throws: a timeout, a network error or
  * a body it cannot use are transient failures; a documented OAuth refusal of the grant is permanent.
  */
-export async function requestRefresh(provider: Provider, refreshToken: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<RefreshResult> {
+export async function requestRefresh(
+  provider: Provider,
+  refreshToken: string,
+  opts: { timeoutMs: number; signal?: AbortSignal },
+): Promise<RefreshResult> {
   const signals = [AbortSignal.timeout(opts.timeoutMs), ...(opts.signal ? [opts.signal] : [])];
   const signal = AbortSignal.any(signals);
   let res: Response;
@@ -89,7 +96,8 @@ export async function requestRefresh(provider: Provider, refreshToken: string, o
     res = await fetch(buildRefreshRequest(provider, refreshToken), { signal, redirect: "error" });
     text = await readBounded(res, signal);
   } catch (err) {
-    const timedOut = signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
+    const timedOut =
+      signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
     return { ok: false, permanent: false, reason: timedOut ? "timeout" : "network" };
   }
   const body = parseBody(text);
@@ -149,7 +157,8 @@ function parseBody(text: string): Record<string, unknown> | null {
   }
 }
 
-const shortString = (v: unknown, max: number) => (typeof v === "string" && v.length > 0 && v.length <= max ? v : undefined);
+const shortString = (v: unknown, max: number) =>
+  typeof v === "string" && v.length > 0 && v.length <= max ? v : undefined;
 
 function toTokens(body: Record<string, unknown>): RefreshedTokens | null {
   const accessToken = shortString(body.access_token, MAX_TOKEN_LENGTH);

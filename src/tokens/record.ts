@@ -12,7 +12,13 @@
  * key, ctx `oauth:<integration>:<userId>:<field>`) remain readable until a rotation re-seals them.
  */
 import type { AuditSink } from "../audit/types.ts";
-import { isTokenEnvelope, readEnvelopeHeader, readTokenEnvelopeHeader, tokenContext, type TokenField } from "../crypto/index.ts";
+import {
+  isTokenEnvelope,
+  readEnvelopeHeader,
+  readTokenEnvelopeHeader,
+  tokenContext,
+  type TokenField,
+} from "../crypto/index.ts";
 import type { OAuthToken } from "../db/generated/client.ts";
 import { DecryptionFailedError, KeyUnavailableError } from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
@@ -48,20 +54,31 @@ export async function sealTokens(
   rowVersion: number,
 ): Promise<SealedTokens> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const access = await keys.sealToken(plain.accessToken, { ctx: tokenContext(ids.integration, ids.userId, "access", rowVersion) });
+    const access = await keys.sealToken(plain.accessToken, {
+      ctx: tokenContext(ids.integration, ids.userId, "access", rowVersion),
+    });
     if (plain.refreshToken === null) return { accessToken: access.jwe, refreshToken: null, keyVersion: access.version };
-    const refresh = await keys.sealToken(plain.refreshToken, { ctx: tokenContext(ids.integration, ids.userId, "refresh", rowVersion) });
-    if (refresh.version === access.version) return { accessToken: access.jwe, refreshToken: refresh.jwe, keyVersion: access.version };
+    const refresh = await keys.sealToken(plain.refreshToken, {
+      ctx: tokenContext(ids.integration, ids.userId, "refresh", rowVersion),
+    });
+    if (refresh.version === access.version)
+      return { accessToken: access.jwe, refreshToken: refresh.jwe, keyVersion: access.version };
   }
   throw new Error("key version kept changing while sealing a token record");
 }
 
 /** What a field's envelope must name: this row, this field, this row version. */
-export function fieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version"> & { integrationCtx?: string | null }, field: TokenField): { ctx: string; legacyCtx: string } {
+export function fieldContexts(
+  row: Pick<TokenRow, "integration" | "userId" | "version"> & { integrationCtx?: string | null },
+  field: TokenField,
+): { ctx: string; legacyCtx: string } {
   // A row lower-cased by the lowercase_integrations migration keeps the spelling its ciphertexts
   // name in integrationCtx until it is re-sealed (every re-seal clears it).
   const integration = row.integrationCtx ?? row.integration;
-  return { ctx: tokenContext(integration, row.userId, field, Number(row.version)), legacyCtx: legacyTokenContext(integration, row.userId, field) };
+  return {
+    ctx: tokenContext(integration, row.userId, field, Number(row.version)),
+    legacyCtx: legacyTokenContext(integration, row.userId, field),
+  };
 }
 
 /** The master key version a stored value's header names (v2 `tok:<v>` or v1 envelope); DecryptionFailedError if malformed. */
@@ -75,9 +92,14 @@ export function envelopeKeyVersion(jwe: string): number {
  * could hide the row from rewrap and retirement), and its `version` a valid row version. Any
  * failure here is a DecryptionFailedError: the row as stored does not open.
  */
-export function checkedFieldContexts(row: Pick<TokenRow, "integration" | "userId" | "version" | "keyVersion"> & { integrationCtx?: string | null }, field: TokenField, jwe: string): { ctx: string; legacyCtx: string } {
+export function checkedFieldContexts(
+  row: Pick<TokenRow, "integration" | "userId" | "version" | "keyVersion"> & { integrationCtx?: string | null },
+  field: TokenField,
+  jwe: string,
+): { ctx: string; legacyCtx: string } {
   try {
-    if (envelopeKeyVersion(jwe) !== Number(row.keyVersion)) throw new Error("the envelope names another key version than the row's keyVersion");
+    if (envelopeKeyVersion(jwe) !== Number(row.keyVersion))
+      throw new Error("the envelope names another key version than the row's keyVersion");
     return fieldContexts(row, field);
   } catch (e) {
     throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
@@ -94,7 +116,9 @@ export function checkedFieldContexts(row: Pick<TokenRow, "integration" | "userId
  */
 export async function openField(
   deps: { keys: KeyService; audit: AuditSink },
-  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion" | "version"> & { integrationCtx?: string | null },
+  row: Pick<TokenRow, "integration" | "userId" | "accessToken" | "refreshToken" | "keyVersion" | "version"> & {
+    integrationCtx?: string | null;
+  },
   field: TokenField,
   actor: string,
   opts: { keyGoneRetryable?: boolean } = {},
@@ -106,7 +130,8 @@ export async function openField(
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (err) {
     if (!(err instanceof DecryptionFailedError) && !(err instanceof TypeError)) throw err;
-    if (opts.keyGoneRetryable && err instanceof DecryptionFailedError && err.cause instanceof KeyUnavailableError) throw err.cause;
+    if (opts.keyGoneRetryable && err instanceof DecryptionFailedError && err.cause instanceof KeyUnavailableError)
+      throw err.cause;
     await deps.audit.record({
       eventType: "DECRYPT_FAILED",
       actor,

@@ -12,7 +12,14 @@ import type { KeyService } from "../keys/types.ts";
 import type { Logger } from "../log.ts";
 import { claimForcedRefresh, releaseForcedRefresh } from "./forced.ts";
 import { createRefreshLock, LockTimeoutError, SingleFlight, type RefreshLock } from "./lock.ts";
-import { failureReason, providerFor, requestRefresh, type Provider, type RefreshFailureReason, type RefreshResult } from "./providers.ts";
+import {
+  failureReason,
+  providerFor,
+  requestRefresh,
+  type Provider,
+  type RefreshFailureReason,
+  type RefreshResult,
+} from "./providers.ts";
 import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
 
 /** A token is refreshed on read when it expires within this window. */
@@ -30,10 +37,15 @@ export type RefreshOutcome =
 
 /** Refresh states (README "Token lifecycle"). v1 rows may still say `refresh-failed` (= degraded). */
 export type RefreshState = "ok" | "degraded" | "needs-reauth";
-export const refreshState = (s: string): RefreshState => (s === "needs-reauth" ? "needs-reauth" : s === "ok" ? "ok" : "degraded");
+export const refreshState = (s: string): RefreshState =>
+  s === "needs-reauth" ? "needs-reauth" : s === "ok" ? "ok" : "degraded";
 
 /** Backoff after the n-th transient failure in a row: base·2^(n−1), capped, half of it random (equal jitter). */
-export function refreshBackoffMs(failures: number, opts: { baseMs: number; maxMs: number }, random: () => number = Math.random): number {
+export function refreshBackoffMs(
+  failures: number,
+  opts: { baseMs: number; maxMs: number },
+  random: () => number = Math.random,
+): number {
   const full = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
   return Math.round(full / 2 + random() * (full / 2));
 }
@@ -110,16 +122,22 @@ export class TokenRefresher {
     // Another process may have refreshed (or someone re-stored) while we waited for the lock.
     const locked = await db.prisma.oAuthToken.findUnique({ where: { id: seen.id } });
     if (!locked) throw new NotFoundError("token");
-    let row: TokenRow = locked;
+    const row: TokenRow = locked;
     if (newerThan(row, seen)) return { status: "refreshed", row };
     if (this.inBackoff(row, clock.now())) return backedOff(row);
     if (this.wants(row, clock.now())) return this.#refreshRow(row, actor);
     // Not due: only a forced caller that wins the claim (taken here, under the lock, after the
     // re-read) refreshes. A lost claim means a forced refresh within the interval: the row is fresh.
     if (!force || !this.canRefresh(row)) {
-      return { status: "failed", permanent: row.refreshStatus === "needs-reauth", reason: row.refreshStatus === "needs-reauth" ? "needs-reauth" : "not-refreshable", row };
+      return {
+        status: "failed",
+        permanent: row.refreshStatus === "needs-reauth",
+        reason: row.refreshStatus === "needs-reauth" ? "needs-reauth" : "not-refreshable",
+        row,
+      };
     }
-    if (!(await claimForcedRefresh(db, row.id))) return { status: "failed", permanent: false, reason: "forced-refresh-limited", row };
+    if (!(await claimForcedRefresh(db, row.id)))
+      return { status: "failed", permanent: false, reason: "forced-refresh-limited", row };
     let outcome: RefreshOutcome | undefined;
     try {
       outcome = await this.#refreshRow(row, actor);
@@ -139,7 +157,8 @@ export class TokenRefresher {
 
     const done = clock.now();
     const plain = { accessToken: result.tokens.accessToken, refreshToken: result.tokens.refreshToken ?? refreshToken };
-    const expiresAt = result.tokens.expiresInSeconds === undefined ? null : new Date(done + result.tokens.expiresInSeconds * 1000);
+    const expiresAt =
+      result.tokens.expiresInSeconds === undefined ? null : new Date(done + result.tokens.expiresInSeconds * 1000);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       // Sealed for the row version this write creates (so re-sealed after a CAS miss).
       // Deliberately not in the audit transaction: the provider has already rotated the refresh
@@ -186,7 +205,9 @@ export class TokenRefresher {
       const current: TokenRow | null = await db.prisma.oAuthToken.findUnique({ where: { id: row.id } });
       if (!current) throw new NotFoundError("token");
       if (contentChanged(current, row) || (await this.#otherGrant(current, refreshToken, actor))) {
-        this.#deps.log.info("token re-stored during refresh; keeping the stored one", { target: tokenTarget(row.integration, row.userId) });
+        this.#deps.log.info("token re-stored during refresh; keeping the stored one", {
+          target: tokenTarget(row.integration, row.userId),
+        });
         return { status: "refreshed", row: current };
       }
       row = current;
@@ -205,7 +226,12 @@ export class TokenRefresher {
    * backoff (failures in a row doubling it), permanent → `needs-reauth`. Audited with the typed
    * reason (and the provider's own code); a degraded → degraded failure is audited too.
    */
-  async #recordFailure(row: TokenRow, provider: Provider, result: Extract<RefreshResult, { ok: false }>, actor: string): Promise<RefreshOutcome> {
+  async #recordFailure(
+    row: TokenRow,
+    provider: Provider,
+    result: Extract<RefreshResult, { ok: false }>,
+    actor: string,
+  ): Promise<RefreshOutcome> {
     const now = this.#deps.clock.now();
     const reason = failureReason(result);
     const to: RefreshState = result.permanent ? "needs-reauth" : "degraded";
@@ -241,7 +267,12 @@ export class TokenRefresher {
         },
       }),
     });
-    this.#deps.log.warn("token refresh failed", { target: tokenTarget(row.integration, row.userId), provider: provider.name, reason, ...transition });
+    this.#deps.log.warn("token refresh failed", {
+      target: tokenTarget(row.integration, row.userId),
+      provider: provider.name,
+      reason,
+      ...transition,
+    });
     let latest = written[0];
     if (!latest) {
       // Re-stored meanwhile: the caller should get that newer token, not the one we failed on.
@@ -250,7 +281,13 @@ export class TokenRefresher {
       if (contentChanged(current, row)) return { status: "refreshed", row: current };
       latest = current;
     }
-    return { status: "failed", permanent: result.permanent, reason, row: latest, ...(nextRefreshAt ? { retryAt: nextRefreshAt.getTime() } : {}) };
+    return {
+      status: "failed",
+      permanent: result.permanent,
+      reason,
+      row: latest,
+      ...(nextRefreshAt ? { retryAt: nextRefreshAt.getTime() } : {}),
+    };
   }
 
   /**
@@ -273,7 +310,14 @@ export class TokenRefresher {
           actor,
           target: tokenTarget(row.integration, row.userId),
           success: false,
-          details: { integration: row.integration, userId: row.userId, from: refreshState(row.refreshStatus), to: "needs-reauth", reason, permanent: true },
+          details: {
+            integration: row.integration,
+            userId: row.userId,
+            from: refreshState(row.refreshStatus),
+            to: "needs-reauth",
+            reason,
+            permanent: true,
+          },
         }),
       });
     } catch (err) {
@@ -300,5 +344,7 @@ function contentChanged(current: TokenRow, before: TokenRow): boolean {
 
 /** The row now holds a token issued after the one the caller saw. */
 function newerThan(row: TokenRow, seen: TokenRow): boolean {
-  return row.issuedAt.getTime() > seen.issuedAt.getTime() || (row.version !== seen.version && contentChanged(row, seen));
+  return (
+    row.issuedAt.getTime() > seen.issuedAt.getTime() || (row.version !== seen.version && contentChanged(row, seen))
+  );
 }

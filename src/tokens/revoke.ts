@@ -62,14 +62,23 @@ export class TokenRevoker {
     if (client) {
       if (provider === "OAUTH2") {
         // RFC 7009 §2.1 authenticates the client as the token endpoint does (RFC 6749 §2.3.1: Basic).
-        headers.set("Authorization", `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString("base64")}`);
+        headers.set(
+          "Authorization",
+          `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString("base64")}`,
+        );
       } else {
         form.set("client_id", client.clientId);
         form.set("client_secret", client.clientSecret);
       }
     }
     try {
-      const res = await fetch(url, { method: "POST", headers, body: form.toString(), redirect: "error", signal: AbortSignal.timeout(this.#d.timeoutMs) });
+      const res = await fetch(url, {
+        method: "POST",
+        headers,
+        body: form.toString(),
+        redirect: "error",
+        signal: AbortSignal.timeout(this.#d.timeoutMs),
+      });
       const text = (await res.text()).slice(0, 4096);
       if (res.status === 200) return { outcome: "revoked", provider, tokenTypeHint };
       let code: string | undefined;
@@ -80,16 +89,26 @@ export class TokenRevoker {
         /* not JSON */
       }
       // Google answers an already revoked or expired token with 400 invalid_token: it is gone either way.
-      if (res.status === 400 && code === "invalid_token") return { outcome: "revoked", provider, tokenTypeHint, reason: code };
+      if (res.status === 400 && code === "invalid_token")
+        return { outcome: "revoked", provider, tokenTypeHint, reason: code };
       return this.#failed(row, { outcome: "failed", provider, tokenTypeHint, reason: code ?? `http_${res.status}` });
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-      return this.#failed(row, { outcome: "failed", provider, tokenTypeHint, reason: timedOut ? "timeout" : "network" });
+      return this.#failed(row, {
+        outcome: "failed",
+        provider,
+        tokenTypeHint,
+        reason: timedOut ? "timeout" : "network",
+      });
     }
   }
 
   #failed(row: TokenRow, r: Revocation): Revocation {
-    this.#d.log.warn("token revocation at the provider failed", { target: tokenTarget(row.integration, row.userId), provider: r.provider, reason: r.reason });
+    this.#d.log.warn("token revocation at the provider failed", {
+      target: tokenTarget(row.integration, row.userId),
+      provider: r.provider,
+      reason: r.reason,
+    });
     return r;
   }
 }

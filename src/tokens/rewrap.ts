@@ -69,7 +69,9 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
     },
 
     async countLegacy(client: SqlClient = prisma) {
-      const rows = await client.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM "oauth_tokens" WHERE ${LEGACY_SQL}`);
+      const rows = await client.$queryRawUnsafe<{ n: number }[]>(
+        `SELECT count(*)::int AS n FROM "oauth_tokens" WHERE ${LEGACY_SQL}`,
+      );
       return Number(rows[0]?.n ?? 0);
     },
 
@@ -123,7 +125,12 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
       actor: REWRAP_ACTOR,
       target: tokenTarget(row.integration, row.userId),
       success: false,
-      details: { field: f.field ?? null, keyVersion: Number(row.keyVersion), rowVersion: Number(row.version), during: "rewrap" },
+      details: {
+        field: f.field ?? null,
+        keyVersion: Number(row.keyVersion),
+        rowVersion: Number(row.version),
+        during: "rewrap",
+      },
     });
   }
 
@@ -135,20 +142,26 @@ export function oauthTokenRewrappable(db: Database, audit?: AuditSink): Rewrappa
   async function write(sealed: Resealed[]): Promise<number> {
     if (sealed.length === 0) return 0;
     // Locks in id order first, as the lastUsed flush does, so concurrent multi-row writers never deadlock.
-    return prisma.$transaction(async (tx) => {
-      await tx.$queryRawUnsafe(`SELECT 1 FROM "oauth_tokens" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR UPDATE`, sealed.map((r) => r.id));
-      return tx.$executeRawUnsafe(
-      `UPDATE "oauth_tokens" AS t
+    return prisma.$transaction(
+      async (tx) => {
+        await tx.$queryRawUnsafe(
+          `SELECT 1 FROM "oauth_tokens" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR UPDATE`,
+          sealed.map((r) => r.id),
+        );
+        return tx.$executeRawUnsafe(
+          `UPDATE "oauth_tokens" AS t
           SET "accessToken" = v.a, "refreshToken" = v.r, "keyVersion" = v.kv, "version" = t."version" + 1, "integrationCtx" = NULL
          FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[]) AS v(id, old, a, r, kv)
         WHERE t."id" = v.id AND t."version" = v.old`,
-      sealed.map((r) => r.id),
-      sealed.map((r) => r.oldRowVersion),
-      sealed.map((r) => r.access),
-      sealed.map((r) => r.refresh),
-      sealed.map((r) => r.keyVersion),
-      );
-    }, { maxWait: 10_000, timeout: 30_000 });
+          sealed.map((r) => r.id),
+          sealed.map((r) => r.oldRowVersion),
+          sealed.map((r) => r.access),
+          sealed.map((r) => r.refresh),
+          sealed.map((r) => r.keyVersion),
+        );
+      },
+      { maxWait: 10_000, timeout: 30_000 },
+    );
   }
 }
 
@@ -164,11 +177,18 @@ interface Resealed {
 }
 
 function request(row: Row, field: TokenField, jwe: string): TokenResealRequest {
-  return { jwe, ...fieldContexts(row, field), newCtx: tokenContext(row.integration, row.userId, field, Number(row.version) + 1) };
+  return {
+    jwe,
+    ...fieldContexts(row, field),
+    newCtx: tokenContext(row.integration, row.userId, field, Number(row.version) + 1),
+  };
 }
 
 /** Both fields of every row in one `resealTokens` call, so they all land on one version. */
-async function resealChunk(keys: KeyService, all: Row[]): Promise<{ sealed: Resealed[]; failed: Array<FailedRecord & { row: Row }> }> {
+async function resealChunk(
+  keys: KeyService,
+  all: Row[],
+): Promise<{ sealed: Resealed[]; failed: Array<FailedRecord & { row: Row }> }> {
   const items: TokenResealRequest[] = [];
   const failed: Array<FailedRecord & { row: Row }> = [];
   const rows: Row[] = [];
@@ -176,7 +196,10 @@ async function resealChunk(keys: KeyService, all: Row[]): Promise<{ sealed: Rese
     // A row whose bookkeeping is bad (e.g. a `version` no ctx can name) does not open: failed, skipped.
     let reqs: TokenResealRequest[];
     try {
-      reqs = [request(row, "access", row.accessToken), ...(row.refreshToken !== null ? [request(row, "refresh", row.refreshToken)] : [])];
+      reqs = [
+        request(row, "access", row.accessToken),
+        ...(row.refreshToken !== null ? [request(row, "refresh", row.refreshToken)] : []),
+      ];
     } catch {
       failed.push({ id: row.id, label: tokenTarget(row.integration, row.userId), field: "access", row });
       continue;

@@ -78,7 +78,9 @@ export const ReadTokenQuerySchema = z.strictObject({
   refresh: z
     .enum(["auto", "never", "force"], { error: 'refresh must be "auto", "never" or "force"' })
     .default("auto")
-    .describe("auto (default): refresh first when the token expires within 5 minutes; force: refresh now (e.g. the provider rejected the access token); never: return what is stored"),
+    .describe(
+      "auto (default): refresh first when the token expires within 5 minutes; force: refresh now (e.g. the provider rejected the access token); never: return what is stored",
+    ),
   purpose: purposeParam,
 });
 
@@ -87,7 +89,9 @@ export const StatusQuerySchema = z.strictObject({ purpose: purposeParam });
 export const ListTokensQuerySchema = z.strictObject({
   userId: identifier("userId").optional(),
   integration: integrationName().optional(),
-  purpose: purposeParam.describe("Purpose each record is judged with (purpose policies); the X-Purpose header is the alternative"),
+  purpose: purposeParam.describe(
+    "Purpose each record is judged with (purpose policies); the X-Purpose header is the alternative",
+  ),
   limit: z.coerce
     .number({ error: "limit must be a number" })
     .int({ error: "limit must be a whole number" })

@@ -7,7 +7,15 @@ import type { Principal } from "../access/principal.ts";
 import type { AuditSink } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
-import { ChronoError, ConflictError, KeyUnavailableError, NotFoundError, ReauthRequiredError, RefreshBackoffError, UpstreamError } from "../errors.ts";
+import {
+  ChronoError,
+  ConflictError,
+  KeyUnavailableError,
+  NotFoundError,
+  ReauthRequiredError,
+  RefreshBackoffError,
+  UpstreamError,
+} from "../errors.ts";
 import type { KeyService } from "../keys/types.ts";
 import type { Logger } from "../log.ts";
 import { LastUsedTracker } from "./last-used.ts";
@@ -104,7 +112,12 @@ export class TokenVault {
   }
 
   /** PUT semantics: creates or wholly replaces the record (refresh status reset, version bumped). */
-  async store(principal: Principal, key: TokenKey, body: StoreTokenBody, meta: { ipAddress: string | null; userAgent: string | null }): Promise<{ created: boolean; token: TokenMetadata }> {
+  async store(
+    principal: Principal,
+    key: TokenKey,
+    body: StoreTokenBody,
+    meta: { ipAddress: string | null; userAgent: string | null },
+  ): Promise<{ created: boolean; token: TokenMetadata }> {
     const now = this.#d.clock.now();
     const at = new Date(now);
     const expiresAt = body.expiresAt === undefined ? null : new Date(body.expiresAt);
@@ -115,7 +128,10 @@ export class TokenVault {
     let row: (TokenRow & { inserted: boolean }) | undefined;
     let sealed: Awaited<ReturnType<typeof sealTokens>> | undefined;
     for (let attempt = 0; attempt < STORE_ATTEMPTS && !row; attempt++) {
-      const cur = await this.#d.db.prisma.oAuthToken.findUnique({ where: { userId_integration: { userId: key.userId, integration: key.integration } }, select: { version: true } });
+      const cur = await this.#d.db.prisma.oAuthToken.findUnique({
+        where: { userId_integration: { userId: key.userId, integration: key.integration } },
+        select: { version: true },
+      });
       const prev = cur ? Number(cur.version) : 0;
       const s = (sealed = await sealTokens(this.#d.keys, key, plain, prev + 1));
       try {
@@ -145,7 +161,14 @@ export class TokenVault {
             target: tokenTarget(key.integration, key.userId),
             success: true,
             // issuedAt names this very write (the row keeps it until the next PUT), pairing row and audit row.
-            details: { created: row.inserted, withRefresh: s.refreshToken !== null, expiresAt: iso(expiresAt), issuedAt: at.toISOString(), keyVersion: s.keyVersion, ipAddress: meta.ipAddress },
+            details: {
+              created: row.inserted,
+              withRefresh: s.refreshToken !== null,
+              expiresAt: iso(expiresAt),
+              issuedAt: at.toISOString(),
+              keyVersion: s.keyVersion,
+              ipAddress: meta.ipAddress,
+            },
           }),
         });
       } catch (err) {
@@ -163,7 +186,11 @@ export class TokenVault {
    * releasing it), saving a round trip; its outcome, found or not, is looked at only after the
    * decision resolved and allowed the read, so a denial or a failed audit write always wins.
    */
-  async read(principal: Principal, key: TokenKey, opts: { refresh: "auto" | "never" | "force"; purpose?: string }): Promise<TokenReadResult> {
+  async read(
+    principal: Principal,
+    key: TokenKey,
+    opts: { refresh: "auto" | "never" | "force"; purpose?: string },
+  ): Promise<TokenReadResult> {
     const { refresher, clock } = this.#d;
     const now = clock.now();
     let row = await this.#decidedRow(principal, key, now, opts.purpose);
@@ -186,16 +213,31 @@ export class TokenVault {
         plain = outcome.plain;
       } else if (!isUnexpired(row, clock.now())) {
         if (outcome.permanent) throw reauthError(key, "the provider refused the refresh token");
-        const retryAfterSeconds = Math.max(1, Math.ceil(((outcome.retryAt ?? clock.now() + 1000) - clock.now()) / 1000));
+        const retryAfterSeconds = Math.max(
+          1,
+          Math.ceil(((outcome.retryAt ?? clock.now() + 1000) - clock.now()) / 1000),
+        );
         if (outcome.reason === "backoff") {
-          throw new RefreshBackoffError(`the token has expired and its provider failed recently; the next refresh attempt is in ${retryAfterSeconds} s`, retryAfterSeconds);
+          throw new RefreshBackoffError(
+            `the token has expired and its provider failed recently; the next refresh attempt is in ${retryAfterSeconds} s`,
+            retryAfterSeconds,
+          );
         }
-        throw new UpstreamError("the token has expired and the provider could not refresh it just now; retry later", { reason: outcome.reason }, retryAfterSeconds);
+        throw new UpstreamError(
+          "the token has expired and the provider could not refresh it just now; retry later",
+          { reason: outcome.reason },
+          retryAfterSeconds,
+        );
       }
     } else if (opts.refresh !== "never" && !isUnexpired(row, now)) {
       // Expired with no refresh token: a state of its own (needs-reauth, audited once), not just an error.
       if (row.refreshToken === null) await refresher.markNeedsReauth(row, principal.requesterId, "no_refresh_token");
-      throw reauthError(key, row.refreshStatus === "needs-reauth" ? "the provider refused the refresh token" : "the token has expired and cannot be refreshed");
+      throw reauthError(
+        key,
+        row.refreshStatus === "needs-reauth"
+          ? "the provider refused the refresh token"
+          : "the token has expired and cannot be refreshed",
+      );
     }
 
     const accessToken = plain?.accessToken ?? (await this.#open(row, principal.requesterId, false)).accessToken;
@@ -228,7 +270,11 @@ export class TokenVault {
       actor: principal.requesterId,
       target: tokenTarget(row.integration, row.userId),
       success: true,
-      details: { withRefresh: plain.refreshToken !== null, keyVersion: row.keyVersion, rowVersion: Number(row.version) },
+      details: {
+        withRefresh: plain.refreshToken !== null,
+        keyVersion: row.keyVersion,
+        rowVersion: Number(row.version),
+      },
     });
     return {
       integration: row.integration,
@@ -259,7 +305,12 @@ export class TokenVault {
       timeRange: { start: now, end: now },
       ...(purpose ? { purpose } : {}),
     });
-    if (!decision.allowed) throw new TokenAccessDeniedError(decision.reason, { accessRequestId, policyId: decision.policyId, denialCode: decision.code });
+    if (!decision.allowed)
+      throw new TokenAccessDeniedError(decision.reason, {
+        accessRequestId,
+        policyId: decision.policyId,
+        denialCode: decision.code,
+      });
     const first = await fetched;
     if (first.err !== undefined) throw first.err;
     if (!first.row) throw new NotFoundError("token");
@@ -277,21 +328,44 @@ export class TokenVault {
    * TOKEN_DELETED row (with the revocation outcome) commit together. A provider failure does not
    * keep the record unless `revoke` is "required" (then 502, nothing deleted, a failed row).
    */
-  async delete(principal: Principal, key: TokenKey, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ revocation: Revocation | null }> {
+  async delete(
+    principal: Principal,
+    key: TokenKey,
+    opts: { revoke?: Exclude<RevokeMode, "skip"> } = {},
+  ): Promise<{ revocation: Revocation | null }> {
     const row = await this.#find(key);
     const target = tokenTarget(key.integration, key.userId);
-    const revocation = this.#d.revoker ? await this.#d.revoker.revoke(row, principal.requesterId, opts.revoke ?? "best-effort") : null;
+    const revocation = this.#d.revoker
+      ? await this.#d.revoker.revoke(row, principal.requesterId, opts.revoke ?? "best-effort")
+      : null;
     if (opts.revoke === "required" && revocation?.outcome === "failed") {
-      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: false, details: { integration: key.integration, userId: key.userId, count: 0, kept: true, revocation } });
-      throw new UpstreamError("the provider did not confirm the revocation, so the record was kept (revoke=required); retry later", { revocation });
+      await this.#d.audit.record({
+        eventType: "TOKEN_DELETED",
+        actor: principal.requesterId,
+        target,
+        success: false,
+        details: { integration: key.integration, userId: key.userId, count: 0, kept: true, revocation },
+      });
+      throw new UpstreamError(
+        "the provider did not confirm the revocation, so the record was kept (revoke=required); retry later",
+        { revocation },
+      );
     }
     await this.#d.audit.apply({
       change: async (tx) => {
-        const { count } = await tx.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
+        const { count } = await tx.oAuthToken.deleteMany({
+          where: { userId: key.userId, integration: key.integration },
+        });
         if (count === 0) throw new NotFoundError("token");
         return count;
       },
-      event: (count) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target, success: true, details: { integration: key.integration, userId: key.userId, count, revocation } }),
+      event: (count) => ({
+        eventType: "TOKEN_DELETED",
+        actor: principal.requesterId,
+        target,
+        success: true,
+        details: { integration: key.integration, userId: key.userId, count, revocation },
+      }),
     });
     return { revocation };
   }
@@ -301,21 +375,47 @@ export class TokenVault {
    * matched. Each record is revoked at its provider first (concurrently), as `delete` does; the
    * delete and its row commit together.
    */
-  async deleteAllForUser(principal: Principal, userId: string, opts: { revoke?: Exclude<RevokeMode, "skip"> } = {}): Promise<{ deleted: number; integrations: string[]; revocations: Array<Revocation & { integration: string }> }> {
+  async deleteAllForUser(
+    principal: Principal,
+    userId: string,
+    opts: { revoke?: Exclude<RevokeMode, "skip"> } = {},
+  ): Promise<{ deleted: number; integrations: string[]; revocations: Array<Revocation & { integration: string }> }> {
     const { revoker } = this.#d;
     const existing = revoker ? await this.#d.db.prisma.oAuthToken.findMany({ where: { userId } }) : [];
-    const revocations = await Promise.all(existing.map(async (row) => ({ integration: row.integration, ...(await revoker!.revoke(row, principal.requesterId, opts.revoke ?? "best-effort")) })));
+    const revocations = await Promise.all(
+      existing.map(async (row) => ({
+        integration: row.integration,
+        ...(await revoker!.revoke(row, principal.requesterId, opts.revoke ?? "best-effort")),
+      })),
+    );
     revocations.sort((x, y) => x.integration.localeCompare(y.integration));
     if (opts.revoke === "required" && revocations.some((r) => r.outcome === "failed")) {
-      await this.#d.audit.record({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: false, details: { userId, count: 0, kept: true, revocations } });
-      throw new UpstreamError("a provider did not confirm a revocation, so the records were kept (revoke=required); retry later", { revocations });
+      await this.#d.audit.record({
+        eventType: "TOKEN_DELETED",
+        actor: principal.requesterId,
+        target: `user:${userId}`,
+        success: false,
+        details: { userId, count: 0, kept: true, revocations },
+      });
+      throw new UpstreamError(
+        "a provider did not confirm a revocation, so the records were kept (revoke=required); retry later",
+        { revocations },
+      );
     }
     const integrations = await this.#d.audit.apply({
       change: async (tx) => {
-        const rows = await tx.$queryRaw<Array<{ integration: string }>>`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
+        const rows = await tx.$queryRaw<
+          Array<{ integration: string }>
+        >`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
         return rows.map((r) => r.integration).sort();
       },
-      event: (integrations) => ({ eventType: "TOKEN_DELETED", actor: principal.requesterId, target: `user:${userId}`, success: true, details: { userId, count: integrations.length, integrations, revocations } }),
+      event: (integrations) => ({
+        eventType: "TOKEN_DELETED",
+        actor: principal.requesterId,
+        target: `user:${userId}`,
+        success: true,
+        details: { userId, count: integrations.length, integrations, revocations },
+      }),
     });
     return { deleted: integrations.length, integrations, revocations };
   }
@@ -327,7 +427,10 @@ export class TokenVault {
    * (filter, count). A page holds `limit` admitted items unless the rows end; nextCursor is the id
    * of the page's last (admitted) item, never of a row the caller was denied.
    */
-  async list(principal: Principal, q: ListTokensQuery & { purpose?: string }): Promise<{ items: TokenMetadata[]; nextCursor: string | null }> {
+  async list(
+    principal: Principal,
+    q: ListTokensQuery & { purpose?: string },
+  ): Promise<{ items: TokenMetadata[]; nextCursor: string | null }> {
     const now = this.#d.clock.now();
     const who = { requesterId: principal.requesterId, department: principal.department };
     const allowed = (r: TokenRow) =>
@@ -346,7 +449,11 @@ export class TokenVault {
     let examined = 0;
     for (;;) {
       const rows = await this.#d.db.prisma.oAuthToken.findMany({
-        where: { ...(q.userId ? { userId: q.userId } : {}), ...(q.integration ? { integration: q.integration } : {}), ...(after ? { id: { gt: after } } : {}) },
+        where: {
+          ...(q.userId ? { userId: q.userId } : {}),
+          ...(q.integration ? { integration: q.integration } : {}),
+          ...(after ? { id: { gt: after } } : {}),
+        },
         orderBy: { id: "asc" },
         take: chunk,
       });
@@ -363,9 +470,22 @@ export class TokenVault {
       actor: principal.requesterId,
       target: "tokens",
       success: true,
-      details: { filter: { userId: q.userId ?? null, integration: q.integration ?? null, cursor: q.cursor ?? null, limit: q.limit }, count: page.length, examined, keyId: principal.keyId },
+      details: {
+        filter: {
+          userId: q.userId ?? null,
+          integration: q.integration ?? null,
+          cursor: q.cursor ?? null,
+          limit: q.limit,
+        },
+        count: page.length,
+        examined,
+        keyId: principal.keyId,
+      },
     });
-    return { items: page.map((r) => this.#metadata(r, now)), nextCursor: admitted.length > q.limit ? page.at(-1)!.id : null };
+    return {
+      items: page.map((r) => this.#metadata(r, now)),
+      nextCursor: admitted.length > q.limit ? page.at(-1)!.id : null,
+    };
   }
 
   async close(): Promise<void> {
@@ -379,14 +499,20 @@ export class TokenVault {
   }
 
   #findOrNull(key: TokenKey): Promise<TokenRow | null> {
-    return this.#d.db.prisma.oAuthToken.findUnique({ where: { userId_integration: { userId: key.userId, integration: key.integration } } });
+    return this.#d.db.prisma.oAuthToken.findUnique({
+      where: { userId_integration: { userId: key.userId, integration: key.integration } },
+    });
   }
 
   /**
    * Opens both fields of whatever version the row names. If a key rotation re-sealed the row and
    * retired the old version between our SELECT and the open, read the row again once.
    */
-  async #open(row: TokenRow, actor: string, withRefresh: boolean): Promise<{ accessToken: string; refreshToken: string | null }> {
+  async #open(
+    row: TokenRow,
+    actor: string,
+    withRefresh: boolean,
+  ): Promise<{ accessToken: string; refreshToken: string | null }> {
     for (let attempt = 0; ; attempt++) {
       try {
         // KeyService.openToken reports a retired version as DecryptionFailedError (cause KeyUnavailableError);
@@ -434,7 +560,9 @@ export class TokenVault {
   #status(row: TokenRow, now: number): TokenStatus {
     if (row.refreshStatus === "needs-reauth") return "needs-reauth";
     if (isUnexpired(row, now)) return "valid";
-    return row.refreshToken !== null && this.#d.refresher.provider(row.integration) !== null ? "expired" : "needs-reauth";
+    return row.refreshToken !== null && this.#d.refresher.provider(row.integration) !== null
+      ? "expired"
+      : "needs-reauth";
   }
 }
 
@@ -443,7 +571,10 @@ function isUnexpired(row: Pick<TokenRow, "expiresAt">, now: number): boolean {
 }
 
 function reauthError(key: TokenKey, why: string): ReauthRequiredError {
-  return new ReauthRequiredError(`${why}: the user must re-authenticate with ${key.integration} and the new token be stored again`, { integration: key.integration, userId: key.userId });
+  return new ReauthRequiredError(
+    `${why}: the user must re-authenticate with ${key.integration} and the new token be stored again`,
+    { integration: key.integration, userId: key.userId },
+  );
 }
 
 /** The compare-and-set of a store missed (a concurrent write): seal again for the new row version. */

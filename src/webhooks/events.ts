@@ -8,7 +8,14 @@
 import type { Prisma } from "../db/generated/client.ts";
 import { isSecretKeyName } from "../audit/event-guard.ts";
 
-export const WEBHOOK_EVENT_TYPES = ["token.degraded", "token.needs_reauth", "token.recovered", "token.deleted", "key.rotated", "audit.verify_failed"] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  "token.degraded",
+  "token.needs_reauth",
+  "token.recovered",
+  "token.deleted",
+  "key.rotated",
+  "audit.verify_failed",
+] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 export interface WebhookEvent {
@@ -26,7 +33,8 @@ export function webhookPayload(e: WebhookEvent): string {
 }
 
 function assertNoSecrets(data: Record<string, unknown>): void {
-  for (const k of Object.keys(data)) if (isSecretKeyName(k)) throw new TypeError(`webhook payload: secret-named key ${k}`);
+  for (const k of Object.keys(data))
+    if (isSecretKeyName(k)) throw new TypeError(`webhook payload: secret-named key ${k}`);
 }
 
 /** The audit row fields an event is derived from. */
@@ -42,23 +50,48 @@ const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
 
 /** Which refresh states are which event (`refresh-failed` is the v1 name of `degraded`). */
-const STATE_EVENTS: Record<string, WebhookEventType> = { degraded: "token.degraded", "refresh-failed": "token.degraded", "needs-reauth": "token.needs_reauth" };
+const STATE_EVENTS: Record<string, WebhookEventType> = {
+  degraded: "token.degraded",
+  "refresh-failed": "token.degraded",
+  "needs-reauth": "token.needs_reauth",
+};
 
 export function eventsFromAuditRow(row: AuditRowForEvents): WebhookEvent[] {
   const d = row.details;
-  const createdAt = new Date(Number(row.timestamp instanceof Date ? row.timestamp.getTime() : row.timestamp)).toISOString();
-  const make = (type: WebhookEventType, data: WebhookEvent["data"], n = 0): WebhookEvent => ({ id: eventId(row.id, n), type, createdAt, data });
+  const createdAt = new Date(
+    Number(row.timestamp instanceof Date ? row.timestamp.getTime() : row.timestamp),
+  ).toISOString();
+  const make = (type: WebhookEventType, data: WebhookEvent["data"], n = 0): WebhookEvent => ({
+    id: eventId(row.id, n),
+    type,
+    createdAt,
+    data,
+  });
   switch (row.eventType) {
     case "TOKEN_DELETED": {
       if (!row.success) return [];
       if (typeof d.integration === "string") {
         const revocation = (d.revocation as { outcome?: unknown } | null | undefined)?.outcome;
-        return [make("token.deleted", { integration: d.integration, userId: str(d.userId), revocation: str(revocation) })];
+        return [
+          make("token.deleted", { integration: d.integration, userId: str(d.userId), revocation: str(revocation) }),
+        ];
       }
-      const revocations = Array.isArray(d.revocations) ? (d.revocations as Array<{ integration?: unknown; outcome?: unknown }>) : [];
-      const integrations = Array.isArray(d.integrations) ? (d.integrations as unknown[]).filter((x): x is string => typeof x === "string") : [];
+      const revocations = Array.isArray(d.revocations)
+        ? (d.revocations as Array<{ integration?: unknown; outcome?: unknown }>)
+        : [];
+      const integrations = Array.isArray(d.integrations)
+        ? (d.integrations as unknown[]).filter((x): x is string => typeof x === "string")
+        : [];
       return integrations.map((integration, i) =>
-        make("token.deleted", { integration, userId: str(d.userId), revocation: str(revocations.find((r) => r.integration === integration)?.outcome) }, i),
+        make(
+          "token.deleted",
+          {
+            integration,
+            userId: str(d.userId),
+            revocation: str(revocations.find((r) => r.integration === integration)?.outcome),
+          },
+          i,
+        ),
       );
     }
     case "TOKEN_REFRESH_FAILED": {
@@ -66,7 +99,16 @@ export function eventsFromAuditRow(row: AuditRowForEvents): WebhookEvent[] {
       const to = str(d.to);
       const type = to ? STATE_EVENTS[to] : undefined;
       if (!type || from === to || typeof d.integration !== "string") return [];
-      return [make(type, { integration: d.integration, userId: str(d.userId), from, to, reason: str(d.reason), retryAt: str(d.retryAt) })];
+      return [
+        make(type, {
+          integration: d.integration,
+          userId: str(d.userId),
+          from,
+          to,
+          reason: str(d.reason),
+          retryAt: str(d.retryAt),
+        }),
+      ];
     }
     case "TOKEN_REFRESHED": {
       const from = str(d.from);
@@ -91,7 +133,10 @@ function eventId(auditRowId: string, n: number): string {
  * Inserts one pending delivery per (event, enabled webhook subscribed to its type), in `tx`.
  * One statement whatever the number of events and webhooks; nothing when there are no events.
  */
-export async function enqueueWebhookEvents(tx: Pick<Prisma.TransactionClient, "$executeRaw">, events: WebhookEvent[]): Promise<void> {
+export async function enqueueWebhookEvents(
+  tx: Pick<Prisma.TransactionClient, "$executeRaw">,
+  events: WebhookEvent[],
+): Promise<void> {
   if (events.length === 0) return;
   const ids = events.map((e) => e.id);
   const types = events.map((e) => e.type);

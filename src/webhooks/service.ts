@@ -23,7 +23,13 @@ export interface WebhookView {
   enabled: boolean;
   createdAt: string;
   createdBy: string;
-  deliveries: { pending: number; delivered: number; failed: number; lastDeliveredAt: string | null; lastError: string | null };
+  deliveries: {
+    pending: number;
+    delivered: number;
+    failed: number;
+    lastDeliveredAt: string | null;
+    lastError: string | null;
+  };
 }
 
 export interface DeliveryView {
@@ -66,7 +72,10 @@ export class WebhookService {
     this.#d = deps;
   }
 
-  async create(actor: string, input: { url: string; events: WebhookEventType[]; description?: string }): Promise<WebhookView & { secret: string }> {
+  async create(
+    actor: string,
+    input: { url: string; events: WebhookEventType[]; description?: string },
+  ): Promise<WebhookView & { secret: string }> {
     const id = Bun.randomUUIDv7();
     const secret = generateWebhookSecret();
     const sealed = sealWebhookSecret(this.#d.secretKey, id, secret);
@@ -85,7 +94,13 @@ export class WebhookService {
             createdAt: new Date(this.#d.clock.now()),
           },
         }),
-      event: (row) => ({ eventType: "WEBHOOK_CREATED", actor, target: `webhook:${id}`, success: true, details: { host: new URL(row.url).host, events: row.events } }),
+      event: (row) => ({
+        eventType: "WEBHOOK_CREATED",
+        actor,
+        target: `webhook:${id}`,
+        success: true,
+        details: { host: new URL(row.url).host, events: row.events },
+      }),
     });
     return { ...(await this.#view(row)), secret };
   }
@@ -103,12 +118,19 @@ export class WebhookService {
         await tx.webhook.deleteMany({ where: { id } });
         return rows[0]!.url;
       },
-      event: (url) => ({ eventType: "WEBHOOK_DELETED", actor, target: `webhook:${id}`, success: true, details: { host: new URL(url).host } }),
+      event: (url) => ({
+        eventType: "WEBHOOK_DELETED",
+        actor,
+        target: `webhook:${id}`,
+        success: true,
+        details: { host: new URL(url).host },
+      }),
     });
   }
 
   async deliveries(id: string, q: { status?: string; limit: number }): Promise<DeliveryView[]> {
-    if (!(await this.#d.db.prisma.webhook.findUnique({ where: { id }, select: { id: true } }))) throw new NotFoundError("webhook");
+    if (!(await this.#d.db.prisma.webhook.findUnique({ where: { id }, select: { id: true } })))
+      throw new NotFoundError("webhook");
     const rows = await this.#d.db.prisma.webhookDelivery.findMany({
       where: { webhookId: id, ...(q.status ? { status: q.status } : {}) },
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
@@ -135,14 +157,23 @@ export class WebhookService {
   }
 
   /** A failed audit verification becomes one audit.verify_failed event (what failed where; no row contents). */
-  async verified(r: { valid: boolean; checked?: number; firstInvalid?: { seq?: number; chainId?: string; reason?: string } }): Promise<void> {
+  async verified(r: {
+    valid: boolean;
+    checked?: number;
+    firstInvalid?: { seq?: number; chainId?: string; reason?: string };
+  }): Promise<void> {
     if (r.valid) return;
     await this.emit([
       {
         id: Bun.randomUUIDv7(),
         type: "audit.verify_failed",
         createdAt: new Date(this.#d.clock.now()).toISOString(),
-        data: { checked: r.checked ?? null, chainId: r.firstInvalid?.chainId ?? null, seq: r.firstInvalid?.seq ?? null, reason: r.firstInvalid?.reason ?? null },
+        data: {
+          checked: r.checked ?? null,
+          chainId: r.firstInvalid?.chainId ?? null,
+          seq: r.firstInvalid?.seq ?? null,
+          reason: r.firstInvalid?.reason ?? null,
+        },
       },
     ]);
   }
@@ -151,7 +182,8 @@ export class WebhookService {
   start(): void {
     if (this.#d.config.pollMs === 0 || this.#timer) return;
     this.#timer = setInterval(() => {
-      if (!this.#running) void this.deliverDue().catch((err: unknown) => this.#d.log.warn("webhook delivery round failed", { err }));
+      if (!this.#running)
+        void this.deliverDue().catch((err: unknown) => this.#d.log.warn("webhook delivery round failed", { err }));
     }, this.#d.config.pollMs);
     this.#timer.unref?.();
   }
@@ -174,7 +206,9 @@ export class WebhookService {
     const { db, clock } = this.#d;
     const now = clock.now();
     const leaseUntil = new Date(now + this.#d.config.timeoutMs * 2 + 5_000);
-    const claimed = await db.prisma.$queryRaw<Array<{ id: string; webhookId: string; eventId: string; eventType: string; payload: string; attempts: number }>>`
+    const claimed = await db.prisma.$queryRaw<
+      Array<{ id: string; webhookId: string; eventId: string; eventType: string; payload: string; attempts: number }>
+    >`
       UPDATE webhook_deliveries d SET "claimedUntil" = ${leaseUntil}
        WHERE d.id IN (
          SELECT id FROM webhook_deliveries
@@ -184,7 +218,11 @@ export class WebhookService {
           FOR UPDATE SKIP LOCKED)
       RETURNING d.id, d."webhookId", d."eventId", d."eventType", d.payload, d.attempts`;
     if (claimed.length === 0) return 0;
-    const hooks = new Map((await db.prisma.webhook.findMany({ where: { id: { in: [...new Set(claimed.map((c) => c.webhookId))] } } })).map((w) => [w.id, w]));
+    const hooks = new Map(
+      (await db.prisma.webhook.findMany({ where: { id: { in: [...new Set(claimed.map((c) => c.webhookId))] } } })).map(
+        (w) => [w.id, w],
+      ),
+    );
     await Promise.all(
       claimed.map(async (d) => {
         const hook = hooks.get(d.webhookId);
@@ -196,7 +234,10 @@ export class WebhookService {
     return claimed.length;
   }
 
-  async #send(hook: { id: string; url: string; secretEncrypted: string }, d: { id: string; eventId: string; eventType: string; payload: string }): Promise<{ ok: boolean; status: number | null; error: string | null }> {
+  async #send(
+    hook: { id: string; url: string; secretEncrypted: string },
+    d: { id: string; eventId: string; eventType: string; payload: string },
+  ): Promise<{ ok: boolean; status: number | null; error: string | null }> {
     let secret: string;
     try {
       secret = openWebhookSecret(this.#d.secretKey, hook.id, hook.secretEncrypted);
@@ -221,14 +262,19 @@ export class WebhookService {
         body: d.payload,
       });
       await res.body?.cancel().catch(() => {});
-      return res.status >= 200 && res.status < 300 ? { ok: true, status: res.status, error: null } : { ok: false, status: res.status, error: `HTTP ${res.status}` };
+      return res.status >= 200 && res.status < 300
+        ? { ok: true, status: res.status, error: null }
+        : { ok: false, status: res.status, error: `HTTP ${res.status}` };
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
       return { ok: false, status: null, error: timedOut ? "timeout" : "connection failed" };
     }
   }
 
-  async #record(d: { id: string; attempts: number }, o: { ok: boolean; status: number | null; error: string | null }): Promise<void> {
+  async #record(
+    d: { id: string; attempts: number },
+    o: { ok: boolean; status: number | null; error: string | null },
+  ): Promise<void> {
     const now = this.#d.clock.now();
     const attempts = d.attempts + 1;
     const { maxAttempts } = this.#d.config;
@@ -254,11 +300,29 @@ export class WebhookService {
     return Math.round(full / 2 + (this.#d.random ?? Math.random)() * (full / 2));
   }
 
-  async #view(r: { id: string; url: string; events: string[]; description: string | null; enabled: boolean; createdAt: Date; createdBy: string }): Promise<WebhookView> {
-    const counts = await this.#d.db.prisma.webhookDelivery.groupBy({ by: ["status"], where: { webhookId: r.id }, _count: { _all: true } });
+  async #view(r: {
+    id: string;
+    url: string;
+    events: string[];
+    description: string | null;
+    enabled: boolean;
+    createdAt: Date;
+    createdBy: string;
+  }): Promise<WebhookView> {
+    const counts = await this.#d.db.prisma.webhookDelivery.groupBy({
+      by: ["status"],
+      where: { webhookId: r.id },
+      _count: { _all: true },
+    });
     const n = (s: string) => counts.find((c) => c.status === s)?._count._all ?? 0;
-    const last = await this.#d.db.prisma.webhookDelivery.findFirst({ where: { webhookId: r.id, lastAttemptAt: { not: null } }, orderBy: { lastAttemptAt: "desc" } });
-    const lastDelivered = await this.#d.db.prisma.webhookDelivery.findFirst({ where: { webhookId: r.id, status: "delivered" }, orderBy: { deliveredAt: "desc" } });
+    const last = await this.#d.db.prisma.webhookDelivery.findFirst({
+      where: { webhookId: r.id, lastAttemptAt: { not: null } },
+      orderBy: { lastAttemptAt: "desc" },
+    });
+    const lastDelivered = await this.#d.db.prisma.webhookDelivery.findFirst({
+      where: { webhookId: r.id, status: "delivered" },
+      orderBy: { deliveredAt: "desc" },
+    });
     return {
       id: r.id,
       url: r.url,
@@ -267,7 +331,13 @@ export class WebhookService {
       enabled: r.enabled,
       createdAt: r.createdAt.toISOString(),
       createdBy: r.createdBy,
-      deliveries: { pending: n("pending"), delivered: n("delivered"), failed: n("failed"), lastDeliveredAt: iso(lastDelivered?.deliveredAt ?? null), lastError: last?.lastError ?? null },
+      deliveries: {
+        pending: n("pending"),
+        delivered: n("delivered"),
+        failed: n("failed"),
+        lastDeliveredAt: iso(lastDelivered?.deliveredAt ?? null),
+        lastError: last?.lastError ?? null,
+      },
     };
   }
 }

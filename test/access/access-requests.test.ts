@@ -28,14 +28,23 @@ describeEachDb("access requests", (h) => {
     alice = await x.makeKey(["reader"], { requesterId: `alice-${h.kind}` });
     bob = await x.makeKey(["reader"], { requesterId: `bob-${h.kind}` });
     admin = (await x.makeKey(["admin"])).apiKey;
-    await x.access.policies.create({ name: "readers", type: "whitelist", config: { requesters: [alice.requesterId] } }, "test");
+    await x.access.policies.create(
+      { name: "readers", type: "whitelist", config: { requesters: [alice.requesterId] } },
+      "test",
+    );
   });
   afterAll(async () => x?.close());
 
   const seal = async (slice: number, text: string) => {
     const k = await x.keyVersion.deriver.get(slice);
     const ts = slice * HOUR + 1234;
-    return encryptEnvelope(text, { publicKey: k.publicJwk, kid: sliceKid(x.keyVersion.version, slice), ts, ctx: CTX, sliceSeconds: 3600 });
+    return encryptEnvelope(text, {
+      publicKey: k.publicJwk,
+      kid: sliceKid(x.keyVersion.version, slice),
+      ts,
+      ctx: CTX,
+      sliceSeconds: 3600,
+    });
   };
   const ask = (key: string, body: unknown) =>
     fetch(`${x.url}/v1/access-requests`, bearer(key, { method: "POST", body: JSON.stringify(body) }));
@@ -47,7 +56,11 @@ describeEachDb("access requests", (h) => {
     const before = await seal(from - 1, "just before");
     const after = await seal(to + 1, "just after");
 
-    const res = await ask(alice.apiKey, { resource: { type: "timeslice" }, timeRange: { start: new Date(from * HOUR).toISOString(), end: to * HOUR + 5 }, purpose: "analysis" });
+    const res = await ask(alice.apiKey, {
+      resource: { type: "timeslice" },
+      timeRange: { start: new Date(from * HOUR).toISOString(), end: to * HOUR + 5 },
+      purpose: "analysis",
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get("cache-control")).toBe("no-store");
     const grant = (await res.json()) as Grant;
@@ -59,20 +72,29 @@ describeEachDb("access requests", (h) => {
     // Per-slice keys open the slices inside and nothing outside.
     for (const [i, jwe] of inside.entries()) {
       const k = grant.keys![i]!;
-      expect(await decryptEnvelopeToString(jwe, { privateKey: k.privateJwk, expectedCtx: CTX })).toBe(`reading ${k.slice}`);
+      expect(await decryptEnvelopeToString(jwe, { privateKey: k.privateJwk, expectedCtx: CTX })).toBe(
+        `reading ${k.slice}`,
+      );
     }
     for (const outside of [before, after]) {
-      for (const k of grant.keys!) await expect(decryptEnvelopeToString(outside, { privateKey: k.privateJwk, expectedCtx: CTX })).rejects.toThrow("decryption failed");
+      for (const k of grant.keys!)
+        await expect(decryptEnvelopeToString(outside, { privateKey: k.privateJwk, expectedCtx: CTX })).rejects.toThrow(
+          "decryption failed",
+        );
       // Seeds cannot reach a leaf outside their subtrees.
       const slice = outside === before ? from - 1 : to + 1;
-      for (const s of grant.seeds!) expect(() => leafFromSubtree(fromBase64url(s.seed), s.depth, s.index, slice)).toThrow();
+      for (const s of grant.seeds!)
+        expect(() => leafFromSubtree(fromBase64url(s.seed), s.depth, s.index, slice)).toThrow();
     }
     // Seeds alone (as the SDK uses them) open the inside too.
     const viewer = await DataViewer.fromGrant({ ...grant, keys: [] });
     expect(await viewer.decryptToString(inside[1]!, { expectedCtx: CTX })).toBe(`reading ${from + 1}`);
     await expect(viewer.decryptToString(after, { expectedCtx: CTX })).rejects.toThrow();
 
-    const denied = await ask(bob.apiKey, { resource: { type: "timeslice" }, timeRange: { start: from * HOUR, end: to * HOUR } });
+    const denied = await ask(bob.apiKey, {
+      resource: { type: "timeslice" },
+      timeRange: { start: from * HOUR, end: to * HOUR },
+    });
     expect(denied.status).toBe(403);
     const d = (await denied.json()) as Record<string, unknown>;
     expect(d).toMatchObject({ granted: false, error: { code: "ACCESS_DENIED" }, reasonCode: "NOT_WHITELISTED" });
@@ -81,10 +103,18 @@ describeEachDb("access requests", (h) => {
     expect(d.policyId).toBe(x.access.policies.compiled().all[0]!.record.id);
     expect(JSON.stringify(d)).not.toContain("privateJwk");
 
-    for (const [id, granted, who] of [[grant.id, true, alice.requesterId], [d.id as string, false, bob.requesterId]] as const) {
+    for (const [id, granted, who] of [
+      [grant.id, true, alice.requesterId],
+      [d.id as string, false, bob.requesterId],
+    ] as const) {
       const row = await h.db.prisma.accessRequest.findUnique({ where: { id } });
       expect(row).toMatchObject({ requesterId: who, granted, resourceType: "timeslice", keyCount: granted ? 3 : null });
-      const decisions = await h.db.prisma.auditLog.findMany({ where: { eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] }, details: { path: ["accessRequestId"], equals: id } } });
+      const decisions = await h.db.prisma.auditLog.findMany({
+        where: {
+          eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] },
+          details: { path: ["accessRequestId"], equals: id },
+        },
+      });
       expect(decisions).toHaveLength(1);
       expect(decisions[0]!.eventType).toBe(granted ? "ACCESS_GRANTED" : "ACCESS_DENIED");
       expect(JSON.stringify(decisions[0]!.details)).not.toMatch(/"d"|seed|privateJwk/);
@@ -92,10 +122,16 @@ describeEachDb("access requests", (h) => {
   });
 
   test("more than 64 slices: seeds only; keyCount recorded", async () => {
-    const res = await ask(alice.apiKey, { resource: { type: "timeslice" }, timeRange: { start: (e - 101) * HOUR, end: (e - 1) * HOUR } });
+    const res = await ask(alice.apiKey, {
+      resource: { type: "timeslice" },
+      timeRange: { start: (e - 101) * HOUR, end: (e - 1) * HOUR },
+    });
     expect(res.status).toBe(201);
     const g = (await res.json()) as Grant;
-    expect(g.covered).toEqual({ start: new Date((e - 101) * HOUR).toISOString(), end: new Date(e * HOUR - 1).toISOString() });
+    expect(g.covered).toEqual({
+      start: new Date((e - 101) * HOUR).toISOString(),
+      end: new Date(e * HOUR - 1).toISOString(),
+    });
     expect(g.keys).toEqual([]);
     expect(g.seeds!.length).toBeLessThanOrEqual(64);
     expect((await h.db.prisma.accessRequest.findUnique({ where: { id: g.id } }))!.keyCount).toBe(101);
@@ -104,14 +140,29 @@ describeEachDb("access requests", (h) => {
   test("a requester with a registered public key gets the whole payload as a JWE only it can open", async () => {
     const pair = await generateMasterKeyPair();
     const { kty, crv, x: px, y } = pair.publicJwk;
-    const carol = await x.makeKey(["reader"], { requesterId: `carol-${h.kind}`, publicKeyJwk: { kty, crv, x: px, y, kid: "carol-1" } });
-    await x.access.policies.create({ name: `carol-${h.kind}`, type: "whitelist", config: { requesters: [carol.requesterId] } }, "test");
-    const res = await ask(carol.apiKey, { resource: { type: "timeslice" }, timeRange: { start: (e - 2) * HOUR, end: (e - 1) * HOUR } });
+    const carol = await x.makeKey(["reader"], {
+      requesterId: `carol-${h.kind}`,
+      publicKeyJwk: { kty, crv, x: px, y, kid: "carol-1" },
+    });
+    await x.access.policies.create(
+      { name: `carol-${h.kind}`, type: "whitelist", config: { requesters: [carol.requesterId] } },
+      "test",
+    );
+    const res = await ask(carol.apiKey, {
+      resource: { type: "timeslice" },
+      timeRange: { start: (e - 2) * HOUR, end: (e - 1) * HOUR },
+    });
     expect(res.status).toBe(201);
     const g = (await res.json()) as Grant;
     expect(g.keys).toBeUndefined();
     expect(g.seeds).toBeUndefined();
-    expect(decodeProtectedHeader(g.encrypted!)).toMatchObject({ alg: "ECDH-ES", enc: "A256GCM", kid: "carol-1", gid: g.id, ver: 1 });
+    expect(decodeProtectedHeader(g.encrypted!)).toMatchObject({
+      alg: "ECDH-ES",
+      enc: "A256GCM",
+      kid: "carol-1",
+      gid: g.id,
+      ver: 1,
+    });
     const mine = { kty, crv, x: px, y, d: pair.privateJwk.d };
     const { plaintext } = await compactDecrypt(g.encrypted!, mine);
     const inner = JSON.parse(new TextDecoder().decode(plaintext)) as { keys: { slice: number }[]; seeds: unknown[] };
@@ -144,7 +195,10 @@ describeEachDb("access requests", (h) => {
     const n = await h.db.prisma.accessRequest.count();
     x.audit.failing = true;
     try {
-      const res = await ask(alice.apiKey, { resource: { type: "timeslice" }, timeRange: { start: (e - 1) * HOUR, end: e * HOUR } });
+      const res = await ask(alice.apiKey, {
+        resource: { type: "timeslice" },
+        timeRange: { start: (e - 1) * HOUR, end: e * HOUR },
+      });
       expect(res.status).toBe(503);
       const body = await res.text();
       expect(JSON.parse(body)).toMatchObject({ error: { code: "SERVICE_UNAVAILABLE" } });
@@ -157,13 +211,25 @@ describeEachDb("access requests", (h) => {
 
   test("simulate: the decision and why, for any requester; no keys, no access_requests row, audited ACCESS_SIMULATED", async () => {
     const n = await h.db.prisma.accessRequest.count();
-    const sim = async (body: unknown) => x.app.request("/v1/policies/simulate", bearer(admin, { method: "POST", body: JSON.stringify(body) }));
-    const res = await sim({ requesterId: alice.requesterId, resource: { type: "timeslice" }, timeRange: { start: (e - 2) * HOUR, end: (e - 1) * HOUR } });
+    const sim = async (body: unknown) =>
+      x.app.request("/v1/policies/simulate", bearer(admin, { method: "POST", body: JSON.stringify(body) }));
+    const res = await sim({
+      requesterId: alice.requesterId,
+      resource: { type: "timeslice" },
+      timeRange: { start: (e - 2) * HOUR, end: (e - 1) * HOUR },
+    });
     expect(res.status).toBe(200);
     const s = (await res.json()) as Record<string, unknown>;
-    expect(s).toMatchObject({ granted: true, reasonCode: "GRANTED", requester: { exists: true }, slices: { from: e - 2, to: e - 1, keyCount: 2 } });
+    expect(s).toMatchObject({
+      granted: true,
+      reasonCode: "GRANTED",
+      requester: { exists: true },
+      slices: { from: e - 2, to: e - 1, keyCount: 2 },
+    });
     expect(JSON.stringify(s)).not.toMatch(/privateJwk|"seed"/);
-    const no = (await (await sim({ requesterId: "nobody", resource: { type: "timeslice" }, timeRange: { start: 0, end: 1 } })).json()) as Record<string, unknown>;
+    const no = (await (
+      await sim({ requesterId: "nobody", resource: { type: "timeslice" }, timeRange: { start: 0, end: 1 } })
+    ).json()) as Record<string, unknown>;
     expect(no).toMatchObject({ granted: false, reasonCode: "NOT_WHITELISTED", requester: { exists: false } });
     expect((no.evaluated as unknown[]).length).toBeGreaterThan(0);
     expect(await h.db.prisma.accessRequest.count()).toBe(n);
@@ -172,11 +238,15 @@ describeEachDb("access requests", (h) => {
   });
 
   test("listing: filters and cursor pagination, newest first; bad cursor 400", async () => {
-    for (let i = 0; i < 5; i++) await ask(bob.apiKey, { resource: { type: "timeslice" }, timeRange: { start: i, end: i + 1 } });
+    for (let i = 0; i < 5; i++)
+      await ask(bob.apiKey, { resource: { type: "timeslice" }, timeRange: { start: i, end: i + 1 } });
     const list = async (q: string) => {
       const res = await x.app.request(`/v1/access-requests?${q}`, bearer(admin));
       expect(res.status).toBe(200);
-      return (await res.json()) as { items: { id: string; requesterId: string; granted: boolean; createdAt: string }[]; nextCursor: string | null };
+      return (await res.json()) as {
+        items: { id: string; requesterId: string; granted: boolean; createdAt: string }[];
+        nextCursor: string | null;
+      };
     };
     const all = await list(`requesterId=${bob.requesterId}&limit=200`);
     expect(all.items.length).toBeGreaterThanOrEqual(6);
@@ -200,20 +270,32 @@ describeEachDb("access requests", (h) => {
     const slice = e - 2;
     const old = await seal(slice, "sealed before the rotation");
     const rotated = await x.runtime.keys.rotate({ actor: "test" });
-    const body = { resource: { type: "timeslice" }, timeRange: { start: slice * HOUR, end: slice * HOUR }, purpose: "audit" };
+    const body = {
+      resource: { type: "timeslice" },
+      timeRange: { start: slice * HOUR, end: slice * HOUR },
+      purpose: "audit",
+    };
     const current = (await (await ask(alice.apiKey, body)).json()) as Grant;
     expect(current.keyVersion).toBe(rotated.version);
-    await expect((await DataViewer.fromGrant(current)).decrypt(old, { expectedCtx: CTX })).rejects.toThrow(/key version/);
+    await expect((await DataViewer.fromGrant(current)).decrypt(old, { expectedCtx: CTX })).rejects.toThrow(
+      /key version/,
+    );
 
     const res = await ask(alice.apiKey, { ...body, keyVersion: x.keyVersion.version });
     expect(res.status).toBe(201);
     const grant = (await res.json()) as Grant;
     expect(grant.keyVersion).toBe(x.keyVersion.version);
-    expect(await (await DataViewer.fromGrant(grant)).decryptToString(old, { expectedCtx: CTX })).toBe("sealed before the rotation");
+    expect(await (await DataViewer.fromGrant(grant)).decryptToString(old, { expectedCtx: CTX })).toBe(
+      "sealed before the rotation",
+    );
 
     const unknown = await ask(alice.apiKey, { ...body, keyVersion: 999 });
     expect(unknown.status).toBe(403);
-    expect(await unknown.json()).toMatchObject({ granted: false, error: { code: "ACCESS_DENIED" }, reasonCode: "KEY_UNAVAILABLE" });
+    expect(await unknown.json()).toMatchObject({
+      granted: false,
+      error: { code: "ACCESS_DENIED" },
+      reasonCode: "KEY_UNAVAILABLE",
+    });
     expect((await ask(alice.apiKey, { ...body, keyVersion: "1" })).status).toBe(400);
   });
 });

@@ -19,14 +19,22 @@ describe("API key format", () => {
 
   test("malformed keys are refused, including non-canonical base64url and wrong lengths", () => {
     const { apiKey } = generateApiKey();
-    for (const bad of ["", apiKey.slice(0, -1), apiKey + "A", apiKey.replace("ckms_", "ckmx_"), apiKey.toUpperCase(), `${apiKey.slice(0, -1)}B`, " " + apiKey]) {
+    for (const bad of [
+      "",
+      apiKey.slice(0, -1),
+      `${apiKey}A`,
+      apiKey.replace("ckms_", "ckmx_"),
+      apiKey.toUpperCase(),
+      `${apiKey.slice(0, -1)}B`,
+      ` ${apiKey}`,
+    ]) {
       expect(parseApiKey(bad)).toBeNull();
     }
     // The last base64url char of a 32-byte value carries 4 unused bits: a non-zero variant is refused.
     const secret = new Uint8Array(32);
     const canonical = `ckms_aaaaaaaaaaaaaaaa_${toBase64url(secret)}`;
     expect(parseApiKey(canonical)).not.toBeNull();
-    expect(parseApiKey(canonical.slice(0, -1) + "B")).toBeNull();
+    expect(parseApiKey(`${canonical.slice(0, -1)}B`)).toBeNull();
   });
 });
 
@@ -109,7 +117,10 @@ describeEachDb("API key verification", (h) => {
   test("a key shown once: the API returns it at creation and never again", async () => {
     const admin = await x.makeKey(["admin"]);
     const target = await x.makeKey(["reader"]);
-    const res = await x.app.request(`/v1/requesters/${target.requesterUuid}/api-keys`, bearer(admin.apiKey, { method: "POST", body: JSON.stringify({ roles: ["reader"], name: "ci" }) }));
+    const res = await x.app.request(
+      `/v1/requesters/${target.requesterUuid}/api-keys`,
+      bearer(admin.apiKey, { method: "POST", body: JSON.stringify({ roles: ["reader"], name: "ci" }) }),
+    );
     expect(res.status).toBe(201);
     const body = (await res.json()) as { keyId: string; apiKey: string };
     expect(res.headers.get("cache-control")).toBe("no-store");
@@ -117,7 +128,9 @@ describeEachDb("API key verification", (h) => {
     const get = await (await x.app.request(`/v1/requesters/${target.requesterUuid}`, bearer(admin.apiKey))).text();
     expect(get).toContain(body.keyId);
     expect(get).not.toContain(body.apiKey.split("_").slice(2).join("_"));
-    expect(x.audit.events.some((e) => e.eventType === "API_KEY_CREATED" && e.target === `api-key:${body.keyId}`)).toBe(true);
+    expect(x.audit.events.some((e) => e.eventType === "API_KEY_CREATED" && e.target === `api-key:${body.keyId}`)).toBe(
+      true,
+    );
     expect(JSON.stringify(x.audit.events)).not.toContain(body.apiKey);
   });
 
@@ -128,7 +141,10 @@ describeEachDb("API key verification", (h) => {
     const before = await h.db.prisma.apiKey.count();
     x.audit.failing = true;
     try {
-      const res = await x.app.request(`/v1/requesters/${target.requesterUuid}/api-keys`, bearer(admin.apiKey, { method: "POST", body: JSON.stringify({ roles: ["admin"] }) }));
+      const res = await x.app.request(
+        `/v1/requesters/${target.requesterUuid}/api-keys`,
+        bearer(admin.apiKey, { method: "POST", body: JSON.stringify({ roles: ["admin"] }) }),
+      );
       expect(res.status).toBe(503);
       expect(await res.text()).not.toContain("ckms_");
     } finally {
@@ -140,18 +156,36 @@ describeEachDb("API key verification", (h) => {
   test("bad api-key bodies and ids are 4xx, never 500", async () => {
     const admin = await x.makeKey(["admin"]);
     const target = await x.makeKey(["reader"]);
-    const post = (path: string, body: unknown) => x.app.request(path, bearer(admin.apiKey, { method: "POST", body: JSON.stringify(body) }));
+    const post = (path: string, body: unknown) =>
+      x.app.request(path, bearer(admin.apiKey, { method: "POST", body: JSON.stringify(body) }));
     expect((await post(`/v1/requesters/${target.requesterUuid}/api-keys`, { roles: [] })).status).toBe(400);
     expect((await post(`/v1/requesters/${target.requesterUuid}/api-keys`, { roles: ["root"] })).status).toBe(400);
-    expect((await post(`/v1/requesters/${target.requesterUuid}/api-keys`, { roles: ["reader"], expiresAt: "2020-01-01T00:00:00Z" })).status).toBe(400);
-    expect((await post(`/v1/requesters/${target.requesterUuid}/api-keys`, { roles: ["reader"], extra: 1 })).status).toBe(400);
+    expect(
+      (
+        await post(`/v1/requesters/${target.requesterUuid}/api-keys`, {
+          roles: ["reader"],
+          expiresAt: "2020-01-01T00:00:00Z",
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (await post(`/v1/requesters/${target.requesterUuid}/api-keys`, { roles: ["reader"], extra: 1 })).status,
+    ).toBe(400);
     expect((await post(`/v1/requesters/not-a-uuid/api-keys`, { roles: ["reader"] })).status).toBe(400);
-    expect((await post(`/v1/requesters/00000000-0000-7000-8000-000000000000/api-keys`, { roles: ["reader"] })).status).toBe(404);
-    const del = await x.app.request(`/v1/requesters/${target.requesterUuid}/api-keys/NOT_A_KEY`, bearer(admin.apiKey, { method: "DELETE" }));
+    expect(
+      (await post(`/v1/requesters/00000000-0000-7000-8000-000000000000/api-keys`, { roles: ["reader"] })).status,
+    ).toBe(404);
+    const del = await x.app.request(
+      `/v1/requesters/${target.requesterUuid}/api-keys/NOT_A_KEY`,
+      bearer(admin.apiKey, { method: "DELETE" }),
+    );
     expect(del.status).toBe(400);
     const other = await x.makeKey(["reader"]);
     // A key of another requester cannot be revoked through this one's path.
-    const cross = await x.app.request(`/v1/requesters/${target.requesterUuid}/api-keys/${other.keyId}`, bearer(admin.apiKey, { method: "DELETE" }));
+    const cross = await x.app.request(
+      `/v1/requesters/${target.requesterUuid}/api-keys/${other.keyId}`,
+      bearer(admin.apiKey, { method: "DELETE" }),
+    );
     expect(cross.status).toBe(404);
   });
 });

@@ -14,7 +14,9 @@ describeEachDb("authentication failures", (h) => {
   afterAll(async () => x?.close());
 
   const from = (addr: string, key?: string) =>
-    x.app.request("/v1/policies", { headers: { "x-forwarded-for": addr, ...(key ? { authorization: `Bearer ${key}` } : {}) } });
+    x.app.request("/v1/policies", {
+      headers: { "x-forwarded-for": addr, ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    });
 
   test("401 is generic, audited as AUTH_FAILED with the keyId and reason but never the secret", async () => {
     const guess = generateApiKey().apiKey;
@@ -23,11 +25,19 @@ describeEachDb("authentication failures", (h) => {
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error).toMatchObject({ code: "UNAUTHENTICATED", message: "missing or invalid API key" });
     const row = x.audit.events.filter((e) => e.eventType === "AUTH_FAILED").at(-1)!;
-    expect(row).toMatchObject({ actor: guess.split("_")[1], success: false, details: { reason: "unknown-key", address: "10.0.0.9" } });
+    expect(row).toMatchObject({
+      actor: guess.split("_")[1],
+      success: false,
+      details: { reason: "unknown-key", address: "10.0.0.9" },
+    });
     expect(JSON.stringify(x.audit.events)).not.toContain(guess.split("_").slice(2).join("_"));
     // Stored too: the failure is in audit_logs.
-    expect(await h.db.prisma.auditLog.count({ where: { eventType: "AUTH_FAILED", actor: guess.split("_")[1]! } })).toBe(1);
-    const wrongScheme = await x.app.request("/v1/policies", { headers: { "x-forwarded-for": "10.0.0.9", authorization: `Basic ${btoa("a:b")}` } });
+    expect(await h.db.prisma.auditLog.count({ where: { eventType: "AUTH_FAILED", actor: guess.split("_")[1]! } })).toBe(
+      1,
+    );
+    const wrongScheme = await x.app.request("/v1/policies", {
+      headers: { "x-forwarded-for": "10.0.0.9", authorization: `Basic ${btoa("a:b")}` },
+    });
     expect(wrongScheme.status).toBe(401);
   });
 
@@ -65,7 +75,12 @@ describeEachDb("BOOTSTRAP_ADMIN_KEY", (h) => {
   afterAll(async () => x?.close());
 
   test("malformed → ConfigError saying how to make one", async () => {
-    const err = await ensureBootstrapAdmin({ db: h.db, audit: x.audit, log: createLogger("silent"), key: "hunter2" }).catch((e) => e);
+    const err = await ensureBootstrapAdmin({
+      db: h.db,
+      audit: x.audit,
+      log: createLogger("silent"),
+      key: "hunter2",
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toContain("BOOTSTRAP_ADMIN_KEY");
     expect(err.message).toContain("generateApiKey");
@@ -75,7 +90,9 @@ describeEachDb("BOOTSTRAP_ADMIN_KEY", (h) => {
   test("creates bootstrap-admin with exactly that key, once, even when two start together", async () => {
     const { apiKey, keyId } = generateApiKey();
     const log = createLogger("silent");
-    const results = await Promise.all([1, 2, 3].map(() => ensureBootstrapAdmin({ db: h.db, audit: x.audit, log, key: apiKey })));
+    const results = await Promise.all(
+      [1, 2, 3].map(() => ensureBootstrapAdmin({ db: h.db, audit: x.audit, log, key: apiKey })),
+    );
     expect(results.filter((r) => r === "created")).toHaveLength(1);
     expect(await ensureBootstrapAdmin({ db: h.db, audit: x.audit, log, key: apiKey })).toBe("admin-exists");
     expect(await h.db.prisma.apiKey.count({ where: { roles: { has: "admin" } } })).toBe(1);
@@ -84,6 +101,8 @@ describeEachDb("BOOTSTRAP_ADMIN_KEY", (h) => {
     const res = await x.app.request("/v1/requesters", { headers: { authorization: `Bearer ${apiKey}` } });
     expect(res.status).toBe(200);
     // Another key in the variable later does not add a second admin.
-    expect(await ensureBootstrapAdmin({ db: h.db, audit: x.audit, log, key: generateApiKey().apiKey })).toBe("admin-exists");
+    expect(await ensureBootstrapAdmin({ db: h.db, audit: x.audit, log, key: generateApiKey().apiKey })).toBe(
+      "admin-exists",
+    );
   });
 });

@@ -22,23 +22,34 @@ describeEachDb("200 concurrent access requests", (h) => {
     const end = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 1;
     const body = { resource: { type: "timeslice" }, timeRange: { start: end - 3_600_000 + 1, end }, purpose: "load" };
     const rowsBefore = await h.db.prisma.accessRequest.count();
-    const decisionsBefore = await h.db.prisma.auditLog.count({ where: { eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] } } });
+    const decisionsBefore = await h.db.prisma.auditLog.count({
+      where: { eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] } },
+    });
     const batchesBefore = t.runtime.audit.stats().batches;
 
     // Three in four from the whitelisted reader (granted), the rest from a stranger (denied).
     const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => callApi(t.url, i % 4 === 3 ? stranger : reader, "POST", "/v1/access-requests", body).then((r) => r.status)),
+      Array.from({ length: 200 }, (_, i) =>
+        callApi(t.url, i % 4 === 3 ? stranger : reader, "POST", "/v1/access-requests", body).then((r) => r.status),
+      ),
     );
     expect(results.filter((s) => s === 201).length).toBe(150);
     expect(results.filter((s) => s === 403).length).toBe(50);
 
     const batches = t.runtime.audit.stats().batches - batchesBefore;
     expect(await h.db.prisma.accessRequest.count()).toBe(rowsBefore + 200);
-    expect(await h.db.prisma.auditLog.count({ where: { eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] } } })).toBe(decisionsBefore + 200);
+    expect(
+      await h.db.prisma.auditLog.count({ where: { eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] } } }),
+    ).toBe(decisionsBefore + 200);
     expect(batches).toBeLessThan(200);
     // The service is running: its chain's unsigned tail is held by a live writer.
-    const report = await verifyAuditLog(h.db, { ...(await loadMasterPublicKeys(h.db, testMacKey)), liveChains: (ids) => liveChains(h.db, ids) });
+    const report = await verifyAuditLog(h.db, {
+      ...(await loadMasterPublicKeys(h.db, testMacKey)),
+      liveChains: (ids) => liveChains(h.db, ids),
+    });
     expect(report.valid).toBe(true);
-    console.log(`[${h.kind}] concurrency: 200 access requests → 200 decision rows in ${batches} audit transactions; chain valid`);
+    console.log(
+      `[${h.kind}] concurrency: 200 access requests → 200 decision rows in ${batches} audit transactions; chain valid`,
+    );
   }, 60_000);
 });

@@ -28,12 +28,26 @@ describeEachDb("grants judged on covered (default 60 s slices)", (h) => {
   async function reader(policies: Array<{ type: string; config: unknown }> = []) {
     const k = await x.makeKey(["reader"], { requesterId: `cov-${h.kind}-${++n}` });
     const scope = { requesters: [k.requesterId] };
-    await x.access.policies.create({ name: `${k.requesterId}-wl`, type: "whitelist", scope, config: { requesters: [k.requesterId] } }, "test");
-    for (const [i, p] of policies.entries()) await x.access.policies.create({ name: `${k.requesterId}-${i}`, scope, ...p }, "test");
+    await x.access.policies.create(
+      { name: `${k.requesterId}-wl`, type: "whitelist", scope, config: { requesters: [k.requesterId] } },
+      "test",
+    );
+    for (const [i, p] of policies.entries())
+      await x.access.policies.create({ name: `${k.requesterId}-${i}`, scope, ...p }, "test");
     return k;
   }
-  const ask = async (apiKey: string, timeRange: { start: number; end: number }, extra: Record<string, unknown> = {}) => {
-    const res = await x.app.request("/v1/access-requests", bearer(apiKey, { method: "POST", body: JSON.stringify({ resource: { type: "timeslice" }, timeRange, ...extra }) }));
+  const ask = async (
+    apiKey: string,
+    timeRange: { start: number; end: number },
+    extra: Record<string, unknown> = {},
+  ) => {
+    const res = await x.app.request(
+      "/v1/access-requests",
+      bearer(apiKey, {
+        method: "POST",
+        body: JSON.stringify({ resource: { type: "timeslice" }, timeRange, ...extra }),
+      }),
+    );
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
 
@@ -47,13 +61,27 @@ describeEachDb("grants judged on covered (default 60 s slices)", (h) => {
     const g = r.body as unknown as Grant;
     const first = Math.floor((now - 5 * MIN) / MIN);
     expect(g).toMatchObject({ sliceSeconds: 60, slices: { from: first, to: first + 1 } });
-    expect(g.covered).toEqual({ start: new Date(first * MIN).toISOString(), end: new Date((first + 2) * MIN - 1).toISOString() });
+    expect(g.covered).toEqual({
+      start: new Date(first * MIN).toISOString(),
+      end: new Date((first + 2) * MIN - 1).toISOString(),
+    });
     expect(g.keys!.map((key) => key.slice)).toEqual([first, first + 1]);
     const row = await h.db.prisma.accessRequest.findUnique({ where: { id: g.id } });
-    expect([row!.startTime.getTime(), row!.endTime.getTime(), row!.keyCount]).toEqual([first * MIN, (first + 2) * MIN - 1, 2]);
+    expect([row!.startTime.getTime(), row!.endTime.getTime(), row!.keyCount]).toEqual([
+      first * MIN,
+      (first + 2) * MIN - 1,
+      2,
+    ]);
     const audit = x.audit.events.find((e) => (e.details as { accessRequestId?: string }).accessRequestId === g.id)!;
-    expect(audit).toMatchObject({ eventType: "ACCESS_GRANTED", startTime: first * MIN, endTime: (first + 2) * MIN - 1 });
-    expect((audit.details as { requestedRange: unknown }).requestedRange).toEqual({ start: now - 5 * MIN + 10_000, end: now - 4 * MIN + 5_000 });
+    expect(audit).toMatchObject({
+      eventType: "ACCESS_GRANTED",
+      startTime: first * MIN,
+      endTime: (first + 2) * MIN - 1,
+    });
+    expect((audit.details as { requestedRange: unknown }).requestedRange).toEqual({
+      start: now - 5 * MIN + 10_000,
+      end: now - 4 * MIN + 5_000,
+    });
   });
 
   test("a duration limit judges covered: a range within the limit that rounds to more is denied", async () => {
@@ -80,7 +108,11 @@ describeEachDb("grants judged on covered (default 60 s slices)", (h) => {
   test("future data is denied by default — the current slice included — unless a time-based policy in scope allows it", async () => {
     const k = await reader();
     const now = x.clock.now();
-    for (const range of [{ start: now - 10 * MIN, end: now }, { start: Date.UTC(2027, 0, 1), end: Date.UTC(2027, 0, 1) }, { start: Date.UTC(9999, 0, 1), end: Date.UTC(9999, 0, 1) }]) {
+    for (const range of [
+      { start: now - 10 * MIN, end: now },
+      { start: Date.UTC(2027, 0, 1), end: Date.UTC(2027, 0, 1) },
+      { start: Date.UTC(9999, 0, 1), end: Date.UTC(9999, 0, 1) },
+    ]) {
       const r = await ask(k.apiKey, range);
       expect(r.status).toBe(403);
       expect(r.body).toMatchObject({ reasonCode: "FUTURE_DATA", policyId: null });
@@ -93,8 +125,19 @@ describeEachDb("grants judged on covered (default 60 s slices)", (h) => {
     expect(g.status).toBe(201);
     // A disabled one does not count.
     const off = await reader();
-    await x.access.policies.create({ name: `${off.requesterId}-off`, type: "time-based", enabled: false, scope: { requesters: [off.requesterId] }, config: { timezone: "UTC", allowFuture: true } }, "test");
-    expect((await ask(off.apiKey, { start: now - MIN, end: now + MIN })).body).toMatchObject({ reasonCode: "FUTURE_DATA" });
+    await x.access.policies.create(
+      {
+        name: `${off.requesterId}-off`,
+        type: "time-based",
+        enabled: false,
+        scope: { requesters: [off.requesterId] },
+        config: { timezone: "UTC", allowFuture: true },
+      },
+      "test",
+    );
+    expect((await ask(off.apiKey, { start: now - MIN, end: now + MIN })).body).toMatchObject({
+      reasonCode: "FUTURE_DATA",
+    });
   });
 
   test("simulate judges covered too and shows it", async () => {
@@ -103,9 +146,21 @@ describeEachDb("grants judged on covered (default 60 s slices)", (h) => {
     const now = x.clock.now();
     const res = await x.app.request(
       "/v1/policies/simulate",
-      bearer(admin, { method: "POST", body: JSON.stringify({ requesterId: k.requesterId, resource: { type: "timeslice" }, timeRange: { start: now - 2 * HOUR, end: now - HOUR - 1 }, at: now }) }),
+      bearer(admin, {
+        method: "POST",
+        body: JSON.stringify({
+          requesterId: k.requesterId,
+          resource: { type: "timeslice" },
+          timeRange: { start: now - 2 * HOUR, end: now - HOUR - 1 },
+          at: now,
+        }),
+      }),
     );
-    const s = (await res.json()) as { granted: boolean; reasonCode: string; slices: { keyCount: number; covered: { start: string } } };
+    const s = (await res.json()) as {
+      granted: boolean;
+      reasonCode: string;
+      slices: { keyCount: number; covered: { start: string } };
+    };
     expect(s).toMatchObject({ granted: false, reasonCode: "RANGE_TOO_LONG", slices: { keyCount: 61 } });
   });
 
@@ -118,7 +173,12 @@ describeEachDb("grants judged on covered (default 60 s slices)", (h) => {
 
     const unknown = await ask(k.apiKey, range, { keyVersion: 999 });
     expect(unknown.status).toBe(403);
-    expect(unknown.body).toMatchObject({ granted: false, error: { code: "ACCESS_DENIED" }, reasonCode: "KEY_UNAVAILABLE", policyId: null });
+    expect(unknown.body).toMatchObject({
+      granted: false,
+      error: { code: "ACCESS_DENIED" },
+      reasonCode: "KEY_UNAVAILABLE",
+      policyId: null,
+    });
     expect(typeof unknown.body.id).toBe("string");
     expect(JSON.stringify(unknown.body)).not.toMatch(/privateJwk|seed/);
 
@@ -140,7 +200,9 @@ describeEachDb("grants judged on covered (default 60 s slices)", (h) => {
     // Every one of them is a decision: an access_requests row and one ACCESS_DENIED row each.
     expect(await h.db.prisma.accessRequest.count()).toBe(before + 4);
     for (const r of [unknown, probe, retired]) {
-      const rows = await h.db.prisma.auditLog.findMany({ where: { eventType: "ACCESS_DENIED", details: { path: ["accessRequestId"], equals: r.body.id as string } } });
+      const rows = await h.db.prisma.auditLog.findMany({
+        where: { eventType: "ACCESS_DENIED", details: { path: ["accessRequestId"], equals: r.body.id as string } },
+      });
       expect(rows).toHaveLength(1);
     }
     // The new active version was created with the current default.

@@ -33,7 +33,16 @@ describePostgres("fail closed when the decision cannot be made durable", (h) => 
   });
 
   const ask = () =>
-    fetch(`${x.url}/v1/access-requests`, bearer(reader, { method: "POST", body: JSON.stringify({ resource: { type: "timeslice" }, timeRange: { start: (e - 2) * HOUR, end: (e - 1) * HOUR } }) }));
+    fetch(
+      `${x.url}/v1/access-requests`,
+      bearer(reader, {
+        method: "POST",
+        body: JSON.stringify({
+          resource: { type: "timeslice" },
+          timeRange: { start: (e - 2) * HOUR, end: (e - 1) * HOUR },
+        }),
+      }),
+    );
   const counts = async () => ({
     requests: await h.db.prisma.accessRequest.count(),
     decisions: await h.db.prisma.auditLog.count({ where: { eventType: { in: ["ACCESS_GRANTED", "ACCESS_DENIED"] } } }),
@@ -41,7 +50,9 @@ describePostgres("fail closed when the decision cannot be made durable", (h) => 
   const expect503 = async (res: Response) => {
     expect(res.status).toBe(503);
     const text = await res.text();
-    expect(JSON.parse(text)).toMatchObject({ error: { code: "SERVICE_UNAVAILABLE", message: expect.any(String), requestId: expect.any(String) } });
+    expect(JSON.parse(text)).toMatchObject({
+      error: { code: "SERVICE_UNAVAILABLE", message: expect.any(String), requestId: expect.any(String) },
+    });
     expect(text).not.toMatch(/keys|seeds|privateJwk|encrypted/);
   };
 
@@ -65,7 +76,11 @@ describePostgres("fail closed when the decision cannot be made durable", (h) => 
     x = await accessHarness(h.db, { listen: true, env: { AUDIT_WRITE_TIMEOUT_MS: "20000" } });
     const r = await x.makeKey(["reader"]);
     reader = r.apiKey;
-    await x.access.policies.update((await x.access.policies.list())[0]!.id, { config: { requesters: [r.requesterId] } }, "test");
+    await x.access.policies.update(
+      (await x.access.policies.list())[0]!.id,
+      { config: { requesters: [r.requesterId] } },
+      "test",
+    );
     expect((await ask()).status).toBe(201);
     const before = await counts();
     await locker.query("BEGIN");

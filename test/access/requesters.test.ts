@@ -18,15 +18,31 @@ describeEachDb("requesters over HTTP", (h) => {
   test("create → get → patch → delete, audited; deleting removes its keys at once", async () => {
     const pair = await generateMasterKeyPair();
     const { kty, crv, x: px, y } = pair.publicJwk;
-    const res = await req("POST", "/v1/requesters", { requesterId: "dana", name: "Dana", department: "research", email: "dana@example.com", publicKeyJwk: { kty, crv, x: px, y } });
+    const res = await req("POST", "/v1/requesters", {
+      requesterId: "dana",
+      name: "Dana",
+      department: "research",
+      email: "dana@example.com",
+      publicKeyJwk: { kty, crv, x: px, y },
+    });
     expect(res.status).toBe(201);
     const r = (await res.json()) as { id: string; requesterId: string; enabled: boolean; publicKeyJwk: unknown };
-    expect(r).toMatchObject({ requesterId: "dana", enabled: true, publicKeyJwk: { kty: "EC", crv: "P-256", x: px, y } });
+    expect(r).toMatchObject({
+      requesterId: "dana",
+      enabled: true,
+      publicKeyJwk: { kty: "EC", crv: "P-256", x: px, y },
+    });
     expect((await req("POST", "/v1/requesters", { requesterId: "dana", name: "Again" })).status).toBe(409);
 
-    const key = (await (await req("POST", `/v1/requesters/${r.id}/api-keys`, { roles: ["reader"] })).json()) as { apiKey: string };
+    const key = (await (await req("POST", `/v1/requesters/${r.id}/api-keys`, { roles: ["reader"] })).json()) as {
+      apiKey: string;
+    };
     expect((await x.access.apiKeys.verify(key.apiKey)).department).toBe("research");
-    const patched = await req("PATCH", `/v1/requesters/${r.id}`, { department: "ops", email: null, publicKeyJwk: null });
+    const patched = await req("PATCH", `/v1/requesters/${r.id}`, {
+      department: "ops",
+      email: null,
+      publicKeyJwk: null,
+    });
     expect(patched.status).toBe(200);
     expect(await patched.json()).toMatchObject({ department: "ops", email: null, publicKeyJwk: null });
     // The cached principal was dropped: the new department applies to the next request.
@@ -49,7 +65,14 @@ describeEachDb("requesters over HTTP", (h) => {
       [{ requesterId: "e1", name: "x", email: "not-an-email" }, "email"],
       [{ requesterId: "e2", name: "x", publicKeyJwk: pair.privateJwk }, 'remove the private member \\"d\\"'],
       [{ requesterId: "e3", name: "x", publicKeyJwk: { kty: "RSA", n: "x", e: "AQAB" } }, "P-256"],
-      [{ requesterId: "e4", name: "x", publicKeyJwk: { kty: "EC", crv: "P-256", x: "A".repeat(43), y: "A".repeat(43) } }, "not on the P-256 curve"],
+      [
+        {
+          requesterId: "e4",
+          name: "x",
+          publicKeyJwk: { kty: "EC", crv: "P-256", x: "A".repeat(43), y: "A".repeat(43) },
+        },
+        "not on the P-256 curve",
+      ],
       [{ requesterId: "e5", name: "" }, "name must not be empty"],
       [{ requesterId: "e6", name: "x", role: "admin" }, "role"],
     ];
@@ -58,7 +81,9 @@ describeEachDb("requesters over HTTP", (h) => {
       expect(res.status).toBe(400);
       expect(JSON.stringify(await res.json())).toContain(text);
     }
-    const ok = (await (await req("POST", "/v1/requesters", { requesterId: "immutable", name: "x" })).json()) as { id: string };
+    const ok = (await (await req("POST", "/v1/requesters", { requesterId: "immutable", name: "x" })).json()) as {
+      id: string;
+    };
     expect((await req("PATCH", `/v1/requesters/${ok.id}`, { requesterId: "other" })).status).toBe(400);
     expect((await req("PATCH", `/v1/requesters/${ok.id}`, {})).status).toBe(400);
     expect((await req("GET", "/v1/requesters/immutable")).status).toBe(400);
@@ -71,7 +96,10 @@ describeEachDb("requesters over HTTP", (h) => {
     const ids: string[] = [];
     let cursor: string | null = null;
     do {
-      const page = (await (await req("GET", `/v1/requesters?limit=2${cursor ? `&cursor=${cursor}` : ""}`)).json()) as { items: { id: string }[]; nextCursor: string | null };
+      const page = (await (await req("GET", `/v1/requesters?limit=2${cursor ? `&cursor=${cursor}` : ""}`)).json()) as {
+        items: { id: string }[];
+        nextCursor: string | null;
+      };
       ids.push(...page.items.map((i) => i.id));
       cursor = page.nextCursor;
     } while (cursor);

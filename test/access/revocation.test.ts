@@ -104,10 +104,14 @@ describePostgres("API-key and requester changes across processes (NOTIFY)", (h) 
       const k1 = await a.makeKey(["reader"]);
       lags.push(await within1s(k1.apiKey, () => a.access.apiKeys.revoke(k1.requesterUuid, k1.keyId, "test")));
       const k2 = await a.makeKey(["reader"]);
-      lags.push(await within1s(k2.apiKey, () => a.access.requesters.update(k2.requesterUuid, { enabled: false }, "test")));
+      lags.push(
+        await within1s(k2.apiKey, () => a.access.requesters.update(k2.requesterUuid, { enabled: false }, "test")),
+      );
       const k3 = await a.makeKey(["reader"]);
       lags.push(await within1s(k3.apiKey, () => a.access.requesters.remove(k3.requesterUuid, "test")));
-      console.log(`[postgres] API key / requester change visible in another process after ${lags.map((l) => l.toFixed(0)).join(", ")} ms`);
+      console.log(
+        `[postgres] API key / requester change visible in another process after ${lags.map((l) => l.toFixed(0)).join(", ")} ms`,
+      );
     } finally {
       await b.close();
       await a.close();

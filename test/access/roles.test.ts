@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { accessHarness, bearer, type AccessHarness } from "./support.ts";
+import { accessHarness, type AccessHarness } from "./support.ts";
 import { ROLES, type Role } from "../../src/access/principal.ts";
 
 const UUID = "00000000-0000-7000-8000-000000000000";
@@ -65,7 +65,14 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1//requesters", roles: ["admin"] },
 ];
 
-const PUBLIC = ["/healthz", "/readyz", "/openapi.json", "/.well-known/jwks.json", "/v1/time-slices/1/public-key", "/v1/keys/endorsements"];
+const PUBLIC = [
+  "/healthz",
+  "/readyz",
+  "/openapi.json",
+  "/.well-known/jwks.json",
+  "/v1/time-slices/1/public-key",
+  "/v1/keys/endorsements",
+];
 
 describeEachDb("role × route matrix", (h) => {
   let x: AccessHarness;

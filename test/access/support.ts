@@ -58,7 +58,10 @@ export interface AccessHarness {
   /** Base URL when started with `listen: true` (a real loopback port). */
   url: string;
   /** Creates a requester with one key of these roles; returns the key string and principal data. */
-  makeKey(roles: Role[], opts?: { requesterId?: string; department?: string; expiresAt?: number; publicKeyJwk?: Record<string, string> }): Promise<{ apiKey: string; keyId: string; requesterUuid: string; requesterId: string }>;
+  makeKey(
+    roles: Role[],
+    opts?: { requesterId?: string; department?: string; expiresAt?: number; publicKeyJwk?: Record<string, string> },
+  ): Promise<{ apiKey: string; keyId: string; requesterUuid: string; requesterId: string }>;
   close(): Promise<void>;
 }
 
@@ -78,7 +81,16 @@ export async function accessHarness(
   const clock = new TestClock();
   const runtime = await createRuntime(config, log, { db, migrate: false, ownsDb: false });
   const audit = new RecordingAuditSink(runtime.audit);
-  const access = await createAccessServices({ config, db, audit, keys: runtime.keys, clock, log, policyPollMs: opts.policyPollMs ?? 200, ...(opts.apiKeyCacheTtlMs !== undefined ? { apiKeyCacheTtlMs: opts.apiKeyCacheTtlMs } : {}) });
+  const access = await createAccessServices({
+    config,
+    db,
+    audit,
+    keys: runtime.keys,
+    clock,
+    log,
+    policyPollMs: opts.policyPollMs ?? 200,
+    ...(opts.apiKeyCacheTtlMs !== undefined ? { apiKeyCacheTtlMs: opts.apiKeyCacheTtlMs } : {}),
+  });
   const app = createApp({ ...runtime.appDeps(), access });
   const system = "test-admin";
   const server = opts.listen ? Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }) : undefined;
@@ -93,7 +105,12 @@ export async function accessHarness(
     async makeKey(roles, o = {}) {
       const requesterId = o.requesterId ?? `req-${process.pid}-${++n}-${Math.random().toString(36).slice(2, 7)}`;
       const r = await access.requesters.create(
-        { requesterId, name: requesterId, ...(o.department ? { department: o.department } : {}), ...(o.publicKeyJwk ? { publicKeyJwk: o.publicKeyJwk } : {}) },
+        {
+          requesterId,
+          name: requesterId,
+          ...(o.department ? { department: o.department } : {}),
+          ...(o.publicKeyJwk ? { publicKeyJwk: o.publicKeyJwk } : {}),
+        },
         system,
       );
       const k = await access.apiKeys.create(r.id, { roles, expiresAt: o.expiresAt ?? null }, system);
@@ -108,7 +125,14 @@ export async function accessHarness(
 }
 
 export function bearer(apiKey: string, init: RequestInit = {}): RequestInit {
-  return { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${apiKey}`, "content-type": "application/json" } };
+  return {
+    ...init,
+    headers: {
+      ...(init.headers as Record<string, string>),
+      authorization: `Bearer ${apiKey}`,
+      "content-type": "application/json",
+    },
+  };
 }
 
 export type { Principal };

@@ -17,7 +17,12 @@ import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
 type Call = { key: string; path: string; body?: unknown };
 type Ctx = { admin: string; writer: string; reader: string; proxy: string; app: TestApp; n: number };
 
-const FAULTS = ["audit table locked", "killed after BEGIN", "killed after the change", "killed after the audit INSERT"] as const;
+const FAULTS = [
+  "audit table locked",
+  "killed after BEGIN",
+  "killed after the change",
+  "killed after the audit INSERT",
+] as const;
 const STEP: Record<(typeof FAULTS)[number], WriteStep | null> = {
   "audit table locked": null,
   "killed after BEGIN": "begin",
@@ -38,41 +43,118 @@ async function created<T>(first: Response | (() => Promise<Response>), what: str
 }
 
 async function newRequester(c: Ctx): Promise<string> {
-  return (await created<{ id: string }>(() => callApi(c.app, c.admin, "POST", "/v1/requesters", { requesterId: `fixture-${c.n}`, name: "fixture" }), "requester")).id;
+  return (
+    await created<{ id: string }>(
+      () => callApi(c.app, c.admin, "POST", "/v1/requesters", { requesterId: `fixture-${c.n}`, name: "fixture" }),
+      "requester",
+    )
+  ).id;
 }
 async function newPolicy(c: Ctx): Promise<string> {
-  return (await created<{ id: string }>(() => callApi(c.app, c.admin, "POST", "/v1/policies", { name: `fixture-${c.n}`, type: "whitelist", enabled: false, config: { requesters: ["nobody"] } }), "policy")).id;
+  return (
+    await created<{ id: string }>(
+      () =>
+        callApi(c.app, c.admin, "POST", "/v1/policies", {
+          name: `fixture-${c.n}`,
+          type: "whitelist",
+          enabled: false,
+          config: { requesters: ["nobody"] },
+        }),
+      "policy",
+    )
+  ).id;
 }
 async function newToken(c: Ctx, userId: string): Promise<void> {
-  await created(() => callApi(c.app, c.writer, "PUT", `/v1/tokens/gmail/${userId}`, { accessToken: `ya29.fixture-${c.n}` }), "token");
+  await created(
+    () => callApi(c.app, c.writer, "PUT", `/v1/tokens/gmail/${userId}`, { accessToken: `ya29.fixture-${c.n}` }),
+    "token",
+  );
 }
 
 /** How to make each mutating operation change something real (fixtures made before the fault is armed). */
 const CASES: Record<string, (c: Ctx) => Promise<Call>> = {
   "POST /v1/keys/rotate": async (c) => ({ key: c.admin, path: "/v1/keys/rotate" }),
-  "PUT /v1/keys/schedule": async (c) => ({ key: c.admin, path: "/v1/keys/schedule", body: { rotateEverySeconds: 86_400 + c.n, enabled: false } }),
-  "POST /v1/requesters": async (c) => ({ key: c.admin, path: "/v1/requesters", body: { requesterId: `new-${c.n}`, name: "new" } }),
-  "PATCH /v1/requesters/{id}": async (c) => ({ key: c.admin, path: `/v1/requesters/${await newRequester(c)}`, body: { name: "changed" } }),
+  "PUT /v1/keys/schedule": async (c) => ({
+    key: c.admin,
+    path: "/v1/keys/schedule",
+    body: { rotateEverySeconds: 86_400 + c.n, enabled: false },
+  }),
+  "POST /v1/requesters": async (c) => ({
+    key: c.admin,
+    path: "/v1/requesters",
+    body: { requesterId: `new-${c.n}`, name: "new" },
+  }),
+  "PATCH /v1/requesters/{id}": async (c) => ({
+    key: c.admin,
+    path: `/v1/requesters/${await newRequester(c)}`,
+    body: { name: "changed" },
+  }),
   "DELETE /v1/requesters/{id}": async (c) => ({ key: c.admin, path: `/v1/requesters/${await newRequester(c)}` }),
-  "POST /v1/requesters/{id}/api-keys": async (c) => ({ key: c.admin, path: `/v1/requesters/${await newRequester(c)}/api-keys`, body: { roles: ["reader"] } }),
+  "POST /v1/requesters/{id}/api-keys": async (c) => ({
+    key: c.admin,
+    path: `/v1/requesters/${await newRequester(c)}/api-keys`,
+    body: { roles: ["reader"] },
+  }),
   "DELETE /v1/requesters/{id}/api-keys/{keyId}": async (c) => {
     const id = await newRequester(c);
-    const k = await created<{ keyId: string }>(() => callApi(c.app, c.admin, "POST", `/v1/requesters/${id}/api-keys`, { roles: ["reader"] }), "api key");
+    const k = await created<{ keyId: string }>(
+      () => callApi(c.app, c.admin, "POST", `/v1/requesters/${id}/api-keys`, { roles: ["reader"] }),
+      "api key",
+    );
     return { key: c.admin, path: `/v1/requesters/${id}/api-keys/${k.keyId}` };
   },
-  "POST /v1/policies": async (c) => ({ key: c.admin, path: "/v1/policies", body: { name: `new-${c.n}`, type: "whitelist", enabled: false, config: { requesters: ["nobody"] } } }),
-  "POST /v1/policies/simulate": async (c) => ({ key: c.admin, path: "/v1/policies/simulate", body: { requesterId: "someone", resource: { type: "timeslice" }, timeRange: { start: Date.now() - 60_000, end: Date.now() } } }),
-  "PATCH /v1/policies/{id}": async (c) => ({ key: c.admin, path: `/v1/policies/${await newPolicy(c)}`, body: { priority: 7 } }),
+  "POST /v1/policies": async (c) => ({
+    key: c.admin,
+    path: "/v1/policies",
+    body: { name: `new-${c.n}`, type: "whitelist", enabled: false, config: { requesters: ["nobody"] } },
+  }),
+  "POST /v1/policies/simulate": async (c) => ({
+    key: c.admin,
+    path: "/v1/policies/simulate",
+    body: {
+      requesterId: "someone",
+      resource: { type: "timeslice" },
+      timeRange: { start: Date.now() - 60_000, end: Date.now() },
+    },
+  }),
+  "PATCH /v1/policies/{id}": async (c) => ({
+    key: c.admin,
+    path: `/v1/policies/${await newPolicy(c)}`,
+    body: { priority: 7 },
+  }),
   "DELETE /v1/policies/{id}": async (c) => ({ key: c.admin, path: `/v1/policies/${await newPolicy(c)}` }),
-  "POST /v1/access-requests": async (c) => ({ key: c.reader, path: "/v1/access-requests", body: { resource: { type: "timeslice" }, timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 }, purpose: "test" } }),
-  "PUT /v1/tokens/{integration}/{userId}": async (c) => ({ key: c.writer, path: `/v1/tokens/gmail/put-${c.n}`, body: { accessToken: "ya29.new-value", refreshToken: "1//refresh" } }),
+  "POST /v1/access-requests": async (c) => ({
+    key: c.reader,
+    path: "/v1/access-requests",
+    body: {
+      resource: { type: "timeslice" },
+      timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
+      purpose: "test",
+    },
+  }),
+  "PUT /v1/tokens/{integration}/{userId}": async (c) => ({
+    key: c.writer,
+    path: `/v1/tokens/gmail/put-${c.n}`,
+    body: { accessToken: "ya29.new-value", refreshToken: "1//refresh" },
+  }),
   "DELETE /v1/tokens/{integration}/{userId}": async (c) => {
     await newToken(c, `del-${c.n}`);
     return { key: c.writer, path: `/v1/tokens/gmail/del-${c.n}` };
   },
-  "POST /v1/webhooks": async (c) => ({ key: c.admin, path: "/v1/webhooks", body: { url: `http://127.0.0.1:9/hook-${c.n}`, events: ["token.deleted"] } }),
+  "POST /v1/webhooks": async (c) => ({
+    key: c.admin,
+    path: "/v1/webhooks",
+    body: { url: `http://127.0.0.1:9/hook-${c.n}`, events: ["token.deleted"] },
+  }),
   "DELETE /v1/webhooks/{id}": async (c) => {
-    const w = await created<{ id: string }>(() => callApi(c.app, c.admin, "POST", "/v1/webhooks", { url: `http://127.0.0.1:9/old-${c.n}`, events: ["key.rotated"] }), "webhook");
+    const w = await created<{ id: string }>(
+      () =>
+        callApi(c.app, c.admin, "POST", "/v1/webhooks", {
+          url: `http://127.0.0.1:9/old-${c.n}`,
+          events: ["key.rotated"],
+        }),
+      "webhook",
+    );
     return { key: c.admin, path: `/v1/webhooks/${w.id}` };
   },
   // The proxy changes nothing here but the audit log: its decision row is written before anything is sent.
@@ -80,8 +162,15 @@ const CASES: Record<string, (c: Ctx) => Promise<Call>> = {
     (["POST", "PUT", "PATCH", "DELETE"] as const).map((m) => [
       `${m} /v1/proxy/{integration}/{userId}/{path}`,
       async (c: Ctx) => {
-        await created(() => callApi(c.app, c.writer, "PUT", `/v1/tokens/github/px-${c.n}`, { accessToken: "fixture-bearer" }), "token");
-        return { key: c.proxy, path: `/v1/proxy/github/px-${c.n}/repos/x`, ...(m === "DELETE" ? {} : { body: { a: 1 } }) };
+        await created(
+          () => callApi(c.app, c.writer, "PUT", `/v1/tokens/github/px-${c.n}`, { accessToken: "fixture-bearer" }),
+          "token",
+        );
+        return {
+          key: c.proxy,
+          path: `/v1/proxy/github/px-${c.n}/repos/x`,
+          ...(m === "DELETE" ? {} : { body: { a: 1 } }),
+        };
       },
     ]),
   ),
@@ -119,7 +208,13 @@ describePostgres("every state change is atomic with its audit row", (h) => {
     fake = startFakeOAuth();
     fake.accepted.add("fixture-bearer");
     app = await startTestApp(h.db, {
-      env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, AUDIT_WRITE_TIMEOUT_MS: "300", AUDIT_CHECKPOINT_SECONDS: "3600", GITHUB_API_BASE: `${fake.origin}/api`, WEBHOOK_POLL_MS: "0" },
+      env: {
+        BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY,
+        AUDIT_WRITE_TIMEOUT_MS: "300",
+        AUDIT_CHECKPOINT_SECONDS: "3600",
+        GITHUB_API_BASE: `${fake.origin}/api`,
+        WEBHOOK_POLL_MS: "0",
+      },
       auditOnStep: async (step, tx) => {
         if (armed !== step) return;
         armed = null;
@@ -128,9 +223,25 @@ describePostgres("every state change is atomic with its audit row", (h) => {
       },
     });
     const keys = await provision(app, BOOTSTRAP_KEY);
-    const p = await created<{ id: string }>(() => callApi(app, BOOTSTRAP_KEY, "POST", "/v1/requesters", { requesterId: "fixture-proxy", name: "proxy" }), "proxy requester");
-    const proxy = (await created<{ apiKey: string }>(() => callApi(app, BOOTSTRAP_KEY, "POST", `/v1/requesters/${p.id}/api-keys`, { roles: ["proxy"] }), "proxy key")).apiKey;
-    await created(() => callApi(app, BOOTSTRAP_KEY, "POST", "/v1/policies", { name: "fixture-proxy", type: "whitelist", config: { requesters: ["fixture-proxy"] } }), "proxy whitelist");
+    const p = await created<{ id: string }>(
+      () => callApi(app, BOOTSTRAP_KEY, "POST", "/v1/requesters", { requesterId: "fixture-proxy", name: "proxy" }),
+      "proxy requester",
+    );
+    const proxy = (
+      await created<{ apiKey: string }>(
+        () => callApi(app, BOOTSTRAP_KEY, "POST", `/v1/requesters/${p.id}/api-keys`, { roles: ["proxy"] }),
+        "proxy key",
+      )
+    ).apiKey;
+    await created(
+      () =>
+        callApi(app, BOOTSTRAP_KEY, "POST", "/v1/policies", {
+          name: "fixture-proxy",
+          type: "whitelist",
+          config: { requesters: ["fixture-proxy"] },
+        }),
+      "proxy whitelist",
+    );
     ctx = { admin: BOOTSTRAP_KEY, writer: keys.writer, reader: keys.reader, proxy, app, n: 0 };
   }, 60_000);
   afterAll(async () => {
@@ -142,8 +253,14 @@ describePostgres("every state change is atomic with its audit row", (h) => {
   const snapshot = async () => (await admin.query(SNAPSHOT)).rows[0] as Record<string, string>;
 
   test("every mutating operation of the OpenAPI document is in the table (a new route must show the guarantee)", async () => {
-    const doc = (await (await app.app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
-    const mutating = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).filter((m) => ["post", "put", "patch", "delete"].includes(m)).map((m) => `${m.toUpperCase()} ${path}`));
+    const doc = (await (await app.app.request("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const mutating = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.keys(item)
+        .filter((m) => ["post", "put", "patch", "delete"].includes(m))
+        .map((m) => `${m.toUpperCase()} ${path}`),
+    );
     expect(mutating.filter((op) => !(op in CASES))).toEqual([]);
     expect(Object.keys(CASES).filter((op) => !mutating.includes(op))).toEqual([]);
   });
@@ -171,7 +288,11 @@ describePostgres("every state change is atomic with its audit row", (h) => {
           armed = null;
         }
         const body = (await res.json()) as { error?: { code: string } };
-        expect({ fault, status: res.status, code: body.error?.code }).toEqual({ fault, status: 503, code: "SERVICE_UNAVAILABLE" });
+        expect({ fault, status: res.status, code: body.error?.code }).toEqual({
+          fault,
+          status: 503,
+          code: "SERVICE_UNAVAILABLE",
+        });
         expect({ fault, after: await snapshot() }).toEqual({ fault, after: before });
       }
       // Unfaulted, the same call changes the database and writes its row: the cases above were real.

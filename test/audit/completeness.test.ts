@@ -30,13 +30,23 @@ describeEachDb("audit completeness", (h) => {
   test("a chain with unsigned rows gets a signed checkpoint AUDIT_CHECKPOINT_SECONDS after its last one (controlled clock), anchored", async () => {
     const clock = testClock();
     const anchorPath = join(dir, `${h.kind}-time.jsonl`);
-    const w = writerFor(h.db, key, { clock, checkpointEvery: 1000, checkpointSeconds: 10, tickMs: 0, anchors: new AnchorFile(anchorPath) });
+    const w = writerFor(h.db, key, {
+      clock,
+      checkpointEvery: 1000,
+      checkpointSeconds: 10,
+      tickMs: 0,
+      anchors: new AnchorFile(anchorPath),
+    });
     await w.record(sampleEvent(1));
     await w.record(sampleEvent(2));
     const id = w.stats().chainId!;
     clock.advance(9_999);
     await w.checkpointIfDue();
-    expect((await chainRows(h.db, id)).map((r) => r.eventType)).toEqual(["AUDIT_CHECKPOINT", "ACCESS_GRANTED", "ACCESS_GRANTED"]);
+    expect((await chainRows(h.db, id)).map((r) => r.eventType)).toEqual([
+      "AUDIT_CHECKPOINT",
+      "ACCESS_GRANTED",
+      "ACCESS_GRANTED",
+    ]);
     clock.advance(1);
     await w.checkpointIfDue();
     const rows = await chainRows(h.db, id);
@@ -58,9 +68,17 @@ describeEachDb("audit completeness", (h) => {
     await w.close();
     await w.flush();
     const anchors = (await readAnchorFile(anchorPath)).entries;
-    expect(anchors.map((a) => [a.seq, a.statement.kind])).toEqual([[1, "open"], [4, "periodic"], [6, "periodic"], [7, "close"]]);
+    expect(anchors.map((a) => [a.seq, a.statement.kind])).toEqual([
+      [1, "open"],
+      [4, "periodic"],
+      [6, "periodic"],
+      [7, "close"],
+    ]);
     expect(anchors.every((a) => a.chainId === id)).toBe(true);
-    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys, anchors })).toMatchObject({ valid: true, anchorsChecked: 4 });
+    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys, anchors })).toMatchObject({
+      valid: true,
+      anchorsChecked: 4,
+    });
   });
 
   test("a live writer's chain is not sealed by another; once its writer is gone it is sealed with a recovery checkpoint naming its last row", async () => {
@@ -94,7 +112,10 @@ describeEachDb("audit completeness", (h) => {
       // a crash by dropping its registration (what a process exit does).
       (await import("../../src/audit/writer.ts")).forgetWriterForTests(h.db, aChain);
     }
-    const unsealed = await verifyAuditLog(h.db, { publicKeys: key.publicKeys, liveChains: (ids) => liveChains(h.db, ids) });
+    const unsealed = await verifyAuditLog(h.db, {
+      publicKeys: key.publicKeys,
+      liveChains: (ids) => liveChains(h.db, ids),
+    });
     // Abandoned with unsigned rows: a finding until sealed (rows deleted from its tail could not be ruled out).
     expect(unsealed.findings.find((f) => f.chainId === aChain)?.kind).toBe("unsealed-tail");
     const lastRow = (await chainRows(h.db, aChain)).at(-1)!;
@@ -102,7 +123,13 @@ describeEachDb("audit completeness", (h) => {
     const rows = await chainRows(h.db, aChain);
     const recovery = rows.at(-1)!;
     expect(recovery.eventType).toBe("AUDIT_CHECKPOINT");
-    expect(recovery.details).toMatchObject({ kind: "recovery", chainId: aChain, seq: Number(lastRow.seq), headHash: lastRow.hash, lastRowId: lastRow.id });
+    expect(recovery.details).toMatchObject({
+      kind: "recovery",
+      chainId: aChain,
+      seq: Number(lastRow.seq),
+      headHash: lastRow.hash,
+      lastRowId: lastRow.id,
+    });
     expect(rows).toHaveLength(Number(lastRow.seq) + 1);
     // Sealed: a second sweep does nothing, and the log verifies with b's chain still live.
     expect(await b.sealAbandonedChains()).toEqual([]);

@@ -60,7 +60,10 @@ describe.skipIf(!postgresAvailable)("[postgres] audit writes fail closed", () =>
 
   async function timed<T>(p: Promise<T>): Promise<{ error: unknown; ms: number }> {
     const t0 = performance.now();
-    const error = await p.then(() => undefined, (e: unknown) => e);
+    const error = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     return { error, ms: performance.now() - t0 };
   }
 
@@ -85,7 +88,10 @@ describe.skipIf(!postgresAvailable)("[postgres] audit writes fail closed", () =>
       await w.close();
       // The abandoned chain is sealed by the sweep (its writer released it), then everything verifies.
       expect(await w.sealAbandonedChains()).toContain(first.chainId);
-      expect(await verifyAuditLog(db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, unclosedChains: 0 });
+      expect(await verifyAuditLog(db, { publicKeys: key.publicKeys })).toMatchObject({
+        valid: true,
+        unclosedChains: 0,
+      });
     }, 20_000);
   }
 

@@ -27,7 +27,24 @@ describeEachDb("audit heads and anchors over HTTP", (h) => {
   });
 
   test("head: this process's chain is checkpointed first; every head verifies as an anchor; the anchor log holds them too", async () => {
-    for (let i = 0; i < 3; i++) expect((await t.app.request("/v1/policies", asAdmin({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: `p-${i}`, type: "whitelist", enabled: false, config: { requesters: ["x"] } }) }))).status).toBe(201);
+    for (let i = 0; i < 3; i++)
+      expect(
+        (
+          await t.app.request(
+            "/v1/policies",
+            asAdmin({
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({
+                name: `p-${i}`,
+                type: "whitelist",
+                enabled: false,
+                config: { requesters: ["x"] },
+              }),
+            }),
+          )
+        ).status,
+      ).toBe(201);
     const res = await t.app.request("/v1/audit-logs/head", asAdmin());
     expect(res.status).toBe(200);
     const { heads } = (await res.json()) as { heads: AnchorEntry[] };
@@ -39,7 +56,9 @@ describeEachDb("audit heads and anchors over HTTP", (h) => {
     expect(await verifyAuditLog(h.db, { ...(await trustedKeys(h.db)), anchors: heads })).toMatchObject({ valid: true });
     await t.runtime.audit.flush();
     const anchored = (await readAnchorFile(anchorFile)).entries;
-    expect(anchored.some((a) => a.chainId === mine!.chainId && a.seq === mine!.seq && a.hash === mine!.hash)).toBe(true);
+    expect(anchored.some((a) => a.chainId === mine!.chainId && a.seq === mine!.seq && a.hash === mine!.hash)).toBe(
+      true,
+    );
     expect((await t.app.request("/v1/audit-logs/head?x=1", asAdmin())).status).toBe(400);
     expect((await t.app.request("/v1/audit-logs/head")).status).toBe(401);
   });
@@ -47,12 +66,19 @@ describeEachDb("audit heads and anchors over HTTP", (h) => {
   test("verify checks the database against the anchor log: valid, then the anchored tail deleted → anchor-missing", async () => {
     await t.app.request("/v1/audit-logs/head", asAdmin()); // one more signed head, anchored
     await t.runtime.audit.flush();
-    const ok = (await (await t.app.request("/v1/audit-logs/verify", asAdmin())).json()) as { valid: boolean; anchorsChecked: number; findings: unknown[] };
+    const ok = (await (await t.app.request("/v1/audit-logs/verify", asAdmin())).json()) as {
+      valid: boolean;
+      anchorsChecked: number;
+      findings: unknown[];
+    };
     expect(ok).toMatchObject({ valid: true, findings: [] });
     expect(ok.anchorsChecked).toBeGreaterThan(0);
     const chainId = t.runtime.audit.stats().chainId!;
     await asSuperuser(h.db, `DELETE FROM "audit_logs" WHERE "chainId" = $1 AND "seq" > 2`, [chainId]);
-    const bad = (await (await t.app.request("/v1/audit-logs/verify", asAdmin())).json()) as { valid: boolean; findings: Array<{ kind: string; chainId: string }> };
+    const bad = (await (await t.app.request("/v1/audit-logs/verify", asAdmin())).json()) as {
+      valid: boolean;
+      findings: Array<{ kind: string; chainId: string }>;
+    };
     expect(bad.valid).toBe(false);
     expect(bad.findings).toContainEqual(expect.objectContaining({ kind: "anchor-missing", chainId }));
   });

@@ -1,5 +1,13 @@
 /** Audit test helpers: a real ES256 checkpoint signer (src/crypto), writers on a test database, sample events. */
-import { generateMasterKeyPair, keyringMac, keyringMacKey, signPayload, wrapPrivateJwk, parseKek, type MasterKeyPair } from "../../src/crypto/index.ts";
+import {
+  generateMasterKeyPair,
+  keyringMac,
+  keyringMacKey,
+  signPayload,
+  wrapPrivateJwk,
+  parseKek,
+  type MasterKeyPair,
+} from "../../src/crypto/index.ts";
 import { createLogger } from "../../src/log.ts";
 import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.ts";
 import type { ChainedFields, CheckpointSigner } from "../../src/audit/chain.ts";
@@ -35,12 +43,24 @@ export function trustedKeys(db: Database) {
 }
 
 /** Stores the key as a master_keys row (private half wrapped under the test KEK, MAC'd), for loadMasterPublicKeys. */
-export async function storeMasterKey(db: Database, key: TestKey, opts: { mac?: boolean; status?: string } = {}): Promise<void> {
+export async function storeMasterKey(
+  db: Database,
+  key: TestKey,
+  opts: { mac?: boolean; status?: string } = {},
+): Promise<void> {
   const createdAt = new Date(Date.UTC(2026, 10, 23));
   await db.prisma.masterKey.create({
     data: {
       createdAt,
-      keyringMac: opts.mac === false ? null : keyringMac(testMacKey, { version: key.version, publicJwk: key.pair.publicJwk, sliceSeconds: 3600, createdAt }),
+      keyringMac:
+        opts.mac === false
+          ? null
+          : keyringMac(testMacKey, {
+              version: key.version,
+              publicJwk: key.pair.publicJwk,
+              sliceSeconds: 3600,
+              createdAt,
+            }),
       version: key.version,
       publicKeyJwk: key.pair.publicJwk as object,
       privateKeyJwe: await wrapPrivateJwk(key.pair.privateJwk, parseKek(TEST_KEK), { version: key.version }),
@@ -51,7 +71,7 @@ export async function storeMasterKey(db: Database, key: TestKey, opts: { mac?: b
   });
 }
 
-export const quietLog = createLogger(process.env.TEST_LOG_LEVEL as never ?? "silent");
+export const quietLog = createLogger((process.env.TEST_LOG_LEVEL as never) ?? "silent");
 
 /** A clock tests can move; starts at a fixed instant. */
 export function testClock(start = Date.UTC(2026, 10, 23, 12, 0, 0)): Clock & { advance(ms: number): void } {
@@ -59,8 +79,19 @@ export function testClock(start = Date.UTC(2026, 10, 23, 12, 0, 0)): Clock & { a
   return { now: () => t, advance: (ms) => void (t += ms) };
 }
 
-export function writerFor(db: Database, key: TestKey | undefined, extra: Partial<AuditWriterOptions> = {}): AuditWriter {
-  return createAuditWriter({ db, clock: testClock(), log: quietLog, signer: key?.signer, checkpointEvery: 1000, ...extra });
+export function writerFor(
+  db: Database,
+  key: TestKey | undefined,
+  extra: Partial<AuditWriterOptions> = {},
+): AuditWriter {
+  return createAuditWriter({
+    db,
+    clock: testClock(),
+    log: quietLog,
+    signer: key?.signer,
+    checkpointEvery: 1000,
+    ...extra,
+  });
 }
 
 export function sampleEvent(i: number, over: Partial<AuditEvent> = {}): AuditEvent {

@@ -12,7 +12,14 @@ import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts"
 import { parseKek } from "../../src/crypto/kek.ts";
 import { asSuperuser, quietLog, sampleEvent, storeMasterKey, testClock, testKey, testMacKey } from "./helpers.ts";
 
-interface Item { id: string; timestamp: number; eventType: string; actor: string; seq: number; success: boolean }
+interface Item {
+  id: string;
+  timestamp: number;
+  eventType: string;
+  actor: string;
+  seq: number;
+  success: boolean;
+}
 
 describeEachDb("audit HTTP routes", (h) => {
   let app: App;
@@ -29,12 +36,33 @@ describeEachDb("audit HTTP routes", (h) => {
       await audit.record(sampleEvent(i));
     }
     await audit.close();
-    const keys = await createKeyService({ db: h.db, kek: parseKek(TEST_KEK), kekId: "test", sliceSeconds: 3600, log: quietLog });
+    const keys = await createKeyService({
+      db: h.db,
+      kek: parseKek(TEST_KEK),
+      kekId: "test",
+      sliceSeconds: 3600,
+      log: quietLog,
+    });
     // The admin key is installed without an audit row, so the counts below stay exact.
     await installTestAdmin(h.db);
     const config = testConfig();
-    const access = await createAccessServices({ config: { ...config, bootstrapAdminKey: undefined }, db: h.db, audit, keys, clock, log: quietLog });
-    const refresher = new TokenRefresher({ db: h.db, keys, audit, clock, log: quietLog, providers: {}, timeoutMs: 1000 });
+    const access = await createAccessServices({
+      config: { ...config, bootstrapAdminKey: undefined },
+      db: h.db,
+      audit,
+      keys,
+      clock,
+      log: quietLog,
+    });
+    const refresher = new TokenRefresher({
+      db: h.db,
+      keys,
+      audit,
+      clock,
+      log: quietLog,
+      providers: {},
+      timeoutMs: 1000,
+    });
     const tokens = new TokenVault({ db: h.db, keys, audit, decider: access.decider, refresher, clock, log: quietLog });
     app = createApp({ config, db: h.db, log: quietLog, audit, keys, access, tokens });
   });
@@ -50,7 +78,9 @@ describeEachDb("audit HTTP routes", (h) => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const { status, body } = await get(`/v1/audit-logs?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      const { status, body } = await get(
+        `/v1/audit-logs?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+      );
       expect(status).toBe(200);
       expect(body.items.length).toBeLessThanOrEqual(7);
       seen.push(...body.items);
@@ -61,7 +91,8 @@ describeEachDb("audit HTTP routes", (h) => {
     expect(seen).toHaveLength(total);
     expect(new Set(seen.map((i) => i.id)).size).toBe(total);
     for (let i = 1; i < seen.length; i++) {
-      const a = seen[i - 1]!, b = seen[i]!;
+      const a = seen[i - 1]!,
+        b = seen[i]!;
       expect(a.timestamp > b.timestamp || (a.timestamp === b.timestamp && a.id > b.id)).toBe(true);
     }
     expect(typeof seen[0]!.seq).toBe("number");
@@ -78,9 +109,12 @@ describeEachDb("audit HTTP routes", (h) => {
     expect(actor.body.items.every((i: Item) => i.actor === "requester-2")).toBe(true);
 
     // Events i = 0..59 sit at t0 + 1000 * (floor(i / 2) + 1); [t0 + 5000, t0 + 10000) holds i = 8..17.
-    const from = t0 + 5000, to = t0 + 10_000;
+    const from = t0 + 5000,
+      to = t0 + 10_000;
     const ms = await get(`/v1/audit-logs?from=${from}&to=${to}&eventType=ACCESS_GRANTED`);
-    const iso = await get(`/v1/audit-logs?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}&eventType=ACCESS_GRANTED`);
+    const iso = await get(
+      `/v1/audit-logs?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}&eventType=ACCESS_GRANTED`,
+    );
     expect(ms.body.items.map((i: Item) => i.id)).toEqual(iso.body.items.map((i: Item) => i.id));
     expect(ms.body.items).toHaveLength(7); // i = 8..17 minus multiples of 3 (9, 12, 15)
     expect(ms.body.items.every((i: Item) => i.timestamp >= from && i.timestamp < to)).toBe(true);
@@ -104,10 +138,16 @@ describeEachDb("audit HTTP routes", (h) => {
     const ok = await get("/v1/audit-logs/verify");
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ valid: true, chains: 1, checked: await h.db.prisma.auditLog.count() });
-    const victim = await h.db.prisma.auditLog.findFirstOrThrow({ where: { eventType: "ACCESS_DENIED" }, orderBy: { seq: "asc" } });
+    const victim = await h.db.prisma.auditLog.findFirstOrThrow({
+      where: { eventType: "ACCESS_DENIED" },
+      orderBy: { seq: "asc" },
+    });
     await asSuperuser(h.db, `UPDATE "audit_logs" SET "success" = true WHERE "id" = $1::uuid`, [victim.id]);
     const bad = await get("/v1/audit-logs/verify");
-    expect(bad.body).toMatchObject({ valid: false, firstInvalid: { id: victim.id, seq: Number(victim.seq), chainId: victim.chainId } });
+    expect(bad.body).toMatchObject({
+      valid: false,
+      firstInvalid: { id: victim.id, seq: Number(victim.seq), chainId: victim.chainId },
+    });
     await asSuperuser(h.db, `UPDATE "audit_logs" SET "success" = false WHERE "id" = $1::uuid`, [victim.id]);
   });
 
@@ -139,7 +179,9 @@ describeEachDb("audit HTTP routes", (h) => {
 
   test("the routes are in the OpenAPI document", async () => {
     const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
-    expect(Object.keys(doc.paths ?? {})).toEqual(expect.arrayContaining(["/v1/audit-logs", "/v1/audit-logs/stats", "/v1/audit-logs/verify"]));
+    expect(Object.keys(doc.paths ?? {})).toEqual(
+      expect.arrayContaining(["/v1/audit-logs", "/v1/audit-logs/stats", "/v1/audit-logs/verify"]),
+    );
   });
 });
 
@@ -151,7 +193,13 @@ describeEachDb("audit writer in the runtime", (h) => {
     await t.close();
     const rows = await h.db.prisma.auditLog.findMany({ where: { chainId: receipt.chainId }, orderBy: { seq: "asc" } });
     // Start-up writes its own events first: the master key (KEY_GENERATED) and the bootstrap admin key.
-    expect(rows.map((r) => r.eventType)).toEqual(["AUDIT_CHECKPOINT", "KEY_GENERATED", "API_KEY_CREATED", "ACCESS_GRANTED", "AUDIT_CHECKPOINT"]);
+    expect(rows.map((r) => r.eventType)).toEqual([
+      "AUDIT_CHECKPOINT",
+      "KEY_GENERATED",
+      "API_KEY_CREATED",
+      "ACCESS_GRANTED",
+      "AUDIT_CHECKPOINT",
+    ]);
     expect((rows[4]!.details as { kind: string }).kind).toBe("close");
     // Checkpoints are signed by the runtime's master key, so the chain verifies with the stored public keys.
     const report = await verifyAuditLog(h.db, { ...(await loadMasterPublicKeys(h.db, testMacKey)) });

@@ -10,11 +10,21 @@ const root = resolve(import.meta.dir, "../..");
 async function runVerify(url: string) {
   const proc = Bun.spawn([process.execPath, "run", "audit:verify"], {
     cwd: root,
-    env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: "silent", MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, AUDIT_ANCHOR_FILE: "off" },
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      LOG_LEVEL: "silent",
+      MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+      AUDIT_ANCHOR_FILE: "off",
+    },
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  const [code, stdout, stderr] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
   return { code, stdout, stderr };
 }
 
@@ -44,7 +54,11 @@ describe.skipIf(!postgresAvailable)("[postgres] bun run audit:verify", () => {
     const r = await runVerify(db.url!);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("audit log INVALID");
-    expect(r.stdout).toContain(`first broken link: chain ${victim.chainId} seq 20 id ${victim.id}: hash does not match`);
-    expect(r.stdout).toContain(`finding row-edited: chain ${victim.chainId} seq 20 id ${victim.id} hash does not match`);
+    expect(r.stdout).toContain(
+      `first broken link: chain ${victim.chainId} seq 20 id ${victim.id}: hash does not match`,
+    );
+    expect(r.stdout).toContain(
+      `finding row-edited: chain ${victim.chainId} seq 20 id ${victim.id} hash does not match`,
+    );
   }, 30_000);
 });

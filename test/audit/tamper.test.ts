@@ -16,7 +16,18 @@ import { genesisHash, rowHash, CHECKPOINT_TYP } from "../../src/audit/chain.ts";
 import { verifyAuditLog, type FindingKind } from "../../src/audit/verify.ts";
 import { AnchorFile, readAnchorFile } from "../../src/audit/anchors.ts";
 import { liveChains } from "../../src/audit/writer.ts";
-import { asSuperuser, chainRows, sampleEvent, storeMasterKey, testKey, testMacKey, trustedKeys, writerFor, type StoredRow, type TestKey } from "./helpers.ts";
+import {
+  asSuperuser,
+  chainRows,
+  sampleEvent,
+  storeMasterKey,
+  testKey,
+  testMacKey,
+  trustedKeys,
+  writerFor,
+  type StoredRow,
+  type TestKey,
+} from "./helpers.ts";
 
 describeEachDb("audit tamper suite", (h) => {
   let key: TestKey;
@@ -30,7 +41,13 @@ describeEachDb("audit tamper suite", (h) => {
   /** What `audit:verify --anchors` and the API do: trusted keys, anchors, live writers. Small pages exercise keyset paging. */
   async function verify() {
     const anchors = await readAnchorFile(anchorPath);
-    return verifyAuditLog(h.db, { ...(await trustedKeys(h.db)), anchors: anchors.entries, malformedAnchorLines: anchors.malformed, liveChains: (ids) => liveChains(h.db, ids), batchSize: 7 });
+    return verifyAuditLog(h.db, {
+      ...(await trustedKeys(h.db)),
+      anchors: anchors.entries,
+      malformedAnchorLines: anchors.malformed,
+      liveChains: (ids) => liveChains(h.db, ids),
+      batchSize: 7,
+    });
   }
   async function kinds() {
     return (await verify()).findings.map((f) => f.kind);
@@ -66,7 +83,15 @@ describeEachDb("audit tamper suite", (h) => {
   });
 
   test("intact: valid, no findings; and the database itself refuses UPDATE, DELETE and TRUNCATE", async () => {
-    expect(await verify()).toMatchObject({ valid: true, findings: [], checked: 29, chains: 1, checkpoints: 4, unclosedChains: 0, anchorsChecked: 4 });
+    expect(await verify()).toMatchObject({
+      valid: true,
+      findings: [],
+      checked: 29,
+      chains: 1,
+      checkpoints: 4,
+      unclosedChains: 0,
+      anchorsChecked: 4,
+    });
     // Prisma's promises are lazy thenables; Promise.resolve turns them into real promises for expect().
     const attempt = (p: PromiseLike<unknown>) => expect(Promise.resolve(p)).rejects.toThrow(/append-only/);
     await attempt(h.db.prisma.$executeRawUnsafe(`UPDATE "audit_logs" SET "actor" = 'mallory'`));
@@ -76,11 +101,16 @@ describeEachDb("audit tamper suite", (h) => {
   });
 
   test("row edit → row-edited at that row (one finding per edit)", async () => {
-    await asSuperuser(h.db, `UPDATE "audit_logs" SET "details" = '{"i": 999}'::jsonb WHERE "id" = $1::uuid`, [row(5).id]);
+    await asSuperuser(h.db, `UPDATE "audit_logs" SET "details" = '{"i": 999}'::jsonb WHERE "id" = $1::uuid`, [
+      row(5).id,
+    ]);
     await asSuperuser(h.db, `UPDATE "audit_logs" SET "success" = NOT "success" WHERE "id" = $1::uuid`, [row(14).id]);
     const v = await expectDetected("row-edited", { seq: 5 });
     expect(v.firstInvalid).toMatchObject({ seq: 5, id: row(5).id, chainId: chainId() });
-    expect(v.findings.map((f) => [f.kind, f.seq])).toEqual([["row-edited", 5], ["row-edited", 14]]);
+    expect(v.findings.map((f) => [f.kind, f.seq])).toEqual([
+      ["row-edited", 5],
+      ["row-edited", 14],
+    ]);
   });
 
   test("row delete, middle → row-missing", async () => {
@@ -120,7 +150,16 @@ describeEachDb("audit tamper suite", (h) => {
 
   test("insert after the closing checkpoint, hashes computed correctly → row-inserted", async () => {
     const last = row(29);
-    const forged = { ...last, id: "0190a000-0000-7000-8000-0000000000aa", seq: "30", eventType: "ACCESS_GRANTED", actor: "mallory", target: "token:gmail:ceo", success: true, details: {} };
+    const forged = {
+      ...last,
+      id: "0190a000-0000-7000-8000-0000000000aa",
+      seq: "30",
+      eventType: "ACCESS_GRANTED",
+      actor: "mallory",
+      target: "token:gmail:ceo",
+      success: true,
+      details: {},
+    };
     await insertRaw({ ...forged, prevHash: last.hash, hash: rowHash(last.hash, forged) });
     await expectDetected("row-inserted", { seq: 30 });
   });
@@ -138,7 +177,14 @@ describeEachDb("audit tamper suite", (h) => {
     await expectDetected("forged-chain");
     await asSuperuser(h.db, `DELETE FROM "audit_logs" WHERE "chainId" = $1`, [fake]);
     const statement = { chainId: fake, seq: 0, headHash: prev, kind: "open" as const };
-    const open = { ...row(1), id: "0190a000-0000-7000-8000-0000000000dd", chainId: fake, seq: "1", prevHash: prev, details: { ...statement, signature: await mallory.signer(statement, CHECKPOINT_TYP) } };
+    const open = {
+      ...row(1),
+      id: "0190a000-0000-7000-8000-0000000000dd",
+      chainId: fake,
+      seq: "1",
+      prevHash: prev,
+      details: { ...statement, signature: await mallory.signer(statement, CHECKPOINT_TYP) },
+    };
     await insertRaw({ ...open, hash: rowHash(prev, open) });
     await expectDetected("untrusted-key", { seq: 1 });
   });
@@ -162,7 +208,15 @@ describeEachDb("audit tamper suite", (h) => {
   test("forged key row + re-signed chain: a retired master_keys row with the attacker's key → key-row and untrusted-key", async () => {
     // The attacker cannot compute a keyring MAC (no KEK): a made-up one, or none.
     await h.db.prisma.masterKey.create({
-      data: { version: 2, publicKeyJwk: mallory.pair.publicJwk as object, privateKeyJwe: "x.y.z.w.v", kekId: "test", sliceSeconds: 3600, status: "retired", keyringMac: "A".repeat(43) },
+      data: {
+        version: 2,
+        publicKeyJwk: mallory.pair.publicJwk as object,
+        privateKeyJwe: "x.y.z.w.v",
+        kekId: "test",
+        sliceSeconds: 3600,
+        status: "retired",
+        keyringMac: "A".repeat(43),
+      },
     });
     await rewrite((out) => {
       out[4]!.actor = "someone-else";
@@ -176,8 +230,13 @@ describeEachDb("audit tamper suite", (h) => {
   });
 
   test("substituted active public key (the attacker's key in row 1, chain re-signed by the attacker) → key-row and untrusted-key", async () => {
-    await asSuperuser(h.db, `UPDATE "master_keys" SET "publicKeyJwk" = $1::jsonb WHERE "version" = 1`, [JSON.stringify({ ...mallory.pair.publicJwk, kid: "1" })]);
-    const m1: TestKey = { ...mallory, signer: (p, typ) => mallory.signer(p, typ).then(() => signAs(mallory, "1", p, typ)) };
+    await asSuperuser(h.db, `UPDATE "master_keys" SET "publicKeyJwk" = $1::jsonb WHERE "version" = 1`, [
+      JSON.stringify({ ...mallory.pair.publicJwk, kid: "1" }),
+    ]);
+    const m1: TestKey = {
+      ...mallory,
+      signer: (p, typ) => mallory.signer(p, typ).then(() => signAs(mallory, "1", p, typ)),
+    };
     await rewrite((out) => {
       out[4]!.actor = "someone-else";
       recompute(out, 1, true, m1);
@@ -185,9 +244,14 @@ describeEachDb("audit tamper suite", (h) => {
     const v = await expectDetected("key-row");
     expect(v.findings.map((f) => f.kind)).toContain("untrusted-key");
     // A key row with a valid MAC for another public key cannot be made without the KEK:
-    expect(keyringMac(testMacKey, { version: 1, publicJwk: mallory.pair.publicJwk, sliceSeconds: 3600, createdAt: new Date(Date.UTC(2026, 10, 23)) })).not.toBe(
-      (await h.db.prisma.masterKey.findUniqueOrThrow({ where: { version: 1 } })).keyringMac,
-    );
+    expect(
+      keyringMac(testMacKey, {
+        version: 1,
+        publicJwk: mallory.pair.publicJwk,
+        sliceSeconds: 3600,
+        createdAt: new Date(Date.UTC(2026, 10, 23)),
+      }),
+    ).not.toBe((await h.db.prisma.masterKey.findUniqueOrThrow({ where: { version: 1 } })).keyringMac);
   });
 
   // ---- helpers ---------------------------------------------------------------------------------
@@ -205,7 +269,11 @@ describeEachDb("audit tamper suite", (h) => {
       if (resign && r.eventType === "AUDIT_CHECKPOINT") {
         const d = r.details as Record<string, unknown>;
         r.details = { ...d, headHash: r.prevHash };
-        if (signer) pendingSignatures.push({ row: r, statement: { chainId: r.chainId, seq: Number(r.seq) - 1, headHash: r.prevHash, kind: d.kind } });
+        if (signer)
+          pendingSignatures.push({
+            row: r,
+            statement: { chainId: r.chainId, seq: Number(r.seq) - 1, headHash: r.prevHash, kind: d.kind },
+          });
       }
       r.hash = rowHash(r.prevHash, r);
     }
@@ -242,7 +310,21 @@ describeEachDb("audit tamper suite", (h) => {
       h.db,
       `INSERT INTO "audit_logs" ("id","seq","chainId","timestamp","eventType","actor","target","startTime","endTime","success","details","prevHash","hash")
        VALUES ($1::uuid,$2::bigint,$3,$4::bigint,$5,$6,$7,$8::bigint,$9::bigint,$10,$11::jsonb,$12,$13)`,
-      [r.id, r.seq, r.chainId, r.timestamp, r.eventType, r.actor, r.target, r.startTime, r.endTime, r.success, canonicalJson(r.details), r.prevHash, r.hash],
+      [
+        r.id,
+        r.seq,
+        r.chainId,
+        r.timestamp,
+        r.eventType,
+        r.actor,
+        r.target,
+        r.startTime,
+        r.endTime,
+        r.success,
+        canonicalJson(r.details),
+        r.prevHash,
+        r.hash,
+      ],
     );
   }
 });

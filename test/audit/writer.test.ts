@@ -7,7 +7,16 @@ import { AuditEventError } from "../../src/audit/event-guard.ts";
 import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
 import { liveChains } from "../../src/audit/writer.ts";
 import { ServiceUnavailableError } from "../../src/errors.ts";
-import { asSuperuser, chainRows, sampleEvent, storeMasterKey, testKey, testMacKey, writerFor, type TestKey } from "./helpers.ts";
+import {
+  asSuperuser,
+  chainRows,
+  sampleEvent,
+  storeMasterKey,
+  testKey,
+  testMacKey,
+  writerFor,
+  type TestKey,
+} from "./helpers.ts";
 
 describeEachDb("audit writer", (h) => {
   let key: TestKey;
@@ -37,7 +46,9 @@ describeEachDb("audit writer", (h) => {
     const v = await verifyAuditLog(h.db, { publicKeys: key.publicKeys, liveChains: (ids) => liveChains(h.db, ids) });
     expect(v).toMatchObject({ valid: true, chains: 1, checked: 201 });
     // Without that knowledge, the unsigned tail is reported.
-    expect((await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).findings.map((f) => f.kind)).toEqual(["unsealed-tail"]);
+    expect((await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).findings.map((f) => f.kind)).toEqual([
+      "unsealed-tail",
+    ]);
     await w.close();
   }, 30_000);
 
@@ -59,7 +70,12 @@ describeEachDb("audit writer", (h) => {
     expect(rows[0]!.prevHash).toBe(genesisHash("chain-fixed-id"));
     const d = rows[0]!.details as { signature: string };
     const { payload } = await verifyPayload(d.signature, key.pair.publicJwk, { typ: CHECKPOINT_TYP, kid: "1" });
-    expect(payload).toEqual({ chainId: "chain-fixed-id", seq: 0, headHash: genesisHash("chain-fixed-id"), kind: "open" });
+    expect(payload).toEqual({
+      chainId: "chain-fixed-id",
+      seq: 0,
+      headHash: genesisHash("chain-fixed-id"),
+      kind: "open",
+    });
     expect(rows[1]!.prevHash).toBe(rows[0]!.hash);
     expect(rows[2]!.prevHash).toBe(rows[1]!.hash);
     expect(rows[1]!.timestamp).toMatch(/^\d{13}$/);
@@ -73,13 +89,23 @@ describeEachDb("audit writer", (h) => {
     const rows = await chainRows(h.db, (await h.db.prisma.auditLog.findFirstOrThrow()).chainId);
     const cps = rows.filter((r) => r.eventType === "AUDIT_CHECKPOINT");
     // seq 1 open; 5 events (2..6), checkpoint 7; 5 events (8..12), checkpoint 13; 2 events (14, 15), close 16
-    expect(cps.map((r) => [r.seq, (r.details as { kind: string }).kind])).toEqual([["1", "open"], ["7", "periodic"], ["13", "periodic"], ["16", "close"]]);
+    expect(cps.map((r) => [r.seq, (r.details as { kind: string }).kind])).toEqual([
+      ["1", "open"],
+      ["7", "periodic"],
+      ["13", "periodic"],
+      ["16", "close"],
+    ]);
     for (const cp of cps) {
       const d = cp.details as { chainId: string; seq: number; headHash: string; kind: string; signature: string };
       const { payload } = await verifyPayload(d.signature, key.pair.publicJwk, { typ: CHECKPOINT_TYP });
       expect(payload).toEqual({ chainId: cp.chainId, seq: Number(cp.seq) - 1, headHash: cp.prevHash, kind: d.kind });
     }
-    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, checkpoints: 4, unclosedChains: 0, unsignedTailRows: 0 });
+    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({
+      valid: true,
+      checkpoints: 4,
+      unclosedChains: 0,
+      unsignedTailRows: 0,
+    });
     await expect(w.record(sampleEvent(99))).rejects.toBeInstanceOf(ServiceUnavailableError);
   });
 
@@ -102,7 +128,10 @@ describeEachDb("audit writer", (h) => {
     const w = writerFor(h.db, key);
     await w.record(sampleEvent(1));
     await w.close();
-    expect(await verifyAuditLog(h.db, { ...(await loadMasterPublicKeys(h.db, testMacKey)) })).toMatchObject({ valid: true, checkpoints: 2 });
+    expect(await verifyAuditLog(h.db, { ...(await loadMasterPublicKeys(h.db, testMacKey)) })).toMatchObject({
+      valid: true,
+      checkpoints: 2,
+    });
   });
 
   test("without a signer checkpoints are written unsigned and verify reports them", async () => {
@@ -115,10 +144,26 @@ describeEachDb("audit writer", (h) => {
 
   test("details keys named like secrets are refused before anything is written", async () => {
     const w = writerFor(h.db, key);
-    const secretKeys = ["accessToken", "refresh_token", "apiKey", "secret", "clientSecret", "privateJwk", "seed", "seeds", "d", "password", "kek", "rootSeed", "idToken"];
+    const secretKeys = [
+      "accessToken",
+      "refresh_token",
+      "apiKey",
+      "secret",
+      "clientSecret",
+      "privateJwk",
+      "seed",
+      "seeds",
+      "d",
+      "password",
+      "kek",
+      "rootSeed",
+      "idToken",
+    ];
     for (const k of secretKeys) {
       await expect(w.record(sampleEvent(1, { details: { [k]: "x" } }))).rejects.toBeInstanceOf(AuditEventError);
-      await expect(w.record(sampleEvent(1, { details: { grant: [{ nested: { [k]: "x" } }] } }))).rejects.toThrow(/looks like a secret/);
+      await expect(w.record(sampleEvent(1, { details: { grant: [{ nested: { [k]: "x" } }] } }))).rejects.toThrow(
+        /looks like a secret/,
+      );
     }
     // The message names the key path, never the value.
     const err = await w.record(sampleEvent(1, { details: { refreshToken: "rt-SECRET-VALUE" } })).catch((e: Error) => e);
@@ -127,7 +172,9 @@ describeEachDb("audit writer", (h) => {
     await expect(w.record(sampleEvent(1, { actor: "a\u0000b" }))).rejects.toBeInstanceOf(AuditEventError);
     await expect(w.record(sampleEvent(1, { details: { n: Number.NaN } }))).rejects.toBeInstanceOf(AuditEventError);
     await expect(w.record(sampleEvent(1, { startTime: 1.5 }))).rejects.toBeInstanceOf(AuditEventError);
-    await expect(w.record({ ...sampleEvent(1), eventType: "AUDIT_CHECKPOINT" })).rejects.toBeInstanceOf(AuditEventError);
+    await expect(w.record({ ...sampleEvent(1), eventType: "AUDIT_CHECKPOINT" })).rejects.toBeInstanceOf(
+      AuditEventError,
+    );
     // Harmless names pass.
     await w.record(sampleEvent(1, { details: { tokenType: "Bearer", keyVersion: 2, keyCount: 3, policyId: "p" } }));
     await w.flush();
@@ -171,7 +218,11 @@ describeEachDb("audit writer", (h) => {
     await w.close();
     // The abandoned first chain (its head uncertain) is sealed with a recovery checkpoint by the sweep.
     expect(await w.sealAbandonedChains()).toEqual([firstChain!]);
-    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, chains: 2, unclosedChains: 0 });
+    expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({
+      valid: true,
+      chains: 2,
+      unclosedChains: 0,
+    });
   });
 
   test("attached access_requests rows are stored field for field (one multi-row INSERT per batch)", async () => {
@@ -180,18 +231,30 @@ describeEachDb("audit writer", (h) => {
       id: "0190a000-0000-7000-8000-0000000000a1",
       requesterId: "r-1",
       resourceType: "token",
-      resource: { type: "token", integration: "gmail", userId: "o'brien \"q\"" },
+      resource: { type: "token", integration: "gmail", userId: 'o\'brien "q"' },
       startTime: new Date(1_700_000_000_123),
       endTime: new Date(1_700_000_360_456),
       purpose: "incident 'review'",
       granted: false,
       denialReason: "not whitelisted",
-      policyIds: ["p-1", "p,2", "p\"3"],
+      policyIds: ["p-1", "p,2", 'p"3'],
       policyId: "p-1",
       keyCount: 7,
     };
-    const bare = { id: "0190a000-0000-7000-8000-0000000000a2", requesterId: "r-2", resourceType: "timeslice", resource: { type: "timeslice" }, startTime: new Date(5), endTime: new Date(5), granted: true, policyIds: [] };
-    await Promise.all([w.record({ event: sampleEvent(1), accessRequest: full }), w.record({ event: sampleEvent(2), accessRequest: bare })]);
+    const bare = {
+      id: "0190a000-0000-7000-8000-0000000000a2",
+      requesterId: "r-2",
+      resourceType: "timeslice",
+      resource: { type: "timeslice" },
+      startTime: new Date(5),
+      endTime: new Date(5),
+      granted: true,
+      policyIds: [],
+    };
+    await Promise.all([
+      w.record({ event: sampleEvent(1), accessRequest: full }),
+      w.record({ event: sampleEvent(2), accessRequest: bare }),
+    ]);
     const rows = await h.db.prisma.accessRequest.findMany({ orderBy: { id: "asc" } });
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject(full);

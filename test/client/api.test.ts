@@ -50,12 +50,20 @@ test("administration: requesters, API keys, policies, simulate, keys, audit", as
   expect(key.apiKey.startsWith(`ckms_${key.keyId}_`)).toBe(true);
   expect(key.key.roles).toEqual(["reader"]);
 
-  const p = await admin.createPolicy({ name: "sdk-whitelist", type: "whitelist", config: { requesters: ["sdk-reader"] } });
+  const p = await admin.createPolicy({
+    name: "sdk-whitelist",
+    type: "whitelist",
+    config: { requesters: ["sdk-reader"] },
+  });
   expect((await admin.getPolicy(p.id)).version).toBe(p.version);
   expect((await admin.updatePolicy(p.id, { description: "from the SDK test" })).version).toBe(p.version + 1);
   expect((await admin.listPolicies()).items.some((x) => x.id === p.id)).toBe(true);
   const now = Date.now();
-  const sim = await admin.simulate({ requesterId: "sdk-reader", resource: { type: "timeslice" }, timeRange: { start: now - 7200_000, end: now - 3600_000 } });
+  const sim = await admin.simulate({
+    requesterId: "sdk-reader",
+    resource: { type: "timeslice" },
+    timeRange: { start: now - 7200_000, end: now - 3600_000 },
+  });
   expect(sim.granted).toBe(true);
   expect(sim.policyId).toBe(p.id);
 
@@ -71,7 +79,9 @@ test("administration: requesters, API keys, policies, simulate, keys, audit", as
 
   await admin.revokeApiKey(r.id, key.keyId);
   await expect(at(key.apiKey).jwks()).resolves.toBeDefined(); // public route: no key needed
-  const refused = await at(key.apiKey).requestAccess({ resource: { type: "timeslice" }, timeRange: { start: now, end: now } }).catch((e) => e);
+  const refused = await at(key.apiKey)
+    .requestAccess({ resource: { type: "timeslice" }, timeRange: { start: now, end: now } })
+    .catch((e) => e);
   expect(refused).toBeInstanceOf(ChronoKmsError);
   expect(refused.status).toBe(401);
   await admin.deleteRequester(r.id);
@@ -93,22 +103,40 @@ test("time slices: grant → DataViewer; a denial is AccessDeniedError with the 
   // A whole slice back: the current slice reaches into the future, which no policy here allows.
   const ts = Date.now() - 3_600_000;
   const rec = await source.encrypt("21.5", { ctx: "sensor:1", timestamp: ts });
-  const grant = await a.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts }, purpose: "test" });
+  const grant = await a.requestAccess({
+    resource: { type: "timeslice" },
+    timeRange: { start: ts, end: ts },
+    purpose: "test",
+  });
   const viewer = await DataViewer.fromGrant(grant);
   expect(await viewer.decryptToString(rec.jwe, { expectedCtx: "sensor:1" })).toBe("21.5");
 
-  const denied = await s.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts } }).catch((e) => e);
+  const denied = await s
+    .requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts } })
+    .catch((e) => e);
   expect(denied).toBeInstanceOf(AccessDeniedError);
-  expect({ status: denied.status, code: denied.code, policyId: denied.policyId, reasonCode: denied.reasonCode }).toMatchObject({ status: 403, code: "ACCESS_DENIED", reasonCode: "NOT_WHITELISTED" });
+  expect({
+    status: denied.status,
+    code: denied.code,
+    policyId: denied.policyId,
+    reasonCode: denied.reasonCode,
+  }).toMatchObject({ status: 403, code: "ACCESS_DENIED", reasonCode: "NOT_WHITELISTED" });
   expect(denied.accessRequestId).toMatch(/^[0-9a-f-]{36}$/);
 
   // A missing role is not a policy denial.
-  const forbidden = await w.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts } }).catch((e) => e);
+  const forbidden = await w
+    .requestAccess({ resource: { type: "timeslice" }, timeRange: { start: ts, end: ts } })
+    .catch((e) => e);
   expect(forbidden).toBeInstanceOf(ChronoKmsError);
   expect(forbidden).not.toBeInstanceOf(AccessDeniedError);
   expect(forbidden.code).toBe("FORBIDDEN");
 
-  const list = await admin.listAccessRequests({ requesterId: "sdk-stranger", granted: false, resourceType: "timeslice", from: ts - 1000 });
+  const list = await admin.listAccessRequests({
+    requesterId: "sdk-stranger",
+    granted: false,
+    resourceType: "timeslice",
+    from: ts - 1000,
+  });
   expect(list.items.map((x) => x.id)).toEqual([denied.accessRequestId]);
 }, 30_000);
 
@@ -119,9 +147,19 @@ test("tokens: put, get, status, list, export, token-read denial as AccessDeniedE
   const w = at((await admin.createApiKey(writer.id, { roles: ["writer"] })).apiKey);
   const r = at((await admin.createApiKey(reader.id, { roles: ["reader"] })).apiKey);
   const s = at((await admin.createApiKey(stranger.id, { roles: ["reader"] })).apiKey);
-  await admin.createPolicy({ name: "tok-readers", type: "whitelist", scope: { resourceTypes: ["token"] }, config: { requesters: ["tok-reader"] } });
+  await admin.createPolicy({
+    name: "tok-readers",
+    type: "whitelist",
+    scope: { resourceTypes: ["token"] },
+    config: { requesters: ["tok-reader"] },
+  });
 
-  const stored = await w.putToken("gmail", "u1", { accessToken: "ya29.a", refreshToken: "1//r", expiresAt: Date.now() + 3600_000, scope: "mail" });
+  const stored = await w.putToken("gmail", "u1", {
+    accessToken: "ya29.a",
+    refreshToken: "1//r",
+    expiresAt: Date.now() + 3600_000,
+    scope: "mail",
+  });
   expect(stored.created).toBe(true);
   expect(stored.token).toMatchObject({ integration: "gmail", userId: "u1", hasRefreshToken: true, status: "valid" });
   expect((await w.putToken("gmail", "u1", { accessToken: "ya29.b" })).created).toBe(false);
@@ -135,7 +173,12 @@ test("tokens: put, get, status, list, export, token-read denial as AccessDeniedE
 
   const denied = await s.getToken("gmail", "u1").catch((e) => e);
   expect(denied).toBeInstanceOf(AccessDeniedError);
-  expect({ status: denied.status, code: denied.code, policyId: denied.policyId, reasonCode: denied.reasonCode }).toMatchObject({ status: 403, code: "ACCESS_DENIED", reasonCode: "NOT_WHITELISTED" });
+  expect({
+    status: denied.status,
+    code: denied.code,
+    policyId: denied.policyId,
+    reasonCode: denied.reasonCode,
+  }).toMatchObject({ status: 403, code: "ACCESS_DENIED", reasonCode: "NOT_WHITELISTED" });
   expect(denied.accessRequestId).toMatch(/^[0-9a-f-]{36}$/);
   expect(denied.reason.length).toBeGreaterThan(0);
   expect(denied.requestId).toBeString();
@@ -147,22 +190,39 @@ test("tokens: put, get, status, list, export, token-read denial as AccessDeniedE
   // Only an exporter key gets the refresh token.
   const e = at((await admin.createApiKey(reader.id, { roles: ["exporter"] })).apiKey);
   await w.putToken("gmail", "u2", { accessToken: "ya29.u2", refreshToken: "1//u2-refresh" });
-  expect(await e.exportToken("gmail", "u2", { purpose: "migration" })).toMatchObject({ integration: "gmail", userId: "u2", accessToken: "ya29.u2", refreshToken: "1//u2-refresh" });
+  expect(await e.exportToken("gmail", "u2", { purpose: "migration" })).toMatchObject({
+    integration: "gmail",
+    userId: "u2",
+    accessToken: "ya29.u2",
+    refreshToken: "1//u2-refresh",
+  });
   expect((await r.exportToken("gmail", "u2").catch((x) => x)).code).toBe("FORBIDDEN");
   await w.deleteToken("gmail", "u2");
 
   await w.putToken("github", "u1", { accessToken: "gho_x" });
   await w.deleteToken("gmail", "u1");
   expect((await r.tokenStatus("gmail", "u1").catch((e) => e)).status).toBe(404);
-  expect(await w.deleteUserTokens("u1", { revoke: "best-effort" })).toEqual({ deleted: 1, integrations: ["github"], revocations: [{ integration: "github", outcome: "unsupported", provider: "GITHUB" }] });
+  expect(await w.deleteUserTokens("u1", { revoke: "best-effort" })).toEqual({
+    deleted: 1,
+    integrations: ["github"],
+    revocations: [{ integration: "github", outcome: "unsupported", provider: "GITHUB" }],
+  });
 }, 30_000);
 
 test("webhooks: create (secret once), list, deliveries, delete", async () => {
-  const hook = await admin.createWebhook({ url: "http://127.0.0.1:9/hook", events: ["token.deleted", "key.rotated"], description: "sdk" });
+  const hook = await admin.createWebhook({
+    url: "http://127.0.0.1:9/hook",
+    events: ["token.deleted", "key.rotated"],
+    description: "sdk",
+  });
   expect(hook.secret).toStartWith("whsec_");
   expect(hook.events).toEqual(["token.deleted", "key.rotated"]);
   const listed = (await admin.listWebhooks()).items.find((x) => x.id === hook.id)!;
-  expect(listed).toMatchObject({ url: "http://127.0.0.1:9/hook", enabled: true, deliveries: { pending: 0, delivered: 0, failed: 0 } });
+  expect(listed).toMatchObject({
+    url: "http://127.0.0.1:9/hook",
+    enabled: true,
+    deliveries: { pending: 0, delivered: 0, failed: 0 },
+  });
   expect(JSON.stringify(listed)).not.toContain(hook.secret);
   expect((await admin.webhookDeliveries(hook.id, { status: "pending", limit: 5 })).items).toEqual([]);
   await admin.deleteWebhook(hook.id);
@@ -186,7 +246,11 @@ test("proxy: the provider's answer comes back as a Response; chronokms refusals 
     const res = await p.proxy("github", "pu1", "user/repos", { query: { per_page: 2 }, purpose: "sync" });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ path: "/api/user/repos", search: "?per_page=2" });
-    const posted = await p.proxy("github", "pu1", "/repos", { method: "POST", body: JSON.stringify({ a: 1 }), headers: { "content-type": "application/json" } });
+    const posted = await p.proxy("github", "pu1", "/repos", {
+      method: "POST",
+      body: JSON.stringify({ a: 1 }),
+      headers: { "content-type": "application/json" },
+    });
     expect(posted.status).toBe(201);
     // The provider's own 401 is a Response; a missing token is chronokms's 404 and throws.
     await w.putToken("github", "pu2", { accessToken: "unknown-to-provider" });

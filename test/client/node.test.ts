@@ -14,16 +14,37 @@ const dir = mkdtempSync(join(tmpdir(), "chronokms-node-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test("a Node process decrypts with the built SDK's DataViewer", async () => {
-  const build = Bun.spawnSync([process.execPath, "build", "src/client/index.ts", "--target=node", `--outfile=${join(dir, "client.js")}`], { cwd: projectRoot });
+  const build = Bun.spawnSync(
+    [process.execPath, "build", "src/client/index.ts", "--target=node", `--outfile=${join(dir, "client.js")}`],
+    { cwd: projectRoot },
+  );
   expect(build.exitCode).toBe(0);
 
   const pair = await generateMasterKeyPair();
   const deriver = new SliceKeyDeriver({ masterScalar: masterScalar(pair.privateJwk), version: 1, sliceSeconds: 60 });
   const slice = 29_000_000;
   const key = await deriver.get(slice);
-  const jwe = await encryptEnvelope("hello from bun", { publicKey: key.publicKey, kid: key.kid, ts: sliceRange(slice, 60).startMs, ctx: "c" });
-  const seeds = deriveCover(deriver.rootSeed, slice, slice + 3).map((n) => ({ depth: n.depth, index: n.index, seed: toBase64url(n.seed) }));
-  const grant = { id: "g", granted: true, expiresAt: "", keyVersion: 1, sliceSeconds: 60, slices: { from: slice, to: slice + 3 }, keys: [], seeds };
+  const jwe = await encryptEnvelope("hello from bun", {
+    publicKey: key.publicKey,
+    kid: key.kid,
+    ts: sliceRange(slice, 60).startMs,
+    ctx: "c",
+  });
+  const seeds = deriveCover(deriver.rootSeed, slice, slice + 3).map((n) => ({
+    depth: n.depth,
+    index: n.index,
+    seed: toBase64url(n.seed),
+  }));
+  const grant = {
+    id: "g",
+    granted: true,
+    expiresAt: "",
+    keyVersion: 1,
+    sliceSeconds: 60,
+    slices: { from: slice, to: slice + 3 },
+    keys: [],
+    seeds,
+  };
   writeFileSync(join(dir, "input.json"), JSON.stringify({ grant, jwe }));
   writeFileSync(
     join(dir, "run.mjs"),

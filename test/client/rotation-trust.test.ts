@@ -12,7 +12,11 @@ const SLICE_SECONDS = 3600;
 
 async function version(v: number) {
   const pair = await generateMasterKeyPair({ kid: String(v) });
-  const deriver = new SliceKeyDeriver({ masterScalar: masterScalar(pair.privateJwk), version: v, sliceSeconds: SLICE_SECONDS });
+  const deriver = new SliceKeyDeriver({
+    masterScalar: masterScalar(pair.privateJwk),
+    version: v,
+    sliceSeconds: SLICE_SECONDS,
+  });
   return { v, pair, deriver };
 }
 type V = Awaited<ReturnType<typeof version>>;
@@ -22,8 +26,23 @@ async function statement(k: V, requested: number | "current"): Promise<SlicePubl
   const key = await k.deriver.get(slice);
   const r = sliceRange(slice, SLICE_SECONDS);
   const now = new Date().toISOString();
-  const signature = await signSliceKey(key.publicJwk, k.pair.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: Date.now() });
-  return { version: k.v, slice, kid: key.kid, sliceSeconds: SLICE_SECONDS, status: "active", from: new Date(r.startMs).toISOString(), to: new Date(r.endMs).toISOString(), issuedAt: now, expiresAt: now, publicJwk: key.publicJwk, signature };
+  const signature = await signSliceKey(key.publicJwk, k.pair.privateJwk, {
+    sliceSeconds: SLICE_SECONDS,
+    iat: Date.now(),
+  });
+  return {
+    version: k.v,
+    slice,
+    kid: key.kid,
+    sliceSeconds: SLICE_SECONDS,
+    status: "active",
+    from: new Date(r.startMs).toISOString(),
+    to: new Date(r.endMs).toISOString(),
+    issuedAt: now,
+    expiresAt: now,
+    publicJwk: key.publicJwk,
+    signature,
+  };
 }
 
 test("a forged kid plus the attacker's key in the (unsigned) JWKS neither redirects encryption nor bricks the source", async () => {
@@ -44,15 +63,29 @@ test("a forged kid plus the attacker's key in the (unsigned) JWKS neither redire
       const body = { version: 999999999, jwk, createdAt: new Date().toISOString(), sliceSeconds: SLICE_SECONDS };
       return {
         endorsements: [
-          { endorser: 3, version: 999999999, signature: await signKeyEndorsement({ endorser: 3, ...body }, attacker.pair.privateJwk) },
-          { endorser: 999999998, version: 999999999, signature: await signKeyEndorsement({ endorser: 999999998, ...body }, attacker.pair.privateJwk) },
+          {
+            endorser: 3,
+            version: 999999999,
+            signature: await signKeyEndorsement({ endorser: 3, ...body }, attacker.pair.privateJwk),
+          },
+          {
+            endorser: 999999998,
+            version: 999999999,
+            signature: await signKeyEndorsement({ endorser: 999999998, ...body }, attacker.pair.privateJwk),
+          },
         ],
       };
     },
   };
   let clock = Date.now();
-  const source = new DataSource({ client: network, masterKeys: [genuine.pair.publicJwk], cacheTtlMs: 0, now: () => clock });
-  for (let i = 0; i < 5; i++) await expect(source.encrypt("secret", { ctx: "c" })).rejects.toBeInstanceOf(UntrustedKeyError);
+  const source = new DataSource({
+    client: network,
+    masterKeys: [genuine.pair.publicJwk],
+    cacheTtlMs: 0,
+    now: () => clock,
+  });
+  for (let i = 0; i < 5; i++)
+    await expect(source.encrypt("secret", { ctx: "c" })).rejects.toBeInstanceOf(UntrustedKeyError);
   expect(source.highestVersion).toBe(0);
   // One refresh attempt for the burst of forged statements, not one per encrypt.
   expect(jwksFetches).toBe(1);
@@ -69,7 +102,13 @@ test("a forged kid plus the attacker's key in the (unsigned) JWKS neither redire
 test("pinning two different keys under one kid is refused", async () => {
   const a = await version(3);
   const b = await version(3);
-  expect(() => new DataSource({ client: { slicePublicKey: (s) => statement(a, s) }, masterKeys: [a.pair.publicJwk, b.pair.publicJwk] })).toThrow(/two different master keys/);
+  expect(
+    () =>
+      new DataSource({
+        client: { slicePublicKey: (s) => statement(a, s) },
+        masterKeys: [a.pair.publicJwk, b.pair.publicJwk],
+      }),
+  ).toThrow(/two different master keys/);
 });
 
 describeEachDb("DataSource follows real rotations only through the service's endorsements", (h) => {
@@ -105,9 +144,17 @@ test("a device whose clock is set back is not fed a statement from a lifetime be
   const sign = async (s: number | "current") => {
     const st = await statement(k, s);
     const key = await k.deriver.get(st.slice);
-    return { ...st, signature: await signSliceKey(key.publicJwk, k.pair.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: serveIat }) };
+    return {
+      ...st,
+      signature: await signSliceKey(key.publicJwk, k.pair.privateJwk, { sliceSeconds: SLICE_SECONDS, iat: serveIat }),
+    };
   };
-  const source = new DataSource({ client: { slicePublicKey: sign }, masterKeys: [k.pair.publicJwk], cacheTtlMs: 0, now: () => clock });
+  const source = new DataSource({
+    client: { slicePublicKey: sign },
+    masterKeys: [k.pair.publicJwk],
+    cacheTtlMs: 0,
+    now: () => clock,
+  });
   await source.encrypt("fresh", { ctx: "c", timestamp: T1 });
   // The clock is reset two hours back, and the attacker replays a statement signed back then (unexpired by that clock).
   clock = T1 - 2 * 3600_000;

@@ -63,11 +63,15 @@ if (chromiumPath) {
       await page.fill("#signin-key", "ckms_aaaaaaaaaaaaaaaa_wrongwrongwrongwrongwrongwrongwrongwrongwro");
       await page.click("form.signin button[type=submit]");
       await page.waitForFunction(() => /not accepted/.test(document.getElementById("signin-error")?.textContent ?? ""));
-      expect(await page.textContent("#signin-error")).toBe("Sign-in failed: the API key was not accepted (unknown, revoked, disabled or expired).");
+      expect(await page.textContent("#signin-error")).toBe(
+        "Sign-in failed: the API key was not accepted (unknown, revoked, disabled or expired).",
+      );
       expect(await page.locator("nav").count()).toBe(0);
       await page.fill("#signin-key", "not a key");
       await page.click("form.signin button[type=submit]");
-      await page.waitForFunction(() => /not an API key/.test(document.getElementById("signin-error")?.textContent ?? ""));
+      await page.waitForFunction(() =>
+        /not an API key/.test(document.getElementById("signin-error")?.textContent ?? ""),
+      );
     }, 60_000);
 
     test("signs in with the admin key, which never stays in the DOM, and shows the overview", async () => {
@@ -78,7 +82,11 @@ if (chromiumPath) {
       expect(await page.locator('tr[data-version="1"]').textContent()).toContain("active");
       expect(await page.content()).not.toContain(TEST_ADMIN_KEY);
       // Only this tab remembers it: sessionStorage, never localStorage or a cookie.
-      expect(await page.evaluate(() => [sessionStorage.length, localStorage.length, document.cookie])).toEqual([1, 0, ""]);
+      expect(await page.evaluate(() => [sessionStorage.length, localStorage.length, document.cookie])).toEqual([
+        1,
+        0,
+        "",
+      ]);
       expect(await browser.context.cookies()).toEqual([]);
     }, 60_000);
 
@@ -142,7 +150,12 @@ if (chromiumPath) {
       expect(await page.locator(`tr[data-key-id="${doomed}"] button`).count()).toBe(0);
       const alice = (await admin().listRequesters({ requesterId: "alice-svc" })).items[0]!;
       const keys = (await admin().getRequester(alice.id)).apiKeys ?? [];
-      expect(keys.map((k) => [k.keyId, k.enabled]).sort()).toEqual([[keyId, true], [doomed, false]].sort());
+      expect(keys.map((k) => [k.keyId, k.enabled]).sort()).toEqual(
+        [
+          [keyId, true],
+          [doomed, false],
+        ].sort(),
+      );
     }, 60_000);
 
     test("disables and re-enables a requester", async () => {
@@ -151,7 +164,10 @@ if (chromiumPath) {
       await page.waitForSelector('section.detail[data-requester="alice-svc"] >> text=Enable requester');
       const alice = (await admin().listRequesters({ requesterId: "alice-svc" })).items[0]!;
       expect(alice.enabled).toBe(false);
-      await page.locator('section.detail[data-requester="alice-svc"]').getByRole("button", { name: "Enable requester" }).click();
+      await page
+        .locator('section.detail[data-requester="alice-svc"]')
+        .getByRole("button", { name: "Enable requester" })
+        .click();
       await page.waitForSelector('section.detail[data-requester="alice-svc"] >> text=Disable requester');
       expect((await admin().getRequester(alice.id)).enabled).toBe(true);
     }, 60_000);
@@ -190,10 +206,14 @@ if (chromiumPath) {
       const form = page.locator('form[data-form="policy"]');
       await form.getByLabel("Priority").fill("7");
       await form.getByRole("button", { name: "Save changes" }).click();
-      await page.waitForFunction(() => document.querySelector('tr[data-policy-name="alice may read"]')?.textContent?.includes("v2"));
+      await page.waitForFunction(() =>
+        document.querySelector('tr[data-policy-name="alice may read"]')?.textContent?.includes("v2"),
+      );
       expect(await row.locator("td").first().textContent()).toBe("7");
       await row.getByRole("button", { name: "Disable" }).click();
-      await page.waitForFunction(() => document.querySelector('tr[data-policy-name="alice may read"]')?.textContent?.includes("disabled"));
+      await page.waitForFunction(() =>
+        document.querySelector('tr[data-policy-name="alice may read"]')?.textContent?.includes("disabled"),
+      );
       await page.locator('tr[data-policy-name="alice may read"]').getByRole("button", { name: "Enable" }).click();
       await page.waitForFunction(() => document.querySelector('tr[data-policy-name="alice may read"] .badge-ok'));
     }, 60_000);
@@ -201,7 +221,11 @@ if (chromiumPath) {
     test("lists access requests with filters and cursor paging", async () => {
       const reader = new ChronoKmsClient({ baseUrl: t.url, apiKey: issuedKey, retries: 1 });
       const now = Date.now();
-      for (let i = 0; i < 55; i++) await reader.requestAccess({ resource: { type: "timeslice" }, timeRange: { start: now - 7_200_000, end: now - 3_600_000 } });
+      for (let i = 0; i < 55; i++)
+        await reader.requestAccess({
+          resource: { type: "timeslice" },
+          timeRange: { start: now - 7_200_000, end: now - 3_600_000 },
+        });
       await admin().createRequester({ requesterId: "bob-svc", name: "Bob" });
       await go("access-requests");
       await page.waitForSelector("tr[data-id]");
@@ -217,7 +241,11 @@ if (chromiumPath) {
       await filters.getByLabel("Decision").selectOption("true");
       await filters.getByLabel("Requester id").fill("alice-svc");
       await filters.getByRole("button", { name: "Apply" }).click();
-      await page.waitForFunction(() => document.querySelectorAll("tr[data-id]").length === 50 && document.querySelectorAll(".badge-bad").length === 0);
+      await page.waitForFunction(
+        () =>
+          document.querySelectorAll("tr[data-id]").length === 50 &&
+          document.querySelectorAll(".badge-bad").length === 0,
+      );
     }, 90_000);
 
     test("browses the audit log with a filter and verifies it", async () => {
@@ -241,7 +269,9 @@ if (chromiumPath) {
       expect(await page.textContent('[data-card="active-key"] .card-value')).toBe("v1");
       await page.click("text=Rotate master key…");
       await page.click("text=Rotate now");
-      await page.waitForFunction(() => document.querySelector('[data-card="active-key"] .card-value')?.textContent === "v2");
+      await page.waitForFunction(
+        () => document.querySelector('[data-card="active-key"] .card-value')?.textContent === "v2",
+      );
       expect(await page.locator('tr[data-version="2"]').textContent()).toContain("active");
       expect(await page.locator('tr[data-version="1"]').textContent()).toContain("decrypt-only");
       expect(await page.textContent(".status")).toContain("v2 is active");
@@ -253,10 +283,21 @@ if (chromiumPath) {
       expect(await page.textContent(".notice")).toContain("reader role");
       // An admin+reader key (issued through the console API) sees the inventory, never a value.
       const writerReq = await admin().createRequester({ requesterId: "callback", name: "OAuth callback" });
-      const writer = new ChronoKmsClient({ baseUrl: t.url, apiKey: (await admin().createApiKey(writerReq.id, { roles: ["writer"] })).apiKey });
-      await writer.putToken("gmail", "user-1", { accessToken: "ya29.secret-access-value", refreshToken: "1//secret-refresh-value", scope: "mail.read" });
+      const writer = new ChronoKmsClient({
+        baseUrl: t.url,
+        apiKey: (await admin().createApiKey(writerReq.id, { roles: ["writer"] })).apiKey,
+      });
+      await writer.putToken("gmail", "user-1", {
+        accessToken: "ya29.secret-access-value",
+        refreshToken: "1//secret-refresh-value",
+        scope: "mail.read",
+      });
       // Listing is a decision (SPEC v2 §8): the inventory shows what that key's policies admit.
-      await admin().createPolicy({ name: "callback may list", type: "whitelist", config: { requesters: ["callback"] } });
+      await admin().createPolicy({
+        name: "callback may list",
+        type: "whitelist",
+        config: { requesters: ["callback"] },
+      });
       const created = await admin().createApiKey(writerReq.id, { roles: ["admin", "reader"] });
       const both = created.apiKey;
       sessionKey = { requesterUuid: writerReq.id, keyId: created.keyId };
@@ -288,7 +329,9 @@ if (chromiumPath) {
     test("a key revoked during the session sends the console back to sign-in", async () => {
       await admin().revokeApiKey(sessionKey.requesterUuid, sessionKey.keyId);
       await page.click('nav a[href="#/requesters"]');
-      await page.waitForFunction(() => /no longer accepted/.test(document.getElementById("signin-error")?.textContent ?? ""));
+      await page.waitForFunction(() =>
+        /no longer accepted/.test(document.getElementById("signin-error")?.textContent ?? ""),
+      );
       expect(await page.locator("nav").count()).toBe(0);
       expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
       await page.fill("#signin-key", TEST_ADMIN_KEY);
@@ -296,8 +339,9 @@ if (chromiumPath) {
       await page.waitForSelector("nav");
     }, 60_000);
 
-        test("an attacker with SQL access edits an audit row: verify fails and the first finding is highlighted in the log", async () => {
-      const victim = (await admin().auditLogs({ eventType: "REQUESTER_CREATED", actor: "bootstrap-admin", limit: 1 })).items[0]!;
+    test("an attacker with SQL access edits an audit row: verify fails and the first finding is highlighted in the log", async () => {
+      const victim = (await admin().auditLogs({ eventType: "REQUESTER_CREATED", actor: "bootstrap-admin", limit: 1 }))
+        .items[0]!;
       await asSuperuser(h.db, `UPDATE "audit_logs" SET "actor" = 'mallory' WHERE "id" = $1`, [victim.id]);
       await go("audit");
       await page.waitForSelector("tr[data-event-type]");

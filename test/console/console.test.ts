@@ -13,7 +13,9 @@ const consoleSrc = join(import.meta.dir, "../../src/console");
 const MAX_SCRIPT_GZIP_BYTES = 150 * 1024;
 
 function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  );
 }
 
 describe("GET /console", () => {
@@ -33,7 +35,9 @@ describe("GET /console", () => {
     expect(res.status).toBe(200);
     const csp = res.headers.get("content-security-policy") ?? "";
     expect(csp).toBe(CONSOLE_CSP);
-    const directives = Object.fromEntries(csp.split(/;\s*/).map((d) => [d.split(" ")[0], d.split(" ").slice(1).join(" ")]));
+    const directives = Object.fromEntries(
+      csp.split(/;\s*/).map((d) => [d.split(" ")[0], d.split(" ").slice(1).join(" ")]),
+    );
     expect(directives["default-src"]).toBe("'none'");
     expect(directives["script-src"]).toBe("'self'");
     expect(directives["style-src"]).toBe("'self'");
@@ -60,7 +64,9 @@ describe("GET /console", () => {
       expect(res.headers.get("content-security-policy")).toBe(CONSOLE_CSP);
       expect(res.headers.get("x-frame-options")).toBe("DENY");
     }
-    expect((await t.app.request("/console/assets/console.js")).headers.get("content-type")).toContain("text/javascript");
+    expect((await t.app.request("/console/assets/console.js")).headers.get("content-type")).toContain(
+      "text/javascript",
+    );
     const missing = await t.app.request("/console/assets/nope.js");
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
@@ -82,14 +88,19 @@ describe("GET /console", () => {
 });
 
 test("console sources never build DOM from strings (no innerHTML, outerHTML, insertAdjacentHTML, document.write)", () => {
-  const offenders = sources(consoleSrc).filter((f) => /\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function\(/.test(readFileSync(f, "utf8")));
+  const offenders = sources(consoleSrc).filter((f) =>
+    /\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function\(/.test(
+      readFileSync(f, "utf8"),
+    ),
+  );
   expect(offenders).toEqual([]);
 });
 
 test("console sources call the API only through the SDK client on /v1 paths", () => {
   for (const f of sources(consoleSrc)) {
     const text = readFileSync(f, "utf8");
-    for (const [, path] of text.matchAll(/request(?:<[^>]*>)?\(\s*"[A-Z]+",\s*[`"]([^`"]+)/g)) expect({ f, path: path!.startsWith("/v1/") }).toEqual({ f, path: true });
+    for (const [, path] of text.matchAll(/request(?:<[^>]*>)?\(\s*"[A-Z]+",\s*[`"]([^`"]+)/g))
+      expect({ f, path: path!.startsWith("/v1/") }).toEqual({ f, path: true });
     // The one fetch call is session.ts's wrapper handed to the SDK client (it watches for 401s).
     const rawFetch = /\bfetch\(/.test(text) && !f.endsWith("/session.ts");
     expect({ f, rawFetch }).toEqual({ f, rawFetch: false });

@@ -41,9 +41,19 @@ async function expectFails(p: Promise<unknown>): Promise<void> {
 }
 
 beforeAll(async () => {
-  deriver = new SliceKeyDeriver({ masterScalar: fromHex("c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721"), version: 3, sliceSeconds: SLICE_SECONDS });
+  deriver = new SliceKeyDeriver({
+    masterScalar: fromHex("c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721"),
+    version: 3,
+    sliceSeconds: SLICE_SECONDS,
+  });
   key = await deriver.get(E);
-  jwe = await encryptEnvelope(TOKEN, { publicKey: key.publicKey, kid: key.kid, ts: tsOf(E), ctx: CTX, sliceSeconds: SLICE_SECONDS });
+  jwe = await encryptEnvelope(TOKEN, {
+    publicKey: key.publicKey,
+    kid: key.kid,
+    ts: tsOf(E),
+    ctx: CTX,
+    sliceSeconds: SLICE_SECONDS,
+  });
 });
 
 const open = (j: string, k: SliceKey = key, extra: Partial<Parameters<typeof decryptEnvelope>[1]> = {}) =>
@@ -60,7 +70,14 @@ function reheader(j: string, edit: (h: Record<string, unknown>) => void): string
 describe("round trip", () => {
   test("string and binary plaintexts, JWK and CryptoKey keys", async () => {
     expect(await open(jwe)).toBe(TOKEN);
-    expect(await decryptEnvelopeToString(jwe, { privateKey: key.privateJwk, expectedCtx: CTX, expectedKid: "3:493000", sliceSeconds: SLICE_SECONDS })).toBe(TOKEN);
+    expect(
+      await decryptEnvelopeToString(jwe, {
+        privateKey: key.privateJwk,
+        expectedCtx: CTX,
+        expectedKid: "3:493000",
+        sliceSeconds: SLICE_SECONDS,
+      }),
+    ).toBe(TOKEN);
     const bin = crypto.getRandomValues(new Uint8Array(1000));
     const j2 = await encryptEnvelope(bin, { publicKey: key.publicJwk, kid: key.kid, ts: tsOf(E), ctx: CTX });
     expect(await decryptEnvelope(j2, { privateKey: key.privateKey, expectedCtx: CTX })).toEqual(bin);
@@ -77,8 +94,18 @@ describe("round trip", () => {
   });
 
   test("refuses to encrypt with a kid that does not match ts", async () => {
-    await expect(encryptEnvelope(TOKEN, { publicKey: key.publicKey, kid: key.kid, ts: tsOf(E + 1), ctx: CTX, sliceSeconds: SLICE_SECONDS })).rejects.toThrow();
-    await expect(encryptEnvelope(TOKEN, { publicKey: key.publicKey, kid: "3:01", ts: tsOf(E), ctx: CTX })).rejects.toThrow();
+    await expect(
+      encryptEnvelope(TOKEN, {
+        publicKey: key.publicKey,
+        kid: key.kid,
+        ts: tsOf(E + 1),
+        ctx: CTX,
+        sliceSeconds: SLICE_SECONDS,
+      }),
+    ).rejects.toThrow();
+    await expect(
+      encryptEnvelope(TOKEN, { publicKey: key.publicKey, kid: "3:01", ts: tsOf(E), ctx: CTX }),
+    ).rejects.toThrow();
   });
 });
 
@@ -103,11 +130,17 @@ describe("jose interop", () => {
 
   test("jose envelopes with other algorithms or crit are refused", async () => {
     const base = { kid: key.kid, ts: tsOf(E), ctx: CTX };
-    const a128 = await new CompactEncrypt(utf8(TOKEN)).setProtectedHeader({ ...base, alg: "ECDH-ES", enc: "A128GCM" }).encrypt(key.publicKey);
+    const a128 = await new CompactEncrypt(utf8(TOKEN))
+      .setProtectedHeader({ ...base, alg: "ECDH-ES", enc: "A128GCM" })
+      .encrypt(key.publicKey);
     await expectFails(open(a128));
-    const kw = await new CompactEncrypt(utf8(TOKEN)).setProtectedHeader({ ...base, alg: "ECDH-ES+A256KW", enc: "A256GCM" }).encrypt(key.publicKey);
+    const kw = await new CompactEncrypt(utf8(TOKEN))
+      .setProtectedHeader({ ...base, alg: "ECDH-ES+A256KW", enc: "A256GCM" })
+      .encrypt(key.publicKey);
     await expectFails(open(kw));
-    const zip = await new CompactEncrypt(utf8(TOKEN)).setProtectedHeader({ ...base, alg: "ECDH-ES", enc: "A256GCM", typ: "x", cty: "y", foo: 1 }).encrypt(key.publicKey);
+    const zip = await new CompactEncrypt(utf8(TOKEN))
+      .setProtectedHeader({ ...base, alg: "ECDH-ES", enc: "A256GCM", typ: "x", cty: "y", foo: 1 })
+      .encrypt(key.publicKey);
     await expectFails(open(zip));
   });
 });
@@ -149,12 +182,12 @@ describe("tampering", () => {
       [p[0], "", p[2], p[3], p[4]!.slice(0, -2)].join("."),
       [p[0], "", p[2]!.slice(0, -1), p[3], p[4]].join("."),
       [p[0], "", p[2], "", p[4]].join("."),
-      jwe + "=",
-      " " + jwe,
+      `${jwe}=`,
+      ` ${jwe}`,
       "",
       "....",
-      [p[0], "", p[2], "+" + p[3]!.slice(1), p[4]].join("."), // standard-alphabet character
-      [p[0], "", p[2], p[3] + "=", p[4]].join("."),
+      [p[0], "", p[2], `+${p[3]!.slice(1)}`, p[4]].join("."), // standard-alphabet character
+      [p[0], "", p[2], `${p[3]}=`, p[4]].join("."),
     ];
     // Every case must really differ from the original, or "fails" would be vacuous.
     for (const c of cases) expect(c).not.toBe(jwe);
@@ -186,7 +219,11 @@ describe("tampering", () => {
 
   test("an attacker re-encrypting with a fresh epk but an edited header cannot reach the key", async () => {
     // Off-curve / invalid epk points must be refused before any ECDH (invalid-curve attack).
-    const off = reheader(jwe, (h) => (h.epk = { kty: "EC", crv: "P-256", x: toBase64url(new Uint8Array(32)), y: toBase64url(new Uint8Array(32)) }));
+    const off = reheader(
+      jwe,
+      (h) =>
+        (h.epk = { kty: "EC", crv: "P-256", x: toBase64url(new Uint8Array(32)), y: toBase64url(new Uint8Array(32)) }),
+    );
     await expectFails(open(off));
   });
 });
@@ -194,20 +231,28 @@ describe("tampering", () => {
 describe("context and kid checks", () => {
   test("expectedCtx mismatch fails with the same error", async () => {
     await expectFails(decryptEnvelope(jwe, { privateKey: key.privateKey, expectedCtx: "oauth:github:user-43:access" }));
-    await expectFails(decryptEnvelope(jwe, { privateKey: key.privateKey, expectedCtx: CTX + " " }));
+    await expectFails(decryptEnvelope(jwe, { privateKey: key.privateKey, expectedCtx: `${CTX} ` }));
     await expectFails(decryptEnvelope(jwe, { privateKey: key.privateKey, expectedCtx: "" }));
   });
 
   test("expectedKid mismatch and ts outside the kid's slice fail", async () => {
     await expectFails(open(jwe, key, { expectedKid: `3:${E + 1}` }));
     // ts/kid inconsistent (made with jose, which does not know our rule).
-    const j = await new CompactEncrypt(utf8(TOKEN)).setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", kid: key.kid, ts: tsOf(E + 1), ctx: CTX }).encrypt(key.publicKey);
+    const j = await new CompactEncrypt(utf8(TOKEN))
+      .setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", kid: key.kid, ts: tsOf(E + 1), ctx: CTX })
+      .encrypt(key.publicKey);
     expect(await open(j)).toBe(TOKEN); // without sliceSeconds the check is off
     await expectFails(open(j, key, { sliceSeconds: SLICE_SECONDS }));
   });
 
   test("readEnvelopeHeader rejects malformed headers with the same error", () => {
-    for (const bad of ["", "x.y", reheader(jwe, (h) => (h.kid = "3:1:2")), reheader(jwe, (h) => (h.kid = `3:${2 ** 32}`)), reheader(jwe, (h) => (h.ts = -1))]) {
+    for (const bad of [
+      "",
+      "x.y",
+      reheader(jwe, (h) => (h.kid = "3:1:2")),
+      reheader(jwe, (h) => (h.kid = `3:${2 ** 32}`)),
+      reheader(jwe, (h) => (h.ts = -1)),
+    ]) {
       expect(() => readEnvelopeHeader(bad)).toThrow(DecryptionFailedError);
     }
   });
@@ -221,7 +266,12 @@ describe("slice isolation", () => {
       expect(await open(j, k)).toBe(TOKEN);
       await expectFails(open(j, key));
       // Even relabelled to claim slice e, the ciphertext does not open with e's key.
-      await expectFails(open(reheader(j, (h) => ((h.kid = key.kid), (h.ts = tsOf(E)))), key));
+      await expectFails(
+        open(
+          reheader(j, (h) => ((h.kid = key.kid), (h.ts = tsOf(E)))),
+          key,
+        ),
+      );
     }
   });
 
@@ -230,7 +280,9 @@ describe("slice isolation", () => {
     const b = E + 9;
     const outside = [a - 1, b + 1];
     const targets = await Promise.all(outside.map(async (e) => ({ e, k: await deriver.get(e) })));
-    const jwes = await Promise.all(targets.map(({ e, k }) => encryptEnvelope(TOKEN, { publicKey: k.publicKey, kid: k.kid, ts: tsOf(e), ctx: CTX })));
+    const jwes = await Promise.all(
+      targets.map(({ e, k }) => encryptEnvelope(TOKEN, { publicKey: k.publicKey, kid: k.kid, ts: tsOf(e), ctx: CTX })),
+    );
     for (const n of deriveCover(deriver.rootSeed, a, b)) {
       const r = subtreeRange(n.depth, n.index);
       for (let e = r.from; e <= r.to; e++) {
@@ -248,7 +300,10 @@ describe("duplicate header members (RFC 7516 §4)", () => {
     const { concatKdf } = await import("../../src/crypto/envelope.ts");
     const eph = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const e = eph.publicKey.export({ format: "jwk" });
-    const recipient = createPublicKey({ key: { kty: "EC", crv: "P-256", x: key.publicJwk.x, y: key.publicJwk.y }, format: "jwk" });
+    const recipient = createPublicKey({
+      key: { kty: "EC", crv: "P-256", x: key.publicJwk.x, y: key.publicJwk.y },
+      format: "jwk",
+    });
     const cek = concatKdf(diffieHellman({ privateKey: eph.privateKey, publicKey: recipient }), 256, "A256GCM");
     const seal = (headerJson: string) => {
       const header = toBase64url(utf8(headerJson));
@@ -273,10 +328,20 @@ describe("duplicate header members (RFC 7516 §4)", () => {
 
   test("assertNoDuplicateMembers: nested objects, arrays, escapes and strings that look like JSON", async () => {
     const { assertNoDuplicateMembers } = await import("../../src/crypto/strict-json.ts");
-    for (const ok of ['{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}', '{"a":"\\"a\\":1,","b":"{\\"a\\":1}"}', '[1,{"a":[]},{"a":{}}]', '{"":1,"\\\\":2}']) {
+    for (const ok of [
+      '{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}',
+      '{"a":"\\"a\\":1,","b":"{\\"a\\":1}"}',
+      '[1,{"a":[]},{"a":{}}]',
+      '{"":1,"\\\\":2}',
+    ]) {
       expect(() => assertNoDuplicateMembers(ok)).not.toThrow();
     }
-    for (const bad of ['{"a":1,"a":2}', '{"x":{"a":1,"b":[1,2],"a":3}}', '[{"k":1},{"k":1,"k":2}]', '{"a":1,"\\u0061":2}']) {
+    for (const bad of [
+      '{"a":1,"a":2}',
+      '{"x":{"a":1,"b":[1,2],"a":3}}',
+      '[{"k":1},{"k":1,"k":2}]',
+      '{"a":1,"\\u0061":2}',
+    ]) {
       expect(() => assertNoDuplicateMembers(bad)).toThrow(/duplicate member/);
     }
   });

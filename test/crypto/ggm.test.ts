@@ -2,7 +2,19 @@
 // and subtree seeds refuse anything outside their subtree.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { MAX_SLICE, SubtreeWalker, child, coverRange, deriveCover, leafFromSubtree, leafSeed, leavesInRange, nodeSeed, subtreeRange, toHex } from "../../src/crypto/index.ts";
+import {
+  MAX_SLICE,
+  SubtreeWalker,
+  child,
+  coverRange,
+  deriveCover,
+  leafFromSubtree,
+  leafSeed,
+  leavesInRange,
+  nodeSeed,
+  subtreeRange,
+  toHex,
+} from "../../src/crypto/index.ts";
 
 const root = new Uint8Array(32).map((_, i) => i * 7 + 1);
 
@@ -16,7 +28,15 @@ const sliceArb = fc.oneof(
 const rangeArb = fc.oneof(
   fc.tuple(sliceArb, sliceArb).map(([a, b]) => (a <= b ? [a, b] : [b, a]) as [number, number]),
   sliceArb.map((a) => [a, a] as [number, number]),
-  fc.tuple(sliceArb, fc.integer({ min: 0, max: 200 })).map(([a, w]) => [Math.max(0, Math.min(a, MAX_SLICE - w)), Math.min(MAX_SLICE, Math.max(0, Math.min(a, MAX_SLICE - w)) + w)] as [number, number]),
+  fc
+    .tuple(sliceArb, fc.integer({ min: 0, max: 200 }))
+    .map(
+      ([a, w]) =>
+        [Math.max(0, Math.min(a, MAX_SLICE - w)), Math.min(MAX_SLICE, Math.max(0, Math.min(a, MAX_SLICE - w)) + w)] as [
+          number,
+          number,
+        ],
+    ),
 );
 
 describe("coverRange", () => {
@@ -48,7 +68,14 @@ describe("coverRange", () => {
   });
 
   test("rejects bad ranges", () => {
-    for (const [a, b] of [[5, 4], [-1, 3], [0, 2 ** 32], [0.5, 3], [Number.NaN, 1]] as const) expect(() => coverRange(a, b)).toThrow();
+    for (const [a, b] of [
+      [5, 4],
+      [-1, 3],
+      [0, 2 ** 32],
+      [0.5, 3],
+      [Number.NaN, 1],
+    ] as const)
+      expect(() => coverRange(a, b)).toThrow();
   });
 });
 
@@ -77,14 +104,22 @@ describe("derivation through a cover", () => {
 
   test("the walker agrees with a naive chain for arbitrary node orders", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 32 }).chain((d) => fc.tuple(fc.constant(d), fc.integer({ min: 0, max: 2 ** d - 1 }))), { maxLength: 20 }), (nodes) => {
-        const w = new SubtreeWalker(root);
-        for (const [d, i] of nodes) {
-          let s = root;
-          for (let level = 1; level <= d; level++) s = child(s, (Math.floor(i / 2 ** (d - level)) % 2) as 0 | 1);
-          expect(toHex(w.node(d, i))).toBe(toHex(s));
-        }
-      }),
+      fc.property(
+        fc.array(
+          fc
+            .integer({ min: 0, max: 32 })
+            .chain((d) => fc.tuple(fc.constant(d), fc.integer({ min: 0, max: 2 ** d - 1 }))),
+          { maxLength: 20 },
+        ),
+        (nodes) => {
+          const w = new SubtreeWalker(root);
+          for (const [d, i] of nodes) {
+            let s = root;
+            for (let level = 1; level <= d; level++) s = child(s, (Math.floor(i / 2 ** (d - level)) % 2) as 0 | 1);
+            expect(toHex(w.node(d, i))).toBe(toHex(s));
+          }
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -102,8 +137,10 @@ describe("subtree isolation", () => {
       fc.property(rangeArb, ([a, b]) => {
         for (const n of deriveCover(root, a, b)) {
           const r = subtreeRange(n.depth, n.index);
-          if (r.from > 0) expect(() => leafFromSubtree(n.seed, n.depth, n.index, r.from - 1)).toThrow(/outside subtree/);
-          if (r.to < MAX_SLICE) expect(() => leafFromSubtree(n.seed, n.depth, n.index, r.to + 1)).toThrow(/outside subtree/);
+          if (r.from > 0)
+            expect(() => leafFromSubtree(n.seed, n.depth, n.index, r.from - 1)).toThrow(/outside subtree/);
+          if (r.to < MAX_SLICE)
+            expect(() => leafFromSubtree(n.seed, n.depth, n.index, r.to + 1)).toThrow(/outside subtree/);
           if (a > 0) expect(() => leafFromSubtree(n.seed, n.depth, n.index, a - 1)).toThrow();
           if (b < MAX_SLICE) expect(() => leafFromSubtree(n.seed, n.depth, n.index, b + 1)).toThrow();
         }

@@ -32,7 +32,8 @@ function configMessage(v: string | undefined): string {
 describe("parseKek", () => {
   test("accepts 64 hex (either case), 43 base64url, padded/standard base64, surrounding whitespace", () => {
     expect(b64u.length).toBe(43);
-    for (const v of [hex, hex.toUpperCase(), b64u, b64u + "=", std, std.replace(/=$/, ""), ` ${hex}\n`]) expect(parseKek(v)).toEqual(kek);
+    for (const v of [hex, hex.toUpperCase(), b64u, `${b64u}=`, std, std.replace(/=$/, ""), ` ${hex}\n`])
+      expect(parseKek(v)).toEqual(kek);
   });
 
   test("rejects with a message naming the problem and how to make a KEK", () => {
@@ -41,15 +42,15 @@ describe("parseKek", () => {
       ["", /is empty/],
       ["   ", /is empty/],
       [hex.slice(0, 62), /hex but has 62 characters \(31 bytes\)/],
-      [hex + "00", /hex but has 66 characters \(33 bytes\)/],
+      [`${hex}00`, /hex but has 66 characters \(33 bytes\)/],
       [hex.slice(0, 63), /hex but has 63 characters/],
       [b64u.slice(0, 40), /has 40 characters/],
-      [b64u + "AAAA", /has 47 characters/],
-      [hex.slice(0, 20) + "!" + hex.slice(21), /position 21/],
-      [b64u.slice(0, 10) + " " + b64u.slice(11), /position 11/],
-      ["-" + b64u.slice(1, 20) + "+" + b64u.slice(21), /mixes/],
-      ["==" + b64u.slice(2), /misplaced '='/],
-      [b64u.slice(0, 42) + "B", /not canonical/],
+      [`${b64u}AAAA`, /has 47 characters/],
+      [`${hex.slice(0, 20)}!${hex.slice(21)}`, /position 21/],
+      [`${b64u.slice(0, 10)} ${b64u.slice(11)}`, /position 11/],
+      [`-${b64u.slice(1, 20)}+${b64u.slice(21)}`, /mixes/],
+      [`==${b64u.slice(2)}`, /misplaced '='/],
+      [`${b64u.slice(0, 42)}B`, /not canonical/],
     ];
     for (const [v, re] of cases) {
       const msg = configMessage(v);
@@ -60,7 +61,9 @@ describe("parseKek", () => {
   });
 
   test("the error names the variable it was given", () => {
-    expect(() => parseKek("", "MASTER_KEY_ENCRYPTION_KEY_PREVIOUS")).toThrow(/MASTER_KEY_ENCRYPTION_KEY_PREVIOUS is empty/);
+    expect(() => parseKek("", "MASTER_KEY_ENCRYPTION_KEY_PREVIOUS")).toThrow(
+      /MASTER_KEY_ENCRYPTION_KEY_PREVIOUS is empty/,
+    );
   });
 
   test("the suggested Bun one-liner produces a KEK that parses", async () => {

@@ -27,7 +27,11 @@ import {
 
 describe("signed slice keys", async () => {
   const master = await generateMasterKeyPair({ kid: "2" });
-  const deriver = new SliceKeyDeriver({ masterScalar: masterScalar(master.privateJwk), version: 2, sliceSeconds: 3600 });
+  const deriver = new SliceKeyDeriver({
+    masterScalar: masterScalar(master.privateJwk),
+    version: 2,
+    sliceSeconds: 3600,
+  });
   const k = await deriver.get(493000);
   const iat = 493000 * 3600_000 + 5;
 
@@ -58,7 +62,9 @@ describe("signed slice keys", async () => {
     const other = await generateMasterKeyPair();
     const fails = async (promise: Promise<unknown>) => expect(promise).rejects.toBeInstanceOf(ValidationError);
     const payload = JSON.parse(new TextDecoder().decode(fromBase64url(p)));
-    await fails(verifySliceKey(`${h}.${toBase64url(utf8(JSON.stringify({ ...payload, slice: 493001 })))}.${s}`, master.publicJwk));
+    await fails(
+      verifySliceKey(`${h}.${toBase64url(utf8(JSON.stringify({ ...payload, slice: 493001 })))}.${s}`, master.publicJwk),
+    );
     const sig = fromBase64url(s);
     sig[5]! ^= 1;
     await fails(verifySliceKey(`${h}.${p}.${toBase64url(sig)}`, master.publicJwk));
@@ -72,8 +78,15 @@ describe("signed slice keys", async () => {
       new CompactSign(utf8(JSON.stringify(body))).setProtectedHeader(hdr as { alg: string }).sign(signer);
     await fails(verifySliceKey(await forge({ ...payload, endMs: payload.endMs + 1 }), master.publicJwk));
     await fails(verifySliceKey(await forge({ ...payload, jwk: { ...payload.jwk, kid: "2:5" } }), master.publicJwk));
-    await fails(verifySliceKey(await forge({ ...payload, jwk: { ...payload.jwk, d: k.privateJwk.d } }), master.publicJwk));
-    await fails(verifySliceKey(await forge(payload, { alg: "ES256", kid: "3", typ: "chronokms-slice-key+json" }), master.publicJwk));
+    await fails(
+      verifySliceKey(await forge({ ...payload, jwk: { ...payload.jwk, d: k.privateJwk.d } }), master.publicJwk),
+    );
+    await fails(
+      verifySliceKey(
+        await forge(payload, { alg: "ES256", kid: "3", typ: "chronokms-slice-key+json" }),
+        master.publicJwk,
+      ),
+    );
     await fails(verifySliceKey(await forge(payload, { alg: "ES256", kid: "2", typ: "JWT" }), master.publicJwk));
     expect(await verifySliceKey(await forge(payload), master.publicJwk)).toEqual(payload);
   });
@@ -83,29 +96,50 @@ describe("signed slice keys", async () => {
     expect((await verifySliceKey(jws, master.publicJwk, { now: iat + 59_999 })).exp).toBe(iat + 60_000);
     await expect(verifySliceKey(jws, master.publicJwk, { now: iat + 60_000 })).rejects.toThrow(/expired at/);
     // Issued more than the allowed clock skew after the verifier's now.
-    await expect(verifySliceKey(jws, master.publicJwk, { now: iat - 6 * 60_000 })).rejects.toThrow(/issued in the future/);
+    await expect(verifySliceKey(jws, master.publicJwk, { now: iat - 6 * 60_000 })).rejects.toThrow(
+      /issued in the future/,
+    );
     expect((await verifySliceKey(jws, master.publicJwk, { now: iat - 4 * 60_000 })).iat).toBe(iat);
     const payload = JSON.parse(new TextDecoder().decode(fromBase64url(jws.split(".")[1]!)));
     const signer = await importJWK(master.privateJwk, "ES256");
     const sign = (body: string, hdr = '{"alg":"ES256","kid":"2","typ":"chronokms-slice-key+json"}') =>
-      new CompactSign(utf8(body)).setProtectedHeader(JSON.parse(hdr)).sign(signer).then((j) => `${toBase64url(utf8(hdr))}.${j.split(".").slice(1).join(".")}`);
+      new CompactSign(utf8(body))
+        .setProtectedHeader(JSON.parse(hdr))
+        .sign(signer)
+        .then((j) => `${toBase64url(utf8(hdr))}.${j.split(".").slice(1).join(".")}`);
     const { iat: _i, exp: _e, status: _s, ...v1 } = payload;
-    await expect(verifySliceKey(await sign(JSON.stringify(v1)), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
-    await expect(verifySliceKey(await sign(JSON.stringify({ ...payload, exp: iat })), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
-    await expect(verifySliceKey(await sign(JSON.stringify({ ...payload, status: "retired" })), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(verifySliceKey(await sign(JSON.stringify(v1)), master.publicJwk)).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(
+      verifySliceKey(await sign(JSON.stringify({ ...payload, exp: iat })), master.publicJwk),
+    ).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      verifySliceKey(await sign(JSON.stringify({ ...payload, status: "retired" })), master.publicJwk),
+    ).rejects.toBeInstanceOf(ValidationError);
     // A duplicate payload member ("slice" twice; JSON.parse would keep the last) or header member.
     const dup = JSON.stringify(payload).replace('"slice":493000', '"slice":493000,"slice":493001');
     await expect(verifySliceKey(await sign(dup), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
-    await expect(verifySliceKey(await sign(JSON.stringify(payload), '{"alg":"ES256","kid":"2","kid":"2","typ":"chronokms-slice-key+json"}'), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      verifySliceKey(
+        await sign(JSON.stringify(payload), '{"alg":"ES256","kid":"2","kid":"2","typ":"chronokms-slice-key+json"}'),
+        master.publicJwk,
+      ),
+    ).rejects.toBeInstanceOf(ValidationError);
     expect((await verifySliceKey(await sign(JSON.stringify(payload)), master.publicJwk)).slice).toBe(493000);
   });
 
   test("generic payload signing (audit checkpoints)", async () => {
-    const jws = await signPayload({ b: 2, a: [1, "x"], head: "ab" }, master.privateJwk, { kid: "2", typ: "chronokms-audit-checkpoint+json" });
+    const jws = await signPayload({ b: 2, a: [1, "x"], head: "ab" }, master.privateJwk, {
+      kid: "2",
+      typ: "chronokms-audit-checkpoint+json",
+    });
     expect(new TextDecoder().decode(fromBase64url(jws.split(".")[1]!))).toBe('{"a":[1,"x"],"b":2,"head":"ab"}');
-    expect((await verifyPayload(jws, master.publicJwk, { typ: "chronokms-audit-checkpoint+json", kid: "2" })).payload).toEqual({ a: [1, "x"], b: 2, head: "ab" });
+    expect(
+      (await verifyPayload(jws, master.publicJwk, { typ: "chronokms-audit-checkpoint+json", kid: "2" })).payload,
+    ).toEqual({ a: [1, "x"], b: 2, head: "ab" });
     await expect(verifyPayload(jws, master.publicJwk, { typ: "other" })).rejects.toBeInstanceOf(ValidationError);
-    await expect(verifyPayload(jws.slice(0, -3) + "AAA", master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(verifyPayload(`${jws.slice(0, -3)}AAA`, master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
   });
 });
 
@@ -131,7 +165,16 @@ describe("slice arithmetic", () => {
   });
 
   test("sliceIndex/sliceRange reject bad input with ValidationError", () => {
-    for (const [t, s] of [[-1, 3600], [1.5, 3600], [Number.NaN, 3600], [Infinity, 3600], [0, 0], [0, -1], [0, 1.5], [2 ** 53, 1]] as const) {
+    for (const [t, s] of [
+      [-1, 3600],
+      [1.5, 3600],
+      [Number.NaN, 3600],
+      [Infinity, 3600],
+      [0, 0],
+      [0, -1],
+      [0, 1.5],
+      [2 ** 53, 1],
+    ] as const) {
       expect(() => sliceIndex(t, s)).toThrow(ValidationError);
     }
     expect(() => sliceRange(2 ** 32, 3600)).toThrow(ValidationError);

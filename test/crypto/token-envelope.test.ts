@@ -6,10 +6,26 @@
 import { describe, expect, test } from "bun:test";
 import { compactDecrypt } from "jose";
 import vectors from "../vectors/token-dek.json";
-import { fromHex, openTokenEnvelope, readTokenEnvelopeHeader, rootSeed, sealTokenEnvelope, toHex, tokenContext, tokenDek, tokenRoot, isTokenEnvelope, type TokenField } from "../../src/crypto/index.ts";
+import {
+  fromHex,
+  openTokenEnvelope,
+  readTokenEnvelopeHeader,
+  rootSeed,
+  sealTokenEnvelope,
+  toHex,
+  tokenContext,
+  tokenDek,
+  tokenRoot,
+  isTokenEnvelope,
+  type TokenField,
+} from "../../src/crypto/index.ts";
 import { DecryptionFailedError } from "../../src/errors.ts";
 
-async function webHkdf(ikm: Uint8Array<ArrayBuffer>, salt: Uint8Array<ArrayBuffer>, info: Uint8Array<ArrayBuffer>): Promise<string> {
+async function webHkdf(
+  ikm: Uint8Array<ArrayBuffer>,
+  salt: Uint8Array<ArrayBuffer>,
+  info: Uint8Array<ArrayBuffer>,
+): Promise<string> {
   const k = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
   return toHex(new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, k, 256)));
 }
@@ -23,8 +39,12 @@ describe("token DEK known answers (test/vectors/token-dek.json)", () => {
   test("key domains: the timeslice root is v1's GGM root; the token root is a separate HKDF label", async () => {
     expect(toHex(rootSeed(scalar))).toBe(vectors.timesliceRoot);
     expect(toHex(tokenRoot(scalar))).toBe(vectors.tokenRoot);
-    expect(await webHkdf(scalar, te.encode("chronokms/v2/key-domains"), te.encode("chronokms/v2/token-root"))).toBe(vectors.tokenRoot);
-    expect(await webHkdf(scalar, te.encode("chronokms/v1/ggm-salt"), te.encode("chronokms/v1/ggm-root"))).toBe(vectors.timesliceRoot);
+    expect(await webHkdf(scalar, te.encode("chronokms/v2/key-domains"), te.encode("chronokms/v2/token-root"))).toBe(
+      vectors.tokenRoot,
+    );
+    expect(await webHkdf(scalar, te.encode("chronokms/v1/ggm-salt"), te.encode("chronokms/v1/ggm-root"))).toBe(
+      vectors.timesliceRoot,
+    );
     expect(vectors.tokenRoot).not.toBe(vectors.timesliceRoot);
   });
 
@@ -34,12 +54,22 @@ describe("token DEK known answers (test/vectors/token-dek.json)", () => {
       expect(JSON.parse(c.ctx)).toEqual(["chronokms/oauth-token/v2", c.integration, c.userId, c.field, c.rowVersion]);
       expect(toHex(tokenDek(root, salt, c.ctx))).toBe(c.dek);
       expect(await webHkdf(root, salt, te.encode(c.ctx))).toBe(c.dek);
-      expect(sealTokenEnvelope(c.plaintext, { root, version: vectors.version, ctx: c.ctx, salt, iv: fromHex(vectors.iv) })).toBe(c.jwe);
-      expect(new TextDecoder().decode(openTokenEnvelope(c.jwe, { root, version: vectors.version, expectedCtx: c.ctx }))).toBe(c.plaintext);
+      expect(
+        sealTokenEnvelope(c.plaintext, { root, version: vectors.version, ctx: c.ctx, salt, iv: fromHex(vectors.iv) }),
+      ).toBe(c.jwe);
+      expect(
+        new TextDecoder().decode(openTokenEnvelope(c.jwe, { root, version: vectors.version, expectedCtx: c.ctx })),
+      ).toBe(c.plaintext);
       // Any JOSE library opens it given the DEK: alg dir, enc A256GCM, header as AAD.
       const { plaintext, protectedHeader } = await compactDecrypt(c.jwe, fromHex(c.dek));
       expect(new TextDecoder().decode(plaintext)).toBe(c.plaintext);
-      expect(protectedHeader).toEqual({ alg: "dir", enc: "A256GCM", kid: `tok:${vectors.version}`, salt: c.saltB64, ctx: c.ctx });
+      expect(protectedHeader).toEqual({
+        alg: "dir",
+        enc: "A256GCM",
+        kid: `tok:${vectors.version}`,
+        salt: c.saltB64,
+        ctx: c.ctx,
+      });
     });
   }
 });

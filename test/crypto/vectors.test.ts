@@ -29,7 +29,9 @@ const N = p256.Point.CURVE().n;
 
 async function webHkdf(ikm: Uint8Array<ArrayBuffer>, salt: string, info: string): Promise<Uint8Array> {
   const k = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
-  return new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: utf8(salt), info: utf8(info) }, k, 256));
+  return new Uint8Array(
+    await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: utf8(salt), info: utf8(info) }, k, 256),
+  );
 }
 
 async function webHmac(key: Uint8Array<ArrayBuffer>, msg: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
@@ -64,7 +66,7 @@ async function expandXmd(msg: Uint8Array, dst: Uint8Array, len: number): Promise
 async function independentScalar(leaf: Uint8Array): Promise<bigint> {
   // hash_to_field: L = ceil((ceil(log2 n) + k) / 8) = (256 + 128) / 8 = 48 bytes, then mod n.
   const u = await expandXmd(leaf, utf8(v.scalarDst), 48);
-  return BigInt("0x" + toHex(u)) % N;
+  return BigInt(`0x${toHex(u)}`) % N;
 }
 
 describe("slice derivation vectors", () => {
@@ -95,11 +97,16 @@ describe("slice derivation vectors", () => {
   }
 
   test("cover seeds match the vector and the WebCrypto HMAC chain", async () => {
-    const got = deriveCover(root, v.cover.from, v.cover.to).map((n) => ({ depth: n.depth, index: n.index, seedHex: toHex(n.seed) }));
+    const got = deriveCover(root, v.cover.from, v.cover.to).map((n) => ({
+      depth: n.depth,
+      index: n.index,
+      seedHex: toHex(n.seed),
+    }));
     expect(got).toEqual(v.cover.nodes);
     for (const n of v.cover.nodes) {
       let s = fromHex(v.rootSeedHex);
-      for (let level = 1; level <= n.depth; level++) s = await webHmac(s, Uint8Array.of(Math.floor(n.index / 2 ** (n.depth - level)) % 2));
+      for (let level = 1; level <= n.depth; level++)
+        s = await webHmac(s, Uint8Array.of(Math.floor(n.index / 2 ** (n.depth - level)) % 2));
       expect(toHex(s)).toBe(n.seedHex);
     }
   });
@@ -110,7 +117,9 @@ describe("RFC 5869 HKDF", () => {
     const ikm = fromHex("0b".repeat(22));
     const salt = fromHex("000102030405060708090a0b0c");
     const info = fromHex("f0f1f2f3f4f5f6f7f8f9");
-    expect(toHex(hkdf(sha256, ikm, salt, info, 42))).toBe("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    expect(toHex(hkdf(sha256, ikm, salt, info, 42))).toBe(
+      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+    );
   });
 });
 
@@ -121,7 +130,13 @@ describe("RFC 7518 Appendix C ECDH-ES", () => {
     const alicePub = new Uint8Array([4, ...fromBase64url(rfc.alice.x), ...fromBase64url(rfc.alice.y)]);
     const z = new Uint8Array(bob.computeSecret(alicePub));
     expect([...z]).toEqual(rfc.zBytes);
-    const key = concatKdf(z, rfc.keydatalen, rfc.header.enc, fromBase64url(rfc.header.apu), fromBase64url(rfc.header.apv));
+    const key = concatKdf(
+      z,
+      rfc.keydatalen,
+      rfc.header.enc,
+      fromBase64url(rfc.header.apu),
+      fromBase64url(rfc.header.apv),
+    );
     expect(toBase64url(key)).toBe(rfc.derivedKey);
   });
 
@@ -129,7 +144,14 @@ describe("RFC 7518 Appendix C ECDH-ES", () => {
     const e = rfc.envelope;
     expect(readEnvelopeHeader(e.jwe)).toEqual({ kid: e.kid, version: 1, slice: 493000, ts: e.ts, ctx: e.ctx });
     const privateJwk = { ...rfc.bob, kty: "EC" as const, crv: "P-256" as const };
-    expect(await decryptEnvelopeToString(e.jwe, { privateKey: privateJwk, expectedCtx: e.ctx, expectedKid: e.kid, sliceSeconds: 3600 })).toBe(e.plaintext);
+    expect(
+      await decryptEnvelopeToString(e.jwe, {
+        privateKey: privateJwk,
+        expectedCtx: e.ctx,
+        expectedKid: e.kid,
+        sliceSeconds: 3600,
+      }),
+    ).toBe(e.plaintext);
     const { plaintext } = await compactDecrypt(e.jwe, await importJWK(rfc.bob, "ECDH-ES"));
     expect(new TextDecoder().decode(plaintext)).toBe(e.plaintext);
   });

@@ -68,7 +68,11 @@ test("an existing, looser DATA_DIR (it holds dev-kek and the database lock) is m
   mkdirSync(dataDir, { recursive: true });
   chmodSync(dataDir, 0o777);
   // The development KEK (no MASTER_KEY_ENCRYPTION_KEY) and the embedded database, both under DATA_DIR.
-  const config = { ...testConfig({ DATA_DIR: dataDir }), kek: undefined, database: { kind: "pglite" as const, dataDir: join(dataDir, "pglite") } };
+  const config = {
+    ...testConfig({ DATA_DIR: dataDir }),
+    kek: undefined,
+    database: { kind: "pglite" as const, dataDir: join(dataDir, "pglite") },
+  };
   const runtime = await createRuntime(config, createLogger("silent"));
   try {
     expect(lstatSync(dataDir).mode & 0o777).toBe(0o700);

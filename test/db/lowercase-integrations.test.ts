@@ -51,28 +51,35 @@ for (const kind of dbKinds) {
 
     // PostgreSQL only: on PGlite the schema engine's applyMigrations was seen to resolve although the
     // migration raised, the error surfacing in the NEXT engine call (a follow-up in the closing note).
-    if (kind === "postgres") test("two spellings of one integration for one user: the migration fails, naming them, and changes nothing", async () => {
-      const fresh = await createTestDatabase(kind, { migrate: false });
-      try {
-        await applyMigrations(fresh, before);
-        await fresh.prisma.$executeRawUnsafe(
-          `INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "updatedAt", "keyVersion") VALUES ($1::uuid, 'clash', 'Slack', 'x', now(), 1), ($2::uuid, 'clash', 'slack', 'y', now(), 1), ($3::uuid, 'mixed', 'GitHub', 'z', now(), 1)`,
-          Bun.randomUUIDv7(),
-          Bun.randomUUIDv7(),
-          Bun.randomUUIDv7(),
-        );
-        expect(await failure(applyMigrations(fresh))).toMatch(/different letter cases.*clash/s);
-        expect(await fresh.prisma.$queryRawUnsafe<Array<{ integration: string }>>(`SELECT integration FROM oauth_tokens WHERE "userId" = 'mixed'`)).toEqual([{ integration: "GitHub" }]);
-      } finally {
-        await fresh.close();
-      }
-    }, 60_000);
+    if (kind === "postgres")
+      test("two spellings of one integration for one user: the migration fails, naming them, and changes nothing", async () => {
+        const fresh = await createTestDatabase(kind, { migrate: false });
+        try {
+          await applyMigrations(fresh, before);
+          await fresh.prisma.$executeRawUnsafe(
+            `INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "updatedAt", "keyVersion") VALUES ($1::uuid, 'clash', 'Slack', 'x', now(), 1), ($2::uuid, 'clash', 'slack', 'y', now(), 1), ($3::uuid, 'mixed', 'GitHub', 'z', now(), 1)`,
+            Bun.randomUUIDv7(),
+            Bun.randomUUIDv7(),
+            Bun.randomUUIDv7(),
+          );
+          expect(await failure(applyMigrations(fresh))).toMatch(/different letter cases.*clash/s);
+          expect(
+            await fresh.prisma.$queryRawUnsafe<Array<{ integration: string }>>(
+              `SELECT integration FROM oauth_tokens WHERE "userId" = 'mixed'`,
+            ),
+          ).toEqual([{ integration: "GitHub" }]);
+        } finally {
+          await fresh.close();
+        }
+      }, 60_000);
 
     test("a mixed-case row is lower-cased, reachable and readable through the API; rewrap re-seals it; the CHECK refuses new mixed-case rows", async () => {
       await applyMigrations(db);
       t = await startTestApp(db, { env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY } });
       const { writer, reader } = await provision(t, BOOTSTRAP_KEY);
-      expect((await callApi(t, writer, "PUT", "/v1/tokens/gmail/old-mixed", { accessToken: "placeholder" })).status).toBe(201);
+      expect(
+        (await callApi(t, writer, "PUT", "/v1/tokens/gmail/old-mixed", { accessToken: "placeholder" })).status,
+      ).toBe(201);
       // What the migration leaves for a v1 row "Gmail" that a rotation had already re-sealed: its
       // ciphertext names "Gmail"; the row says gmail and remembers the spelling.
       const keys = t.runtime.keys;
@@ -82,7 +89,10 @@ for (const kind of dbKinds) {
         sealed.jwe,
         sealed.version,
       );
-      const read = async () => (await callApi(t!, reader, "GET", "/v1/tokens/gmail/old-mixed?refresh=never")).json() as Promise<{ accessToken?: string }>;
+      const read = async () =>
+        (await callApi(t!, reader, "GET", "/v1/tokens/gmail/old-mixed?refresh=never")).json() as Promise<{
+          accessToken?: string;
+        }>;
       expect((await read()).accessToken).toBe("from-mixed-case");
       const r = await runRewrap(keys, keys.rewrappables());
       expect(r.failed).toEqual([]);
@@ -102,7 +112,9 @@ for (const kind of dbKinds) {
           Bun.randomUUIDv7(),
         );
         await applyMigrations(fresh);
-        const rows = await fresh.prisma.$queryRawUnsafe<Array<{ integration: string; integrationCtx: string | null }>>(`SELECT integration, "integrationCtx" FROM oauth_tokens ORDER BY integration`);
+        const rows = await fresh.prisma.$queryRawUnsafe<Array<{ integration: string; integrationCtx: string | null }>>(
+          `SELECT integration, "integrationCtx" FROM oauth_tokens ORDER BY integration`,
+        );
         expect(rows).toEqual([
           { integration: "github", integrationCtx: null },
           { integration: "gmail", integrationCtx: "GMail" },

@@ -15,7 +15,9 @@ describeEachDb("migrations", (h) => {
   test("every migration is recorded in _prisma_migrations with prisma's checksum, once", async () => {
     const rows = await h.db.prisma.$queryRawUnsafe<
       { migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }[]
-    >(`SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name`);
+    >(
+      `SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name`,
+    );
     const list = readMigrationList();
     expect(rows.map((r) => r.migration_name)).toEqual(list.migrationDirectories.map((d) => d.path));
     for (const row of rows) {
@@ -40,30 +42,36 @@ describeEachDb("migrations", (h) => {
   });
 });
 
-test.skipIf(!postgresAvailable)("[postgres] two processes migrating one fresh database apply each migration exactly once", async () => {
-  const target = await createEmptyPostgresDatabase();
-  try {
-    const run = () =>
-      Bun.spawn([process.execPath, "scripts/db-migrate.ts"], {
-        cwd: projectRoot,
-        env: { ...process.env, DATABASE_URL: target.url, NODE_ENV: "test" },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-    const procs = [run(), run()];
-    const codes = await Promise.all(procs.map((p) => p.exited));
-    const outputs = await Promise.all(procs.map((p) => new Response(p.stdout).text()));
-    expect(codes).toEqual([0, 0]);
-    // One process applied everything, the other found nothing to do.
-    expect(outputs.filter((o) => o.includes("applied")).length).toBe(1);
-    expect(outputs.filter((o) => o.includes("up to date")).length).toBe(1);
-    const client = new pg.Client({ connectionString: target.url });
-    await client.connect();
-    const { rows } = await client.query(`SELECT migration_name, count(*)::int AS n FROM _prisma_migrations GROUP BY 1`);
-    await client.end();
-    expect(rows.length).toBe(readMigrationList().migrationDirectories.length);
-    for (const r of rows) expect(r.n).toBe(1);
-  } finally {
-    await target.drop();
-  }
-}, 60_000);
+test.skipIf(!postgresAvailable)(
+  "[postgres] two processes migrating one fresh database apply each migration exactly once",
+  async () => {
+    const target = await createEmptyPostgresDatabase();
+    try {
+      const run = () =>
+        Bun.spawn([process.execPath, "scripts/db-migrate.ts"], {
+          cwd: projectRoot,
+          env: { ...process.env, DATABASE_URL: target.url, NODE_ENV: "test" },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+      const procs = [run(), run()];
+      const codes = await Promise.all(procs.map((p) => p.exited));
+      const outputs = await Promise.all(procs.map((p) => new Response(p.stdout).text()));
+      expect(codes).toEqual([0, 0]);
+      // One process applied everything, the other found nothing to do.
+      expect(outputs.filter((o) => o.includes("applied")).length).toBe(1);
+      expect(outputs.filter((o) => o.includes("up to date")).length).toBe(1);
+      const client = new pg.Client({ connectionString: target.url });
+      await client.connect();
+      const { rows } = await client.query(
+        `SELECT migration_name, count(*)::int AS n FROM _prisma_migrations GROUP BY 1`,
+      );
+      await client.end();
+      expect(rows.length).toBe(readMigrationList().migrationDirectories.length);
+      for (const r of rows) expect(r.n).toBe(1);
+    } finally {
+      await target.drop();
+    }
+  },
+  60_000,
+);

@@ -41,7 +41,10 @@ describeEachDb("TRUST_PROXY=1 over HTTP", (h) => {
   });
   afterAll(async () => x?.close());
 
-  const guess = (xff: string) => x.app.request("/v1/policies", { headers: { "x-forwarded-for": xff, authorization: `Bearer ${generateApiKey().apiKey}` } });
+  const guess = (xff: string) =>
+    x.app.request("/v1/policies", {
+      headers: { "x-forwarded-for": xff, authorization: `Bearer ${generateApiKey().apiKey}` },
+    });
 
   test("rotating the client-written leftmost entry neither escapes the limit nor reaches the audit rows", async () => {
     const statuses: number[] = [];

@@ -11,13 +11,23 @@ import { tokenTestApp, type TokenTestApp } from "../tokens/helpers.ts";
 
 describe("isDatabaseUnavailable", () => {
   test("recognises lost connections, timeouts and pool exhaustion, not query errors", () => {
-    const adapter = (code: string) => Object.assign(new Error("Database error"), { code: "P2039", meta: { driverAdapterError: { cause: { originalCode: code } } } });
+    const adapter = (code: string) =>
+      Object.assign(new Error("Database error"), {
+        code: "P2039",
+        meta: { driverAdapterError: { cause: { originalCode: code } } },
+      });
     expect(isDatabaseUnavailable(adapter("57P01"))).toBe(true);
     expect(isDatabaseUnavailable(adapter("08006"))).toBe(true);
     expect(isDatabaseUnavailable(adapter("55P03"))).toBe(true);
     expect(isDatabaseUnavailable(Object.assign(new Error("x"), { code: "P2024" }))).toBe(true);
-    expect(isDatabaseUnavailable(new Error("outer", { cause: Object.assign(new Error("connect"), { code: "ECONNREFUSED" }) }))).toBe(true);
-    expect(isDatabaseUnavailable(new Error("Client has encountered a connection error and is not queryable"))).toBe(true);
+    expect(
+      isDatabaseUnavailable(
+        new Error("outer", { cause: Object.assign(new Error("connect"), { code: "ECONNREFUSED" }) }),
+      ),
+    ).toBe(true);
+    expect(isDatabaseUnavailable(new Error("Client has encountered a connection error and is not queryable"))).toBe(
+      true,
+    );
     expect(isDatabaseUnavailable(adapter("23505"))).toBe(false); // unique violation: a real error
     expect(isDatabaseUnavailable(adapter("42P01"))).toBe(false);
     expect(isDatabaseUnavailable(new TypeError("undefined is not a function"))).toBe(false);
@@ -53,7 +63,11 @@ describe.skipIf(!postgresAvailable)("[postgres] a query whose connection is term
     let waiting: number[] = [];
     for (let i = 0; i < 100 && waiting.length === 0; i++) {
       await Bun.sleep(20);
-      waiting = (await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`)).rows.map((r) => r.pid);
+      waiting = (
+        await admin.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+        )
+      ).rows.map((r) => r.pid);
     }
     expect(waiting.length).toBeGreaterThan(0);
     for (const pid of waiting) await admin.query("SELECT pg_terminate_backend($1)", [pid]);

@@ -41,18 +41,22 @@ function runChromium(args: string[]) {
   );
 }
 
-test.skipIf(!chromium)("GET /docs renders in headless Chromium and lists the access-requests operation", async () => {
-  const shot = join(dir, "docs.png");
-  const s = runChromium([`--screenshot=${shot}`, `${t.url}/docs`]);
-  expect(await s.exited).toBe(0);
-  const png = readFileSync(shot);
-  expect(png.subarray(1, 4).toString()).toBe("PNG");
-  expect(png.length).toBeGreaterThan(20_000);
-  if (process.env.CHRONOKMS_KEEP_SCREENSHOT) Bun.write(process.env.CHRONOKMS_KEEP_SCREENSHOT, png);
+test.skipIf(!chromium)(
+  "GET /docs renders in headless Chromium and lists the access-requests operation",
+  async () => {
+    const shot = join(dir, "docs.png");
+    const s = runChromium([`--screenshot=${shot}`, `${t.url}/docs`]);
+    expect(await s.exited).toBe(0);
+    const png = readFileSync(shot);
+    expect(png.subarray(1, 4).toString()).toBe("PNG");
+    expect(png.length).toBeGreaterThan(20_000);
+    if (process.env.CHRONOKMS_KEEP_SCREENSHOT) Bun.write(process.env.CHRONOKMS_KEEP_SCREENSHOT, png);
 
-  const d = runChromium(["--dump-dom", `${t.url}/docs`]);
-  const dom = await new Response(d.stdout).text();
-  expect(await d.exited).toBe(0);
-  expect(dom.includes('class="swagger-ui')).toBe(true);
-  expect(dom.includes('data-path="/v1/access-requests"')).toBe(true);
-}, 60_000);
+    const d = runChromium(["--dump-dom", `${t.url}/docs`]);
+    const dom = await new Response(d.stdout).text();
+    expect(await d.exited).toBe(0);
+    expect(dom.includes('class="swagger-ui')).toBe(true);
+    expect(dom.includes('data-path="/v1/access-requests"')).toBe(true);
+  },
+  60_000,
+);

@@ -54,15 +54,39 @@ test("every operation has a unique operationId, a summary and a security require
 test("redocly lint (recommended rules) finds no error and no warning in the served document, offline", async () => {
   const file = join(dir, "openapi.json");
   writeFileSync(file, JSON.stringify(await served()));
-  const proc = Bun.spawn([process.execPath, join(projectRoot, "node_modules/@redocly/cli/bin/cli.js"), "lint", "--extends=recommended", "--format=json", file], {
-    cwd: dir, // no redocly.yaml here: the recommended ruleset as shipped
-    env: { PATH: process.env.PATH ?? "", HOME: dir, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true", NO_COLOR: "1" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  const report = JSON.parse(out) as { totals: { errors: number; warnings: number }; problems: Array<{ ruleId: string; severity: string; message: string }> };
-  if (report.problems.length > 0) console.error(report.problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message}`).join("\n"), err);
+  const proc = Bun.spawn(
+    [
+      process.execPath,
+      join(projectRoot, "node_modules/@redocly/cli/bin/cli.js"),
+      "lint",
+      "--extends=recommended",
+      "--format=json",
+      file,
+    ],
+    {
+      cwd: dir, // no redocly.yaml here: the recommended ruleset as shipped
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: dir,
+        REDOCLY_TELEMETRY: "off",
+        REDOCLY_SUPPRESS_UPDATE_NOTICE: "true",
+        NO_COLOR: "1",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  const report = JSON.parse(out) as {
+    totals: { errors: number; warnings: number };
+    problems: Array<{ ruleId: string; severity: string; message: string }>;
+  };
+  if (report.problems.length > 0)
+    console.error(report.problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message}`).join("\n"), err);
   expect(report.totals.errors).toBe(0);
   expect(report.totals.warnings).toBe(0);
   expect(code).toBe(0);

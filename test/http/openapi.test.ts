@@ -33,7 +33,8 @@ test("every route the app serves is described by the document", async () => {
   const doc = await document();
   const documented = new Set<string>();
   for (const [path, item] of Object.entries(doc.paths)) {
-    for (const method of Object.keys(item)) documented.add(`${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ":$1")}`);
+    for (const method of Object.keys(item))
+      documented.add(`${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ":$1")}`);
   }
   const undocumented = new Set<string>();
   for (const r of t.app.routes) {

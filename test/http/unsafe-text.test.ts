@@ -32,12 +32,18 @@ describeEachDb("NUL and unpaired surrogates are refused with 400", (h) => {
     const r = await x.makeKey(["reader", "writer"], { requesterId: `nul-reader-${h.kind}` });
     reader = r.apiKey;
     requesterUuid = r.requesterUuid;
-    await x.access.policies.create({ name: `nul-wl-${h.kind}`, type: "whitelist", config: { requesters: [r.requesterId] } }, "test");
+    await x.access.policies.create(
+      { name: `nul-wl-${h.kind}`, type: "whitelist", config: { requesters: [r.requesterId] } },
+      "test",
+    );
   });
   afterAll(async () => x?.close());
 
   const send = (key: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-    x.app.request(path, bearer(key, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }));
+    x.app.request(
+      path,
+      bearer(key, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }),
+    );
   const rows = async () => ({
     requesters: await h.db.prisma.requester.count(),
     policies: await h.db.prisma.policy.count(),
@@ -54,23 +60,103 @@ describeEachDb("NUL and unpaired surrogates are refused with 400", (h) => {
     const before = await rows();
     const range = { start: 0, end: 1000 };
     for (const bad of BAD) {
-      await expect400(await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: bad }), "requester name");
-      await expect400(await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", department: bad }), "department");
-      await expect400(await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", metadata: { note: bad } }), "metadata value");
-      await expect400(await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", metadata: { deep: [{ x: bad }] } }), "nested metadata");
-      await expect400(await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", metadata: { [bad]: 1 } }), "metadata key");
-      await expect400(await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", email: `a${bad}@example.com` }), "email");
-      await expect400(await send(admin, "PATCH", `/v1/requesters/${requesterUuid}`, { department: bad }), "patched department");
-      await expect400(await send(admin, "PATCH", `/v1/requesters/${requesterUuid}`, { metadata: { a: bad } }), "patched metadata");
-      await expect400(await send(admin, "POST", "/v1/policies", { name: `p${bad}`, type: "whitelist", config: { requesters: ["x"] } }), "policy name");
-      await expect400(await send(admin, "POST", "/v1/policies", { name: "p", type: "whitelist", config: { departments: [bad] } }), "whitelist department");
-      await expect400(await send(admin, "POST", "/v1/policies", { name: "p", type: "purpose", config: { allowed: [bad] } }), "allowed purpose");
-      await expect400(await send(admin, "POST", "/v1/policies", { name: "p", type: "time-based", config: { timezone: bad } }), "timezone");
-      await expect400(await send(admin, "POST", "/v1/policies", { name: "p", type: "whitelist", config: { requesters: ["x"] }, description: bad }), "description");
-      await expect400(await send(reader, "POST", "/v1/access-requests", { resource: { type: "timeslice" }, timeRange: range, purpose: bad }), "purpose");
-      await expect400(await send(reader, "POST", "/v1/access-requests", { resource: { type: "timeslice" }, timeRange: { start: `2026-01-01T00:00:00Z${bad}`, end: 5 } }), "instant");
-      await expect400(await send(admin, "POST", "/v1/policies/simulate", { requesterId: "x", department: bad, resource: { type: "timeslice" }, timeRange: range }), "simulate department");
-      await expect400(await send(admin, "POST", `/v1/requesters/${requesterUuid}/api-keys`, { roles: ["reader"], name: bad }), "API key name");
+      await expect400(
+        await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: bad }),
+        "requester name",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", department: bad }),
+        "department",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", metadata: { note: bad } }),
+        "metadata value",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/requesters", {
+          requesterId: `n-${h.kind}`,
+          name: "N",
+          metadata: { deep: [{ x: bad }] },
+        }),
+        "nested metadata",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/requesters", { requesterId: `n-${h.kind}`, name: "N", metadata: { [bad]: 1 } }),
+        "metadata key",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/requesters", {
+          requesterId: `n-${h.kind}`,
+          name: "N",
+          email: `a${bad}@example.com`,
+        }),
+        "email",
+      );
+      await expect400(
+        await send(admin, "PATCH", `/v1/requesters/${requesterUuid}`, { department: bad }),
+        "patched department",
+      );
+      await expect400(
+        await send(admin, "PATCH", `/v1/requesters/${requesterUuid}`, { metadata: { a: bad } }),
+        "patched metadata",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/policies", {
+          name: `p${bad}`,
+          type: "whitelist",
+          config: { requesters: ["x"] },
+        }),
+        "policy name",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/policies", { name: "p", type: "whitelist", config: { departments: [bad] } }),
+        "whitelist department",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/policies", { name: "p", type: "purpose", config: { allowed: [bad] } }),
+        "allowed purpose",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/policies", { name: "p", type: "time-based", config: { timezone: bad } }),
+        "timezone",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/policies", {
+          name: "p",
+          type: "whitelist",
+          config: { requesters: ["x"] },
+          description: bad,
+        }),
+        "description",
+      );
+      await expect400(
+        await send(reader, "POST", "/v1/access-requests", {
+          resource: { type: "timeslice" },
+          timeRange: range,
+          purpose: bad,
+        }),
+        "purpose",
+      );
+      await expect400(
+        await send(reader, "POST", "/v1/access-requests", {
+          resource: { type: "timeslice" },
+          timeRange: { start: `2026-01-01T00:00:00Z${bad}`, end: 5 },
+        }),
+        "instant",
+      );
+      await expect400(
+        await send(admin, "POST", "/v1/policies/simulate", {
+          requesterId: "x",
+          department: bad,
+          resource: { type: "timeslice" },
+          timeRange: range,
+        }),
+        "simulate department",
+      );
+      await expect400(
+        await send(admin, "POST", `/v1/requesters/${requesterUuid}/api-keys`, { roles: ["reader"], name: bad }),
+        "API key name",
+      );
     }
     // Query strings: a surrogate cannot be percent-encoded (it decodes to U+FFFD), NUL can.
     {
@@ -85,8 +171,14 @@ describeEachDb("NUL and unpaired surrogates are refused with 400", (h) => {
 
   test("an X-Purpose header longer than the limit is a 400, not truncated", async () => {
     const before = await rows();
-    await expect400(await send(reader, "GET", "/v1/tokens/gmail/u1", undefined, { "x-purpose": "p".repeat(501) }), "long X-Purpose");
-    await expect400(await send(reader, "GET", "/v1/tokens/gmail/u1", undefined, { "x-purpose": "a\u0001b" }), "control X-Purpose");
+    await expect400(
+      await send(reader, "GET", "/v1/tokens/gmail/u1", undefined, { "x-purpose": "p".repeat(501) }),
+      "long X-Purpose",
+    );
+    await expect400(
+      await send(reader, "GET", "/v1/tokens/gmail/u1", undefined, { "x-purpose": "a\u0001b" }),
+      "control X-Purpose",
+    );
     expect(await rows()).toEqual(before);
   });
 });

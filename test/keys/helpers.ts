@@ -18,7 +18,10 @@ export function kekOf(hex: string) {
   return { kek, kekId: kekFingerprint(kek) };
 }
 
-export function keyService(db: Database, opts: { kekHex?: string; refreshIntervalMs?: number; sliceSeconds?: number; clock?: Clock } = {}): Promise<ManagedKeyService> {
+export function keyService(
+  db: Database,
+  opts: { kekHex?: string; refreshIntervalMs?: number; sliceSeconds?: number; clock?: Clock } = {},
+): Promise<ManagedKeyService> {
   return createKeyService({
     db,
     ...kekOf(opts.kekHex ?? TEST_KEK),
@@ -35,7 +38,10 @@ export function keyService(db: Database, opts: { kekHex?: string; refreshInterva
  * as if the operator had waited that long; for tests whose subject is not the grace itself.
  */
 export async function agePastRetireGrace(db: Database, version: number): Promise<void> {
-  await db.prisma.masterKey.update({ where: { version }, data: { rotatedAt: new Date(Date.now() - RETIRE_GRACE_MS - 60_000) } });
+  await db.prisma.masterKey.update({
+    where: { version },
+    data: { rotatedAt: new Date(Date.now() - RETIRE_GRACE_MS - 60_000) },
+  });
 }
 
 /**
@@ -46,15 +52,35 @@ export async function agePastRetireGrace(db: Database, version: number): Promise
 export async function markLegacyTokenEnvelopes(db: Database, kekHex = TEST_KEK): Promise<void> {
   const macKey = keyringMacKey(parseKek(kekHex));
   for (const r of await db.prisma.masterKey.findMany()) {
-    const mac = keyringMac(macKey, { version: r.version, publicJwk: r.publicKeyJwk as never, sliceSeconds: r.sliceSeconds, createdAt: r.createdAt, legacyTokenEnvelopes: true });
-    await db.prisma.masterKey.update({ where: { version: r.version }, data: { legacyTokenEnvelopes: true, keyringMac: mac } });
+    const mac = keyringMac(macKey, {
+      version: r.version,
+      publicJwk: r.publicKeyJwk as never,
+      sliceSeconds: r.sliceSeconds,
+      createdAt: r.createdAt,
+      legacyTokenEnvelopes: true,
+    });
+    await db.prisma.masterKey.update({
+      where: { version: r.version },
+      data: { legacyTokenEnvelopes: true, keyringMac: mac },
+    });
   }
 }
 
 /** Moves a version's createdAt back (e.g. "active for three hours"), re-MACing the row with the KEK as chronokms would. */
-export async function backdateVersion(db: Database, version: number, createdAt: Date, kekHex = TEST_KEK): Promise<void> {
+export async function backdateVersion(
+  db: Database,
+  version: number,
+  createdAt: Date,
+  kekHex = TEST_KEK,
+): Promise<void> {
   const r = await db.prisma.masterKey.findUniqueOrThrow({ where: { version } });
-  const mac = keyringMac(keyringMacKey(parseKek(kekHex)), { version, publicJwk: r.publicKeyJwk as never, sliceSeconds: r.sliceSeconds, createdAt, legacyTokenEnvelopes: r.legacyTokenEnvelopes });
+  const mac = keyringMac(keyringMacKey(parseKek(kekHex)), {
+    version,
+    publicJwk: r.publicKeyJwk as never,
+    sliceSeconds: r.sliceSeconds,
+    createdAt,
+    legacyTokenEnvelopes: r.legacyTokenEnvelopes,
+  });
   await db.prisma.masterKey.update({ where: { version }, data: { createdAt, keyringMac: mac } });
 }
 
@@ -65,7 +91,12 @@ export const refreshValue = (i: number) => `1//refresh-${i}-${"y".repeat(40)}`;
  * Inserts `count` token rows sealed through `keys` exactly as the token vault does (ids in insertion
  * order), row version 1; with `format: "v1"`, sealed the v1 way (ECDH-ES to the slice of ts, v1 ctx).
  */
-export async function seedTokens(db: Database, keys: KeyService, count: number, opts: { from?: number; integration?: string; ts?: number; format?: "v1" | "v2" } = {}): Promise<void> {
+export async function seedTokens(
+  db: Database,
+  keys: KeyService,
+  count: number,
+  opts: { from?: number; integration?: string; ts?: number; format?: "v1" | "v2" } = {},
+): Promise<void> {
   const from = opts.from ?? 0;
   const integration = opts.integration ?? "gmail";
   const base = opts.ts ?? Date.UTC(2026, 0, 1);
@@ -76,11 +107,26 @@ export async function seedTokens(db: Database, keys: KeyService, count: number, 
       const ts = base + i * 60_000; // spread over many slices
       if (opts.format === "v1") {
         const a = await keys.seal(accessValue(i), { ctx: legacyTokenContext(integration, userId, "access"), ts });
-        const r = i % 5 === 0 ? null : await keys.seal(refreshValue(i), { ctx: legacyTokenContext(integration, userId, "refresh"), ts });
-        data.push({ userId, integration, accessToken: a.jwe, refreshToken: r?.jwe ?? null, keyVersion: a.version, version: 1 });
+        const r =
+          i % 5 === 0
+            ? null
+            : await keys.seal(refreshValue(i), { ctx: legacyTokenContext(integration, userId, "refresh"), ts });
+        data.push({
+          userId,
+          integration,
+          accessToken: a.jwe,
+          refreshToken: r?.jwe ?? null,
+          keyVersion: a.version,
+          version: 1,
+        });
         continue;
       }
-      const t = await sealTokens(keys, { integration, userId }, { accessToken: accessValue(i), refreshToken: i % 5 === 0 ? null : refreshValue(i) }, 1);
+      const t = await sealTokens(
+        keys,
+        { integration, userId },
+        { accessToken: accessValue(i), refreshToken: i % 5 === 0 ? null : refreshValue(i) },
+        1,
+      );
       data.push({ userId, integration, ...t, version: 1 });
     }
     await db.prisma.oAuthToken.createMany({ data });
@@ -88,7 +134,10 @@ export async function seedTokens(db: Database, keys: KeyService, count: number, 
 }
 
 /** Opens every token row with its own ctx; returns versions seen and any row that failed. */
-export async function verifyTokens(db: Database, keys: KeyService): Promise<{ rows: number; byVersion: Map<number, number>; failures: string[] }> {
+export async function verifyTokens(
+  db: Database,
+  keys: KeyService,
+): Promise<{ rows: number; byVersion: Map<number, number>; failures: string[] }> {
   const rows = await db.prisma.oAuthToken.findMany({ orderBy: { id: "asc" } });
   const byVersion = new Map<number, number>();
   const failures: string[] = [];

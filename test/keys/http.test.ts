@@ -28,11 +28,29 @@ describeEachDb("key routes", (h) => {
     const slice = sliceIndex(Date.now(), 3600);
     const res = await t.app.request(`/v1/time-slices/${slice}/public-key`);
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { version: number; slice: number; kid: string; sliceSeconds: number; from: string; to: string; publicJwk: Record<string, string>; signature: string };
-    expect(body).toMatchObject({ version: 1, slice, kid: `1:${slice}`, sliceSeconds: 3600, from: new Date(slice * 3_600_000).toISOString(), to: new Date((slice + 1) * 3_600_000).toISOString() });
+    const body = (await res.json()) as {
+      version: number;
+      slice: number;
+      kid: string;
+      sliceSeconds: number;
+      from: string;
+      to: string;
+      publicJwk: Record<string, string>;
+      signature: string;
+    };
+    expect(body).toMatchObject({
+      version: 1,
+      slice,
+      kid: `1:${slice}`,
+      sliceSeconds: 3600,
+      from: new Date(slice * 3_600_000).toISOString(),
+      to: new Date((slice + 1) * 3_600_000).toISOString(),
+    });
     expect(body.publicJwk).toMatchObject({ kty: "EC", crv: "P-256", kid: `1:${slice}`, alg: "ECDH-ES", use: "enc" });
     expect(body.publicJwk).not.toHaveProperty("d");
-    const jwks = (await (await t.app.request("/.well-known/jwks.json")).json()) as { keys: { kid: string; kty: "EC"; crv: "P-256"; x: string; y: string }[] };
+    const jwks = (await (await t.app.request("/.well-known/jwks.json")).json()) as {
+      keys: { kid: string; kty: "EC"; crv: "P-256"; x: string; y: string }[];
+    };
     const master = jwks.keys.find((k) => k.kid === String(body.version))!;
     const statement = await verifySliceKey(body.signature, master, { version: 1, slice, sliceSeconds: 3600 });
     expect(statement.jwk.x).toBe(body.publicJwk.x!);
@@ -69,8 +87,12 @@ describeEachDb("key routes", (h) => {
 
   test("GET /v1/keys counts records per version; POST /v1/keys/rotate rotates and re-encrypts in the background", async () => {
     await seedTokens(h.db, t.runtime.keys, 12);
-    const list = (await (await t.app.request("/v1/keys", asAdmin())).json()) as { versions: { version: number; status: string; records: number; recordsByStore: Record<string, number> }[] };
-    expect(list.versions).toEqual([expect.objectContaining({ version: 1, status: "active", records: 12, recordsByStore: { oauth_tokens: 12 } })]);
+    const list = (await (await t.app.request("/v1/keys", asAdmin())).json()) as {
+      versions: { version: number; status: string; records: number; recordsByStore: Record<string, number> }[];
+    };
+    expect(list.versions).toEqual([
+      expect.objectContaining({ version: 1, status: "active", records: 12, recordsByStore: { oauth_tokens: 12 } }),
+    ]);
 
     // Version 1 has been active for three hours (its statements cover only its active period).
     await backdateVersion(h.db, 1, new Date(Date.now() - 3 * 3600_000));
@@ -90,8 +112,13 @@ describeEachDb("key routes", (h) => {
     expect(jwks.keys.map((k) => k.kid)).toEqual(["1", "2"]);
     // The slice endpoint defaults to the new active version; the decrypt-only one is signed for ended slices only.
     const past = sliceIndex(Date.now(), 3600) - 1;
-    expect(((await (await t.app.request(`/v1/time-slices/${past}/public-key`)).json()) as { kid: string }).kid).toBe(`2:${past}`);
-    const old = (await (await t.app.request(`/v1/time-slices/${past}/public-key?version=1`)).json()) as { kid: string; status: string };
+    expect(((await (await t.app.request(`/v1/time-slices/${past}/public-key`)).json()) as { kid: string }).kid).toBe(
+      `2:${past}`,
+    );
+    const old = (await (await t.app.request(`/v1/time-slices/${past}/public-key?version=1`)).json()) as {
+      kid: string;
+      status: string;
+    };
     expect(old).toMatchObject({ kid: `1:${past}`, status: "decrypt-only" });
     const notPast = await t.app.request(`/v1/time-slices/current/public-key?version=1`);
     expect(notPast.status).toBe(400);
@@ -105,8 +132,18 @@ describeEachDb("key routes", (h) => {
 
   test("routes are in the OpenAPI document", async () => {
     const { createApp } = await import("../../src/app.ts");
-    const doc = createApp(t.runtime.appDeps()).getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
-    expect(Object.keys(doc.paths ?? {})).toEqual(expect.arrayContaining(["/.well-known/jwks.json", "/v1/time-slices/{slice}/public-key", "/v1/keys", "/v1/keys/rotate"]));
+    const doc = createApp(t.runtime.appDeps()).getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: { title: "t", version: "1" },
+    });
+    expect(Object.keys(doc.paths ?? {})).toEqual(
+      expect.arrayContaining([
+        "/.well-known/jwks.json",
+        "/v1/time-slices/{slice}/public-key",
+        "/v1/keys",
+        "/v1/keys/rotate",
+      ]),
+    );
   });
 });
 
@@ -123,11 +160,19 @@ describeEachDb("signed slice statements (v2): window, validity, precomputation, 
     const before = Date.now();
     const res = await get("current");
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { slice: number; status: string; issuedAt: string; expiresAt: string; signature: string };
+    const body = (await res.json()) as {
+      slice: number;
+      status: string;
+      issuedAt: string;
+      expiresAt: string;
+      signature: string;
+    };
     const cur = sliceIndex(Date.now(), SLICE);
     expect([cur, cur - 1]).toContain(body.slice);
     expect(body.status).toBe("active");
-    const jwks = (await (await t.app.request("/.well-known/jwks.json")).json()) as { keys: { kid: string; kty: "EC"; crv: "P-256"; x: string; y: string }[] };
+    const jwks = (await (await t.app.request("/.well-known/jwks.json")).json()) as {
+      keys: { kid: string; kty: "EC"; crv: "P-256"; x: string; y: string }[];
+    };
     const s = await verifySliceKey(body.signature, jwks.keys[0]!, { now: Date.now() });
     expect(s.iat).toBeGreaterThanOrEqual(before - 1);
     expect(s.exp - s.iat).toBe(3600_000);
@@ -136,7 +181,9 @@ describeEachDb("signed slice statements (v2): window, validity, precomputation, 
     for (const out of [cur + 62, cur - 24 * 60 - 2, 0, 2 ** 32 - 1]) {
       const r = await get(out);
       expect(r.status).toBe(400);
-      expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/outside the slices signed now|time range|beyond/);
+      expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(
+        /outside the slices signed now|time range|beyond/,
+      );
     }
   });
 

@@ -40,7 +40,7 @@ describe("resolveKek", () => {
     for (const [value, what] of [
       ["abc123", /looks like hex but has 6 characters/],
       ["a".repeat(63), /63 characters/],
-      ["zz!" + "a".repeat(40), /neither hex nor base64/],
+      [`zz!${"a".repeat(40)}`, /neither hex nor base64/],
     ] as const) {
       let err: unknown;
       try {
@@ -72,8 +72,12 @@ describe("resolveKek", () => {
     const path = devKekPath({ dataDir });
     expect(readFileSync(path, "utf8")).toMatch(/^[0-9a-f]{64}\n$/);
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(first.stderr.join("\n")).toMatch(/WARNING: USING A DEVELOPMENT KEK .*just created.*MASTER_KEY_ENCRYPTION_KEY/);
-    expect(first.logs.some((l) => JSON.parse(l).level === "warn" && JSON.parse(l).msg.includes("DEVELOPMENT KEK"))).toBe(true);
+    expect(first.stderr.join("\n")).toMatch(
+      /WARNING: USING A DEVELOPMENT KEK .*just created.*MASTER_KEY_ENCRYPTION_KEY/,
+    );
+    expect(
+      first.logs.some((l) => JSON.parse(l).level === "warn" && JSON.parse(l).msg.includes("DEVELOPMENT KEK")),
+    ).toBe(true);
 
     const second = capture();
     const b = resolveKek({ kek: undefined, isProduction: false, dataDir }, second.log, second.err);
@@ -89,11 +93,15 @@ describe("resolveKek", () => {
     const dataDir = tempDir();
     resolveKek({ kek: undefined, isProduction: false, dataDir }, capture().log, () => {});
     writeFileSync(devKekPath({ dataDir }), "not a key\n");
-    expect(() => resolveKek({ kek: undefined, isProduction: false, dataDir }, capture().log, () => {})).toThrow(/development KEK file .* is not 64 lowercase hex/);
+    expect(() => resolveKek({ kek: undefined, isProduction: false, dataDir }, capture().log, () => {})).toThrow(
+      /development KEK file .* is not 64 lowercase hex/,
+    );
   });
 
   test("resolvePreviousKek names its own variable", () => {
-    expect(() => resolvePreviousKek({ kekPrevious: undefined })).toThrow(/MASTER_KEY_ENCRYPTION_KEY_PREVIOUS is not set/);
+    expect(() => resolvePreviousKek({ kekPrevious: undefined })).toThrow(
+      /MASTER_KEY_ENCRYPTION_KEY_PREVIOUS is not set/,
+    );
     expect(() => resolvePreviousKek({ kekPrevious: "short" })).toThrow(/^MASTER_KEY_ENCRYPTION_KEY_PREVIOUS /);
     expect(resolvePreviousKek({ kekPrevious: TEST_KEK }).kekId).toBe(kekFingerprint(parseKek(TEST_KEK)));
   });
@@ -106,12 +114,20 @@ describe("weak and empty KEKs (v2)", () => {
     ["a short block repeated", "deadbeef".repeat(8), /repeats a 4-byte block/],
     ["a 16-byte key pasted twice", "0f1e2d3c4b5a69788796a5b4c3d2e1f0".repeat(2), /repeats a 16-byte block/],
     ["a counter", Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString("hex"), /counts up or down/],
-    ["a counter in steps", Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 8 + 3) & 0xff)).toString("hex"), /counts up or down/],
+    [
+      "a counter in steps",
+      Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 8 + 3) & 0xff)).toString("hex"),
+      /counts up or down/,
+    ],
     ["a passphrase", Buffer.from("correct horse battery staple 123").toString("base64url"), /printable text/],
     // A passphrase typed directly in base64url form: the text itself is words, its bytes look random.
     ["a passphrase typed as base64url text", "ChronoKmsProductionKek2026ChangeMeNowPleasA", /dictionary words/],
     ["a passphrase typed as padded base64 text", "MyCompanySecretKeyForProductionUseOnly2026A=", /dictionary words/],
-    ["few distinct bytes", Buffer.from("31415926535897932384626433832795".split("").map((d) => Number(d) * 17)).toString("hex"), /only 9 distinct byte values/],
+    [
+      "few distinct bytes",
+      Buffer.from("31415926535897932384626433832795".split("").map((d) => Number(d) * 17)).toString("hex"),
+      /only 9 distinct byte values/,
+    ],
   ];
   for (const [what, value, reason] of weak) {
     test(`MASTER_KEY_ENCRYPTION_KEY of ${what} is refused with a clear message, without echoing it`, () => {
@@ -135,7 +151,9 @@ describe("weak and empty KEKs (v2)", () => {
 
   test("real keys pass: the test KEKs and 1000 random ones", () => {
     for (const k of [TEST_KEK, "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"]) {
-      expect(resolveKek({ kek: k, isProduction: true, dataDir: tempDir() }, capture().log, () => {}).source).toBe("env");
+      expect(resolveKek({ kek: k, isProduction: true, dataDir: tempDir() }, capture().log, () => {}).source).toBe(
+        "env",
+      );
     }
     for (let i = 0; i < 1000; i++) expect(weakKekReason(crypto.getRandomValues(new Uint8Array(32)))).toBeNull();
     // The text check on random keys in their base64url form (false-positive bound < 2^-41 per key).
@@ -153,8 +171,16 @@ describe("weak and empty KEKs (v2)", () => {
     expect(loadConfig({ MASTER_KEY_ENCRYPTION_KEY: "" }).kek).toBe("");
     for (const isProduction of [false, true]) {
       const dataDir = tempDir();
-      expect(() => resolveKek({ kek: loadConfig({ MASTER_KEY_ENCRYPTION_KEY: "" }).kek, isProduction, dataDir }, capture().log, () => {})).toThrow(
-        isProduction ? /^MASTER_KEY_ENCRYPTION_KEY is set but empty; .*openssl rand -hex 32/ : /^MASTER_KEY_ENCRYPTION_KEY is set but empty; .*unset it to use the development KEK/,
+      expect(() =>
+        resolveKek(
+          { kek: loadConfig({ MASTER_KEY_ENCRYPTION_KEY: "" }).kek, isProduction, dataDir },
+          capture().log,
+          () => {},
+        ),
+      ).toThrow(
+        isProduction
+          ? /^MASTER_KEY_ENCRYPTION_KEY is set but empty; .*openssl rand -hex 32/
+          : /^MASTER_KEY_ENCRYPTION_KEY is set but empty; .*unset it to use the development KEK/,
       );
       expect(() => statSync(devKekPath({ dataDir }))).toThrow();
     }
@@ -163,11 +189,15 @@ describe("weak and empty KEKs (v2)", () => {
   test("a lost development KEK while master keys exist is refused, naming the file and the KEK the keys need; nothing is created", () => {
     const dataDir = tempDir();
     const c = capture();
-    expect(() => resolveKek({ kek: undefined, isProduction: false, dataDir }, c.log, c.err, { wrappedBy: ["0123456789abcdef"] })).toThrow(
+    expect(() =>
+      resolveKek({ kek: undefined, isProduction: false, dataDir }, c.log, c.err, { wrappedBy: ["0123456789abcdef"] }),
+    ).toThrow(
       /^the development KEK file .*dev-kek is missing, but master_keys holds keys wrapped by KEK 0123456789abcdef: .*restore/,
     );
     expect(() => statSync(devKekPath({ dataDir }))).toThrow();
     // With no master keys yet, a first start still creates one.
-    expect(resolveKek({ kek: undefined, isProduction: false, dataDir }, c.log, c.err, { wrappedBy: [] }).source).toBe("dev-file");
+    expect(resolveKek({ kek: undefined, isProduction: false, dataDir }, c.log, c.err, { wrappedBy: [] }).source).toBe(
+      "dev-file",
+    );
   });
 });

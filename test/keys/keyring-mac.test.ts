@@ -27,7 +27,15 @@ describeEachDb("keyring MAC", (h) => {
     await h.db.prisma.$executeRawUnsafe(
       `INSERT INTO master_keys (id, version, "publicKeyJwk", "privateKeyJwe", "kekId", "sliceSeconds", status) VALUES (gen_random_uuid(), $1, $2::jsonb, $3, $4, 3600, $5)`,
       version,
-      JSON.stringify({ kty: "EC", crv: "P-256", x: other.publicJwk.x, y: other.publicJwk.y, kid: String(version), alg: "ES256", use: "sig" }),
+      JSON.stringify({
+        kty: "EC",
+        crv: "P-256",
+        x: other.publicJwk.x,
+        y: other.publicJwk.y,
+        kid: String(version),
+        alg: "ES256",
+        use: "sig",
+      }),
       await wrapPrivateJwk(pair.privateJwk, parseKek(TEST_KEK), { version }),
       kekOf(TEST_KEK).kekId,
       status,
@@ -41,7 +49,11 @@ describeEachDb("keyring MAC", (h) => {
     await oldStyleRow(3, "active");
     const keys = await keyService(h.db);
     const rows = await new MasterKeyRepository(h.db, macKey).list();
-    expect(rows.map((r) => [r.version, r.keyringMac !== null])).toEqual([[1, true], [2, true], [3, true]]);
+    expect(rows.map((r) => [r.version, r.keyringMac !== null])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
     expect(loadKeyring(rows, macKey).rejected).toEqual([]);
     expect((await keys.keyring()).publicKeys.size).toBe(3);
     keys.close();
@@ -60,7 +72,14 @@ describeEachDb("keyring MAC", (h) => {
     (await keyService(h.db)).close();
     const mallory = await generateMasterKeyPair();
     await h.db.prisma.masterKey.create({
-      data: { version: 7, publicKeyJwk: { ...mallory.publicJwk, kid: "7" } as object, privateKeyJwe: "a.b.c.d.e", kekId: kekOf(TEST_KEK).kekId, sliceSeconds: 3600, status: "retired" },
+      data: {
+        version: 7,
+        publicKeyJwk: { ...mallory.publicJwk, kid: "7" } as object,
+        privateKeyJwe: "a.b.c.d.e",
+        kekId: kekOf(TEST_KEK).kekId,
+        sliceSeconds: 3600,
+        status: "retired",
+      },
     });
     await expect(keyService(h.db)).rejects.toThrow(/version 7 has no keyring MAC/);
     const k = loadKeyring(await new MasterKeyRepository(h.db, macKey).list(), macKey);
@@ -73,9 +92,14 @@ describeEachDb("keyring MAC", (h) => {
     const served = await keys.jwks();
     keys.close();
     const mallory = await generateMasterKeyPair();
-    await h.db.prisma.masterKey.update({ where: { version: 1 }, data: { publicKeyJwk: { ...mallory.publicJwk, kid: "1", alg: "ES256", use: "sig" } as object } });
+    await h.db.prisma.masterKey.update({
+      where: { version: 1 },
+      data: { publicKeyJwk: { ...mallory.publicJwk, kid: "1", alg: "ES256", use: "sig" } as object },
+    });
     await expect(keyService(h.db)).rejects.toBeInstanceOf(KeyringIntegrityError);
-    expect(loadKeyring(await new MasterKeyRepository(h.db, macKey).list(), macKey).rejected.map((r) => r.version)).toEqual([1]);
+    expect(
+      loadKeyring(await new MasterKeyRepository(h.db, macKey).list(), macKey).rejected.map((r) => r.version),
+    ).toEqual([1]);
     // Restored, it loads again and serves the real key.
     await h.db.prisma.masterKey.update({ where: { version: 1 }, data: { publicKeyJwk: served[0] as object } });
     const again = await keyService(h.db);
@@ -100,7 +124,15 @@ describeEachDb("keyring MAC", (h) => {
     const keys = await keyService(h.db, { refreshIntervalMs: 0 });
     const mallory = await generateMasterKeyPair();
     await h.db.prisma.masterKey.create({
-      data: { version: 2, publicKeyJwk: { ...mallory.publicJwk, kid: "2" } as object, privateKeyJwe: "a.b.c.d.e", kekId: kekOf(TEST_KEK).kekId, sliceSeconds: 3600, status: "retired", keyringMac: "A".repeat(43) },
+      data: {
+        version: 2,
+        publicKeyJwk: { ...mallory.publicJwk, kid: "2" } as object,
+        privateKeyJwe: "a.b.c.d.e",
+        kekId: kekOf(TEST_KEK).kekId,
+        sliceSeconds: 3600,
+        status: "retired",
+        keyringMac: "A".repeat(43),
+      },
     });
     await keys.refresh();
     await expect(keys.health()).rejects.toThrow();

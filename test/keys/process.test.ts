@@ -32,7 +32,11 @@ function spawn(args: string[], env: Record<string, string>) {
 
 async function run(args: string[], env: Record<string, string>) {
   const p = spawn(args, env);
-  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ]);
   return { code, stdout, stderr };
 }
 
@@ -64,7 +68,9 @@ test("[pglite] restart with the same KEK serves the same JWKS; with another KEK 
   expect(wrong.code).not.toBe(0);
   expect(wrong.stderr).toContain(kekOf(TEST_KEK).kekId);
   expect(wrong.stderr).toContain(kekOf(OTHER_KEK).kekId);
-  expect(wrong.stderr).toMatch(/^chronokms: master key version 1 was wrapped with a different KEK: expected KEK fingerprint/);
+  expect(wrong.stderr).toMatch(
+    /^chronokms: master key version 1 was wrapped with a different KEK: expected KEK fingerprint/,
+  );
   expect(wrong.stderr).not.toContain(OTHER_KEK);
 }, 60_000);
 
@@ -72,7 +78,13 @@ test("[pglite] restart with the same KEK serves the same JWKS; with another KEK 
  * The kill trials. `open()` returns a database handle the test can use while no script runs (PGlite
  * is single-process, so on PGlite it is closed around every spawn).
  */
-async function killTrials(opts: { env: Record<string, string>; open: () => Promise<Database>; rows: number; trials: number; maxDelayMs: number }) {
+async function killTrials(opts: {
+  env: Record<string, string>;
+  open: () => Promise<Database>;
+  rows: number;
+  trials: number;
+  maxDelayMs: number;
+}) {
   let db = await opts.open();
   let keys = await keyService(db);
   await seedTokens(db, keys, opts.rows);
@@ -114,7 +126,9 @@ async function killTrials(opts: { env: Record<string, string>; open: () => Promi
   await suspend();
   const refused = await run(["scripts/keys-rotate.ts", "--retire", String(old)], opts.env);
   expect(refused.code).toBe(1);
-  expect(refused.stderr).toMatch(new RegExp(`error: master key version ${old} still protects \\d+ record\\(s\\) \\(oauth_tokens: \\d+\\)`));
+  expect(refused.stderr).toMatch(
+    new RegExp(`error: master key version ${old} still protects \\d+ record\\(s\\) \\(oauth_tokens: \\d+\\)`),
+  );
 
   // The rerun finishes the earlier rotation instead of rotating again.
   const rerun = await run(["scripts/keys-rotate.ts"], opts.env);
@@ -139,21 +153,25 @@ async function killTrials(opts: { env: Record<string, string>; open: () => Promi
   await db.close();
 }
 
-test.skipIf(!postgresAvailable)("[postgres] keys:rotate killed with SIGKILL at random points (10 trials), then rerun: every record decrypts and names the new version; --retire only after", async () => {
-  const tdb = await createTestDatabase("postgres");
-  await tdb.prisma.$disconnect();
-  try {
-    await killTrials({
-      env: { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATA_DIR: tempDir() },
-      open: () => openDatabase({ kind: "postgres", url: tdb.url! }),
-      rows: 2000,
-      trials: 10,
-      maxDelayMs: 1300,
-    });
-  } finally {
-    await tdb.close();
-  }
-}, 90_000);
+test.skipIf(!postgresAvailable)(
+  "[postgres] keys:rotate killed with SIGKILL at random points (10 trials), then rerun: every record decrypts and names the new version; --retire only after",
+  async () => {
+    const tdb = await createTestDatabase("postgres");
+    await tdb.prisma.$disconnect();
+    try {
+      await killTrials({
+        env: { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATA_DIR: tempDir() },
+        open: () => openDatabase({ kind: "postgres", url: tdb.url! }),
+        rows: 2000,
+        trials: 10,
+        maxDelayMs: 1300,
+      });
+    } finally {
+      await tdb.close();
+    }
+  },
+  90_000,
+);
 
 test("[pglite] keys:rotate killed with SIGKILL at random points (on-disk database), then rerun: every record decrypts and names the new version", async () => {
   const dataDir = tempDir();
@@ -170,28 +188,38 @@ test("[pglite] keys:rotate killed with SIGKILL at random points (on-disk databas
   });
 }, 120_000);
 
-test.skipIf(!postgresAvailable)("[postgres] keys:rotate skips a record it cannot decrypt (listed, audited, exit 1) instead of stalling; --retire names the record that blocks it", async () => {
-  const tdb = await createTestDatabase("postgres");
-  const env = { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATA_DIR: tempDir() };
-  try {
-    const keys = await keyService(tdb);
-    await seedTokens(tdb, keys, 50);
-    const rows = await tdb.prisma.oAuthToken.findMany({ orderBy: { id: "asc" } });
-    const bad = rows[7]!;
-    // A ciphertext copied in from another row: it will never decrypt here.
-    await tdb.prisma.oAuthToken.update({ where: { id: bad.id }, data: { accessToken: rows[8]!.accessToken } });
-    const old = (await keys.active()).version;
-    keys.close();
-    const r = await run(["scripts/keys-rotate.ts", "--batch-size", "10"], env);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("1 record(s) do not decrypt and were skipped");
-    expect(r.stderr).toContain(`oauth_tokens ${bad.id} token:gmail:${bad.userId} (access)`);
-    expect(await tdb.prisma.oAuthToken.count({ where: { keyVersion: old + 1 } })).toBe(49);
-    expect(await tdb.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED", target: `token:gmail:${bad.userId}` } })).toBe(1);
-    const refused = await run(["scripts/keys-rotate.ts", "--retire", String(old)], env);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`still protects 1 record(s) (oauth_tokens: 1): oauth_tokens ${bad.id} (token:gmail:${bad.userId})`);
-  } finally {
-    await tdb.close();
-  }
-}, 60_000);
+test.skipIf(!postgresAvailable)(
+  "[postgres] keys:rotate skips a record it cannot decrypt (listed, audited, exit 1) instead of stalling; --retire names the record that blocks it",
+  async () => {
+    const tdb = await createTestDatabase("postgres");
+    const env = { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATA_DIR: tempDir() };
+    try {
+      const keys = await keyService(tdb);
+      await seedTokens(tdb, keys, 50);
+      const rows = await tdb.prisma.oAuthToken.findMany({ orderBy: { id: "asc" } });
+      const bad = rows[7]!;
+      // A ciphertext copied in from another row: it will never decrypt here.
+      await tdb.prisma.oAuthToken.update({ where: { id: bad.id }, data: { accessToken: rows[8]!.accessToken } });
+      const old = (await keys.active()).version;
+      keys.close();
+      const r = await run(["scripts/keys-rotate.ts", "--batch-size", "10"], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("1 record(s) do not decrypt and were skipped");
+      expect(r.stderr).toContain(`oauth_tokens ${bad.id} token:gmail:${bad.userId} (access)`);
+      expect(await tdb.prisma.oAuthToken.count({ where: { keyVersion: old + 1 } })).toBe(49);
+      expect(
+        await tdb.prisma.auditLog.count({
+          where: { eventType: "DECRYPT_FAILED", target: `token:gmail:${bad.userId}` },
+        }),
+      ).toBe(1);
+      const refused = await run(["scripts/keys-rotate.ts", "--retire", String(old)], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `still protects 1 record(s) (oauth_tokens: 1): oauth_tokens ${bad.id} (token:gmail:${bad.userId})`,
+      );
+    } finally {
+      await tdb.close();
+    }
+  },
+  60_000,
+);

@@ -20,7 +20,14 @@ describeEachDb("KeyService.resealTokens", (h) => {
     test(`${workers === 0 ? "on this thread" : "on 2 worker threads"}: v2 and v1 values re-sealed as v2 under the active version; wrong ctx, damaged, retired → null`, async () => {
       await h.db.prisma.oAuthToken.deleteMany({});
       await h.db.prisma.masterKey.deleteMany({});
-      const keys = await createKeyService({ db: h.db, ...kekOf(TEST_KEK), sliceSeconds: 3600, log: quietLog, rewrappables: [oauthTokenRewrappable(h.db)], resealWorkers: workers });
+      const keys = await createKeyService({
+        db: h.db,
+        ...kekOf(TEST_KEK),
+        sliceSeconds: 3600,
+        log: quietLog,
+        rewrappables: [oauthTokenRewrappable(h.db)],
+        resealWorkers: workers,
+      });
       try {
         // This version may hold v1 envelopes (as if it predated key separation).
         await markLegacyTokenEnvelopes(h.db);
@@ -30,13 +37,25 @@ describeEachDb("KeyService.resealTokens", (h) => {
           const row = { integration: "gmail", userId: `u${i}`, version: 3 };
           const field = i % 2 ? "access" : "refresh";
           const c = fieldContexts(row, field);
-          const jwe = i % 3 === 0 ? (await keys.seal(`value-${i}`, { ctx: legacyTokenContext("gmail", row.userId, field), ts: T + i * 97_000 })).jwe : (await keys.sealToken(`value-${i}`, { ctx: c.ctx })).jwe;
+          const jwe =
+            i % 3 === 0
+              ? (
+                  await keys.seal(`value-${i}`, {
+                    ctx: legacyTokenContext("gmail", row.userId, field),
+                    ts: T + i * 97_000,
+                  })
+                ).jwe
+              : (await keys.sealToken(`value-${i}`, { ctx: c.ctx })).jwe;
           items.push({ jwe, ...c, newCtx: tokenContext("gmail", row.userId, field, 4) });
         }
         const old = (await keys.active()).version;
         await keys.rotate();
         const bad = [
-          { ...items[0]!, ctx: tokenContext("gmail", "someone-else", "refresh", 3), legacyCtx: legacyTokenContext("gmail", "someone-else", "refresh") },
+          {
+            ...items[0]!,
+            ctx: tokenContext("gmail", "someone-else", "refresh", 3),
+            legacyCtx: legacyTokenContext("gmail", "someone-else", "refresh"),
+          },
           { ...items[1]!, jwe: items[1]!.jwe.slice(0, -4) + (items[1]!.jwe.endsWith("AAAA") ? "BBBB" : "AAAA") },
           { ...items[2]!, jwe: "not a jwe" },
           { ...items[4]!, ctx: tokenContext("gmail", "u4", "refresh", 2) }, // an older row version
@@ -48,7 +67,9 @@ describeEachDb("KeyService.resealTokens", (h) => {
           const jwe = jwes[i]!;
           const hd = readTokenEnvelopeHeader(jwe);
           expect([hd.version, hd.ctx]).toEqual([old + 1, it.newCtx]);
-          expect(new TextDecoder().decode(await keys.openToken(jwe, { ctx: it.newCtx, legacyCtx: it.legacyCtx }))).toBe(`value-${i}`);
+          expect(new TextDecoder().decode(await keys.openToken(jwe, { ctx: it.newCtx, legacyCtx: it.legacyCtx }))).toBe(
+            `value-${i}`,
+          );
         }
         // Once the old version is retired, its envelopes no longer open for a reseal either.
         await h.db.prisma.oAuthToken.deleteMany({});
@@ -67,5 +88,7 @@ test("ResealPool: close() rejects jobs still in flight (the caller's batch fails
   const job = pool.run({ items: [], tokenRoots: { 1: new Uint8Array(32) }, privateKeys: {}, toVersion: 1 });
   pool.close();
   await expect(job).rejects.toThrow("reseal pool closed");
-  await expect(pool.run({ items: [], tokenRoots: { 1: new Uint8Array(32) }, privateKeys: {}, toVersion: 1 })).rejects.toThrow("closed");
+  await expect(
+    pool.run({ items: [], tokenRoots: { 1: new Uint8Array(32) }, privateKeys: {}, toVersion: 1 }),
+  ).rejects.toThrow("closed");
 });

@@ -35,7 +35,12 @@ describeEachDb("key service", (h) => {
     expect(text).not.toMatch(/"d"\s*:/);
     const parts = row.privateKeyJwe.split(".");
     expect(parts).toHaveLength(5);
-    expect(JSON.parse(Buffer.from(parts[0]!, "base64url").toString())).toEqual({ alg: "A256KW", enc: "A256GCM", kid: "1", cty: "jwk+json" });
+    expect(JSON.parse(Buffer.from(parts[0]!, "base64url").toString())).toEqual({
+      alg: "A256KW",
+      enc: "A256GCM",
+      kid: "1",
+      cty: "jwk+json",
+    });
     for (const p of parts) expect(Buffer.from(p, "base64url").toString("latin1")).not.toContain('"d"');
     expect(row.publicKeyJwk).not.toHaveProperty("d");
     keys.close();
@@ -57,7 +62,13 @@ describeEachDb("key service", (h) => {
     const ctx = tokenCtx("gmail", "alice", "access");
     const { jwe, version } = await keys.seal("secret-token", { ctx, ts: T });
     const header = JSON.parse(Buffer.from(jwe.split(".")[0]!, "base64url").toString());
-    expect(header).toMatchObject({ alg: "ECDH-ES", enc: "A256GCM", kid: `${version}:${Math.floor(T / 3_600_000)}`, ts: T, ctx });
+    expect(header).toMatchObject({
+      alg: "ECDH-ES",
+      enc: "A256GCM",
+      kid: `${version}:${Math.floor(T / 3_600_000)}`,
+      ts: T,
+      ctx,
+    });
     expect(new TextDecoder().decode(await keys.open(jwe, { expectedCtx: ctx }))).toBe("secret-token");
     // A ciphertext copied into another user's row (or field) does not open there.
     for (const other of [tokenCtx("gmail", "mallory", "access"), tokenCtx("gmail", "alice", "refresh")]) {
@@ -71,7 +82,9 @@ describeEachDb("key service", (h) => {
     }
     // A header naming a version that does not exist.
     const h2 = Buffer.from(JSON.stringify({ ...header, kid: `999:${header.kid.split(":")[1]}` })).toString("base64url");
-    await expect(keys.open([h2, ...parts.slice(1)].join("."), { expectedCtx: ctx })).rejects.toBeInstanceOf(DecryptionFailedError);
+    await expect(keys.open([h2, ...parts.slice(1)].join("."), { expectedCtx: ctx })).rejects.toBeInstanceOf(
+      DecryptionFailedError,
+    );
     keys.close();
   });
 
@@ -104,10 +117,16 @@ describeEachDb("key service", (h) => {
     await expect(keys.retire(v1 + 1)).rejects.toThrow(/is the active version/);
     const err = await keys.retire(v1).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConflictError);
-    expect((err as Error).message).toMatch(new RegExp(`version ${v1} still protects 30 record\\(s\\) \\(oauth_tokens: 30\\)`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`version ${v1} still protects 30 record\\(s\\) \\(oauth_tokens: 30\\)`),
+    );
 
     const before = await keys.versions();
-    expect(before.find((v) => v.version === v1)).toMatchObject({ status: "decrypt-only", records: 30, recordsByStore: { oauth_tokens: 30 } });
+    expect(before.find((v) => v.version === v1)).toMatchObject({
+      status: "decrypt-only",
+      records: 30,
+      recordsByStore: { oauth_tokens: 30 },
+    });
     const res = await runRewrap(keys, keys.rewrappables(), { batchSize: 7 });
     expect(res).toMatchObject({ targetVersion: v1 + 1, moved: 30, remaining: 0 });
     const check = await verifyTokens(h.db, keys);
@@ -133,7 +152,12 @@ describeEachDb("key service", (h) => {
   test("the database refuses a second active version (partial unique index)", async () => {
     const row = (await h.db.prisma.masterKey.findFirst({ where: { status: "active" } }))!;
     const { id: _id, version: _v, ...rest } = row;
-    await expect((async () => h.db.prisma.masterKey.create({ data: { ...rest, publicKeyJwk: rest.publicKeyJwk as object, version: 1000 } }))()).rejects.toThrow();
+    await expect(
+      (async () =>
+        h.db.prisma.masterKey.create({
+          data: { ...rest, publicKeyJwk: rest.publicKeyJwk as object, version: 1000 },
+        }))(),
+    ).rejects.toThrow();
   });
 
   test("a second instance notices a rotation made by the first within about a second, without restart", async () => {
@@ -180,8 +204,16 @@ describeEachDb("key service", (h) => {
       resealTokens: async (items: Parameters<typeof keys.resealTokens>[0]) => {
         if (!wrote) {
           wrote = true;
-          const fresh = await sealTokens(keys, victim, { accessToken: "ya29.concurrently-written", refreshToken: null }, victim.version + 1);
-          await h.db.prisma.oAuthToken.update({ where: { id: victim.id }, data: { ...fresh, version: { increment: 1 } } });
+          const fresh = await sealTokens(
+            keys,
+            victim,
+            { accessToken: "ya29.concurrently-written", refreshToken: null },
+            victim.version + 1,
+          );
+          await h.db.prisma.oAuthToken.update({
+            where: { id: victim.id },
+            data: { ...fresh, version: { increment: 1 } },
+          });
         }
         return keys.resealTokens(items);
       },
@@ -191,7 +223,9 @@ describeEachDb("key service", (h) => {
     expect([r.moved, r.failed, r.next]).toEqual([19, [], null]);
     const after = await h.db.prisma.oAuthToken.findMany({ orderBy: { id: "asc" } });
     const v = after.find((r) => r.id === victim.id)!;
-    expect(new TextDecoder().decode(await keys.openToken(v.accessToken, fieldContexts(v, "access")))).toBe("ya29.concurrently-written");
+    expect(new TextDecoder().decode(await keys.openToken(v.accessToken, fieldContexts(v, "access")))).toBe(
+      "ya29.concurrently-written",
+    );
     for (const [i, row] of after.entries()) {
       if (row.id === victim.id) continue;
       const hn = JSON.parse(Buffer.from(row.accessToken.split(".")[0]!, "base64url").toString());
@@ -206,7 +240,12 @@ describeEachDb("key service", (h) => {
 describeEachDb("two instances starting together on an empty database", (h) => {
   test("end with exactly one version 1", async () => {
     // On PostgreSQL each instance has its own pool, as separate processes would.
-    const others = h.db.url ? await Promise.all([openDatabase({ kind: "postgres", url: h.db.url }), openDatabase({ kind: "postgres", url: h.db.url })]) : [h.db, h.db];
+    const others = h.db.url
+      ? await Promise.all([
+          openDatabase({ kind: "postgres", url: h.db.url }),
+          openDatabase({ kind: "postgres", url: h.db.url }),
+        ])
+      : [h.db, h.db];
     const [a, b, c] = await Promise.all([keyService(h.db), keyService(others[0]!), keyService(others[1]!)]);
     expect(await h.db.prisma.masterKey.count()).toBe(1);
     expect(await a.jwks()).toEqual(await b.jwks());
@@ -244,4 +283,3 @@ describeEachDb("a rotation made by another instance", (h) => {
     }
   }, 30_000);
 });
-

@@ -6,7 +6,11 @@
 import { expect, test } from "bun:test";
 import { ValidationError, RateLimitedError } from "../../src/errors.ts";
 import { sliceIndex } from "../../src/crypto/index.ts";
-import { UncachedLookupLimiter, UNCACHED_LOOKUPS_GLOBAL_BURST, statementWindow } from "../../src/keys/slice-statements.ts";
+import {
+  UncachedLookupLimiter,
+  UNCACHED_LOOKUPS_GLOBAL_BURST,
+  statementWindow,
+} from "../../src/keys/slice-statements.ts";
 import { describeEachDb } from "../support/databases.ts";
 import { keyService } from "./helpers.ts";
 
@@ -33,7 +37,10 @@ describeEachDb("slice statements of a decrypt-only version", (h) => {
       const current = await keys.signedSliceKey("current");
       const versions = await keys.versions();
       for (const v of versions) {
-        const w = statementWindow(v.status as "active" | "decrypt-only", 60, now, { createdAt: Date.parse(v.createdAt), rotatedAt: v.rotatedAt ? Date.parse(v.rotatedAt) : null });
+        const w = statementWindow(v.status as "active" | "decrypt-only", 60, now, {
+          createdAt: Date.parse(v.createdAt),
+          rotatedAt: v.rotatedAt ? Date.parse(v.rotatedAt) : null,
+        });
         if (!w) continue;
         for (let s = w.from; s <= w.to; s++) await keys.signedSliceKey(s, v.version);
       }

@@ -25,5 +25,9 @@ const clock = {
 
 const config = loadConfig();
 const log = createLogger(config.logLevel, { service: "chronokms", pid: process.pid });
-const running = await startServer(config, log, { clock, scheduler: { intervalMs: 200, batchSize: Number(process.env.TEST_SCHEDULER_BATCH ?? 100) } });
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => void running.stop().then(() => process.exit(0)));
+const running = await startServer(config, log, {
+  clock,
+  scheduler: { intervalMs: 200, batchSize: Number(process.env.TEST_SCHEDULER_BATCH ?? 100) },
+});
+for (const signal of ["SIGTERM", "SIGINT"] as const)
+  process.on(signal, () => void running.stop().then(() => process.exit(0)));

@@ -13,7 +13,8 @@ import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
 import { OTHER_KEK } from "../keys/helpers.ts";
 
 const chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
-if (!chromium && process.env.CHRONOKMS_REQUIRE_BROWSER === "1") throw new Error("CHRONOKMS_REQUIRE_BROWSER=1 but Chromium is not installed");
+if (!chromium && process.env.CHRONOKMS_REQUIRE_BROWSER === "1")
+  throw new Error("CHRONOKMS_REQUIRE_BROWSER=1 but Chromium is not installed");
 
 const dir = mkdtempSync(join(tmpdir(), "ckms-live-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,21 +34,41 @@ const env = {
 };
 
 async function run(args: string[], extra: Record<string, string> = {}) {
-  const p = Bun.spawn([process.execPath, ...args], { cwd: projectRoot, env: { ...env, ...extra }, stdout: "pipe", stderr: "pipe" });
-  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  const p = Bun.spawn([process.execPath, ...args], {
+    cwd: projectRoot,
+    env: { ...env, ...extra },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ]);
   return { code, stdout, stderr };
 }
 
 const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
 
 test("[pglite] with the service running on the embedded database, every maintenance script works through it", async () => {
-  const service = Bun.spawn([process.execPath, "src/index.ts"], { cwd: projectRoot, env, stdout: "pipe", stderr: "pipe" });
+  const service = Bun.spawn([process.execPath, "src/index.ts"], {
+    cwd: projectRoot,
+    env,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   // The service keeps serving while the scripts run: a steady trickle of admin reads, all 200.
   let load: Promise<number[]> | undefined;
   let loading = true;
   try {
     for (let i = 0; i < 300; i++) {
-      if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
+      if (
+        await fetch(`${base}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
       await Bun.sleep(100);
     }
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
@@ -66,7 +87,9 @@ test("[pglite] with the service running on the embedded database, every maintena
 
     const seed = await run(["scripts/db-seed.ts"]);
     expect({ code: seed.code, stderr: seed.stderr }).toEqual({ code: 0, stderr: "" });
-    const tokens = (await (await fetch(`${base}/v1/keys`, { headers: admin })).json()) as { versions: Array<{ records: number }> };
+    const tokens = (await (await fetch(`${base}/v1/keys`, { headers: admin })).json()) as {
+      versions: Array<{ records: number }>;
+    };
     expect(tokens.versions[0]!.records).toBeGreaterThan(0); // the service sees the seeded records
 
     const rotate = await run(["scripts/keys-rotate.ts"]);
@@ -76,8 +99,13 @@ test("[pglite] with the service running on the embedded database, every maintena
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/\n\s+2\s+active/);
     // The service notices the rotation made through it.
-    const after = (await (await fetch(`${base}/v1/keys`, { headers: admin })).json()) as { versions: Array<{ version: number; status: string; records: number }> };
-    expect(after.versions.map((v) => `${v.version}:${v.status}:${v.version === 1 ? v.records : "-"}`)).toEqual(["1:decrypt-only:0", "2:active:-"]);
+    const after = (await (await fetch(`${base}/v1/keys`, { headers: admin })).json()) as {
+      versions: Array<{ version: number; status: string; records: number }>;
+    };
+    expect(after.versions.map((v) => `${v.version}:${v.status}:${v.version === 1 ? v.records : "-"}`)).toEqual([
+      "1:decrypt-only:0",
+      "2:active:-",
+    ]);
 
     const cleanup = await run(["scripts/tokens-cleanup.ts", "--older-than", "30d"]);
     expect(cleanup.code).toBe(0);
@@ -87,30 +115,57 @@ test("[pglite] with the service running on the embedded database, every maintena
     expect(verify.code).toBe(0);
     expect(verify.stdout).toContain("audit log valid");
 
-    const rewrap = await run(["scripts/keys-rewrap-kek.ts"], { MASTER_KEY_ENCRYPTION_KEY: OTHER_KEK, MASTER_KEY_ENCRYPTION_KEY_PREVIOUS: TEST_KEK });
-    expect({ code: rewrap.code, stderr: rewrap.stderr.replace(/^rewrapping: \d+\/\d+ \(\d+%\)\n/gm, "") }).toEqual({ code: 0, stderr: "" });
+    const rewrap = await run(["scripts/keys-rewrap-kek.ts"], {
+      MASTER_KEY_ENCRYPTION_KEY: OTHER_KEK,
+      MASTER_KEY_ENCRYPTION_KEY_PREVIOUS: TEST_KEK,
+    });
+    expect({ code: rewrap.code, stderr: rewrap.stderr.replace(/^rewrapping: \d+\/\d+ \(\d+%\)\n/gm, "") }).toEqual({
+      code: 0,
+      stderr: "",
+    });
     expect(rewrap.stderr).toContain("rewrapping: 2/2 (100%)"); // no terminal: plain progress lines
     expect(rewrap.stdout).toContain("done: 2 rewrapped");
 
     if (chromium) {
       const studioPort = 21000 + Math.floor(Math.random() * 20000);
-      const studio = Bun.spawn([process.execPath, "scripts/db-studio.ts", "--port", String(studioPort)], { cwd: projectRoot, env, stdout: "pipe", stderr: "pipe" });
+      const studio = Bun.spawn([process.execPath, "scripts/db-studio.ts", "--port", String(studioPort)], {
+        cwd: projectRoot,
+        env,
+        stdout: "pipe",
+        stderr: "pipe",
+      });
       try {
         let up = false;
         for (let i = 0; i < 300 && !up; i++) {
           await Bun.sleep(200);
-          up = await fetch(`http://127.0.0.1:${studioPort}/`).then((r) => r.ok, () => false);
+          up = await fetch(`http://127.0.0.1:${studioPort}/`).then(
+            (r) => r.ok,
+            () => false,
+          );
         }
         expect(up).toBe(true);
         const browser = Bun.spawn(
-          [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", `--user-data-dir=${join(dir, "profile")}`, "--virtual-time-budget=20000",
-            "--dump-dom", `http://localhost:${studioPort}/`],
+          [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            `--user-data-dir=${join(dir, "profile")}`,
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            `http://localhost:${studioPort}/`,
+          ],
           { stdout: "pipe", stderr: "pipe" },
         );
         const dom = await new Response(browser.stdout).text();
         await browser.exited;
-        for (const table of ["master_keys", "oauth_tokens", "audit_logs", "key_rotation_schedules"]) expect({ table, listed: dom.includes(table) }).toEqual({ table, listed: true });
+        for (const table of ["master_keys", "oauth_tokens", "audit_logs", "key_rotation_schedules"])
+          expect({ table, listed: dom.includes(table) }).toEqual({ table, listed: true });
       } finally {
         studio.kill("SIGTERM");
         await studio.exited;

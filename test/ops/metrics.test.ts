@@ -28,7 +28,9 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
     if (line.startsWith("#") || !line.startsWith(name)) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    const got = new Map([...(m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]));
+    const got = new Map(
+      [...(m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]),
+    );
     if (want.every(([k, v]) => got.get(k) === v) && got.size === want.length) return Number(m[3]);
   }
   return 0;
@@ -70,19 +72,31 @@ describeEachDb("metrics", (h) => {
     const before = await scrape();
     const tokenRoute = { route: "/v1/tokens/:integration/:userId" };
 
-    const put = await x.app.request(`/v1/tokens/gmail/${userId}`, bearer(writer, { method: "PUT", body: JSON.stringify({ accessToken: secretToken, refreshToken: secretRefresh }) }));
+    const put = await x.app.request(
+      `/v1/tokens/gmail/${userId}`,
+      bearer(writer, {
+        method: "PUT",
+        body: JSON.stringify({ accessToken: secretToken, refreshToken: secretRefresh }),
+      }),
+    );
     expect(put.status).toBeLessThan(300);
-    for (let i = 0; i < 3; i++) expect((await x.app.request(`/v1/tokens/gmail/${userId}`, bearer(reader))).status).toBe(403); // no policy admits the reader
+    for (let i = 0; i < 3; i++)
+      expect((await x.app.request(`/v1/tokens/gmail/${userId}`, bearer(reader))).status).toBe(403); // no policy admits the reader
     expect((await x.app.request(`/v1/tokens/gmail/${userId}`)).status).toBe(401);
     expect((await x.app.request("/no/such/path")).status).toBe(404);
 
     const after = await scrape();
-    const delta = (name: string, labels: Record<string, string>) => sample(after.text, name, labels) - sample(before.text, name, labels);
+    const delta = (name: string, labels: Record<string, string>) =>
+      sample(after.text, name, labels) - sample(before.text, name, labels);
     expect(delta("chronokms_http_requests_total", { ...tokenRoute, method: "GET", status: "403" })).toBe(3);
     expect(delta("chronokms_http_requests_total", { ...tokenRoute, method: "GET", status: "401" })).toBe(1);
-    expect(delta("chronokms_http_requests_total", { ...tokenRoute, method: "PUT", status: String(put.status) })).toBe(1);
+    expect(delta("chronokms_http_requests_total", { ...tokenRoute, method: "PUT", status: String(put.status) })).toBe(
+      1,
+    );
     expect(delta("chronokms_http_requests_total", { route: "unmatched", method: "GET", status: "404" })).toBe(1);
-    expect(delta("chronokms_http_request_duration_seconds_count", { ...tokenRoute, method: "GET", status: "403" })).toBe(3);
+    expect(
+      delta("chronokms_http_request_duration_seconds_count", { ...tokenRoute, method: "GET", status: "403" }),
+    ).toBe(3);
     expect(delta("chronokms_access_decisions_total", { outcome: "denied", reason: "NO_POLICY" })).toBe(3);
     expect(delta("chronokms_audit_batch_events_count", {})).toBeGreaterThan(0);
     expect(delta("chronokms_audit_commit_duration_seconds_count", { result: "ok" })).toBeGreaterThan(0);
@@ -92,7 +106,18 @@ describeEachDb("metrics", (h) => {
     expect(after.text).toMatch(/^chronokms_db_pool_connections\{state="total"\} \d/m);
 
     // No raw path, key, token, user or requester: labels are templates, codes and outcomes.
-    for (const secret of [admin, reader, writer, admin.split("_")[1]!, secretToken, secretRefresh, userId, "metrics-reader-requester", "metrics-admin-requester", "/no/such/path"]) {
+    for (const secret of [
+      admin,
+      reader,
+      writer,
+      admin.split("_")[1]!,
+      secretToken,
+      secretRefresh,
+      userId,
+      "metrics-reader-requester",
+      "metrics-admin-requester",
+      "/no/such/path",
+    ]) {
       expect({ secret, found: after.text.includes(secret) }).toEqual({ secret, found: false });
     }
 
@@ -122,7 +147,8 @@ test("METRICS_PORT: a separate listener serves /metrics without authentication; 
 test("refreshes and decisions are counted from committed audit batches only, with bounded labels", async () => {
   const { createMetrics } = await import("../../src/metrics/index.ts");
   const m = createMetrics();
-  const ev = (eventType: string, details: Record<string, unknown>) => ({ eventType, actor: "a", success: true, details }) as never;
+  const ev = (eventType: string, details: Record<string, unknown>) =>
+    ({ eventType, actor: "a", success: true, details }) as never;
   m.observeAuditBatch({
     ok: true,
     seconds: 0.003,
@@ -142,7 +168,9 @@ test("refreshes and decisions are counted from committed audit batches only, wit
   expect(sample(text, "chronokms_token_refreshes_total", { outcome: "needs-reauth", reason: "invalid_grant" })).toBe(1);
   expect(sample(text, "chronokms_token_refreshes_total", { outcome: "failed", reason: "http_503" })).toBe(1);
   expect(sample(text, "chronokms_token_refreshes_total", { outcome: "failed", reason: "other" })).toBe(1);
-  expect(sample(text, "chronokms_access_decisions_total", { outcome: "denied", reason: "OUTSIDE_TIME_WINDOW" })).toBe(1);
+  expect(sample(text, "chronokms_access_decisions_total", { outcome: "denied", reason: "OUTSIDE_TIME_WINDOW" })).toBe(
+    1,
+  );
   expect(sample(text, "chronokms_access_decisions_total", { outcome: "denied", reason: "OTHER" })).toBe(1);
   expect(sample(text, "chronokms_access_decisions_total", { outcome: "granted", reason: "GRANTED" })).toBe(1);
   expect(sample(text, "chronokms_audit_commit_duration_seconds_count", { result: "failed" })).toBe(1);

@@ -25,7 +25,12 @@ afterAll(async () => {
 });
 
 const client = async () => {
-  const c = new pg.Client({ host: ownerSocketDir(dataDir), port: OWNER_SOCKET_PORT, user: "postgres", database: "postgres" });
+  const c = new pg.Client({
+    host: ownerSocketDir(dataDir),
+    port: OWNER_SOCKET_PORT,
+    user: "postgres",
+    database: "postgres",
+  });
   c.on("error", () => {});
   await c.connect();
   return c;
@@ -33,7 +38,10 @@ const client = async () => {
 const rows = async () => (await owner.pglite!.query<{ x: number }>("SELECT x FROM t ORDER BY x")).rows.map((r) => r.x);
 const settled = (p: Promise<unknown>) => {
   let done = false;
-  p.then(() => (done = true), () => (done = true));
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
   return () => done;
 };
 
@@ -68,7 +76,10 @@ test("a client's statement waits for the owner's transaction, and is not rolled 
   await clientInsert;
   expect(await rows()).toEqual([2, 4]);
   // Extended-protocol queries with parameters interleave too.
-  const [a, b] = await Promise.all([c.query("SELECT $1::int + 1 AS n", [41]), owner.prisma.$queryRawUnsafe<{ n: number }[]>("SELECT $1::int + 2 AS n", 40)]);
+  const [a, b] = await Promise.all([
+    c.query("SELECT $1::int + 1 AS n", [41]),
+    owner.prisma.$queryRawUnsafe<{ n: number }[]>("SELECT $1::int + 2 AS n", 40),
+  ]);
   expect([a.rows[0].n, b[0]!.n]).toEqual([42, 42]);
   await c.end();
 });

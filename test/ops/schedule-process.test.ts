@@ -33,7 +33,15 @@ function spawnService(env: Record<string, string>): Proc {
   const logFile = join(dir, `${name}.log`);
   const p = Bun.spawn([process.execPath, "test/ops/clocked-server.ts"], {
     cwd: projectRoot,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "test", LOG_LEVEL: "info", PORT: String(port), CHRONOKMS_TEST_CLOCK_FILE: clockFile, ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      NODE_ENV: "test",
+      LOG_LEVEL: "info",
+      PORT: String(port),
+      CHRONOKMS_TEST_CLOCK_FILE: clockFile,
+      ...env,
+    },
     stdout: Bun.file(logFile),
     stderr: Bun.file(`${logFile}.err`),
   });
@@ -48,7 +56,11 @@ const logOf = (s: Proc) => {
   }
 };
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 30_000,
+): Promise<T> {
   for (const end = Date.now() + ms; Date.now() < end; await Bun.sleep(25)) {
     const v = await fn();
     if (v) return v;
@@ -57,7 +69,15 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false> |
 }
 
 async function ready(s: Proc) {
-  await until(`${s.name} ready`, async () => (await fetch(`http://127.0.0.1:${s.port}/readyz`).then((r) => r.status === 200, () => false)), 60_000);
+  await until(
+    `${s.name} ready`,
+    async () =>
+      await fetch(`http://127.0.0.1:${s.port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      ),
+    60_000,
+  );
 }
 
 const setClock = (offsetMs: number) => writeFileSync(clockFile, String(offsetMs));
@@ -75,7 +95,13 @@ test.skipIf(!postgresAvailable)(
       const ROWS = 4000;
       await seedTokens(db, keys, ROWS);
       keys.close();
-      const env = { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY, DATA_DIR: join(dir, "data"), TEST_SCHEDULER_BATCH: "100" };
+      const env = {
+        DATABASE_URL: tdb.url!,
+        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+        BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY,
+        DATA_DIR: join(dir, "data"),
+        TEST_SCHEDULER_BATCH: "100",
+      };
       procs.push(spawnService(env), spawnService(env));
       await Promise.all(procs.map(ready));
 
@@ -88,7 +114,11 @@ test.skipIf(!postgresAvailable)(
       const schedule = (await put.json()) as { nextDueAt: string };
       const t0 = Date.parse(schedule.nextDueAt) - 60_000;
 
-      const versions = async () => (await db.prisma.masterKey.findMany({ orderBy: { version: "asc" } })).map((r) => ({ version: r.version, status: r.status }));
+      const versions = async () =>
+        (await db.prisma.masterKey.findMany({ orderBy: { version: "asc" } })).map((r) => ({
+          version: r.version,
+          status: r.status,
+        }));
       const pendingOn = async (v: number) => db.prisma.oAuthToken.count({ where: { keyVersion: { not: v } } });
 
       // Not due yet: a few ticks change nothing.
@@ -97,14 +127,23 @@ test.skipIf(!postgresAvailable)(
 
       // Period 1: exactly one of the two processes rotates; kill it once its re-encryption is under way.
       setClock(t0 + 61_000 - Date.now());
-      const rotator = await until("a scheduled rotation", () => procs.find((s) => logOf(s).includes('"msg":"scheduled rotation"')));
-      await until("re-encryption under way", async () => (await db.prisma.oAuthToken.count({ where: { keyVersion: 2 } })) > 0);
+      const rotator = await until("a scheduled rotation", () =>
+        procs.find((s) => logOf(s).includes('"msg":"scheduled rotation"')),
+      );
+      await until(
+        "re-encryption under way",
+        async () => (await db.prisma.oAuthToken.count({ where: { keyVersion: 2 } })) > 0,
+      );
       rotator.p.kill("SIGKILL");
       await rotator.p.exited;
       const stillPending = await pendingOn(2);
       expect(stillPending).toBeGreaterThan(0); // killed mid-way
       const other = procs.find((s) => s !== rotator)!;
-      await until("the other process to finish the re-encryption", () => logOf(other).includes('"msg":"scheduled re-encryption"'), 60_000);
+      await until(
+        "the other process to finish the re-encryption",
+        () => logOf(other).includes('"msg":"scheduled re-encryption"'),
+        60_000,
+      );
       expect(await pendingOn(2)).toBe(0);
       expect(logOf(other)).not.toContain('"msg":"scheduled rotation"');
       procs.splice(procs.indexOf(rotator), 1);
@@ -146,7 +185,8 @@ test.skipIf(!postgresAvailable)(
       expect(check.failures).toEqual([]);
       expect([...check.byVersion]).toEqual([[4, ROWS]]);
 
-      const byType = async (eventType: string) => db.prisma.auditLog.count({ where: { eventType, actor: "scheduler" } });
+      const byType = async (eventType: string) =>
+        db.prisma.auditLog.count({ where: { eventType, actor: "scheduler" } });
       expect(await byType("KEY_ROTATED")).toBe(3);
       expect(await byType("KEY_RETIRED")).toBe(1);
       expect(await byType("KEY_REWRAP_STARTED")).toBeGreaterThanOrEqual(4); // the killed run and its resumption, then one per period

@@ -24,12 +24,24 @@ describeEachDb("rotation schedule", (h) => {
   });
   afterAll(() => t.close());
 
-  const put = (body: unknown) => t.app.request("/v1/keys/schedule", asAdmin({ method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }));
+  const put = (body: unknown) =>
+    t.app.request(
+      "/v1/keys/schedule",
+      asAdmin({ method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
+    );
 
   test("unset: GET answers a disabled schedule; bad bodies are 400 and change nothing", async () => {
     const res = await t.app.request("/v1/keys/schedule", asAdmin());
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ rotateEverySeconds: null, retireAfterSeconds: null, enabled: false, nextDueAt: null, lastRotatedAt: null, updatedAt: null, updatedBy: null });
+    expect(await res.json()).toEqual({
+      rotateEverySeconds: null,
+      retireAfterSeconds: null,
+      enabled: false,
+      nextDueAt: null,
+      lastRotatedAt: null,
+      updatedAt: null,
+      updatedBy: null,
+    });
     for (const body of [
       { rotateEverySeconds: 59, enabled: true },
       { rotateEverySeconds: 60, retireAfterSeconds: 10, enabled: true },
@@ -39,7 +51,11 @@ describeEachDb("rotation schedule", (h) => {
       { rotateEverySeconds: 60, enabled: true, extra: 1 },
     ]) {
       const r = await put(body);
-      expect({ body, status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code }).toEqual({ body, status: 400, code: "VALIDATION_FAILED" });
+      expect({ body, status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code }).toEqual({
+        body,
+        status: 400,
+        code: "VALIDATION_FAILED",
+      });
     }
     expect(await h.db.prisma.keyRotationSchedule.count()).toBe(0);
   });
@@ -53,10 +69,19 @@ describeEachDb("rotation schedule", (h) => {
     const audit = await h.db.prisma.auditLog.findFirst({ where: { eventType: "KEY_SCHEDULE_UPDATED" } });
     expect(audit?.actor).toBe(s.updatedBy);
     expect(audit?.details).toMatchObject({ rotateEverySeconds: 3600, retireAfterSeconds: 600, enabled: true });
-    const keys = (await (await t.app.request("/v1/keys", asAdmin())).json()) as { schedule: { nextDueAt: string; enabled: boolean } };
+    const keys = (await (await t.app.request("/v1/keys", asAdmin())).json()) as {
+      schedule: { nextDueAt: string; enabled: boolean };
+    };
     expect(keys.schedule).toMatchObject({ enabled: true, nextDueAt: s.nextDueAt });
 
-    const scheduler = createRotationScheduler({ db: h.db, keys: t.runtime.keys, schedule: t.runtime.schedule, audit: t.runtime.audit, clock, log: createLogger("silent") });
+    const scheduler = createRotationScheduler({
+      db: h.db,
+      keys: t.runtime.keys,
+      schedule: t.runtime.schedule,
+      audit: t.runtime.audit,
+      clock,
+      log: createLogger("silent"),
+    });
     const versions = async () => (await t.runtime.keys.versions()).map((v) => `${v.version}:${v.status}:${v.records}`);
     expect((await scheduler.tick()).rotated).toBeUndefined();
     expect(await versions()).toEqual(["1:active:50"]);
@@ -81,7 +106,10 @@ describeEachDb("rotation schedule", (h) => {
     expect(down.rotated).toEqual({ version: 4, previous: 3 });
     expect(down.retired).toEqual([2]); // v3 was rotated out just now
     expect((await scheduler.tick()).rotated).toBeUndefined();
-    const after = (await (await t.app.request("/v1/keys/schedule", asAdmin())).json()) as { nextDueAt: string; lastRotatedAt: string };
+    const after = (await (await t.app.request("/v1/keys/schedule", asAdmin())).json()) as {
+      nextDueAt: string;
+      lastRotatedAt: string;
+    };
     expect(after.nextDueAt).toBe(new Date(clock.t + 3600_000).toISOString());
     expect(after.lastRotatedAt).toBe(new Date(clock.t).toISOString());
     const check = await verifyTokens(h.db, t.runtime.keys);
@@ -89,8 +117,18 @@ describeEachDb("rotation schedule", (h) => {
     expect([...check.byVersion]).toEqual([[4, 50]]);
     await scheduler.stop();
 
-    const byActor = await h.db.prisma.auditLog.groupBy({ by: ["eventType"], where: { actor: "scheduler" }, _count: true, orderBy: { eventType: "asc" } });
-    expect(byActor.map((r) => `${r.eventType}:${r._count}`)).toEqual(["KEY_RETIRED:2", "KEY_REWRAP_FINISHED:3", "KEY_REWRAP_STARTED:3", "KEY_ROTATED:3"]);
+    const byActor = await h.db.prisma.auditLog.groupBy({
+      by: ["eventType"],
+      where: { actor: "scheduler" },
+      _count: true,
+      orderBy: { eventType: "asc" },
+    });
+    expect(byActor.map((r) => `${r.eventType}:${r._count}`)).toEqual([
+      "KEY_RETIRED:2",
+      "KEY_REWRAP_FINISHED:3",
+      "KEY_REWRAP_STARTED:3",
+      "KEY_ROTATED:3",
+    ]);
 
     // Disabled: nothing runs however late it is.
     expect((await put({ rotateEverySeconds: 3600, enabled: false })).status).toBe(200);

@@ -20,15 +20,26 @@ describeEachDb("policy CRUD over HTTP", (h) => {
   test("create → get → patch bumps version → delete; each change audited and compiled at once", async () => {
     const created = await req("POST", "/v1/policies", whitelist("crud-a", ["alice"]));
     expect(created.status).toBe(201);
-    const p = (await created.json()) as { id: string; version: number; priority: number; enabled: boolean; scope: unknown };
+    const p = (await created.json()) as {
+      id: string;
+      version: number;
+      priority: number;
+      enabled: boolean;
+      scope: unknown;
+    };
     expect(p).toMatchObject({ version: 1, priority: 0, enabled: true, scope: {} });
     expect(x.access.policies.compiled().all.map((c) => c.record.id)).toContain(p.id);
 
-    const patched = await req("PATCH", `/v1/policies/${p.id}`, { priority: 5, config: { requesters: ["alice", "bob"] } });
+    const patched = await req("PATCH", `/v1/policies/${p.id}`, {
+      priority: 5,
+      config: { requesters: ["alice", "bob"] },
+    });
     expect(patched.status).toBe(200);
     expect(await patched.json()).toMatchObject({ version: 2, priority: 5, config: { requesters: ["alice", "bob"] } });
     expect(x.access.policies.compiled().all.find((c) => c.record.id === p.id)!.record.version).toBe(2);
-    expect(((await (await req("PATCH", `/v1/policies/${p.id}`, { enabled: false })).json()) as { version: number }).version).toBe(3);
+    expect(
+      ((await (await req("PATCH", `/v1/policies/${p.id}`, { enabled: false })).json()) as { version: number }).version,
+    ).toBe(3);
 
     expect((await req("GET", `/v1/policies/${p.id}`)).status).toBe(200);
     expect((await req("DELETE", `/v1/policies/${p.id}`)).status).toBe(204);
@@ -43,12 +54,18 @@ describeEachDb("policy CRUD over HTTP", (h) => {
     const cases: [unknown, string][] = [
       [{ name: "b1", type: "whitelist", config: {} }, "a whitelist must name at least one requester or department"],
       [{ name: "b2", type: "time-based", config: { timezone: "Mars/Olympus" } }, "unknown IANA time zone"],
-      [{ name: "b3", type: "time-based", config: { timezone: "UTC", hours: { from: "25:00", to: "06:00" } } }, "hours.from"],
+      [
+        { name: "b3", type: "time-based", config: { timezone: "UTC", hours: { from: "25:00", to: "06:00" } } },
+        "hours.from",
+      ],
       [{ name: "b4", type: "duration-limit", config: { maxSeconds: -1 } }, "maxSeconds must be positive"],
       [{ name: "b5", type: "purpose", config: { allowed: [] } }, "allowed must not be empty"],
       [{ name: "b6", type: "nonsense", config: {} }, "type must be one of"],
       [{ name: "b7", type: "whitelist", config: { requesters: ["a"] }, extra: true }, "extra"],
-      [{ name: "b8", type: "whitelist", config: { requesters: ["a"] }, scope: { resourceTypes: ["files"] } }, "resource type"],
+      [
+        { name: "b8", type: "whitelist", config: { requesters: ["a"] }, scope: { resourceTypes: ["files"] } },
+        "resource type",
+      ],
     ];
     for (const [body, text] of cases) {
       const res = await req("POST", "/v1/policies", body);
@@ -63,7 +80,9 @@ describeEachDb("policy CRUD over HTTP", (h) => {
     const dup = await req("POST", "/v1/policies", whitelist("dup", ["b"]));
     expect(dup.status).toBe(409);
     expect((await req("GET", "/v1/policies/not-a-uuid")).status).toBe(400);
-    const id = ((await (await req("GET", "/v1/policies")).json()) as { items: { id: string; name: string }[] }).items.find((p) => p.name === "dup")!.id;
+    const id = (
+      (await (await req("GET", "/v1/policies")).json()) as { items: { id: string; name: string }[] }
+    ).items.find((p) => p.name === "dup")!.id;
     // Changing type needs a config for the new type; a patch is validated as a whole.
     const typeOnly = await req("PATCH", `/v1/policies/${id}`, { type: "duration-limit" });
     expect(typeOnly.status).toBe(400);
@@ -104,11 +123,15 @@ describePostgres("policy changes across processes", (h) => {
       const created = await a.access.policies.create(whitelist("xproc", ["alice"]), "test");
       await waitFor(() => seen("xproc"));
       await a.access.policies.update(created.id, { priority: 9 }, "test");
-      await waitFor(() => b.access.policies.compiled().all.find((c) => c.record.id === created.id)?.record.version === 2);
+      await waitFor(
+        () => b.access.policies.compiled().all.find((c) => c.record.id === created.id)?.record.version === 2,
+      );
       await a.access.policies.remove(created.id, "test");
       await waitFor(() => !seen("xproc"));
       // Without NOTIFY (a missed notification), the version poll still catches up within 1 s.
-      await h.db.prisma.policy.create({ data: { name: "xproc-silent", type: "whitelist", scope: {}, config: { requesters: ["z"] } } });
+      await h.db.prisma.policy.create({
+        data: { name: "xproc-silent", type: "whitelist", scope: {}, config: { requesters: ["z"] } },
+      });
       await Bun.sleep(300); // poll phase unknown; allow for the reload query itself
       const t0 = performance.now();
       while (!polling.access.policies.compiled().all.some((c) => c.record.name === "xproc-silent")) {
@@ -130,7 +153,9 @@ describeEachDb("a reload is applied when it returns", (h) => {
     const x = await accessHarness(h.db, { policyPollMs: 0 });
     try {
       for (let i = 0; i < 5; i++) {
-        await h.db.prisma.policy.create({ data: { name: `silent-${h.kind}-${i}`, type: "whitelist", scope: {}, config: { requesters: ["z"] } } });
+        await h.db.prisma.policy.create({
+          data: { name: `silent-${h.kind}-${i}`, type: "whitelist", scope: {}, config: { requesters: ["z"] } },
+        });
         const first = x.access.policies.reload();
         const later = x.access.policies.reload();
         await first;

@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { compilePolicies, evaluate, evaluateCompiled, type AccessContext, type Decision, type DenialCode, type PolicyRecord } from "../../src/policy/index.ts";
+import {
+  compilePolicies,
+  evaluate,
+  evaluateCompiled,
+  type AccessContext,
+  type Decision,
+  type DenialCode,
+  type PolicyRecord,
+} from "../../src/policy/index.ts";
 import { HOUR, NOW, aliceWhitelist, ctx, policy, type PolicySpec } from "./helpers.ts";
 
 interface Case {
@@ -34,9 +42,28 @@ const timeBased = (id: string, config: Record<string, unknown>, extra: Partial<P
 
 describe("whitelists and the default", () => {
   test.each<Case>([
-    { name: "no policy at all", policies: [], allowed: false, code: "NO_POLICY", policyId: null, reason: "denied by default" },
-    { name: "only restrictive policies", policies: [duration("d", 7200)], allowed: false, code: "NO_POLICY", policyId: null },
-    { name: "admitted by id", policies: [aliceWhitelist], allowed: true, policyId: "wl-alice", reason: 'requester "alice" is listed by policy "alice-only"' },
+    {
+      name: "no policy at all",
+      policies: [],
+      allowed: false,
+      code: "NO_POLICY",
+      policyId: null,
+      reason: "denied by default",
+    },
+    {
+      name: "only restrictive policies",
+      policies: [duration("d", 7200)],
+      allowed: false,
+      code: "NO_POLICY",
+      policyId: null,
+    },
+    {
+      name: "admitted by id",
+      policies: [aliceWhitelist],
+      allowed: true,
+      policyId: "wl-alice",
+      reason: 'requester "alice" is listed by policy "alice-only"',
+    },
     {
       name: "admitted by department",
       policies: [{ id: "wl-eng", name: "eng", type: "whitelist", config: { departments: ["eng"] } }],
@@ -97,7 +124,14 @@ describe("whitelists and the default", () => {
       policies: [
         { id: "wl-low", name: "low", type: "whitelist", priority: 1, config: { requesters: ["bob"] } },
         { id: "wl-high", name: "high", type: "whitelist", priority: 9, config: { requesters: ["carol"] } },
-        { id: "wl-out", name: "out", type: "whitelist", priority: 99, config: { requesters: ["dave"] }, scope: { resourceTypes: ["token"] } },
+        {
+          id: "wl-out",
+          name: "out",
+          type: "whitelist",
+          priority: 99,
+          config: { requesters: ["dave"] },
+          scope: { resourceTypes: ["token"] },
+        },
       ],
       allowed: false,
       code: "NOT_WHITELISTED",
@@ -126,18 +160,58 @@ describe("duration-limit", () => {
       policyId: "d",
       reason: 'requested range of 1 h exceeds the 30 min limit (policy "d")',
     },
-    { name: "range exactly the limit", policies: [aliceWhitelist, duration("d", 3600)], allowed: true, policyId: "wl-alice" },
-    { name: "one ms over the limit", policies: [aliceWhitelist, duration("d", 3600)], ctx: { timeRange: { start: NOW - HOUR - 1, end: NOW } }, allowed: false, code: "RANGE_TOO_LONG" },
-    { name: "empty range", policies: [aliceWhitelist, duration("d", 1)], ctx: { timeRange: { start: NOW, end: NOW } }, allowed: true },
+    {
+      name: "range exactly the limit",
+      policies: [aliceWhitelist, duration("d", 3600)],
+      allowed: true,
+      policyId: "wl-alice",
+    },
+    {
+      name: "one ms over the limit",
+      policies: [aliceWhitelist, duration("d", 3600)],
+      ctx: { timeRange: { start: NOW - HOUR - 1, end: NOW } },
+      allowed: false,
+      code: "RANGE_TOO_LONG",
+    },
+    {
+      name: "empty range",
+      policies: [aliceWhitelist, duration("d", 1)],
+      ctx: { timeRange: { start: NOW, end: NOW } },
+      allowed: true,
+    },
   ])("$name", check);
 });
 
 describe("purpose", () => {
   test.each<Case>([
-    { name: "missing purpose", policies: [aliceWhitelist, purpose("p")], allowed: false, code: "PURPOSE_REQUIRED", policyId: "p", reason: 'a purpose is required (policy "p")' },
-    { name: "blank purpose", policies: [aliceWhitelist, purpose("p")], ctx: { purpose: "   " }, allowed: false, code: "PURPOSE_REQUIRED" },
-    { name: "null purpose", policies: [aliceWhitelist, purpose("p")], ctx: { purpose: null }, allowed: false, code: "PURPOSE_REQUIRED" },
-    { name: "any purpose when no list", policies: [aliceWhitelist, purpose("p")], ctx: { purpose: "debugging" }, allowed: true },
+    {
+      name: "missing purpose",
+      policies: [aliceWhitelist, purpose("p")],
+      allowed: false,
+      code: "PURPOSE_REQUIRED",
+      policyId: "p",
+      reason: 'a purpose is required (policy "p")',
+    },
+    {
+      name: "blank purpose",
+      policies: [aliceWhitelist, purpose("p")],
+      ctx: { purpose: "   " },
+      allowed: false,
+      code: "PURPOSE_REQUIRED",
+    },
+    {
+      name: "null purpose",
+      policies: [aliceWhitelist, purpose("p")],
+      ctx: { purpose: null },
+      allowed: false,
+      code: "PURPOSE_REQUIRED",
+    },
+    {
+      name: "any purpose when no list",
+      policies: [aliceWhitelist, purpose("p")],
+      ctx: { purpose: "debugging" },
+      allowed: true,
+    },
     {
       name: "purpose shorter than minLength",
       policies: [aliceWhitelist, purpose("p", { minLength: 10 })],
@@ -154,15 +228,36 @@ describe("purpose", () => {
       code: "PURPOSE_NOT_ALLOWED",
       reason: 'purpose "curiosity" is not one of "audit", "support" (policy "p")',
     },
-    { name: "allowed purpose (trimmed)", policies: [aliceWhitelist, purpose("p", { allowed: ["audit", "support"] })], ctx: { purpose: " support " }, allowed: true },
-    { name: "allowed list is case-sensitive", policies: [aliceWhitelist, purpose("p", { allowed: ["audit"] })], ctx: { purpose: "Audit" }, allowed: false, code: "PURPOSE_NOT_ALLOWED" },
+    {
+      name: "allowed purpose (trimmed)",
+      policies: [aliceWhitelist, purpose("p", { allowed: ["audit", "support"] })],
+      ctx: { purpose: " support " },
+      allowed: true,
+    },
+    {
+      name: "allowed list is case-sensitive",
+      policies: [aliceWhitelist, purpose("p", { allowed: ["audit"] })],
+      ctx: { purpose: "Audit" },
+      allowed: false,
+      code: "PURPOSE_NOT_ALLOWED",
+    },
   ])("$name", check);
 });
 
 describe("enabled, priority and scope", () => {
   test.each<Case>([
-    { name: "a disabled deny policy is ignored", policies: [aliceWhitelist, duration("d", 1, { enabled: false })], allowed: true },
-    { name: "a disabled whitelist admits nobody", policies: [{ ...aliceWhitelist, enabled: false }], allowed: false, code: "NO_POLICY", policyId: null },
+    {
+      name: "a disabled deny policy is ignored",
+      policies: [aliceWhitelist, duration("d", 1, { enabled: false })],
+      allowed: true,
+    },
+    {
+      name: "a disabled whitelist admits nobody",
+      policies: [{ ...aliceWhitelist, enabled: false }],
+      allowed: false,
+      code: "NO_POLICY",
+      policyId: null,
+    },
     {
       name: "two denials: the higher priority one is reported",
       policies: [aliceWhitelist, duration("d", 60, { priority: 5 }), purpose("p", {}, { priority: 10 })],
@@ -191,8 +286,17 @@ describe("enabled, priority and scope", () => {
       policyId: "id-1",
       code: "PURPOSE_REQUIRED",
     },
-    { name: "resourceTypes scope excludes", policies: [aliceWhitelist, duration("d", 60, { scope: { resourceTypes: ["token"] } })], allowed: true },
-    { name: "resourceTypes scope includes", policies: [aliceWhitelist, duration("d", 60, { scope: { resourceTypes: ["timeslice"] } })], allowed: false, code: "RANGE_TOO_LONG" },
+    {
+      name: "resourceTypes scope excludes",
+      policies: [aliceWhitelist, duration("d", 60, { scope: { resourceTypes: ["token"] } })],
+      allowed: true,
+    },
+    {
+      name: "resourceTypes scope includes",
+      policies: [aliceWhitelist, duration("d", 60, { scope: { resourceTypes: ["timeslice"] } })],
+      allowed: false,
+      code: "RANGE_TOO_LONG",
+    },
     {
       name: "integration-scoped policy does not apply to timeslice requests",
       policies: [aliceWhitelist, duration("d", 60, { scope: { integrations: ["gmail"] } })],
@@ -217,11 +321,23 @@ describe("enabled, priority and scope", () => {
       allowed: false,
       code: "NO_POLICY",
     },
-    { name: "requesters scope excludes", policies: [aliceWhitelist, duration("d", 60, { scope: { requesters: ["bob"] } })], allowed: true },
-    { name: "requesters scope includes", policies: [aliceWhitelist, duration("d", 60, { scope: { requesters: ["bob", "alice"] } })], allowed: false, code: "RANGE_TOO_LONG" },
+    {
+      name: "requesters scope excludes",
+      policies: [aliceWhitelist, duration("d", 60, { scope: { requesters: ["bob"] } })],
+      allowed: true,
+    },
+    {
+      name: "requesters scope includes",
+      policies: [aliceWhitelist, duration("d", 60, { scope: { requesters: ["bob", "alice"] } })],
+      allowed: false,
+      code: "RANGE_TOO_LONG",
+    },
     {
       name: "every scope dimension must match",
-      policies: [aliceWhitelist, duration("d", 60, { scope: { resourceTypes: ["token"], integrations: ["gmail"], requesters: ["bob"] } })],
+      policies: [
+        aliceWhitelist,
+        duration("d", 60, { scope: { resourceTypes: ["token"], integrations: ["gmail"], requesters: ["bob"] } }),
+      ],
       ctx: { resource: token("gmail") },
       allowed: true,
     },
@@ -229,7 +345,11 @@ describe("enabled, priority and scope", () => {
 });
 
 describe("time-based: request time", () => {
-  const night = timeBased("night", { timezone: "America/New_York", hours: { from: "22:00", to: "06:00" }, allowFuture: true });
+  const night = timeBased("night", {
+    timezone: "America/New_York",
+    hours: { from: "22:00", to: "06:00" },
+    allowFuture: true,
+  });
   // Each instant is given in UTC; the comment is the New York wall clock.
   test.each<[string, string, boolean]>([
     ["2026-03-08T04:30:00Z", "Sat Mar 7 23:30 EST, the night DST starts", true],
@@ -251,7 +371,11 @@ describe("time-based: request time", () => {
     ["2026-03-10T15:00:00Z", "Tue Mar 10 11:00 EDT", false],
   ])("%s (%s) → %p", (iso, _wall, allowed) => {
     const now = Date.parse(iso);
-    const d = evaluate([policy(aliceWhitelist), policy(night)], ctx({ timeRange: { start: now - HOUR, end: now } }), now);
+    const d = evaluate(
+      [policy(aliceWhitelist), policy(night)],
+      ctx({ timeRange: { start: now - HOUR, end: now } }),
+      now,
+    );
     expect(d.allowed).toBe(allowed);
     if (!d.allowed) {
       expect(d.code).toBe("OUTSIDE_TIME_WINDOW");
@@ -285,20 +409,38 @@ describe("time-based: request time", () => {
     },
     {
       name: "Los Angeles Friday 20:00 is Saturday in UTC: weekdays allowed",
-      policies: [aliceWhitelist, timeBased("t", { timezone: "America/Los_Angeles", days: ["mon", "tue", "wed", "thu", "fri"], hours: { from: "08:00", to: "21:00" }, allowFuture: true })],
+      policies: [
+        aliceWhitelist,
+        timeBased("t", {
+          timezone: "America/Los_Angeles",
+          days: ["mon", "tue", "wed", "thu", "fri"],
+          hours: { from: "08:00", to: "21:00" },
+          allowFuture: true,
+        }),
+      ],
       now: Date.parse("2026-03-14T03:00:00Z"),
       allowed: true,
     },
     {
       name: "Los Angeles Saturday 08:00 refused on weekdays",
-      policies: [aliceWhitelist, timeBased("t", { timezone: "America/Los_Angeles", days: ["mon", "tue", "wed", "thu", "fri"], allowFuture: true })],
+      policies: [
+        aliceWhitelist,
+        timeBased("t", {
+          timezone: "America/Los_Angeles",
+          days: ["mon", "tue", "wed", "thu", "fri"],
+          allowFuture: true,
+        }),
+      ],
       now: Date.parse("2026-03-14T16:00:00Z"),
       allowed: false,
       code: "OUTSIDE_TIME_WINDOW",
     },
     {
       name: "overnight window: the part after midnight counts on the next day",
-      policies: [aliceWhitelist, timeBased("t", { timezone: "UTC", days: ["fri"], hours: { from: "22:00", to: "06:00" }, allowFuture: true })],
+      policies: [
+        aliceWhitelist,
+        timeBased("t", { timezone: "UTC", days: ["fri"], hours: { from: "22:00", to: "06:00" }, allowFuture: true }),
+      ],
       now: Date.parse("2026-03-14T02:00:00Z"), // Saturday 02:00
       allowed: false,
       code: "OUTSIDE_TIME_WINDOW",
@@ -306,12 +448,31 @@ describe("time-based: request time", () => {
     },
   ])("$name", check);
 
-  const window = timeBased("w", { timezone: "UTC", notBefore: "2026-03-01T00:00:00Z", notAfter: "2026-04-01T00:00:00Z", allowFuture: true });
+  const window = timeBased("w", {
+    timezone: "UTC",
+    notBefore: "2026-03-01T00:00:00Z",
+    notAfter: "2026-04-01T00:00:00Z",
+    allowFuture: true,
+  });
   test.each<Case>([
-    { name: "before notBefore", policies: [aliceWhitelist, window], now: Date.UTC(2026, 1, 28, 23, 59, 59, 999), allowed: false, code: "OUTSIDE_TIME_WINDOW", reason: "is before 2026-03-01T00:00:00.000Z" },
+    {
+      name: "before notBefore",
+      policies: [aliceWhitelist, window],
+      now: Date.UTC(2026, 1, 28, 23, 59, 59, 999),
+      allowed: false,
+      code: "OUTSIDE_TIME_WINDOW",
+      reason: "is before 2026-03-01T00:00:00.000Z",
+    },
     { name: "at notBefore (inclusive)", policies: [aliceWhitelist, window], now: Date.UTC(2026, 2, 1), allowed: true },
     { name: "at notAfter (inclusive)", policies: [aliceWhitelist, window], now: Date.UTC(2026, 3, 1), allowed: true },
-    { name: "after notAfter", policies: [aliceWhitelist, window], now: Date.UTC(2026, 3, 1) + 1, allowed: false, code: "OUTSIDE_TIME_WINDOW", reason: "is after 2026-04-01T00:00:00.000Z" },
+    {
+      name: "after notAfter",
+      policies: [aliceWhitelist, window],
+      now: Date.UTC(2026, 3, 1) + 1,
+      allowed: false,
+      code: "OUTSIDE_TIME_WINDOW",
+      reason: "is after 2026-04-01T00:00:00.000Z",
+    },
   ])("$name", check);
 });
 
@@ -319,14 +480,45 @@ describe("time-based: data range", () => {
   const fresh = timeBased("fresh", { timezone: "UTC", maxDataAgeSeconds: 86_400 });
   const future = timeBased("future", { timezone: "UTC", allowFuture: true });
   test.each<Case>([
-    { name: "data older than maxDataAgeSeconds", policies: [aliceWhitelist, fresh], ctx: { timeRange: { start: NOW - 25 * HOUR, end: NOW } }, allowed: false, code: "DATA_TOO_OLD", reason: "older than the 1 d policy \"fresh\" allows" },
-    { name: "data exactly maxDataAgeSeconds old", policies: [aliceWhitelist, fresh], ctx: { timeRange: { start: NOW - 24 * HOUR, end: NOW } }, allowed: true },
-    { name: "future data refused by default", policies: [aliceWhitelist, fresh], ctx: { timeRange: { start: NOW, end: NOW + 1 } }, allowed: false, code: "FUTURE_DATA" },
-    { name: "data up to now is not future", policies: [aliceWhitelist, fresh], ctx: { timeRange: { start: NOW - HOUR, end: NOW } }, allowed: true },
-    { name: "allowFuture admits future data", policies: [aliceWhitelist, future], ctx: { timeRange: { start: NOW, end: NOW + 24 * HOUR } }, allowed: true },
+    {
+      name: "data older than maxDataAgeSeconds",
+      policies: [aliceWhitelist, fresh],
+      ctx: { timeRange: { start: NOW - 25 * HOUR, end: NOW } },
+      allowed: false,
+      code: "DATA_TOO_OLD",
+      reason: 'older than the 1 d policy "fresh" allows',
+    },
+    {
+      name: "data exactly maxDataAgeSeconds old",
+      policies: [aliceWhitelist, fresh],
+      ctx: { timeRange: { start: NOW - 24 * HOUR, end: NOW } },
+      allowed: true,
+    },
+    {
+      name: "future data refused by default",
+      policies: [aliceWhitelist, fresh],
+      ctx: { timeRange: { start: NOW, end: NOW + 1 } },
+      allowed: false,
+      code: "FUTURE_DATA",
+    },
+    {
+      name: "data up to now is not future",
+      policies: [aliceWhitelist, fresh],
+      ctx: { timeRange: { start: NOW - HOUR, end: NOW } },
+      allowed: true,
+    },
+    {
+      name: "allowFuture admits future data",
+      policies: [aliceWhitelist, future],
+      ctx: { timeRange: { start: NOW, end: NOW + 24 * HOUR } },
+      allowed: true,
+    },
     {
       name: "checks run in order: request time before data age",
-      policies: [aliceWhitelist, timeBased("t", { timezone: "UTC", hours: { from: "00:00", to: "01:00" }, maxDataAgeSeconds: 1 })],
+      policies: [
+        aliceWhitelist,
+        timeBased("t", { timezone: "UTC", hours: { from: "00:00", to: "01:00" }, maxDataAgeSeconds: 1 }),
+      ],
       ctx: { timeRange: { start: 0, end: NOW } },
       allowed: false,
       code: "OUTSIDE_TIME_WINDOW",
@@ -351,14 +543,27 @@ describe("robustness", () => {
     const d = evaluate([broken], ctx(), NOW);
     expect(d).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "wl-alice" });
     expect(d.reason).toContain("invalid whitelist config");
-    const other = policy({ id: "wl-eng", name: "eng", type: "whitelist", priority: -1, config: { departments: ["eng"] } });
-    expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "wl-alice" });
+    const other = policy({
+      id: "wl-eng",
+      name: "eng",
+      type: "whitelist",
+      priority: -1,
+      config: { departments: ["eng"] },
+    });
+    expect(evaluate([broken, other], ctx(), NOW)).toMatchObject({
+      allowed: false,
+      code: "POLICY_MISCONFIGURED",
+      policyId: "wl-alice",
+    });
   });
 
   test("a whitelist whose requesters was stored as a string (a hand edit) admits nobody, not every one-character id", () => {
     const edited = { ...policy(aliceWhitelist), config: { requesters: "alice" } } as unknown as PolicyRecord;
     for (const id of ["a", "l", "i", "c", "e", "alice"]) {
-      expect(evaluate([edited], ctx({ requester: { requesterId: id, department: null } }), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED" });
+      expect(evaluate([edited], ctx({ requester: { requesterId: id, department: null } }), NOW)).toMatchObject({
+        allowed: false,
+        code: "POLICY_MISCONFIGURED",
+      });
     }
     // Every type: a config its schema refuses compiles to a deny.
     for (const bad of [
@@ -366,13 +571,21 @@ describe("robustness", () => {
       { ...policy(timeBased("t", { timezone: "UTC" })), config: { timezone: "UTC", allowFuture: "yes" } },
       { ...policy({ id: "p", name: "p", type: "purpose", config: {} }), config: { allowed: "tour" } },
     ] as unknown as PolicyRecord[]) {
-      expect(evaluate([policy(aliceWhitelist), bad], ctx(), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: bad.id });
+      expect(evaluate([policy(aliceWhitelist), bad], ctx(), NOW)).toMatchObject({
+        allowed: false,
+        code: "POLICY_MISCONFIGURED",
+        policyId: bad.id,
+      });
     }
   });
 
   test("a malformed scope fails closed instead of throwing", () => {
     const bad = { ...policy(duration("d", 7200)), scope: { requesters: "alice" } } as unknown as PolicyRecord;
-    expect(evaluate([policy(aliceWhitelist), bad], ctx({ resource: token("gmail") }), NOW)).toMatchObject({ allowed: false, code: "POLICY_MISCONFIGURED", policyId: "d" });
+    expect(evaluate([policy(aliceWhitelist), bad], ctx({ resource: token("gmail") }), NOW)).toMatchObject({
+      allowed: false,
+      code: "POLICY_MISCONFIGURED",
+      policyId: "d",
+    });
   });
 
   test("an unknown zone in a stored record fails closed instead of throwing", () => {
@@ -416,7 +629,12 @@ describe("evaluated list and modes", () => {
 
   test("a compiled set gives the same answers as one-shot evaluation and can be reused", () => {
     const compiled = compilePolicies(records);
-    for (const c of [ctx(), ctx({ purpose: "x" }), ctx({ requester: { requesterId: "bob" } }), ctx({ timeRange: { start: 0, end: NOW } })]) {
+    for (const c of [
+      ctx(),
+      ctx({ purpose: "x" }),
+      ctx({ requester: { requesterId: "bob" } }),
+      ctx({ timeRange: { start: 0, end: NOW } }),
+    ]) {
       expect(evaluateCompiled(compiled, c, NOW)).toEqual(evaluate(records, c, NOW));
     }
   });
@@ -424,7 +642,11 @@ describe("evaluated list and modes", () => {
   test("a denial carries the deciding policy's version", () => {
     const d = evaluate([policy(aliceWhitelist), { ...policy(duration("d", 60)), version: 7 }], ctx(), NOW);
     expect(d).toMatchObject({ allowed: false, policyId: "d", policyVersion: 7 });
-    expect(d.evaluated.find((e) => e.id === "d")).toMatchObject({ outcome: "denied", code: "RANGE_TOO_LONG", version: 7 });
+    expect(d.evaluated.find((e) => e.id === "d")).toMatchObject({
+      outcome: "denied",
+      code: "RANGE_TOO_LONG",
+      version: 7,
+    });
   });
 });
 
@@ -433,16 +655,52 @@ describe("future data is denied by default", () => {
   test("with only a whitelist: FUTURE_DATA, naming no policy", () => {
     const d = evaluate([policy(aliceWhitelist)], future, NOW);
     expect(d).toMatchObject({ allowed: false, code: "FUTURE_DATA", policyId: null });
-    expect(evaluate([policy(aliceWhitelist)], ctx({ timeRange: { start: NOW - HOUR, end: NOW } }), NOW).allowed).toBe(true);
+    expect(evaluate([policy(aliceWhitelist)], ctx({ timeRange: { start: NOW - HOUR, end: NOW } }), NOW).allowed).toBe(
+      true,
+    );
   });
   test("an enabled time-based policy in scope with allowFuture: true lifts it; disabled or out of scope does not", () => {
-    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }))], future, NOW).allowed).toBe(true);
-    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { enabled: false }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA" });
-    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { scope: { requesters: ["bob"] } }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA" });
+    expect(
+      evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }))], future, NOW)
+        .allowed,
+    ).toBe(true);
+    expect(
+      evaluate(
+        [policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { enabled: false }))],
+        future,
+        NOW,
+      ),
+    ).toMatchObject({ code: "FUTURE_DATA" });
+    expect(
+      evaluate(
+        [
+          policy(aliceWhitelist),
+          policy(timeBased("tf", { timezone: "UTC", allowFuture: true }, { scope: { requesters: ["bob"] } })),
+        ],
+        future,
+        NOW,
+      ),
+    ).toMatchObject({ code: "FUTURE_DATA" });
     // Another time-based policy without allowFuture still denies on its own, and is named.
-    expect(evaluate([policy(aliceWhitelist), policy(timeBased("tf", { timezone: "UTC", allowFuture: true })), policy(timeBased("strict", { timezone: "UTC" }))], future, NOW)).toMatchObject({ code: "FUTURE_DATA", policyId: "strict" });
+    expect(
+      evaluate(
+        [
+          policy(aliceWhitelist),
+          policy(timeBased("tf", { timezone: "UTC", allowFuture: true })),
+          policy(timeBased("strict", { timezone: "UTC" })),
+        ],
+        future,
+        NOW,
+      ),
+    ).toMatchObject({ code: "FUTURE_DATA", policyId: "strict" });
   });
   test("admission first: a requester no whitelist admits is not told about future data", () => {
-    expect(evaluate([policy(aliceWhitelist)], ctx({ requester: { requesterId: "mallory", department: null }, timeRange: { start: NOW, end: NOW + HOUR } }), NOW)).toMatchObject({ code: "NOT_WHITELISTED" });
+    expect(
+      evaluate(
+        [policy(aliceWhitelist)],
+        ctx({ requester: { requesterId: "mallory", department: null }, timeRange: { start: NOW, end: NOW + HOUR } }),
+        NOW,
+      ),
+    ).toMatchObject({ code: "NOT_WHITELISTED" });
   });
 });

@@ -1,5 +1,10 @@
 /** Builders shared by the policy tests: validated records and request contexts with defaults. */
-import { parsePolicyInput, type AccessContext, type PolicyInputRaw, type PolicyRecord } from "../../src/policy/index.ts";
+import {
+  parsePolicyInput,
+  type AccessContext,
+  type PolicyInputRaw,
+  type PolicyRecord,
+} from "../../src/policy/index.ts";
 
 export type PolicySpec = PolicyInputRaw & { id: string; version?: number };
 
@@ -22,4 +27,9 @@ export function ctx(over: Partial<AccessContext> = {}): AccessContext {
   };
 }
 
-export const aliceWhitelist: PolicySpec = { id: "wl-alice", name: "alice-only", type: "whitelist", config: { requesters: ["alice"] } };
+export const aliceWhitelist: PolicySpec = {
+  id: "wl-alice",
+  name: "alice-only",
+  type: "whitelist",
+  config: { requesters: ["alice"] },
+};

@@ -21,14 +21,20 @@ const T0 = Date.UTC(2024, 0, 1);
 const T1 = Date.UTC(2030, 0, 1);
 
 const someOf = <T>(values: readonly T[]) => fc.subarray([...values], { minLength: 1 });
-const hhmm = fc.tuple(fc.integer({ min: 0, max: 23 }), fc.integer({ min: 0, max: 59 })).map(([h, m]) => `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}`);
+const hhmm = fc
+  .tuple(fc.integer({ min: 0, max: 23 }), fc.integer({ min: 0, max: 59 }))
+  .map(([h, m]) => `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}`);
 
 // Mostly unscoped, so that most generated policies apply and decisions are not all NO_POLICY.
 const scope = fc.oneof(
   { arbitrary: fc.constant({}), weight: 3 },
   {
     arbitrary: fc.record(
-      { resourceTypes: someOf(["token", "timeslice"] as const), integrations: someOf(INTEGRATIONS), requesters: someOf(REQUESTERS) },
+      {
+        resourceTypes: someOf(["token", "timeslice"] as const),
+        integrations: someOf(INTEGRATIONS),
+        requesters: someOf(REQUESTERS),
+      },
       { requiredKeys: [] },
     ),
     weight: 2,
@@ -39,7 +45,10 @@ const config = fc.oneof(
   {
     arbitrary: fc.record({
       type: fc.constant("whitelist"),
-      config: fc.record({ requesters: fc.subarray([...REQUESTERS]), departments: fc.subarray([...DEPARTMENTS]) }, { requiredKeys: [] }),
+      config: fc.record(
+        { requesters: fc.subarray([...REQUESTERS]), departments: fc.subarray([...DEPARTMENTS]) },
+        { requiredKeys: [] },
+      ),
     }),
     weight: 3,
   },
@@ -58,7 +67,10 @@ const config = fc.oneof(
       { requiredKeys: ["timezone"] },
     ),
   }),
-  fc.record({ type: fc.constant("duration-limit"), config: fc.record({ maxSeconds: fc.integer({ min: 1, max: 30 * 86_400 }) }) }),
+  fc.record({
+    type: fc.constant("duration-limit"),
+    config: fc.record({ maxSeconds: fc.integer({ min: 1, max: 30 * 86_400 }) }),
+  }),
   fc.record({
     type: fc.constant("purpose"),
     config: fc.record({ allowed: someOf(PURPOSES), minLength: fc.integer({ min: 1, max: 8 }) }, { requiredKeys: [] }),
@@ -92,7 +104,11 @@ const context: fc.Arbitrary<{ ctx: AccessContext; now: number }> = fc
     department: fc.option(fc.constantFrom(...DEPARTMENTS, "sales"), { nil: null }),
     resource: fc.oneof(
       fc.constant({ type: "timeslice" as const }),
-      fc.record({ type: fc.constant("token" as const), integration: fc.constantFrom(...INTEGRATIONS, "outlook"), userId: fc.constant("u1") }),
+      fc.record({
+        type: fc.constant("token" as const),
+        integration: fc.constantFrom(...INTEGRATIONS, "outlook"),
+        userId: fc.constant("u1"),
+      }),
     ),
     startOffset: fc.integer({ min: -500 * 86_400_000, max: 86_400_000 }),
     length: fc.integer({ min: 0, max: 60 * 86_400_000 }),
@@ -146,20 +162,29 @@ describe("engine properties", () => {
 
   test("adding a disabled policy never changes the decision", () => {
     fc.assert(
-      fc.property(policySet, fc.array(policyRecord(fc.constant(false)), { minLength: 1, maxLength: 3 }), context, (policies, disabled, { ctx, now }) => {
-        const before = evaluate(policies, ctx, now);
-        const after = evaluate([...withIds(disabled, "off"), ...policies], ctx, now);
-        expect(after).toEqual(before);
-      }),
+      fc.property(
+        policySet,
+        fc.array(policyRecord(fc.constant(false)), { minLength: 1, maxLength: 3 }),
+        context,
+        (policies, disabled, { ctx, now }) => {
+          const before = evaluate(policies, ctx, now);
+          const after = evaluate([...withIds(disabled, "off"), ...policies], ctx, now);
+          expect(after).toEqual(before);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   test("the order policies are loaded in does not matter", () => {
     fc.assert(
-      fc.property(policySet.chain((ps) => fc.tuple(fc.constant(ps), fc.shuffledSubarray(ps, { minLength: ps.length }))), context, ([policies, shuffled], { ctx, now }) => {
-        expect(evaluate(shuffled, ctx, now)).toEqual(evaluate(policies, ctx, now));
-      }),
+      fc.property(
+        policySet.chain((ps) => fc.tuple(fc.constant(ps), fc.shuffledSubarray(ps, { minLength: ps.length }))),
+        context,
+        ([policies, shuffled], { ctx, now }) => {
+          expect(evaluate(shuffled, ctx, now)).toEqual(evaluate(policies, ctx, now));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -169,7 +194,9 @@ describe("engine properties", () => {
       fc.property(policySet, context, (policies, { ctx, now }) => {
         const compiled = compilePolicies(policies);
         const strip = (d: Decision) => ({ ...d, evaluated: d.evaluated.filter((e) => e.outcome !== "skipped") });
-        expect(strip(evaluateCompiled(compiled, { ...ctx, mode: "simulate" }, now))).toEqual(evaluateCompiled(compiled, ctx, now));
+        expect(strip(evaluateCompiled(compiled, { ...ctx, mode: "simulate" }, now))).toEqual(
+          evaluateCompiled(compiled, ctx, now),
+        );
       }),
       { numRuns: 300 },
     );

@@ -46,11 +46,16 @@ describe("isWithinHours: from inclusive, to exclusive", () => {
 
   test("a wrapping window is the complement of the straight window it leaves out", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 1439 }), fc.integer({ min: 0, max: 1439 }), fc.integer({ min: 0, max: 1439 }), (m, a, b) => {
-        fc.pre(a !== b);
-        const [from, to] = a > b ? [a, b] : [b, a];
-        return isWithinHours(m, from, to) === !isWithinHours(m, to, from);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 1439 }),
+        fc.integer({ min: 0, max: 1439 }),
+        fc.integer({ min: 0, max: 1439 }),
+        (m, a, b) => {
+          fc.pre(a !== b);
+          const [from, to] = a > b ? [a, b] : [b, a];
+          return isWithinHours(m, from, to) === !isWithinHours(m, to, from);
+        },
+      ),
     );
   });
 });

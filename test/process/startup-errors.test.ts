@@ -33,7 +33,11 @@ async function run(argv: string[], env: Record<string, string>, timeoutMs = 60_0
     stderr: "pipe",
   });
   const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ]);
   clearTimeout(timer);
   return { code, stdout, stderr: stderr.trim() };
 }
@@ -48,9 +52,19 @@ function expectOneLine(stderr: string, pattern: RegExp) {
 test("a port in use: one line naming the port and the fix, no stack trace", async () => {
   const squatter = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("busy") });
   try {
-    const r = await run(["src/index.ts"], { PORT: String(squatter.port), HOST: "127.0.0.1", DATABASE_URL: "memory://", MASTER_KEY_ENCRYPTION_KEY: TEST_KEK });
+    const r = await run(["src/index.ts"], {
+      PORT: String(squatter.port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: "memory://",
+      MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+    });
     expect(r.code).not.toBe(0);
-    expectOneLine(r.stderr, new RegExp(`^chronokms: cannot listen on 127\\.0\\.0\\.1:${squatter.port}: the port is already in use.*set PORT to a free port`));
+    expectOneLine(
+      r.stderr,
+      new RegExp(
+        `^chronokms: cannot listen on 127\\.0\\.0\\.1:${squatter.port}: the port is already in use.*set PORT to a free port`,
+      ),
+    );
   } finally {
     squatter.stop(true);
   }
@@ -58,16 +72,28 @@ test("a port in use: one line naming the port and the fix, no stack trace", asyn
 
 test("an empty MASTER_KEY_ENCRYPTION_KEY= is an error, not 'unset': one line, and no development KEK is created", async () => {
   const dataDir = tempDir();
-  const r = await run(["src/index.ts"], { PORT: "0", DATABASE_URL: "memory://", DATA_DIR: dataDir, MASTER_KEY_ENCRYPTION_KEY: "" });
+  const r = await run(["src/index.ts"], {
+    PORT: "0",
+    DATABASE_URL: "memory://",
+    DATA_DIR: dataDir,
+    MASTER_KEY_ENCRYPTION_KEY: "",
+  });
   expect(r.code).not.toBe(0);
-  expectOneLine(r.stderr, /^chronokms: MASTER_KEY_ENCRYPTION_KEY is set but empty; .*unset it to use the development KEK$/);
+  expectOneLine(
+    r.stderr,
+    /^chronokms: MASTER_KEY_ENCRYPTION_KEY is set but empty; .*unset it to use the development KEK$/,
+  );
   expect(existsSync(join(dataDir, "dev-kek"))).toBe(false);
 }, 90_000);
 
 test("db:seed refuses NODE_ENV=production with one line and touches nothing", async () => {
   const dataDir = tempDir();
   // `bun scripts/…` rather than `bun run db:seed`, whose own "$ bun scripts/db-seed.ts" echo is not ours.
-  const r = await run(["scripts/db-seed.ts"], { NODE_ENV: "production", DATA_DIR: dataDir, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK });
+  const r = await run(["scripts/db-seed.ts"], {
+    NODE_ENV: "production",
+    DATA_DIR: dataDir,
+    MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+  });
   expect(r.code).toBe(1);
   expectOneLine(r.stderr, /^error: db:seed refuses NODE_ENV=production: .*demo requesters.*POST \/v1\/requesters$/);
   expect(r.stdout).not.toContain("ckms_");
@@ -92,7 +118,10 @@ test("a lost development KEK while master keys exist: one line saying so, naming
 
   const r = await run(["src/index.ts"], { ...env, PORT: "0" }, 120_000);
   expect(r.code).not.toBe(0);
-  expectOneLine(r.stderr, /^chronokms: the development KEK file .*dev-kek is missing, but master_keys holds keys wrapped by KEK [0-9a-f]{16}: restore that file .*MASTER_KEY_ENCRYPTION_KEY .*\(nothing was created\)$/);
+  expectOneLine(
+    r.stderr,
+    /^chronokms: the development KEK file .*dev-kek is missing, but master_keys holds keys wrapped by KEK [0-9a-f]{16}: restore that file .*MASTER_KEY_ENCRYPTION_KEY .*\(nothing was created\)$/,
+  );
   expect(existsSync(kekFile)).toBe(false);
 }, 240_000);
 

@@ -15,31 +15,51 @@ requireBrowserIfAsked();
 const dir = mkdtempSync(join(tmpdir(), "chronokms-studio-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-test.skipIf(!chromium)("[pglite] db:studio opens Prisma Studio on the embedded database and lists the tables", async () => {
-  const port = 21000 + Math.floor(Math.random() * 20000);
-  const studio = Bun.spawn([process.execPath, "scripts/db-studio.ts", "--port", String(port)], {
-    cwd: projectRoot,
-    env: { ...process.env, DATA_DIR: join(dir, "data"), MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATABASE_URL: "", NODE_ENV: "test" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  try {
-    let up = false;
-    for (let i = 0; i < 300 && !up; i++) {
-      await Bun.sleep(200);
-      up = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false);
+test.skipIf(!chromium)(
+  "[pglite] db:studio opens Prisma Studio on the embedded database and lists the tables",
+  async () => {
+    const port = 21000 + Math.floor(Math.random() * 20000);
+    const studio = Bun.spawn([process.execPath, "scripts/db-studio.ts", "--port", String(port)], {
+      cwd: projectRoot,
+      env: {
+        ...process.env,
+        DATA_DIR: join(dir, "data"),
+        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+        DATABASE_URL: "",
+        NODE_ENV: "test",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    try {
+      let up = false;
+      for (let i = 0; i < 300 && !up; i++) {
+        await Bun.sleep(200);
+        up = await fetch(`http://127.0.0.1:${port}/`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      }
+      expect(up).toBe(true);
+      const browser = Bun.spawn(
+        [
+          chromium!,
+          ...CHROMIUM_ARGS,
+          `--user-data-dir=${join(dir, "profile")}`,
+          "--virtual-time-budget=20000",
+          "--dump-dom",
+          `http://localhost:${port}/`,
+        ],
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      const dom = await new Response(browser.stdout).text();
+      await browser.exited;
+      for (const table of ["master_keys", "oauth_tokens", "audit_logs", "policies"])
+        expect({ table, listed: dom.includes(table) }).toEqual({ table, listed: true });
+    } finally {
+      studio.kill("SIGTERM");
+      await studio.exited;
     }
-    expect(up).toBe(true);
-    const browser = Bun.spawn(
-      [chromium!, ...CHROMIUM_ARGS, `--user-data-dir=${join(dir, "profile")}`, "--virtual-time-budget=20000",
-        "--dump-dom", `http://localhost:${port}/`],
-      { stdout: "pipe", stderr: "pipe" },
-    );
-    const dom = await new Response(browser.stdout).text();
-    await browser.exited;
-    for (const table of ["master_keys", "oauth_tokens", "audit_logs", "policies"]) expect({ table, listed: dom.includes(table) }).toEqual({ table, listed: true });
-  } finally {
-    studio.kill("SIGTERM");
-    await studio.exited;
-  }
-}, 120_000);
+  },
+  120_000,
+);

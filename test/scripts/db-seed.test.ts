@@ -18,11 +18,21 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 async function seed(env: Record<string, string>) {
   const p = Bun.spawn([process.execPath, "run", "db:seed"], {
     cwd: projectRoot,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "test", MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      NODE_ENV: "test",
+      MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+      ...env,
+    },
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ]);
   if (code !== 0) throw new Error(`db:seed exited ${code}: ${stderr}`);
   return stdout;
 }
@@ -77,11 +87,15 @@ test("[pglite] db:seed twice on a fresh embedded database: the second run change
   await twice({ DATA_DIR: dataDir }, () => openDatabase({ kind: "pglite", dataDir: join(dataDir, "pglite") }));
 }, 120_000);
 
-test.skipIf(!postgresAvailable)("[postgres] db:seed twice on a fresh PostgreSQL database: the second run changes no row", async () => {
-  const pg = await createEmptyPostgresDatabase();
-  try {
-    await twice({ DATABASE_URL: pg.url }, () => openDatabase({ kind: "postgres", url: pg.url }));
-  } finally {
-    await pg.drop();
-  }
-}, 120_000);
+test.skipIf(!postgresAvailable)(
+  "[postgres] db:seed twice on a fresh PostgreSQL database: the second run changes no row",
+  async () => {
+    const pg = await createEmptyPostgresDatabase();
+    try {
+      await twice({ DATABASE_URL: pg.url }, () => openDatabase({ kind: "postgres", url: pg.url }));
+    } finally {
+      await pg.drop();
+    }
+  },
+  120_000,
+);

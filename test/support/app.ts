@@ -16,7 +16,10 @@ export const TEST_ADMIN_KEY = "ckms_nyktai4baim56cbp_koFNaS7W-UgM-MBUPEz5Gk_UzHa
 
 /** Request options carrying the test admin key. */
 export function asAdmin(init: RequestInit = {}): RequestInit {
-  return { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${TEST_ADMIN_KEY}` } };
+  return {
+    ...init,
+    headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${TEST_ADMIN_KEY}` },
+  };
 }
 
 /**
@@ -30,7 +33,11 @@ export async function installTestAdmin(db: Database): Promise<void> {
     create: { requesterId: BOOTSTRAP_REQUESTER_ID, name: "Test administrator" },
     update: {},
   });
-  await db.prisma.apiKey.upsert({ where: { keyId }, create: { keyId, secretHash, requesterId: requester.id, roles: ["admin"] }, update: {} });
+  await db.prisma.apiKey.upsert({
+    where: { keyId },
+    create: { keyId, secretHash, requesterId: requester.id, roles: ["admin"] },
+    update: {},
+  });
 }
 
 /** A fixed KEK for tests (never use a literal KEK anywhere else). */
@@ -59,7 +66,16 @@ export interface TestApp {
 }
 
 /** Builds the app on an already-open test database; the database stays open after close(). */
-export async function startTestApp(db: Database, opts: { env?: Record<string, string>; listen?: boolean; clock?: Clock; resolve?: Resolver; auditOnStep?: RuntimeOptions["auditOnStep"] } = {}): Promise<TestApp> {
+export async function startTestApp(
+  db: Database,
+  opts: {
+    env?: Record<string, string>;
+    listen?: boolean;
+    clock?: Clock;
+    resolve?: Resolver;
+    auditOnStep?: RuntimeOptions["auditOnStep"];
+  } = {},
+): Promise<TestApp> {
   const config = testConfig(opts.env);
   const runtime = await createRuntime(config, createLogger(config.logLevel), {
     db,

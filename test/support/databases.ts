@@ -133,4 +133,3 @@ export function describePostgres(title: string, body: (h: DbHandle) => void) {
     body(handle);
   });
 }
-

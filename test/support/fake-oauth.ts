@@ -65,7 +65,9 @@ export interface FakeOAuth {
   stop(): Promise<void>;
 }
 
-export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string; behaviour?: FakeBehaviour; codeExpiresIn?: number } = {}): FakeOAuth {
+export function startFakeOAuth(
+  opts: { clientId?: string; clientSecret?: string; behaviour?: FakeBehaviour; codeExpiresIn?: number } = {},
+): FakeOAuth {
   const clientId = opts.clientId ?? "fake-client";
   const clientSecret = opts.clientSecret ?? "fake-secret";
   const hanging = new Set<() => void>();
@@ -107,9 +109,16 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
         secret = decodeURIComponent(p ?? "");
         auth = "basic";
       }
-      const call: FakeCall = { grantType: form.get("grant_type"), refreshToken: form.get("refresh_token"), clientId: id, auth, accept: req.headers.get("accept") };
+      const call: FakeCall = {
+        grantType: form.get("grant_type"),
+        refreshToken: form.get("refresh_token"),
+        clientId: id,
+        auth,
+        accept: req.headers.get("accept"),
+      };
       state.calls.push(call);
-      if (id !== clientId || secret !== clientSecret) return Response.json({ error: "invalid_client" }, { status: 401 });
+      if (id !== clientId || secret !== clientSecret)
+        return Response.json({ error: "invalid_client" }, { status: 401 });
       if (call.grantType === "authorization_code" && form.get("code")) {
         const n = state.issued.length + 1;
         const accessToken = `fake-access-${n}-${crypto.randomUUID()}`;
@@ -122,13 +131,20 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
           scope: "https://www.googleapis.com/auth/gmail.readonly",
         });
       }
-      if (call.grantType !== "refresh_token" || !call.refreshToken) return Response.json({ error: "unsupported_grant_type" }, { status: 400 });
+      if (call.grantType !== "refresh_token" || !call.refreshToken)
+        return Response.json({ error: "unsupported_grant_type" }, { status: 400 });
       const b = state.behaviour;
       switch (b.kind) {
         case "invalid_grant":
-          return Response.json({ error: "invalid_grant", error_description: "Token has been expired or revoked." }, { status: 400 });
+          return Response.json(
+            { error: "invalid_grant", error_description: "Token has been expired or revoked." },
+            { status: 400 },
+          );
         case "github_bad_refresh":
-          return Response.json({ error: "bad_refresh_token", error_description: "The refresh token passed is incorrect or expired." });
+          return Response.json({
+            error: "bad_refresh_token",
+            error_description: "The refresh token passed is incorrect or expired.",
+          });
         case "error500":
           return new Response("upstream broke", { status: 500 });
         case "hang":
@@ -138,10 +154,14 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
           const r = state.rotation;
           const used = call.refreshToken;
           if (used === r.current) r.previous = r.current;
-          else if (used !== null && used === r.previous) r.previous = null; // grace, once
+          else if (used !== null && used === r.previous)
+            r.previous = null; // grace, once
           else {
             r.rejected += 1;
-            return Response.json({ error: "invalid_grant", error_description: "refresh token already rotated" }, { status: 400 });
+            return Response.json(
+              { error: "invalid_grant", error_description: "refresh token already rotated" },
+              { status: 400 },
+            );
           }
           if (b.delayMs) await Bun.sleep(b.delayMs);
           const n = state.issued.length + 1;
@@ -149,7 +169,12 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
           const refreshToken = `fake-rotated-${n}-${crypto.randomUUID()}`;
           state.issued.push(accessToken);
           r.current = refreshToken;
-          return Response.json({ access_token: accessToken, refresh_token: refreshToken, expires_in: b.expiresIn ?? 60, token_type: "Bearer" });
+          return Response.json({
+            access_token: accessToken,
+            refresh_token: refreshToken,
+            expires_in: b.expiresIn ?? 60,
+            token_type: "Bearer",
+          });
         }
         case "ok": {
           if (b.delayMs) await Bun.sleep(b.delayMs);
@@ -175,7 +200,10 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
     state.apiCalls.push({ method: req.method, path: url.pathname, search: url.search, authorization, headers, body });
     const bearer = authorization?.startsWith("Bearer ") ? authorization.slice(7) : null;
     if (!bearer || !(state.issued.includes(bearer) || state.accepted.has(bearer))) {
-      return Response.json({ message: "Bad credentials" }, { status: 401, headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' } });
+      return Response.json(
+        { message: "Bad credentials" },
+        { status: 401, headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' } },
+      );
     }
     switch (url.pathname) {
       case "/api/redirect-away":
@@ -194,7 +222,11 @@ export function startFakeOAuth(opts: { clientId?: string; clientSecret?: string;
 
   async function revoke(req: Request): Promise<Response> {
     const form = new URLSearchParams(await req.text());
-    state.revocations.push({ token: form.get("token"), tokenTypeHint: form.get("token_type_hint"), clientId: form.get("client_id") });
+    state.revocations.push({
+      token: form.get("token"),
+      tokenTypeHint: form.get("token_type_hint"),
+      clientId: form.get("client_id"),
+    });
     switch (state.revokeBehaviour) {
       case "error500":
         return new Response("revocation broke", { status: 503 });

@@ -31,7 +31,10 @@ describeEachDb("tokens cleanup", (h) => {
   beforeAll(async () => {
     a = await tokenTestApp(h.db, { clock });
     await seed(a);
-    await h.db.prisma.oAuthToken.updateMany({ where: { userId: "old-reauth" }, data: { refreshStatus: "needs-reauth" } });
+    await h.db.prisma.oAuthToken.updateMany({
+      where: { userId: "old-reauth" },
+      data: { refreshStatus: "needs-reauth" },
+    });
   }, 60_000);
   afterAll(() => a?.close());
 
@@ -65,11 +68,22 @@ describe.skipIf(!postgresAvailable)("[postgres] bun run tokens:cleanup", () => {
   const run = async (...args: string[]) => {
     const proc = Bun.spawn([process.execPath, "scripts/tokens-cleanup.ts", ...args], {
       cwd: projectRoot,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "test", LOG_LEVEL: "warn", DATABASE_URL: db.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        NODE_ENV: "test",
+        LOG_LEVEL: "warn",
+        DATABASE_URL: db.url!,
+        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+      },
       stdout: "pipe",
       stderr: "pipe",
     });
-    const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    const [code, out, err] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
     return { code, out: out.trim(), err: err.trim() };
   };
 
@@ -88,7 +102,9 @@ describe.skipIf(!postgresAvailable)("[postgres] bun run tokens:cleanup", () => {
     const real = await run("--older-than", "30d");
     expect(real).toMatchObject({ code: 0, out: expect.stringMatching(/^removed 1 token record\(s\)/) });
     expect((await db.prisma.oAuthToken.findMany()).map((r) => r.userId)).toEqual(["u-new"]);
-    expect(await db.prisma.auditLog.count({ where: { eventType: "TOKEN_DELETED", actor: "system:tokens-cleanup" } })).toBe(1);
+    expect(
+      await db.prisma.auditLog.count({ where: { eventType: "TOKEN_DELETED", actor: "system:tokens-cleanup" } }),
+    ).toBe(1);
     const bad = await run("--older-than", "soon");
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/^error: --older-than must be/);

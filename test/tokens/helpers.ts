@@ -4,7 +4,7 @@ import type { Database } from "../../src/db/database.ts";
 import type { Resolver } from "../../src/proxy/address.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
-export const BOOTSTRAP_KEY = "ckms_tokenstestadmin2_" + "b".repeat(42) + "A";
+export const BOOTSTRAP_KEY = `ckms_tokenstestadmin2_${"b".repeat(42)}A`;
 
 export class ManualClock implements Clock {
   constructor(public t: number) {}
@@ -22,14 +22,31 @@ export interface TokenTestApp {
   stranger: string;
   /** Role exporter only, admitted by the same whitelist as the reader. */
   exporter: string;
-  call(key: string | null, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  call(
+    key: string | null,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Response>;
   close(): Promise<void>;
 }
 
-export async function callApi(base: string | TestApp, key: string | null, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+export async function callApi(
+  base: string | TestApp,
+  key: string | null,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const init: RequestInit = {
     method,
-    headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers },
+    headers: {
+      ...(key ? { Authorization: `Bearer ${key}` } : {}),
+      ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+      ...headers,
+    },
     ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
   };
   return typeof base === "string" ? fetch(`${base}${path}`, init) : base.app.request(path, init);
@@ -44,20 +61,44 @@ async function json<T>(res: Response, expected: number, what: string): Promise<T
 /** Creates the writer, reader, stranger, exporter and a whitelist admitting the reader and the exporter, all over HTTP. */
 export async function provision(base: string | TestApp, admin: string, suffix = "") {
   const mk = async (requesterId: string, roles: string[]) => {
-    const r = await json<{ id: string }>(await callApi(base, admin, "POST", "/v1/requesters", { requesterId, name: requesterId }), 201, `create ${requesterId}`);
-    const k = await json<{ apiKey: string }>(await callApi(base, admin, "POST", `/v1/requesters/${r.id}/api-keys`, { roles }), 201, `key for ${requesterId}`);
+    const r = await json<{ id: string }>(
+      await callApi(base, admin, "POST", "/v1/requesters", { requesterId, name: requesterId }),
+      201,
+      `create ${requesterId}`,
+    );
+    const k = await json<{ apiKey: string }>(
+      await callApi(base, admin, "POST", `/v1/requesters/${r.id}/api-keys`, { roles }),
+      201,
+      `key for ${requesterId}`,
+    );
     return k.apiKey;
   };
   const writer = await mk(`svc-writer${suffix}`, ["writer"]);
   const reader = await mk(`svc-reader${suffix}`, ["reader"]);
   const stranger = await mk(`svc-stranger${suffix}`, ["reader"]);
   const exporter = await mk(`svc-exporter${suffix}`, ["exporter"]);
-  await json(await callApi(base, admin, "POST", "/v1/policies", { name: `readers${suffix}`, type: "whitelist", config: { requesters: [`svc-reader${suffix}`, `svc-exporter${suffix}`] } }), 201, "whitelist");
+  await json(
+    await callApi(base, admin, "POST", "/v1/policies", {
+      name: `readers${suffix}`,
+      type: "whitelist",
+      config: { requesters: [`svc-reader${suffix}`, `svc-exporter${suffix}`] },
+    }),
+    201,
+    "whitelist",
+  );
   return { writer, reader, stranger, exporter };
 }
 
-export async function tokenTestApp(db: Database, opts: { env?: Record<string, string>; clock?: Clock; listen?: boolean; resolve?: Resolver } = {}): Promise<TokenTestApp> {
-  const t = await startTestApp(db, { env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, ...opts.env }, clock: opts.clock, listen: opts.listen, ...(opts.resolve ? { resolve: opts.resolve } : {}) });
+export async function tokenTestApp(
+  db: Database,
+  opts: { env?: Record<string, string>; clock?: Clock; listen?: boolean; resolve?: Resolver } = {},
+): Promise<TokenTestApp> {
+  const t = await startTestApp(db, {
+    env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, ...opts.env },
+    clock: opts.clock,
+    listen: opts.listen,
+    ...(opts.resolve ? { resolve: opts.resolve } : {}),
+  });
   const keys = await provision(t, BOOTSTRAP_KEY, `-${Math.random().toString(36).slice(2, 8)}`);
   return {
     t,

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { encryptEnvelope, sliceIndex } from "../../src/crypto/index.ts";
 import { DecryptionFailedError } from "../../src/errors.ts";
 import type { Principal } from "../../src/access/principal.ts";
-import { fieldContexts, legacyTokenContext, tokenContext } from "../../src/tokens/record.ts";
+import { fieldContexts, legacyTokenContext } from "../../src/tokens/record.ts";
 import { describeEachDb } from "../support/databases.ts";
 import { auditRows, toJson, tokenTestApp, type TokenTestApp } from "./helpers.ts";
 import { opens, releasedMaterial, type Grant } from "./released-material.ts";
@@ -30,27 +30,54 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
     a = await tokenTestApp(h.db, { env: { SLICE_SECONDS: "3600" } });
     // The attacker's best case: a deployment that releases the running slice (allowFuture), so
     // grants cover the very instants the tokens below are written.
-    const allow = await a.call(a.admin, "POST", "/v1/policies", { name: "allow-current-slice", type: "time-based", config: { timezone: "UTC", allowFuture: true } });
+    const allow = await a.call(a.admin, "POST", "/v1/policies", {
+      name: "allow-current-slice",
+      type: "time-based",
+      config: { timezone: "UTC", allowFuture: true },
+    });
     expect(allow.status).toBe(201);
     const principal = async (prefix: string, roles: Principal["roles"]) => {
       const r = await h.db.prisma.requester.findFirstOrThrow({ where: { requesterId: { startsWith: prefix } } });
-      return { id: r.id, requesterId: r.requesterId, department: null, keyId: "test", roles, publicKeyJwk: null } as Principal;
+      return {
+        id: r.id,
+        requesterId: r.requesterId,
+        department: null,
+        keyId: "test",
+        roles,
+        publicKeyJwk: null,
+      } as Principal;
     };
     writerPrincipal = await principal("svc-writer", ["writer"]);
     readerPrincipal = await principal("svc-reader", ["reader"]);
   }, 60_000);
   afterAll(() => a?.close());
 
-  const put = (i: string, u: string, body: unknown) => a.call(a.writer, "PUT", `/v1/tokens/${encodeURIComponent(i)}/${encodeURIComponent(u)}`, body);
-  const get = (i: string, u: string, key = a.reader) => a.call(key, "GET", `/v1/tokens/${encodeURIComponent(i)}/${encodeURIComponent(u)}?refresh=never`);
+  const put = (i: string, u: string, body: unknown) =>
+    a.call(a.writer, "PUT", `/v1/tokens/${encodeURIComponent(i)}/${encodeURIComponent(u)}`, body);
+  const get = (i: string, u: string, key = a.reader) =>
+    a.call(key, "GET", `/v1/tokens/${encodeURIComponent(i)}/${encodeURIComponent(u)}?refresh=never`);
   /** A read through the vault (identifiers the HTTP API refuses, like '"' and unicode, may still exist in rows). */
-  const vaultRead = (i: string, u: string) => a.t.runtime.tokens.read(readerPrincipal, { integration: i, userId: u }, { refresh: "never" });
+  const vaultRead = (i: string, u: string) =>
+    a.t.runtime.tokens.read(readerPrincipal, { integration: i, userId: u }, { refresh: "never" });
   const storeAll = async (tag: string) => {
-    for (const k of ODD) await a.t.runtime.tokens.store(writerPrincipal, k, { accessToken: `acc-${tag}-${k.userId}`, refreshToken: `ref-${tag}-${k.userId}` }, { ipAddress: null, userAgent: null });
-    expect((await put("gmail", "alice", { accessToken: `ya29.${tag}`, refreshToken: `1//${tag}` })).status).toBeOneOf([200, 201]);
+    for (const k of ODD)
+      await a.t.runtime.tokens.store(
+        writerPrincipal,
+        k,
+        { accessToken: `acc-${tag}-${k.userId}`, refreshToken: `ref-${tag}-${k.userId}` },
+        { ipAddress: null, userAgent: null },
+      );
+    expect((await put("gmail", "alice", { accessToken: `ya29.${tag}`, refreshToken: `1//${tag}` })).status).toBeOneOf([
+      200, 201,
+    ]);
   };
   const grant = async (startMs: number, endMs: number, keyVersion?: number): Promise<Grant> => {
-    const res = await a.call(a.reader, "POST", "/v1/access-requests", { resource: { type: "timeslice" }, timeRange: { start: startMs, end: endMs }, purpose: "key separation test", ...(keyVersion ? { keyVersion } : {}) });
+    const res = await a.call(a.reader, "POST", "/v1/access-requests", {
+      resource: { type: "timeslice" },
+      timeRange: { start: startMs, end: endMs },
+      purpose: "key separation test",
+      ...(keyVersion ? { keyVersion } : {}),
+    });
     const body = await res.json();
     expect(res.status, JSON.stringify(body)).toBe(201);
     return body as Grant;
@@ -75,7 +102,12 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
     expect(material.jwks.length).toBeGreaterThan(8);
     // The test can tell: a released key does open time-slice data of its slice.
     const probeKey = grants[0]!.keys.at(-1)!;
-    const probe = await encryptEnvelope("data", { publicKey: probeKey.privateJwk, kid: probeKey.kid, ts: t1, ctx: "sensor" });
+    const probe = await encryptEnvelope("data", {
+      publicKey: probeKey.privateJwk,
+      kid: probeKey.kid,
+      ts: t1,
+      ctx: "sensor",
+    });
     expect(await opens(probe, material)).toBeGreaterThan(0);
 
     const rows = await h.db.prisma.oAuthToken.findMany();
@@ -98,9 +130,16 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
     const row = await h.db.prisma.oAuthToken.findFirstOrThrow({ where: { integration: "gmail", userId: "forge" } });
     const version = (await a.t.runtime.keys.active()).version;
     const slice = sliceIndex(Date.now(), 3600);
-    const pub = (await (await a.call(null, "GET", `/v1/time-slices/${slice}/public-key?version=${version}`)).json()) as { kid: string; publicJwk: JsonWebKey };
+    const pub = (await (
+      await a.call(null, "GET", `/v1/time-slices/${slice}/public-key?version=${version}`)
+    ).json()) as { kid: string; publicJwk: JsonWebKey };
     for (const ctx of [fieldContexts(row, "access").ctx, legacyTokenContext("gmail", "forge", "access")]) {
-      const forged = await encryptEnvelope("attacker-chosen", { publicKey: pub.publicJwk as never, kid: pub.kid, ts: Date.now(), ctx });
+      const forged = await encryptEnvelope("attacker-chosen", {
+        publicKey: pub.publicJwk as never,
+        kid: pub.kid,
+        ts: Date.now(),
+        ctx,
+      });
       await h.db.prisma.$executeRaw`UPDATE oauth_tokens SET "accessToken" = ${forged} WHERE id = ${row.id}::uuid`;
       const before = (await auditRows(h.db, "DECRYPT_FAILED")).length;
       const res = await get("gmail", "forge");
@@ -119,7 +158,8 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
     const old = await h.db.prisma.oAuthToken.findFirstOrThrow({ where: { integration: "github", userId: "replay" } });
     await put("github", "replay", { accessToken: "new-secret" });
     expect((await (await get("github", "replay")).json()).accessToken).toBe("new-secret");
-    await h.db.prisma.$executeRaw`UPDATE oauth_tokens SET "accessToken" = ${old.accessToken}, "refreshToken" = ${old.refreshToken} WHERE id = ${old.id}::uuid`;
+    await h.db.prisma
+      .$executeRaw`UPDATE oauth_tokens SET "accessToken" = ${old.accessToken}, "refreshToken" = ${old.refreshToken} WHERE id = ${old.id}::uuid`;
     const before = (await auditRows(h.db, "DECRYPT_FAILED")).length;
     const res = await get("github", "replay");
     const text = await res.text();
@@ -130,7 +170,9 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
 
   test("ciphertext swapped between rows and fields (':', '\"', unicode identifiers) → 422 DECRYPTION_FAILED, never plaintext", async () => {
     await storeAll("swap");
-    const rows = await h.db.prisma.oAuthToken.findMany({ where: { OR: ODD.map((k) => ({ integration: k.integration, userId: k.userId })) } });
+    const rows = await h.db.prisma.oAuthToken.findMany({
+      where: { OR: ODD.map((k) => ({ integration: k.integration, userId: k.userId })) },
+    });
     expect(rows.length).toBe(ODD.length);
     const values = rows.flatMap((r) => [
       { from: r, field: "accessToken" as const, jwe: r.accessToken },
@@ -141,22 +183,39 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
       for (const v of values) {
         if (v.from.id === target.id && v.field === "accessToken") continue; // its own genuine value
         cases++;
-        await h.db.prisma.$executeRawUnsafe(`UPDATE oauth_tokens SET "accessToken" = $1 WHERE id = $2::uuid`, v.jwe, target.id);
+        await h.db.prisma.$executeRawUnsafe(
+          `UPDATE oauth_tokens SET "accessToken" = $1 WHERE id = $2::uuid`,
+          v.jwe,
+          target.id,
+        );
         const before = (await auditRows(h.db, "DECRYPT_FAILED")).length;
-        const err = await vaultRead(target.integration, target.userId).then(() => null, (e: unknown) => e);
+        const err = await vaultRead(target.integration, target.userId).then(
+          () => null,
+          (e: unknown) => e,
+        );
         expect(err).toBeInstanceOf(DecryptionFailedError);
         expect((err as DecryptionFailedError).code).toBe("DECRYPTION_FAILED");
         expect((await auditRows(h.db, "DECRYPT_FAILED")).length).toBe(before + 1);
       }
-      await h.db.prisma.$executeRawUnsafe(`UPDATE oauth_tokens SET "accessToken" = $1 WHERE id = $2::uuid`, target.accessToken, target.id);
+      await h.db.prisma.$executeRawUnsafe(
+        `UPDATE oauth_tokens SET "accessToken" = $1 WHERE id = $2::uuid`,
+        target.accessToken,
+        target.id,
+      );
       expect((await vaultRead(target.integration, target.userId)).accessToken).toBe(`acc-swap-${target.userId}`);
     }
     expect(cases).toBe(rows.length * values.length - rows.length);
     // Over HTTP too, for the ':' pair whose v1 contexts collided: (a, b:c) ↔ (a:b, c) → 422.
     const x = rows.find((r) => r.integration === "a")!;
     const y = rows.find((r) => r.integration === "a:b")!;
-    expect(legacyTokenContext(x.integration, x.userId, "access")).toBe(legacyTokenContext(y.integration, y.userId, "access"));
-    await h.db.prisma.$executeRawUnsafe(`UPDATE oauth_tokens SET "accessToken" = $1 WHERE id = $2::uuid`, x.accessToken, y.id);
+    expect(legacyTokenContext(x.integration, x.userId, "access")).toBe(
+      legacyTokenContext(y.integration, y.userId, "access"),
+    );
+    await h.db.prisma.$executeRawUnsafe(
+      `UPDATE oauth_tokens SET "accessToken" = $1 WHERE id = $2::uuid`,
+      x.accessToken,
+      y.id,
+    );
     const res = await get("a:b", "c");
     const text = await res.text();
     expect(res.status).toBe(422);
@@ -165,7 +224,11 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
 
   test("the refresh token appears in no response but export; export needs role exporter and is audited", async () => {
     await put("gmail", "exp", { accessToken: "exp-access", refreshToken: "exp-refresh-SECRET" });
-    const responses = [await get("gmail", "exp"), await a.call(a.reader, "GET", "/v1/tokens/gmail/exp/status"), await a.call(a.reader, "GET", "/v1/tokens?userId=exp")];
+    const responses = [
+      await get("gmail", "exp"),
+      await a.call(a.reader, "GET", "/v1/tokens/gmail/exp/status"),
+      await a.call(a.reader, "GET", "/v1/tokens?userId=exp"),
+    ];
     for (const r of responses) {
       expect(r.status).toBe(200);
       expect(await r.text()).not.toContain("exp-refresh-SECRET");
@@ -176,9 +239,18 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
     expect(await asReader.text()).not.toContain("exp-refresh-SECRET");
     const exported = await a.call(a.exporter, "GET", "/v1/tokens/gmail/exp/export");
     expect(exported.status).toBe(200);
-    expect(await exported.json()).toMatchObject({ integration: "gmail", userId: "exp", accessToken: "exp-access", refreshToken: "exp-refresh-SECRET" });
+    expect(await exported.json()).toMatchObject({
+      integration: "gmail",
+      userId: "exp",
+      accessToken: "exp-access",
+      refreshToken: "exp-refresh-SECRET",
+    });
     const rows = await auditRows(h.db, "TOKEN_EXPORTED");
-    expect(rows.at(-1)).toMatchObject({ target: "token:gmail:exp", success: true, actor: expect.stringContaining("svc-exporter") });
+    expect(rows.at(-1)).toMatchObject({
+      target: "token:gmail:exp",
+      success: true,
+      actor: expect.stringContaining("svc-exporter"),
+    });
     expect(toJson(rows.at(-1))).not.toContain("exp-refresh-SECRET");
   });
 
@@ -200,11 +272,26 @@ describeEachDb("key separation: OAuth tokens in their own key domain", (h) => {
 
     // The whitelisted reader sees both; a requester admitted only for `gmail` sees only that one,
     // also when the path spells it `Gmail` (integration names are canonical lower case).
-    const mine = (await (await a.call(a.reader, "GET", "/v1/tokens?userId=lst")).json()) as { items: Array<{ integration: string }> };
+    const mine = (await (await a.call(a.reader, "GET", "/v1/tokens?userId=lst")).json()) as {
+      items: Array<{ integration: string }>;
+    };
     expect(mine.items.map((i) => i.integration).sort()).toEqual(["github", "gmail"]);
-    const strangerId = (await h.db.prisma.requester.findFirstOrThrow({ where: { requesterId: { startsWith: "svc-stranger" } } })).requesterId;
-    expect((await a.call(a.admin, "POST", "/v1/policies", { name: "gmail-only", type: "whitelist", scope: { integrations: ["gmail"] }, config: { requesters: [strangerId] } })).status).toBe(201);
-    const scoped = (await (await a.call(a.stranger, "GET", "/v1/tokens?userId=lst")).json()) as { items: Array<{ integration: string }> };
+    const strangerId = (
+      await h.db.prisma.requester.findFirstOrThrow({ where: { requesterId: { startsWith: "svc-stranger" } } })
+    ).requesterId;
+    expect(
+      (
+        await a.call(a.admin, "POST", "/v1/policies", {
+          name: "gmail-only",
+          type: "whitelist",
+          scope: { integrations: ["gmail"] },
+          config: { requesters: [strangerId] },
+        })
+      ).status,
+    ).toBe(201);
+    const scoped = (await (await a.call(a.stranger, "GET", "/v1/tokens?userId=lst")).json()) as {
+      items: Array<{ integration: string }>;
+    };
     expect(scoped.items.map((i) => i.integration)).toEqual(["gmail"]);
     expect((await a.call(a.stranger, "GET", "/v1/tokens/Gmail/lst/status")).status).toBe(200);
     const mixed = await a.call(a.stranger, "GET", "/v1/tokens/GMAIL/lst?refresh=never");

@@ -26,10 +26,20 @@ describeEachDb("v1 token envelopes: acceptance ends after the last one is re-sea
    */
   const markLegacy = async (v: number) => {
     const r = await h.db.prisma.masterKey.findUniqueOrThrow({ where: { version: v } });
-    const mac = keyringMac(keyringMacKey(parseKek(TEST_KEK)), { version: v, publicJwk: r.publicKeyJwk as never, sliceSeconds: r.sliceSeconds, createdAt: r.createdAt, legacyTokenEnvelopes: true });
-    await h.db.prisma.masterKey.update({ where: { version: v }, data: { legacyTokenEnvelopes: true, keyringMac: mac } });
+    const mac = keyringMac(keyringMacKey(parseKek(TEST_KEK)), {
+      version: v,
+      publicJwk: r.publicKeyJwk as never,
+      sliceSeconds: r.sliceSeconds,
+      createdAt: r.createdAt,
+      legacyTokenEnvelopes: true,
+    });
+    await h.db.prisma.masterKey.update({
+      where: { version: v },
+      data: { legacyTokenEnvelopes: true, keyringMac: mac },
+    });
   };
-  const flag = async (v: number) => (await h.db.prisma.masterKey.findUniqueOrThrow({ where: { version: v } })).legacyTokenEnvelopes;
+  const flag = async (v: number) =>
+    (await h.db.prisma.masterKey.findUniqueOrThrow({ where: { version: v } })).legacyTokenEnvelopes;
 
   test("a v1 value from a backup, written back after the last rewrap, is refused and not re-sealed", async () => {
     expect((await a.call(a.writer, "PUT", "/v1/tokens/gmail/old-user", { accessToken: "current" })).status).toBe(201);
@@ -39,8 +49,14 @@ describeEachDb("v1 token envelopes: acceptance ends after the last one is re-sea
     // row still holds a v1 value: ECDH-ES to a slice key under v1's ctx, as v1 sealed it.
     await markLegacy(v);
     await keys.refresh();
-    const v1 = (await keys.seal("from-v1", { ctx: legacyTokenContext("gmail", "old-user", "access"), ts: Date.now() })).jwe;
-    const writeBack = () => h.db.prisma.$executeRawUnsafe(`UPDATE oauth_tokens SET "accessToken" = $1, "refreshToken" = NULL, "keyVersion" = $2 WHERE "userId" = 'old-user'`, v1, v);
+    const v1 = (await keys.seal("from-v1", { ctx: legacyTokenContext("gmail", "old-user", "access"), ts: Date.now() }))
+      .jwe;
+    const writeBack = () =>
+      h.db.prisma.$executeRawUnsafe(
+        `UPDATE oauth_tokens SET "accessToken" = $1, "refreshToken" = NULL, "keyVersion" = $2 WHERE "userId" = 'old-user'`,
+        v1,
+        v,
+      );
     await writeBack();
     const before = await get("old-user");
     expect(before.status).toBe(200);
@@ -73,8 +89,13 @@ describeEachDb("v1 token envelopes: acceptance ends after the last one is re-sea
     await markLegacy(v);
     await keys.refresh();
     expect((await a.call(a.writer, "PUT", "/v1/tokens/gmail/damaged", { accessToken: "x" })).status).toBe(201);
-    const bad = (await keys.seal("y", { ctx: legacyTokenContext("gmail", "someone-else", "access"), ts: Date.now() })).jwe;
-    await h.db.prisma.$executeRawUnsafe(`UPDATE oauth_tokens SET "accessToken" = $1, "refreshToken" = NULL, "keyVersion" = $2 WHERE "userId" = 'damaged'`, bad, v);
+    const bad = (await keys.seal("y", { ctx: legacyTokenContext("gmail", "someone-else", "access"), ts: Date.now() }))
+      .jwe;
+    await h.db.prisma.$executeRawUnsafe(
+      `UPDATE oauth_tokens SET "accessToken" = $1, "refreshToken" = NULL, "keyVersion" = $2 WHERE "userId" = 'damaged'`,
+      bad,
+      v,
+    );
     await runRewrap(keys, keys.rewrappables());
     expect(await flag(v)).toBe(true);
     await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { in: ["damaged", "old-user"] } } });

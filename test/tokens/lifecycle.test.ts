@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
 import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
-import { auditRows, ManualClock, tokenTestApp, type TokenTestApp } from "./helpers.ts";
+import { ManualClock, tokenTestApp, type TokenTestApp } from "./helpers.ts";
 import { refreshBackoffMs } from "../../src/tokens/refresh.ts";
 
 const T0 = Date.UTC(2026, 2, 9, 10, 0, 0);
@@ -24,7 +24,13 @@ describeEachDb("token refresh state machine", (h) => {
     fake = startFakeOAuth();
     a = await tokenTestApp(h.db, {
       clock,
-      env: { GOOGLE_CLIENT_ID: fake.clientId, GOOGLE_CLIENT_SECRET: fake.clientSecret, GOOGLE_TOKEN_URL: fake.url, REFRESH_BACKOFF_BASE_MS: String(BASE), REFRESH_BACKOFF_MAX_MS: String(8 * BASE) },
+      env: {
+        GOOGLE_CLIENT_ID: fake.clientId,
+        GOOGLE_CLIENT_SECRET: fake.clientSecret,
+        GOOGLE_TOKEN_URL: fake.url,
+        REFRESH_BACKOFF_BASE_MS: String(BASE),
+        REFRESH_BACKOFF_MAX_MS: String(8 * BASE),
+      },
     });
   }, 60_000);
   afterAll(async () => {
@@ -41,7 +47,12 @@ describeEachDb("token refresh state machine", (h) => {
   const get = (userId: string) => a.call(a.reader, "GET", `/v1/tokens/gmail/${userId}`);
   const row = (userId: string) => h.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId, integration: "gmail" } });
   const transitions = async (userId: string) =>
-    (await h.db.prisma.auditLog.findMany({ where: { target: `token:gmail:${userId}`, eventType: { in: ["TOKEN_REFRESH_FAILED", "TOKEN_REFRESHED"] } }, orderBy: [{ timestamp: "asc" }, { seq: "asc" }] })).map((r) => {
+    (
+      await h.db.prisma.auditLog.findMany({
+        where: { target: `token:gmail:${userId}`, eventType: { in: ["TOKEN_REFRESH_FAILED", "TOKEN_REFRESHED"] } },
+        orderBy: [{ timestamp: "asc" }, { seq: "asc" }],
+      })
+    ).map((r) => {
       const d = r.details as { from: string; to: string; reason?: string };
       return [r.eventType, d.from, d.to, d.reason ?? null];
     });
@@ -52,7 +63,11 @@ describeEachDb("token refresh state machine", (h) => {
     // First failure: the still valid token is served; state degraded with a window of [BASE/2, BASE].
     expect(await (await get("sm1")).json()).toMatchObject({ accessToken: "sm1-valid", refreshed: false });
     let r = await row("sm1");
-    expect({ status: r.refreshStatus, failures: r.refreshFailures, reason: r.refreshReason }).toEqual({ status: "degraded", failures: 1, reason: "provider_5xx" });
+    expect({ status: r.refreshStatus, failures: r.refreshFailures, reason: r.refreshReason }).toEqual({
+      status: "degraded",
+      failures: 1,
+      reason: "provider_5xx",
+    });
     const window1 = r.nextRefreshAt!.getTime() - T0;
     expect(window1).toBeGreaterThanOrEqual(BASE / 2);
     expect(window1).toBeLessThanOrEqual(BASE);
@@ -85,13 +100,21 @@ describeEachDb("token refresh state machine", (h) => {
     clock.t = r.nextRefreshAt!.getTime();
     expect(await (await get("sm1")).json()).toMatchObject({ refreshed: true });
     r = await row("sm1");
-    expect({ status: r.refreshStatus, failures: r.refreshFailures, next: r.nextRefreshAt, reason: r.refreshReason }).toEqual({ status: "ok", failures: 0, next: null, reason: null });
+    expect({
+      status: r.refreshStatus,
+      failures: r.refreshFailures,
+      next: r.nextRefreshAt,
+      reason: r.refreshReason,
+    }).toEqual({ status: "ok", failures: 0, next: null, reason: null });
     expect(await transitions("sm1")).toEqual([
       ["TOKEN_REFRESH_FAILED", "ok", "degraded", "provider_5xx"],
       ["TOKEN_REFRESH_FAILED", "degraded", "degraded", "provider_5xx"],
       ["TOKEN_REFRESHED", "degraded", "ok", null],
     ]);
-    const status = (await (await a.call(a.reader, "GET", "/v1/tokens/gmail/sm1/status")).json()) as { refreshStatus: string; nextRefreshAt: string | null };
+    const status = (await (await a.call(a.reader, "GET", "/v1/tokens/gmail/sm1/status")).json()) as {
+      refreshStatus: string;
+      nextRefreshAt: string | null;
+    };
     expect(status).toMatchObject({ refreshStatus: "ok", nextRefreshAt: null });
   });
 
@@ -157,5 +180,7 @@ describeEachDb("token refresh state machine", (h) => {
 test("backoff: doubles per failure, capped, jitter within [half, full]", () => {
   const b = { baseMs: 1000, maxMs: 16_000 };
   expect([1, 2, 3, 4, 5, 6].map((n) => refreshBackoffMs(n, b, () => 0))).toEqual([500, 1000, 2000, 4000, 8000, 8000]);
-  expect([1, 2, 3, 4, 5, 6].map((n) => refreshBackoffMs(n, b, () => 0.999999))).toEqual([1000, 2000, 4000, 8000, 16000, 16000]);
+  expect([1, 2, 3, 4, 5, 6].map((n) => refreshBackoffMs(n, b, () => 0.999999))).toEqual([
+    1000, 2000, 4000, 8000, 16000, 16000,
+  ]);
 });

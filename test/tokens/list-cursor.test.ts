@@ -36,9 +36,22 @@ describeEachDb("token list cursors", (h) => {
     await put("slack", "mixed");
     for (let i = 0; i < 5; i++) await put("github", `mixed-${i}`);
     await put("slack", "mixed-z");
-    const deniedIds = new Set((await h.db.prisma.oAuthToken.findMany({ where: { integration: "github" } })).map((r) => r.id));
-    const strangerId = (await h.db.prisma.requester.findFirstOrThrow({ where: { requesterId: { startsWith: "svc-stranger" } } })).requesterId;
-    expect((await a.call(a.admin, "POST", "/v1/policies", { name: "slack-only", type: "whitelist", scope: { integrations: ["slack"] }, config: { requesters: [strangerId] } })).status).toBe(201);
+    const deniedIds = new Set(
+      (await h.db.prisma.oAuthToken.findMany({ where: { integration: "github" } })).map((r) => r.id),
+    );
+    const strangerId = (
+      await h.db.prisma.requester.findFirstOrThrow({ where: { requesterId: { startsWith: "svc-stranger" } } })
+    ).requesterId;
+    expect(
+      (
+        await a.call(a.admin, "POST", "/v1/policies", {
+          name: "slack-only",
+          type: "whitelist",
+          scope: { integrations: ["slack"] },
+          config: { requesters: [strangerId] },
+        })
+      ).status,
+    ).toBe(201);
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let pages = 0; pages < 10; pages++) {

@@ -36,31 +36,62 @@ describe("requestRefresh", () => {
       expect(r.tokens.expiresInSeconds).toBe(1800);
       expect(r.tokens.refreshToken).toStartWith("fake-refresh-");
     }
-    expect(fake.calls.at(-1)).toMatchObject({ grantType: "refresh_token", refreshToken: "rt-1", auth: "body", accept: "application/json" });
+    expect(fake.calls.at(-1)).toMatchObject({
+      grantType: "refresh_token",
+      refreshToken: "rt-1",
+      auth: "body",
+      accept: "application/json",
+    });
     expect((await requestRefresh(generic, "rt-2", { timeoutMs: 2000 })).ok).toBe(true);
     expect(fake.calls.at(-1)?.auth).toBe("basic");
   });
 
   test("400 invalid_grant and GitHub's 200 bad_refresh_token are permanent", async () => {
     fake.behaviour = { kind: "invalid_grant" };
-    expect(await requestRefresh(google, "rt", { timeoutMs: 2000 })).toEqual({ ok: false, permanent: true, reason: "invalid_grant", status: 400 });
+    expect(await requestRefresh(google, "rt", { timeoutMs: 2000 })).toEqual({
+      ok: false,
+      permanent: true,
+      reason: "invalid_grant",
+      status: 400,
+    });
     fake.behaviour = { kind: "github_bad_refresh" };
-    expect(await requestRefresh({ name: "GITHUB", config: conf() }, "rt", { timeoutMs: 2000 })).toMatchObject({ ok: false, permanent: true, reason: "bad_refresh_token" });
+    expect(await requestRefresh({ name: "GITHUB", config: conf() }, "rt", { timeoutMs: 2000 })).toMatchObject({
+      ok: false,
+      permanent: true,
+      reason: "bad_refresh_token",
+    });
   });
 
   test("500, wrong client credentials and a hang past the timeout are transient", async () => {
     fake.behaviour = { kind: "error500" };
-    expect(await requestRefresh(google, "rt", { timeoutMs: 2000 })).toEqual({ ok: false, permanent: false, reason: "http_500", status: 500 });
+    expect(await requestRefresh(google, "rt", { timeoutMs: 2000 })).toEqual({
+      ok: false,
+      permanent: false,
+      reason: "http_500",
+      status: 500,
+    });
     const wrong: Provider = { name: "GOOGLE", config: { ...conf(), clientSecret: "nope" } };
-    expect(await requestRefresh(wrong, "rt", { timeoutMs: 2000 })).toMatchObject({ ok: false, permanent: false, reason: "invalid_client" });
+    expect(await requestRefresh(wrong, "rt", { timeoutMs: 2000 })).toMatchObject({
+      ok: false,
+      permanent: false,
+      reason: "invalid_client",
+    });
     fake.behaviour = { kind: "hang" };
     const started = performance.now();
-    expect(await requestRefresh(google, "rt", { timeoutMs: 300 })).toEqual({ ok: false, permanent: false, reason: "timeout" });
+    expect(await requestRefresh(google, "rt", { timeoutMs: 300 })).toEqual({
+      ok: false,
+      permanent: false,
+      reason: "timeout",
+    });
     expect(performance.now() - started).toBeLessThan(3000);
   });
 
   test("an unreachable endpoint is a transient network failure", async () => {
     const down: Provider = { name: "GOOGLE", config: { ...conf(), tokenUrl: "http://127.0.0.1:1/token" } };
-    expect(await requestRefresh(down, "rt", { timeoutMs: 2000 })).toMatchObject({ ok: false, permanent: false, reason: "network" });
+    expect(await requestRefresh(down, "rt", { timeoutMs: 2000 })).toMatchObject({
+      ok: false,
+      permanent: false,
+      reason: "network",
+    });
   });
 });

@@ -19,7 +19,12 @@ describeEachDb("token refresh", (h) => {
     fake = startFakeOAuth();
     a = await tokenTestApp(h.db, {
       clock,
-      env: { GOOGLE_CLIENT_ID: fake.clientId, GOOGLE_CLIENT_SECRET: fake.clientSecret, GOOGLE_TOKEN_URL: fake.url, REFRESH_TIMEOUT_MS: "400" },
+      env: {
+        GOOGLE_CLIENT_ID: fake.clientId,
+        GOOGLE_CLIENT_SECRET: fake.clientSecret,
+        GOOGLE_TOKEN_URL: fake.url,
+        REFRESH_TIMEOUT_MS: "400",
+      },
     });
   }, 60_000);
   afterAll(async () => {
@@ -32,9 +37,12 @@ describeEachDb("token refresh", (h) => {
     clock.t = T0;
   });
 
-  const put = (userId: string, body: unknown, integration = "gmail") => a.call(a.writer, "PUT", `/v1/tokens/${integration}/${userId}`, body);
-  const get = (userId: string, query = "", integration = "gmail") => a.call(a.reader, "GET", `/v1/tokens/${integration}/${userId}${query}`);
-  const rawRow = (userId: string, integration = "gmail") => h.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId, integration } });
+  const put = (userId: string, body: unknown, integration = "gmail") =>
+    a.call(a.writer, "PUT", `/v1/tokens/${integration}/${userId}`, body);
+  const get = (userId: string, query = "", integration = "gmail") =>
+    a.call(a.reader, "GET", `/v1/tokens/${integration}/${userId}${query}`);
+  const rawRow = (userId: string, integration = "gmail") =>
+    h.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId, integration } });
 
   test("a token expiring within 5 minutes is refreshed: refreshed true, new ciphertext that still decrypts", async () => {
     await put("r-ok", { accessToken: "old-access", refreshToken: "the-refresh", expiresAt: T0 + 4 * MIN });
@@ -43,10 +51,20 @@ describeEachDb("token refresh", (h) => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
     const issued = fake.issued.at(-1)!;
-    expect(body).toMatchObject({ accessToken: issued, hasRefreshToken: true, refreshed: true, expiresAt: new Date(T0 + 3600_000).toISOString() });
+    expect(body).toMatchObject({
+      accessToken: issued,
+      hasRefreshToken: true,
+      refreshed: true,
+      expiresAt: new Date(T0 + 3600_000).toISOString(),
+    });
     expect(body).not.toHaveProperty("refreshToken");
     expect(fake.calls).toHaveLength(1);
-    expect(fake.calls[0]).toMatchObject({ grantType: "refresh_token", refreshToken: "the-refresh", clientId: fake.clientId, auth: "body" });
+    expect(fake.calls[0]).toMatchObject({
+      grantType: "refresh_token",
+      refreshToken: "the-refresh",
+      clientId: fake.clientId,
+      auth: "body",
+    });
 
     const after = await rawRow("r-ok");
     expect(after.accessToken).not.toBe(before.accessToken);
@@ -66,16 +84,22 @@ describeEachDb("token refresh", (h) => {
     await put("r-rot", { accessToken: "a0", refreshToken: "r0", expiresAt: T0 + 60 * MIN });
     expect(((await (await get("r-rot")).json()) as { refreshed: boolean }).refreshed).toBe(false);
     expect(fake.calls).toHaveLength(0);
-    const forced = (await (await get("r-rot", "?refresh=force")).json()) as { refreshToken?: string; refreshed: boolean };
+    const forced = (await (await get("r-rot", "?refresh=force")).json()) as {
+      refreshToken?: string;
+      refreshed: boolean;
+    };
     expect(forced.refreshed).toBe(true);
     expect(forced.refreshToken).toBeUndefined();
     // Only the export endpoint (role exporter) shows the rotated refresh token.
-    const exported = (await (await a.call(a.exporter, "GET", "/v1/tokens/gmail/r-rot/export")).json()) as { refreshToken: string };
+    const exported = (await (await a.call(a.exporter, "GET", "/v1/tokens/gmail/r-rot/export")).json()) as {
+      refreshToken: string;
+    };
     expect(exported.refreshToken).toStartWith("fake-refresh-");
     expect(JSON.stringify(await rawRow("r-rot"))).not.toContain(exported.refreshToken);
     fake.behaviour = { kind: "ok" };
     // Past the forced-refresh interval (judged by the database clock: moved back in the row).
-    await h.db.prisma.$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = "forcedRefreshAt" - interval '31 seconds' WHERE "userId" = 'r-rot'`;
+    await h.db.prisma
+      .$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = "forcedRefreshAt" - interval '31 seconds' WHERE "userId" = 'r-rot'`;
     await get("r-rot", "?refresh=force");
     expect(fake.calls.at(-1)?.refreshToken).toBe(exported.refreshToken);
     expect(fake.calls).toHaveLength(2);
@@ -110,9 +134,13 @@ describeEachDb("token refresh", (h) => {
     expect(JSON.parse(text).error.message).toContain("re-authenticate");
     expect(text).not.toContain("dead");
     expect((await rawRow("ig-expired")).refreshStatus).toBe("needs-reauth");
-    const status = (await (await a.call(a.reader, "GET", "/v1/tokens/gmail/ig-expired/status")).json()) as { status: string };
+    const status = (await (await a.call(a.reader, "GET", "/v1/tokens/gmail/ig-expired/status")).json()) as {
+      status: string;
+    };
     expect(status.status).toBe("needs-reauth");
-    const failed = (await auditRows(h.db, "TOKEN_REFRESH_FAILED")).filter((r) => r.target?.startsWith("token:gmail:ig-"));
+    const failed = (await auditRows(h.db, "TOKEN_REFRESH_FAILED")).filter((r) =>
+      r.target?.startsWith("token:gmail:ig-"),
+    );
     expect(failed).toHaveLength(2);
     expect(failed[0]!.details).toMatchObject({ reason: "invalid_grant", permanent: true, provider: "GOOGLE" });
     expect(toJson(failed)).not.toContain("revoked");
@@ -130,7 +158,14 @@ describeEachDb("token refresh", (h) => {
     const res = await get("e5-expired");
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("UPSTREAM_FAILED");
-    expect((await auditRows(h.db, "TOKEN_REFRESH_FAILED")).some((r) => r.target === "token:gmail:e5-expired" && (r.details as { reason: string; providerError: string }).reason === "provider_5xx" && (r.details as { providerError: string }).providerError === "http_500")).toBe(true);
+    expect(
+      (await auditRows(h.db, "TOKEN_REFRESH_FAILED")).some(
+        (r) =>
+          r.target === "token:gmail:e5-expired" &&
+          (r.details as { reason: string; providerError: string }).reason === "provider_5xx" &&
+          (r.details as { providerError: string }).providerError === "http_500",
+      ),
+    ).toBe(true);
     // Inside the backoff window nothing is attempted: 503 REFRESH_BACKOFF with Retry-After.
     fake.behaviour = { kind: "ok" };
     const waiting = await get("e5-expired");
@@ -155,7 +190,9 @@ describeEachDb("token refresh", (h) => {
     expect(valid.status).toBe(200);
     expect(await valid.json()).toMatchObject({ accessToken: "valid-during-hang", refreshed: false });
     expect(expired.status).toBe(502);
-    const reasons = (await auditRows(h.db, "TOKEN_REFRESH_FAILED")).filter((r) => r.target?.startsWith("token:gmail:hang-")).map((r) => (r.details as { reason: string }).reason);
+    const reasons = (await auditRows(h.db, "TOKEN_REFRESH_FAILED"))
+      .filter((r) => r.target?.startsWith("token:gmail:hang-"))
+      .map((r) => (r.details as { reason: string }).reason);
     expect(reasons).toEqual(["timeout", "timeout"]);
   }, 15_000);
 
@@ -164,7 +201,10 @@ describeEachDb("token refresh", (h) => {
     await put("herd", { accessToken: "herd-old", refreshToken: "herd-r", expiresAt: T0 + MIN });
     const results = await Promise.all(Array.from({ length: 100 }, () => get("herd")));
     expect(fake.calls).toHaveLength(1);
-    const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{ accessToken: string; refreshed: boolean }>;
+    const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{
+      accessToken: string;
+      refreshed: boolean;
+    }>;
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(new Set(bodies.map((b) => b.accessToken))).toEqual(new Set([fake.issued.at(-1)!]));
     expect((await auditRows(h.db, "TOKEN_REFRESHED")).filter((r) => r.target === "token:gmail:herd")).toHaveLength(1);
@@ -188,7 +228,8 @@ describeEachDb("token refresh", (h) => {
     const claimedAt = (await rawRow("force20")).forcedRefreshAt!.getTime();
     expect(Math.abs(claimedAt - Date.now())).toBeLessThan(30_000);
     // 30 s later (moved back in the row: the claim is judged by the database's clock).
-    await h.db.prisma.$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = "forcedRefreshAt" - interval '30 seconds' WHERE "userId" = 'force20'`;
+    await h.db.prisma
+      .$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = "forcedRefreshAt" - interval '30 seconds' WHERE "userId" = 'force20'`;
     await get("force20", "?refresh=force");
     expect(fake.calls).toHaveLength(2);
   }, 30_000);
@@ -240,7 +281,10 @@ describeEachDb("token refresh", (h) => {
     await get("force-fail", "?refresh=force");
     expect(fake.calls).toHaveLength(1);
     clock.t = (after as unknown as { nextRefreshAt: Date }).nextRefreshAt.getTime();
-    const ok = (await (await get("force-fail", "?refresh=force")).json()) as { accessToken: string; refreshed: boolean };
+    const ok = (await (await get("force-fail", "?refresh=force")).json()) as {
+      accessToken: string;
+      refreshed: boolean;
+    };
     expect(fake.calls).toHaveLength(2);
     expect(ok).toMatchObject({ accessToken: fake.issued.at(-1)!, refreshed: true });
   });
@@ -250,12 +294,19 @@ describeEachDb("token refresh", (h) => {
     await put("race", { accessToken: "race-old", refreshToken: "race-r", expiresAt: T0 + MIN });
     const reading = get("race");
     while (fake.calls.length === 0) await Bun.sleep(5);
-    const stored = await put("race", { accessToken: "stored-during-refresh", refreshToken: "new-grant", expiresAt: T0 + 120 * MIN });
+    const stored = await put("race", {
+      accessToken: "stored-during-refresh",
+      refreshToken: "new-grant",
+      expiresAt: T0 + 120 * MIN,
+    });
     expect(stored.status).toBe(200);
     const read = (await (await reading).json()) as { accessToken: string; refreshed: boolean };
     // The read gets the newer, stored token; the refreshed one from the old grant is discarded.
     expect(read.accessToken).toBe("stored-during-refresh");
-    const now = (await (await a.call(a.exporter, "GET", "/v1/tokens/gmail/race/export")).json()) as { accessToken: string; refreshToken: string };
+    const now = (await (await a.call(a.exporter, "GET", "/v1/tokens/gmail/race/export")).json()) as {
+      accessToken: string;
+      refreshToken: string;
+    };
     expect(now).toMatchObject({ accessToken: "stored-during-refresh", refreshToken: "new-grant" });
     expect(fake.calls).toHaveLength(1);
   }, 15_000);

@@ -1,6 +1,13 @@
 /** What time-slice grants release, and a trial of all of it against one stored token value (key-separation tests). */
 import { compactDecrypt } from "jose";
-import { decryptEnvelope, fromBase64url, leavesInRange, openTokenEnvelope, sliceKeyFromLeaf, type EcPrivateJwk } from "../../src/crypto/index.ts";
+import {
+  decryptEnvelope,
+  fromBase64url,
+  leavesInRange,
+  openTokenEnvelope,
+  sliceKeyFromLeaf,
+  type EcPrivateJwk,
+} from "../../src/crypto/index.ts";
 
 export interface Grant {
   keyVersion: number;
@@ -39,8 +46,20 @@ export async function opens(jwe: string, m: { jwks: EcPrivateJwk[]; secrets: Uin
   const header = JSON.parse(Buffer.from(jwe.split(".")[0]!, "base64url").toString()) as { ctx: string; kid: string };
   const version = Number(String(header.kid).replace(/^tok:/, "").split(":")[0]);
   for (const jwk of m.jwks) {
-    if (await decryptEnvelope(jwe, { privateKey: jwk, expectedCtx: header.ctx }).then(() => true, () => false)) n++;
-    if (await compactDecrypt(jwe, { ...jwk, ext: true } as JsonWebKey).then(() => true, () => false)) n++;
+    if (
+      await decryptEnvelope(jwe, { privateKey: jwk, expectedCtx: header.ctx }).then(
+        () => true,
+        () => false,
+      )
+    )
+      n++;
+    if (
+      await compactDecrypt(jwe, { ...jwk, ext: true } as JsonWebKey).then(
+        () => true,
+        () => false,
+      )
+    )
+      n++;
   }
   for (const s of m.secrets) {
     if (s.length !== 32) continue;
@@ -48,8 +67,13 @@ export async function opens(jwe: string, m: { jwks: EcPrivateJwk[]; secrets: Uin
       openTokenEnvelope(jwe, { root: s, version, expectedCtx: header.ctx });
       n++;
     } catch {}
-    if (await compactDecrypt(jwe, s).then(() => true, () => false)) n++;
+    if (
+      await compactDecrypt(jwe, s).then(
+        () => true,
+        () => false,
+      )
+    )
+      n++;
   }
   return n;
 }
-

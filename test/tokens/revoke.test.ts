@@ -33,9 +33,12 @@ describeEachDb("revocation on delete", (h) => {
     fake.revokeBehaviour = "ok";
   });
 
-  const put = (integration: string, userId: string, body: object) => a.call(a.writer, "PUT", `/v1/tokens/${integration}/${userId}`, body);
-  const exists = async (integration: string, userId: string) => (await h.db.prisma.oAuthToken.count({ where: { integration, userId } })) === 1;
-  const lastDeleted = async (target: string) => (await auditRows(h.db, "TOKEN_DELETED")).filter((r) => r.target === target).at(-1)!;
+  const put = (integration: string, userId: string, body: object) =>
+    a.call(a.writer, "PUT", `/v1/tokens/${integration}/${userId}`, body);
+  const exists = async (integration: string, userId: string) =>
+    (await h.db.prisma.oAuthToken.count({ where: { integration, userId } })) === 1;
+  const lastDeleted = async (target: string) =>
+    (await auditRows(h.db, "TOKEN_DELETED")).filter((r) => r.target === target).at(-1)!;
 
   test("the refresh token is revoked (with client credentials), then the record is deleted; outcome audited, no token in the row", async () => {
     expect((await put("gmail", "rv1", { accessToken: "at-rv1", refreshToken: "rt-rv1" })).status).toBe(201);
@@ -44,7 +47,10 @@ describeEachDb("revocation on delete", (h) => {
     expect(await exists("gmail", "rv1")).toBe(false);
     const row = await lastDeleted("token:gmail:rv1");
     expect(row.success).toBe(true);
-    expect(row.details).toMatchObject({ count: 1, revocation: { outcome: "revoked", provider: "GOOGLE", tokenTypeHint: "refresh_token" } });
+    expect(row.details).toMatchObject({
+      count: 1,
+      revocation: { outcome: "revoked", provider: "GOOGLE", tokenTypeHint: "refresh_token" },
+    });
     expect(toJson(await h.db.prisma.auditLog.findMany())).not.toContain("rt-rv1");
   });
 
@@ -59,14 +65,19 @@ describeEachDb("revocation on delete", (h) => {
     fake.revokeBehaviour = "error500";
     expect((await a.call(a.writer, "DELETE", "/v1/tokens/gmail/rv3")).status).toBe(204);
     expect(await exists("gmail", "rv3")).toBe(false);
-    expect((await lastDeleted("token:gmail:rv3")).details).toMatchObject({ count: 1, revocation: { outcome: "failed", reason: "http_503" } });
+    expect((await lastDeleted("token:gmail:rv3")).details).toMatchObject({
+      count: 1,
+      revocation: { outcome: "failed", reason: "http_503" },
+    });
 
     await put("gmail", "rv4", { accessToken: "at-rv4", refreshToken: "rt-rv4" });
     fake.revokeBehaviour = "hang";
     const started = Date.now();
     expect((await a.call(a.writer, "DELETE", "/v1/tokens/gmail/rv4")).status).toBe(204);
     expect(Date.now() - started).toBeLessThan(5000);
-    expect((await lastDeleted("token:gmail:rv4")).details).toMatchObject({ revocation: { outcome: "failed", reason: "timeout" } });
+    expect((await lastDeleted("token:gmail:rv4")).details).toMatchObject({
+      revocation: { outcome: "failed", reason: "timeout" },
+    });
   });
 
   test("?revoke=required keeps the record (502) when the provider did not confirm, and deletes once it does", async () => {
@@ -77,7 +88,10 @@ describeEachDb("revocation on delete", (h) => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("UPSTREAM_FAILED");
     expect(await exists("gmail", "rv5")).toBe(true);
     const kept = await lastDeleted("token:gmail:rv5");
-    expect({ success: kept.success, details: kept.details }).toMatchObject({ success: false, details: { count: 0, kept: true, revocation: { outcome: "failed" } } });
+    expect({ success: kept.success, details: kept.details }).toMatchObject({
+      success: false,
+      details: { count: 0, kept: true, revocation: { outcome: "failed" } },
+    });
     fake.revokeBehaviour = "ok";
     expect((await a.call(a.writer, "DELETE", "/v1/tokens/gmail/rv5?revoke=required")).status).toBe(204);
     expect(await exists("gmail", "rv5")).toBe(false);
@@ -88,7 +102,9 @@ describeEachDb("revocation on delete", (h) => {
     await put("github", "rv6", { accessToken: "at-rv6", refreshToken: "rt-rv6" });
     expect((await a.call(a.writer, "DELETE", "/v1/tokens/github/rv6?revoke=required")).status).toBe(204);
     expect(fake.revocations).toEqual([]);
-    expect((await lastDeleted("token:github:rv6")).details).toMatchObject({ revocation: { outcome: "unsupported", provider: "GITHUB" } });
+    expect((await lastDeleted("token:github:rv6")).details).toMatchObject({
+      revocation: { outcome: "unsupported", provider: "GITHUB" },
+    });
   });
 
   test("clear-for-user revokes every record first; required + a failure keeps them all", async () => {
@@ -102,7 +118,10 @@ describeEachDb("revocation on delete", (h) => {
     fake.revocations.length = 0;
     const res = await a.call(a.writer, "DELETE", "/v1/users/leaving/tokens");
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { deleted: number; revocations: Array<{ integration: string; outcome: string }> };
+    const body = (await res.json()) as {
+      deleted: number;
+      revocations: Array<{ integration: string; outcome: string }>;
+    };
     expect(body.deleted).toBe(3);
     expect(body.revocations.map((r) => [r.integration, r.outcome])).toEqual([
       ["github", "unsupported"],

@@ -74,7 +74,15 @@ describe.skipIf(!postgresAvailable)("[postgres] SIGKILL during rotating refreshe
     await start();
     const { writer, reader, exporter } = await provision(url, BOOTSTRAP_KEY);
     // Every stored token expires within the refresh window, so every read refreshes.
-    expect((await callApi(url, writer, "PUT", "/v1/tokens/gmail/rot", { accessToken: "a0", refreshToken: "rt-0", expiresAt: Date.now() + 60_000 })).status).toBe(201);
+    expect(
+      (
+        await callApi(url, writer, "PUT", "/v1/tokens/gmail/rot", {
+          accessToken: "a0",
+          refreshToken: "rt-0",
+          expiresAt: Date.now() + 60_000,
+        })
+      ).status,
+    ).toBe(201);
     fake.rotation.current = "rt-0";
     fake.behaviour = { kind: "strict-rotation", delayMs: 15, expiresIn: 60 };
 
@@ -85,7 +93,11 @@ describe.skipIf(!postgresAvailable)("[postgres] SIGKILL during rotating refreshe
         while (!stop) {
           try {
             const res = await callApi(url, reader, "GET", "/v1/tokens/gmail/rot");
-            if (res.status === 200) acknowledged = Math.max(acknowledged, issueNumber(((await res.json()) as { accessToken: string }).accessToken));
+            if (res.status === 200)
+              acknowledged = Math.max(
+                acknowledged,
+                issueNumber(((await res.json()) as { accessToken: string }).accessToken),
+              );
           } catch {
             return; // the process is gone
           }

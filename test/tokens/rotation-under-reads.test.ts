@@ -35,19 +35,42 @@ const userOf = (i: number) => `user-${i}`;
  * `count` records through the vault's sealing helper (ctx per row and field, ts = write time,
  * keyVersion = the version sealed under) in bulk INSERTs, then VIA_HTTP more through the real PUT.
  */
-async function seed(db: TestDatabase, keys: ManagedKeyService, base: string, writer: string, count: number): Promise<void> {
+async function seed(
+  db: TestDatabase,
+  keys: ManagedKeyService,
+  base: string,
+  writer: string,
+  count: number,
+): Promise<void> {
   for (let start = 0; start < count; start += 1000) {
     const data = [];
     for (let i = start; i < Math.min(start + 1000, count); i++) {
       const now = Date.now();
-      const sealed = await sealTokens(keys, { integration: INTEGRATION, userId: userOf(i) }, { accessToken: accessOf(i), refreshToken: hasRefresh(i) ? refreshOf(i) : null }, 1);
+      const sealed = await sealTokens(
+        keys,
+        { integration: INTEGRATION, userId: userOf(i) },
+        { accessToken: accessOf(i), refreshToken: hasRefresh(i) ? refreshOf(i) : null },
+        1,
+      );
       const at = new Date(now);
-      data.push({ userId: userOf(i), integration: INTEGRATION, ...sealed, createdAt: at, updatedAt: at, issuedAt: at, tokenType: "Bearer" });
+      data.push({
+        userId: userOf(i),
+        integration: INTEGRATION,
+        ...sealed,
+        createdAt: at,
+        updatedAt: at,
+        issuedAt: at,
+        tokenType: "Bearer",
+      });
     }
     await db.prisma.oAuthToken.createMany({ data });
   }
   for (let i = count; i < count + VIA_HTTP; i++) {
-    const res = await callApi(base, writer, "PUT", `/v1/tokens/${INTEGRATION}/${userOf(i)}`, { accessToken: accessOf(i), ...(hasRefresh(i) ? { refreshToken: refreshOf(i) } : {}), tokenType: "Bearer" });
+    const res = await callApi(base, writer, "PUT", `/v1/tokens/${INTEGRATION}/${userOf(i)}`, {
+      accessToken: accessOf(i),
+      ...(hasRefresh(i) ? { refreshToken: refreshOf(i) } : {}),
+      tokenType: "Bearer",
+    });
     expect(res.status).toBe(201);
   }
 }
@@ -69,7 +92,12 @@ function readContinuously(base: string, reader: string, total: number, loops: nu
         const body = (await res.json()) as { accessToken?: string; refreshToken?: string; hasRefreshToken?: boolean };
         stats.reads++;
         if (res.status !== 200) stats.failures.push(`${userOf(i)}: HTTP ${res.status} ${JSON.stringify(body)}`);
-        else if (body.accessToken !== accessOf(i) || body.refreshToken !== undefined || body.hasRefreshToken !== hasRefresh(i)) stats.failures.push(`${userOf(i)}: wrong plaintext`);
+        else if (
+          body.accessToken !== accessOf(i) ||
+          body.refreshToken !== undefined ||
+          body.hasRefreshToken !== hasRefresh(i)
+        )
+          stats.failures.push(`${userOf(i)}: wrong plaintext`);
       } catch (err) {
         stats.reads++;
         stats.failures.push(`${userOf(i)}: ${(err as Error).message}`);
@@ -90,13 +118,18 @@ function readContinuously(base: string, reader: string, total: number, loops: nu
 async function verifyAll(db: TestDatabase, keys: ManagedKeyService, total: number, version: number): Promise<void> {
   const byVersion = await db.prisma.oAuthToken.groupBy({ by: ["keyVersion"], _count: { _all: true } });
   expect(byVersion.map((g) => [g.keyVersion, g._count._all])).toEqual([[version, total]]);
-  const rows = await db.prisma.oAuthToken.findMany({ select: { userId: true, integration: true, accessToken: true, refreshToken: true, version: true } });
+  const rows = await db.prisma.oAuthToken.findMany({
+    select: { userId: true, integration: true, accessToken: true, refreshToken: true, version: true },
+  });
   const dec = new TextDecoder();
   const wrong: string[] = [];
   for (const row of rows) {
     const i = Number(row.userId.slice("user-".length));
     const a = dec.decode(await keys.openToken(row.accessToken, fieldContexts(row, "access")));
-    const r = row.refreshToken === null ? null : dec.decode(await keys.openToken(row.refreshToken, fieldContexts(row, "refresh")));
+    const r =
+      row.refreshToken === null
+        ? null
+        : dec.decode(await keys.openToken(row.refreshToken, fieldContexts(row, "refresh")));
     if (a !== accessOf(i) || r !== (hasRefresh(i) ? refreshOf(i) : null)) wrong.push(row.userId);
   }
   expect(wrong).toEqual([]);
@@ -114,69 +147,85 @@ function figure(label: string, records: number, ms: number, stats: ReadStats): s
   return `${label}: ${records} records in ${(ms / 1000).toFixed(1)} s (${Math.round(records / (ms / 1000))}/s) with ${stats.reads} concurrent reads, ${stats.failures.length} errors`;
 }
 
-describe.skipIf(!postgresAvailable)("[postgres] keys:rotate (separate process) over 10,000 token records under concurrent reads", () => {
-  const RECORDS = 10_000;
-  const TOTAL = RECORDS + VIA_HTTP;
-  let db: TestDatabase;
-  let t: TestApp;
+describe.skipIf(!postgresAvailable)(
+  "[postgres] keys:rotate (separate process) over 10,000 token records under concurrent reads",
+  () => {
+    const RECORDS = 10_000;
+    const TOTAL = RECORDS + VIA_HTTP;
+    let db: TestDatabase;
+    let t: TestApp;
 
-  beforeAll(async () => {
-    db = await createTestDatabase("postgres");
-    t = await startTestApp(db, { listen: true, env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY } });
-  }, 60_000);
-  afterAll(async () => {
-    await t?.close();
-    await db?.close();
-  });
-
-  const script = async (args: string[]) => {
-    const p = Bun.spawn([process.execPath, "scripts/keys-rotate.ts", ...args], {
-      cwd: projectRoot,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "test", LOG_LEVEL: "warn", DATABASE_URL: db.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK },
-      stdout: "pipe",
-      stderr: "pipe",
+    beforeAll(async () => {
+      db = await createTestDatabase("postgres");
+      t = await startTestApp(db, { listen: true, env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY } });
+    }, 60_000);
+    afterAll(async () => {
+      await t?.close();
+      await db?.close();
     });
-    const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
-    return { code, stdout, stderr };
-  };
 
-  test("every record moves to the new version, 0 failed reads; then --retire succeeds and the audit chain verifies", async () => {
-    const keys = t.runtime.keys;
-    const { writer, reader } = await provision(t.url, BOOTSTRAP_KEY);
-    const old = (await keys.active()).version;
-    await seed(db, keys, t.url, writer, RECORDS);
+    const script = async (args: string[]) => {
+      const p = Bun.spawn([process.execPath, "scripts/keys-rotate.ts", ...args], {
+        cwd: projectRoot,
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? "",
+          NODE_ENV: "test",
+          LOG_LEVEL: "warn",
+          DATABASE_URL: db.url!,
+          MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [code, stdout, stderr] = await Promise.all([
+        p.exited,
+        new Response(p.stdout).text(),
+        new Response(p.stderr).text(),
+      ]);
+      return { code, stdout, stderr };
+    };
 
-    const readers = readContinuously(t.url, reader, TOTAL, 4);
-    const started = performance.now();
-    const rotated = await script([]);
-    const rotationMs = performance.now() - started;
-    // Reads go on through the retirement too: a reader racing it must re-read, never fail.
-    await agePastRetireGrace(db, old); // as if the statement lifetime had passed (test/keys/retire-grace.test.ts)
-    const retired = await script(["--retire", String(old)]);
-    const stats = await readers.stop();
+    test("every record moves to the new version, 0 failed reads; then --retire succeeds and the audit chain verifies", async () => {
+      const keys = t.runtime.keys;
+      const { writer, reader } = await provision(t.url, BOOTSTRAP_KEY);
+      const old = (await keys.active()).version;
+      await seed(db, keys, t.url, writer, RECORDS);
 
-    expect(rotated.stderr.replace(/re-encrypting:[^\n]*\n?/g, "")).toBe("");
-    expect(rotated.code).toBe(0);
-    expect(rotated.stdout).toContain(`version ${old + 1} is active, version ${old} is decrypt-only`);
-    expect(rotated.stdout).toContain(`re-encrypted ${TOTAL} record(s) to version ${old + 1}`);
-    expect(retired.stderr).toBe("");
-    expect(retired.code).toBe(0);
-    expect(retired.stdout).toContain(`version ${old} retired`);
-    // The script's own re-encryption time, without process start-up and the before/after counts.
-    const rewrapS = Number(/re-encrypted \d+ record\(s\) to version \d+ in ([0-9.]+) s/.exec(rotated.stdout)?.[1]);
-    console.log(`${figure("rotation (postgres, keys:rotate process, wall clock incl. start-up)", TOTAL, rotationMs, stats)}; re-encryption alone ${rewrapS.toFixed(1)} s (${Math.round(TOTAL / rewrapS)}/s)`);
-    expect(stats.failures.slice(0, 10)).toEqual([]);
-    expect(stats.reads).toBeGreaterThan(100);
+      const readers = readContinuously(t.url, reader, TOTAL, 4);
+      const started = performance.now();
+      const rotated = await script([]);
+      const rotationMs = performance.now() - started;
+      // Reads go on through the retirement too: a reader racing it must re-read, never fail.
+      await agePastRetireGrace(db, old); // as if the statement lifetime had passed (test/keys/retire-grace.test.ts)
+      const retired = await script(["--retire", String(old)]);
+      const stats = await readers.stop();
 
-    await keys.refresh();
-    await verifyAll(db, keys, TOTAL, old + 1);
-    expect((await db.prisma.masterKey.findUnique({ where: { version: old } }))?.status).toBe("retired");
-    expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_ROTATED" } })).toBe(1);
-    expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_RETIRED" } })).toBe(1);
-    expect(await db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
-    await auditChainValid(t.url);
-  }, 120_000);
-});
+      expect(rotated.stderr.replace(/re-encrypting:[^\n]*\n?/g, "")).toBe("");
+      expect(rotated.code).toBe(0);
+      expect(rotated.stdout).toContain(`version ${old + 1} is active, version ${old} is decrypt-only`);
+      expect(rotated.stdout).toContain(`re-encrypted ${TOTAL} record(s) to version ${old + 1}`);
+      expect(retired.stderr).toBe("");
+      expect(retired.code).toBe(0);
+      expect(retired.stdout).toContain(`version ${old} retired`);
+      // The script's own re-encryption time, without process start-up and the before/after counts.
+      const rewrapS = Number(/re-encrypted \d+ record\(s\) to version \d+ in ([0-9.]+) s/.exec(rotated.stdout)?.[1]);
+      console.log(
+        `${figure("rotation (postgres, keys:rotate process, wall clock incl. start-up)", TOTAL, rotationMs, stats)}; re-encryption alone ${rewrapS.toFixed(1)} s (${Math.round(TOTAL / rewrapS)}/s)`,
+      );
+      expect(stats.failures.slice(0, 10)).toEqual([]);
+      expect(stats.reads).toBeGreaterThan(100);
+
+      await keys.refresh();
+      await verifyAll(db, keys, TOTAL, old + 1);
+      expect((await db.prisma.masterKey.findUnique({ where: { version: old } }))?.status).toBe("retired");
+      expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_ROTATED" } })).toBe(1);
+      expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_RETIRED" } })).toBe(1);
+      expect(await db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
+      await auditChainValid(t.url);
+    }, 120_000);
+  },
+);
 
 describe("[pglite] POST /v1/keys/rotate (background re-encryption in the serving process) under concurrent reads", () => {
   const RECORDS = 2_000;
@@ -234,10 +283,24 @@ describeEachDb("a read racing a rotation that re-seals its row and retires the o
       const { runtime } = t;
       const keys = runtime.keys;
       const { writer } = await provision(t, BOOTSTRAP_KEY, "-race");
-      expect((await callApi(t, writer, "PUT", `/v1/tokens/${INTEGRATION}/${userOf(1)}`, { accessToken: accessOf(1), refreshToken: refreshOf(1) })).status).toBe(201);
+      expect(
+        (
+          await callApi(t, writer, "PUT", `/v1/tokens/${INTEGRATION}/${userOf(1)}`, {
+            accessToken: accessOf(1),
+            refreshToken: refreshOf(1),
+          })
+        ).status,
+      ).toBe(201);
       const old = (await keys.active()).version;
       const reader = await runtime.db.prisma.requester.findUniqueOrThrow({ where: { requesterId: "svc-reader-race" } });
-      const principal: Principal = { id: reader.id, requesterId: reader.requesterId, department: null, keyId: "test", roles: ["reader"], publicKeyJwk: null };
+      const principal: Principal = {
+        id: reader.id,
+        requesterId: reader.requesterId,
+        department: null,
+        keyId: "test",
+        roles: ["reader"],
+        publicKeyJwk: null,
+      };
 
       // Between the vault's SELECT and its first open: rotate, re-encrypt everything, retire the old version.
       let raced = false;
@@ -269,7 +332,9 @@ describeEachDb("a read racing a rotation that re-seals its row and retires the o
       expect(raced).toBe(true);
       expect(got.accessToken).toBe(accessOf(1));
       expect(got.hasRefreshToken).toBe(true);
-      expect((await runtime.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: userOf(1) } })).keyVersion).toBe(old + 1);
+      expect((await runtime.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: userOf(1) } })).keyVersion).toBe(
+        old + 1,
+      );
       expect(await runtime.db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
     } finally {
       await t.close();

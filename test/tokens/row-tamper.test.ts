@@ -20,11 +20,15 @@ describeEachDb("token row tampering (bookkeeping columns)", (h) => {
   const put = (u: string, body: unknown, i = "gmail") => a.call(a.writer, "PUT", `/v1/tokens/${i}/${u}`, body);
   const get = (u: string, i = "gmail") => a.call(a.reader, "GET", `/v1/tokens/${i}/${u}?refresh=never`);
   const sql = (q: string) => h.db.prisma.$executeRawUnsafe(q);
-  const decryptFailures = async (u: string) => (await auditRows(h.db, "DECRYPT_FAILED")).filter((r) => r.target === `token:gmail:${u}`).length;
+  const decryptFailures = async (u: string) =>
+    (await auditRows(h.db, "DECRYPT_FAILED")).filter((r) => r.target === `token:gmail:${u}`).length;
   const rewrap = () => runRewrap(a.t.runtime.keys, a.t.runtime.keys.rewrappables(), { batchSize: 2 });
 
   test("version = 0 (or negative) in SQL: GET is 422 DECRYPTION_FAILED with a DECRYPT_FAILED row, not 400", async () => {
-    for (const [u, v] of [["bad-v0", 0], ["bad-vneg", -3]] as const) {
+    for (const [u, v] of [
+      ["bad-v0", 0],
+      ["bad-vneg", -3],
+    ] as const) {
       expect((await put(u, { accessToken: `acc-${u}`, refreshToken: `ref-${u}` })).status).toBe(201);
       await sql(`UPDATE oauth_tokens SET version = ${v} WHERE "userId" = '${u}'`);
       const res = await get(u);
@@ -39,7 +43,8 @@ describeEachDb("token row tampering (bookkeeping columns)", (h) => {
   });
 
   test("rewrap skips a row with a bad version (marked failed, audited) and moves every other row", async () => {
-    for (const u of ["rw-a", "rw-b", "rw-c", "rw-d", "rw-e"]) expect((await put(u, { accessToken: `acc-${u}` })).status).toBe(201);
+    for (const u of ["rw-a", "rw-b", "rw-c", "rw-d", "rw-e"])
+      expect((await put(u, { accessToken: `acc-${u}` })).status).toBe(201);
     await sql(`UPDATE oauth_tokens SET version = 0 WHERE "userId" = 'rw-b'`);
     await a.t.runtime.keys.rotate();
     const active = (await a.t.runtime.keys.active()).version;
@@ -48,7 +53,11 @@ describeEachDb("token row tampering (bookkeeping columns)", (h) => {
     expect(failedIds).toContain("token:gmail:rw-b");
     const rows = await h.db.prisma.oAuthToken.findMany({ where: { userId: { in: ["rw-a", "rw-c", "rw-d", "rw-e"] } } });
     expect(rows.every((row) => row.keyVersion === active)).toBe(true);
-    expect((await auditRows(h.db, "DECRYPT_FAILED")).some((x) => x.target === "token:gmail:rw-b" && x.actor === "system:rewrap")).toBe(true);
+    expect(
+      (await auditRows(h.db, "DECRYPT_FAILED")).some(
+        (x) => x.target === "token:gmail:rw-b" && x.actor === "system:rewrap",
+      ),
+    ).toBe(true);
     for (const u of ["rw-a", "rw-e"]) expect((await get(u)).status).toBe(200);
   }, 30_000);
 
@@ -72,7 +81,10 @@ describeEachDb("token row tampering (bookkeeping columns)", (h) => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("DECRYPTION_FAILED");
     expect(await decryptFailures("kv-lie")).toBe(before + 1);
     // Retiring `active` (which still protects the row's envelopes) is refused until rewrap moved it.
-    const counts = await a.t.runtime.keys.rewrappables().find((s) => s.name === "oauth_tokens")!.countByVersion();
+    const counts = await a.t.runtime.keys
+      .rewrappables()
+      .find((s) => s.name === "oauth_tokens")!
+      .countByVersion();
     expect(counts.get(active) ?? 0).toBeGreaterThan(0);
     await expect(a.t.runtime.keys.retire(active)).rejects.toThrow(/still protects/);
     const r = await rewrap();
@@ -83,7 +95,10 @@ describeEachDb("token row tampering (bookkeeping columns)", (h) => {
     expect(old).toBeLessThan(active);
     // Honest rows are recognised as consistent: nothing left to move, nothing counted twice.
     expect((await rewrap()).moved).toBe(0);
-    const after = await a.t.runtime.keys.rewrappables().find((s) => s.name === "oauth_tokens")!.countByVersion();
+    const after = await a.t.runtime.keys
+      .rewrappables()
+      .find((s) => s.name === "oauth_tokens")!
+      .countByVersion();
     const total = await h.db.prisma.oAuthToken.count();
     expect([...after.values()].reduce((x, y) => x + y, 0)).toBe(total);
   }, 30_000);

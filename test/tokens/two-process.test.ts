@@ -14,7 +14,10 @@ type Proc = ReturnType<typeof Bun.spawn>;
 async function waitReady(url: string, proc: Proc, ms = 30_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    if (proc.exitCode !== null) throw new Error(`service exited early (${proc.exitCode}): ${await new Response(proc.stderr as ReadableStream).text()}`);
+    if (proc.exitCode !== null)
+      throw new Error(
+        `service exited early (${proc.exitCode}): ${await new Response(proc.stderr as ReadableStream).text()}`,
+      );
     try {
       if ((await fetch(`${url}/readyz`)).status === 200) return;
     } catch {}
@@ -78,32 +81,52 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
     ({ writer, reader } = await provision(urls[0]!, BOOTSTRAP_KEY));
     await start();
 
-    const put = await callApi(urls[0]!, writer, "PUT", "/v1/tokens/gmail/herd", { accessToken: "herd-old", refreshToken: "herd-refresh", expiresAt: Date.now() + 60_000 });
+    const put = await callApi(urls[0]!, writer, "PUT", "/v1/tokens/gmail/herd", {
+      accessToken: "herd-old",
+      refreshToken: "herd-refresh",
+      expiresAt: Date.now() + 60_000,
+    });
     expect(put.status).toBe(201);
 
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", "/v1/tokens/gmail/herd")));
-    const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{ accessToken?: string; error?: unknown }>;
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", "/v1/tokens/gmail/herd")),
+    );
+    const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{
+      accessToken?: string;
+      error?: unknown;
+    }>;
     expect(results.map((r) => r.status)).toEqual(Array(100).fill(200));
     expect(fake.calls).toHaveLength(1);
     const issued = fake.issued[0]!;
     expect(new Set(bodies.map((b) => b.accessToken))).toEqual(new Set([issued]));
 
-    const rows = await db.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(`SELECT * FROM oauth_tokens WHERE "userId" = 'herd'`);
+    const rows = await db.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
+      `SELECT * FROM oauth_tokens WHERE "userId" = 'herd'`,
+    );
     const raw = JSON.stringify(rows);
     expect(raw).not.toContain(issued);
     expect(raw).not.toContain("herd-refresh");
     expect(rows[0]!.refreshStatus).toBe("ok");
-    expect(await db.prisma.auditLog.count({ where: { eventType: "TOKEN_REFRESHED", target: "token:gmail:herd" } })).toBe(1);
+    expect(
+      await db.prisma.auditLog.count({ where: { eventType: "TOKEN_REFRESHED", target: "token:gmail:herd" } }),
+    ).toBe(1);
     expect(await db.prisma.auditLog.count({ where: { eventType: "ACCESS_GRANTED" } })).toBeGreaterThanOrEqual(100);
   }, 90_000);
 
   test("attacker race: 20 concurrent forced reads over two processes all get the fresh token, one upstream call", async () => {
     for (let round = 0; round < 3; round++) {
       const user = `forced-${round}`;
-      const put = await callApi(urls[0]!, writer, "PUT", `/v1/tokens/gmail/${user}`, { accessToken: `forced-old-${round}`, refreshToken: `forced-r-${round}` });
+      const put = await callApi(urls[0]!, writer, "PUT", `/v1/tokens/gmail/${user}`, {
+        accessToken: `forced-old-${round}`,
+        refreshToken: `forced-r-${round}`,
+      });
       expect(put.status).toBe(201);
       const before = fake.calls.length;
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", `/v1/tokens/gmail/${user}?refresh=force`)));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          callApi(urls[i % 2]!, reader, "GET", `/v1/tokens/gmail/${user}?refresh=force`),
+        ),
+      );
       const bodies = (await Promise.all(results.map((r) => r.json()))) as Array<{ accessToken?: string }>;
       expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
       expect(fake.calls.length - before).toBe(1);
@@ -117,17 +140,29 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
     await Bun.sleep(1500);
     fake.calls.length = 0;
     fake.behaviour = { kind: "error500" };
-    const put = await callApi(urls[0]!, writer, "PUT", "/v1/tokens/gmail/outage", { accessToken: "outage-old", refreshToken: "outage-refresh", expiresAt: Date.now() - 1000 });
+    const put = await callApi(urls[0]!, writer, "PUT", "/v1/tokens/gmail/outage", {
+      accessToken: "outage-old",
+      refreshToken: "outage-refresh",
+      expiresAt: Date.now() - 1000,
+    });
     expect(put.status).toBe(201);
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", "/v1/tokens/gmail/outage")));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => callApi(urls[i % 2]!, reader, "GET", "/v1/tokens/gmail/outage")),
+    );
     const statuses = results.map((r) => r.status);
     expect(statuses.every((s) => s === 502 || s === 503)).toBe(true);
     expect(results.every((r) => r.headers.get("retry-after") !== null)).toBe(true);
     expect(fake.calls).toHaveLength(1);
-    const row = (await db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: "outage" } })) as { refreshStatus: string; refreshFailures: number; nextRefreshAt: Date | null };
+    const row = (await db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: "outage" } })) as {
+      refreshStatus: string;
+      refreshFailures: number;
+      nextRefreshAt: Date | null;
+    };
     expect({ status: row.refreshStatus, failures: row.refreshFailures }).toEqual({ status: "degraded", failures: 1 });
     expect(row.nextRefreshAt!.getTime()).toBeGreaterThan(Date.now());
-    expect(await db.prisma.auditLog.count({ where: { eventType: "TOKEN_REFRESH_FAILED", target: "token:gmail:outage" } })).toBe(1);
+    expect(
+      await db.prisma.auditLog.count({ where: { eventType: "TOKEN_REFRESH_FAILED", target: "token:gmail:outage" } }),
+    ).toBe(1);
     fake.behaviour = { kind: "ok", delayMs: 300 };
   }, 90_000);
 });

@@ -13,34 +13,62 @@ describeEachDb("tokens over HTTP", (h) => {
   let a: TokenTestApp;
   const clock = new ManualClock(T0);
   beforeAll(async () => {
-    a = await tokenTestApp(h.db, { clock, env: { GOOGLE_CLIENT_ID: "id", GOOGLE_CLIENT_SECRET: "secret", GOOGLE_TOKEN_URL: "http://127.0.0.1:1/token" } });
+    a = await tokenTestApp(h.db, {
+      clock,
+      env: { GOOGLE_CLIENT_ID: "id", GOOGLE_CLIENT_SECRET: "secret", GOOGLE_TOKEN_URL: "http://127.0.0.1:1/token" },
+    });
   }, 60_000);
   afterAll(() => a?.close());
 
-  const put = (integration: string, userId: string, body: unknown, key = a.writer) => a.call(key, "PUT", `/v1/tokens/${integration}/${userId}`, body, { "User-Agent": "tests/1.0" });
-  const get = (integration: string, userId: string, query = "", key = a.reader) => a.call(key, "GET", `/v1/tokens/${integration}/${userId}${query}`);
+  const put = (integration: string, userId: string, body: unknown, key = a.writer) =>
+    a.call(key, "PUT", `/v1/tokens/${integration}/${userId}`, body, { "User-Agent": "tests/1.0" });
+  const get = (integration: string, userId: string, query = "", key = a.reader) =>
+    a.call(key, "GET", `/v1/tokens/${integration}/${userId}${query}`);
 
   test("round trip: store then read returns the token; the row holds only ciphertext", async () => {
     const accessToken = `ya29.access-${crypto.randomUUID()}`;
     const refreshToken = `1//refresh-${crypto.randomUUID()}`;
     const expiresAt = new Date(T0 + 2 * HOUR).toISOString();
-    const stored = await put("gmail", "alice", { accessToken, refreshToken, expiresAt, scope: "mail.read", tokenType: "Bearer" });
+    const stored = await put("gmail", "alice", {
+      accessToken,
+      refreshToken,
+      expiresAt,
+      scope: "mail.read",
+      tokenType: "Bearer",
+    });
     expect(stored.status).toBe(201);
     const meta = (await stored.json()) as { created: boolean; token: Record<string, unknown> };
     expect(meta.created).toBe(true);
     expect(JSON.stringify(meta)).not.toContain(accessToken);
-    expect(meta.token).toMatchObject({ integration: "gmail", userId: "alice", hasRefreshToken: true, status: "valid", userAgent: "tests/1.0" });
+    expect(meta.token).toMatchObject({
+      integration: "gmail",
+      userId: "alice",
+      hasRefreshToken: true,
+      status: "valid",
+      userAgent: "tests/1.0",
+    });
 
     const res = await get("gmail", "alice");
     expect(res.status).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");
     const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ integration: "gmail", userId: "alice", accessToken, expiresAt, scope: "mail.read", tokenType: "Bearer", refreshed: false, hasRefreshToken: true });
+    expect(body).toMatchObject({
+      integration: "gmail",
+      userId: "alice",
+      accessToken,
+      expiresAt,
+      scope: "mail.read",
+      tokenType: "Bearer",
+      refreshed: false,
+      hasRefreshToken: true,
+    });
     expect(body).not.toHaveProperty("refreshToken");
     expect(body.lastUsed).toBe(new Date(T0).toISOString());
 
     // Raw rows: no plaintext anywhere, ciphertexts carry this row's contexts.
-    const rows = await h.db.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(`SELECT * FROM oauth_tokens WHERE "userId" = 'alice'`);
+    const rows = await h.db.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
+      `SELECT * FROM oauth_tokens WHERE "userId" = 'alice'`,
+    );
     expect(rows.length).toBe(1);
     const raw = JSON.stringify(rows[0]);
     expect(raw).not.toContain(accessToken);
@@ -49,12 +77,20 @@ describeEachDb("tokens over HTTP", (h) => {
     const row = rows[0]!;
     expect(String(row.accessToken).split(".").length).toBe(5);
     const header = JSON.parse(Buffer.from(String(row.accessToken).split(".")[0]!, "base64url").toString());
-    expect(header).toMatchObject({ alg: "dir", enc: "A256GCM", ctx: '["chronokms/oauth-token/v2","gmail","alice","access",1]' });
+    expect(header).toMatchObject({
+      alg: "dir",
+      enc: "A256GCM",
+      ctx: '["chronokms/oauth-token/v2","gmail","alice","access",1]',
+    });
     expect(Buffer.from(header.salt, "base64url").length).toBe(32);
-    expect(JSON.parse(Buffer.from(String(row.refreshToken).split(".")[0]!, "base64url").toString()).ctx).toBe('["chronokms/oauth-token/v2","gmail","alice","refresh",1]');
+    expect(JSON.parse(Buffer.from(String(row.refreshToken).split(".")[0]!, "base64url").toString()).ctx).toBe(
+      '["chronokms/oauth-token/v2","gmail","alice","refresh",1]',
+    );
     expect(header.kid).toBe(`tok:${row.keyVersion}`);
     // Nor in the audit trail or the access-request rows.
-    const audit = JSON.stringify(await h.db.prisma.$queryRawUnsafe(`SELECT * FROM audit_logs`), (_k, v) => (typeof v === "bigint" ? String(v) : v));
+    const audit = JSON.stringify(await h.db.prisma.$queryRawUnsafe(`SELECT * FROM audit_logs`), (_k, v) =>
+      typeof v === "bigint" ? String(v) : v,
+    );
     expect(audit).not.toContain(accessToken);
     expect(audit).not.toContain(refreshToken);
     expect((await auditRows(h.db, "TOKEN_STORED")).some((r) => r.target === "token:gmail:alice")).toBe(true);
@@ -172,7 +208,12 @@ describeEachDb("tokens over HTTP", (h) => {
     await put("gmail", "s-expired", { accessToken: "tok-expired", refreshToken: "rt", expiresAt: T0 - HOUR });
     await put("gmail", "s-dead", { accessToken: "tok-dead", expiresAt: T0 - HOUR });
     await put("slack", "s-noprovider", { accessToken: "tok-np", refreshToken: "rt", expiresAt: T0 - HOUR });
-    for (const [user, integration, status] of [["s-valid", "gmail", "valid"], ["s-expired", "gmail", "expired"], ["s-dead", "gmail", "needs-reauth"], ["s-noprovider", "slack", "needs-reauth"]] as const) {
+    for (const [user, integration, status] of [
+      ["s-valid", "gmail", "valid"],
+      ["s-expired", "gmail", "expired"],
+      ["s-dead", "gmail", "needs-reauth"],
+      ["s-noprovider", "slack", "needs-reauth"],
+    ] as const) {
       const res = await a.call(a.reader, "GET", `/v1/tokens/${integration}/${user}/status`);
       expect(res.status).toBe(200);
       const text = await res.text();
@@ -183,7 +224,10 @@ describeEachDb("tokens over HTTP", (h) => {
     // Expired with nothing to refresh it: a read says re-authenticate.
     const dead = await get("gmail", "s-dead");
     expect(dead.status).toBe(409);
-    expect(((await dead.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "REAUTH_REQUIRED", message: expect.stringContaining("re-authenticate") });
+    expect(((await dead.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: "REAUTH_REQUIRED",
+      message: expect.stringContaining("re-authenticate"),
+    });
     // refresh=never returns what is stored, expired or not.
     expect((await get("gmail", "s-dead", "?refresh=never")).status).toBe(200);
   });
@@ -196,14 +240,21 @@ describeEachDb("tokens over HTTP", (h) => {
     const text = await res.text();
     expect(text).not.toContain("list-secret");
     expect(text).not.toContain("eyJ");
-    const body = JSON.parse(text) as { items: Array<{ integration: string; hasRefreshToken: boolean }>; nextCursor: string | null };
+    const body = JSON.parse(text) as {
+      items: Array<{ integration: string; hasRefreshToken: boolean }>;
+      nextCursor: string | null;
+    };
     expect(body.items.map((i) => i.integration).sort()).toEqual(["github", "gmail"]);
     const page1 = (await (await a.call(a.reader, "GET", "/v1/tokens?userId=lister&limit=1")).json()) as typeof body;
     expect(page1.items.length).toBe(1);
-    const page2 = (await (await a.call(a.reader, "GET", `/v1/tokens?userId=lister&limit=1&cursor=${page1.nextCursor}`)).json()) as typeof body;
+    const page2 = (await (
+      await a.call(a.reader, "GET", `/v1/tokens?userId=lister&limit=1&cursor=${page1.nextCursor}`)
+    ).json()) as typeof body;
     expect(page2.items.length).toBe(1);
     expect(page2.items[0]!.integration).not.toBe(page1.items[0]!.integration);
-    const gh = (await (await a.call(a.reader, "GET", "/v1/tokens?integration=github&userId=lister")).json()) as typeof body;
+    const gh = (await (
+      await a.call(a.reader, "GET", "/v1/tokens?integration=github&userId=lister")
+    ).json()) as typeof body;
     expect(gh.items).toHaveLength(1);
   });
 

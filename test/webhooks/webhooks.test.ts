@@ -59,11 +59,25 @@ describeEachDb("webhooks", (h) => {
   });
 
   test("registration: secret once, admin only, bad input 400; the stored secret is not the secret", async () => {
-    expect((await a.call(a.admin, "POST", "/v1/webhooks", { url: "ftp://x", events: ["token.deleted"] })).status).toBe(400);
-    expect((await a.call(a.admin, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/x", events: ["token.exploded"] })).status).toBe(400);
-    expect((await a.call(a.admin, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/x", events: [] })).status).toBe(400);
-    expect((await a.call(a.writer, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/x", events: ["token.deleted"] })).status).toBe(403);
-    const res = await a.call(a.admin, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/x", events: ["key.rotated"], description: "scratch" });
+    expect((await a.call(a.admin, "POST", "/v1/webhooks", { url: "ftp://x", events: ["token.deleted"] })).status).toBe(
+      400,
+    );
+    expect(
+      (await a.call(a.admin, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/x", events: ["token.exploded"] }))
+        .status,
+    ).toBe(400);
+    expect((await a.call(a.admin, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/x", events: [] })).status).toBe(
+      400,
+    );
+    expect(
+      (await a.call(a.writer, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/x", events: ["token.deleted"] }))
+        .status,
+    ).toBe(403);
+    const res = await a.call(a.admin, "POST", "/v1/webhooks", {
+      url: "http://127.0.0.1:9/x",
+      events: ["key.rotated"],
+      description: "scratch",
+    });
     expect(res.status).toBe(201);
     const created = (await res.json()) as { id: string; secret: string };
     expect(created.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
@@ -78,31 +92,58 @@ describeEachDb("webhooks", (h) => {
   test("every event reaches a receiver that was down, signed, exactly as documented, without secrets", async () => {
     const first = startReceiver();
     const port = first.port;
-    const reg = await a.call(a.admin, "POST", "/v1/webhooks", { url: `http://127.0.0.1:${port}/hooks`, events: [...WEBHOOK_EVENT_TYPES] });
+    const reg = await a.call(a.admin, "POST", "/v1/webhooks", {
+      url: `http://127.0.0.1:${port}/hooks`,
+      events: [...WEBHOOK_EVENT_TYPES],
+    });
     expect(reg.status).toBe(201);
     const hook = (await reg.json()) as { id: string; secret: string };
     // The receiver goes down before anything happens.
     first.stop();
 
     // token.deleted
-    expect((await a.call(a.writer, "PUT", "/v1/tokens/github/wh-1", { accessToken: "AT-SECRET-1", refreshToken: "RT-SECRET-1" })).status).toBe(201);
+    expect(
+      (
+        await a.call(a.writer, "PUT", "/v1/tokens/github/wh-1", {
+          accessToken: "AT-SECRET-1",
+          refreshToken: "RT-SECRET-1",
+        })
+      ).status,
+    ).toBe(201);
     expect((await a.call(a.writer, "DELETE", "/v1/tokens/github/wh-1")).status).toBe(204);
     // token.degraded (5xx on refresh), then token.recovered
-    expect((await a.call(a.writer, "PUT", "/v1/tokens/gmail/wh-2", { accessToken: "AT-SECRET-2", refreshToken: "RT-SECRET-2", expiresAt: T0 + 60_000 })).status).toBe(201);
+    expect(
+      (
+        await a.call(a.writer, "PUT", "/v1/tokens/gmail/wh-2", {
+          accessToken: "AT-SECRET-2",
+          refreshToken: "RT-SECRET-2",
+          expiresAt: T0 + 60_000,
+        })
+      ).status,
+    ).toBe(201);
     fake.behaviour = { kind: "error500" };
     expect((await a.call(a.reader, "GET", "/v1/tokens/gmail/wh-2")).status).toBe(200);
     fake.behaviour = { kind: "ok", rotateRefresh: true };
     clock.t += 2 * 60_000; // past the refresh backoff window
     expect((await a.call(a.reader, "GET", "/v1/tokens/gmail/wh-2")).status).toBe(200);
     // token.needs_reauth
-    expect((await a.call(a.writer, "PUT", "/v1/tokens/gmail/wh-3", { accessToken: "AT-SECRET-3", refreshToken: "RT-SECRET-3", expiresAt: clock.t + 60_000 })).status).toBe(201);
+    expect(
+      (
+        await a.call(a.writer, "PUT", "/v1/tokens/gmail/wh-3", {
+          accessToken: "AT-SECRET-3",
+          refreshToken: "RT-SECRET-3",
+          expiresAt: clock.t + 60_000,
+        })
+      ).status,
+    ).toBe(201);
     fake.behaviour = { kind: "invalid_grant" };
     expect((await a.call(a.reader, "GET", "/v1/tokens/gmail/wh-3")).status).toBe(200);
     fake.behaviour = { kind: "ok" };
     // key.rotated
     expect((await a.call(a.admin, "POST", "/v1/keys/rotate")).status).toBeLessThan(300);
     // audit.verify_failed: a forged row inserted by someone with SQL access
-    await h.db.prisma.$executeRaw`INSERT INTO audit_logs (id, seq, "chainId", timestamp, "eventType", actor, target, "startTime", "endTime", success, details, "prevHash", hash)
+    await h.db.prisma
+      .$executeRaw`INSERT INTO audit_logs (id, seq, "chainId", timestamp, "eventType", actor, target, "startTime", "endTime", success, details, "prevHash", hash)
       VALUES (${Bun.randomUUIDv7()}::uuid, 1, 'forged-chain', ${BigInt(T0)}, 'ACCESS_GRANTED', 'mallory', 'token:gmail:ceo', NULL, NULL, true, '{}'::jsonb, 'x', 'y')`;
     const verify = (await (await a.call(a.admin, "GET", "/v1/audit-logs/verify")).json()) as { valid: boolean };
     expect(verify.valid).toBe(false);
@@ -113,7 +154,9 @@ describeEachDb("webhooks", (h) => {
     expect(await webhooks.deliverDue()).toBe(0); // nothing due before the backoff passes
     clock.t += 1_000;
     await webhooks.deliverDue();
-    const pending = (await (await a.call(a.admin, "GET", `/v1/webhooks/${hook.id}/deliveries?status=pending`)).json()) as { items: Array<{ attempts: number; lastError: string; nextAttemptAt: string }> };
+    const pending = (await (
+      await a.call(a.admin, "GET", `/v1/webhooks/${hook.id}/deliveries?status=pending`)
+    ).json()) as { items: Array<{ attempts: number; lastError: string; nextAttemptAt: string }> };
     expect(pending.items).toHaveLength(6);
     for (const d of pending.items) {
       expect(d.attempts).toBeGreaterThanOrEqual(1);
@@ -129,7 +172,9 @@ describeEachDb("webhooks", (h) => {
         await webhooks.deliverDue();
       }
       expect(receiver.received).toHaveLength(6);
-      const bodies = receiver.received.map((r) => JSON.parse(r.body) as { id: string; type: string; createdAt: string; data: Record<string, unknown> });
+      const bodies = receiver.received.map(
+        (r) => JSON.parse(r.body) as { id: string; type: string; createdAt: string; data: Record<string, unknown> },
+      );
       expect(bodies.map((b) => b.type).sort()).toEqual([...WEBHOOK_EVENT_TYPES].sort());
       for (const [i, r] of receiver.received.entries()) {
         const b = bodies[i]!;
@@ -145,26 +190,61 @@ describeEachDb("webhooks", (h) => {
         // Outside the replay window, or with another secret or body, it does not verify.
         expect(verifyWebhookSignature(hook.secret, sig, r.body, Math.floor(clock.t / 1000) + 301)).toBe(false);
         expect(verifyWebhookSignature(`${hook.secret}x`, sig, r.body, Math.floor(clock.t / 1000))).toBe(false);
-        expect(verifyWebhookSignature(hook.secret, sig, r.body.replace("}", " }"), Math.floor(clock.t / 1000))).toBe(false);
+        expect(verifyWebhookSignature(hook.secret, sig, r.body.replace("}", " }"), Math.floor(clock.t / 1000))).toBe(
+          false,
+        );
       }
       const byType = Object.fromEntries(bodies.map((b) => [b.type, b.data]));
       expect(byType["token.deleted"]).toEqual({ integration: "github", userId: "wh-1", revocation: "unsupported" });
-      expect(byType["token.degraded"]).toEqual({ integration: "gmail", userId: "wh-2", from: "ok", to: "degraded", reason: "provider_5xx", retryAt: expect.stringMatching(/^2026-03-09T10:00:/) });
+      expect(byType["token.degraded"]).toEqual({
+        integration: "gmail",
+        userId: "wh-2",
+        from: "ok",
+        to: "degraded",
+        reason: "provider_5xx",
+        retryAt: expect.stringMatching(/^2026-03-09T10:00:/),
+      });
       expect(byType["token.recovered"]).toEqual({ integration: "gmail", userId: "wh-2", from: "degraded", to: "ok" });
-      expect(byType["token.needs_reauth"]).toEqual({ integration: "gmail", userId: "wh-3", from: "ok", to: "needs-reauth", reason: "invalid_grant", retryAt: null });
+      expect(byType["token.needs_reauth"]).toEqual({
+        integration: "gmail",
+        userId: "wh-3",
+        from: "ok",
+        to: "needs-reauth",
+        reason: "invalid_grant",
+        retryAt: null,
+      });
       expect(byType["key.rotated"]).toMatchObject({ version: expect.any(Number), previous: expect.any(Number) });
       expect(byType["audit.verify_failed"]).toMatchObject({ checked: expect.any(Number) });
 
       const everything = receiver.received.map((r) => JSON.stringify(r)).join("\n");
-      const secrets = [hook.secret, hook.secret.slice(6), a.admin, a.writer, a.reader, ...fake.issued, "AT-SECRET", "RT-SECRET", "fake-refresh", fake.clientSecret];
+      const secrets = [
+        hook.secret,
+        hook.secret.slice(6),
+        a.admin,
+        a.writer,
+        a.reader,
+        ...fake.issued,
+        "AT-SECRET",
+        "RT-SECRET",
+        "fake-refresh",
+        fake.clientSecret,
+      ];
       for (const s of secrets) expect({ s, leaked: everything.includes(s) }).toEqual({ s, leaked: false });
       const stored = toJson(await h.db.prisma.webhookDelivery.findMany());
       for (const s of secrets) expect({ s, stored: stored.includes(s) }).toEqual({ s, stored: false });
 
       // Delivery state for admins: all delivered, the retried ones with more than one attempt.
-      const list = (await (await a.call(a.admin, "GET", "/v1/webhooks")).json()) as { items: Array<{ id: string; deliveries: { pending: number; delivered: number; failed: number } }> };
-      expect(list.items.find((w) => w.id === hook.id)!.deliveries).toMatchObject({ pending: 0, delivered: 6, failed: 0 });
-      const all = (await (await a.call(a.admin, "GET", `/v1/webhooks/${hook.id}/deliveries`)).json()) as { items: Array<{ status: string; attempts: number }> };
+      const list = (await (await a.call(a.admin, "GET", "/v1/webhooks")).json()) as {
+        items: Array<{ id: string; deliveries: { pending: number; delivered: number; failed: number } }>;
+      };
+      expect(list.items.find((w) => w.id === hook.id)!.deliveries).toMatchObject({
+        pending: 0,
+        delivered: 6,
+        failed: 0,
+      });
+      const all = (await (await a.call(a.admin, "GET", `/v1/webhooks/${hook.id}/deliveries`)).json()) as {
+        items: Array<{ status: string; attempts: number }>;
+      };
       expect(all.items.every((d) => d.status === "delivered" && d.attempts >= 2)).toBe(true);
       // Delivered once: another round sends nothing.
       clock.t += 3_600_000;
@@ -176,10 +256,14 @@ describeEachDb("webhooks", (h) => {
   });
 
   test("an event is in the outbox exactly when its audit row is: the delivery names the audit row as its event id", async () => {
-    const reg = (await (await a.call(a.admin, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/none", events: ["token.deleted"] })).json()) as { id: string };
+    const reg = (await (
+      await a.call(a.admin, "POST", "/v1/webhooks", { url: "http://127.0.0.1:9/none", events: ["token.deleted"] })
+    ).json()) as { id: string };
     expect((await a.call(a.writer, "PUT", "/v1/tokens/github/wh-link", { accessToken: "x" })).status).toBe(201);
     expect((await a.call(a.writer, "DELETE", "/v1/tokens/github/wh-link")).status).toBe(204);
-    const row = await h.db.prisma.auditLog.findFirstOrThrow({ where: { eventType: "TOKEN_DELETED", target: "token:github:wh-link" } });
+    const row = await h.db.prisma.auditLog.findFirstOrThrow({
+      where: { eventType: "TOKEN_DELETED", target: "token:github:wh-link" },
+    });
     const deliveries = await h.db.prisma.webhookDelivery.findMany({ where: { webhookId: reg.id } });
     expect(deliveries.map((d) => d.eventId)).toEqual([row.id]);
     // A webhook not subscribed to an event type gets no delivery for it.

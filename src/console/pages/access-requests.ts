@@ -16,8 +16,20 @@ export const accessRequestsPage: Page = async (ctx) => {
   const pager = new CursorPager();
   const listSlot = h("div");
   const requesterId = h("input", { type: "text", autocomplete: "off" });
-  const granted = h("select", null, h("option", { value: "" }, "any"), h("option", { value: "true" }, "granted"), h("option", { value: "false" }, "denied"));
-  const resourceType = h("select", null, h("option", { value: "" }, "any"), h("option", { value: "timeslice" }, "time slices"), h("option", { value: "token" }, "tokens"));
+  const granted = h(
+    "select",
+    null,
+    h("option", { value: "" }, "any"),
+    h("option", { value: "true" }, "granted"),
+    h("option", { value: "false" }, "denied"),
+  );
+  const resourceType = h(
+    "select",
+    null,
+    h("option", { value: "" }, "any"),
+    h("option", { value: "timeslice" }, "time slices"),
+    h("option", { value: "token" }, "tokens"),
+  );
   const from = h("input", { type: "datetime-local" });
   const to = h("input", { type: "datetime-local" });
 
@@ -45,10 +57,22 @@ export const accessRequestsPage: Page = async (ctx) => {
           h("td", null, r.purpose ?? "—"),
           h("td", null, r.granted ? badge("granted", "ok") : badge("denied", "bad")),
           h("td", { class: "small" }, r.denialReason ?? (r.keyCount !== null ? `${r.keyCount} keys` : "")),
-          h("td", { class: "mono small", title: fmtJson(r.policyIds, 1000) }, r.policyId ? r.policyId.slice(0, 8) : "—"),
+          h(
+            "td",
+            { class: "mono small", title: fmtJson(r.policyIds, 1000) },
+            r.policyId ? r.policyId.slice(0, 8) : "—",
+          ),
         ),
       );
-      replace(listSlot, table(["When", "Requester", "Resource", "Data range", "Purpose", "Decision", "Reason", "Policy"], rows, "No access requests match."), pager.controls(page.nextCursor, () => void load()));
+      replace(
+        listSlot,
+        table(
+          ["When", "Requester", "Resource", "Data range", "Purpose", "Decision", "Reason", "Policy"],
+          rows,
+          "No access requests match.",
+        ),
+        pager.controls(page.nextCursor, () => void load()),
+      );
     } catch (err) {
       showErrors(filters, err);
     }
@@ -56,7 +80,16 @@ export const accessRequestsPage: Page = async (ctx) => {
 
   const filters: HTMLFormElement = h(
     "form",
-    { class: "filters", novalidate: true, data: { form: "filters" }, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
+    {
+      class: "filters",
+      novalidate: true,
+      data: { form: "filters" },
+      onsubmit: (e: SubmitEvent) => {
+        e.preventDefault();
+        pager.reset();
+        void load();
+      },
+    },
     field("Requester id", requesterId, { name: "requesterId" }),
     field("Decision", granted, { name: "granted" }),
     field("Resource", resourceType, { name: "resourceType" }),

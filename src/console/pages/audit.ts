@@ -8,14 +8,26 @@ import type { Page } from "../context.ts";
 import { badge, fmtDetails, fmtJson, fmtTime, h, isoFromLocal, replace, table, field } from "../dom.ts";
 import { clearErrors, describeError, showErrors } from "../errors.ts";
 import { CursorPager } from "../paging.ts";
-import { findingsOf, runVerification, short, verificationPanel, type Finding, type Verification } from "../verification.ts";
+import {
+  findingsOf,
+  runVerification,
+  short,
+  verificationPanel,
+  type Finding,
+  type Verification,
+} from "../verification.ts";
 
 export const auditPage: Page = async (ctx) => {
   const { client, root } = ctx;
   const pager = new CursorPager();
   const listSlot = h("div");
   const verifySlot = h("div", { class: "verify-slot" });
-  const eventType = h("select", null, h("option", { value: "" }, "any event"), AUDIT_EVENT_TYPES.map((t) => h("option", { value: t }, t)));
+  const eventType = h(
+    "select",
+    null,
+    h("option", { value: "" }, "any event"),
+    AUDIT_EVENT_TYPES.map((t) => h("option", { value: t }, t)),
+  );
   const actor = h("input", { type: "text", autocomplete: "off" });
   const from = h("input", { type: "datetime-local" });
   const to = h("input", { type: "datetime-local" });
@@ -36,7 +48,15 @@ export const auditPage: Page = async (ctx) => {
       const page = await client.auditLogs({ ...query(), cursor: pager.current });
       if (ctx.isStale()) return;
       loaded = page.items;
-      replace(listSlot, table(["Time", "Chain · seq", "Event", "Actor", "Target", "Result", "Details", "Hash"], page.items.map(row), "No audit rows match."), pager.controls(page.nextCursor, () => void load()));
+      replace(
+        listSlot,
+        table(
+          ["Time", "Chain · seq", "Event", "Actor", "Target", "Result", "Details", "Hash"],
+          page.items.map(row),
+          "No audit rows match.",
+        ),
+        pager.controls(page.nextCursor, () => void load()),
+      );
       return page.nextCursor;
     } catch (err) {
       showErrors(filters, err);
@@ -45,7 +65,10 @@ export const auditPage: Page = async (ctx) => {
   }
 
   function row(e: AuditLogEntry): HTMLTableRowElement {
-    const flagged = firstFinding !== null && (firstFinding.id === e.id || (firstFinding.id === undefined && firstFinding.chainId === e.chainId && firstFinding.seq === e.seq));
+    const flagged =
+      firstFinding !== null &&
+      (firstFinding.id === e.id ||
+        (firstFinding.id === undefined && firstFinding.chainId === e.chainId && firstFinding.seq === e.seq));
     return h(
       "tr",
       { class: flagged ? "first-finding" : undefined, data: { id: e.id, eventType: e.eventType } },
@@ -54,7 +77,11 @@ export const auditPage: Page = async (ctx) => {
       h("td", null, e.eventType),
       h("td", { class: "mono small" }, e.actor),
       h("td", { class: "mono small" }, e.target ?? "—"),
-      h("td", null, e.success ? badge("ok", "ok") : badge(e.eventType === "ACCESS_DENIED" ? "denied" : "failed", "bad")),
+      h(
+        "td",
+        null,
+        e.success ? badge("ok", "ok") : badge(e.eventType === "ACCESS_DENIED" ? "denied" : "failed", "bad"),
+      ),
       h("td", { class: "small details", title: fmtJson(e.details, 2000) }, fmtDetails(e.details)),
       h("td", { class: "mono small", title: e.hash }, e.hash.slice(0, 10)),
     );
@@ -74,28 +101,59 @@ export const auditPage: Page = async (ctx) => {
     }
     const el = listSlot.querySelector("tr.first-finding");
     if (el) el.scrollIntoView({ block: "center" });
-    else ctx.notify("The flagged row is not within the first 20 pages (it may be missing: a deletion is reported at the row after it).", "bad");
+    else
+      ctx.notify(
+        "The flagged row is not within the first 20 pages (it may be missing: a deletion is reported at the row after it).",
+        "bad",
+      );
   }
-  const rowShown = () => firstFinding !== null && loaded.some((e) => e.id === firstFinding!.id || (e.chainId === firstFinding!.chainId && e.seq === firstFinding!.seq));
+  const rowShown = () =>
+    firstFinding !== null &&
+    loaded.some(
+      (e) => e.id === firstFinding!.id || (e.chainId === firstFinding!.chainId && e.seq === firstFinding!.seq),
+    );
 
-  const verifyButton = h("button", { type: "button", class: "primary", onclick: async () => {
-    verifyButton.disabled = true;
-    replace(verifySlot, h("p", { class: "muted" }, "Verifying…"));
-    try {
-      const v: Verification = await runVerification(() => client.verifyAudit());
-      firstFinding = findingsOf(v)[0] ?? null;
-      replace(verifySlot, verificationPanel(v, new Date()), firstFinding && (firstFinding.id || firstFinding.chainId) ? h("button", { type: "button", onclick: () => void findRow() }, "Show the first finding in the log") : null);
-      await load(); // re-render rows so the flagged one is highlighted if it is on this page
-    } catch (err) {
-      replace(verifySlot, h("p", { class: "form-error" }, describeError(err)));
-    } finally {
-      verifyButton.disabled = false;
-    }
-  } }, "Verify audit log");
+  const verifyButton = h(
+    "button",
+    {
+      type: "button",
+      class: "primary",
+      onclick: async () => {
+        verifyButton.disabled = true;
+        replace(verifySlot, h("p", { class: "muted" }, "Verifying…"));
+        try {
+          const v: Verification = await runVerification(() => client.verifyAudit());
+          firstFinding = findingsOf(v)[0] ?? null;
+          replace(
+            verifySlot,
+            verificationPanel(v, new Date()),
+            firstFinding && (firstFinding.id || firstFinding.chainId)
+              ? h("button", { type: "button", onclick: () => void findRow() }, "Show the first finding in the log")
+              : null,
+          );
+          await load(); // re-render rows so the flagged one is highlighted if it is on this page
+        } catch (err) {
+          replace(verifySlot, h("p", { class: "form-error" }, describeError(err)));
+        } finally {
+          verifyButton.disabled = false;
+        }
+      },
+    },
+    "Verify audit log",
+  );
 
   const filters: HTMLFormElement = h(
     "form",
-    { class: "filters", novalidate: true, data: { form: "filters" }, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
+    {
+      class: "filters",
+      novalidate: true,
+      data: { form: "filters" },
+      onsubmit: (e: SubmitEvent) => {
+        e.preventDefault();
+        pager.reset();
+        void load();
+      },
+    },
     field("Event", eventType, { name: "eventType" }),
     field("Actor", actor, { name: "actor" }),
     field("From", from, { name: "from" }),
@@ -105,7 +163,12 @@ export const auditPage: Page = async (ctx) => {
   );
   replace(
     root,
-    h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Verification"), verifyButton), verifySlot),
+    h(
+      "section",
+      { class: "panel" },
+      h("div", { class: "panel-head" }, h("h2", null, "Verification"), verifyButton),
+      verifySlot,
+    ),
     h("section", { class: "panel" }, filters, listSlot),
   );
   await load();

@@ -11,7 +11,10 @@ import { describeError } from "../errors.ts";
 import { lastVerification, runVerification, verificationPanel } from "../verification.ts";
 
 /** A GET of a route newer servers add: null when this server does not serve it (404). */
-type Optional = { kind: "absent" } | { kind: "error"; message: string } | { kind: "ok"; value: Record<string, unknown> };
+type Optional =
+  | { kind: "absent" }
+  | { kind: "error"; message: string }
+  | { kind: "ok"; value: Record<string, unknown> };
 async function optional(load: () => Promise<Record<string, unknown>>): Promise<Optional> {
   try {
     return { kind: "ok", value: await load() };
@@ -43,46 +46,94 @@ export const overviewPage: Page = async (ctx) => {
 
   const verifySlot = h("div", { class: "verify-slot" });
   const showVerification = () =>
-    replace(verifySlot, lastVerification ? verificationPanel(lastVerification.result, lastVerification.at) : h("p", { class: "muted" }, "Not verified in this session yet."));
+    replace(
+      verifySlot,
+      lastVerification
+        ? verificationPanel(lastVerification.result, lastVerification.at)
+        : h("p", { class: "muted" }, "Not verified in this session yet."),
+    );
   showVerification();
-  const verifyButton = h("button", { type: "button", onclick: async () => {
-    verifyButton.disabled = true;
-    replace(verifySlot, h("p", { class: "muted" }, "Verifying…"));
-    try {
-      await runVerification(() => client.verifyAudit());
-      showVerification();
-    } catch (err) {
-      replace(verifySlot, h("p", { class: "form-error" }, describeError(err)));
-    } finally {
-      verifyButton.disabled = false;
-    }
-  } }, "Verify audit log");
+  const verifyButton = h(
+    "button",
+    {
+      type: "button",
+      onclick: async () => {
+        verifyButton.disabled = true;
+        replace(verifySlot, h("p", { class: "muted" }, "Verifying…"));
+        try {
+          await runVerification(() => client.verifyAudit());
+          showVerification();
+        } catch (err) {
+          replace(verifySlot, h("p", { class: "form-error" }, describeError(err)));
+        } finally {
+          verifyButton.disabled = false;
+        }
+      },
+    },
+    "Verify audit log",
+  );
 
   replace(
     root,
     h(
       "div",
       { class: "cards" },
-      card("Active key", active ? `v${active.version}` : "none", active ? `${active.sliceSeconds} s slices · since ${fmtTime(active.rotatedAt ?? active.createdAt)}` : "no active master key", "active-key"),
+      card(
+        "Active key",
+        active ? `v${active.version}` : "none",
+        active
+          ? `${active.sliceSeconds} s slices · since ${fmtTime(active.rotatedAt ?? active.createdAt)}`
+          : "no active master key",
+        "active-key",
+      ),
       card(
         "Rotation",
         pending === 0 ? "Complete" : `${fmtNumber(pending)} pending`,
-        pending === 0 ? "every record is sealed under the active version" : "records still sealed under older versions (re-encryption runs in the background)",
+        pending === 0
+          ? "every record is sealed under the active version"
+          : "records still sealed under older versions (re-encryption runs in the background)",
         "rotation",
       ),
-      card("Decisions / minute", fmtNumber(decisions(minute)), `in the last minute · ${fmtNumber(decisions(hour))} in the last hour`, "decisions"),
-      card("Audit log", fmtNumber(total.total), `rows · ${plural(total.chains, "chain")} · ${plural(total.bySuccess.failure, "failure")} recorded`, "audit"),
+      card(
+        "Decisions / minute",
+        fmtNumber(decisions(minute)),
+        `in the last minute · ${fmtNumber(decisions(hour))} in the last hour`,
+        "decisions",
+      ),
+      card(
+        "Audit log",
+        fmtNumber(total.total),
+        `rows · ${plural(total.chains, "chain")} · ${plural(total.bySuccess.failure, "failure")} recorded`,
+        "audit",
+      ),
     ),
-    h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Master key versions"), rotateControl(ctx)), versionTable(versions)),
+    h(
+      "section",
+      { class: "panel" },
+      h("div", { class: "panel-head" }, h("h2", null, "Master key versions"), rotateControl(ctx)),
+      versionTable(versions),
+    ),
     h("section", { class: "panel" }, h("h2", null, "Rotation schedule"), scheduleView(schedule)),
-    h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Audit verification"), verifyButton), verifySlot, headView(head)),
+    h(
+      "section",
+      { class: "panel" },
+      h("div", { class: "panel-head" }, h("h2", null, "Audit verification"), verifyButton),
+      verifySlot,
+      headView(head),
+    ),
   );
 };
 
 const plural = (n: number, word: string) => `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
 
 function card(title: string, value: string, note: string, name: string): HTMLElement {
-  return h("div", { class: "card", data: { card: name } }, h("div", { class: "card-title" }, title), h("div", { class: "card-value" }, value), h("div", { class: "card-note" }, note));
+  return h(
+    "div",
+    { class: "card", data: { card: name } },
+    h("div", { class: "card-title" }, title),
+    h("div", { class: "card-value" }, value),
+    h("div", { class: "card-note" }, note),
+  );
 }
 
 function statusBadge(status: KeyVersion["status"]) {
@@ -99,7 +150,13 @@ function versionTable(versions: KeyVersion[]): HTMLElement {
         h("td", null, `v${v.version}`),
         h("td", null, statusBadge(v.status)),
         h("td", { class: "num" }, fmtNumber(v.records)),
-        h("td", { class: "mono small" }, Object.entries(v.recordsByStore).map(([k, n]) => `${k}: ${n}`).join(", ") || "—"),
+        h(
+          "td",
+          { class: "mono small" },
+          Object.entries(v.recordsByStore)
+            .map(([k, n]) => `${k}: ${n}`)
+            .join(", ") || "—",
+        ),
         h("td", { class: "num" }, `${v.sliceSeconds} s`),
         h("td", null, fmtTime(v.createdAt)),
         h("td", null, fmtTime(v.rotatedAt)),
@@ -113,34 +170,63 @@ function versionTable(versions: KeyVersion[]): HTMLElement {
 function rotateControl(ctx: PageContext): HTMLElement {
   const wrap = h("div", { class: "inline-confirm" });
   const start = h("button", { type: "button", onclick: () => replace(wrap, confirm) }, "Rotate master key…");
-  const yes = h("button", { type: "button", class: "danger", onclick: async () => {
-    yes.disabled = true;
-    try {
-      const r = await ctx.client.rotateKeys();
-      ctx.notify(`Rotated: v${r.version} is active${r.previous ? `, v${r.previous} is decrypt-only` : ""}; ${r.pending} records to re-encrypt.`);
-      await overviewPage(ctx);
-    } catch (err) {
-      ctx.notify(describeError(err), "bad");
-      replace(wrap, start);
-    }
-  } }, "Rotate now");
-  const confirm = h("span", { class: "confirm" }, "New version becomes active; older ones decrypt only. ", yes, h("button", { type: "button", onclick: () => replace(wrap, start) }, "Cancel"));
+  const yes = h(
+    "button",
+    {
+      type: "button",
+      class: "danger",
+      onclick: async () => {
+        yes.disabled = true;
+        try {
+          const r = await ctx.client.rotateKeys();
+          ctx.notify(
+            `Rotated: v${r.version} is active${r.previous ? `, v${r.previous} is decrypt-only` : ""}; ${r.pending} records to re-encrypt.`,
+          );
+          await overviewPage(ctx);
+        } catch (err) {
+          ctx.notify(describeError(err), "bad");
+          replace(wrap, start);
+        }
+      },
+    },
+    "Rotate now",
+  );
+  const confirm = h(
+    "span",
+    { class: "confirm" },
+    "New version becomes active; older ones decrypt only. ",
+    yes,
+    h("button", { type: "button", onclick: () => replace(wrap, start) }, "Cancel"),
+  );
   replace(wrap, start);
   return wrap;
 }
 
 function scheduleView(o: Optional): HTMLElement {
-  if (o.kind === "absent") return h("p", { class: "muted" }, "This server has no rotation schedule: rotate here or with `bun run keys:rotate`.");
+  if (o.kind === "absent")
+    return h(
+      "p",
+      { class: "muted" },
+      "This server has no rotation schedule: rotate here or with `bun run keys:rotate`.",
+    );
   if (o.kind === "error") return h("p", { class: "form-error" }, o.message);
   const s = o.value;
   const enabled = s.enabled === true;
   return h(
     "dl",
     { class: "facts" },
-    h("dt", null, "Scheduled rotation"), h("dd", null, enabled ? badge("enabled", "ok") : badge("disabled", "muted")),
+    h("dt", null, "Scheduled rotation"),
+    h("dd", null, enabled ? badge("enabled", "ok") : badge("disabled", "muted")),
     ...Object.entries(s)
       .filter(([k]) => k !== "enabled")
-      .flatMap(([k, v]) => [h("dt", null, k), h("dd", null, /At$/.test(k) && typeof v === "string" ? fmtTime(v) : typeof v === "object" ? fmtJson(v, 300) : String(v))]),
+      .flatMap(([k, v]) => [
+        h("dt", null, k),
+        h(
+          "dd",
+          null,
+          /At$/.test(k) && typeof v === "string" ? fmtTime(v) : typeof v === "object" ? fmtJson(v, 300) : String(v),
+        ),
+      ]),
   );
 }
 
@@ -155,7 +241,10 @@ function headView(o: Optional): HTMLElement | null {
     h(
       "dl",
       { class: "facts" },
-      Object.entries(head).flatMap(([k, v]) => [h("dt", null, k), h("dd", { class: "mono small" }, typeof v === "object" ? fmtJson(v, 400) : String(v))]),
+      Object.entries(head).flatMap(([k, v]) => [
+        h("dt", null, k),
+        h("dd", { class: "mono small" }, typeof v === "object" ? fmtJson(v, 400) : String(v)),
+      ]),
     ),
   );
 }

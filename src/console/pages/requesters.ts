@@ -20,7 +20,11 @@ export const requestersPage: Page = async (ctx) => {
   const filterInput = h("input", { type: "search", placeholder: "exact requester id" });
 
   async function loadList() {
-    const page = await client.listRequesters({ limit: 50, cursor: pager.current, requesterId: blankToUndefined(filterInput.value) });
+    const page = await client.listRequesters({
+      limit: 50,
+      cursor: pager.current,
+      requesterId: blankToUndefined(filterInput.value),
+    });
     if (ctx.isStale()) return;
     const rows = page.items.map((r) =>
       h(
@@ -35,14 +39,24 @@ export const requestersPage: Page = async (ctx) => {
         h("td", null, h("button", { type: "button", class: "manage", onclick: () => void showDetail(r.id) }, "Manage")),
       ),
     );
-    replace(listSlot, table(["Requester id", "Name", "Department", "Email", "Status", "Created", ""], rows, "No requesters match."), pager.controls(page.nextCursor, () => void loadList().catch(fail)));
+    replace(
+      listSlot,
+      table(["Requester id", "Name", "Department", "Email", "Status", "Created", ""], rows, "No requesters match."),
+      pager.controls(page.nextCursor, () => void loadList().catch(fail)),
+    );
   }
   const fail = (err: unknown) => ctx.notify(describeError(err), "bad");
 
   async function showDetail(id: string) {
     const r = await client.getRequester(id);
     if (ctx.isStale()) return;
-    replace(detailSlot, detailPanel(ctx, r, { reload: () => void showDetail(id).catch(fail), reloadList: () => void loadList().catch(fail) }));
+    replace(
+      detailSlot,
+      detailPanel(ctx, r, {
+        reload: () => void showDetail(id).catch(fail),
+        reloadList: () => void loadList().catch(fail),
+      }),
+    );
     detailSlot.scrollIntoView({ block: "nearest" });
   }
 
@@ -55,13 +69,34 @@ export const requestersPage: Page = async (ctx) => {
 
   replace(
     root,
-    h("div", { class: "two-col" },
+    h(
+      "div",
+      { class: "two-col" },
       h("section", { class: "panel" }, h("h2", null, "New requester"), createForm),
-      h("section", { class: "panel grow" },
-        h("div", { class: "panel-head" }, h("h2", null, "Requesters"),
-          h("form", { class: "inline", onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void loadList().catch(fail); } },
-            h("label", { class: "sr-only", for: "requester-filter" }, "Filter by requester id"), Object.assign(filterInput, { id: "requester-filter" }), h("button", { type: "submit" }, "Filter"))),
-        listSlot),
+      h(
+        "section",
+        { class: "panel grow" },
+        h(
+          "div",
+          { class: "panel-head" },
+          h("h2", null, "Requesters"),
+          h(
+            "form",
+            {
+              class: "inline",
+              onsubmit: (e: SubmitEvent) => {
+                e.preventDefault();
+                pager.reset();
+                void loadList().catch(fail);
+              },
+            },
+            h("label", { class: "sr-only", for: "requester-filter" }, "Filter by requester id"),
+            Object.assign(filterInput, { id: "requester-filter" }),
+            h("button", { type: "submit" }, "Filter"),
+          ),
+        ),
+        listSlot,
+      ),
     ),
     detailSlot,
   );
@@ -75,22 +110,27 @@ function requesterForm(ctx: PageContext, onCreated: (r: Requester) => Promise<vo
   const email = h("input", { type: "email", autocomplete: "off" });
   const form: HTMLFormElement = h(
     "form",
-    { class: "stack", novalidate: true, data: { form: "new-requester" }, onsubmit: async (e: SubmitEvent) => {
-      e.preventDefault();
-      clearErrors(form);
-      try {
-        const created = await ctx.client.createRequester({
-          requesterId: requesterId.value.trim(),
-          name: name.value,
-          department: blankToUndefined(department.value),
-          email: blankToUndefined(email.value),
-        });
-        form.reset();
-        await onCreated(created);
-      } catch (err) {
-        showErrors(form, err);
-      }
-    } },
+    {
+      class: "stack",
+      novalidate: true,
+      data: { form: "new-requester" },
+      onsubmit: async (e: SubmitEvent) => {
+        e.preventDefault();
+        clearErrors(form);
+        try {
+          const created = await ctx.client.createRequester({
+            requesterId: requesterId.value.trim(),
+            name: name.value,
+            department: blankToUndefined(department.value),
+            email: blankToUndefined(email.value),
+          });
+          form.reset();
+          await onCreated(created);
+        } catch (err) {
+          showErrors(form, err);
+        }
+      },
+    },
     field("Requester id", requesterId, { name: "requesterId", hint: "A–Z a–z 0–9 . _ : @ + -, up to 128" }),
     field("Name", name, { name: "name" }),
     field("Department (optional)", department, { name: "department" }),
@@ -103,18 +143,25 @@ function requesterForm(ctx: PageContext, onCreated: (r: Requester) => Promise<vo
 
 function detailPanel(ctx: PageContext, r: Requester, on: { reload: () => void; reloadList: () => void }): HTMLElement {
   const { client } = ctx;
-  const toggle = h("button", { type: "button", onclick: async () => {
-    toggle.disabled = true;
-    try {
-      await client.updateRequester(r.id, { enabled: !r.enabled });
-      ctx.notify(`${r.enabled ? "Disabled" : "Enabled"} ${r.requesterId}.`);
-      on.reload();
-      on.reloadList();
-    } catch (err) {
-      ctx.notify(describeError(err), "bad");
-      toggle.disabled = false;
-    }
-  } }, r.enabled ? "Disable requester" : "Enable requester");
+  const toggle = h(
+    "button",
+    {
+      type: "button",
+      onclick: async () => {
+        toggle.disabled = true;
+        try {
+          await client.updateRequester(r.id, { enabled: !r.enabled });
+          ctx.notify(`${r.enabled ? "Disabled" : "Enabled"} ${r.requesterId}.`);
+          on.reload();
+          on.reloadList();
+        } catch (err) {
+          ctx.notify(describeError(err), "bad");
+          toggle.disabled = false;
+        }
+      },
+    },
+    r.enabled ? "Disable requester" : "Enable requester",
+  );
 
   const secretSlot = h("div", { class: "secret-slot" });
   const keys = (r.apiKeys ?? []).map((k) => keyRow(ctx, r, k, on.reload));
@@ -122,13 +169,21 @@ function detailPanel(ctx: PageContext, r: Requester, on: { reload: () => void; r
     "section",
     { class: "panel detail", data: { requester: r.requesterId } },
     h("div", { class: "panel-head" }, h("h2", null, "Requester ", h("span", { class: "mono" }, r.requesterId)), toggle),
-    h("dl", { class: "facts" },
-      h("dt", null, "Name"), h("dd", { class: "name" }, r.name),
-      h("dt", null, "Department"), h("dd", null, r.department ?? "—"),
-      h("dt", null, "Email"), h("dd", null, r.email ?? "—"),
-      h("dt", null, "Status"), h("dd", null, r.enabled ? badge("enabled", "ok") : badge("disabled", "muted")),
-      h("dt", null, "Public key"), h("dd", null, r.publicKeyJwk ? "registered (grants are encrypted to it)" : "none"),
-      h("dt", null, "Internal id"), h("dd", { class: "mono small" }, r.id),
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", null, "Name"),
+      h("dd", { class: "name" }, r.name),
+      h("dt", null, "Department"),
+      h("dd", null, r.department ?? "—"),
+      h("dt", null, "Email"),
+      h("dd", null, r.email ?? "—"),
+      h("dt", null, "Status"),
+      h("dd", null, r.enabled ? badge("enabled", "ok") : badge("disabled", "muted")),
+      h("dt", null, "Public key"),
+      h("dd", null, r.publicKeyJwk ? "registered (grants are encrypted to it)" : "none"),
+      h("dt", null, "Internal id"),
+      h("dd", { class: "mono small" }, r.id),
     ),
     h("h3", null, "API keys"),
     table(["Key id", "Name", "Roles", "Status", "Expires", "Last used", "Created", ""], keys, "No API keys."),
@@ -141,18 +196,31 @@ function detailPanel(ctx: PageContext, r: Requester, on: { reload: () => void; r
 function keyRow(ctx: PageContext, r: Requester, k: ApiKeyView, reload: () => void): HTMLTableRowElement {
   const cell = h("td");
   const revoke = h("button", { type: "button", class: "danger", onclick: () => replace(cell, confirm) }, "Revoke…");
-  const yes = h("button", { type: "button", class: "danger", onclick: async () => {
-    yes.disabled = true;
-    try {
-      await ctx.client.revokeApiKey(r.id, k.keyId);
-      ctx.notify(`Revoked key ${k.keyId}.`);
-      reload();
-    } catch (err) {
-      ctx.notify(describeError(err), "bad");
-      replace(cell, revoke);
-    }
-  } }, "Revoke now");
-  const confirm = h("span", { class: "confirm" }, yes, h("button", { type: "button", onclick: () => replace(cell, revoke) }, "Cancel"));
+  const yes = h(
+    "button",
+    {
+      type: "button",
+      class: "danger",
+      onclick: async () => {
+        yes.disabled = true;
+        try {
+          await ctx.client.revokeApiKey(r.id, k.keyId);
+          ctx.notify(`Revoked key ${k.keyId}.`);
+          reload();
+        } catch (err) {
+          ctx.notify(describeError(err), "bad");
+          replace(cell, revoke);
+        }
+      },
+    },
+    "Revoke now",
+  );
+  const confirm = h(
+    "span",
+    { class: "confirm" },
+    yes,
+    h("button", { type: "button", onclick: () => replace(cell, revoke) }, "Cancel"),
+  );
   replace(cell, k.enabled ? revoke : null);
   const expired = k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now();
   return h(
@@ -160,7 +228,11 @@ function keyRow(ctx: PageContext, r: Requester, k: ApiKeyView, reload: () => voi
     { data: { keyId: k.keyId } },
     h("td", { class: "mono" }, k.keyId),
     h("td", null, k.name ?? "—"),
-    h("td", null, k.roles.map((role) => badge(role, "info"))),
+    h(
+      "td",
+      null,
+      k.roles.map((role) => badge(role, "info")),
+    ),
     h("td", null, !k.enabled ? badge("revoked", "muted") : expired ? badge("expired", "warn") : badge("active", "ok")),
     h("td", null, fmtTime(k.expiresAt)),
     h("td", null, fmtTime(k.lastUsedAt)),
@@ -175,38 +247,64 @@ function issueForm(ctx: PageContext, r: Requester, secretSlot: HTMLElement, relo
   const roleBoxes = ROLES.map((role) => h("input", { type: "checkbox", value: role, checked: role === "reader" }));
   const form: HTMLFormElement = h(
     "form",
-    { class: "stack", novalidate: true, data: { form: "issue-key" }, onsubmit: async (e: SubmitEvent) => {
-      e.preventDefault();
-      clearErrors(form);
-      try {
-        const created = await ctx.client.createApiKey(r.id, {
-          roles: roleBoxes.filter((b) => b.checked).map((b) => b.value as Role),
-          name: blankToUndefined(name.value),
-          expiresAt: isoFromLocal(expires.value),
-        });
-        form.reset();
-        replace(secretSlot, secretBox(created.keyId, created.apiKey, () => replace(secretSlot)));
-        reloadKeysOnly();
-      } catch (err) {
-        showErrors(form, err);
-      }
-    } },
-    h("fieldset", { class: "field", data: { field: "roles" } },
+    {
+      class: "stack",
+      novalidate: true,
+      data: { form: "issue-key" },
+      onsubmit: async (e: SubmitEvent) => {
+        e.preventDefault();
+        clearErrors(form);
+        try {
+          const created = await ctx.client.createApiKey(r.id, {
+            roles: roleBoxes.filter((b) => b.checked).map((b) => b.value as Role),
+            name: blankToUndefined(name.value),
+            expiresAt: isoFromLocal(expires.value),
+          });
+          form.reset();
+          replace(
+            secretSlot,
+            secretBox(created.keyId, created.apiKey, () => replace(secretSlot)),
+          );
+          reloadKeysOnly();
+        } catch (err) {
+          showErrors(form, err);
+        }
+      },
+    },
+    h(
+      "fieldset",
+      { class: "field", data: { field: "roles" } },
       h("legend", null, "Roles"),
-      h("div", { class: "checks" }, roleBoxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`))),
+      h(
+        "div",
+        { class: "checks" },
+        roleBoxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`)),
+      ),
       h("div", { class: "field-error", role: "alert" }),
     ),
-    h("div", { class: "row" }, field("Key name (optional)", name, { name: "name" }), field("Expires (optional, your local time)", expires, { name: "expiresAt" })),
+    h(
+      "div",
+      { class: "row" },
+      field("Key name (optional)", name, { name: "name" }),
+      field("Expires (optional, your local time)", expires, { name: "expiresAt" }),
+    ),
     h("p", { class: "form-error", role: "alert" }),
     h("button", { type: "submit", class: "primary" }, "Issue key"),
   );
   // Re-render the key table but keep the secret box: rebuild only rows, not the whole panel.
   function reloadKeysOnly() {
-    void ctx.client.getRequester(r.id).then((fresh) => {
-      if (ctx.isStale()) return;
-      const tbody = form.closest(".detail")?.querySelector("tbody");
-      if (tbody) replace(tbody, (fresh.apiKeys ?? []).map((k) => keyRow(ctx, fresh, k, reload)));
-    }, (err) => ctx.notify(describeError(err), "bad"));
+    void ctx.client.getRequester(r.id).then(
+      (fresh) => {
+        if (ctx.isStale()) return;
+        const tbody = form.closest(".detail")?.querySelector("tbody");
+        if (tbody)
+          replace(
+            tbody,
+            (fresh.apiKeys ?? []).map((k) => keyRow(ctx, fresh, k, reload)),
+          );
+      },
+      (err) => ctx.notify(describeError(err), "bad"),
+    );
   }
   return form;
 }
@@ -216,23 +314,52 @@ function secretBox(keyId: string, apiKey: string, done: () => void): HTMLElement
   let secret = apiKey;
   const code = h("code", { class: "secret" }, secret);
   const copied = h("span", { class: "muted", role: "status" });
-  const copy = h("button", { type: "button", class: "primary", onclick: async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-      replace(copied, "Copied.");
-    } catch {
-      const range = document.createRange();
-      range.selectNodeContents(code);
-      getSelection()?.removeAllRanges();
-      getSelection()?.addRange(range);
-      replace(copied, "Select-all done: press Ctrl+C / ⌘C.");
-    }
-  } }, "Copy");
+  const copy = h(
+    "button",
+    {
+      type: "button",
+      class: "primary",
+      onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(secret);
+          replace(copied, "Copied.");
+        } catch {
+          const range = document.createRange();
+          range.selectNodeContents(code);
+          getSelection()?.removeAllRanges();
+          getSelection()?.addRange(range);
+          replace(copied, "Select-all done: press Ctrl+C / ⌘C.");
+        }
+      },
+    },
+    "Copy",
+  );
   return h(
     "div",
     { class: "secret-box", role: "alert" },
-    h("p", null, h("strong", null, `New API key ${keyId}. `), "Copy it now: it is shown this once and cannot be retrieved later."),
+    h(
+      "p",
+      null,
+      h("strong", null, `New API key ${keyId}. `),
+      "Copy it now: it is shown this once and cannot be retrieved later.",
+    ),
     code,
-    h("div", { class: "row" }, copy, h("button", { type: "button", onclick: () => { secret = ""; done(); } }, "Done, hide it"), copied),
+    h(
+      "div",
+      { class: "row" },
+      copy,
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: () => {
+            secret = "";
+            done();
+          },
+        },
+        "Done, hide it",
+      ),
+      copied,
+    ),
   );
 }

@@ -22,7 +22,12 @@ export const tokensPage: Page = async (ctx) => {
   async function load() {
     clearErrors(filters);
     try {
-      const page = await client.listTokens({ userId: userId.value.trim() || undefined, integration: integration.value.trim() || undefined, limit: 50, cursor: pager.current });
+      const page = await client.listTokens({
+        userId: userId.value.trim() || undefined,
+        integration: integration.value.trim() || undefined,
+        limit: 50,
+        cursor: pager.current,
+      });
       if (ctx.isStale()) return;
       const rows = page.items.map((t: TokenMetadata) =>
         h(
@@ -39,10 +44,25 @@ export const tokensPage: Page = async (ctx) => {
           h("td", null, fmtTime(t.updatedAt)),
         ),
       );
-      replace(listSlot, table(["Integration", "User", "Status", "Expires", "Scope", "Refresh token", "Key", "Last used", "Updated"], rows, "No tokens match."), pager.controls(page.nextCursor, () => void load()));
+      replace(
+        listSlot,
+        table(
+          ["Integration", "User", "Status", "Expires", "Scope", "Refresh token", "Key", "Last used", "Updated"],
+          rows,
+          "No tokens match.",
+        ),
+        pager.controls(page.nextCursor, () => void load()),
+      );
     } catch (err) {
       if (err instanceof ChronoKmsError && err.status === 403) {
-        replace(listSlot, h("p", { class: "notice" }, "Listing tokens needs the reader role, and this admin key does not have it (roles do not imply each other). Sign in with a key that holds both admin and reader to see the inventory."));
+        replace(
+          listSlot,
+          h(
+            "p",
+            { class: "notice" },
+            "Listing tokens needs the reader role, and this admin key does not have it (roles do not imply each other). Sign in with a key that holds both admin and reader to see the inventory.",
+          ),
+        );
         return;
       }
       showErrors(filters, err);
@@ -51,12 +71,30 @@ export const tokensPage: Page = async (ctx) => {
 
   const filters: HTMLFormElement = h(
     "form",
-    { class: "filters", novalidate: true, data: { form: "filters" }, onsubmit: (e: SubmitEvent) => { e.preventDefault(); pager.reset(); void load(); } },
+    {
+      class: "filters",
+      novalidate: true,
+      data: { form: "filters" },
+      onsubmit: (e: SubmitEvent) => {
+        e.preventDefault();
+        pager.reset();
+        void load();
+      },
+    },
     field("User id", userId, { name: "userId" }),
     field("Integration", integration, { name: "integration" }),
     h("button", { type: "submit", class: "primary" }, "Apply"),
     h("p", { class: "form-error", role: "alert" }),
   );
-  replace(root, h("section", { class: "panel" }, h("p", { class: "muted small" }, "Metadata only: token values are never listed."), filters, listSlot));
+  replace(
+    root,
+    h(
+      "section",
+      { class: "panel" },
+      h("p", { class: "muted small" }, "Metadata only: token values are never listed."),
+      filters,
+      listSlot,
+    ),
+  );
   await load();
 };

@@ -59,7 +59,12 @@ const page = `<!doctype html>
 let bundle: Promise<string> | undefined;
 export function buildConsoleScript(): Promise<string> {
   bundle ??= (async () => {
-    const out = await Bun.build({ entrypoints: [join(consoleDir, "main.ts")], target: "browser", minify: true, format: "esm" });
+    const out = await Bun.build({
+      entrypoints: [join(consoleDir, "main.ts")],
+      target: "browser",
+      minify: true,
+      format: "esm",
+    });
     if (!out.success || !out.outputs[0]) {
       bundle = undefined; // let a later request retry rather than cache the failure
       throw new Error(`console bundle failed: ${out.logs.map(String).join("; ")}`);
@@ -113,9 +118,23 @@ export function consoleRoutes() {
         operationId: "getConsoleAsset",
         tags: ["console"],
         summary: "The console's script, stylesheet and icon",
-        request: { params: z.object({ file: z.string().max(64).openapi({ param: { name: "file", in: "path" }, example: "console.js" }) }) },
+        request: {
+          params: z.object({
+            file: z
+              .string()
+              .max(64)
+              .openapi({ param: { name: "file", in: "path" }, example: "console.js" }),
+          }),
+        },
         responses: {
-          200: { description: "the asset", content: { "text/javascript": { schema: z.string() }, "text/css": { schema: z.string() }, "image/svg+xml": { schema: z.string() } } },
+          200: {
+            description: "the asset",
+            content: {
+              "text/javascript": { schema: z.string() },
+              "text/css": { schema: z.string() },
+              "image/svg+xml": { schema: z.string() },
+            },
+          },
           404: errorResponse("no such asset"),
         },
       }),
@@ -123,7 +142,10 @@ export function consoleRoutes() {
         const file = c.req.valid("param").file;
         const body = await asset(file);
         if (body === undefined) throw new NotFoundError(`console asset ${JSON.stringify(file)}`); // the one error shape
-        return c.body(body, 200, { "content-type": assetTypes[file]!, "cache-control": file === "icon.svg" ? "public, max-age=86400" : "no-cache" });
+        return c.body(body, 200, {
+          "content-type": assetTypes[file]!,
+          "cache-control": file === "icon.svg" ? "public, max-age=86400" : "no-cache",
+        });
       },
     );
 }

@@ -35,7 +35,10 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       if (!known) {
         deps.limiter.suppress(address);
         c.header("Retry-After", String(retryAfter));
-        return respondWithError(new ChronoError("RATE_LIMITED", `too many failed authentication attempts; retry in ${retryAfter} s`), c);
+        return respondWithError(
+          new ChronoError("RATE_LIMITED", `too many failed authentication attempts; retry in ${retryAfter} s`),
+          c,
+        );
       }
       c.set("principal", known);
       return next();
@@ -53,7 +56,13 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
           actor: err.keyId ?? "anonymous",
           target: err.keyId ? `api-key:${err.keyId}` : null,
           success: false,
-          details: { reason: err.reason, address, method: c.req.method, path: c.req.path, ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) },
+          details: {
+            reason: err.reason,
+            address,
+            method: c.req.method,
+            path: c.req.path,
+            ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}),
+          },
         });
       } catch (auditErr) {
         // No secret is at stake in a refusal, so the caller still gets 401, not 503.
@@ -75,7 +84,9 @@ export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
     const principal = c.get("principal");
     if (!principal) throw new UnauthenticatedError("no principal (authenticate must run first)");
     if (!principal.roles.some((r) => roles.includes(r))) {
-      throw new ForbiddenError(`this API key's roles (${principal.roles.join(", ") || "none"}) do not include ${roles.join(" or ")}`);
+      throw new ForbiddenError(
+        `this API key's roles (${principal.roles.join(", ") || "none"}) do not include ${roles.join(" or ")}`,
+      );
     }
     return next();
   };

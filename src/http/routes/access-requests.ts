@@ -9,12 +9,24 @@ import { AccessRequestBodySchema, InstantSchema, identifier } from "../../policy
 import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
 
 const GrantKeySchema = z.object({
   slice: z.number().int(),
   kid: z.string().openapi({ example: "1:493712" }),
-  privateJwk: z.object({ kty: z.literal("EC"), crv: z.literal("P-256"), x: z.string(), y: z.string(), d: z.string(), kid: z.string().optional() }).passthrough(),
+  privateJwk: z
+    .object({
+      kty: z.literal("EC"),
+      crv: z.literal("P-256"),
+      x: z.string(),
+      y: z.string(),
+      d: z.string(),
+      kid: z.string().optional(),
+    })
+    .passthrough(),
 });
 const GrantSeedSchema = z.object({
   depth: z.number().int().min(0).max(32),
@@ -30,10 +42,14 @@ const GrantSchema = z
     keyVersion: z.number().int(),
     sliceSeconds: z.number().int(),
     slices: z.object({ from: z.number().int(), to: z.number().int() }),
-    covered: z
-      .object({ start: z.string(), end: z.string() })
-      .openapi({ description: "The exact data time the material opens (whole slices; ISO-8601, both ends inclusive). Policies judge this, not the requested range" }),
-    keys: z.array(GrantKeySchema).optional().openapi({ description: "Per-slice private JWKs, when the range covers at most 64 slices (empty otherwise)" }),
+    covered: z.object({ start: z.string(), end: z.string() }).openapi({
+      description:
+        "The exact data time the material opens (whole slices; ISO-8601, both ends inclusive). Policies judge this, not the requested range",
+    }),
+    keys: z
+      .array(GrantKeySchema)
+      .optional()
+      .openapi({ description: "Per-slice private JWKs, when the range covers at most 64 slices (empty otherwise)" }),
     seeds: z.array(GrantSeedSchema).optional().openapi({ description: "Minimal GGM subtree cover of the slices" }),
     encrypted: z
       .string()
@@ -51,7 +67,9 @@ const DenialSchema = z
     error: z.object({ code: z.literal("ACCESS_DENIED"), message: z.string() }),
     policyId: z.string().nullable(),
     reason: z.string(),
-    reasonCode: z.string().openapi({ description: "Stable denial code (NOT_WHITELISTED, OUTSIDE_TIME_WINDOW, FUTURE_DATA, KEY_UNAVAILABLE, …)" }),
+    reasonCode: z.string().openapi({
+      description: "Stable denial code (NOT_WHITELISTED, OUTSIDE_TIME_WINDOW, FUTURE_DATA, KEY_UNAVAILABLE, …)",
+    }),
     requestId: z.string().optional(),
   })
   .openapi("Denial");
@@ -95,10 +113,14 @@ const ListQuery = z.strictObject({
   resourceType: z.enum(["token", "timeslice"], { error: 'resourceType must be "token" or "timeslice"' }).optional(),
   from: queryInstant().describe("Requests made at or after this instant (ISO-8601 or epoch ms)"),
   to: queryInstant().describe("Requests made at or before this instant (ISO-8601 or epoch ms)"),
-  limit: z.coerce.number({ error: "limit must be a number" }).int({ error: "limit must be a whole number" }).min(1, { error: "limit must be at least 1" }).max(200, { error: "limit must be at most 200" }).default(50),
+  limit: z.coerce
+    .number({ error: "limit must be a number" })
+    .int({ error: "limit must be a whole number" })
+    .min(1, { error: "limit must be at least 1" })
+    .max(200, { error: "limit must be at most 200" })
+    .default(50),
   cursor: safeString("cursor").max(200).optional().describe("nextCursor of the previous page"),
 });
-
 
 const common = {
   400: errorResponse("invalid input"),
@@ -118,7 +140,10 @@ export function accessRequestRoutes(access: AccessServices) {
         request: { body: { required: true, content: { "application/json": { schema: AccessRequestBodySchema } } } },
         responses: {
           201: json(GrantSchema, "granted"),
-          403: json(DenialSchema.or(z.object({ error: z.object({ code: z.string(), message: z.string() }) })), "denied by policy (Denial), or the key lacks the reader role (Error)"),
+          403: json(
+            DenialSchema.or(z.object({ error: z.object({ code: z.string(), message: z.string() }) })),
+            "denied by policy (Denial), or the key lacks the reader role (Error)",
+          ),
           ...common,
         },
       }),

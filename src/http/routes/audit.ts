@@ -27,7 +27,8 @@ const windowFields = {
   from: instant.optional().openapi({ description: "inclusive lower bound (epoch ms or ISO-8601)" }),
   to: instant.optional().openapi({ description: "exclusive upper bound (epoch ms or ISO-8601)" }),
 };
-const fromBeforeTo = (q: { from?: number; to?: number }) => q.from === undefined || q.to === undefined || q.from <= q.to;
+const fromBeforeTo = (q: { from?: number; to?: number }) =>
+  q.from === undefined || q.to === undefined || q.from <= q.to;
 const fromBeforeToIssue = { message: "from must not be after to", path: ["to"] };
 
 const ListQuery = z
@@ -67,7 +68,9 @@ const AuditLogSchema = z
   })
   .openapi("AuditLog");
 
-const PageSchema = z.object({ items: z.array(AuditLogSchema), nextCursor: z.string().nullable() }).openapi("AuditLogPage");
+const PageSchema = z
+  .object({ items: z.array(AuditLogSchema), nextCursor: z.string().nullable() })
+  .openapi("AuditLogPage");
 
 const StatsSchema = z
   .object({
@@ -83,11 +86,16 @@ const VerifySchema = z
     valid: z.boolean(),
     checked: z.number().int(),
     chains: z.number().int(),
-    firstInvalid: z.object({ seq: z.number().int(), id: z.string(), chainId: z.string(), reason: z.string() }).optional(),
+    firstInvalid: z
+      .object({ seq: z.number().int(), id: z.string(), chainId: z.string(), reason: z.string() })
+      .optional(),
     findings: z
       .array(
         z.object({
-          kind: z.string().openapi({ description: "row-edited, row-missing, link-broken, row-inserted, forged-chain, chain-rewritten, bad-signature, untrusted-key, key-row, unsealed-tail, anchor-missing, anchor-mismatch, chain-missing, anchor-invalid" }),
+          kind: z.string().openapi({
+            description:
+              "row-edited, row-missing, link-broken, row-inserted, forged-chain, chain-rewritten, bad-signature, untrusted-key, key-row, unsealed-tail, anchor-missing, anchor-mismatch, chain-missing, anchor-invalid",
+          }),
           chainId: z.string().nullable(),
           seq: z.number().int().optional(),
           id: z.string().optional(),
@@ -109,20 +117,36 @@ const AnchorSchema = z
     chainId: z.string(),
     seq: z.number().int().openapi({ description: "position of the checkpoint row" }),
     hash: z.string().openapi({ description: "hash of the checkpoint row" }),
-    statement: z.object({ chainId: z.string(), seq: z.number().int(), headHash: z.string(), kind: z.string(), lastRowId: z.string().optional() }),
+    statement: z.object({
+      chainId: z.string(),
+      seq: z.number().int(),
+      headHash: z.string(),
+      kind: z.string(),
+      lastRowId: z.string().optional(),
+    }),
     signature: z.string().openapi({ description: "compact JWS (ES256, kid = master key version) over the statement" }),
     at: z.string(),
   })
   .openapi("AuditAnchor");
 
 const HeadsSchema = z
-  .object({ heads: z.array(AnchorSchema).openapi({ description: "the last signed checkpoint of every chain; one line each of the anchor log format" }) })
+  .object({
+    heads: z
+      .array(AnchorSchema)
+      .openapi({ description: "the last signed checkpoint of every chain; one line each of the anchor log format" }),
+  })
   .openapi("AuditHeads");
 
-const json = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /** `onVerified` sees every verification result (the webhook service turns a failure into audit.verify_failed). */
-export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: ManagedKeyService; anchorFile: string | null; onVerified?: (result: VerifyResult) => Promise<void> }) {
+export function auditRoutes(deps: {
+  db: Database;
+  audit: AuditWriter;
+  keys: ManagedKeyService;
+  anchorFile: string | null;
+  onVerified?: (result: VerifyResult) => Promise<void>;
+}) {
   return createRouter()
     .openapi(
       createRoute({
@@ -131,7 +155,11 @@ export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: Mana
         tags: ["audit"],
         summary: "List audit rows, newest first, with filters and an opaque cursor",
         request: { query: ListQuery },
-        responses: { 200: json(PageSchema, "a page of audit rows"), 400: errorResponse("bad filter or cursor"), 503: errorResponse("database unavailable") },
+        responses: {
+          200: json(PageSchema, "a page of audit rows"),
+          400: errorResponse("bad filter or cursor"),
+          503: errorResponse("database unavailable"),
+        },
       }),
       async (c) => {
         const q = c.req.valid("query");
@@ -156,10 +184,16 @@ export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: Mana
         tags: ["audit"],
         summary: "Recompute the hash chains, check checkpoint signatures and the anchor log; lists every finding",
         request: { query: z.strictObject({}) },
-        responses: { 200: json(VerifySchema, "verification result (valid or not)"), 400: errorResponse("unexpected query parameter") },
+        responses: {
+          200: json(VerifySchema, "verification result (valid or not)"),
+          400: errorResponse("unexpected query parameter"),
+        },
       }),
       async (c) => {
-        const result = await verifyWithKeyring(deps.db, { keyring: await deps.keys.keyring(), anchorFile: deps.anchorFile });
+        const result = await verifyWithKeyring(deps.db, {
+          keyring: await deps.keys.keyring(),
+          anchorFile: deps.anchorFile,
+        });
         await deps.onVerified?.(result);
         return c.json(result, 200);
       },
@@ -169,9 +203,14 @@ export function auditRoutes(deps: { db: Database; audit: AuditWriter; keys: Mana
         method: "get",
         path: "/v1/audit-logs/head",
         tags: ["audit"],
-        summary: "Signed current chain heads, for an external monitor to keep (abandoned chains are sealed and this process's chain is checkpointed first)",
+        summary:
+          "Signed current chain heads, for an external monitor to keep (abandoned chains are sealed and this process's chain is checkpointed first)",
         request: { query: z.strictObject({}) },
-        responses: { 200: json(HeadsSchema, "the last signed checkpoint of every chain"), 400: errorResponse("unexpected query parameter"), 503: errorResponse("database unavailable") },
+        responses: {
+          200: json(HeadsSchema, "the last signed checkpoint of every chain"),
+          400: errorResponse("unexpected query parameter"),
+          503: errorResponse("database unavailable"),
+        },
       }),
       async (c) => {
         await deps.audit.sealAbandonedChains();

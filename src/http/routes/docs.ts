@@ -56,6 +56,9 @@ export function docsRoutes(document: () => OpenApiDocument) {
       if (!type) return c.notFound();
       let bytes = cache.get(file);
       if (!bytes) cache.set(file, (bytes = readFileSync(join(distDir, file))));
-      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { "content-type": type, "cache-control": "public, max-age=86400" });
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": type,
+        "cache-control": "public, max-age=86400",
+      });
     });
 }

@@ -12,7 +12,15 @@ import { createRouter, errorResponse } from "../router.ts";
 const MAX_SLICE = 0xffffffff;
 
 const JwkSchema = z
-  .object({ kty: z.literal("EC"), crv: z.literal("P-256"), x: z.string(), y: z.string(), kid: z.string().optional(), alg: z.string().optional(), use: z.string().optional() })
+  .object({
+    kty: z.literal("EC"),
+    crv: z.literal("P-256"),
+    x: z.string(),
+    y: z.string(),
+    kid: z.string().optional(),
+    alg: z.string().optional(),
+    use: z.string().optional(),
+  })
   .openapi("EcPublicJwk");
 
 const JwksSchema = z.object({ keys: z.array(JwkSchema) }).openapi("Jwks");
@@ -27,7 +35,8 @@ const SliceParams = z.object({
       param: { name: "slice", in: "path" },
       example: "current",
       type: "string",
-      description: "slice index, or `current` for the slice of now; only slices near now are signed (24 h back to 1 h ahead)",
+      description:
+        "slice index, or `current` for the slice of now; only slices near now are signed (24 h back to 1 h ahead)",
     }),
 });
 
@@ -38,7 +47,11 @@ const SliceQuery = z
       .regex(/^[1-9][0-9]{0,8}$/, "must be a positive integer")
       .transform(Number)
       .optional()
-      .openapi({ param: { name: "version", in: "query" }, description: "master key version (default: the active one)", type: "string" }),
+      .openapi({
+        param: { name: "version", in: "query" },
+        description: "master key version (default: the active one)",
+        type: "string",
+      }),
   })
   .strict();
 
@@ -48,13 +61,18 @@ const SignedSliceKeySchema = z
     slice: z.number().int(),
     kid: z.string(),
     sliceSeconds: z.number().int(),
-    status: z.enum(["active", "decrypt-only"]).openapi({ description: "the version's status when signed; encrypt only to active" }),
+    status: z
+      .enum(["active", "decrypt-only"])
+      .openapi({ description: "the version's status when signed; encrypt only to active" }),
     from: z.string().openapi({ description: "slice start (inclusive), ISO 8601" }),
     to: z.string().openapi({ description: "slice end (exclusive), ISO 8601" }),
     issuedAt: z.string().openapi({ description: "when the statement was signed (its iat), ISO 8601" }),
     expiresAt: z.string().openapi({ description: "when the statement stops being valid (its exp), ISO 8601" }),
     publicJwk: JwkSchema,
-    signature: z.string().openapi({ description: "compact JWS (ES256, kid = master key version, typ chronokms-slice-key+json) over the slice key statement; verify with the JWKS key of that kid" }),
+    signature: z.string().openapi({
+      description:
+        "compact JWS (ES256, kid = master key version, typ chronokms-slice-key+json) over the slice key statement; verify with the JWKS key of that kid",
+    }),
   })
   .openapi("SignedSliceKey");
 
@@ -65,7 +83,8 @@ const EndorsementsSchema = z
         endorser: z.number().int().openapi({ description: "the older master key version that signed" }),
         version: z.number().int().openapi({ description: "the newer master key version it vouches for" }),
         signature: z.string().openapi({
-          description: "compact JWS (ES256, kid = endorser, typ chronokms-key-endorsement+json) over { endorser, version, jwk, createdAt, sliceSeconds }; verify with a pinned key of the endorser",
+          description:
+            "compact JWS (ES256, kid = endorser, typ chronokms-key-endorsement+json) over { endorser, version, jwk, createdAt, sliceSeconds }; verify with a pinned key of the endorser",
         }),
       }),
     ),
@@ -90,16 +109,24 @@ const RotateResultSchema = z
   .object({
     version: z.number().int(),
     previous: z.number().int().nullable(),
-    pending: z.number().int().openapi({ description: "records still on older versions; run `bun run keys:rotate --no-rotate` (or wait for the background re-encryption) to move them" }),
+    pending: z.number().int().openapi({
+      description:
+        "records still on older versions; run `bun run keys:rotate --no-rotate` (or wait for the background re-encryption) to move them",
+    }),
   })
   .openapi("RotateResult");
 
 const ScheduleSchema = z
   .object({
     rotateEverySeconds: z.number().int().nullable().openapi({ description: "rotation period (null: never set)" }),
-    retireAfterSeconds: z.number().int().nullable().openapi({ description: "retire a decrypt-only version this long after its rotation, once no record needs it; null: never" }),
+    retireAfterSeconds: z.number().int().nullable().openapi({
+      description: "retire a decrypt-only version this long after its rotation, once no record needs it; null: never",
+    }),
     enabled: z.boolean(),
-    nextDueAt: z.string().nullable().openapi({ description: "next scheduled rotation, ISO 8601 (null while disabled)" }),
+    nextDueAt: z
+      .string()
+      .nullable()
+      .openapi({ description: "next scheduled rotation, ISO 8601 (null while disabled)" }),
     lastRotatedAt: z.string().nullable(),
     updatedAt: z.string().nullable(),
     updatedBy: z.string().nullable(),
@@ -118,7 +145,10 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
         path: "/.well-known/jwks.json",
         tags: ["keys"],
         summary: "Master public keys that are not retired (kid = version)",
-        responses: { 200: { description: "JWKS", content: { "application/json": { schema: JwksSchema } } }, 500: errorResponse("internal error") },
+        responses: {
+          200: { description: "JWKS", content: { "application/json": { schema: JwksSchema } } },
+          500: errorResponse("internal error"),
+        },
       }),
       async (c) => {
         c.header("Cache-Control", "public, max-age=60");
@@ -133,7 +163,12 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
         operationId: "listKeyEndorsements",
         summary: "Signatures by each master key version over every later one, so a pinned key can vouch for rotations",
         security: [],
-        responses: { 200: { description: "endorsements (every non-retired version endorses each later non-retired one)", content: { "application/json": { schema: EndorsementsSchema } } } },
+        responses: {
+          200: {
+            description: "endorsements (every non-retired version endorses each later non-retired one)",
+            content: { "application/json": { schema: EndorsementsSchema } },
+          },
+        },
       }),
       async (c) => {
         c.header("Cache-Control", "public, max-age=60");
@@ -148,11 +183,16 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
         summary: "A time slice's public key, signed by its master key",
         request: { params: SliceParams, query: SliceQuery },
         responses: {
-          200: { description: "signed slice public key", content: { "application/json": { schema: SignedSliceKeySchema } } },
+          200: {
+            description: "signed slice public key",
+            content: { "application/json": { schema: SignedSliceKeySchema } },
+          },
           400: errorResponse("bad slice or version, or a slice outside the signing window"),
           404: errorResponse("no such master key version"),
           409: errorResponse("master key version retired"),
-          429: errorResponse("too many lookups that had to be signed from this address (Retry-After says when to retry)"),
+          429: errorResponse(
+            "too many lookups that had to be signed from this address (Retry-After says when to retry)",
+          ),
         },
       }),
       async (c) => {
@@ -166,16 +206,28 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
 }
 
 /** Key management; the admin guard is mounted in front of these by app.ts. */
-export function keyManagementRoutes(keys: ManagedKeyService, schedule: ScheduleStore, opts: { onRotated?: (version: number) => void } = {}) {
+export function keyManagementRoutes(
+  keys: ManagedKeyService,
+  schedule: ScheduleStore,
+  opts: { onRotated?: (version: number) => void } = {},
+) {
   return createRouter()
     .openapi(
       createRoute({
         method: "get",
         path: "/v1/keys",
         tags: ["keys"],
-        summary: "Master key versions, their status and how many records each still protects, and the rotation schedule",
+        summary:
+          "Master key versions, their status and how many records each still protects, and the rotation schedule",
         responses: {
-          200: { description: "versions", content: { "application/json": { schema: z.object({ versions: z.array(KeyVersionSchema), schedule: ScheduleSchema }) } } },
+          200: {
+            description: "versions",
+            content: {
+              "application/json": {
+                schema: z.object({ versions: z.array(KeyVersionSchema), schedule: ScheduleSchema }),
+              },
+            },
+          },
           401: errorResponse("unauthenticated"),
           403: errorResponse("not an admin"),
         },
@@ -192,7 +244,10 @@ export function keyManagementRoutes(keys: ManagedKeyService, schedule: ScheduleS
         tags: ["keys"],
         summary: "The rotation schedule and when the next scheduled rotation is due",
         responses: {
-          200: { description: "schedule (enabled false and nulls when never set)", content: { "application/json": { schema: ScheduleSchema } } },
+          200: {
+            description: "schedule (enabled false and nulls when never set)",
+            content: { "application/json": { schema: ScheduleSchema } },
+          },
           401: errorResponse("unauthenticated"),
           403: errorResponse("not an admin"),
         },
@@ -204,7 +259,8 @@ export function keyManagementRoutes(keys: ManagedKeyService, schedule: ScheduleS
         method: "put",
         path: "/v1/keys/schedule",
         tags: ["keys"],
-        summary: "Set the rotation schedule (periods of at least 60 s); the service rotates, re-encrypts and retires on it",
+        summary:
+          "Set the rotation schedule (periods of at least 60 s); the service rotates, re-encrypts and retires on it",
         request: { body: { required: true, content: { "application/json": { schema: ScheduleBodySchema } } } },
         responses: {
           200: { description: "schedule set", content: { "application/json": { schema: ScheduleSchema } } },

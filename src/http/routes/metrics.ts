@@ -9,7 +9,10 @@ import type { AppEnv } from "../context.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
 async function exposition(metrics: Metrics): Promise<Response> {
-  return new Response(await metrics.render(), { status: 200, headers: { "Content-Type": metrics.contentType, "Cache-Control": "no-store" } });
+  return new Response(await metrics.render(), {
+    status: 200,
+    headers: { "Content-Type": metrics.contentType, "Cache-Control": "no-store" },
+  });
 }
 
 export function metricsRoutes(metrics: Metrics) {

@@ -5,7 +5,10 @@ import type { AccessServices } from "../../access/index.ts";
 import { PolicyInputSchema, PolicyPatchSchema } from "../../policy/schemas.ts";
 import { SimulateBodySchema } from "../../access/simulate.ts";
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
 
 const PolicySchema = z
   .object({
@@ -48,13 +51,17 @@ const SimulationSchema = z
         to: z.number(),
         keyCount: z.number(),
         seedCount: z.number(),
-        covered: z.object({ start: z.string(), end: z.string() }).openapi({ description: "The data time a grant would open (whole slices, both ends inclusive); what the policies judged" }),
+        covered: z.object({ start: z.string(), end: z.string() }).openapi({
+          description: "The data time a grant would open (whole slices, both ends inclusive); what the policies judged",
+        }),
       })
       .optional(),
   })
   .openapi("Simulation");
 
-const IdParams = z.object({ id: z.uuid({ error: "id must be a policy id (uuid)" }).openapi({ param: { name: "id", in: "path" } }) });
+const IdParams = z.object({
+  id: z.uuid({ error: "id must be a policy id (uuid)" }).openapi({ param: { name: "id", in: "path" } }),
+});
 
 const common = {
   400: errorResponse("invalid input, e.g. a config that does not fit the policy type"),
@@ -83,9 +90,19 @@ export function policyRoutes(access: AccessServices) {
         tags: ["policies"],
         summary: "Create a policy (live at once unless enabled: false)",
         request: { body: { required: true, content: { "application/json": { schema: PolicyInputSchema } } } },
-        responses: { 201: json(PolicySchema, "created"), 409: errorResponse("a policy with this name exists"), ...common },
+        responses: {
+          201: json(PolicySchema, "created"),
+          409: errorResponse("a policy with this name exists"),
+          ...common,
+        },
       }),
-      async (c) => c.json((await access.policies.create(c.req.valid("json"), c.get("principal").requesterId)) as z.infer<typeof PolicySchema>, 201),
+      async (c) =>
+        c.json(
+          (await access.policies.create(c.req.valid("json"), c.get("principal").requesterId)) as z.infer<
+            typeof PolicySchema
+          >,
+          201,
+        ),
     )
     .openapi(
       createRoute({
@@ -115,11 +132,26 @@ export function policyRoutes(access: AccessServices) {
         path: "/v1/policies/{id}",
         tags: ["policies"],
         summary: "Change a policy (fields replace whole; the result is validated as a whole)",
-        request: { params: IdParams, body: { required: true, content: { "application/json": { schema: PolicyPatchSchema } } } },
-        responses: { 200: json(PolicySchema, "updated"), 404: errorResponse("no such policy"), 409: errorResponse("name taken, or changed concurrently"), ...common },
+        request: {
+          params: IdParams,
+          body: { required: true, content: { "application/json": { schema: PolicyPatchSchema } } },
+        },
+        responses: {
+          200: json(PolicySchema, "updated"),
+          404: errorResponse("no such policy"),
+          409: errorResponse("name taken, or changed concurrently"),
+          ...common,
+        },
       }),
       async (c) =>
-        c.json((await access.policies.update(c.req.valid("param").id, c.req.valid("json"), c.get("principal").requesterId)) as z.infer<typeof PolicySchema>, 200),
+        c.json(
+          (await access.policies.update(
+            c.req.valid("param").id,
+            c.req.valid("json"),
+            c.get("principal").requesterId,
+          )) as z.infer<typeof PolicySchema>,
+          200,
+        ),
     )
     .openapi(
       createRoute({

@@ -8,7 +8,10 @@ import { InstantSchema, identifier, text } from "../../policy/schemas.ts";
 import { KEY_ID_PATTERN } from "../../access/api-key-format.ts";
 import { safeString } from "../../lib/text.ts";
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
 
 const ApiKeyViewSchema = z
   .object({
@@ -38,9 +41,13 @@ const RequesterSchema = z
   })
   .openapi("Requester");
 
-const IdParams = z.object({ id: z.uuid({ error: "id must be a requester id (uuid)" }).openapi({ param: { name: "id", in: "path" } }) });
+const IdParams = z.object({
+  id: z.uuid({ error: "id must be a requester id (uuid)" }).openapi({ param: { name: "id", in: "path" } }),
+});
 const KeyParams = IdParams.extend({
-  keyId: safeString("keyId").regex(KEY_ID_PATTERN, { error: "keyId must be 16 characters from a–z 2–7" }).openapi({ param: { name: "keyId", in: "path" } }),
+  keyId: safeString("keyId")
+    .regex(KEY_ID_PATTERN, { error: "keyId must be 16 characters from a–z 2–7" })
+    .openapi({ param: { name: "keyId", in: "path" } }),
 });
 
 const ListQuery = z.strictObject({
@@ -52,7 +59,9 @@ const ListQuery = z.strictObject({
 
 const ApiKeyCreateSchema = z.strictObject({
   roles: z
-    .array(z.enum(ROLES, { error: `roles must be among ${ROLES.map((r) => `"${r}"`).join(", ")}` }), { error: "roles must be an array" })
+    .array(z.enum(ROLES, { error: `roles must be among ${ROLES.map((r) => `"${r}"`).join(", ")}` }), {
+      error: "roles must be an array",
+    })
     .min(1, { error: "roles must name at least one role" })
     .max(ROLES.length),
   name: text("name", 200).optional(),
@@ -84,7 +93,13 @@ export function requesterRoutes(access: AccessServices) {
         tags: ["requesters"],
         summary: "List requesters (by creation; cursor pagination)",
         request: { query: ListQuery },
-        responses: { 200: json(z.object({ items: z.array(RequesterSchema), nextCursor: z.string().nullable() }), "a page of requesters"), ...common },
+        responses: {
+          200: json(
+            z.object({ items: z.array(RequesterSchema), nextCursor: z.string().nullable() }),
+            "a page of requesters",
+          ),
+          ...common,
+        },
       }),
       async (c) => {
         const q = c.req.valid("query");
@@ -104,7 +119,11 @@ export function requesterRoutes(access: AccessServices) {
         tags: ["requesters"],
         summary: "Create a requester",
         request: { body: { required: true, content: { "application/json": { schema: RequesterCreateSchema } } } },
-        responses: { 201: json(RequesterSchema, "created"), 409: errorResponse("requesterId already taken"), ...common },
+        responses: {
+          201: json(RequesterSchema, "created"),
+          409: errorResponse("requesterId already taken"),
+          ...common,
+        },
       }),
       async (c) => c.json(await access.requesters.create(c.req.valid("json"), c.get("principal").requesterId), 201),
     )
@@ -125,10 +144,17 @@ export function requesterRoutes(access: AccessServices) {
         path: "/v1/requesters/{id}",
         tags: ["requesters"],
         summary: "Update a requester (requesterId is immutable)",
-        request: { params: IdParams, body: { required: true, content: { "application/json": { schema: RequesterPatchSchema } } } },
+        request: {
+          params: IdParams,
+          body: { required: true, content: { "application/json": { schema: RequesterPatchSchema } } },
+        },
         responses: { 200: json(RequesterSchema, "updated"), 404: errorResponse("no such requester"), ...common },
       }),
-      async (c) => c.json(await access.requesters.update(c.req.valid("param").id, c.req.valid("json"), c.get("principal").requesterId), 200),
+      async (c) =>
+        c.json(
+          await access.requesters.update(c.req.valid("param").id, c.req.valid("json"), c.get("principal").requesterId),
+          200,
+        ),
     )
     .openapi(
       createRoute({
@@ -150,7 +176,10 @@ export function requesterRoutes(access: AccessServices) {
         path: "/v1/requesters/{id}/api-keys",
         tags: ["requesters"],
         summary: "Issue an API key (the secret is shown once)",
-        request: { params: IdParams, body: { required: true, content: { "application/json": { schema: ApiKeyCreateSchema } } } },
+        request: {
+          params: IdParams,
+          body: { required: true, content: { "application/json": { schema: ApiKeyCreateSchema } } },
+        },
         responses: { 201: json(ApiKeyCreatedSchema, "issued"), 404: errorResponse("no such requester"), ...common },
       }),
       async (c) => {

@@ -6,7 +6,16 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { DeleteTokenQuerySchema, ListTokensQuerySchema, PurposeHeadersSchema, ReadTokenQuerySchema, StatusQuerySchema, StoreTokenBodySchema, TokenParamsSchema, UserParamsSchema } from "../../tokens/schemas.ts";
+import {
+  DeleteTokenQuerySchema,
+  ListTokensQuerySchema,
+  PurposeHeadersSchema,
+  ReadTokenQuerySchema,
+  StatusQuerySchema,
+  StoreTokenBodySchema,
+  TokenParamsSchema,
+  UserParamsSchema,
+} from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
@@ -20,11 +29,20 @@ const TokenMetadataSchema = z
     scope: z.string().nullable(),
     tokenType: z.string().nullable(),
     hasRefreshToken: z.boolean(),
-    refreshStatus: z.enum(["ok", "degraded", "needs-reauth"]).openapi({ description: "the refresh state machine (README, Token lifecycle)" }),
-    refreshReason: z.string().nullable().openapi({ description: "typed reason of the last refresh failure: provider_5xx, rate_limited, timeout, network, malformed_response, misconfigured, invalid_grant, revoked, no_refresh_token" }),
-    nextRefreshAt: z.string().nullable().openapi({ description: "while degraded: no refresh attempt before this instant" }),
+    refreshStatus: z
+      .enum(["ok", "degraded", "needs-reauth"])
+      .openapi({ description: "the refresh state machine (README, Token lifecycle)" }),
+    refreshReason: z.string().nullable().openapi({
+      description:
+        "typed reason of the last refresh failure: provider_5xx, rate_limited, timeout, network, malformed_response, misconfigured, invalid_grant, revoked, no_refresh_token",
+    }),
+    nextRefreshAt: z
+      .string()
+      .nullable()
+      .openapi({ description: "while degraded: no refresh attempt before this instant" }),
     status: z.enum(["valid", "expired", "needs-reauth"]).openapi({
-      description: "valid: usable now; expired: past expiry but a read will refresh it; needs-reauth: the user must authorise again",
+      description:
+        "valid: usable now; expired: past expiry but a read will refresh it; needs-reauth: the user must authorise again",
     }),
     keyVersion: z.number().int(),
     issuedAt: z.string(),
@@ -46,8 +64,12 @@ const TokenReadSchema = z
     tokenType: z.string().optional(),
     issuedAt: z.string(),
     lastUsed: z.string(),
-    refreshed: z.boolean().openapi({ description: "the returned token is newer than the one stored when the read began" }),
-    hasRefreshToken: z.boolean().openapi({ description: "a refresh token is stored; it never leaves the service except through the export endpoint" }),
+    refreshed: z
+      .boolean()
+      .openapi({ description: "the returned token is newer than the one stored when the read began" }),
+    hasRefreshToken: z.boolean().openapi({
+      description: "a refresh token is stored; it never leaves the service except through the export endpoint",
+    }),
   })
   .openapi("TokenRead");
 
@@ -73,7 +95,9 @@ function purposeOf(c: Context, q: { purpose?: string | undefined }): string | un
 
 const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
 
-const denied = errorResponse("role not allowed, or (reads) denied by policy: details name the access request, deciding policy and reason");
+const denied = errorResponse(
+  "role not allowed, or (reads) denied by policy: details name the access request, deciding policy and reason",
+);
 const unauthenticated = errorResponse("missing or invalid API key");
 const notFound = errorResponse("no token stored for this integration and user");
 
@@ -92,7 +116,9 @@ export function tokenRoutes(vault: TokenVault) {
         responses: {
           200: { description: "replaced", content: { "application/json": { schema: StoreResultSchema } } },
           201: { description: "created", content: { "application/json": { schema: StoreResultSchema } } },
-          400: errorResponse("invalid body or path (unknown fields, oversized or non-ASCII token, bad expiresAt, bad identifiers)"),
+          400: errorResponse(
+            "invalid body or path (unknown fields, oversized or non-ASCII token, bad expiresAt, bad identifiers)",
+          ),
           401: unauthenticated,
           403: errorResponse("not a writer"),
           503: errorResponse("database or audit log unavailable"),
@@ -103,7 +129,10 @@ export function tokenRoutes(vault: TokenVault) {
         const body = c.req.valid("json");
         const address = c.get("clientAddress");
         const userAgent = c.req.header("user-agent")?.slice(0, MAX_USER_AGENT) ?? null;
-        const r = await vault.store(c.get("principal"), key, body, { ipAddress: address && address !== "unknown" ? address : null, userAgent });
+        const r = await vault.store(c.get("principal"), key, body, {
+          ipAddress: address && address !== "unknown" ? address : null,
+          userAgent,
+        });
         return c.json(r, r.created ? 201 : 200);
       },
     )
@@ -123,10 +152,16 @@ export function tokenRoutes(vault: TokenVault) {
           401: unauthenticated,
           403: denied,
           404: notFound,
-          409: errorResponse("REAUTH_REQUIRED: expired and cannot be refreshed (provider refused the refresh token, or none stored / no provider configured)"),
+          409: errorResponse(
+            "REAUTH_REQUIRED: expired and cannot be refreshed (provider refused the refresh token, or none stored / no provider configured)",
+          ),
           422: errorResponse("DECRYPTION_FAILED: the stored ciphertext does not belong to this record (audited)"),
-          502: errorResponse("UPSTREAM_FAILED: expired, and the provider could not refresh it just now (5xx, timeout); Retry-After says when the next attempt is allowed"),
-          503: errorResponse("database or audit log unavailable; nothing released — or REFRESH_BACKOFF: expired and inside its refresh backoff window (no upstream attempt; Retry-After)"),
+          502: errorResponse(
+            "UPSTREAM_FAILED: expired, and the provider could not refresh it just now (5xx, timeout); Retry-After says when the next attempt is allowed",
+          ),
+          503: errorResponse(
+            "database or audit log unavailable; nothing released — or REFRESH_BACKOFF: expired and inside its refresh backoff window (no upstream attempt; Retry-After)",
+          ),
         },
       }),
       async (c) => {
@@ -134,7 +169,10 @@ export function tokenRoutes(vault: TokenVault) {
         const q = c.req.valid("query");
         const purpose = purposeOf(c, q);
         c.header("Cache-Control", "no-store");
-        return c.json(await vault.read(c.get("principal"), key, { refresh: q.refresh, ...(purpose ? { purpose } : {}) }), 200);
+        return c.json(
+          await vault.read(c.get("principal"), key, { refresh: q.refresh, ...(purpose ? { purpose } : {}) }),
+          200,
+        );
       },
     )
     .openapi(
@@ -142,13 +180,17 @@ export function tokenRoutes(vault: TokenVault) {
         method: "get",
         path: "/v1/tokens/{integration}/{userId}/export",
         tags: ["tokens"],
-        summary: "Export a stored token with its refresh token (role exporter; a decision like a read, audited TOKEN_EXPORTED)",
+        summary:
+          "Export a stored token with its refresh token (role exporter; a decision like a read, audited TOKEN_EXPORTED)",
         description:
           "For moving a user's grant off chronokms: the only response that ever carries a refresh token. " +
           "An access request for {type: token, integration, userId} at [now, now] like a read; the stored record is returned as is (no refresh).",
         request: { params: TokenParamsSchema, query: StatusQuerySchema, headers: PurposeHeadersSchema },
         responses: {
-          200: { description: "the stored token, refresh token included", content: { "application/json": { schema: TokenExportSchema } } },
+          200: {
+            description: "the stored token, refresh token included",
+            content: { "application/json": { schema: TokenExportSchema } },
+          },
           400: errorResponse("bad path or query"),
           401: unauthenticated,
           403: errorResponse("not an exporter, or denied by policy"),
@@ -168,7 +210,8 @@ export function tokenRoutes(vault: TokenVault) {
         method: "get",
         path: "/v1/tokens/{integration}/{userId}/status",
         tags: ["tokens"],
-        summary: "Whether the token is valid, expired (refreshable) or needs re-authentication; never the token (a decision like a read)",
+        summary:
+          "Whether the token is valid, expired (refreshable) or needs re-authentication; never the token (a decision like a read)",
         request: { params: TokenParamsSchema, query: StatusQuerySchema, headers: PurposeHeadersSchema },
         responses: {
           200: { description: "status and metadata", content: { "application/json": { schema: TokenMetadataSchema } } },
@@ -189,7 +232,8 @@ export function tokenRoutes(vault: TokenVault) {
         method: "delete",
         path: "/v1/tokens/{integration}/{userId}",
         tags: ["tokens"],
-        summary: "Revoke a user's token at the provider (RFC 7009, where supported), then delete it (audited with the outcome)",
+        summary:
+          "Revoke a user's token at the provider (RFC 7009, where supported), then delete it (audited with the outcome)",
         request: { params: TokenParamsSchema, query: DeleteTokenQuerySchema },
         responses: {
           204: { description: "deleted (the revocation outcome is in the TOKEN_DELETED audit row)" },
@@ -197,7 +241,9 @@ export function tokenRoutes(vault: TokenVault) {
           401: unauthenticated,
           403: errorResponse("not a writer"),
           404: notFound,
-          502: errorResponse("UPSTREAM_FAILED: revoke=required and the provider did not confirm the revocation; the record was kept"),
+          502: errorResponse(
+            "UPSTREAM_FAILED: revoke=required and the provider did not confirm the revocation; the record was kept",
+          ),
           503: errorResponse("database or audit log unavailable"),
         },
       }),
@@ -211,7 +257,8 @@ export function tokenRoutes(vault: TokenVault) {
         method: "delete",
         path: "/v1/users/{userId}/tokens",
         tags: ["tokens"],
-        summary: "Revoke at their providers and delete every token of a user (audited; 200 with a count of 0 when there were none)",
+        summary:
+          "Revoke at their providers and delete every token of a user (audited; 200 with a count of 0 when there were none)",
         request: { params: UserParamsSchema, query: DeleteTokenQuerySchema },
         responses: {
           200: {
@@ -237,26 +284,42 @@ export function tokenRoutes(vault: TokenVault) {
             },
           },
           400: errorResponse("bad path"),
-          502: errorResponse("UPSTREAM_FAILED: revoke=required and a provider did not confirm a revocation; every record was kept"),
+          502: errorResponse(
+            "UPSTREAM_FAILED: revoke=required and a provider did not confirm a revocation; every record was kept",
+          ),
           401: unauthenticated,
           403: errorResponse("not a writer"),
           503: errorResponse("database or audit log unavailable"),
         },
       }),
-      async (c) => c.json(await vault.deleteAllForUser(c.get("principal"), c.req.valid("param").userId, { revoke: c.req.valid("query").revoke }), 200),
+      async (c) =>
+        c.json(
+          await vault.deleteAllForUser(c.get("principal"), c.req.valid("param").userId, {
+            revoke: c.req.valid("query").revoke,
+          }),
+          200,
+        ),
     )
     .openapi(
       createRoute({
         method: "get",
         path: "/v1/tokens",
         tags: ["tokens"],
-        summary: "List the token records the caller's policies would let it read (metadata only), filtered and paginated; audited",
-        description: "Each record is judged like a read of it; a page may hold fewer than limit items, so follow nextCursor until it is null.",
+        summary:
+          "List the token records the caller's policies would let it read (metadata only), filtered and paginated; audited",
+        description:
+          "Each record is judged like a read of it; a page may hold fewer than limit items, so follow nextCursor until it is null.",
         request: { query: ListTokensQuerySchema, headers: PurposeHeadersSchema },
         responses: {
           200: {
             description: "a page of records; pass nextCursor as cursor for the next one",
-            content: { "application/json": { schema: z.object({ items: z.array(TokenMetadataSchema), nextCursor: z.string().nullable() }).openapi("TokenList") } },
+            content: {
+              "application/json": {
+                schema: z
+                  .object({ items: z.array(TokenMetadataSchema), nextCursor: z.string().nullable() })
+                  .openapi("TokenList"),
+              },
+            },
           },
           400: errorResponse("bad filter, limit or cursor"),
           401: unauthenticated,

@@ -43,7 +43,13 @@ const WebhookSchema = z
     enabled: z.boolean(),
     createdAt: z.string(),
     createdBy: z.string(),
-    deliveries: z.object({ pending: z.number().int(), delivered: z.number().int(), failed: z.number().int(), lastDeliveredAt: z.string().nullable(), lastError: z.string().nullable() }),
+    deliveries: z.object({
+      pending: z.number().int(),
+      delivered: z.number().int(),
+      failed: z.number().int(),
+      lastDeliveredAt: z.string().nullable(),
+      lastError: z.string().nullable(),
+    }),
   })
   .openapi("Webhook");
 
@@ -76,7 +82,16 @@ export function webhookRoutes(webhooks: WebhookService) {
         summary: "Register a webhook endpoint; the signing secret is in this response only",
         request: { body: { required: true, content: { "application/json": { schema: CreateWebhookSchema } } } },
         responses: {
-          201: { description: "registered", content: { "application/json": { schema: WebhookSchema.extend({ secret: z.string().openapi({ description: "whsec_…; shown once" }) }).openapi("WebhookCreated") } } },
+          201: {
+            description: "registered",
+            content: {
+              "application/json": {
+                schema: WebhookSchema.extend({
+                  secret: z.string().openapi({ description: "whsec_…; shown once" }),
+                }).openapi("WebhookCreated"),
+              },
+            },
+          },
           400: errorResponse("bad url or event types"),
         },
       }),
@@ -91,7 +106,14 @@ export function webhookRoutes(webhooks: WebhookService) {
         path: "/v1/webhooks",
         tags: ["webhooks"],
         summary: "List webhook endpoints with their delivery counts (never the secret)",
-        responses: { 200: { description: "webhooks", content: { "application/json": { schema: z.object({ items: z.array(WebhookSchema) }).openapi("WebhookList") } } } },
+        responses: {
+          200: {
+            description: "webhooks",
+            content: {
+              "application/json": { schema: z.object({ items: z.array(WebhookSchema) }).openapi("WebhookList") },
+            },
+          },
+        },
       }),
       async (c) => c.json({ items: await webhooks.list() }, 200),
     )
@@ -109,12 +131,27 @@ export function webhookRoutes(webhooks: WebhookService) {
           }),
         },
         responses: {
-          200: { description: "deliveries", content: { "application/json": { schema: z.object({ items: z.array(DeliverySchema) }).openapi("WebhookDeliveryList") } } },
+          200: {
+            description: "deliveries",
+            content: {
+              "application/json": {
+                schema: z.object({ items: z.array(DeliverySchema) }).openapi("WebhookDeliveryList"),
+              },
+            },
+          },
           400: errorResponse("bad id or query"),
           404: notFound,
         },
       }),
-      async (c) => c.json({ items: (await webhooks.deliveries(c.req.valid("param").id, c.req.valid("query"))) as z.infer<typeof DeliverySchema>[] }, 200),
+      async (c) =>
+        c.json(
+          {
+            items: (await webhooks.deliveries(c.req.valid("param").id, c.req.valid("query"))) as z.infer<
+              typeof DeliverySchema
+            >[],
+          },
+          200,
+        ),
     )
     .openapi(
       createRoute({
