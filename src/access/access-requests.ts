@@ -6,7 +6,7 @@ import type { Database } from "../db/database.ts";
 import type { Clock } from "../clock.ts";
 import type { KeyService } from "../keys/types.ts";
 import { BadRequestError } from "../errors.ts";
-import type { AccessRequestBody } from "../policy/schemas.ts";
+import type { AccessRequestBody } from "./request-body.ts";
 import type { AccessRequest, Prisma } from "../db/generated/client.ts";
 import type { Principal } from "./principal.ts";
 import type { AccessDecider } from "./types.ts";

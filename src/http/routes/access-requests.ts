@@ -5,7 +5,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createRouter, errorResponse } from "../router.ts";
 import type { AccessServices } from "../../access/index.ts";
-import { AccessRequestBodySchema, InstantSchema, identifier } from "../../policy/schemas.ts";
+import { AccessRequestBodySchema } from "../../access/request-body.ts";
+import { InstantSchema, identifier } from "../../lib/schemas.ts";
 import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
 
