@@ -36,12 +36,17 @@ describe("registry", () => {
 });
 
 describe("purpose-denylist (the example type)", () => {
-  const denylist = (denied: unknown) => ({ name: "no marketing", type: "purpose-denylist", config: { denied } });
+  const denylist = (denied: string[]) => ({
+    name: "no marketing",
+    type: "purpose-denylist" as const,
+    config: { denied },
+  });
 
   test("config: a non-empty list of purposes, strict", () => {
     expect(parsePolicyInput(denylist([" marketing "])).config).toEqual({ denied: ["marketing"] });
     for (const bad of [[], "marketing", [""], undefined]) {
-      expect(PolicyInputSchema.safeParse(denylist(bad)).success).toBe(false);
+      const input = { name: "no marketing", type: "purpose-denylist", config: { denied: bad } };
+      expect(PolicyInputSchema.safeParse(input).success).toBe(false);
     }
     const extra = { ...denylist(["x"]), config: { denied: ["x"], allowed: ["y"] } };
     expect(PolicyInputSchema.safeParse(extra).success).toBe(false);

@@ -98,7 +98,10 @@ export function policyRoutes(access: AccessServices) {
         path: "/v1/policies/types",
         tags: ["policies"],
         summary: "The policy types this server knows, each with a valid example config",
-        responses: { 200: json(z.object({ items: z.array(PolicyTypeInfoSchema) }), "every registered type"), ...common },
+        responses: {
+          200: json(z.object({ items: z.array(PolicyTypeInfoSchema) }), "every registered type"),
+          ...common,
+        },
       }),
       (c) => c.json({ items: policyTypeCatalog() }, 200),
     )
