@@ -6,6 +6,7 @@
 import type { Policy, PolicyScope } from "../../client/types.ts";
 import type { Page, PageContext } from "../context.ts";
 import { badge, fmtJson, h, replace, table } from "../dom.ts";
+import { confirmAction } from "../confirm.ts";
 import { describeError } from "../errors.ts";
 import { loadPolicyTypes, policyEditor } from "./policy-editor.ts";
 import { simulateForm } from "./policy-simulate.ts";
@@ -105,31 +106,14 @@ function scopeText(scope: PolicyScope | unknown): string {
 }
 
 function deleteButton(ctx: PageContext, p: Policy, reload: () => void): HTMLElement {
-  const cell = h("span");
-  const start = h("button", { type: "button", class: "danger", onclick: () => replace(cell, confirm) }, "Delete…");
-  const confirm = h(
-    "span",
-    { class: "confirm" },
-    h(
-      "button",
-      {
-        type: "button",
-        class: "danger",
-        onclick: async () => {
-          try {
-            await ctx.client.deletePolicy(p.id);
-            ctx.notify(`Deleted ${p.name}.`);
-            reload();
-          } catch (err) {
-            ctx.notify(describeError(err), "bad");
-            replace(cell, start);
-          }
-        },
-      },
-      "Delete now",
-    ),
-    h("button", { type: "button", onclick: () => replace(cell, start) }, "Cancel"),
-  );
-  replace(cell, start);
-  return cell;
+  return confirmAction(ctx, {
+    label: "Delete…",
+    confirmLabel: "Delete now",
+    danger: true,
+    run: async () => {
+      await ctx.client.deletePolicy(p.id);
+      ctx.notify(`Deleted ${p.name}.`);
+      reload();
+    },
+  });
 }
