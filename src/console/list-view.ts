@@ -11,7 +11,7 @@ import { CursorPager } from "./paging.ts";
 export interface PagedListOptions<T> {
   /** The filter inputs, each already wrapped by `field(...)`. */
   fields: HTMLElement[];
-  fetch: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>;
+  query: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>;
   headers: string[];
   row: (item: T) => HTMLTableRowElement;
   empty: string;
@@ -37,7 +37,7 @@ export function pagedList<T>(ctx: PageContext, o: PagedListOptions<T>): PagedLis
   async function load(): Promise<string | null> {
     clearErrors(filters);
     try {
-      const page = await o.fetch(pager.current);
+      const page = await o.query(pager.current);
       if (ctx.isStale()) return null;
       shown = page.items;
       replace(

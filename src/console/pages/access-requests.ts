@@ -38,7 +38,7 @@ export const accessRequestsPage: Page = async (ctx) => {
       field("From", from, { name: "from" }),
       field("To (exclusive)", to, { name: "to" }),
     ],
-    fetch: (cursor) =>
+    query: (cursor) =>
       client.listAccessRequests({
         requesterId: requesterId.value.trim() || undefined,
         granted: granted.value === "" ? undefined : granted.value === "true",

@@ -30,7 +30,7 @@ export const auditPage: Page = async (ctx) => {
       field("From", from, { name: "from" }),
       field("To (exclusive)", to, { name: "to" }),
     ],
-    fetch: (cursor) =>
+    query: (cursor) =>
       client.auditLogs({
         eventType: eventType.value || undefined,
         actor: actor.value.trim() || undefined,

@@ -18,7 +18,7 @@ export const tokensPage: Page = async (ctx) => {
 
   const view = pagedList(ctx, {
     fields: [field("User id", userId, { name: "userId" }), field("Integration", integration, { name: "integration" })],
-    fetch: (cursor) =>
+    query: (cursor) =>
       client.listTokens({
         userId: userId.value.trim() || undefined,
         integration: integration.value.trim() || undefined,
