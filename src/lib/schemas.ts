@@ -119,5 +119,5 @@ export const InstantSchema = z
 
 /** An instant in a query string, where every value is text: digits are epoch ms, anything else ISO-8601. */
 export const QueryInstantSchema = safeString("instant")
-  .transform((value, ctx): number => toInstant(/^\d{1,16}$/.test(value) ? Number(value) : value, ctx) ?? z.NEVER)
+  .transform((value, ctx): number => toInstant(/^\d+$/.test(value) ? Number(value) : value, ctx) ?? z.NEVER)
   .describe("ISO-8601 date-time with offset (e.g. 2026-03-08T09:00:00Z) or epoch milliseconds as digits");

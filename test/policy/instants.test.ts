@@ -22,4 +22,6 @@ test("and refuse the same things: local times, other formats, out-of-range or fr
     expect(InstantSchema.safeParse(v).success).toBe(false);
   }
   expect(QueryInstantSchema.safeParse("2026-03-08T09:00:00").error?.issues[0]?.message).toContain("±HH:MM offset");
+  // Digits are always epoch ms, however many: too large says so rather than "not ISO-8601".
+  expect(QueryInstantSchema.safeParse("9".repeat(20)).error?.issues[0]?.message).toContain("9999-12-31");
 });
