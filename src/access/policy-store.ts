@@ -52,9 +52,10 @@ export class PolicyStore {
   /** Loads the policies (a failure stops start-up) and starts watching for changes. */
   async start(): Promise<void> {
     await this.reload();
-    // PGlite is one process, so every change is local; its poll only heals a failed local reload.
+    // PostgreSQL: other processes' changes arrive as NOTIFY, and every (re)connect reloads too,
+    // since a change may have landed while nobody listened. PGlite is one process: listenChannel
+    // does nothing there, every change is local, and the poll only heals a failed local reload.
     const reload = () => void this.reload().catch((err) => this.o.log.warn("policy reload failed", { err }));
-    // After every (re)connect too: a change may have landed while nobody listened.
     this.listener = listenChannel(this.o.db, POLICY_CHANNEL, { onNotify: reload, onListening: reload }, this.o.log);
     const pollMs = this.o.pollMs ?? 1000;
     if (pollMs > 0) {

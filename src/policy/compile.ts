@@ -1,7 +1,8 @@
 /**
  * Turns policy records into a sorted set of ready-to-run checks. Everything that does not depend
- * on the request (sorting, sets for scope lookups, parsed hours, time-zone formatters, reason
- * fragments) happens here once per policy change instead of on every request.
+ * on the request (sorting, sets for scope lookups, and each type's own `compile` step: parsed
+ * hours, time-zone formatters, reason fragments) happens once per policy change instead of on
+ * every request.
  */
 import { quote, quoteList } from "./format.ts";
 import { policyTypeModule } from "./registry.ts";
@@ -10,7 +11,6 @@ import type { Check, CheckResult, PolicyTypeModule } from "./type-module.ts";
 import type { AccessContext, PolicyRecord } from "./types.ts";
 
 export type { CheckResult } from "./type-module.ts";
-export { describeRequester } from "./format.ts";
 
 export interface CompiledPolicy {
   readonly record: PolicyRecord;
@@ -18,7 +18,7 @@ export interface CompiledPolicy {
   readonly resourceTypes: ReadonlySet<string> | null;
   readonly integrations: ReadonlySet<string> | null;
   readonly requesters: ReadonlySet<string> | null;
-  /** A time-based policy that sets `allowFuture: true` (and compiled): lifts the default future-data denial. */
+  /** Lifts the default future-data denial (a time-based policy with `allowFuture: true`, compiled). */
   readonly allowsFuture: boolean;
   readonly check: Check;
 }
