@@ -6,7 +6,7 @@ import type { Database } from "../db/database.ts";
 import type { Clock } from "../clock.ts";
 import type { KeyService } from "../keys/types.ts";
 import { BadRequestError } from "../errors.ts";
-import type { AccessRequestBody } from "../policy/schemas.ts";
+import type { AccessRequestBody } from "./request-body.ts";
 import type { AccessRequest, Prisma } from "../db/generated/client.ts";
 import type { Principal } from "./principal.ts";
 import type { AccessDecider } from "./types.ts";
@@ -46,7 +46,7 @@ export interface AccessRequestFilter {
   requesterId?: string;
   granted?: boolean;
   resourceType?: "token" | "timeslice";
-  /** Bounds on when the request was made (epoch ms, inclusive). */
+  /** When the request was made: epoch ms, half-open [from, to) like every list window. */
   from?: number;
   to?: number;
   limit: number;
@@ -105,7 +105,8 @@ export class AccessRequestService {
     if (f.granted !== undefined) and.push({ granted: f.granted });
     if (f.resourceType !== undefined) and.push({ resourceType: f.resourceType });
     if (f.from !== undefined) and.push({ createdAt: { gte: new Date(f.from) } });
-    if (f.to !== undefined) and.push({ createdAt: { lte: new Date(f.to) } });
+    // Half-open [from, to), like every list window (lib/schemas.ts).
+    if (f.to !== undefined) and.push({ createdAt: { lt: new Date(f.to) } });
     if (f.cursor !== undefined) {
       const c = decodeCursor(f.cursor);
       const at = new Date(c.timeMs);

@@ -8,7 +8,7 @@ import type { Clock } from "../clock.ts";
 import { ServiceUnavailableError } from "../errors.ts";
 import type { CompiledPolicySet } from "../policy/compile.ts";
 import { evaluateCompiled } from "../policy/engine.ts";
-import type { AccessRequestBody } from "../policy/schemas.ts";
+import type { AccessRequestBody } from "./request-body.ts";
 import type { AccessContext, Decision } from "../policy/types.ts";
 import type { Principal } from "./principal.ts";
 import type { AccessDecider, DecideOptions, DecisionOutcome } from "./types.ts";

@@ -8,7 +8,7 @@ import type { KeyService } from "../keys/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import type { Config } from "../config.ts";
-import { PolicyStore } from "../policy/store.ts";
+import { PolicyStore } from "./policy-store.ts";
 import { ApiKeyService } from "./api-keys.ts";
 import { AuthFailureLimiter } from "./rate-limit.ts";
 import { RequesterService } from "./requesters.ts";

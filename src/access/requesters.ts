@@ -9,7 +9,7 @@ import type { AuditSink } from "../audit/types.ts";
 import type { Logger } from "../log.ts";
 import { Prisma, type Requester } from "../db/generated/client.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
-import { identifier, text } from "../policy/schemas.ts";
+import { identifier, text } from "../lib/schemas.ts";
 import { findUnsafeText, safeString, unsafeTextMessage } from "../lib/text.ts";
 import { importPublicJwk } from "../crypto/jwk.ts";
 import type { ApiKeyService, ApiKeyView } from "./api-keys.ts";

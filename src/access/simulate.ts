@@ -7,7 +7,8 @@
 import { z } from "zod";
 import type { AuditSink } from "../audit/types.ts";
 import type { KeyService } from "../keys/types.ts";
-import { AccessRequestBodySchema, InstantSchema, identifier, text } from "../policy/schemas.ts";
+import { InstantSchema, identifier, text } from "../lib/schemas.ts";
+import { AccessRequestBodySchema } from "./request-body.ts";
 import type { Decision, EvaluatedPolicy } from "../policy/types.ts";
 import { ValidationError } from "../errors.ts";
 import { resourceTarget, type PolicyAccessDecider } from "./decider.ts";

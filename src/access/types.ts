@@ -1,7 +1,7 @@
 /** The access-decision contract: every token read and time-slice grant goes through it. */
 import type { Principal } from "./principal.ts";
 import type { Decision } from "../policy/types.ts";
-import type { AccessRequestBody } from "../policy/schemas.ts";
+import type { AccessRequestBody } from "./request-body.ts";
 
 export interface DecisionOutcome {
   /** access_requests row id (also in the audit row's details). */

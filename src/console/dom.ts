@@ -160,3 +160,6 @@ export function isoFromLocal(value: string): string | undefined {
   const d = new Date(value);
   return Number.isNaN(d.getTime()) ? value : d.toISOString();
 }
+
+/** A text input's value trimmed, or undefined when blank (an optional field left empty). */
+export const blankToUndefined = (s: string) => (s.trim() === "" ? undefined : s.trim());

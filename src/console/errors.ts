@@ -11,25 +11,15 @@ interface Issue {
   message: string;
 }
 
-/** Both shapes the API uses: route validation (`details: [{ path: "a.b", message }]`) and
- * policy validation (`details: { issues: [{ path: ["a", "b"], message }] }`). */
+/** The API's one validation shape: `details: { issues: [{ path: ["a", 0], code, message }] }`. */
 export function issuesOf(err: unknown): Issue[] {
   if (!(err instanceof ChronoKmsError) || err.code !== "VALIDATION_FAILED") return [];
-  const d = err.details as unknown;
-  const raw = Array.isArray(d)
-    ? d
-    : Array.isArray((d as { issues?: unknown })?.issues)
-      ? (d as { issues: unknown[] }).issues
-      : [];
+  const raw = (err.details as { issues?: unknown } | undefined)?.issues;
+  if (!Array.isArray(raw)) return [];
   return raw.flatMap((i) => {
     const issue = i as { path?: unknown; message?: unknown };
     if (typeof issue.message !== "string") return [];
-    const path = Array.isArray(issue.path)
-      ? issue.path.map(String).join(".")
-      : typeof issue.path === "string"
-        ? issue.path
-        : "";
-    return [{ path, message: issue.message }];
+    return [{ path: Array.isArray(issue.path) ? issue.path.map(String).join(".") : "", message: issue.message }];
   });
 }
 

@@ -4,7 +4,8 @@
  * and the first finding is highlighted.
  */
 import type { AuditVerification } from "../client/types.ts";
-import { badge, fmtJson, fmtNumber, fmtTime, h } from "./dom.ts";
+import { badge, fmtJson, fmtNumber, fmtTime, h, replace } from "./dom.ts";
+import { describeError } from "./errors.ts";
 
 /** A finding as newer servers report them; every field optional so older answers fit too. */
 export interface Finding {
@@ -26,6 +27,38 @@ export async function runVerification(request: () => Promise<Verification>): Pro
   const result = await request();
   lastVerification = { at: new Date(), result };
   return result;
+}
+
+/**
+ * The "Verify audit log" button both pages show: progress and errors in `slot`, the result
+ * handed to `show`; disabled while a verification runs.
+ */
+export function verifyButton(
+  request: () => Promise<Verification>,
+  slot: HTMLElement,
+  show: (v: Verification) => Promise<void> | void,
+  primary = false,
+): HTMLButtonElement {
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: primary ? "primary" : undefined,
+      onclick: async () => {
+        button.disabled = true;
+        replace(slot, h("p", { class: "muted" }, "Verifying…"));
+        try {
+          await show(await runVerification(request));
+        } catch (err) {
+          replace(slot, h("p", { class: "form-error" }, describeError(err)));
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    "Verify audit log",
+  );
+  return button;
 }
 
 /** Every finding, first one first: `findings` when the server sends them, else `firstInvalid`. */

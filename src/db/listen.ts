@@ -62,3 +62,14 @@ export function listenChannel(
     },
   };
 }
+
+/**
+ * NOTIFY on PostgreSQL; nothing on PGlite (one process, nobody else to tell). Never rejects: a
+ * lost notification is the listener's poll or cache TTL to heal, so it is logged, not thrown.
+ */
+export async function notifyChannel(db: Database, channel: string, payload: string, log: Logger): Promise<void> {
+  if (db.kind !== "postgres") return;
+  await db.prisma.$executeRaw`SELECT pg_notify(${channel}, ${payload})`.catch((err) =>
+    log.warn("change notification failed; listeners fall back to polling", { channel, err }),
+  );
+}

@@ -63,6 +63,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   "GET /v1/policies": "listPolicies",
   "POST /v1/policies": "createPolicy",
   "POST /v1/policies/simulate": "simulateAccess",
+  "GET /v1/policies/types": "listPolicyTypes",
   "GET /v1/policies/{id}": "getPolicy",
   "PATCH /v1/policies/{id}": "updatePolicy",
   "DELETE /v1/policies/{id}": "deletePolicy",

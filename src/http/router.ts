@@ -3,24 +3,13 @@
  * the handler and documents the route. Validation failures become our single error shape.
  */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import type { ZodError } from "zod";
-import { ValidationError } from "../errors.ts";
+import { toValidationError } from "../lib/validation-error.ts";
 import type { AppEnv } from "./context.ts";
-
-export function zodIssues(error: ZodError) {
-  return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
-}
 
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
-      if (!result.success) {
-        const issues = zodIssues(result.error);
-        const first = issues[0];
-        const where = result.target === "json" ? "body" : result.target;
-        const at = first?.path ? `${where}.${first.path}` : where;
-        throw new ValidationError(`invalid ${where}: ${at}: ${first?.message ?? "invalid input"}`, issues);
-      }
+      if (!result.success) throw toValidationError(result.error, result.target === "json" ? "body" : result.target);
     },
   });
 }

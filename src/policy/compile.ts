@@ -1,28 +1,16 @@
 /**
  * Turns policy records into a sorted set of ready-to-run checks. Everything that does not depend
- * on the request (sorting, sets for scope lookups, parsed hours, time-zone formatters, reason
- * fragments) happens here once per policy change instead of on every request.
+ * on the request (sorting, sets for scope lookups, and each type's own `compile` step: parsed
+ * hours, time-zone formatters, reason fragments) happens once per policy change instead of on
+ * every request.
  */
-import { formatDuration, formatInstant, quote, quoteList } from "./format.ts";
-import { formatHHMM, formatLocal, isWithinHours, parseHHMM, weekdayName, zonedParts, type Weekday } from "./time.ts";
-import {
-  DurationLimitConfigSchema,
-  PolicyScopeSchema,
-  PurposeConfigSchema,
-  TimeBasedConfigSchema,
-  WhitelistConfigSchema,
-  type DurationLimitConfig,
-  type PurposeConfig,
-  type TimeBasedConfig,
-  type WhitelistConfig,
-} from "./schemas.ts";
-import type { AccessContext, DenialCode, Outcome, PolicyRecord } from "./types.ts";
+import { quote, quoteList } from "./format.ts";
+import { policyTypeModule } from "./registry.ts";
+import { PolicyScopeSchema } from "./schemas.ts";
+import type { Check, CheckResult, PolicyTypeModule } from "./type-module.ts";
+import type { AccessContext, PolicyRecord } from "./types.ts";
 
-export interface CheckResult {
-  outcome: Exclude<Outcome, "skipped">;
-  reason: string;
-  code?: DenialCode;
-}
+export type { CheckResult } from "./type-module.ts";
 
 export interface CompiledPolicy {
   readonly record: PolicyRecord;
@@ -30,9 +18,9 @@ export interface CompiledPolicy {
   readonly resourceTypes: ReadonlySet<string> | null;
   readonly integrations: ReadonlySet<string> | null;
   readonly requesters: ReadonlySet<string> | null;
-  /** A time-based policy that sets `allowFuture: true` (and compiled): lifts the default future-data denial. */
+  /** Lifts the default future-data denial (a time-based policy with `allowFuture: true`, compiled). */
   readonly allowsFuture: boolean;
-  readonly check: (ctx: AccessContext, now: number) => CheckResult;
+  readonly check: Check;
 }
 
 export interface CompiledPolicySet {
@@ -63,13 +51,6 @@ export function compilePolicies(records: readonly PolicyRecord[]): CompiledPolic
   return { all, enabled: all.filter((p) => p.record.enabled) };
 }
 
-const CONFIG_SCHEMAS = {
-  whitelist: WhitelistConfigSchema,
-  "time-based": TimeBasedConfigSchema,
-  "duration-limit": DurationLimitConfigSchema,
-  purpose: PurposeConfigSchema,
-} as const;
-
 /**
  * The record again through its type's schemas: a row edited by hand (a whitelist whose
  * `requesters` is a string, a scope list that is an object) must not reach a check that would
@@ -77,18 +58,14 @@ const CONFIG_SCHEMAS = {
  */
 function revalidate(
   record: PolicyRecord,
-): { record: PolicyRecord; problem: null } | { record: PolicyRecord; problem: string } {
-  const schema = (CONFIG_SCHEMAS as Record<string, (typeof CONFIG_SCHEMAS)[keyof typeof CONFIG_SCHEMAS] | undefined>)[
-    String(record.type)
-  ];
-  if (schema === undefined)
-    return { record, problem: `has unknown type ${quote(String((record as { type: unknown }).type))}` };
+): { record: PolicyRecord; module: PolicyTypeModule; problem: null } | { problem: string } {
+  const module = policyTypeModule(record.type);
+  if (module === undefined) return { problem: `has unknown type ${quote(String((record as { type: unknown }).type))}` };
   const scope = PolicyScopeSchema.safeParse(record.scope ?? {});
-  if (!scope.success) return { record, problem: `has an invalid scope (${firstIssue(scope.error.issues)})` };
-  const config = schema.safeParse(record.config);
-  if (!config.success)
-    return { record, problem: `has an invalid ${record.type} config (${firstIssue(config.error.issues)})` };
-  return { record: { ...record, scope: scope.data, config: config.data } as PolicyRecord, problem: null };
+  if (!scope.success) return { problem: `has an invalid scope (${firstIssue(scope.error.issues)})` };
+  const config = module.config.safeParse(record.config);
+  if (!config.success) return { problem: `has an invalid ${record.type} config (${firstIssue(config.error.issues)})` };
+  return { record: { ...record, scope: scope.data, config: config.data } as PolicyRecord, module, problem: null };
 }
 
 function firstIssue(issues: readonly { path: PropertyKey[]; message: string }[]): string {
@@ -99,12 +76,13 @@ function firstIssue(issues: readonly { path: PropertyKey[]; message: string }[])
 
 function compileOne(stored: PolicyRecord): CompiledPolicy {
   const label = `policy ${quote(String(stored.name))}`;
-  const { record, problem } = revalidate(stored);
-  if (problem !== null) return misconfiguredPolicy(stored, `${label} ${problem}`);
+  const valid = revalidate(stored);
+  if (valid.problem !== null) return misconfiguredPolicy(stored, `${label} ${valid.problem}`);
+  const { record, module } = valid;
   try {
     return {
       record,
-      isWhitelist: record.type === "whitelist",
+      isWhitelist: module.role === "whitelist",
       resourceTypes: toSet(record.scope?.resourceTypes),
       // Integration names are canonical lower case (SPEC v2 §4): a scope written `Gmail` is `gmail`.
       integrations: toSet(
@@ -113,8 +91,8 @@ function compileOne(stored: PolicyRecord): CompiledPolicy {
           : record.scope?.integrations,
       ),
       requesters: toSet(record.scope?.requesters),
-      allowsFuture: record.type === "time-based" && record.config.allowFuture === true,
-      check: compileCheck(record, label),
+      allowsFuture: module.allowsFuture?.(record.config) === true,
+      check: module.compile(record.config, label),
     };
   } catch (err) {
     // E.g. a time zone this runtime lacks the data for.
@@ -132,7 +110,7 @@ function compileOne(stored: PolicyRecord): CompiledPolicy {
  */
 function misconfiguredPolicy(record: PolicyRecord, reason: string): CompiledPolicy {
   const result: CheckResult = { outcome: "denied", code: "POLICY_MISCONFIGURED", reason: `${reason}; denying` };
-  const isWhitelist = record.type === "whitelist";
+  const isWhitelist = policyTypeModule(record.type)?.role === "whitelist";
   return {
     record,
     isWhitelist,
@@ -142,19 +120,6 @@ function misconfiguredPolicy(record: PolicyRecord, reason: string): CompiledPoli
     allowsFuture: false,
     check: () => result,
   };
-}
-
-function compileCheck(record: PolicyRecord, label: string): CompiledPolicy["check"] {
-  switch (record.type) {
-    case "whitelist":
-      return whitelistCheck(record.config, label);
-    case "time-based":
-      return timeBasedCheck(record.config, label);
-    case "duration-limit":
-      return durationCheck(record.config, label);
-    case "purpose":
-      return purposeCheck(record.config, label);
-  }
 }
 
 function toSet(values: readonly string[] | undefined): ReadonlySet<string> | null {
@@ -189,136 +154,4 @@ export function inScope(p: CompiledPolicy, ctx: AccessContext): boolean {
     return false;
   if (p.requesters !== null && !p.requesters.has(ctx.requester.requesterId)) return false;
   return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Per-type checks
-
-function whitelistCheck(config: WhitelistConfig, label: string): CompiledPolicy["check"] {
-  const requesters = new Set(config.requesters ?? []);
-  const departments = new Set(config.departments ?? []);
-  return (ctx) => {
-    const { requesterId, department } = ctx.requester;
-    if (requesters.has(requesterId)) {
-      return { outcome: "admitted", reason: `requester ${quote(requesterId)} is listed by ${label}` };
-    }
-    if (department != null && departments.has(department)) {
-      return {
-        outcome: "admitted",
-        reason: `requester ${quote(requesterId)} is admitted by ${label} through department ${quote(department)}`,
-      };
-    }
-    return { outcome: "not-admitted", reason: `${describeRequester(ctx)} is not admitted by ${label}` };
-  };
-}
-
-export function describeRequester(ctx: AccessContext): string {
-  const { requesterId, department } = ctx.requester;
-  return department != null && department !== ""
-    ? `requester ${quote(requesterId)} (department ${quote(department)})`
-    : `requester ${quote(requesterId)}`;
-}
-
-function timeBasedCheck(config: TimeBasedConfig, label: string): CompiledPolicy["check"] {
-  const tz = config.timezone;
-  // Builds and caches the zone's formatter now; throws (→ misconfigured) for an unknown zone.
-  zonedParts(0, tz);
-  const days: ReadonlySet<Weekday> | null = config.days ? new Set(config.days) : null;
-  const daysText = config.days?.join(", ") ?? "";
-  const from = config.hours ? parseHHMM(config.hours.from) : null;
-  const to = config.hours ? parseHHMM(config.hours.to) : null;
-  if (config.hours && (from === null || to === null))
-    throw new Error(`malformed hours ${JSON.stringify(config.hours)}`);
-  const windowText = from !== null && to !== null ? `${formatHHMM(from)}–${formatHHMM(to)}` : "";
-  const { notBefore, notAfter, maxDataAgeSeconds } = config;
-  const maxAgeMs = maxDataAgeSeconds === undefined ? null : maxDataAgeSeconds * 1000;
-  const allowFuture = config.allowFuture === true;
-  const needsClock = days !== null || from !== null;
-
-  return (ctx, now) => {
-    if (notBefore !== undefined && now < notBefore) {
-      return deny(
-        "OUTSIDE_TIME_WINDOW",
-        `request at ${formatInstant(now)} is before ${formatInstant(notBefore)}, when ${label} starts admitting requests`,
-      );
-    }
-    if (notAfter !== undefined && now > notAfter) {
-      return deny(
-        "OUTSIDE_TIME_WINDOW",
-        `request at ${formatInstant(now)} is after ${formatInstant(notAfter)}, when ${label} stopped admitting requests`,
-      );
-    }
-    if (needsClock) {
-      const local = zonedParts(now, tz);
-      if (days !== null && !days.has(local.weekday)) {
-        return deny(
-          "OUTSIDE_TIME_WINDOW",
-          `request on ${weekdayName(local.weekday)} (${formatLocal(local)} ${tz}) is not on an allowed day (${daysText}) (${label})`,
-        );
-      }
-      if (from !== null && to !== null && !isWithinHours(local.minutesOfDay, from, to)) {
-        return deny(
-          "OUTSIDE_TIME_WINDOW",
-          `request at ${formatHHMM(local.minutesOfDay)} ${tz} is outside ${windowText} (${label})`,
-        );
-      }
-    }
-    const { start, end } = ctx.timeRange;
-    if (maxAgeMs !== null && start < now - maxAgeMs) {
-      return deny(
-        "DATA_TOO_OLD",
-        `requested data from ${formatInstant(start)} is older than the ${formatDuration(maxAgeMs)} ${label} allows (earliest ${formatInstant(now - maxAgeMs)})`,
-      );
-    }
-    if (!allowFuture && end > now) {
-      return deny(
-        "FUTURE_DATA",
-        `requested data up to ${formatInstant(end)} lies after the request time ${formatInstant(now)}, and ${label} does not allow future data`,
-      );
-    }
-    return { outcome: "passed", reason: `request time and data range are within ${label}` };
-  };
-}
-
-function durationCheck(config: DurationLimitConfig, label: string): CompiledPolicy["check"] {
-  const maxMs = config.maxSeconds * 1000;
-  const limitText = formatDuration(maxMs);
-  return (ctx) => {
-    const length = ctx.timeRange.end - ctx.timeRange.start;
-    // `!(x <= y)` rather than `x > y`, so a NaN length denies.
-    if (!(length <= maxMs)) {
-      return deny(
-        "RANGE_TOO_LONG",
-        `requested range of ${formatDuration(length)} exceeds the ${limitText} limit (${label})`,
-      );
-    }
-    return {
-      outcome: "passed",
-      reason: `requested range of ${formatDuration(length)} is within the ${limitText} limit (${label})`,
-    };
-  };
-}
-
-function purposeCheck(config: PurposeConfig, label: string): CompiledPolicy["check"] {
-  const allowed = config.allowed ? new Set(config.allowed) : null;
-  const allowedText = config.allowed ? quoteList(config.allowed) : "";
-  const minLength = config.minLength ?? 1;
-  return (ctx) => {
-    const purpose = typeof ctx.purpose === "string" ? ctx.purpose.trim() : "";
-    if (purpose === "") return deny("PURPOSE_REQUIRED", `a purpose is required (${label})`);
-    if (purpose.length < minLength) {
-      return deny(
-        "PURPOSE_TOO_SHORT",
-        `purpose must be at least ${minLength} characters, got ${purpose.length} (${label})`,
-      );
-    }
-    if (allowed !== null && !allowed.has(purpose)) {
-      return deny("PURPOSE_NOT_ALLOWED", `purpose ${quote(purpose)} is not one of ${allowedText} (${label})`);
-    }
-    return { outcome: "passed", reason: `purpose ${quote(purpose)} satisfies ${label}` };
-  };
-}
-
-function deny(code: DenialCode, reason: string): CheckResult {
-  return { outcome: "denied", code, reason };
 }

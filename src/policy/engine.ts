@@ -3,15 +3,8 @@
  * the requester and no in-scope policy denies. Pure: `now` is an argument, nothing is read from
  * the outside world, and the answer is a value even for malformed input.
  */
-import {
-  compilePolicies,
-  describeRequester,
-  inScope,
-  scopeMismatch,
-  type CompiledPolicy,
-  type CompiledPolicySet,
-} from "./compile.ts";
-import { formatInstant, quote } from "./format.ts";
+import { compilePolicies, inScope, scopeMismatch, type CompiledPolicy, type CompiledPolicySet } from "./compile.ts";
+import { describeRequester, formatInstant, quote } from "./format.ts";
 import type { AccessContext, Decision, DenialCode, EvaluatedPolicy, PolicyRecord } from "./types.ts";
 
 /** One-shot form; a service evaluating many requests should keep `compilePolicies(...)` around. */

@@ -1,3 +1,5 @@
+import type { AccessContext } from "./types.ts";
+
 /**
  * Small formatters for decision reasons. Reasons are read by people (403 bodies, audit views),
  * so instants are ISO-8601 and durations are "2 h 30 min", never raw milliseconds.
@@ -42,4 +44,12 @@ export function quoteList(values: readonly string[], max = 5): string {
     .map((v) => quote(v, 40))
     .join(", ");
   return values.length > max ? `${shown} and ${values.length - max} more` : shown;
+}
+
+/** `requester "alice" (department "ops")`, for reasons. */
+export function describeRequester(ctx: AccessContext): string {
+  const { requesterId, department } = ctx.requester;
+  return department != null && department !== ""
+    ? `requester ${quote(requesterId)} (department ${quote(department)})`
+    : `requester ${quote(requesterId)}`;
 }

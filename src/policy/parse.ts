@@ -1,51 +1,14 @@
 /**
- * Entry points that turn untrusted JSON into validated policy-layer values, throwing a
- * `ValidationError` whose details carry the zod issues, so the HTTP layer maps every bad input
- * to one 4xx shape.
+ * Entry points that turn untrusted JSON into validated policies, throwing the one
+ * `ValidationError` shape (lib/validation-error.ts), so the HTTP layer maps every bad input to
+ * one 4xx.
  */
-import type { z } from "zod";
-import { ValidationError } from "../errors.ts";
-import {
-  AccessRequestBodySchema,
-  PolicyInputSchema,
-  PolicyPatchSchema,
-  type AccessRequestBody,
-  type PolicyInput,
-  type PolicyType,
-} from "./schemas.ts";
+import { parseWith, validationError } from "../lib/validation-error.ts";
+import { PolicyInputSchema, PolicyPatchSchema, type PolicyInput, type PolicyType } from "./schemas.ts";
 import type { PolicyRecord } from "./types.ts";
-
-export interface ValidationIssue {
-  path: (string | number)[];
-  code: string;
-  message: string;
-}
-
-/** `invalid policy: config.hours.from: must be "HH:MM" …`, with every issue in `details.issues`. */
-export function toValidationError(error: z.ZodError, what: string): ValidationError {
-  const issues: ValidationIssue[] = error.issues.map((i) => ({
-    path: i.path.map((p) => (typeof p === "number" ? p : String(p))),
-    code: i.code,
-    message: i.message,
-  }));
-  const first = issues[0];
-  const where = first !== undefined && first.path.length > 0 ? `${first.path.join(".")}: ` : "";
-  const more = issues.length > 1 ? ` (and ${issues.length - 1} more issue${issues.length > 2 ? "s" : ""})` : "";
-  return new ValidationError(`invalid ${what}: ${where}${first?.message ?? "rejected"}${more}`, { issues });
-}
-
-function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
-  const result = schema.safeParse(input);
-  if (!result.success) throw toValidationError(result.error, what);
-  return result.data;
-}
 
 export function parsePolicyInput(input: unknown): PolicyInput {
   return parseWith(PolicyInputSchema, input, "policy");
-}
-
-export function parseAccessRequestBody(input: unknown): AccessRequestBody {
-  return parseWith(AccessRequestBodySchema, input, "access request");
 }
 
 /** The stored fields of a policy that a patch can touch (a database row has at least these). */
@@ -80,10 +43,13 @@ function inputFields(p: PolicyFields): Record<string, unknown> {
 export function applyPolicyPatch(existing: PolicyFields, patch: unknown): PolicyInput {
   const p = parseWith(PolicyPatchSchema, patch, "policy patch");
   if (p.type !== undefined && p.type !== existing.type && p.config === undefined) {
-    throw new ValidationError(
-      `invalid policy patch: config: changing type from "${existing.type}" to "${p.type}" requires a new config`,
-      { issues: [{ path: ["config"], code: "custom", message: "required when type changes" }] },
-    );
+    throw validationError("policy patch", [
+      {
+        path: ["config"],
+        code: "custom",
+        message: `changing type from "${existing.type}" to "${p.type}" requires a new config`,
+      },
+    ]);
   }
   const merged = inputFields(existing);
   for (const [key, value] of Object.entries(p)) {

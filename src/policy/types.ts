@@ -2,7 +2,8 @@
  * The engine's vocabulary: what a policy looks like once loaded, what is being asked, and the
  * decision, which is a value (never an exception) so callers audit grants and denials alike.
  */
-import type { DurationLimitConfig, PolicyScope, PurposeConfig, TimeBasedConfig, WhitelistConfig } from "./schemas.ts";
+import type { TypedConfig } from "./registry.ts";
+import type { PolicyScope } from "./schemas.ts";
 
 interface PolicyRecordBase {
   id: string;
@@ -16,13 +17,7 @@ interface PolicyRecordBase {
 }
 
 /** A stored policy whose config has been validated against its type (see `parsePolicyRecord`). */
-export type PolicyRecord = PolicyRecordBase &
-  (
-    | { type: "whitelist"; config: WhitelistConfig }
-    | { type: "time-based"; config: TimeBasedConfig }
-    | { type: "duration-limit"; config: DurationLimitConfig }
-    | { type: "purpose"; config: PurposeConfig }
-  );
+export type PolicyRecord = PolicyRecordBase & TypedConfig;
 
 export type ResourceRef = { type: "timeslice" } | { type: "token"; integration: string; userId: string };
 

@@ -3,7 +3,7 @@
  * options. Strict objects with bounded sizes, so bad input is a clear 400 and never a write.
  */
 import { z } from "zod";
-import { IDENTIFIER_PATTERN, InstantSchema, MAX_PURPOSE_LENGTH } from "../policy/schemas.ts";
+import { IDENTIFIER_PATTERN, InstantSchema, MAX_PURPOSE_LENGTH } from "../lib/schemas.ts";
 import { safeString } from "../lib/text.ts";
 
 /** Longest token value accepted (real access tokens, JWTs included, stay well below). */

@@ -262,6 +262,15 @@ describeEachDb("access requests", (h) => {
     expect(seen).toEqual(all.items.map((r) => r.id));
     expect((await list("granted=true")).items.every((r) => r.granted)).toBe(true);
     expect((await list(`from=${Date.now() + 60_000}`)).items).toEqual([]);
+    // A list window is half-open [from, to): a row made at exactly `to` is out, at exactly `from` in.
+    const newest = all.items[0]!;
+    const at = Date.parse(newest.createdAt);
+    const q = `requesterId=${bob.requesterId}&limit=200`;
+    expect((await list(`${q}&to=${at}`)).items.map((r) => r.id)).not.toContain(newest.id);
+    expect((await list(`${q}&from=${at}`)).items.map((r) => r.id)).toContain(newest.id);
+    expect((await list(`${q}&from=${new Date(at).toISOString()}&to=${at + 1}`)).items.map((r) => r.id)).toContain(
+      newest.id,
+    );
     for (const bad of ["cursor=abc", "granted=maybe", "limit=0", "from=yesterday", "resourceType=file", "nope=1"]) {
       expect((await x.app.request(`/v1/access-requests?${bad}`, bearer(admin))).status).toBe(400);
     }

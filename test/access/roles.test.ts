@@ -29,6 +29,7 @@ const ROUTES: RouteCase[] = [
   { method: "GET", path: "/v1/policies", roles: ["admin"] },
   { method: "POST", path: "/v1/policies", roles: ["admin"], body: {} },
   { method: "POST", path: "/v1/policies/simulate", roles: ["admin"], body: {} },
+  { method: "GET", path: "/v1/policies/types", roles: ["admin"] },
   { method: "GET", path: `/v1/policies/${UUID}`, roles: ["admin"] },
   { method: "PATCH", path: `/v1/policies/${UUID}`, roles: ["admin"], body: { priority: 1 } },
   { method: "DELETE", path: `/v1/policies/${UUID}`, roles: ["admin"] },

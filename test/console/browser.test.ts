@@ -12,6 +12,7 @@ import { describeEachDb } from "../support/databases.ts";
 import { startTestApp, TEST_ADMIN_KEY, type TestApp } from "../support/app.ts";
 import { asSuperuser } from "../audit/helpers.ts";
 import { ChronoKmsClient } from "../../src/client/api.ts";
+import { POLICY_TYPES } from "../../src/policy/index.ts";
 import { chromiumPath, launchChromium, requireBrowserIfAsked, type Browser } from "../../scripts/lib/chromium.ts";
 
 requireBrowserIfAsked();
@@ -216,6 +217,32 @@ if (chromiumPath) {
       );
       await page.locator('tr[data-policy-name="alice may read"]').getByRole("button", { name: "Enable" }).click();
       await page.waitForFunction(() => document.querySelector('tr[data-policy-name="alice may read"] .badge-ok'));
+    }, 60_000);
+
+    test("offers every registered policy type with its example config; a new type works end to end, then is deleted", async () => {
+      const form = page.locator('form[data-form="policy"]');
+      const options = await form
+        .locator('[data-field="type"] option')
+        .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+      expect(options).toEqual([...POLICY_TYPES]);
+      await form.getByLabel("Type").selectOption("purpose-denylist");
+      expect(JSON.parse(await form.getByLabel("Config (JSON)").inputValue())).toEqual({ denied: ["marketing"] });
+      await form.getByLabel("Name", { exact: true }).fill("no marketing");
+      await form.getByRole("button", { name: "Create policy" }).click();
+      const row = page.locator('tr[data-policy-name="no marketing"]');
+      await row.waitFor();
+
+      const sim = page.locator('form[data-form="simulate"]');
+      await sim.getByLabel("Requester id").fill("alice-svc");
+      await sim.getByLabel("Purpose (optional)").fill("Marketing");
+      await sim.getByRole("button", { name: "Simulate" }).click();
+      await page.waitForSelector('.simulation[data-granted="false"]');
+      expect(await page.locator(".simulation .verdict").textContent()).toContain("PURPOSE_NOT_ALLOWED");
+      await sim.getByLabel("Purpose (optional)").fill("");
+
+      await row.getByRole("button", { name: "Delete…" }).click();
+      await row.getByRole("button", { name: "Delete now" }).click();
+      await page.waitForFunction(() => document.querySelector('tr[data-policy-name="no marketing"]') === null);
     }, 60_000);
 
     test("lists access requests with filters and cursor paging", async () => {

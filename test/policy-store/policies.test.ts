@@ -2,6 +2,13 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb, describePostgres } from "../support/databases.ts";
 import { openDatabase } from "../../src/db/database.ts";
 import { accessHarness, bearer, type AccessHarness } from "../access/support.ts";
+import { POLICY_TYPES, type AccessContext } from "../../src/policy/index.ts";
+
+const probe: AccessContext = {
+  requester: { requesterId: "alice" },
+  resource: { type: "timeslice" },
+  timeRange: { start: 0, end: 1 },
+};
 
 const whitelist = (name: string, requesters: string[]) => ({ name, type: "whitelist", config: { requesters } });
 
@@ -90,6 +97,56 @@ describeEachDb("policy CRUD over HTTP", (h) => {
     expect((await req("PATCH", `/v1/policies/${id}`, {})).status).toBe(400);
     expect((await req("PATCH", `/v1/policies/${id}`, { config: { maxSeconds: 5 } })).status).toBe(400);
     expect(((await (await req("GET", `/v1/policies/${id}`)).json()) as { version: number }).version).toBe(1);
+  });
+
+  test("the type registry reaches HTTP: GET /v1/policies/types, the OpenAPI document, a new type's CRUD", async () => {
+    const types = (await (await req("GET", "/v1/policies/types")).json()) as {
+      items: { type: string; summary: string; example: unknown }[];
+    };
+    expect(types.items.map((t) => t.type)).toEqual([...POLICY_TYPES]);
+    const doc = JSON.stringify(await (await x.app.request("/openapi.json")).json());
+    for (const t of POLICY_TYPES) expect(doc).toContain(`"${t}"`);
+    const denylist = types.items.find((t) => t.type === "purpose-denylist")!;
+    const created = await req("POST", "/v1/policies", {
+      name: "no-mkt",
+      type: denylist.type,
+      config: denylist.example,
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    const compiled = x.access.policies.compiled().all.find((c) => c.record.id === id)!;
+    expect(compiled.check({ ...probe, purpose: "Marketing" }, Date.now())).toMatchObject({
+      code: "PURPOSE_NOT_ALLOWED",
+    });
+    expect((await req("DELETE", `/v1/policies/${id}`)).status).toBe(204);
+  });
+
+  test("route validation and service validation fail in one shape: details.issues with array paths", async () => {
+    const byRoute = (await (
+      await req("POST", "/v1/policies", { name: "s1", type: "whitelist", config: {} })
+    ).json()) as {
+      error: { details: unknown };
+    };
+    expect(byRoute.error.details).toEqual({
+      issues: [
+        { path: ["config"], code: "custom", message: "a whitelist must name at least one requester or department" },
+      ],
+    });
+    const id = ((await (await req("POST", "/v1/policies", whitelist("s2", ["a"]))).json()) as { id: string }).id;
+    const byService = (await (await req("PATCH", `/v1/policies/${id}`, { type: "purpose" })).json()) as {
+      error: { message: string; details: unknown };
+    };
+    expect(byService.error.details).toEqual({
+      issues: [
+        {
+          path: ["config"],
+          code: "custom",
+          message: 'changing type from "whitelist" to "purpose" requires a new config',
+        },
+      ],
+    });
+    const query = (await (await req("GET", "/v1/policies/not-a-uuid")).json()) as { error: { details: unknown } };
+    expect(query.error.details).toMatchObject({ issues: [{ path: ["id"], code: expect.any(String) }] });
   });
 
   test("a change whose audit row cannot be written is not made (one transaction) and answered 503", async () => {

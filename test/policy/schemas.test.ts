@@ -1,14 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { ValidationError } from "../../src/errors.ts";
-import {
-  AccessRequestBodySchema,
-  MAX_INSTANT_MS,
-  applyPolicyPatch,
-  parseAccessRequestBody,
-  parsePolicyInput,
-  parsePolicyRecord,
-  type PolicyFields,
-} from "../../src/policy/index.ts";
+import { applyPolicyPatch, parsePolicyInput, parsePolicyRecord, type PolicyFields } from "../../src/policy/index.ts";
+import { AccessRequestBodySchema, parseAccessRequestBody } from "../../src/access/request-body.ts";
+import { MAX_INSTANT_MS } from "../../src/lib/schemas.ts";
 
 /** The thrown ValidationError, or a failure if parsing succeeded. */
 function rejection(fn: () => unknown): ValidationError {

@@ -5,22 +5,12 @@
 import type { AuditLogEntry } from "../../client/types.ts";
 import { AUDIT_EVENT_TYPES } from "../../audit/types.ts";
 import type { Page } from "../context.ts";
-import { badge, fmtDetails, fmtJson, fmtTime, h, isoFromLocal, replace, table, field } from "../dom.ts";
-import { clearErrors, describeError, showErrors } from "../errors.ts";
-import { CursorPager } from "../paging.ts";
-import {
-  findingsOf,
-  runVerification,
-  short,
-  verificationPanel,
-  type Finding,
-  type Verification,
-} from "../verification.ts";
+import { badge, field, fmtDetails, fmtJson, fmtTime, h, isoFromLocal, replace } from "../dom.ts";
+import { pagedList } from "../list-view.ts";
+import { findingsOf, verifyButton, short, verificationPanel, type Finding } from "../verification.ts";
 
 export const auditPage: Page = async (ctx) => {
   const { client, root } = ctx;
-  const pager = new CursorPager();
-  const listSlot = h("div");
   const verifySlot = h("div", { class: "verify-slot" });
   const eventType = h(
     "select",
@@ -32,37 +22,28 @@ export const auditPage: Page = async (ctx) => {
   const from = h("input", { type: "datetime-local" });
   const to = h("input", { type: "datetime-local" });
   let firstFinding: Finding | null = null;
-  let loaded: AuditLogEntry[] = [];
 
-  const query = () => ({
-    eventType: eventType.value || undefined,
-    actor: actor.value.trim() || undefined,
-    from: isoFromLocal(from.value),
-    to: isoFromLocal(to.value),
-    limit: 50,
+  const view = pagedList(ctx, {
+    fields: [
+      field("Event", eventType, { name: "eventType" }),
+      field("Actor", actor, { name: "actor" }),
+      field("From", from, { name: "from" }),
+      field("To (exclusive)", to, { name: "to" }),
+    ],
+    query: (cursor) =>
+      client.auditLogs({
+        eventType: eventType.value || undefined,
+        actor: actor.value.trim() || undefined,
+        from: isoFromLocal(from.value),
+        to: isoFromLocal(to.value),
+        limit: 50,
+        cursor,
+      }),
+    headers: ["Time", "Chain · seq", "Event", "Actor", "Target", "Result", "Details", "Hash"],
+    row,
+    empty: "No audit rows match.",
   });
-
-  async function load() {
-    clearErrors(filters);
-    try {
-      const page = await client.auditLogs({ ...query(), cursor: pager.current });
-      if (ctx.isStale()) return;
-      loaded = page.items;
-      replace(
-        listSlot,
-        table(
-          ["Time", "Chain · seq", "Event", "Actor", "Target", "Result", "Details", "Hash"],
-          page.items.map(row),
-          "No audit rows match.",
-        ),
-        pager.controls(page.nextCursor, () => void load()),
-      );
-      return page.nextCursor;
-    } catch (err) {
-      showErrors(filters, err);
-      return null;
-    }
-  }
+  const { pager, load } = view;
 
   function row(e: AuditLogEntry): HTMLTableRowElement {
     const flagged =
@@ -99,7 +80,7 @@ export const auditPage: Page = async (ctx) => {
       pager.advance(next);
       next = await load();
     }
-    const el = listSlot.querySelector("tr.first-finding");
+    const el = view.list.querySelector("tr.first-finding");
     if (el) el.scrollIntoView({ block: "center" });
     else
       ctx.notify(
@@ -109,67 +90,36 @@ export const auditPage: Page = async (ctx) => {
   }
   const rowShown = () =>
     firstFinding !== null &&
-    loaded.some(
-      (e) => e.id === firstFinding!.id || (e.chainId === firstFinding!.chainId && e.seq === firstFinding!.seq),
-    );
+    view
+      .items()
+      .some((e) => e.id === firstFinding!.id || (e.chainId === firstFinding!.chainId && e.seq === firstFinding!.seq));
 
-  const verifyButton = h(
-    "button",
-    {
-      type: "button",
-      class: "primary",
-      onclick: async () => {
-        verifyButton.disabled = true;
-        replace(verifySlot, h("p", { class: "muted" }, "Verifying…"));
-        try {
-          const v: Verification = await runVerification(() => client.verifyAudit());
-          firstFinding = findingsOf(v)[0] ?? null;
-          replace(
-            verifySlot,
-            verificationPanel(v, new Date()),
-            firstFinding && (firstFinding.id || firstFinding.chainId)
-              ? h("button", { type: "button", onclick: () => void findRow() }, "Show the first finding in the log")
-              : null,
-          );
-          await load(); // re-render rows so the flagged one is highlighted if it is on this page
-        } catch (err) {
-          replace(verifySlot, h("p", { class: "form-error" }, describeError(err)));
-        } finally {
-          verifyButton.disabled = false;
-        }
-      },
+  const verify = verifyButton(
+    () => client.verifyAudit(),
+    verifySlot,
+    async (v) => {
+      firstFinding = findingsOf(v)[0] ?? null;
+      replace(
+        verifySlot,
+        verificationPanel(v, new Date()),
+        firstFinding && (firstFinding.id || firstFinding.chainId)
+          ? h("button", { type: "button", onclick: () => void findRow() }, "Show the first finding in the log")
+          : null,
+      );
+      await load(); // re-render rows so the flagged one is highlighted if it is on this page
     },
-    "Verify audit log",
+    true,
   );
 
-  const filters: HTMLFormElement = h(
-    "form",
-    {
-      class: "filters",
-      novalidate: true,
-      data: { form: "filters" },
-      onsubmit: (e: SubmitEvent) => {
-        e.preventDefault();
-        pager.reset();
-        void load();
-      },
-    },
-    field("Event", eventType, { name: "eventType" }),
-    field("Actor", actor, { name: "actor" }),
-    field("From", from, { name: "from" }),
-    field("To", to, { name: "to" }),
-    h("button", { type: "submit", class: "primary" }, "Apply"),
-    h("p", { class: "form-error", role: "alert" }),
-  );
   replace(
     root,
     h(
       "section",
       { class: "panel" },
-      h("div", { class: "panel-head" }, h("h2", null, "Verification"), verifyButton),
+      h("div", { class: "panel-head" }, h("h2", null, "Verification"), verify),
       verifySlot,
     ),
-    h("section", { class: "panel" }, filters, listSlot),
+    h("section", { class: "panel" }, view.filters, view.list),
   );
   await load();
 };

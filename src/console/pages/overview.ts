@@ -7,8 +7,9 @@ import type { KeyVersion } from "../../client/types.ts";
 import { ChronoKmsError } from "../../client/errors.ts";
 import type { Page, PageContext } from "../context.ts";
 import { badge, fmtJson, fmtNumber, fmtTime, h, replace, table } from "../dom.ts";
+import { confirmAction } from "../confirm.ts";
 import { describeError } from "../errors.ts";
-import { lastVerification, runVerification, verificationPanel } from "../verification.ts";
+import { lastVerification, verificationPanel, verifyButton } from "../verification.ts";
 
 /** A GET of a route newer servers add: null when this server does not serve it (404). */
 type Optional =
@@ -53,25 +54,7 @@ export const overviewPage: Page = async (ctx) => {
         : h("p", { class: "muted" }, "Not verified in this session yet."),
     );
   showVerification();
-  const verifyButton = h(
-    "button",
-    {
-      type: "button",
-      onclick: async () => {
-        verifyButton.disabled = true;
-        replace(verifySlot, h("p", { class: "muted" }, "Verifying…"));
-        try {
-          await runVerification(() => client.verifyAudit());
-          showVerification();
-        } catch (err) {
-          replace(verifySlot, h("p", { class: "form-error" }, describeError(err)));
-        } finally {
-          verifyButton.disabled = false;
-        }
-      },
-    },
-    "Verify audit log",
-  );
+  const verify = verifyButton(() => client.verifyAudit(), verifySlot, showVerification);
 
   replace(
     root,
@@ -117,7 +100,7 @@ export const overviewPage: Page = async (ctx) => {
     h(
       "section",
       { class: "panel" },
-      h("div", { class: "panel-head" }, h("h2", null, "Audit verification"), verifyButton),
+      h("div", { class: "panel-head" }, h("h2", null, "Audit verification"), verify),
       verifySlot,
       headView(head),
     ),
@@ -168,38 +151,19 @@ function versionTable(versions: KeyVersion[]): HTMLElement {
 }
 
 function rotateControl(ctx: PageContext): HTMLElement {
-  const wrap = h("div", { class: "inline-confirm" });
-  const start = h("button", { type: "button", onclick: () => replace(wrap, confirm) }, "Rotate master key…");
-  const yes = h(
-    "button",
-    {
-      type: "button",
-      class: "danger",
-      onclick: async () => {
-        yes.disabled = true;
-        try {
-          const r = await ctx.client.rotateKeys();
-          ctx.notify(
-            `Rotated: v${r.version} is active${r.previous ? `, v${r.previous} is decrypt-only` : ""}; ${r.pending} records to re-encrypt.`,
-          );
-          await overviewPage(ctx);
-        } catch (err) {
-          ctx.notify(describeError(err), "bad");
-          replace(wrap, start);
-        }
-      },
+  return confirmAction(ctx, {
+    tag: "div",
+    label: "Rotate master key…",
+    confirmLabel: "Rotate now",
+    prompt: "New version becomes active; older ones decrypt only. ",
+    run: async () => {
+      const r = await ctx.client.rotateKeys();
+      ctx.notify(
+        `Rotated: v${r.version} is active${r.previous ? `, v${r.previous} is decrypt-only` : ""}; ${r.pending} records to re-encrypt.`,
+      );
+      await overviewPage(ctx);
     },
-    "Rotate now",
-  );
-  const confirm = h(
-    "span",
-    { class: "confirm" },
-    "New version becomes active; older ones decrypt only. ",
-    yes,
-    h("button", { type: "button", onclick: () => replace(wrap, start) }, "Cancel"),
-  );
-  replace(wrap, start);
-  return wrap;
+  });
 }
 
 function scheduleView(o: Optional): HTMLElement {

@@ -6,95 +6,63 @@
 import type { TokenMetadata } from "../../client/types.ts";
 import { ChronoKmsError } from "../../client/errors.ts";
 import type { Page } from "../context.ts";
-import { badge, fmtTime, h, replace, table, field } from "../dom.ts";
-import { clearErrors, showErrors } from "../errors.ts";
-import { CursorPager } from "../paging.ts";
+import { badge, field, fmtTime, h, replace } from "../dom.ts";
+import { pagedList } from "../list-view.ts";
 
 const STATUS_TONE = { valid: "ok", expired: "warn", "needs-reauth": "bad" } as const;
 
 export const tokensPage: Page = async (ctx) => {
   const { client, root } = ctx;
-  const pager = new CursorPager();
-  const listSlot = h("div");
   const userId = h("input", { type: "text", autocomplete: "off" });
   const integration = h("input", { type: "text", autocomplete: "off" });
 
-  async function load() {
-    clearErrors(filters);
-    try {
-      const page = await client.listTokens({
+  const view = pagedList(ctx, {
+    fields: [field("User id", userId, { name: "userId" }), field("Integration", integration, { name: "integration" })],
+    query: (cursor) =>
+      client.listTokens({
         userId: userId.value.trim() || undefined,
         integration: integration.value.trim() || undefined,
         limit: 50,
-        cursor: pager.current,
-      });
-      if (ctx.isStale()) return;
-      const rows = page.items.map((t: TokenMetadata) =>
-        h(
-          "tr",
-          null,
-          h("td", { class: "mono" }, t.integration),
-          h("td", { class: "mono" }, t.userId),
-          h("td", null, badge(t.status, STATUS_TONE[t.status] ?? "info")),
-          h("td", null, fmtTime(t.expiresAt)),
-          h("td", { class: "small" }, t.scope ?? "—"),
-          h("td", null, t.hasRefreshToken ? "yes" : "no"),
-          h("td", { class: "num" }, `v${t.keyVersion}`),
-          h("td", null, fmtTime(t.lastUsed)),
-          h("td", null, fmtTime(t.updatedAt)),
-        ),
-      );
+        cursor,
+      }),
+    headers: ["Integration", "User", "Status", "Expires", "Scope", "Refresh token", "Key", "Last used", "Updated"],
+    row: (t: TokenMetadata) =>
+      h(
+        "tr",
+        null,
+        h("td", { class: "mono" }, t.integration),
+        h("td", { class: "mono" }, t.userId),
+        h("td", null, badge(t.status, STATUS_TONE[t.status] ?? "info")),
+        h("td", null, fmtTime(t.expiresAt)),
+        h("td", { class: "small" }, t.scope ?? "—"),
+        h("td", null, t.hasRefreshToken ? "yes" : "no"),
+        h("td", { class: "num" }, `v${t.keyVersion}`),
+        h("td", null, fmtTime(t.lastUsed)),
+        h("td", null, fmtTime(t.updatedAt)),
+      ),
+    empty: "No tokens match.",
+    onError: (err, list) => {
+      if (!(err instanceof ChronoKmsError && err.status === 403)) return false;
       replace(
-        listSlot,
-        table(
-          ["Integration", "User", "Status", "Expires", "Scope", "Refresh token", "Key", "Last used", "Updated"],
-          rows,
-          "No tokens match.",
+        list,
+        h(
+          "p",
+          { class: "notice" },
+          "Listing tokens needs the reader role, and this admin key does not have it (roles do not imply each other). Sign in with a key that holds both admin and reader to see the inventory.",
         ),
-        pager.controls(page.nextCursor, () => void load()),
       );
-    } catch (err) {
-      if (err instanceof ChronoKmsError && err.status === 403) {
-        replace(
-          listSlot,
-          h(
-            "p",
-            { class: "notice" },
-            "Listing tokens needs the reader role, and this admin key does not have it (roles do not imply each other). Sign in with a key that holds both admin and reader to see the inventory.",
-          ),
-        );
-        return;
-      }
-      showErrors(filters, err);
-    }
-  }
-
-  const filters: HTMLFormElement = h(
-    "form",
-    {
-      class: "filters",
-      novalidate: true,
-      data: { form: "filters" },
-      onsubmit: (e: SubmitEvent) => {
-        e.preventDefault();
-        pager.reset();
-        void load();
-      },
+      return true;
     },
-    field("User id", userId, { name: "userId" }),
-    field("Integration", integration, { name: "integration" }),
-    h("button", { type: "submit", class: "primary" }, "Apply"),
-    h("p", { class: "form-error", role: "alert" }),
-  );
+  });
   replace(
     root,
     h(
       "section",
       { class: "panel" },
       h("p", { class: "muted small" }, "Metadata only: token values are never listed."),
-      filters,
-      listSlot,
+      view.filters,
+      view.list,
     ),
   );
-  await load();
+  await view.load();
 };

@@ -5,7 +5,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createRouter, errorResponse } from "../router.ts";
 import type { AccessServices } from "../../access/index.ts";
-import { AccessRequestBodySchema, InstantSchema, identifier } from "../../policy/schemas.ts";
+import { AccessRequestBodySchema } from "../../access/request-body.ts";
+import { QueryInstantSchema, identifier } from "../../lib/schemas.ts";
 import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
 
@@ -92,27 +93,13 @@ const AccessRequestSchema = z
   })
   .openapi("AccessRequest");
 
-/** Query values are strings: an ISO-8601 instant, or epoch ms written as digits. */
-function queryInstant() {
-  return safeString("instant")
-    .optional()
-    .transform((v, ctx): number | undefined => {
-      if (v === undefined) return undefined;
-      const r = InstantSchema.safeParse(/^\d+$/.test(v) ? Number(v) : v);
-      if (!r.success) {
-        ctx.addIssue({ code: "custom", message: r.error.issues[0]?.message ?? "must be an instant" });
-        return z.NEVER;
-      }
-      return r.data;
-    });
-}
-
 const ListQuery = z.strictObject({
   requesterId: identifier("requesterId").optional(),
   granted: z.enum(["true", "false"], { error: "granted must be true or false" }).optional(),
   resourceType: z.enum(["token", "timeslice"], { error: 'resourceType must be "token" or "timeslice"' }).optional(),
-  from: queryInstant().describe("Requests made at or after this instant (ISO-8601 or epoch ms)"),
-  to: queryInstant().describe("Requests made at or before this instant (ISO-8601 or epoch ms)"),
+  // A list window is half-open [from, to), like the audit log's (lib/schemas.ts).
+  from: QueryInstantSchema.optional().describe("Requests made at or after this instant (ISO-8601 or epoch ms)"),
+  to: QueryInstantSchema.optional().describe("Requests made before this instant, exclusive (ISO-8601 or epoch ms)"),
   limit: z.coerce
     .number({ error: "limit must be a number" })
     .int({ error: "limit must be a whole number" })

@@ -13,19 +13,12 @@ import type { AuditWriter } from "../../audit/writer.ts";
 import type { ManagedKeyService } from "../../keys/service.ts";
 import { createRouter, errorResponse } from "../router.ts";
 import { safeString } from "../../lib/text.ts";
+import { QueryInstantSchema } from "../../lib/schemas.ts";
 
-/** Epoch milliseconds or an ISO-8601 date-time with offset. */
-const instant = z
-  .string()
-  .refine((v) => /^\d{1,15}$/.test(v) || z.iso.datetime({ offset: true }).safeParse(v).success, {
-    message: "expected epoch milliseconds or an ISO-8601 date-time such as 2026-11-23T12:00:00Z",
-  })
-  .transform((v) => (/^\d+$/.test(v) ? Number(v) : Date.parse(v)))
-  .openapi({ example: "2026-11-23T12:00:00Z" });
-
+// The one instant parser; a list window is half-open [from, to) (lib/schemas.ts).
 const windowFields = {
-  from: instant.optional().openapi({ description: "inclusive lower bound (epoch ms or ISO-8601)" }),
-  to: instant.optional().openapi({ description: "exclusive upper bound (epoch ms or ISO-8601)" }),
+  from: QueryInstantSchema.optional().openapi({ description: "inclusive lower bound (epoch ms or ISO-8601)" }),
+  to: QueryInstantSchema.optional().openapi({ description: "exclusive upper bound (epoch ms or ISO-8601)" }),
 };
 const fromBeforeTo = (q: { from?: number; to?: number }) =>
   q.from === undefined || q.to === undefined || q.from <= q.to;

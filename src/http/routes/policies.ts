@@ -2,7 +2,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createRouter, errorResponse } from "../router.ts";
 import type { AccessServices } from "../../access/index.ts";
-import { PolicyInputSchema, PolicyPatchSchema } from "../../policy/schemas.ts";
+import { PolicyInputSchema, PolicyPatchSchema, PolicyTypeSchema } from "../../policy/schemas.ts";
+import { policyTypeCatalog } from "../../policy/registry.ts";
 import { SimulateBodySchema } from "../../access/simulate.ts";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
@@ -14,7 +15,7 @@ const PolicySchema = z
   .object({
     id: z.string(),
     name: z.string(),
-    type: z.enum(["whitelist", "time-based", "duration-limit", "purpose"]),
+    type: PolicyTypeSchema,
     priority: z.number().int(),
     enabled: z.boolean(),
     scope: z.unknown(),
@@ -25,6 +26,14 @@ const PolicySchema = z
     updatedAt: z.string(),
   })
   .openapi("Policy");
+
+const PolicyTypeInfoSchema = z
+  .object({
+    type: PolicyTypeSchema,
+    summary: z.string(),
+    example: z.unknown().openapi({ description: "A valid config for this type" }),
+  })
+  .openapi("PolicyType");
 
 const EvaluatedSchema = z.object({
   id: z.string(),
@@ -82,6 +91,19 @@ export function policyRoutes(access: AccessServices) {
         responses: { 200: json(z.object({ items: z.array(PolicySchema) }), "all policies"), ...common },
       }),
       async (c) => c.json({ items: (await access.policies.list()) as z.infer<typeof PolicySchema>[] }, 200),
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/v1/policies/types",
+        tags: ["policies"],
+        summary: "The policy types this server knows, each with a valid example config",
+        responses: {
+          200: json(z.object({ items: z.array(PolicyTypeInfoSchema) }), "every registered type"),
+          ...common,
+        },
+      }),
+      (c) => c.json({ items: policyTypeCatalog() }, 200),
     )
     .openapi(
       createRoute({

@@ -4,7 +4,7 @@ import { createRouter, errorResponse } from "../router.ts";
 import type { AccessServices } from "../../access/index.ts";
 import { RequesterCreateSchema, RequesterPatchSchema } from "../../access/requesters.ts";
 import { ROLES } from "../../access/principal.ts";
-import { InstantSchema, identifier, text } from "../../policy/schemas.ts";
+import { InstantSchema, identifier, text } from "../../lib/schemas.ts";
 import { KEY_ID_PATTERN } from "../../access/api-key-format.ts";
 import { safeString } from "../../lib/text.ts";
 

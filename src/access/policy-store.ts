@@ -4,16 +4,16 @@
  * LISTEN/NOTIFY, with a once-a-second version poll (one aggregate query) as the fallback for a
  * missed notification.
  */
-import pg from "pg";
 import type { Database } from "../db/database.ts";
+import { listenChannel, notifyChannel, type ChannelListener } from "../db/listen.ts";
 import type { AuditSink } from "../audit/types.ts";
 import type { Logger } from "../log.ts";
 import type { Policy } from "../db/generated/client.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
-import { compilePolicies, type CompiledPolicySet } from "./compile.ts";
-import { applyPolicyPatch, parsePolicyInput, parsePolicyRecord, type PolicyFields } from "./parse.ts";
-import type { PolicyInput, PolicyType } from "./schemas.ts";
-import type { PolicyRecord } from "./types.ts";
+import { compilePolicies, type CompiledPolicySet } from "../policy/compile.ts";
+import { applyPolicyPatch, parsePolicyInput, parsePolicyRecord, type PolicyFields } from "../policy/parse.ts";
+import type { PolicyInput, PolicyType } from "../policy/schemas.ts";
+import type { PolicyRecord } from "../policy/types.ts";
 
 export const POLICY_CHANNEL = "chronokms_policies";
 
@@ -44,18 +44,19 @@ export class PolicyStore {
   private stamp = "";
   private loadGeneration = 0;
   private appliedGeneration = 0;
-  private listener: pg.Client | undefined;
+  private listener: ChannelListener | undefined;
   private pollTimer: ReturnType<typeof setInterval> | undefined;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private closed = false;
 
   constructor(private readonly o: PolicyStoreOptions) {}
 
   /** Loads the policies (a failure stops start-up) and starts watching for changes. */
   async start(): Promise<void> {
     await this.reload();
-    // PGlite is one process, so every change is local; its poll only heals a failed local reload.
-    if (this.o.db.kind === "postgres") void this.listen();
+    // PostgreSQL: other processes' changes arrive as NOTIFY, and every (re)connect reloads too,
+    // since a change may have landed while nobody listened. PGlite is one process: listenChannel
+    // does nothing there, every change is local, and the poll only heals a failed local reload.
+    const reload = () => void this.reload().catch((err) => this.o.log.warn("policy reload failed", { err }));
+    this.listener = listenChannel(this.o.db, POLICY_CHANNEL, { onNotify: reload, onListening: reload }, this.o.log);
     const pollMs = this.o.pollMs ?? 1000;
     if (pollMs > 0) {
       this.pollTimer = setInterval(() => void this.pollOnce(), pollMs);
@@ -158,12 +159,10 @@ export class PolicyStore {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const l = this.listener;
     this.listener = undefined;
-    await l?.end().catch(() => {});
+    await l?.close();
   }
 
   private async row(id: string): Promise<Policy> {
@@ -187,11 +186,7 @@ export class PolicyStore {
     await this.reload().catch((err) =>
       this.o.log.warn("policy reload after a change failed; the poll will retry", { err }),
     );
-    if (this.o.db.kind === "postgres") {
-      await this.o.db.prisma.$executeRaw`SELECT pg_notify(${POLICY_CHANNEL}, ${id})`.catch((err) =>
-        this.o.log.warn("policy change notification failed; other processes will poll", { err }),
-      );
-    }
+    await notifyChannel(this.o.db, POLICY_CHANNEL, id, this.o.log);
   }
 
   // Count and version sum change on every create, update and delete (versions only grow).
@@ -207,34 +202,6 @@ export class PolicyStore {
       if ((await this.readStamp()) !== this.stamp) await this.reload();
     } catch (err) {
       this.o.log.warn("policy version poll failed; keeping the cached policies", { err });
-    }
-  }
-
-  private async listen(): Promise<void> {
-    if (this.closed || !this.o.db.pool) return;
-    const client = new pg.Client(this.o.db.pool.options);
-    const retry = () => {
-      if (this.closed || this.listener !== client) return;
-      this.listener = undefined;
-      client.end().catch(() => {});
-      this.reconnectTimer = setTimeout(() => void this.listen(), 1000);
-      this.reconnectTimer.unref?.();
-    };
-    this.listener = client;
-    client.on("error", retry);
-    client.on("end", retry);
-    client.on(
-      "notification",
-      () => void this.reload().catch((err) => this.o.log.warn("policy reload failed", { err })),
-    );
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${POLICY_CHANNEL}`);
-      // A change may have landed while we were not listening.
-      await this.reload();
-    } catch (err) {
-      this.o.log.warn("policy LISTEN connection failed; retrying", { err });
-      retry();
     }
   }
 }
