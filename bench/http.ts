@@ -6,8 +6,12 @@
  */
 import { join } from "node:path";
 import { generateApiKey } from "../src/access/api-key-format.ts";
+import type { Database } from "../src/db/database.ts";
 import { spawnAndWaitForUrl, type Spawned } from "./process.ts";
 import { benchUserId } from "./seal-job.ts";
+import { GRANT_RANGES, grantLatency, type GrantLatency, type GrantRange } from "./grants.ts";
+import { type LatencyStats, pgliteInsertFloor, postgresInsertFloor } from "./latency.ts";
+import { naiveKeyHex, naiveRequests, seedNaiveTokens, startNaive } from "./naive.ts";
 import { createBenchDatabase, openForSeeding, seedTokens, type BenchDatabase, type BenchDb } from "./seed.ts";
 import { runLoad, type LoadRequest, type LoadResult } from "./wrk.ts";
 
@@ -51,7 +55,13 @@ async function call(
  */
 export async function startBenchService(
   kind: BenchDb,
-  opts: { seedTokens: number; env?: Record<string, string>; bunArgs?: string[] },
+  opts: {
+    seedTokens: number;
+    env?: Record<string, string>;
+    bunArgs?: string[];
+    /** More seeding on the same database before the service opens it (e.g. the naive baseline's rows). */
+    seedMore?: (db: Database) => Promise<void>;
+  },
 ): Promise<BenchService> {
   const bdb = await createBenchDatabase(kind);
   let proc: Spawned | undefined;
@@ -60,6 +70,7 @@ export async function startBenchService(
     try {
       if (opts.seedTokens > 0)
         await seedTokens(s.db, s.keys, { integration: READ_INTEGRATION, count: opts.seedTokens });
+      await opts.seedMore?.(s.db);
     } finally {
       await s.close(); // PGlite is one process at a time: the service opens it next
     }
@@ -214,10 +225,28 @@ export interface HttpBenchOptions {
   durationSec: number;
   /** Short warm-up per scenario (JIT, caches, pool), at 16 connections. */
   warmupSec: number;
+  /** wrk scenarios to run (all when undefined; none when empty). */
   scenarios?: string[];
   /** Token rows seeded for the read scenario. */
   seedTokens: number;
+  /** The naive baseline (bench/naive.ts) under the tokenRead load, on PostgreSQL. */
+  naive?: boolean;
+  /** Sequential grant latency (bench/grants.ts) and the database half of the floor, `iterations` each. */
+  grants?: { iterations: number };
+  /** Start the service (and the naive baseline) under `bun --cpu-prof`, profiles written here on stop. */
+  cpuProfDir?: string;
   progress?: (line: string) => void;
+}
+
+export interface HttpBenchResult {
+  scenarios: ScenarioResult[];
+  /** The naive baseline under the tokenRead request list, PostgreSQL. */
+  naive: Array<LoadResult & { concurrency: number }>;
+  grants: Partial<Record<BenchDb, Record<GrantRange, GrantLatency>>>;
+  /** The database half of the floor: one durable single-row autocommit INSERT. */
+  insertFloor: Partial<Record<BenchDb, LatencyStats>>;
+  /** CPU profiles written (with cpuProfDir). */
+  profiles: string[];
 }
 
 /** One request of the scenario by hand first: a scenario that answers errors is a broken bench, not a figure. */
@@ -257,28 +286,89 @@ export async function runScenario(
   });
 }
 
-export async function runHttpBench(o: HttpBenchOptions): Promise<ScenarioResult[]> {
-  const out: ScenarioResult[] = [];
+const profArgs = (dir: string | undefined, name: string) =>
+  dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+
+export async function runHttpBench(o: HttpBenchOptions): Promise<HttpBenchResult> {
+  const out: HttpBenchResult = { scenarios: [], naive: [], grants: {}, insertFloor: {}, profiles: [] };
   const scenarios = SCENARIOS.filter((s) => !o.scenarios || o.scenarios.includes(s.name));
+  const step = (line: string) => o.progress?.(`http: ${line}`);
   for (const db of o.dbs) {
-    o.progress?.(`http: starting the service on ${db} (seeding ${o.seedTokens} tokens)…`);
-    const svc = await startBenchService(db, { seedTokens: o.seedTokens });
+    const naive = o.naive && db === "postgres";
+    if (!scenarios.length && !naive && !o.grants) continue;
+    const naiveKey = naiveKeyHex();
+    step(`starting the service on ${db} (seeding ${o.seedTokens} tokens${naive ? " + as many naive rows" : ""})…`);
+    const svc = await startBenchService(db, {
+      seedTokens: o.seedTokens,
+      bunArgs: profArgs(o.cpuProfDir, `service-${db}`),
+      ...(naive ? { seedMore: (d: Database) => seedNaiveTokens(d, naiveKey, o.seedTokens) } : {}),
+    });
     try {
       for (const sc of scenarios) {
         if (o.warmupSec > 0) await runScenario(svc, sc, 16, o.warmupSec, o.seedTokens);
         for (const c of o.concurrencies) {
           const r = await runScenario(svc, sc, c, o.durationSec, o.seedTokens);
-          out.push({ scenario: sc.name, db, concurrency: c, ...r });
-          o.progress?.(
-            `http: ${sc.name} ${db} c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors} server cpu ${r.serverCpuUsPerReq ?? "?"} µs/req`,
+          out.scenarios.push({ scenario: sc.name, db, concurrency: c, ...r });
+          step(
+            `${sc.name} ${db} c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors} server cpu ${r.serverCpuUsPerReq ?? "?"} µs/req`,
           );
         }
+      }
+      if (naive) out.naive = await runNaive(svc, naiveKey, o);
+      if (o.grants) {
+        const g = {} as Record<GrantRange, GrantLatency>;
+        for (const range of Object.keys(GRANT_RANGES) as GrantRange[]) {
+          g[range] = await grantLatency(svc, range, o.grants.iterations);
+          step(
+            `grant ${range} ${db} (${g[range].slices} slices) at 1 connection: median ${g[range].medianMs} ms p99 ${g[range].p99Ms} ms`,
+          );
+        }
+        out.grants[db] = g;
+        out.insertFloor[db] =
+          svc.bdb.kind === "postgres"
+            ? await postgresInsertFloor(svc.bdb.env.DATABASE_URL!, o.grants.iterations * 2)
+            : await pgliteInsertFloor(o.grants.iterations * 2);
+        step(
+          `one autocommit INSERT on ${db}: median ${out.insertFloor[db]!.medianMs} ms p99 ${out.insertFloor[db]!.p99Ms} ms`,
+        );
       }
     } finally {
       await svc.stop();
     }
+    if (o.cpuProfDir) out.profiles.push(join(o.cpuProfDir, `service-${db}.cpuprofile`));
   }
+  if (o.cpuProfDir && out.naive.length) out.profiles.push(join(o.cpuProfDir, "naive-postgres.cpuprofile"));
   return out;
+}
+
+/** The naive baseline on the service's database, under the tokenRead request list, at the same concurrencies. */
+async function runNaive(svc: BenchService, keyHex: string, o: HttpBenchOptions): Promise<HttpBenchResult["naive"]> {
+  const read = SCENARIOS.find((s) => s.name === "tokenRead")!;
+  const requests = naiveRequests(read.requests(svc, o.seedTokens));
+  const n = await startNaive(svc.bdb.env.DATABASE_URL!, keyHex, profArgs(o.cpuProfDir, "naive-postgres"));
+  try {
+    const res = await fetch(`${n.url}${requests[0]!.path}`);
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`naive baseline answered ${res.status}: ${text.slice(0, 300)}`);
+    if (o.warmupSec > 0) await runLoad({ baseUrl: n.url, requests, connections: 16, durationSec: o.warmupSec });
+    const out = [];
+    for (const c of o.concurrencies) {
+      const r = await runLoad({
+        baseUrl: n.url,
+        requests,
+        connections: c,
+        durationSec: o.durationSec,
+        serverPid: n.pid,
+      });
+      o.progress?.(
+        `http: naive baseline postgres c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors} server cpu ${r.serverCpuUsPerReq ?? "?"} µs/req`,
+      );
+      out.push({ concurrency: c, ...r });
+    }
+    return out;
+  } finally {
+    await n.stop();
+  }
 }
 
 /** The bare Bun + Hono ceiling at the same concurrencies and duration. */
@@ -310,7 +400,9 @@ export async function runHelloBench(
 
 if (import.meta.main) {
   const r = await runHttpBench({
-    dbs: ["pglite"],
+    dbs: ["postgres", "pglite"],
+    naive: true,
+    grants: { iterations: 50 },
     concurrencies: [1, 16],
     durationSec: 2,
     warmupSec: 1,
