@@ -2,7 +2,10 @@
  * HTTP load against the real service: `bun src/index.ts` in its own process on a free loopback
  * port, on a fresh PostgreSQL database or a temp PGlite DATA_DIR; tokens bulk-seeded before it
  * starts; requesters, keys and a whitelist provisioned through the HTTP API; wrk (bench/wrk.ts)
- * in a third process. `runHttpBench()` for `bun run bench`. Reports numbers; never asserts on them.
+ * in a third process. `runHttpBench()` for `bun run bench`: per database, the wrk scenarios, then (on
+ * PostgreSQL, right after tokenRead) the naive baseline on the same database (bench/naive.ts), then
+ * sequential grants and the INSERT half of the floor (bench/grants.ts, bench/latency.ts).
+ * Reports numbers; never asserts on them.
  */
 import { join } from "node:path";
 import { generateApiKey } from "../src/access/api-key-format.ts";
@@ -313,8 +316,10 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<HttpBenchResult
             `${sc.name} ${db} c=${c}: ${r.reqPerSec} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms errors ${r.errors} server cpu ${r.serverCpuUsPerReq ?? "?"} µs/req`,
           );
         }
+        // Right after the read it is compared with: same database state, as close in time as it gets.
+        if (naive && sc.name === "tokenRead") out.naive = await runNaive(svc, naiveKey, o);
       }
-      if (naive) out.naive = await runNaive(svc, naiveKey, o);
+      if (naive && !out.naive.length) out.naive = await runNaive(svc, naiveKey, o);
       if (o.grants) {
         const g = {} as Record<GrantRange, GrantLatency>;
         for (const range of Object.keys(GRANT_RANGES) as GrantRange[]) {
