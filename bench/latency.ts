@@ -71,7 +71,10 @@ export async function helloRoundTrip(iterations: number): Promise<LatencyStats> 
 const FLOOR_TABLE = `CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), payload text NOT NULL)`;
 const FLOOR_INSERT = "INSERT INTO bench_floor (payload) VALUES ($1)";
 
-/** The database half of the floor on PostgreSQL: one autocommit INSERT per round trip, through `pg` (synchronous_commit as configured). */
+/**
+ * The database half of the floor on PostgreSQL: one autocommit INSERT per round trip through `pg`,
+ * durable as the server is configured (fsync and synchronous_commit on here).
+ */
 export async function postgresInsertFloor(url: string, iterations: number): Promise<LatencyStats> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();

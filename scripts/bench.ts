@@ -11,7 +11,8 @@
  *   --sections=crypto,policy,hello,http,naive,grants,scaling  --scenarios=tokenRead,…
  *   --concurrency=1,16,64,256  --duration=<s>  --seed=<tokens for the read scenario>
  *   --iterations=<sequential grants per range; INSERTs ×2, hello round trips ×5>
- *   --sizes=10000,100000,1000000|none (token-read scaling sizes; none skips it)  --rewrap=<records>  --audit-rows=<rows>
+ *   --sizes=10000,100000,1000000|none (token-read scaling sizes; none skips it)
+ *   --rewrap=<records>  --audit-rows=<rows>
  *   --cpu-prof[=<dir>]  start the service and the naive baseline under `bun --cpu-prof`; profiles are
  *     written to <dir> (default: a new temp dir) when they stop, and their paths printed;
  *     summarise one with `bun bench/profile-summary.ts <file>`. Profiling slows them: don't quote figures.

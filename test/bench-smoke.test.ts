@@ -8,7 +8,7 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 
-test("bench --json at smoke size: every section behind issue #13's ratios runs; the last line carries them all", async () => {
+test("bench --json at smoke size: every section behind issue #13's ratios runs; its last line has them all", async () => {
   const proc = Bun.spawn(
     [
       "bun",
