@@ -8,7 +8,9 @@
  *   Bun fetch over loopback, keep-alive, body read) + median of one durable single-row autocommit
  *   INSERT on that database through the driver the service uses (`pg` on PostgreSQL, into a table of
  *   the bench database; PGlite's own `query` API on an on-disk PGlite data directory opened the way
- *   the service opens it). Both measured sequentially at 1 connection, in the same run.
+ *   the service opens it). Both measured sequentially at 1 connection, in the same run. Note: PGlite
+ *   (0.5.16, Node filesystem) issues no fsync at all (strace of 100 INSERTs: pwrite64 only), so its
+ *   "durable" INSERT reaches the OS page cache, not the disk; PostgreSQL's waits for fdatasync.
  * - grant(range, db) = POST /v1/access-requests {resource: timeslice, timeRange of `range`} on the
  *   real service (bench/http.ts: API key, whitelist policy, durable audit + access_requests rows, key
  *   material in the answer), one at a time over loopback with the same Bun fetch client, each

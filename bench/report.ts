@@ -27,7 +27,7 @@ import type { LoadResult } from "./wrk.ts";
 type LoadRow = Pick<LoadResult, "reqPerSec" | "p50Ms" | "p99Ms" | "errors" | "serverCpuUsPerReq"> & {
   concurrency: number;
 };
-type PerRange = Partial<Record<GrantRange, number>>;
+type PerRange = Record<GrantRange, number | null>;
 
 export interface BenchResult {
   machine: Record<string, unknown> & {
@@ -74,6 +74,8 @@ export interface BenchResult {
 }
 
 const RANGES: GrantRange[] = ["1s", "1h", "24h"];
+/** Every range named, null until measured: the JSON always has the same keys. */
+export const noRanges = (): PerRange => ({ "1s": null, "1h": null, "24h": null });
 const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
 /** Fills result.ratios and the top-level figures from what the sections measured. */
@@ -119,13 +121,13 @@ export function computeRatios(r: BenchResult, concurrencies: number[]): void {
   const g = r.grants ?? {};
   for (const range of RANGES) {
     const byRange = ratio(g.postgres?.[range]?.medianMs, g.pglite?.[range]?.medianMs);
-    if (byRange !== null) r.ratios.pgliteVsPostgres.grantByRange[range] = byRange;
+    r.ratios.pgliteVsPostgres.grantByRange[range] = byRange;
     const vsPg = ratio(g.postgres?.[range]?.medianMs, r.floor?.postgres?.floorMs);
-    if (vsPg !== null) r.ratios.grantVsFloor[range] = vsPg;
+    r.ratios.grantVsFloor[range] = vsPg;
     const vsLite = ratio(g.pglite?.[range]?.medianMs, r.floor?.pglite?.floorMs);
-    if (vsLite !== null) r.ratios.grantVsFloorPglite[range] = vsLite;
+    r.ratios.grantVsFloorPglite[range] = vsLite;
   }
-  r.ratios.pgliteVsPostgres.grant = r.ratios.pgliteVsPostgres.grantByRange["1h"] ?? null;
+  r.ratios.pgliteVsPostgres.grant = r.ratios.pgliteVsPostgres.grantByRange["1h"];
   r.rewrapPerSecond = r.scaling?.rewrap.recordsPerSec ?? null;
 }
 
@@ -170,7 +172,7 @@ export function printTable(r: BenchResult): void {
         const s = r.grants?.[db]?.[range];
         if (!s) continue;
         const vs = (db === "postgres" ? r.ratios.grantVsFloor : r.ratios.grantVsFloorPglite)[range];
-        row(`grant ${range}`, db, s, s.slices, vs);
+        row(`grant ${range}`, db, s, s.slices, vs ?? undefined);
       }
   }
   if (r.baselines.crypto) {

@@ -24,7 +24,7 @@ import { runCryptoBench } from "../bench/crypto.ts";
 import { runPolicyBench } from "../bench/policy.ts";
 import { SCENARIOS, runHelloBench, runHttpBench } from "../bench/http.ts";
 import { helloRoundTrip, type LatencyStats } from "../bench/latency.ts";
-import { computeRatios, printTable, type BenchResult } from "../bench/report.ts";
+import { computeRatios, noRanges, printTable, type BenchResult } from "../bench/report.ts";
 import { runScaling } from "../bench/scaling.ts";
 import { closeSealWorkers, type BenchDb } from "../bench/seed.ts";
 import { ensureWrk, type LoadResult } from "../bench/wrk.ts";
@@ -122,9 +122,9 @@ await runScript(async () => {
       tokenReadVsHello: null,
       cryptoVsRaw: null,
       tokenReadVsNaive: null,
-      pgliteVsPostgres: { tokenRead: null, grant: null, grantByRange: {} },
-      grantVsFloor: {},
-      grantVsFloorPglite: {},
+      pgliteVsPostgres: { tokenRead: null, grant: null, grantByRange: noRanges() },
+      grantVsFloor: noRanges(),
+      grantVsFloorPglite: noRanges(),
     },
     tokenReadCpuUs: null,
     tokenReadP99Ms: null,
