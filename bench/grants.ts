@@ -6,7 +6,7 @@
  * version with it), that is 1-2, 61 and 1,441 slices.
  */
 import type { BenchService } from "./http.ts";
-import { type LatencyStats, sequential } from "./latency.ts";
+import type { LatencyStats, Op } from "./latency.ts";
 
 export const GRANT_RANGES = { "1s": 1000, "1h": 3_600_000, "24h": 86_400_000 } as const;
 export type GrantRange = keyof typeof GRANT_RANGES;
@@ -28,37 +28,40 @@ function starts(rangeMs: number, n: number, now: number): number[] {
   });
 }
 
-export async function grantLatency(svc: BenchService, range: GrantRange, iterations: number): Promise<GrantLatency> {
+/**
+ * One grant per call for `range`, as an op for `interleaved` (warm-up calls get negative `i` and
+ * their own ranges); `slices()` afterwards gives the median slice count of the timed calls. Bodies
+ * are parsed after the loop, so the client's JSON parse is not timed.
+ */
+export function grantOp(svc: BenchService, range: GrantRange, iterations: number, warmup: number) {
   const rangeMs = GRANT_RANGES[range];
-  const warmup = Math.min(20, iterations);
   const s = starts(rangeMs, iterations + warmup, Date.now());
   const bodies: string[] = [];
   const url = `${svc.url}/v1/access-requests`;
   const headers = { Authorization: `Bearer ${svc.reader}`, "Content-Type": "application/json" };
-  const stats = await sequential(
-    async (i) => {
-      const start = s[i < 0 ? iterations - 1 - i : i]!;
-      const res = await fetch(url, {
-        method: "POST",
-        headers,
-        body: JSON.stringify({
-          resource: { type: "timeslice" },
-          timeRange: { start, end: start + rangeMs },
-          purpose: "bench",
-        }),
-      });
-      const text = await res.text();
-      if (res.status !== 201) throw new Error(`grant ${range} on ${svc.kind}: ${res.status} ${text.slice(0, 300)}`);
-      if (i >= 0) bodies.push(text); // parsed after the loop, so the client's parse is not timed
-    },
-    iterations,
-    warmup,
-  );
-  const slices = bodies
-    .map((b) => {
-      const g = JSON.parse(b) as { slices: { from: number; to: number } };
-      return g.slices.to - g.slices.from + 1;
-    })
-    .sort((a, b) => a - b);
-  return { ...stats, rangeMs, slices: slices[Math.floor(slices.length / 2)]! };
+  const op: Op = async (i) => {
+    const start = s[i < 0 ? iterations - 1 - i : i]!;
+    const res = await fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        resource: { type: "timeslice" },
+        timeRange: { start, end: start + rangeMs },
+        purpose: "bench",
+      }),
+    });
+    const text = await res.text();
+    if (res.status !== 201) throw new Error(`grant ${range} on ${svc.kind}: ${res.status} ${text.slice(0, 300)}`);
+    if (i >= 0) bodies.push(text);
+  };
+  const slices = () => {
+    const n = bodies
+      .map((b) => {
+        const g = JSON.parse(b) as { slices: { from: number; to: number } };
+        return g.slices.to - g.slices.from + 1;
+      })
+      .sort((a, b) => a - b);
+    return n[Math.floor(n.length / 2)] ?? 0;
+  };
+  return { op, rangeMs, slices };
 }

@@ -12,8 +12,8 @@ import { generateApiKey } from "../src/access/api-key-format.ts";
 import type { Database } from "../src/db/database.ts";
 import { spawnAndWaitForUrl, type Spawned } from "./process.ts";
 import { benchUserId } from "./seal-job.ts";
-import { GRANT_RANGES, grantLatency, type GrantLatency, type GrantRange } from "./grants.ts";
-import { type LatencyStats, pgliteInsertFloor, postgresInsertFloor } from "./latency.ts";
+import { GRANT_RANGES, grantOp, type GrantLatency, type GrantRange } from "./grants.ts";
+import { interleaved, type LatencyStats, openFloor, sequential } from "./latency.ts";
 import { naiveKeyHex, naiveRequests, seedNaiveTokens, startNaive } from "./naive.ts";
 import { createBenchDatabase, openForSeeding, seedTokens, type BenchDatabase, type BenchDb } from "./seed.ts";
 import { runLoad, type LoadRequest, type LoadResult } from "./wrk.ts";
@@ -234,7 +234,7 @@ export interface HttpBenchOptions {
   seedTokens: number;
   /** The naive baseline (bench/naive.ts) under the tokenRead load, on PostgreSQL. */
   naive?: boolean;
-  /** Sequential grant latency (bench/grants.ts) and the database half of the floor, `iterations` each. */
+  /** Sequential grant latency (bench/grants.ts) and the floor (bench/latency.ts), `iterations` each. */
   grants?: { iterations: number };
   /** Start the service (and the naive baseline) under `bun --cpu-prof`, profiles written here on stop. */
   cpuProfDir?: string;
@@ -246,8 +246,8 @@ export interface HttpBenchResult {
   /** The naive baseline under the tokenRead request list, PostgreSQL. */
   naive: Array<LoadResult & { concurrency: number }>;
   grants: Partial<Record<BenchDb, Record<GrantRange, GrantLatency>>>;
-  /** The database half of the floor: one durable single-row autocommit INSERT. */
-  insertFloor: Partial<Record<BenchDb, LatencyStats>>;
+  /** The floor, measured in the same interleaved loop as the grants (bench/latency.ts). */
+  floor: Partial<Record<BenchDb, Floor>>;
   /** CPU profiles written (with cpuProfDir). */
   profiles: string[];
 }
@@ -293,7 +293,7 @@ const profArgs = (dir: string | undefined, name: string) =>
   dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 
 export async function runHttpBench(o: HttpBenchOptions): Promise<HttpBenchResult> {
-  const out: HttpBenchResult = { scenarios: [], naive: [], grants: {}, insertFloor: {}, profiles: [] };
+  const out: HttpBenchResult = { scenarios: [], naive: [], grants: {}, floor: {}, profiles: [] };
   const scenarios = SCENARIOS.filter((s) => !o.scenarios || o.scenarios.includes(s.name));
   const step = (line: string) => o.progress?.(`http: ${line}`);
   for (const db of o.dbs) {
@@ -321,20 +321,13 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<HttpBenchResult
       }
       if (naive && !out.naive.length) out.naive = await runNaive(svc, naiveKey, o);
       if (o.grants) {
-        const g = {} as Record<GrantRange, GrantLatency>;
-        for (const range of Object.keys(GRANT_RANGES) as GrantRange[]) {
-          g[range] = await grantLatency(svc, range, o.grants.iterations);
-          step(
-            `grant ${range} ${db} (${g[range].slices} slices) at 1 connection: median ${g[range].medianMs} ms p99 ${g[range].p99Ms} ms`,
-          );
-        }
-        out.grants[db] = g;
-        out.insertFloor[db] =
-          svc.bdb.kind === "postgres"
-            ? await postgresInsertFloor(svc.bdb.env.DATABASE_URL!, o.grants.iterations * 2)
-            : await pgliteInsertFloor(o.grants.iterations * 2);
+        const r = await grantsAndFloor(svc, o.grants.iterations);
+        out.grants[db] = r.grants;
+        out.floor[db] = r.floor;
+        for (const [range, g] of Object.entries(r.grants) as Array<[GrantRange, GrantLatency]>)
+          step(`grant ${range} ${db} (${g.slices} slices), 1 connection: median ${g.medianMs} ms p99 ${g.p99Ms} ms`);
         step(
-          `one autocommit INSERT on ${db}: median ${out.insertFloor[db]!.medianMs} ms p99 ${out.insertFloor[db]!.p99Ms} ms`,
+          `floor ${db}: ${r.floor.floorMs} ms (round trip ${r.floor.roundTrip.medianMs} + INSERT ${r.floor.insert.medianMs}); in tight loops ${r.floor.tight.floorMs} ms`,
         );
       }
     } finally {
@@ -344,6 +337,54 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<HttpBenchResult
   }
   if (o.cpuProfDir && out.naive.length) out.profiles.push(join(o.cpuProfDir, "naive-postgres.cpuprofile"));
   return out;
+}
+
+export interface Floor {
+  roundTrip: LatencyStats;
+  insert: LatencyStats;
+  /** roundTrip.medianMs + insert.medianMs, both from the loop the grants ran in: the floor the ratios use. */
+  floorMs: number;
+  /**
+   * The same two halves each in a tight loop of its own, right after (for reference: warm caches and
+   * a server woken every few µs make these faster than anything a real request sees).
+   */
+  tight: { roundTrip: LatencyStats; insert: LatencyStats; floorMs: number };
+}
+
+/** The three grant ranges and the floor's two halves, interleaved in one sequential loop on `svc`'s database. */
+async function grantsAndFloor(
+  svc: BenchService,
+  iterations: number,
+): Promise<{ grants: Record<GrantRange, GrantLatency>; floor: Floor }> {
+  const warmup = Math.min(20, iterations);
+  const floor = await openFloor(svc.kind, svc.bdb.env.DATABASE_URL);
+  try {
+    const g = Object.fromEntries(
+      (Object.keys(GRANT_RANGES) as GrantRange[]).map((r) => [r, grantOp(svc, r, iterations, warmup)]),
+    ) as Record<GrantRange, ReturnType<typeof grantOp>>;
+    const s = await interleaved(
+      { "1s": g["1s"].op, "1h": g["1h"].op, "24h": g["24h"].op, roundTrip: floor.roundTrip, insert: floor.insert },
+      iterations,
+      warmup,
+    );
+    const grants = {} as Record<GrantRange, GrantLatency>;
+    for (const r of Object.keys(GRANT_RANGES) as GrantRange[])
+      grants[r] = { ...s[r], rangeMs: g[r].rangeMs, slices: g[r].slices() };
+    const sum = (a: LatencyStats, b: LatencyStats) => Math.round((a.medianMs + b.medianMs) * 1000) / 1000;
+    const tightRoundTrip = await sequential(floor.roundTrip, iterations, warmup);
+    const tightInsert = await sequential(floor.insert, iterations, warmup);
+    return {
+      grants,
+      floor: {
+        roundTrip: s.roundTrip,
+        insert: s.insert,
+        floorMs: sum(s.roundTrip, s.insert),
+        tight: { roundTrip: tightRoundTrip, insert: tightInsert, floorMs: sum(tightRoundTrip, tightInsert) },
+      },
+    };
+  } finally {
+    await floor.close();
+  }
 }
 
 /** The naive baseline on the service's database, under the tokenRead request list, at the same concurrencies. */

@@ -11,14 +11,15 @@
  * - pgliteVsPostgres.grant = PostgreSQL 1 h grant median latency ÷ PGlite 1 h grant median latency
  *   at 1 connection (sequential); at one connection that is also PGlite's grants/s ÷ PostgreSQL's, so
  *   ≥ 0.5 means PGlite is at least half as fast. `grantByRange` gives the same for 1s/1h/24h.
- * - grantVsFloor[range] = PostgreSQL grant median ÷ PostgreSQL floor (bench/latency.ts);
- *   grantVsFloorPglite[range] the same on PGlite (grant on PGlite ÷ PGlite floor).
+ * - grantVsFloor[range] = PostgreSQL grant median ÷ PostgreSQL floor, both from the same interleaved
+ *   sequential loop (bench/latency.ts); grantVsFloorPglite[range] the same on PGlite (grant on PGlite ÷
+ *   PGlite floor). floor.<db>.tight holds the floor from tight loops, for reference only.
  * - tokenReadCpuUs = service CPU µs per request (utime + stime from /proc over the wrk run ÷
  *   requests) for tokenRead on PostgreSQL at 64 connections; tokenReadP99Ms its p99.
  * - rewrapPerSecond = records/s of the scaling section's rotation rewrap (bench/rewrap.ts, PostgreSQL).
  */
 import type { GrantLatency, GrantRange } from "./grants.ts";
-import type { ScenarioResult } from "./http.ts";
+import type { Floor, ScenarioResult } from "./http.ts";
 import type { LatencyStats } from "./latency.ts";
 import type { ScalingResult } from "./scaling.ts";
 import type { BenchDb } from "./seed.ts";
@@ -46,12 +47,8 @@ export interface BenchResult {
     naive?: Record<string, LoadRow & { db: "postgres" }>;
     crypto?: Record<string, { usPerOp: number; opsPerSec: number }>;
   };
-  /** Sequential, 1 connection: the floor's parts and sum, per database. */
-  floor?: {
-    helloRoundTrip: LatencyStats;
-    postgres?: { insert: LatencyStats; floorMs: number };
-    pglite?: { insert: LatencyStats; floorMs: number };
-  };
+  /** Sequential, 1 connection, in the grants' loop: the floor's parts and sum, per database. */
+  floor?: Partial<Record<BenchDb, Floor>>;
   /** Sequential, 1 connection: time-slice grant latency per database and range. */
   grants?: Partial<Record<BenchDb, Record<GrantRange, GrantLatency>>>;
   ratios: {
@@ -158,22 +155,23 @@ export function printTable(r: BenchResult): void {
       console.log(
         `${name.padEnd(26)} ${db.padEnd(9)} ${pad(s.medianMs, 10)} ${pad(s.p99Ms, 8)} ${pad(s.meanMs, 8)} ${pad(s.iterations, 5)} ${pad(slices, 6)} ${pad(vsFloor, 8)}`,
       );
-    if (r.floor) {
-      row("HTTP round trip (Hono)", "-", r.floor.helloRoundTrip);
-      for (const db of ["postgres", "pglite"] as const) {
-        const f = r.floor[db];
-        if (!f) continue;
+    for (const db of ["postgres", "pglite"] as const) {
+      const f = r.floor?.[db];
+      if (f) {
+        row("HTTP round trip (Hono)", db, f.roundTrip);
         row("autocommit INSERT", db, f.insert);
         row("floor (round trip+INSERT)", db, { medianMs: f.floorMs });
+        row("  round trip, tight loop", db, f.tight.roundTrip);
+        row("  INSERT, tight loop", db, f.tight.insert);
+        row("  floor from tight loops", db, { medianMs: f.tight.floorMs });
       }
-    }
-    for (const db of ["postgres", "pglite"] as const)
       for (const range of RANGES) {
         const s = r.grants?.[db]?.[range];
         if (!s) continue;
         const vs = (db === "postgres" ? r.ratios.grantVsFloor : r.ratios.grantVsFloorPglite)[range];
         row(`grant ${range}`, db, s, s.slices, vs ?? undefined);
       }
+    }
   }
   if (r.baselines.crypto) {
     console.log(`\n${"crypto".padEnd(42)} ${pad("µs/op", 9)} ${pad("ops/s", 9)}`);

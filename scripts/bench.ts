@@ -10,7 +10,7 @@
  * Flags: --json  --quick (smoke: short, fewer concurrencies, small sizes)  --db=postgres|pglite|both
  *   --sections=crypto,policy,hello,http,naive,grants,scaling  --scenarios=tokenRead,…
  *   --concurrency=1,16,64,256  --duration=<s>  --seed=<tokens for the read scenario>
- *   --iterations=<sequential grants per range; INSERTs ×2, hello round trips ×5>
+ *   --iterations=<rounds of the sequential grant + floor loop: each grant range, round trip, INSERT once>
  *   --sizes=10000,100000,1000000|none (token-read scaling sizes; none skips it)
  *   --rewrap=<records>  --audit-rows=<rows>
  *   --cpu-prof[=<dir>]  start the service and the naive baseline under `bun --cpu-prof`; profiles are
@@ -23,7 +23,6 @@ import { join, resolve } from "node:path";
 import { runCryptoBench } from "../bench/crypto.ts";
 import { runPolicyBench } from "../bench/policy.ts";
 import { SCENARIOS, runHelloBench, runHttpBench } from "../bench/http.ts";
-import { helloRoundTrip, type LatencyStats } from "../bench/latency.ts";
 import { computeRatios, noRanges, printTable, type BenchResult } from "../bench/report.ts";
 import { runScaling } from "../bench/scaling.ts";
 import { closeSealWorkers, type BenchDb } from "../bench/seed.ts";
@@ -160,10 +159,6 @@ await runScript(async () => {
     const h = await runHelloBench(load);
     result.baselines.helloHono = Object.fromEntries(h.map((r) => [`c${r.concurrency}`, row(r)]));
   }
-  if (has("grants")) {
-    progress(`floor: HTTP round trip to the bare Hono baseline ×${o.iterations * 5}…`);
-    result.floor = { helloRoundTrip: await helloRoundTrip(o.iterations * 5) };
-  }
   if (has("http") || has("naive") || has("grants")) {
     const h = await runHttpBench({
       ...load,
@@ -184,9 +179,7 @@ await runScript(async () => {
       );
     if (has("grants")) {
       result.grants = h.grants;
-      const f = result.floor!;
-      for (const [db, insert] of Object.entries(h.insertFloor) as Array<[BenchDb, LatencyStats]>)
-        f[db] = { insert, floorMs: Math.round((f.helloRoundTrip.medianMs + insert.medianMs) * 1000) / 1000 };
+      result.floor = h.floor;
     }
     if (h.profiles.length) result.profiles = h.profiles;
   }
