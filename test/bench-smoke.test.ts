@@ -61,6 +61,7 @@ test("bench --json at smoke size: every section behind issue #13's ratios runs; 
     rewrapPerSecond: r.rewrapPerSecond,
     "floor.postgres.floorMs": r.floor.postgres.floorMs,
     "floor.pglite.floorMs": r.floor.pglite.floorMs,
+    "floor.postgres.tight.floorMs": r.floor.postgres.tight.floorMs,
   };
   const notFinite = Object.entries(figures).filter(([, v]) => typeof v !== "number" || !Number.isFinite(v));
   expect(notFinite).toEqual([]);
