@@ -5,11 +5,12 @@
  */
 import { runAuditBench } from "./audit.ts";
 import { READ_INTEGRATION, SCENARIOS, runScenario, startBenchService } from "./http.ts";
-import { runRewrapBench } from "./rewrap.ts";
+import { runRewrapBench, type RewrapBenchResult } from "./rewrap.ts";
 import { createBenchDatabase, openForSeeding, seedTokens } from "./seed.ts";
 import type { LoadResult } from "./wrk.ts";
 
 export interface ScalingOptions {
+  /** Vault sizes for the token-read scaling run; empty skips it (rewrap and audit verify still run). */
   sizes: number[];
   concurrency: number;
   durationSec: number;
@@ -36,6 +37,7 @@ export async function runTokenReadScaling(
 ): Promise<ScalingResult["tokenRead"]> {
   const sizes = [...o.sizes].sort((a, b) => a - b);
   const out: ScalingResult["tokenRead"] = [];
+  if (!sizes.length) return out;
   const t0 = performance.now();
   const svc = await startBenchService("postgres", { seedTokens: sizes[0]! });
   let seeded = sizes[0]!;
@@ -73,7 +75,7 @@ export async function runScaling(o: ScalingOptions): Promise<ScalingResult> {
   const tokenRead = await runTokenReadScaling(o);
   o.progress?.(`scaling: rewrap of ${o.rewrapRecords} records…`);
   const bdb = await createBenchDatabase("postgres");
-  let rewrap;
+  let rewrap: RewrapBenchResult;
   try {
     if (bdb.target.kind !== "postgres") throw new Error("unreachable");
     rewrap = await runRewrapBench({ target: { kind: "postgres", url: bdb.target.url }, records: o.rewrapRecords });

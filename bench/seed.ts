@@ -18,6 +18,12 @@ import { benchAccessToken, benchRefreshToken, benchUserId, type SealedRow } from
 
 export type BenchDb = "postgres" | "pglite";
 
+/**
+ * The seeded key version's slice length: the service's default SLICE_SECONDS, so a grant covers as
+ * many slices as it would for a user who kept the default (a 24 h range = 1,441 slices).
+ */
+export const BENCH_SLICE_SECONDS = 60;
+
 export const POSTGRES_ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
 /** A fresh database (PostgreSQL: a new uniquely named database; PGlite: a temp DATA_DIR) and its KEK. */
@@ -77,7 +83,7 @@ export async function openForSeeding(
     db,
     kek,
     kekId: kekFingerprint(kek),
-    sliceSeconds: 3600,
+    sliceSeconds: BENCH_SLICE_SECONDS,
     log: createLogger("silent"),
   });
   return {
@@ -91,7 +97,7 @@ export async function openForSeeding(
 }
 
 /** One INSERT … SELECT FROM unnest(arrays) per batch: a bulk load, not the per-request path. */
-function insertTokenRows(db: Database, integration: string, rows: SealedRow[]): Promise<unknown> {
+export function insertTokenRows(db: Database, integration: string, rows: SealedRow[]): Promise<unknown> {
   const sql = `INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", scope, "tokenType", "updatedAt", "keyVersion")
     SELECT u.id, u."userId", $1, u.a, u.r, 'email', 'Bearer', now(), u.v
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[]) AS u(id, "userId", a, r, v)`;

@@ -1,24 +1,35 @@
 /**
- * `bun run bench`: HTTP load on the real service (PostgreSQL and PGlite, wrk in its own process),
- * the bare Bun + Hono ceiling, crypto micro-benchmarks and the raw WebCrypto baseline, policy
- * evaluation, and scaling (token reads at 10k/100k/1M rows, rewrap, audit verify). One table on
- * stdout, or with --json one JSON object. Each section is a `run*Bench()` in bench/. Reports
- * numbers; never asserts on them.
+ * `bun run bench`: everything issue #13's targets name, in one run. HTTP load on the real service
+ * (PostgreSQL and PGlite, wrk in its own process), the bare Bun + Hono ceiling, the naive baseline
+ * (bench/naive.ts: Hono + Prisma findUnique + AES-GCM, on PostgreSQL), sequential 1-connection grant
+ * latency for 1 s / 1 h / 24 h ranges and the floor they are judged against (bench/latency.ts),
+ * crypto micro-benchmarks and the raw WebCrypto baseline, policy evaluation, and scaling (token reads
+ * at 10k/100k/1M rows, rewrap, audit verify). One table on stdout, or with --json one JSON object on
+ * the last line; the ratios are defined in bench/report.ts. Reports numbers; never asserts on them.
  *
  * Flags: --json  --quick (smoke: short, fewer concurrencies, small sizes)  --db=postgres|pglite|both
- *   --sections=crypto,policy,hello,http,scaling  --scenarios=tokenRead,…  --concurrency=1,16,64,256
- *   --duration=<s>  --seed=<tokens for the read scenario>  --sizes=10000,100000,1000000
+ *   --sections=crypto,policy,hello,http,naive,grants,scaling  --scenarios=tokenRead,…
+ *   --concurrency=1,16,64,256  --duration=<s>  --seed=<tokens for the read scenario>
+ *   --iterations=<rounds of the sequential grant + floor loop: each grant range, round trip, INSERT once>
+ *   --sizes=10000,100000,1000000|none (token-read scaling sizes; none skips it)
+ *   --rewrap=<records>  --audit-rows=<rows>
+ *   --cpu-prof[=<dir>]  start the service and the naive baseline under `bun --cpu-prof`; profiles are
+ *     written to <dir> (default: a new temp dir) when they stop, and their paths printed;
+ *     summarise one with `bun bench/profile-summary.ts <file>`. Profiling slows them: don't quote figures.
  */
-import { availableParallelism, cpus, loadavg, totalmem, release } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, totalmem, release, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { runCryptoBench } from "../bench/crypto.ts";
 import { runPolicyBench } from "../bench/policy.ts";
-import { SCENARIOS, runHelloBench, runHttpBench, type ScenarioResult } from "../bench/http.ts";
-import { runScaling, type ScalingResult } from "../bench/scaling.ts";
+import { SCENARIOS, runHelloBench, runHttpBench } from "../bench/http.ts";
+import { computeRatios, noRanges, printTable, type BenchResult } from "../bench/report.ts";
+import { runScaling } from "../bench/scaling.ts";
 import { closeSealWorkers, type BenchDb } from "../bench/seed.ts";
-import { ensureWrk } from "../bench/wrk.ts";
+import { ensureWrk, type LoadResult } from "../bench/wrk.ts";
 import { runScript } from "./lib/run-script.ts";
 
-const SECTIONS = ["crypto", "policy", "hello", "http", "scaling"] as const;
+const SECTIONS = ["crypto", "policy", "hello", "http", "naive", "grants", "scaling"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]) {
@@ -28,7 +39,10 @@ function parseArgs(argv: string[]) {
     if (!m) throw new Error(`unknown argument ${a}; see the header of scripts/bench.ts`);
     flags.set(m[1]!, m[2] ?? "true");
   }
-  const known = ["json", "quick", "db", "sections", "scenarios", "concurrency", "duration", "seed", "sizes"];
+  const known = [
+    ...["json", "quick", "db", "sections", "scenarios", "concurrency", "duration", "seed", "sizes"],
+    ...["iterations", "rewrap", "audit-rows", "cpu-prof"],
+  ];
   for (const k of flags.keys())
     if (!known.includes(k)) throw new Error(`unknown flag --${k}; known: ${known.map((k) => `--${k}`).join(" ")}`);
   const list = (k: string) =>
@@ -63,7 +77,16 @@ function parseArgs(argv: string[]) {
     concurrencies: nums("concurrency") ?? (quick ? [1, 64] : [1, 16, 64, 256]),
     durationSec: nums("duration")?.[0] ?? (quick ? 1 : 3),
     seedTokens: nums("seed")?.[0] ?? (quick ? 1000 : 10_000),
-    sizes: nums("sizes") ?? (quick ? [1000, 5000] : [10_000, 100_000, 1_000_000]),
+    sizes:
+      flags.get("sizes") === "none" ? [] : (nums("sizes") ?? (quick ? [1000, 5000] : [10_000, 100_000, 1_000_000])),
+    iterations: nums("iterations")?.[0] ?? (quick ? 20 : 300),
+    rewrapRecords: nums("rewrap")?.[0] ?? (quick ? 2000 : 20_000),
+    auditRows: nums("audit-rows")?.[0] ?? (quick ? 5000 : 100_000),
+    cpuProfDir: !flags.has("cpu-prof")
+      ? undefined
+      : flags.get("cpu-prof") === "true"
+        ? mkdtempSync(join(tmpdir(), "chronokms-cpu-prof-"))
+        : resolve(flags.get("cpu-prof")!),
   };
 }
 
@@ -89,34 +112,27 @@ await runScript(async () => {
   const progress = (line: string) => console.error(line);
   const has = (s: Section) => o.sections.includes(s);
   const m = await machine();
-  const result: {
-    machine: typeof m & { loadAverageAtEnd?: number[] };
-    settings: Record<string, unknown>;
-    scenarios: Record<string, Omit<ScenarioResult, "scenario">>;
-    baselines: {
-      helloHono?: Record<
-        string,
-        {
-          concurrency: number;
-          reqPerSec: number;
-          p50Ms: number;
-          p99Ms: number;
-          errors: number;
-          serverCpuUsPerReq?: number;
-        }
-      >;
-      crypto?: Record<string, { usPerOp: number; opsPerSec: number }>;
-    };
-    ratios: { tokenReadVsHello: number | null; cryptoVsRaw: number | null; tokenReadVsHelloAt?: string };
-    policy?: { evaluationsPerSec: number; usPerEvaluation: number };
-    scaling?: ScalingResult;
-  } = {
+  const result: BenchResult = {
     machine: m,
     settings: { ...o, json: undefined },
     scenarios: {},
     baselines: {},
-    ratios: { tokenReadVsHello: null, cryptoVsRaw: null },
+    ratios: {
+      tokenReadVsHello: null,
+      cryptoVsRaw: null,
+      tokenReadVsNaive: null,
+      pgliteVsPostgres: { tokenRead: null, grant: null, grantByRange: noRanges() },
+      grantVsFloor: noRanges(),
+      grantVsFloorPglite: noRanges(),
+    },
+    tokenReadCpuUs: null,
+    tokenReadP99Ms: null,
+    rewrapPerSecond: null,
   };
+  if (o.cpuProfDir) {
+    mkdirSync(o.cpuProfDir, { recursive: true });
+    progress(`bench: CPU profiles go to ${o.cpuProfDir} (profiling slows the service: do not quote these figures)`);
+  }
 
   if (has("crypto")) {
     progress("crypto…");
@@ -131,58 +147,57 @@ await runScript(async () => {
     result.policy = { evaluationsPerSec: p.opsPerSec, usPerEvaluation: Math.round(p.usPerOp * 100) / 100 };
   }
   const load = { concurrencies: o.concurrencies, durationSec: o.durationSec, warmupSec: o.quick ? 0 : 1, progress };
+  const row = (r: LoadResult & { concurrency: number }) => ({
+    concurrency: r.concurrency,
+    reqPerSec: r.reqPerSec,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    errors: r.errors,
+    serverCpuUsPerReq: r.serverCpuUsPerReq,
+  });
   if (has("hello")) {
     const h = await runHelloBench(load);
-    result.baselines.helloHono = Object.fromEntries(
-      h.map((r) => [
-        `c${r.concurrency}`,
-        {
-          concurrency: r.concurrency,
-          reqPerSec: r.reqPerSec,
-          p50Ms: r.p50Ms,
-          p99Ms: r.p99Ms,
-          errors: r.errors,
-          serverCpuUsPerReq: r.serverCpuUsPerReq,
-        },
-      ]),
-    );
+    result.baselines.helloHono = Object.fromEntries(h.map((r) => [`c${r.concurrency}`, row(r)]));
   }
-  if (has("http")) {
-    const rows = await runHttpBench({ ...load, dbs: o.dbs, scenarios: o.scenarios, seedTokens: o.seedTokens });
-    for (const r of rows) {
+  if (has("http") || has("naive") || has("grants")) {
+    const h = await runHttpBench({
+      ...load,
+      dbs: o.dbs,
+      scenarios: has("http") ? o.scenarios : [],
+      seedTokens: o.seedTokens,
+      naive: has("naive"),
+      ...(has("grants") ? { grants: { iterations: o.iterations } } : {}),
+      ...(o.cpuProfDir ? { cpuProfDir: o.cpuProfDir } : {}),
+    });
+    for (const r of h.scenarios) {
       const { scenario, ...rest } = r;
       result.scenarios[`${scenario}/${r.db}/c${r.concurrency}`] = rest;
     }
+    if (h.naive.length)
+      result.baselines.naive = Object.fromEntries(
+        h.naive.map((r) => [`c${r.concurrency}`, { db: "postgres" as const, ...row(r) }]),
+      );
+    if (has("grants")) {
+      result.grants = h.grants;
+      result.floor = h.floor;
+    }
+    if (h.profiles.length) result.profiles = h.profiles;
   }
   if (has("scaling")) {
     result.scaling = await runScaling({
       sizes: o.sizes,
       concurrency: 64,
       durationSec: o.durationSec + 2,
-      rewrapRecords: o.quick ? 2000 : 20_000,
-      auditRows: o.quick ? 5000 : 100_000,
+      rewrapRecords: o.rewrapRecords,
+      auditRows: o.auditRows,
       progress,
     });
   }
   closeSealWorkers();
-
-  // Token read vs the bare-Hono ceiling at 64 connections (or the nearest concurrency both ran), PostgreSQL first.
-  const hello = result.baselines.helloHono;
-  if (hello) {
-    const cs = [...o.concurrencies].sort((a, b) => Math.abs(a - 64) - Math.abs(b - 64));
-    outer: for (const db of ["postgres", "pglite"]) {
-      for (const c of cs) {
-        const t = result.scenarios[`tokenRead/${db}/c${c}`];
-        const h = hello[`c${c}`];
-        if (t && h && h.reqPerSec > 0) {
-          result.ratios.tokenReadVsHello = Math.round((t.reqPerSec / h.reqPerSec) * 10_000) / 10_000;
-          result.ratios.tokenReadVsHelloAt = `${db}, ${c} connections`;
-          break outer;
-        }
-      }
-    }
-  }
+  computeRatios(result, o.concurrencies);
   result.machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+  for (const p of result.profiles ?? [])
+    progress(`bench: CPU profile ${p}${existsSync(p) ? "" : " (missing: did the process exit cleanly?)"}`);
 
   if (o.json) {
     console.log(JSON.stringify(result));
@@ -190,50 +205,3 @@ await runScript(async () => {
   }
   printTable(result);
 });
-
-function printTable(r: any) {
-  const pad = (s: unknown, n: number) => String(s).padStart(n);
-  console.log(
-    `machine: ${r.machine.cores} cores (${r.machine.cpu}), bun ${r.machine.bun}, ${r.machine.generator}; load average ${r.machine.loadAverageAtStart.join(" ")} → ${r.machine.loadAverageAtEnd.join(" ")}`,
-  );
-  if (r.baselines.helloHono || Object.keys(r.scenarios).length) {
-    console.log(
-      `\n${"scenario".padEnd(16)} ${"db".padEnd(9)} ${pad("conns", 5)} ${pad("req/s", 8)} ${pad("p50 ms", 8)} ${pad("p99 ms", 8)} ${pad("errors", 7)} ${pad("cpu µs/req", 10)}`,
-    );
-    for (const h of Object.values(r.baselines.helloHono ?? {}) as any[])
-      console.log(
-        `${"hello (Hono)".padEnd(16)} ${"-".padEnd(9)} ${pad(h.concurrency, 5)} ${pad(h.reqPerSec, 8)} ${pad(h.p50Ms, 8)} ${pad(h.p99Ms, 8)} ${pad(h.errors, 7)} ${pad(h.serverCpuUsPerReq ?? "-", 10)}`,
-      );
-    for (const [k, s] of Object.entries(r.scenarios) as any[])
-      console.log(
-        `${k.split("/")[0].padEnd(16)} ${s.db.padEnd(9)} ${pad(s.concurrency, 5)} ${pad(s.reqPerSec, 8)} ${pad(s.p50Ms, 8)} ${pad(s.p99Ms, 8)} ${pad(s.errors, 7)} ${pad(s.serverCpuUsPerReq ?? "-", 10)}`,
-      );
-  }
-  if (r.baselines.crypto) {
-    console.log(`\n${"crypto".padEnd(42)} ${pad("µs/op", 9)} ${pad("ops/s", 9)}`);
-    for (const [k, v] of Object.entries(r.baselines.crypto) as any[])
-      console.log(`${k.padEnd(42)} ${pad(v.usPerOp, 9)} ${pad(v.opsPerSec, 9)}`);
-  }
-  if (r.policy)
-    console.log(
-      `\npolicy.evaluate (10 policies): ${r.policy.usPerEvaluation} µs, ${r.policy.evaluationsPerSec} evaluations/s`,
-    );
-  if (r.scaling) {
-    console.log(
-      `\n${"token read, PostgreSQL".padEnd(24)} ${pad("tokens", 8)} ${pad("conns", 5)} ${pad("req/s", 8)} ${pad("p50 ms", 8)} ${pad("p99 ms", 8)} ${pad("errors", 7)} ${pad("seed rows/s", 11)}`,
-    );
-    for (const s of r.scaling.tokenRead)
-      console.log(
-        `${"".padEnd(24)} ${pad(s.tokens, 8)} ${pad(s.concurrency, 5)} ${pad(s.reqPerSec, 8)} ${pad(s.p50Ms, 8)} ${pad(s.p99Ms, 8)} ${pad(s.errors, 7)} ${pad(s.seedRowsPerSec, 11)}`,
-      );
-    console.log(
-      `rewrap (PostgreSQL, ${r.scaling.rewrap.records} records, batch ${r.scaling.rewrap.batchSize}): ${r.scaling.rewrap.recordsPerSec} records/s`,
-    );
-    console.log(
-      `audit verify (PostgreSQL, ${r.scaling.auditVerify.rows} rows): ${r.scaling.auditVerify.rowsPerSec} rows/s (valid: ${r.scaling.auditVerify.valid})`,
-    );
-  }
-  console.log(
-    `\nratios: token read / bare Hono = ${r.ratios.tokenReadVsHello ?? "n/a"}${r.ratios.tokenReadVsHelloAt ? ` (${r.ratios.tokenReadVsHelloAt})` : ""}; envelope.decrypt / raw WebCrypto = ${r.ratios.cryptoVsRaw ?? "n/a"}`,
-  );
-}
