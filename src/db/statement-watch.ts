@@ -33,25 +33,20 @@ function instrument(pglite: PGlite, set: Set<StatementWatcher>): void {
   const notify = (sql: string) => {
     for (const w of set) w(sql);
   };
+  type Run = (sql: string, ...rest: unknown[]) => Promise<unknown>;
+  const watched =
+    (run: Run): Run =>
+    async (sql, ...rest) => {
+      notify(sql);
+      try {
+        return await run(sql, ...rest);
+      } finally {
+        notify(sql);
+      }
+    };
   const wrap = (target: Runner) => {
-    const query = target.query.bind(target);
-    const exec = target.exec.bind(target);
-    target.query = (async (sql: string, ...rest: unknown[]) => {
-      notify(sql);
-      try {
-        return await (query as (...a: unknown[]) => Promise<unknown>)(sql, ...rest);
-      } finally {
-        notify(sql);
-      }
-    }) as Runner["query"];
-    target.exec = (async (sql: string, ...rest: unknown[]) => {
-      notify(sql);
-      try {
-        return await (exec as (...a: unknown[]) => Promise<unknown>)(sql, ...rest);
-      } finally {
-        notify(sql);
-      }
-    }) as Runner["exec"];
+    target.query = watched(target.query.bind(target) as Run) as Runner["query"];
+    target.exec = watched(target.exec.bind(target) as Run) as Runner["exec"];
   };
   wrap(pglite);
   const transaction = pglite.transaction.bind(pglite);

@@ -23,23 +23,21 @@ const SELECT_BY_KEY = `SELECT id::text AS id, "userId", integration, "accessToke
   "refreshFailures", "nextRefreshAt", "refreshReason", version, "forcedRefreshAt", "integrationCtx"
   FROM oauth_tokens WHERE "userId" = $1 AND integration = $2`;
 
-export interface RefreshedFields {
+/** What a store or a refresh writes: sealed values under one key version, and what they describe. */
+interface TokenContent {
   accessToken: string;
   refreshToken: string | null;
   keyVersion: number;
   expiresAt: Date | null;
   scope: string | null;
   tokenType: string | null;
+}
+
+export interface RefreshedFields extends TokenContent {
   issuedAt: Date;
 }
 
-export interface StoredFields extends TokenKey {
-  accessToken: string;
-  refreshToken: string | null;
-  keyVersion: number;
-  expiresAt: Date | null;
-  scope: string | null;
-  tokenType: string | null;
+export interface StoredFields extends TokenKey, TokenContent {
   at: Date;
   ipAddress: string | null;
   userAgent: string | null;
