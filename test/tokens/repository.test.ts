@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { openDatabase, type Database } from "../../src/db/database.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
 import { watchStatements } from "../../src/db/statement-watch.ts";
+import type { TokenRow } from "../../src/tokens/record.ts";
 import { tokenRepository } from "../../src/tokens/repository.ts";
+import { TokenRowCache } from "../../src/tokens/row-cache.ts";
 import { describeEachDb } from "../support/databases.ts";
 
 async function insertRow(db: Database, userId: string, integration = "gmail") {
@@ -80,6 +82,24 @@ describeEachDb("token record repository", (h) => {
     } finally {
       stop();
     }
+  });
+});
+
+describe("token row cache", () => {
+  test("a row read before a write (a drop) is not put back after it; lastUsed never moves backwards", () => {
+    const cache = new TokenRowCache();
+    const row = { id: "r1", userId: "u", integration: "gmail", scope: "old", lastUsed: null } as unknown as TokenRow;
+    const g = cache.generation(); // a read sends its SELECT …
+    cache.forgetAll(); // … a write runs meanwhile …
+    cache.fill(g, row); // … and the old row arrives afterwards: not cached
+    expect(cache.get("u", "gmail")).toBeUndefined();
+    cache.fill(cache.generation(), row);
+    expect(cache.get("u", "gmail")).toBe(row);
+    expect(Object.isFrozen(cache.get("u", "gmail"))).toBe(true);
+    const later = new Date(2_000);
+    cache.lastUsed(new Map([["r1", later]]));
+    cache.lastUsed(new Map([["r1", new Date(1_000)]]));
+    expect(cache.get("u", "gmail")?.lastUsed).toBe(later);
   });
 });
 
