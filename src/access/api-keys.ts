@@ -12,6 +12,8 @@ import { NotFoundError, ServiceUnavailableError, ValidationError } from "../erro
 import { ROLES, type Principal, type Role } from "./principal.ts";
 import { generateApiKey, hashSecret, parseApiKey } from "./api-key-format.ts";
 import { listenChannel, type ChannelListener } from "../db/listen.ts";
+import { ApiKeyRepository, type KeyRow } from "./api-key-repository.ts";
+import { PrincipalCache } from "./principal-cache.ts";
 
 /** NOTIFY channel for API-key and requester changes: payload `key:<keyId>` or `requester:<uuid>`. */
 export const ACCESS_CHANNEL = "chronokms_access";
@@ -61,26 +63,6 @@ export interface ApiKeyView {
   createdAt: string;
 }
 
-interface CachedPrincipal {
-  principal: Principal;
-  requesterUuid: string;
-  keyExpiresAt: number | null;
-  cachedUntil: number;
-}
-
-interface KeyRow {
-  secretHash: string;
-  roles: string[] | null;
-  enabled: boolean;
-  expiresAt: Date | null;
-  rid: string;
-  requesterId: string;
-  department: string | null;
-  requesterEnabled: boolean;
-  publicKeyJwk: unknown;
-}
-
-const CACHE_MAX = 10_000;
 // Compared against when the keyId is unknown, so that path costs the same as a wrong secret.
 const DUMMY_HASH = fromBase64url(hashSecret("aaaaaaaaaaaaaaaa", new Uint8Array(32)));
 
@@ -89,22 +71,19 @@ export function toRoles(values: readonly string[] | null | undefined): Role[] {
 }
 
 export class ApiKeyService {
-  private readonly cache = new Map<string, CachedPrincipal>();
+  /** Invalidated here or as announced by another process (see PrincipalCache's generation). */
+  private readonly cache = new PrincipalCache();
+  private readonly repo: ApiKeyRepository;
   private readonly lastUsed = new Map<string, number>();
   private readonly cacheTtlMs: number;
   private readonly flushTimer: ReturnType<typeof setInterval>;
   private flushing: Promise<void> | undefined;
-  /**
-   * Bumped by every invalidation (here or announced by another process). A verification caches
-   * its result only if no invalidation happened while its query was in flight, so a key revoked
-   * meanwhile is never put back into the cache.
-   */
-  private generation = 0;
   private listener: ChannelListener | undefined;
   private readonly pendingNotifies = new Set<Promise<unknown>>();
 
   constructor(private readonly o: ApiKeyServiceOptions) {
     this.cacheTtlMs = o.cacheTtlMs ?? 5_000;
+    this.repo = new ApiKeyRepository(o.db);
     this.flushTimer = setInterval(() => void this.flushLastUsed(), o.lastUsedFlushMs ?? 5_000);
     this.flushTimer.unref?.();
   }
@@ -116,12 +95,12 @@ export class ApiKeyService {
       ACCESS_CHANNEL,
       {
         onNotify: (payload) => {
-          if (payload.startsWith("key:")) this.dropKey(payload.slice(4));
-          else if (payload.startsWith("requester:")) this.dropRequester(payload.slice(10));
-          else this.dropAll();
+          if (payload.startsWith("key:")) this.cache.dropKey(payload.slice(4));
+          else if (payload.startsWith("requester:")) this.cache.dropRequester(payload.slice(10));
+          else this.cache.dropAll();
         },
         // Changes made while nobody listened were not heard: forget everything once.
-        onListening: () => this.dropAll(),
+        onListening: () => this.cache.dropAll(),
       },
       this.o.log,
     );
@@ -131,7 +110,7 @@ export class ApiKeyService {
   cached(presented: string): Principal | null {
     const parsed = parseApiKey(presented);
     if (!parsed) return null;
-    const hit = this.cacheHit(parsed.keyId, hashSecret(parsed.keyId, parsed.secret), this.o.clock.now());
+    const hit = this.cache.get(parsed.keyId, hashSecret(parsed.keyId, parsed.secret), this.o.clock.now());
     parsed.secret.fill(0);
     return hit;
   }
@@ -145,24 +124,19 @@ export class ApiKeyService {
     const hash = hashSecret(keyId, parsed.secret);
     parsed.secret.fill(0);
     const now = this.o.clock.now();
-    const hit = this.cacheHit(keyId, hash, now);
+    const hit = this.cache.get(keyId, hash, now);
     if (hit) {
       this.lastUsed.set(keyId, now);
       return hit;
     }
 
-    const generation = this.generation;
-    let rows: KeyRow[];
+    const generation = this.cache.generation();
+    let row: KeyRow | null;
     try {
-      rows = await this.o.db.prisma.$queryRaw<KeyRow[]>`
-        SELECT k."secretHash", k."roles", k."enabled", k."expiresAt",
-               r."id" AS "rid", r."requesterId", r."department", r."enabled" AS "requesterEnabled", r."publicKeyJwk"
-        FROM api_keys k JOIN requesters r ON r."id" = k."requesterId"
-        WHERE k."keyId" = ${keyId}`;
+      row = await this.repo.forVerification(keyId);
     } catch (err) {
       throw new ServiceUnavailableError("could not verify the API key: database unavailable", err);
     }
-    const row = rows[0];
     const presentedHash = fromBase64url(hash);
     const storedHash = row ? safeDecode(row.secretHash) : null;
     const matches = constantTimeEqual(presentedHash, storedHash ?? DUMMY_HASH) && storedHash !== null;
@@ -183,14 +157,12 @@ export class ApiKeyService {
     });
     // A revocation (or requester change) landed while the row was being read: answer this
     // request from what was read, but do not cache it.
-    if (generation === this.generation) {
-      this.remember(cacheKey(keyId, hash), {
-        principal,
-        requesterUuid: row.rid,
-        keyExpiresAt,
-        cachedUntil: now + this.cacheTtlMs,
-      });
-    }
+    this.cache.remember(generation, hash, {
+      principal,
+      requesterUuid: row.rid,
+      keyExpiresAt,
+      cachedUntil: now + this.cacheTtlMs,
+    });
     this.lastUsed.set(keyId, now);
     return principal;
   }
@@ -203,24 +175,19 @@ export class ApiKeyService {
   ): Promise<{ keyId: string; apiKey: string; key: ApiKeyView }> {
     if (input.expiresAt != null && input.expiresAt <= this.o.clock.now())
       throw new ValidationError("invalid body: expiresAt: must be in the future");
-    const requester = await this.o.db.prisma.requester.findUnique({
-      where: { id: requesterUuid },
-      select: { requesterId: true },
-    });
+    const requester = await this.repo.requester(requesterUuid);
     if (!requester) throw new NotFoundError("requester");
     const { keyId, apiKey, secretHash } = generateApiKey();
     // The key and its API_KEY_CREATED audit row commit together: an unaudited key never exists.
     const row = await this.o.audit.apply({
       change: (tx) =>
-        tx.apiKey.create({
-          data: {
-            keyId,
-            secretHash,
-            requesterId: requesterUuid,
-            name: input.name ?? null,
-            roles: [...new Set(input.roles)],
-            expiresAt: input.expiresAt == null ? null : new Date(input.expiresAt),
-          },
+        this.repo.insert(tx, {
+          keyId,
+          secretHash,
+          requesterId: requesterUuid,
+          name: input.name ?? null,
+          roles: [...new Set(input.roles)],
+          expiresAt: input.expiresAt == null ? null : new Date(input.expiresAt),
         }),
       event: (row) => ({
         eventType: "API_KEY_CREATED",
@@ -239,18 +206,11 @@ export class ApiKeyService {
 
   /** Disables a key of this requester (the row stays, for history). Idempotent. */
   async revoke(requesterUuid: string, keyId: string, actor: string): Promise<void> {
-    const key = await this.o.db.prisma.apiKey.findUnique({
-      where: { keyId },
-      include: { requester: { select: { requesterId: true } } },
-    });
+    const key = await this.repo.withRequester(keyId);
     if (!key || key.requesterId !== requesterUuid) throw new NotFoundError("API key");
     await this.o.audit.apply({
       change: async (tx) => {
-        const { count } = await tx.apiKey.updateMany({
-          where: { keyId, requesterId: requesterUuid },
-          data: { enabled: false },
-        });
-        if (count === 0) throw new NotFoundError("API key");
+        if (!(await this.repo.disable(tx, requesterUuid, keyId))) throw new NotFoundError("API key");
       },
       event: () => ({
         eventType: "API_KEY_REVOKED",
@@ -264,38 +224,19 @@ export class ApiKeyService {
   }
 
   async listFor(requesterUuid: string): Promise<ApiKeyView[]> {
-    const rows = await this.o.db.prisma.apiKey.findMany({
-      where: { requesterId: requesterUuid },
-      orderBy: { createdAt: "asc" },
-    });
-    return rows.map(viewOf);
+    return (await this.repo.listFor(requesterUuid)).map(viewOf);
   }
 
   /** A key changed (revoked): drop it here at once and tell every other process. */
   invalidateKey(keyId: string): void {
-    this.dropKey(keyId);
+    this.cache.dropKey(keyId);
     this.announce(`key:${keyId}`);
   }
 
   /** A requester changed (disabled, edited, deleted): drop its keys here and everywhere. */
   invalidateRequester(requesterUuid: string): void {
-    this.dropRequester(requesterUuid);
+    this.cache.dropRequester(requesterUuid);
     this.announce(`requester:${requesterUuid}`);
-  }
-
-  private dropKey(keyId: string): void {
-    this.generation++;
-    for (const [k, v] of this.cache) if (v.principal.keyId === keyId) this.cache.delete(k);
-  }
-
-  private dropRequester(requesterUuid: string): void {
-    this.generation++;
-    for (const [k, v] of this.cache) if (v.requesterUuid === requesterUuid) this.cache.delete(k);
-  }
-
-  private dropAll(): void {
-    this.generation++;
-    this.cache.clear();
   }
 
   /** NOTIFY on PostgreSQL; a lost notification is bounded by the cache TTL. */
@@ -317,11 +258,8 @@ export class ApiKeyService {
     this.lastUsed.clear();
     const keyIds = batch.map(([k]) => k);
     const times = batch.map(([, t]) => new Date(t).toISOString());
-    this.flushing = this.o.db.prisma.$executeRaw`
-        UPDATE api_keys AS k SET "lastUsedAt" = v.t
-        FROM (SELECT unnest(${keyIds}::text[]) AS id, unnest(${times}::text[])::timestamptz AS t) AS v
-        WHERE k."keyId" = v.id AND (k."lastUsedAt" IS NULL OR k."lastUsedAt" < v.t)`
-      .then(() => undefined)
+    this.flushing = this.repo
+      .touchLastUsed(keyIds, times)
       .catch((err) => {
         // Best effort: put the values back for the next flush unless newer ones arrived.
         for (const [k, t] of batch) if (!this.lastUsed.has(k)) this.lastUsed.set(k, t);
@@ -340,28 +278,6 @@ export class ApiKeyService {
     await this.flushing;
     await this.flushLastUsed();
   }
-
-  private cacheHit(keyId: string, hash: string, now: number): Principal | null {
-    const k = cacheKey(keyId, hash);
-    const hit = this.cache.get(k);
-    if (!hit) return null;
-    if (hit.cachedUntil <= now || (hit.keyExpiresAt !== null && hit.keyExpiresAt <= now)) {
-      this.cache.delete(k);
-      return null;
-    }
-    return hit.principal;
-  }
-
-  private remember(key: string, entry: CachedPrincipal): void {
-    this.cache.delete(key);
-    this.cache.set(key, entry);
-    if (this.cache.size > CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
-  }
-}
-
-/** Keyed by the full hash, so a different secret for the same keyId can never hit. */
-function cacheKey(keyId: string, hash: string): string {
-  return `${keyId}:${hash}`;
 }
 
 function safeDecode(b64: string): Uint8Array | null {

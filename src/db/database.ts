@@ -62,7 +62,10 @@ function openPostgres(url: string, poolSize: number): Database {
   // query in flight (or the next one) fails on its own and the pool replaces the client, so a
   // permanent listener on every client only has to keep the event from being fatal.
   pool.on("error", () => {});
-  pool.on("connect", (client) => client.on("error", () => {}));
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+    coalesceWrites(client);
+  });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   let closed = false;
   return {
@@ -185,6 +188,33 @@ async function connectToOwner(dir: string, pid: number): Promise<Database> {
       await pool.end();
     },
   };
+}
+
+/**
+ * pg corks its socket around the five messages of an extended-protocol query so they leave in one
+ * write; Bun's net.Socket has no `_writev`, so the uncork still made one write (one syscall) per
+ * message — a fifth of the service's CPU on a token read. With `_writev` the corked messages go
+ * out as one buffer.
+ */
+function coalesceWrites(client: pg.PoolClient): void {
+  const stream = (client as unknown as { connection?: { stream?: CorkedSocket } }).connection?.stream;
+  if (!stream || typeof stream._write !== "function" || stream._writev) return;
+  stream._writev = function (chunks, callback) {
+    if (chunks.length === 1) return this._write(chunks[0]!.chunk, chunks[0]!.encoding, callback);
+    const bytes = chunks.map((c) =>
+      typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding as BufferEncoding) : (c.chunk as Uint8Array),
+    );
+    this._write(Buffer.concat(bytes), "buffer", callback);
+  };
+}
+
+interface CorkedSocket {
+  _write(chunk: unknown, encoding: string, callback: (err?: Error | null) => void): void;
+  _writev?(
+    this: CorkedSocket,
+    chunks: Array<{ chunk: unknown; encoding: string }>,
+    callback: (err?: Error | null) => void,
+  ): void;
 }
 
 function processAlive(pid: number): boolean {

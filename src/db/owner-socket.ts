@@ -16,6 +16,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketHandler } from "@electric-sql/pglite-socket";
+import { announceStatement } from "./statement-watch.ts";
 
 /** pg connects to `<host>/.s.PGSQL.<port>` when host is a directory. */
 export const OWNER_SOCKET_PORT = 5432;
@@ -148,6 +149,7 @@ class SharedSessionQueue {
         const release = holder?.release ?? (await this.acquire());
         let bytes = 0;
         this.executing = item.handlerId;
+        announceStatement(this.pglite, null);
         try {
           await this.pglite.execProtocolRawStream(item.message, {
             onRawData: (d) => {
@@ -160,6 +162,7 @@ class SharedSessionQueue {
           item.reject(err);
         } finally {
           this.executing = undefined;
+          announceStatement(this.pglite, null);
         }
         if (this.gone.delete(item.handlerId)) {
           // Its client left while this ran: close what it opened and hand the session back.

@@ -8,6 +8,7 @@ import type { AuditSink } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
 import { ValidationError } from "../errors.ts";
+import { tokenRepository } from "./repository.ts";
 
 const UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
 const BATCH = 1000;
@@ -28,8 +29,6 @@ export interface CleanupResult {
   count: number;
 }
 
-const MATCH = `"expiresAt" < $1::timestamptz AND ("refreshToken" IS NULL OR "refreshStatus" = 'needs-reauth')`;
-
 export async function cleanupExpiredTokens(
   deps: { db: Database; audit: AuditSink; clock: Clock },
   opts: {
@@ -40,25 +39,18 @@ export async function cleanupExpiredTokens(
   },
 ): Promise<CleanupResult> {
   const cutoff = new Date(deps.clock.now() - opts.olderThanMs);
-  const prisma = deps.db.prisma;
-  const [row] = await prisma.$queryRawUnsafe<Array<{ n: number }>>(
-    `SELECT count(*)::int AS n FROM oauth_tokens WHERE ${MATCH}`,
-    cutoff,
-  );
-  const total = Number(row?.n ?? 0);
+  const repo = tokenRepository(deps.db);
+  const total = await repo.countExpired(cutoff);
   if (opts.dryRun) return { cutoff: cutoff.toISOString(), dryRun: true, count: total };
   // Batches keep each statement's locks short on a large table; each batch is audited as it
   // commits, so an interrupted run leaves an exact record of what it removed.
   let count = 0;
   for (;;) {
-    const deleted = await prisma.$queryRawUnsafe<Array<{ integration: string }>>(
-      `DELETE FROM oauth_tokens WHERE id IN (SELECT id FROM oauth_tokens WHERE ${MATCH} ORDER BY id LIMIT ${BATCH}) RETURNING integration`,
-      cutoff,
-    );
+    const deleted = await repo.deleteExpired(cutoff, BATCH);
     if (deleted.length === 0) break;
     count += deleted.length;
     const byIntegration: Record<string, number> = {};
-    for (const r of deleted) byIntegration[r.integration] = (byIntegration[r.integration] ?? 0) + 1;
+    for (const integration of deleted) byIntegration[integration] = (byIntegration[integration] ?? 0) + 1;
     await deps.audit.record({
       eventType: "TOKEN_DELETED",
       actor: opts.actor ?? "system:tokens-cleanup",

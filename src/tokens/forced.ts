@@ -6,19 +6,17 @@
  * a refresh that then fails gives the claim back.
  */
 import type { Database } from "../db/database.ts";
+import type { TokenRow } from "./record.ts";
+import { tokenRepository } from "./repository.ts";
 
 export const FORCED_REFRESH_INTERVAL_MS = 30_000;
 
 /** True when no forced refresh of this token was claimed within the interval; the claim is now ours. */
-export async function claimForcedRefresh(db: Database, id: string): Promise<boolean> {
-  const claimed = await db.prisma.$executeRaw`
-    UPDATE oauth_tokens SET "forcedRefreshAt" = now()
-     WHERE id = ${id}::uuid
-       AND ("forcedRefreshAt" IS NULL OR "forcedRefreshAt" <= now() - make_interval(secs => ${FORCED_REFRESH_INTERVAL_MS / 1000}))`;
-  return claimed === 1;
+export function claimForcedRefresh(db: Database, row: TokenRow): Promise<boolean> {
+  return tokenRepository(db).claimForced(row, FORCED_REFRESH_INTERVAL_MS / 1000);
 }
 
 /** Gives a claim back after the refresh it was taken for failed (called under the same lock). */
-export async function releaseForcedRefresh(db: Database, id: string): Promise<void> {
-  await db.prisma.$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = NULL WHERE id = ${id}::uuid`;
+export function releaseForcedRefresh(db: Database, row: TokenRow): Promise<void> {
+  return tokenRepository(db).releaseForced(row);
 }

@@ -5,6 +5,7 @@
  */
 import type { Database } from "../db/database.ts";
 import type { Logger } from "../log.ts";
+import { tokenRepository } from "./repository.ts";
 
 export class LastUsedTracker {
   readonly #db: Database;
@@ -31,25 +32,12 @@ export class LastUsedTracker {
       if (this.#pending.size === 0) return;
       const batch = this.#pending;
       this.#pending = new Map();
-      const ids = [...batch.keys()];
-      const times = ids.map((id) => new Date(batch.get(id)!).toISOString());
+      const times = new Map([...batch].map(([id, at]) => [id, new Date(at)]));
       try {
-        // GREATEST semantics: several processes flush independently and a late flush must not
-        // move the time backwards. Deleted rows simply match nothing.
-        // Row locks are taken in id order first: the rewrap's multi-row write-back does the same,
-        // so the two never deadlock (found as a 40P01 in the rotation-under-reads suite).
-        await this.#db.prisma.$transaction(
-          async (tx) => {
-            await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`;
-            await tx.$executeRaw`
-            UPDATE oauth_tokens AS t SET "lastUsed" = u.ts
-            FROM unnest(${ids}::uuid[], ${times}::timestamptz[]) AS u(id, ts)
-            WHERE t.id = u.id AND (t."lastUsed" IS NULL OR t."lastUsed" < u.ts)`;
-          },
-          { maxWait: 10_000, timeout: 30_000 },
-        );
+        // Deleted rows simply match nothing.
+        await tokenRepository(this.#db).flushLastUsed(times);
       } catch (err) {
-        this.#log.warn("lastUsed flush failed; will retry", { err, rows: ids.length });
+        this.#log.warn("lastUsed flush failed; will retry", { err, rows: batch.size });
         for (const [id, at] of batch) this.touch(id, at);
       }
     });

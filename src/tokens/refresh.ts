@@ -21,6 +21,7 @@ import {
   type RefreshResult,
 } from "./providers.ts";
 import { openField, sealTokens, tokenTarget, type TokenRow } from "./record.ts";
+import { tokenRepository } from "./repository.ts";
 
 /** A token is refreshed on read when it expires within this window. */
 export const REFRESH_WINDOW_MS = 5 * 60_000;
@@ -120,7 +121,7 @@ export class TokenRefresher {
   async #refreshLocked(seen: TokenRow, actor: string, force: boolean): Promise<RefreshOutcome> {
     const { db, clock } = this.#deps;
     // Another process may have refreshed (or someone re-stored) while we waited for the lock.
-    const locked = await db.prisma.oAuthToken.findUnique({ where: { id: seen.id } });
+    const locked = await tokenRepository(db).byId(seen.id);
     if (!locked) throw new NotFoundError("token");
     const row: TokenRow = locked;
     if (newerThan(row, seen)) return { status: "refreshed", row };
@@ -136,7 +137,7 @@ export class TokenRefresher {
         row,
       };
     }
-    if (!(await claimForcedRefresh(db, row.id)))
+    if (!(await claimForcedRefresh(db, row)))
       return { status: "failed", permanent: false, reason: "forced-refresh-limited", row };
     let outcome: RefreshOutcome | undefined;
     try {
@@ -144,7 +145,7 @@ export class TokenRefresher {
       return outcome;
     } finally {
       // A refresh that did not happen gives the claim back, so the next forced read tries again.
-      if (outcome?.status !== "refreshed") await releaseForcedRefresh(db, row.id);
+      if (outcome?.status !== "refreshed") await releaseForcedRefresh(db, row);
     }
   }
 
@@ -165,23 +166,14 @@ export class TokenRefresher {
       // token, so the new one is stored even if its TOKEN_REFRESHED row then fails (the caller gets
       // 503); rolling the token back with the audit row would lose the only valid refresh token.
       const sealed = await sealTokens(this.#deps.keys, row, plain, Number(row.version) + 1);
-      const written = await db.prisma.oAuthToken.updateManyAndReturn({
-        where: { id: row.id, version: row.version },
-        data: {
-          ...sealed,
-          expiresAt,
-          scope: result.tokens.scope ?? row.scope,
-          tokenType: result.tokens.tokenType ?? row.tokenType,
-          issuedAt: new Date(done),
-          refreshStatus: "ok",
-          integrationCtx: null, // sealed under the canonical name (see record.ts fieldContexts)
-          refreshFailures: 0,
-          nextRefreshAt: null,
-          refreshReason: null,
-          version: { increment: 1 },
-        },
+      const written = await tokenRepository(db).writeRefreshed(row, {
+        ...sealed,
+        expiresAt,
+        scope: result.tokens.scope ?? row.scope,
+        tokenType: result.tokens.tokenType ?? row.tokenType,
+        issuedAt: new Date(done),
       });
-      if (written[0]) {
+      if (written) {
         await this.#deps.audit.record({
           eventType: "TOKEN_REFRESHED",
           actor,
@@ -198,11 +190,11 @@ export class TokenRefresher {
             refreshRotated: result.tokens.refreshToken !== undefined,
           },
         });
-        return { status: "refreshed", row: written[0], plain };
+        return { status: "refreshed", row: written, plain };
       }
       // CAS miss. A key rotation re-sealing the row changes only ciphertexts and versions: write
       // ours over it. A store (or delete) replaced the token itself: that newer token wins.
-      const current: TokenRow | null = await db.prisma.oAuthToken.findUnique({ where: { id: row.id } });
+      const current = await tokenRepository(db).byId(row.id);
       if (!current) throw new NotFoundError("token");
       if (contentChanged(current, row) || (await this.#otherGrant(current, refreshToken, actor))) {
         this.#deps.log.info("token re-stored during refresh; keeping the stored one", {
@@ -242,21 +234,18 @@ export class TokenRefresher {
     // The state and its TOKEN_REFRESH_FAILED row commit together. A CAS miss means the row was
     // re-stored or re-sealed meanwhile (a store resets the state anyway); the attempt is audited.
     // No version bump: the ciphertexts name the row version, and this write changes none of them.
-    const written = await this.#deps.audit.apply({
+    const repo = tokenRepository(this.#deps.db);
+    let latest = await this.#deps.audit.apply({
       change: (tx) =>
-        tx.oAuthToken.updateManyAndReturn({
-          where: { id: row.id, version: row.version },
-          data: { refreshStatus: to, refreshFailures: failures, nextRefreshAt, refreshReason: reason },
+        repo.writeRefreshFailure(tx, row, {
+          refreshStatus: to,
+          refreshFailures: failures,
+          nextRefreshAt,
+          refreshReason: reason,
         }),
-      event: () => ({
-        eventType: "TOKEN_REFRESH_FAILED",
-        actor,
-        target: tokenTarget(row.integration, row.userId),
-        success: false,
-        details: {
+      event: () =>
+        refreshFailedEvent(row, actor, {
           provider: provider.name,
-          integration: row.integration,
-          userId: row.userId,
           ...transition,
           reason,
           providerError: result.reason,
@@ -264,8 +253,7 @@ export class TokenRefresher {
           failures,
           retryAt: nextRefreshAt?.toISOString() ?? null,
           ...(result.status ? { status: result.status } : {}),
-        },
-      }),
+        }),
     });
     this.#deps.log.warn("token refresh failed", {
       target: tokenTarget(row.integration, row.userId),
@@ -273,10 +261,9 @@ export class TokenRefresher {
       reason,
       ...transition,
     });
-    let latest = written[0];
     if (!latest) {
       // Re-stored meanwhile: the caller should get that newer token, not the one we failed on.
-      const current = await this.#deps.db.prisma.oAuthToken.findUnique({ where: { id: row.id } });
+      const current = await repo.byId(row.id);
       if (!current) throw new NotFoundError("token");
       if (contentChanged(current, row)) return { status: "refreshed", row: current };
       latest = current;
@@ -296,34 +283,35 @@ export class TokenRefresher {
    */
   async markNeedsReauth(row: TokenRow, actor: string, reason: RefreshFailureReason): Promise<void> {
     if (row.refreshStatus === "needs-reauth") return;
+    const repo = tokenRepository(this.#deps.db);
     try {
       await this.#deps.audit.apply({
         change: async (tx) => {
-          const { count } = await tx.oAuthToken.updateMany({
-            where: { id: row.id, version: row.version, refreshStatus: { not: "needs-reauth" } },
-            data: { refreshStatus: "needs-reauth", refreshReason: reason, nextRefreshAt: null },
-          });
-          if (count === 0) throw new NoTransition();
+          if (!(await repo.markNeedsReauth(tx, row, reason))) throw new NoTransition();
         },
-        event: () => ({
-          eventType: "TOKEN_REFRESH_FAILED",
-          actor,
-          target: tokenTarget(row.integration, row.userId),
-          success: false,
-          details: {
-            integration: row.integration,
-            userId: row.userId,
+        event: () =>
+          refreshFailedEvent(row, actor, {
             from: refreshState(row.refreshStatus),
             to: "needs-reauth",
             reason,
             permanent: true,
-          },
-        }),
+          }),
       });
     } catch (err) {
       if (!(err instanceof NoTransition)) throw err; // another reader made the transition first
     }
   }
+}
+
+/** A TOKEN_REFRESH_FAILED row for this record: the transition and why. */
+function refreshFailedEvent(row: TokenRow, actor: string, details: Record<string, unknown>) {
+  return {
+    eventType: "TOKEN_REFRESH_FAILED" as const,
+    actor,
+    target: tokenTarget(row.integration, row.userId),
+    success: false,
+    details: { integration: row.integration, userId: row.userId, ...details },
+  };
 }
 
 /** The row changed (or already moved) meanwhile: nothing to record. */

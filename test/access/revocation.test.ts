@@ -12,27 +12,30 @@ import { openDatabase, type Database } from "../../src/db/database.ts";
 import { createLogger } from "../../src/log.ts";
 
 /**
- * The real database, with the results of `$queryRaw` (the verification query) held back until
- * the test opens the gate: the query has run, its answer is in flight. Nothing else changes.
+ * The real database, with the results of the verification query (run off Prisma, on the pool's or
+ * PGlite's own `query`: src/access/api-key-repository.ts) held back until the test opens the gate:
+ * the query has run, its answer is in flight. Nothing else changes (Prisma keeps the originals).
  */
 function gated(db: Database) {
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
   let reached!: () => void;
   const queried = new Promise<void>((r) => (reached = r));
-  const prisma = new Proxy(db.prisma, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (prop !== "$queryRaw") return typeof value === "function" ? value.bind(target) : value;
-      return async (...args: unknown[]) => {
-        const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-        reached();
-        await gate;
-        return result;
-      };
-    },
-  });
-  return { db: { ...db, prisma } as Database, open, queried };
+  const gatedQuery = <T extends object>(driver: T): T =>
+    new Proxy(driver, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== "query") return typeof value === "function" ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          reached();
+          await gate;
+          return result;
+        };
+      },
+    });
+  const drivers = db.pool ? { pool: gatedQuery(db.pool) } : { pglite: gatedQuery(db.pglite!) };
+  return { db: { ...db, ...drivers } as Database, open, queried };
 }
 
 describeEachDb("a verification in flight when its key is revoked", (h) => {

@@ -1,0 +1,20 @@
+/**
+ * One hot statement off Prisma's query runtime: a named prepared statement on the `pg` pool
+ * (PostgreSQL), PGlite's own `query` (the embedded owner). Prisma's per-statement work (query
+ * building, its adapter's row mapping) costs more than the statement itself on a read that is
+ * one indexed SELECT; the rest of the code stays on Prisma.
+ *
+ * Rows come back with the drivers' default parsing (timestamptz → Date, int4 → number, uuid and
+ * text → string), which is what Prisma hands out for the same columns; select int8/numeric
+ * columns through Prisma instead.
+ */
+import type { Database } from "./database.ts";
+
+export async function rawQuery<R>(db: Database, name: string, text: string, values: unknown[]): Promise<R[]> {
+  if (db.pglite && !db.pool) return (await db.pglite.query<R>(text, values)).rows;
+  if (!db.pool) throw new Error(`rawQuery: ${db.description} has neither a pool nor an embedded database`);
+  // Through the embedded owner's socket every client shares one backend session, where a named
+  // statement of another script would clash: unnamed there.
+  const q = db.owner ? { text, values } : { name, text, values };
+  return (await db.pool.query(q)).rows as R[];
+}

@@ -1,0 +1,258 @@
+/**
+ * The one owner of `oauth_tokens` SQL (the key rotation's re-seal, src/tokens/rewrap.ts, aside).
+ * The read of a record by (userId, integration), on every token read, runs off Prisma's query
+ * runtime (src/db/raw-query.ts) and, in the embedded database's owner, from a row cache
+ * (src/tokens/row-cache.ts), dropped around every statement that may write the table, whoever
+ * runs it (src/db/statement-watch.ts). Writes inside a caller's audited transaction take its `tx`.
+ */
+import type { AuditTx } from "../audit/types.ts";
+import type { Database } from "../db/database.ts";
+import { rawQuery } from "../db/raw-query.ts";
+import { watchStatements } from "../db/statement-watch.ts";
+import type { TokenRow } from "./record.ts";
+import { TokenRowCache } from "./row-cache.ts";
+
+export interface TokenKey {
+  integration: string;
+  userId: string;
+}
+
+/** The row as Prisma maps it: the same columns, names and JS types. */
+const SELECT_BY_KEY = `SELECT id::text AS id, "userId", integration, "accessToken", "refreshToken", "expiresAt", scope,
+  "tokenType", "createdAt", "updatedAt", "lastUsed", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus",
+  "refreshFailures", "nextRefreshAt", "refreshReason", version, "forcedRefreshAt", "integrationCtx"
+  FROM oauth_tokens WHERE "userId" = $1 AND integration = $2`;
+
+/** What a store or a refresh writes: sealed values under one key version, and what they describe. */
+interface TokenContent {
+  accessToken: string;
+  refreshToken: string | null;
+  keyVersion: number;
+  expiresAt: Date | null;
+  scope: string | null;
+  tokenType: string | null;
+}
+
+export interface RefreshedFields extends TokenContent {
+  issuedAt: Date;
+}
+
+export interface StoredFields extends TokenKey, TokenContent {
+  at: Date;
+  ipAddress: string | null;
+  userAgent: string | null;
+}
+
+const repositories = new WeakMap<Database, TokenRepository>();
+
+/** One repository (and so one row cache) per open database, shared by every module of the process. */
+export function tokenRepository(db: Database): TokenRepository {
+  let repo = repositories.get(db);
+  if (!repo) {
+    repo = new TokenRepository(db);
+    repositories.set(db, repo);
+  }
+  return repo;
+}
+
+export class TokenRepository {
+  readonly #db: Database;
+  /** Only in the embedded database's owner (PGlite open in this process). */
+  readonly cache: TokenRowCache | undefined;
+
+  constructor(db: Database) {
+    this.#db = db;
+    if (db.kind === "pglite" && db.pglite && !db.pool) {
+      const cache = new TokenRowCache();
+      watchStatements(db.pglite, (sql) => {
+        if (sql === null || mayWriteTokens(sql)) cache.forgetAll();
+      });
+      this.cache = cache;
+    }
+  }
+
+  /** The hot read: cached on the embedded owner, a prepared statement otherwise. */
+  async byKey(key: TokenKey): Promise<TokenRow | null> {
+    const hit = this.cache?.get(key.userId, key.integration);
+    if (hit) return hit;
+    return this.fresh(key);
+  }
+
+  /** Always from the database (and refills the cache). */
+  async fresh(key: TokenKey): Promise<TokenRow | null> {
+    const generation = this.cache?.generation() ?? 0;
+    const [row] = await rawQuery<TokenRow>(this.#db, "chronokms_token_by_key", SELECT_BY_KEY, [
+      key.userId,
+      key.integration,
+    ]);
+    if (row) this.cache?.fill(generation, row);
+    return row ?? null;
+  }
+
+  byId(id: string): Promise<TokenRow | null> {
+    return this.#db.prisma.oAuthToken.findUnique({ where: { id } });
+  }
+
+  async currentVersion(key: TokenKey): Promise<number> {
+    const cur = await this.#db.prisma.oAuthToken.findUnique({
+      where: { userId_integration: { userId: key.userId, integration: key.integration } },
+      select: { version: true },
+    });
+    return cur ? Number(cur.version) : 0;
+  }
+
+  forUser(userId: string): Promise<TokenRow[]> {
+    return this.#db.prisma.oAuthToken.findMany({ where: { userId } });
+  }
+
+  /** A page of rows in id order, after `after`. */
+  page(
+    filter: { userId?: string; integration?: string },
+    after: string | undefined,
+    take: number,
+  ): Promise<TokenRow[]> {
+    return this.#db.prisma.oAuthToken.findMany({
+      where: {
+        ...(filter.userId ? { userId: filter.userId } : {}),
+        ...(filter.integration ? { integration: filter.integration } : {}),
+        ...(after ? { id: { gt: after } } : {}),
+      },
+      orderBy: { id: "asc" },
+      take,
+    });
+  }
+
+  /**
+   * Creates or replaces the record as a compare-and-set on the version read before sealing:
+   * `undefined` when someone wrote (or created, when prev = 0) it since. `xmax = 0` is true only
+   * for a freshly inserted tuple.
+   */
+  async upsert(tx: AuditTx, f: StoredFields, prev: number): Promise<(TokenRow & { inserted: boolean }) | undefined> {
+    const rows = await tx.$queryRaw<Array<TokenRow & { inserted: boolean }>>`
+      INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", "expiresAt", scope, "tokenType",
+        "createdAt", "updatedAt", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus", version)
+      VALUES (${Bun.randomUUIDv7()}::uuid, ${f.userId}, ${f.integration}, ${f.accessToken}, ${f.refreshToken},
+        ${f.expiresAt}, ${f.scope}, ${f.tokenType}, ${f.at}, ${f.at}, ${f.at},
+        ${f.ipAddress}, ${f.userAgent}, ${f.keyVersion}, 'ok', ${prev + 1})
+      ON CONFLICT ("userId", integration) DO UPDATE SET
+        "accessToken" = EXCLUDED."accessToken", "refreshToken" = EXCLUDED."refreshToken", "expiresAt" = EXCLUDED."expiresAt",
+        scope = EXCLUDED.scope, "tokenType" = EXCLUDED."tokenType", "updatedAt" = EXCLUDED."updatedAt",
+        "issuedAt" = EXCLUDED."issuedAt", "ipAddress" = EXCLUDED."ipAddress", "userAgent" = EXCLUDED."userAgent",
+        "keyVersion" = EXCLUDED."keyVersion", "refreshStatus" = 'ok', "refreshFailures" = 0, "nextRefreshAt" = NULL,
+        "refreshReason" = NULL, "forcedRefreshAt" = NULL, "integrationCtx" = NULL, version = oauth_tokens.version + 1
+      WHERE oauth_tokens.version = ${prev}
+      RETURNING *, (xmax = 0) AS inserted`;
+    return rows[0];
+  }
+
+  async deleteByKey(tx: AuditTx, key: TokenKey): Promise<number> {
+    const { count } = await tx.oAuthToken.deleteMany({ where: { userId: key.userId, integration: key.integration } });
+    return count;
+  }
+
+  /** The integrations whose records were removed, sorted. */
+  async deleteForUser(tx: AuditTx, userId: string): Promise<string[]> {
+    const rows = await tx.$queryRaw<
+      Array<{ integration: string }>
+    >`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
+    return rows.map((r) => r.integration).sort();
+  }
+
+  /** The refresh write-back: a compare-and-set on the row version the caller read; bumps it. */
+  async writeRefreshed(row: TokenRow, f: RefreshedFields): Promise<TokenRow | undefined> {
+    const written = await this.#db.prisma.oAuthToken.updateManyAndReturn({
+      where: { id: row.id, version: row.version },
+      data: {
+        ...f,
+        refreshStatus: "ok",
+        integrationCtx: null, // sealed under the canonical name (see record.ts fieldContexts)
+        refreshFailures: 0,
+        nextRefreshAt: null,
+        refreshReason: null,
+        version: { increment: 1 },
+      },
+    });
+    return written[0];
+  }
+
+  /** A refresh failure's state (no version bump: no ciphertext changes); compare-and-set on the version. */
+  async writeRefreshFailure(
+    tx: AuditTx,
+    row: TokenRow,
+    f: { refreshStatus: string; refreshFailures: number; nextRefreshAt: Date | null; refreshReason: string },
+  ): Promise<TokenRow | undefined> {
+    const written = await tx.oAuthToken.updateManyAndReturn({ where: { id: row.id, version: row.version }, data: f });
+    return written[0];
+  }
+
+  /** The one transition to needs-reauth; false when the row moved meanwhile (or is there already). */
+  async markNeedsReauth(tx: AuditTx, row: TokenRow, reason: string): Promise<boolean> {
+    const { count } = await tx.oAuthToken.updateMany({
+      where: { id: row.id, version: row.version, refreshStatus: { not: "needs-reauth" } },
+      data: { refreshStatus: "needs-reauth", refreshReason: reason, nextRefreshAt: null },
+    });
+    return count === 1;
+  }
+
+  /** The forced-refresh claim (src/tokens/forced.ts), on the database clock. */
+  async claimForced(row: TokenRow, intervalSeconds: number): Promise<boolean> {
+    const claimed = await this.#db.prisma.$executeRaw`
+      UPDATE oauth_tokens SET "forcedRefreshAt" = now()
+       WHERE id = ${row.id}::uuid
+         AND ("forcedRefreshAt" IS NULL OR "forcedRefreshAt" <= now() - make_interval(secs => ${intervalSeconds}))`;
+    return claimed === 1;
+  }
+
+  async releaseForced(row: TokenRow): Promise<void> {
+    await this.#db.prisma.$executeRaw`UPDATE oauth_tokens SET "forcedRefreshAt" = NULL WHERE id = ${row.id}::uuid`;
+  }
+
+  /**
+   * Coalesced lastUsed times, never moving one backwards (several processes flush independently).
+   * Row locks are taken in id order first: the rewrap's multi-row write-back does the same, so the
+   * two never deadlock (found as a 40P01 in the rotation-under-reads suite).
+   */
+  async flushLastUsed(times: ReadonlyMap<string, Date>): Promise<void> {
+    const ids = [...times.keys()];
+    const isos = [...times.values()].map((t) => t.toISOString());
+    await this.#db.prisma.$transaction(
+      async (tx) => {
+        await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`;
+        await tx.$executeRaw`/* chronokms:last-used */
+          UPDATE oauth_tokens AS t SET "lastUsed" = u.ts
+          FROM unnest(${ids}::uuid[], ${isos}::timestamptz[]) AS u(id, ts)
+          WHERE t.id = u.id AND (t."lastUsed" IS NULL OR t."lastUsed" < u.ts)`;
+      },
+      { maxWait: 10_000, timeout: 30_000 },
+    );
+    this.cache?.lastUsed(times);
+  }
+
+  /** Long-expired records (src/tokens/cleanup.ts): expired before `cutoff` and not refreshable. */
+  async countExpired(cutoff: Date): Promise<number> {
+    const [row] = await this.#db.prisma.$queryRawUnsafe<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM oauth_tokens WHERE ${EXPIRED}`,
+      cutoff,
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /** Deletes up to `limit` of them, in id order; their integrations. */
+  async deleteExpired(cutoff: Date, limit: number): Promise<string[]> {
+    const rows = await this.#db.prisma.$queryRawUnsafe<Array<{ integration: string }>>(
+      `DELETE FROM oauth_tokens WHERE id IN (SELECT id FROM oauth_tokens WHERE ${EXPIRED} ORDER BY id LIMIT ${Math.trunc(limit)}) RETURNING integration`,
+      cutoff,
+    );
+    return rows.map((r) => r.integration);
+  }
+}
+
+/**
+ * Whether a statement may change oauth_tokens rows: any statement naming the table but a plain
+ * SELECT, and but the lastUsed flush, which writes its times through to the cache itself.
+ */
+function mayWriteTokens(sql: string): boolean {
+  return sql.includes("oauth_tokens") && !/^\s*SELECT\b/i.test(sql) && !sql.startsWith("/* chronokms:last-used */");
+}
+
+const EXPIRED = `"expiresAt" < $1::timestamptz AND ("refreshToken" IS NULL OR "refreshStatus" = 'needs-reauth')`;

@@ -1,0 +1,56 @@
+/**
+ * Token rows cached in the embedded database's owner process. Every statement on PGlite runs the
+ * whole Postgres pipeline in WASM on the service's own thread (~360 µs per indexed SELECT), and
+ * there the owner is the only writer but for scripts and Studio, which reach it through the owner
+ * socket (src/db/owner-socket.ts). So the cache is exact when:
+ * - every statement that may write the table drops everything, before and after it runs, whoever
+ *   runs it in this process (src/db/statement-watch.ts), as does anything a socket client sends;
+ * - the lastUsed flush, the one frequent writer, writes its times through instead;
+ * - a read fills the cache only if no invalidation happened since it issued its SELECT (the
+ *   generation check), so a row read just before a write is never put back after it.
+ * Never used on PostgreSQL, where other processes write the table.
+ */
+import type { TokenRow } from "./record.ts";
+
+const MAX_ROWS = 20_000;
+
+export class TokenRowCache {
+  readonly #rows = new Map<string, TokenRow>();
+  #generation = 0;
+
+  /** Snapshot to pass to `fill` with the row the SELECT then returns. */
+  generation(): number {
+    return this.#generation;
+  }
+
+  get(userId: string, integration: string): TokenRow | undefined {
+    return this.#rows.get(keyOf(userId, integration));
+  }
+
+  fill(generation: number, row: TokenRow): void {
+    if (generation !== this.#generation) return;
+    const k = keyOf(row.userId, row.integration);
+    this.#rows.delete(k);
+    this.#rows.set(k, Object.freeze(row));
+    if (this.#rows.size > MAX_ROWS) this.#rows.delete(this.#rows.keys().next().value as string);
+  }
+
+  /** Around any statement that may write the table (which rows is not worth parsing out): drop the lot. */
+  forgetAll(): void {
+    this.#generation++;
+    this.#rows.clear();
+  }
+
+  /** After a lastUsed flush (GREATEST semantics, as the UPDATE): cached rows carry the value the row now has. */
+  lastUsed(times: ReadonlyMap<string, Date>): void {
+    this.#generation++;
+    for (const [k, row] of this.#rows) {
+      const t = times.get(row.id);
+      if (t && (row.lastUsed === null || row.lastUsed < t)) this.#rows.set(k, Object.freeze({ ...row, lastUsed: t }));
+    }
+  }
+}
+
+function keyOf(userId: string, integration: string): string {
+  return `${integration}\u0000${userId}`;
+}
