@@ -9,7 +9,6 @@ import {
   type KeyObject,
   KeyObject as NodeKeyObject,
   createCipheriv,
-  createDecipheriv,
   createHash,
   createPrivateKey,
   createPublicKey,
@@ -17,6 +16,7 @@ import {
   generateKeyPairSync,
 } from "node:crypto";
 import { DecryptionFailedError, ValidationError } from "../errors.ts";
+import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, openA256Gcm, splitDirectJwe } from "./compact-jwe.ts";
 import { concatBytes, fromBase64url, u32be, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import { type EcPrivateJwk, type EcPublicJwk, isP256PublicJwk } from "./jwk.ts";
 import { parseKid, sliceIndex } from "./slice-keys.ts";
@@ -25,8 +25,6 @@ import { assertNoDuplicateMembers } from "./strict-json.ts";
 const ALG = "ECDH-ES";
 const ENC = "A256GCM";
 const KEY_BITS = 256;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 /** Header members we write or tolerate from other JOSE libraries; anything else (e.g. `crit`, `zip`) is refused. */
 const ALLOWED_HEADER = new Set(["alg", "enc", "kid", "ts", "ctx", "epk", "apu", "apv", "typ", "cty"]);
 const MAX_CTX_LENGTH = 1024;
@@ -190,16 +188,8 @@ function parseHeader(headerB64: string): Omit<ParsedEnvelope, "headerB64" | "iv"
 }
 
 function parseEnvelope(jwe: string): ParsedEnvelope {
-  if (typeof jwe !== "string") throw new Error("not a string");
-  const parts = jwe.split(".");
-  if (parts.length !== 5) throw new Error("not a compact JWE");
-  const [headerB64, encryptedKey, ivB64, ctB64, tagB64] = parts as [string, string, string, string, string];
-  // ECDH-ES direct agreement: the JWE Encrypted Key MUST be empty (RFC 7518 §4.6).
-  if (encryptedKey !== "") throw new Error("encrypted key must be empty");
-  const iv = fromBase64url(ivB64);
-  const tag = fromBase64url(tagB64);
-  if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new Error("bad iv/tag length");
-  return { ...parseHeader(headerB64), headerB64, iv, ciphertext: fromBase64url(ctB64), tag };
+  const { headerB64, iv, ciphertextB64, tag } = splitDirectJwe(jwe);
+  return { ...parseHeader(headerB64), headerB64, iv, ciphertext: fromBase64url(ciphertextB64), tag };
 }
 
 /** The validated header, without decrypting: tells the caller which version/slice key to use. */
@@ -235,15 +225,11 @@ export async function decryptEnvelope(jwe: string, opts: DecryptEnvelopeOptions)
     const z = diffieHellman({ privateKey, publicKey: epk });
     const cek = concatKdf(z, KEY_BITS, ENC, env.apu, env.apv);
     zeroize(z);
-    const decipher = createDecipheriv("aes-256-gcm", cek, env.iv, { authTagLength: TAG_BYTES });
-    zeroize(cek);
-    decipher.setAAD(utf8(env.headerB64));
-    decipher.setAuthTag(env.tag);
-    const head = decipher.update(env.ciphertext);
-    const tail = decipher.final(); // throws on a bad tag, before any plaintext is returned
-    const pt = concatBytes(head, tail);
-    zeroize(head, tail);
-    return pt;
+    try {
+      return openA256Gcm(cek, env, env.ciphertext);
+    } finally {
+      zeroize(cek);
+    }
   } catch (e) {
     throw new DecryptionFailedError(e);
   }

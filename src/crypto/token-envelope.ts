@@ -8,9 +8,10 @@
  * which names exactly one row, field and row version (no separator a value could smuggle).
  * Symmetric: opening costs one HKDF and one AES-GCM, no ECDH. Every failure is one DecryptionFailedError.
  */
-import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
+import { createCipheriv, hkdfSync } from "node:crypto";
 import { DecryptionFailedError, ValidationError } from "../errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
+import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, openA256Gcm, splitDirectJwe } from "./compact-jwe.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { concatBytes, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 
@@ -21,8 +22,6 @@ const ALG = "dir";
 const ENC = "A256GCM";
 const SALT_BYTES = 32;
 const DEK_BYTES = 32;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 const MAX_CTX_LENGTH = 2048;
 const HEADER_MEMBERS = ["alg", "enc", "kid", "salt", "ctx"] as const;
 const KID_RE = /^tok:(0|[1-9][0-9]{0,15})$/;
@@ -139,27 +138,12 @@ export function openTokenEnvelope(
 ): Uint8Array<ArrayBuffer> {
   let dek: Uint8Array | undefined;
   try {
-    if (typeof jwe !== "string") throw new Error("not a string");
-    const parts = jwe.split(".");
-    if (parts.length !== 5) throw new Error("not a compact JWE");
-    const [headerB64, encryptedKey, ivB64, ctB64, tagB64] = parts as [string, string, string, string, string];
-    // dir: the JWE Encrypted Key MUST be empty (RFC 7518 §4.5).
-    if (encryptedKey !== "") throw new Error("encrypted key must be empty");
-    const h = parseHeader(headerB64);
+    const parts = splitDirectJwe(jwe);
+    const h = parseHeader(parts.headerB64);
     if (h.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
     if (h.version !== opts.version) throw new Error("version mismatch");
-    const iv = fromBase64url(ivB64);
-    const tag = fromBase64url(tagB64);
-    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new Error("bad iv/tag length");
     dek = tokenDek(opts.root, h.salt, h.ctx);
-    const decipher = createDecipheriv("aes-256-gcm", dek, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(utf8(headerB64));
-    decipher.setAuthTag(tag);
-    const head = decipher.update(fromBase64url(ctB64));
-    const tail = decipher.final(); // throws on a bad tag, before any plaintext is returned
-    const pt = concatBytes(head, tail);
-    zeroize(head, tail);
-    return pt;
+    return openA256Gcm(dek, parts, fromBase64url(parts.ciphertextB64));
   } catch (e) {
     throw new DecryptionFailedError(e);
   } finally {
