@@ -9,6 +9,7 @@ import type { AuditSink } from "../audit/types.ts";
 import type { KeyService } from "../keys/types.ts";
 import { AccessRequestBodySchema, InstantSchema, identifier, text } from "../policy/schemas.ts";
 import type { Decision, EvaluatedPolicy } from "../policy/types.ts";
+import { CryptoInputError } from "../crypto/errors.ts";
 import { ValidationError } from "../errors.ts";
 import { resourceTarget, type PolicyAccessDecider } from "./decider.ts";
 import { planOrUnavailable } from "./grants.ts";
@@ -77,7 +78,7 @@ export class SimulationService {
           };
         }
       } catch (err) {
-        if (!(err instanceof ValidationError)) throw err;
+        if (!(err instanceof ValidationError) && !(err instanceof CryptoInputError)) throw err;
       }
     }
     const decision: Decision = this.o.decider.evaluate({ requesterId, department }, request, {

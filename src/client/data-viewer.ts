@@ -9,6 +9,7 @@ import { leafFromSubtree, subtreeRange } from "../crypto/ggm.ts";
 import { sliceKeyFromLeaf } from "../crypto/slice-keys.ts";
 import { type KeyObject, createPrivateKey } from "node:crypto";
 import type { EcPrivateJwk } from "../crypto/jwk.ts";
+import { DecryptionFailedError } from "../crypto/errors.ts";
 import { assertNoDuplicateMembers } from "../crypto/strict-json.ts";
 import { fromBase64url, utf8Decode, zeroize } from "../crypto/bytes.ts";
 import { LruCache } from "../crypto/lru.ts";
@@ -42,7 +43,9 @@ export class DataViewer {
     let material: GrantKeys;
     if (grant.encrypted) {
       if (!opts.privateKeyJwk) throw new TypeError("this grant is encrypted to your public key: pass privateKeyJwk");
-      const key = await importJWK(opts.privateKeyJwk as never, "ECDH-ES");
+      const key = await importJWK(opts.privateKeyJwk as never, "ECDH-ES").catch((e: unknown) => {
+        throw new TypeError("privateKeyJwk is not a P-256 private JWK", { cause: e });
+      });
       let headerText: string;
       try {
         headerText = utf8Decode(fromBase64url(grant.encrypted.split(".", 1)[0] ?? ""));
@@ -50,7 +53,10 @@ export class DataViewer {
       } catch {
         throw new GrantMismatchError("the sealed grant's protected header is malformed or has duplicate members");
       }
-      const { plaintext, protectedHeader } = await compactDecrypt(grant.encrypted, key);
+      // jose's own errors stay inside: a sealed grant that does not open is one DecryptionFailedError.
+      const { plaintext, protectedHeader } = await compactDecrypt(grant.encrypted, key).catch((e: unknown) => {
+        throw new DecryptionFailedError(e);
+      });
       // The protected header (authenticated as AAD) binds the sealed keys to this grant: a sealed
       // payload of another grant, version or slice range pasted into this response is refused.
       const h = protectedHeader as Record<string, unknown>;
@@ -73,8 +79,14 @@ export class DataViewer {
         zeroize(plaintext);
         throw new GrantMismatchError(`the sealed grant's protected header does not match the grant (${mismatch})`);
       }
-      const inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
-      zeroize(plaintext);
+      let inner: Partial<GrantKeys>;
+      try {
+        inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
+      } catch {
+        throw new GrantMismatchError("the sealed grant's payload is not JSON");
+      } finally {
+        zeroize(plaintext);
+      }
       material = { keys: inner.keys ?? [], seeds: inner.seeds ?? [] };
       // The header check does not prove origin (ECDH-ES: anyone with the public key can seal), so
       // the payload must at least stay inside what the header says.

@@ -1,4 +1,9 @@
-/** Errors the SDK throws: the server's error code and request id travel with them. */
+/**
+ * Errors the SDK throws, each with a stable `code` (jose style). ChronoKmsError carries the
+ * server's code, status and request id; the local ones say what the SDK refused before or
+ * instead of a request. Crypto failures are the crypto layer's classes (DecryptionFailedError,
+ * CryptoInputError), re-exported from the SDK's index.
+ */
 
 export class ChronoKmsError extends Error {
   constructor(
@@ -40,6 +45,7 @@ export class AccessDeniedError extends ChronoKmsError {
 
 /** A ciphertext outside what a grant covers (another slice, another key version). */
 export class OutsideGrantError extends Error {
+  readonly code = "OUTSIDE_GRANT";
   constructor(message: string) {
     super(message);
     this.name = "OutsideGrantError";
@@ -48,6 +54,7 @@ export class OutsideGrantError extends Error {
 
 /** A slice public key whose signature does not verify against the pinned master key. */
 export class UntrustedKeyError extends Error {
+  readonly code = "UNTRUSTED_KEY";
   constructor(message: string) {
     super(message);
     this.name = "UntrustedKeyError";
@@ -56,6 +63,7 @@ export class UntrustedKeyError extends Error {
 
 /** A sealed grant whose protected header (`gid`, `ver`, `slices`) does not name the grant it came with. */
 export class GrantMismatchError extends Error {
+  readonly code = "GRANT_MISMATCH";
   constructor(message: string) {
     super(message);
     this.name = "GrantMismatchError";

@@ -15,7 +15,7 @@ import {
   diffieHellman,
   generateKeyPairSync,
 } from "node:crypto";
-import { DecryptionFailedError, ValidationError } from "../errors.ts";
+import { CryptoInputError, DecryptionFailedError } from "./errors.ts";
 import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, openA256Gcm, splitDirectJwe } from "./compact-jwe.ts";
 import { concatBytes, fromBase64url, u32be, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import { type EcPrivateJwk, type EcPublicJwk, isP256PublicJwk } from "./jwk.ts";
@@ -118,12 +118,12 @@ function checkHeaderValues(
   sliceSeconds?: number,
 ): { version: number; slice: number } {
   const k = parseKid(kid);
-  if (!k) throw new ValidationError('kid must be "<version>:<slice>"');
-  if (!Number.isSafeInteger(ts) || ts < 0) throw new ValidationError("ts must be a non-negative integer (ms)");
+  if (!k) throw new CryptoInputError('kid must be "<version>:<slice>"');
+  if (!Number.isSafeInteger(ts) || ts < 0) throw new CryptoInputError("ts must be a non-negative integer (ms)");
   if (typeof ctx !== "string" || ctx.length === 0 || ctx.length > MAX_CTX_LENGTH)
-    throw new ValidationError(`ctx must be a non-empty string of at most ${MAX_CTX_LENGTH} characters`);
+    throw new CryptoInputError(`ctx must be a non-empty string of at most ${MAX_CTX_LENGTH} characters`);
   if (sliceSeconds !== undefined && sliceIndex(ts, sliceSeconds) !== k.slice)
-    throw new ValidationError("kid names a different slice than ts");
+    throw new CryptoInputError("kid names a different slice than ts");
   return k;
 }
 

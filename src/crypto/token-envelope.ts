@@ -9,7 +9,7 @@
  * Symmetric: opening costs one HKDF and one AES-GCM, no ECDH. Every failure is one DecryptionFailedError.
  */
 import { createCipheriv, hkdfSync } from "node:crypto";
-import { DecryptionFailedError, ValidationError } from "../errors.ts";
+import { CryptoInputError, DecryptionFailedError } from "./errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
 import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, openA256Gcm, splitDirectJwe } from "./compact-jwe.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
@@ -31,7 +31,7 @@ export const TOKEN_ENVELOPE_PREFIX = "eyJhbGciOiJkaXIiLC";
 /** The canonical ctx of one field of one row version. */
 export function tokenContext(integration: string, userId: string, field: TokenField, rowVersion: number): string {
   if (!Number.isSafeInteger(rowVersion) || rowVersion < 1)
-    throw new ValidationError("rowVersion must be a positive integer");
+    throw new CryptoInputError("rowVersion must be a positive integer");
   return canonicalJson([TOKEN_CTX_LABEL, integration, userId, field, rowVersion]);
 }
 
@@ -41,8 +41,8 @@ export function tokenKid(version: number): string {
 
 /** RFC 5869 HKDF-SHA256 → the 32-byte AES-256-GCM key of one envelope. */
 export function tokenDek(root: Uint8Array, salt: Uint8Array, ctx: string): Uint8Array<ArrayBuffer> {
-  if (root.length !== 32) throw new ValidationError("token root must be 32 bytes");
-  if (salt.length !== SALT_BYTES) throw new ValidationError(`salt must be ${SALT_BYTES} bytes`);
+  if (root.length !== 32) throw new CryptoInputError("token root must be 32 bytes");
+  if (salt.length !== SALT_BYTES) throw new CryptoInputError(`salt must be ${SALT_BYTES} bytes`);
   return new Uint8Array(hkdfSync("sha256", root, salt, utf8(ctx), DEK_BYTES));
 }
 
@@ -62,12 +62,12 @@ export interface SealTokenOptions {
 
 export function sealTokenEnvelope(plaintext: string | Uint8Array, opts: SealTokenOptions): string {
   if (!Number.isSafeInteger(opts.version) || opts.version < 0)
-    throw new ValidationError("version must be a non-negative integer");
+    throw new CryptoInputError("version must be a non-negative integer");
   if (typeof opts.ctx !== "string" || opts.ctx.length === 0 || opts.ctx.length > MAX_CTX_LENGTH)
-    throw new ValidationError(`ctx must be 1–${MAX_CTX_LENGTH} characters`);
+    throw new CryptoInputError(`ctx must be 1–${MAX_CTX_LENGTH} characters`);
   const salt = opts.salt ?? crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const iv = opts.iv ?? crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  if (iv.length !== IV_BYTES) throw new ValidationError(`iv must be ${IV_BYTES} bytes`);
+  if (iv.length !== IV_BYTES) throw new CryptoInputError(`iv must be ${IV_BYTES} bytes`);
   const header = b64(
     utf8(JSON.stringify({ alg: ALG, enc: ENC, kid: tokenKid(opts.version), salt: b64(salt), ctx: opts.ctx })),
   );
