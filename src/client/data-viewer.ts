@@ -19,6 +19,9 @@ import { GrantMismatchError, OutsideGrantError } from "./errors.ts";
 /** `typ` of a grant sealed to the requester's key (src/access/grants.ts). */
 const GRANT_JWE_TYP = "chronokms-grant+jwe";
 
+/** A grant as the service returns it; `covered` is absent from v1 servers. */
+export type GrantInput = Omit<Grant, "covered"> & Partial<Pick<Grant, "covered">>;
+
 export interface GrantKeys {
   keys: GrantSliceKey[];
   seeds: GrantSeed[];
@@ -29,7 +32,7 @@ export class DataViewer {
   private readonly byKid = new Map<string, GrantSliceKey>();
 
   private constructor(
-    readonly grant: Omit<Grant, "keys" | "seeds" | "encrypted">,
+    readonly grant: Omit<GrantInput, "keys" | "seeds" | "encrypted">,
     private readonly material: GrantKeys,
   ) {
     for (const k of material.keys) this.byKid.set(k.kid, k);
@@ -39,7 +42,7 @@ export class DataViewer {
    * Opens a grant. When the service encrypted it to the requester's registered public key
    * (`encrypted`), pass the matching private JWK.
    */
-  static async fromGrant(grant: Grant, opts: { privateKeyJwk?: EcPrivateJwk } = {}): Promise<DataViewer> {
+  static async fromGrant(grant: GrantInput, opts: { privateKeyJwk?: EcPrivateJwk } = {}): Promise<DataViewer> {
     let material: GrantKeys;
     if (grant.encrypted) {
       if (!opts.privateKeyJwk) throw new TypeError("this grant is encrypted to your public key: pass privateKeyJwk");

@@ -43,29 +43,26 @@ export class AccessDeniedError extends ChronoKmsError {
   }
 }
 
-/** A ciphertext outside what a grant covers (another slice, another key version). */
-export class OutsideGrantError extends Error {
-  readonly code = "OUTSIDE_GRANT";
+/** A refusal by the SDK itself: a request was not made, or its answer was not trusted. */
+export abstract class LocalRefusalError extends Error {
+  abstract readonly code: string;
   constructor(message: string) {
     super(message);
-    this.name = "OutsideGrantError";
+    this.name = new.target.name;
   }
+}
+
+/** A ciphertext outside what a grant covers (another slice, another key version). */
+export class OutsideGrantError extends LocalRefusalError {
+  readonly code = "OUTSIDE_GRANT";
 }
 
 /** A slice public key whose signature does not verify against the pinned master key. */
-export class UntrustedKeyError extends Error {
+export class UntrustedKeyError extends LocalRefusalError {
   readonly code = "UNTRUSTED_KEY";
-  constructor(message: string) {
-    super(message);
-    this.name = "UntrustedKeyError";
-  }
 }
 
 /** A sealed grant whose protected header (`gid`, `ver`, `slices`) does not name the grant it came with. */
-export class GrantMismatchError extends Error {
+export class GrantMismatchError extends LocalRefusalError {
   readonly code = "GRANT_MISMATCH";
-  constructor(message: string) {
-    super(message);
-    this.name = "GrantMismatchError";
-  }
 }

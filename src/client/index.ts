@@ -6,11 +6,12 @@
  */
 export { ChronoKmsClient, type ClientOptions } from "./api.ts";
 export { DataSource, type DataSourceOptions, type EncryptedRecord } from "./data-source.ts";
-export { DataViewer, type GrantKeys } from "./data-viewer.ts";
+export { DataViewer, type GrantInput, type GrantKeys } from "./data-viewer.ts";
 export {
   AccessDeniedError,
   ChronoKmsError,
   GrantMismatchError,
+  LocalRefusalError,
   OutsideGrantError,
   UntrustedKeyError,
 } from "./errors.ts";

@@ -229,7 +229,8 @@ function policyEditor(ctx: PageContext, reload: () => void) {
         if (list(requesters.value).length) scope.requesters = list(requesters.value);
         // The number input is sent as typed (a number when it parses), so the API judges it.
         const prio = priority.value.trim() === "" ? undefined : Number(priority.value);
-        const body: PolicyInput = {
+        // Config is typed per policy type; the form sends what was typed and the API judges it.
+        const body = {
           name: name.value,
           type: type.value as PolicyType,
           priority: prio,
@@ -237,7 +238,7 @@ function policyEditor(ctx: PageContext, reload: () => void) {
           scope,
           config: parsedConfig as Record<string, unknown>,
           description: description.value.trim() === "" ? undefined : description.value,
-        };
+        } as PolicyInput;
         try {
           if (editing) {
             // PATCH replaces every field the form shows; `description: null` clears it (SPEC §7).

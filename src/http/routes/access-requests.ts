@@ -9,12 +9,15 @@ import { AccessRequestBodySchema, InstantSchema, identifier } from "../../policy
 import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
 
+/** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
+export type { AccessRequestBodySchema };
+
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
 
-const GrantKeySchema = z.object({
+export const GrantKeySchema = z.object({
   slice: z.number().int(),
   kid: z.string().openapi({ example: "1:493712" }),
   privateJwk: z
@@ -26,15 +29,15 @@ const GrantKeySchema = z.object({
       d: z.string(),
       kid: z.string().optional(),
     })
-    .passthrough(),
+    .openapi({ description: "P-256 private JWK of the slice key" }),
 });
-const GrantSeedSchema = z.object({
+export const GrantSeedSchema = z.object({
   depth: z.number().int().min(0).max(32),
   index: z.number().int(),
   seed: z.string().openapi({ description: "32-byte GGM node seed, base64url" }),
 });
 
-const GrantSchema = z
+export const GrantSchema = z
   .object({
     id: z.string().openapi({ description: "access-request id" }),
     granted: z.literal(true),
@@ -74,7 +77,7 @@ const DenialSchema = z
   })
   .openapi("Denial");
 
-const AccessRequestSchema = z
+export const AccessRequestSchema = z
   .object({
     id: z.string(),
     requesterId: z.string(),

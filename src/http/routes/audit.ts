@@ -49,7 +49,7 @@ const ListQuery = z
 
 const StatsQuery = z.strictObject(windowFields).refine(fromBeforeTo, fromBeforeToIssue);
 
-const AuditLogSchema = z
+export const AuditLogSchema = z
   .object({
     id: z.string(),
     chainId: z.string(),
@@ -72,7 +72,7 @@ const PageSchema = z
   .object({ items: z.array(AuditLogSchema), nextCursor: z.string().nullable() })
   .openapi("AuditLogPage");
 
-const StatsSchema = z
+export const StatsSchema = z
   .object({
     total: z.number().int(),
     byEventType: z.record(z.string(), z.number().int()),
@@ -81,7 +81,7 @@ const StatsSchema = z
   })
   .openapi("AuditStats");
 
-const VerifySchema = z
+export const VerifySchema = z
   .object({
     valid: z.boolean(),
     checked: z.number().int(),

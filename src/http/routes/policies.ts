@@ -5,12 +5,15 @@ import type { AccessServices } from "../../access/index.ts";
 import { PolicyInputSchema, PolicyPatchSchema } from "../../policy/schemas.ts";
 import { SimulateBodySchema } from "../../access/simulate.ts";
 
+/** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
+export type { PolicyInputSchema, PolicyPatchSchema, SimulateBodySchema };
+
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
 
-const PolicySchema = z
+export const PolicySchema = z
   .object({
     id: z.string(),
     name: z.string(),
@@ -34,7 +37,7 @@ const EvaluatedSchema = z.object({
   code: z.string().optional(),
 });
 
-const SimulationSchema = z
+export const SimulationSchema = z
   .object({
     granted: z.boolean(),
     policyId: z.string().nullable(),

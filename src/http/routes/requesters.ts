@@ -8,12 +8,15 @@ import { InstantSchema, identifier, text } from "../../policy/schemas.ts";
 import { KEY_ID_PATTERN } from "../../access/api-key-format.ts";
 import { safeString } from "../../lib/text.ts";
 
+/** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
+export type { RequesterCreateSchema, RequesterPatchSchema };
+
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
 
-const ApiKeyViewSchema = z
+export const ApiKeyViewSchema = z
   .object({
     keyId: z.string(),
     name: z.string().nullable(),
@@ -25,7 +28,7 @@ const ApiKeyViewSchema = z
   })
   .openapi("ApiKey");
 
-const RequesterSchema = z
+export const RequesterSchema = z
   .object({
     id: z.string().openapi({ description: "Internal id (uuid); used in paths" }),
     requesterId: z.string(),
@@ -57,7 +60,7 @@ const ListQuery = z.strictObject({
   enabled: z.enum(["true", "false"], { error: "enabled must be true or false" }).optional(),
 });
 
-const ApiKeyCreateSchema = z.strictObject({
+export const ApiKeyCreateSchema = z.strictObject({
   roles: z
     .array(z.enum(ROLES, { error: `roles must be among ${ROLES.map((r) => `"${r}"`).join(", ")}` }), {
       error: "roles must be an array",
@@ -68,7 +71,7 @@ const ApiKeyCreateSchema = z.strictObject({
   expiresAt: InstantSchema.optional().describe("When the key stops working (must be in the future)"),
 });
 
-const ApiKeyCreatedSchema = z
+export const ApiKeyCreatedSchema = z
   .object({
     keyId: z.string(),
     apiKey: z.string().openapi({ description: "The full key: shown this once, store it now" }),

@@ -19,9 +19,12 @@ import {
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 
+/** The request body schema, for the SDK's types (src/client/types.ts, type-only). */
+export type { StoreTokenBodySchema };
+
 const MAX_USER_AGENT = 512;
 
-const TokenMetadataSchema = z
+export const TokenMetadataSchema = z
   .object({
     integration: z.string(),
     userId: z.string(),
@@ -54,7 +57,7 @@ const TokenMetadataSchema = z
   })
   .openapi("TokenMetadata");
 
-const TokenReadSchema = z
+export const TokenReadSchema = z
   .object({
     integration: z.string(),
     userId: z.string(),
@@ -73,7 +76,7 @@ const TokenReadSchema = z
   })
   .openapi("TokenRead");
 
-const TokenExportSchema = z
+export const TokenExportSchema = z
   .object({
     integration: z.string(),
     userId: z.string(),
@@ -86,6 +89,22 @@ const TokenExportSchema = z
   })
   .openapi("TokenExport");
 
+export const TokensDeletedSchema = z
+  .object({
+    deleted: z.number().int(),
+    integrations: z.array(z.string()),
+    revocations: z.array(
+      z.object({
+        integration: z.string(),
+        outcome: z.enum(["revoked", "failed", "unsupported", "skipped"]),
+        provider: z.string(),
+        tokenTypeHint: z.enum(["refresh_token", "access_token"]).optional(),
+        reason: z.string().optional(),
+      }),
+    ),
+  })
+  .openapi("TokensDeleted");
+
 /** ?purpose= or, failing that, the X-Purpose header. */
 function purposeOf(c: Context, q: { purpose?: string | undefined }): string | undefined {
   // The header was validated by the route's `headers` schema (PurposeHeadersSchema): too long or
@@ -93,7 +112,7 @@ function purposeOf(c: Context, q: { purpose?: string | undefined }): string | un
   return q.purpose || c.req.header("x-purpose")?.trim() || undefined;
 }
 
-const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
+export const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
 
 const denied = errorResponse(
   "role not allowed, or (reads) denied by policy: details name the access request, deciding policy and reason",
@@ -265,21 +284,7 @@ export function tokenRoutes(vault: TokenVault) {
             description: "deleted",
             content: {
               "application/json": {
-                schema: z
-                  .object({
-                    deleted: z.number().int(),
-                    integrations: z.array(z.string()),
-                    revocations: z.array(
-                      z.object({
-                        integration: z.string(),
-                        outcome: z.enum(["revoked", "failed", "unsupported", "skipped"]),
-                        provider: z.string(),
-                        tokenTypeHint: z.enum(["refresh_token", "access_token"]).optional(),
-                        reason: z.string().optional(),
-                      }),
-                    ),
-                  })
-                  .openapi("TokensDeleted"),
+                schema: TokensDeletedSchema,
               },
             },
           },

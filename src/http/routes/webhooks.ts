@@ -23,7 +23,7 @@ const WebhookUrl = z
     { error: "url must be an http(s) URL without credentials or fragment" },
   );
 
-const CreateWebhookSchema = z
+export const CreateWebhookSchema = z
   .strictObject({
     url: WebhookUrl,
     events: z
@@ -34,7 +34,7 @@ const CreateWebhookSchema = z
   })
   .openapi("WebhookCreate");
 
-const WebhookSchema = z
+export const WebhookSchema = z
   .object({
     id: z.string(),
     url: z.string(),
@@ -53,7 +53,11 @@ const WebhookSchema = z
   })
   .openapi("Webhook");
 
-const DeliverySchema = z
+export const WebhookCreatedSchema = WebhookSchema.extend({
+  secret: z.string().openapi({ description: "whsec_…; shown once" }),
+}).openapi("WebhookCreated");
+
+export const DeliverySchema = z
   .object({
     id: z.string(),
     eventId: z.string(),
@@ -86,9 +90,7 @@ export function webhookRoutes(webhooks: WebhookService) {
             description: "registered",
             content: {
               "application/json": {
-                schema: WebhookSchema.extend({
-                  secret: z.string().openapi({ description: "whsec_…; shown once" }),
-                }).openapi("WebhookCreated"),
+                schema: WebhookCreatedSchema,
               },
             },
           },
