@@ -178,9 +178,14 @@ export class ChronoKmsClient {
   // --- webhooks (admin) ---
   /** The returned `secret` (whsec_…) is shown this once: keep it to verify signatures. */
   createWebhook = (input: WebhookInput) => this.request<WebhookCreated>("POST", "/v1/webhooks", input);
-  listWebhooks = () => this.request<{ items: Webhook[] }>("GET", "/v1/webhooks");
-  webhookDeliveries = (id: string, query: { status?: "pending" | "delivered" | "failed"; limit?: number } = {}) =>
-    this.request<{ items: WebhookDelivery[] }>("GET", `/v1/webhooks/${enc(id)}/deliveries`, undefined, query);
+  /** Oldest first; follow nextCursor. */
+  listWebhooks = (query: { limit?: number; cursor?: string } = {}) =>
+    this.request<Page<Webhook>>("GET", "/v1/webhooks", undefined, query);
+  /** Newest first; follow nextCursor. */
+  webhookDeliveries = (
+    id: string,
+    query: { status?: "pending" | "delivered" | "failed"; limit?: number; cursor?: string } = {},
+  ) => this.request<Page<WebhookDelivery>>("GET", `/v1/webhooks/${enc(id)}/deliveries`, undefined, query);
   deleteWebhook = (id: string) => this.request<void>("DELETE", `/v1/webhooks/${enc(id)}`);
   /** Only the records the caller's policies admit (a page may be short; follow nextCursor). */
   listTokens = (

@@ -91,11 +91,8 @@ export type TokensDeleted = Out<typeof TokensDeletedSchema>;
 /** What one delete did at the provider (RFC 7009). */
 export type Revocation = TokensDeleted["revocations"][number];
 
-/** One page of a list: pass `nextCursor` back as `cursor` for the next page; null on the last one. */
-export interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
+/** One page of any list: pass `nextCursor` back as `cursor` for the next page; null on the last one. */
+export type { Page } from "../lib/keyset-cursor.ts";
 
 export type ApiKeyView = Out<typeof ApiKeyViewSchema>;
 export type Role = ApiKeyView["roles"][number];

@@ -8,6 +8,7 @@ import type { AccessServices } from "../../access/index.ts";
 import { AccessRequestBodySchema, InstantSchema, identifier } from "../../policy/schemas.ts";
 import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
+import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
 
 /** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
 export type { AccessRequestBodySchema };
@@ -116,13 +117,8 @@ const ListQuery = z.strictObject({
   resourceType: z.enum(["token", "timeslice"], { error: 'resourceType must be "token" or "timeslice"' }).optional(),
   from: queryInstant().describe("Requests made at or after this instant (ISO-8601 or epoch ms)"),
   to: queryInstant().describe("Requests made at or before this instant (ISO-8601 or epoch ms)"),
-  limit: z.coerce
-    .number({ error: "limit must be a number" })
-    .int({ error: "limit must be a whole number" })
-    .min(1, { error: "limit must be at least 1" })
-    .max(200, { error: "limit must be at most 200" })
-    .default(50),
-  cursor: safeString("cursor").max(200).optional().describe("nextCursor of the previous page"),
+  limit: limitQuery(200, 50),
+  cursor: cursorQuery,
 });
 
 const common = {
@@ -165,7 +161,7 @@ export function accessRequestRoutes(access: AccessServices) {
         summary: "Past access requests, newest first (admin)",
         request: { query: ListQuery },
         responses: {
-          200: json(z.object({ items: z.array(AccessRequestSchema), nextCursor: z.string().nullable() }), "a page"),
+          200: json(pageSchema(AccessRequestSchema, "AccessRequestPage"), "a page"),
           403: errorResponse("the key lacks the admin role"),
           ...common,
         },

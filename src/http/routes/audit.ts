@@ -13,6 +13,7 @@ import type { AuditWriter } from "../../audit/writer.ts";
 import type { ManagedKeyService } from "../../keys/service.ts";
 import { createRouter, errorResponse } from "../router.ts";
 import { safeString } from "../../lib/text.ts";
+import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
 
 /** Epoch milliseconds or an ISO-8601 date-time with offset. */
 const instant = z
@@ -36,14 +37,8 @@ const ListQuery = z
     eventType: z.enum(AUDIT_EVENT_TYPES).optional(),
     actor: safeString("actor").min(1).max(256).optional(),
     ...windowFields,
-    cursor: safeString("cursor").min(1).max(512).optional().openapi({ description: "nextCursor of the previous page" }),
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, "expected a whole number")
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(MAX_LIST_LIMIT))
-      .optional()
-      .openapi({ description: `page size, 1..${MAX_LIST_LIMIT} (default 100)`, example: "100" }),
+    cursor: cursorQuery,
+    limit: limitQuery(MAX_LIST_LIMIT, 100),
   })
   .refine(fromBeforeTo, fromBeforeToIssue);
 
@@ -68,9 +63,7 @@ export const AuditLogSchema = z
   })
   .openapi("AuditLog");
 
-const PageSchema = z
-  .object({ items: z.array(AuditLogSchema), nextCursor: z.string().nullable() })
-  .openapi("AuditLogPage");
+const PageSchema = pageSchema(AuditLogSchema, "AuditLogPage");
 
 export const StatsSchema = z
   .object({
@@ -163,7 +156,7 @@ export function auditRoutes(deps: {
       }),
       async (c) => {
         const q = c.req.valid("query");
-        return c.json(await listAuditLogs(deps.db, { ...q, limit: q.limit ?? 100 }), 200);
+        return c.json(await listAuditLogs(deps.db, q), 200);
       },
     )
     .openapi(

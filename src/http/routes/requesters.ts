@@ -7,6 +7,7 @@ import { ROLES } from "../../access/principal.ts";
 import { InstantSchema, identifier, text } from "../../policy/schemas.ts";
 import { KEY_ID_PATTERN } from "../../access/api-key-format.ts";
 import { safeString } from "../../lib/text.ts";
+import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
 
 /** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
 export type { RequesterCreateSchema, RequesterPatchSchema };
@@ -54,8 +55,8 @@ const KeyParams = IdParams.extend({
 });
 
 const ListQuery = z.strictObject({
-  limit: z.coerce.number({ error: "limit must be a number" }).int().min(1).max(200).default(50),
-  cursor: z.uuid({ error: "cursor must be a nextCursor value returned by this endpoint" }).optional(),
+  limit: limitQuery(200, 50),
+  cursor: cursorQuery,
   requesterId: identifier("requesterId").optional(),
   enabled: z.enum(["true", "false"], { error: "enabled must be true or false" }).optional(),
 });
@@ -97,10 +98,7 @@ export function requesterRoutes(access: AccessServices) {
         summary: "List requesters (by creation; cursor pagination)",
         request: { query: ListQuery },
         responses: {
-          200: json(
-            z.object({ items: z.array(RequesterSchema), nextCursor: z.string().nullable() }),
-            "a page of requesters",
-          ),
+          200: json(pageSchema(RequesterSchema, "RequesterPage"), "a page of requesters"),
           ...common,
         },
       }),

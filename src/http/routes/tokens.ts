@@ -18,6 +18,8 @@ import {
 } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
+import { decodeIdCursor, encodeIdCursor } from "../../lib/keyset-cursor.ts";
+import { cursorQuery, pageSchema } from "../paging.ts";
 
 /** The request body schema, for the SDK's types (src/client/types.ts, type-only). */
 export type { StoreTokenBodySchema };
@@ -314,15 +316,13 @@ export function tokenRoutes(vault: TokenVault) {
           "List the token records the caller's policies would let it read (metadata only), filtered and paginated; audited",
         description:
           "Each record is judged like a read of it; a page may hold fewer than limit items, so follow nextCursor until it is null.",
-        request: { query: ListTokensQuerySchema, headers: PurposeHeadersSchema },
+        request: { query: ListTokensQuerySchema.extend({ cursor: cursorQuery }), headers: PurposeHeadersSchema },
         responses: {
           200: {
             description: "a page of records; pass nextCursor as cursor for the next one",
             content: {
               "application/json": {
-                schema: z
-                  .object({ items: z.array(TokenMetadataSchema), nextCursor: z.string().nullable() })
-                  .openapi("TokenList"),
+                schema: pageSchema(TokenMetadataSchema, "TokenList"),
               },
             },
           },
@@ -333,9 +333,15 @@ export function tokenRoutes(vault: TokenVault) {
         },
       }),
       async (c) => {
-        const q = c.req.valid("query");
+        const { cursor, ...q } = c.req.valid("query");
         const purpose = purposeOf(c, q);
-        return c.json(await vault.list(c.get("principal"), { ...q, ...(purpose ? { purpose } : {}) }), 200);
+        // The vault pages by row id; on the wire the cursor is opaque like every list's.
+        const page = await vault.list(c.get("principal"), {
+          ...q,
+          ...(cursor !== undefined ? { cursor: decodeIdCursor(cursor) } : {}),
+          ...(purpose ? { purpose } : {}),
+        });
+        return c.json({ ...page, nextCursor: page.nextCursor === null ? null : encodeIdCursor(page.nextCursor) }, 200);
       },
     );
 }
