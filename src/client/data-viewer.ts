@@ -4,11 +4,10 @@
  * a slice outside the granted range) is refused before any decryption is attempted.
  */
 import { compactDecrypt, importJWK } from "jose";
-import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope.ts";
+import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope-web.ts";
 import { leafFromSubtree, subtreeRange } from "../crypto/ggm.ts";
 import { sliceKeyFromLeaf } from "../crypto/slice-keys.ts";
-import { type KeyObject, createPrivateKey } from "node:crypto";
-import type { EcPrivateJwk } from "../crypto/jwk.ts";
+import { type EcPrivateJwk, importPrivateJwk } from "../crypto/jwk.ts";
 import { DecryptionFailedError } from "../crypto/errors.ts";
 import { assertNoDuplicateMembers } from "../crypto/strict-json.ts";
 import { fromBase64url, utf8Decode, zeroize } from "../crypto/bytes.ts";
@@ -28,7 +27,7 @@ export interface GrantKeys {
 }
 
 export class DataViewer {
-  private readonly keyCache = new LruCache<number, Promise<CryptoKey | KeyObject>>(1024);
+  private readonly keyCache = new LruCache<number, Promise<CryptoKey>>(1024);
   private readonly byKid = new Map<string, GrantSliceKey>();
 
   private constructor(
@@ -144,7 +143,7 @@ export class DataViewer {
     return utf8Decode(await this.decrypt(jwe, opts));
   }
 
-  private sliceKey(slice: number, kid: string): Promise<CryptoKey | KeyObject> {
+  private sliceKey(slice: number, kid: string): Promise<CryptoKey> {
     let key = this.keyCache.get(slice);
     if (!key) {
       key = this.deriveSliceKey(slice, kid);
@@ -154,14 +153,9 @@ export class DataViewer {
     return key;
   }
 
-  private async deriveSliceKey(slice: number, kid: string): Promise<CryptoKey | KeyObject> {
+  private async deriveSliceKey(slice: number, kid: string): Promise<CryptoKey> {
     const given = this.byKid.get(kid);
-    // A KeyObject, not a non-extractable CryptoKey: the envelope code runs on node:crypto, and
-    // converting a non-extractable CryptoKey there is deprecated in Node (DEP0204).
-    if (given) {
-      const j = given.privateJwk;
-      return createPrivateKey({ key: { kty: "EC", crv: "P-256", x: j.x, y: j.y, d: j.d }, format: "jwk" });
-    }
+    if (given) return importPrivateJwk(given.privateJwk, "ECDH");
     const node = this.material.seeds.find((s) => {
       const r = subtreeRange(s.depth, s.index);
       return slice >= r.from && slice <= r.to;

@@ -11,7 +11,8 @@
 import { createCipheriv, hkdfSync } from "node:crypto";
 import { CryptoInputError, DecryptionFailedError } from "./errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
-import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, openA256Gcm, splitDirectJwe } from "./compact-jwe.ts";
+import { openA256Gcm } from "./aes-gcm.ts";
+import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, splitDirectJwe } from "./compact-jwe.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { concatBytes, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 

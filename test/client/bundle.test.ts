@@ -1,7 +1,7 @@
 /**
  * The built SDK bundle (what `bun run build:client` ships) holds the client, the pure crypto layer
- * and its two libraries, and nothing of the server: the wire types are type-only imports of the
- * route schemas, erased at build time. Every error class the bundled code of ours throws is
+ * (its WebCrypto envelope, so it also builds for browsers) and its two libraries, and nothing of
+ * the server: the wire types are type-only imports of the route schemas, erased at build time. Every error class the bundled code of ours throws is
  * exported by the SDK, so callers can tell failures apart with `instanceof` and `code`.
  */
 import { expect, test } from "bun:test";
@@ -18,7 +18,10 @@ const modules = [...new Set([...text.matchAll(/^\/\/ ((?:src|node_modules)\/\S+)
 test("the client bundle builds and holds only the client, the crypto layer, jose and noble", () => {
   expect(build.success).toBe(true);
   expect(modules).toContain("src/client/api.ts");
-  expect(modules).toContain("src/crypto/envelope.ts");
+  expect(modules).toContain("src/crypto/envelope-web.ts");
+  // WebCrypto only: no node:crypto (the service's envelope.ts) or any other Node built-in.
+  expect(modules).not.toContain("src/crypto/envelope.ts");
+  expect(text).not.toMatch(/from\s*"node:|require\("node:/);
   const allowed = /^(src\/client\/|src\/crypto\/|node_modules\/jose\/|node_modules\/@noble\/(hashes|curves)\/)/;
   expect(modules.filter((m) => !allowed.test(m))).toEqual([]);
   for (const server of [
@@ -35,6 +38,12 @@ test("the client bundle builds and holds only the client, the crypto layer, jose
   ]) {
     expect(text).not.toContain(server);
   }
+});
+
+test("the SDK builds for browsers too (WebCrypto, no Node built-ins)", async () => {
+  const browser = await Bun.build({ entrypoints: [join(projectRoot, "src/client/index.ts")], target: "browser" });
+  expect(browser.logs.map(String)).toEqual([]);
+  expect(browser.success).toBe(true);
 });
 
 test("the client bundle's size is sane", () => {
