@@ -117,3 +117,16 @@ export function readEnvelopeHeader(jwe: string): EnvelopeHeader {
     throw new DecryptionFailedError(e);
   }
 }
+
+/** An envelope the caller opens only under its own expectations; a plain Error (the one failure) otherwise. */
+export function parseExpected(
+  jwe: string,
+  opts: { expectedCtx: string; expectedKid?: string; sliceSeconds?: number },
+): ParsedEnvelope {
+  const env = parseEnvelope(jwe);
+  if (env.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
+  if (opts.expectedKid !== undefined && env.kid !== opts.expectedKid) throw new Error("kid mismatch");
+  if (opts.sliceSeconds !== undefined && sliceIndex(env.ts, opts.sliceSeconds) !== env.slice)
+    throw new Error("ts outside kid's slice");
+  return env;
+}

@@ -5,20 +5,9 @@
  * Every failure to open is the one DecryptionFailedError.
  */
 import { concatBytes, toBase64url, u32be, utf8, zeroize } from "./bytes.ts";
-import {
-  ENC,
-  IV_BYTES,
-  KEY_BITS,
-  OUR_OTHER_INFO,
-  TAG_BYTES,
-  checkHeaderValues,
-  headerJson,
-  otherInfoOf,
-  parseEnvelope,
-} from "./envelope-format.ts";
+import * as format from "./envelope-format.ts";
 import { DecryptionFailedError } from "./errors.ts";
 import { type EcPrivateJwk, type EcPublicJwk, importPrivateJwk, importPublicJwk } from "./jwk.ts";
-import { sliceIndex } from "./slice-keys.ts";
 
 export { type EnvelopeHeader, readEnvelopeHeader } from "./envelope-format.ts";
 
@@ -56,51 +45,49 @@ async function cekOf(z: Uint8Array, otherInfo: Uint8Array, usage: "encrypt" | "d
 }
 
 async function agree(privateKey: CryptoKey, publicKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
-  return new Uint8Array(await crypto.subtle.deriveBits({ name: "ECDH", public: publicKey }, privateKey, KEY_BITS));
+  return new Uint8Array(
+    await crypto.subtle.deriveBits({ name: "ECDH", public: publicKey }, privateKey, format.KEY_BITS),
+  );
 }
 
 export async function encryptEnvelope(plaintext: Uint8Array | string, opts: WebEncryptOptions): Promise<string> {
-  checkHeaderValues(opts.kid, opts.ts, opts.ctx, opts.sliceSeconds);
+  format.checkHeaderValues(opts.kid, opts.ts, opts.ctx, opts.sliceSeconds);
   const recipient = isJwk(opts.publicKey) ? await importPublicJwk(opts.publicKey, "ECDH") : opts.publicKey;
   const eph = (await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, [
     "deriveBits",
   ])) as CryptoKeyPair;
   const e = (await crypto.subtle.exportKey("jwk", eph.publicKey)) as JsonWebKey;
-  const key = await cekOf(await agree(eph.privateKey, recipient), OUR_OTHER_INFO, "encrypt");
+  const key = await cekOf(await agree(eph.privateKey, recipient), format.OUR_OTHER_INFO, "encrypt");
   const epk: EcPublicJwk = { kty: "EC", crv: "P-256", x: e.x!, y: e.y! };
-  const header = toBase64url(utf8(headerJson(opts.kid, opts.ts, opts.ctx, epk)));
-  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const header = toBase64url(utf8(format.headerJson(opts.kid, opts.ts, opts.ctx, epk)));
+  const iv = crypto.getRandomValues(new Uint8Array(format.IV_BYTES));
   const pt = typeof plaintext === "string" ? utf8(plaintext) : plaintext;
   const sealed = new Uint8Array(
     await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv, additionalData: utf8(header), tagLength: TAG_BYTES * 8 },
+      { name: "AES-GCM", iv, additionalData: utf8(header), tagLength: format.TAG_BYTES * 8 },
       key,
       pt as Uint8Array<ArrayBuffer>,
     ),
   );
   if (typeof plaintext === "string") zeroize(pt);
-  const ct = sealed.subarray(0, sealed.length - TAG_BYTES);
-  const tag = sealed.subarray(sealed.length - TAG_BYTES);
+  const ct = sealed.subarray(0, sealed.length - format.TAG_BYTES);
+  const tag = sealed.subarray(sealed.length - format.TAG_BYTES);
   return `${header}..${toBase64url(iv)}.${toBase64url(ct)}.${toBase64url(tag)}`;
 }
 
 export async function decryptEnvelope(jwe: string, opts: WebDecryptOptions): Promise<Uint8Array> {
   try {
-    const env = parseEnvelope(jwe);
-    if (env.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
-    if (opts.expectedKid !== undefined && env.kid !== opts.expectedKid) throw new Error("kid mismatch");
-    if (opts.sliceSeconds !== undefined && sliceIndex(env.ts, opts.sliceSeconds) !== env.slice)
-      throw new Error("ts outside kid's slice");
+    const env = format.parseExpected(jwe, opts);
     const privateKey = isJwk(opts.privateKey) ? await importPrivateJwk(opts.privateKey, "ECDH") : opts.privateKey;
     // WebCrypto refuses to import a point that is not on P-256 (invalid-curve attacks).
     const epk = await importPublicJwk(env.epk, "ECDH");
     const otherInfo =
       env.apu || env.apv
-        ? otherInfoOf(KEY_BITS, ENC, env.apu ?? new Uint8Array(0), env.apv ?? new Uint8Array(0))
-        : OUR_OTHER_INFO;
+        ? format.otherInfoOf(format.KEY_BITS, format.ENC, env.apu ?? new Uint8Array(0), env.apv ?? new Uint8Array(0))
+        : format.OUR_OTHER_INFO;
     const key = await cekOf(await agree(privateKey, epk), otherInfo, "decrypt");
     const pt = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: env.iv, additionalData: utf8(env.headerB64), tagLength: TAG_BYTES * 8 },
+      { name: "AES-GCM", iv: env.iv, additionalData: utf8(env.headerB64), tagLength: format.TAG_BYTES * 8 },
       key,
       concatBytes(env.ciphertext, env.tag),
     );

@@ -25,11 +25,10 @@ import {
   checkHeaderValues,
   headerJson,
   otherInfoOf,
-  parseEnvelope,
+  parseExpected,
 } from "./envelope-format.ts";
 import { DecryptionFailedError } from "./errors.ts";
 import type { EcPrivateJwk, EcPublicJwk } from "./jwk.ts";
-import { sliceIndex } from "./slice-keys.ts";
 
 export { type EnvelopeHeader, readEnvelopeHeader } from "./envelope-format.ts";
 
@@ -131,11 +130,7 @@ export interface DecryptEnvelopeOptions {
 /** Any failure at all (format, header, context, key, tag) is the same DecryptionFailedError. */
 export async function decryptEnvelope(jwe: string, opts: DecryptEnvelopeOptions): Promise<Uint8Array> {
   try {
-    const env = parseEnvelope(jwe);
-    if (env.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
-    if (opts.expectedKid !== undefined && env.kid !== opts.expectedKid) throw new Error("kid mismatch");
-    if (opts.sliceSeconds !== undefined && sliceIndex(env.ts, opts.sliceSeconds) !== env.slice)
-      throw new Error("ts outside kid's slice");
+    const env = parseExpected(jwe, opts);
     const privateKey = toPrivateKeyObject(opts.privateKey);
     // createPublicKey refuses points that are not on P-256 (invalid-curve attacks).
     const epk = toPublicKeyObject(env.epk);
