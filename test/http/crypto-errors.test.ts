@@ -27,7 +27,10 @@ async function answer(err: Error) {
   });
   app.onError((e, c) => respondWithError(e, c));
   const res = await app.request("/");
-  return { status: res.status, body: (await res.json()) as { error: { code: string; message: string } } };
+  return {
+    status: res.status,
+    body: (await res.json()) as { error: { code: string; message: string; requestId?: string } },
+  };
 }
 
 test("each crypto error has its wire code and the status the API always returned", async () => {
