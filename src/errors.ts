@@ -1,7 +1,11 @@
 /**
  * Typed errors. Every failure the service reports has a stable `code`; `src/http/errors.ts`
- * maps codes to HTTP statuses in one table. Crypto failures are deliberately uninformative.
+ * maps codes to HTTP statuses in one table. The crypto layer has its own classes
+ * (src/crypto/errors.ts); the two that services also throw are re-exported here.
  */
+import { CryptoError } from "./crypto/errors.ts";
+
+export { CryptoError, DecryptionFailedError, KekMismatchError } from "./crypto/errors.ts";
 
 export type ErrorCode =
   | "BAD_REQUEST"
@@ -73,13 +77,6 @@ export class ConflictError extends ChronoError {
   }
 }
 
-/** One message whatever went wrong (bad tag, wrong key, header mismatch, wrong context). */
-export class DecryptionFailedError extends ChronoError {
-  constructor(cause?: unknown) {
-    super("DECRYPTION_FAILED", "decryption failed", { cause });
-  }
-}
-
 export class ReauthRequiredError extends ChronoError {
   constructor(message: string, details?: unknown) {
     super("REAUTH_REQUIRED", message, { details });
@@ -126,12 +123,6 @@ export class ConfigError extends ChronoError {
   }
 }
 
-export class KekMismatchError extends ChronoError {
-  constructor(message: string) {
-    super("KEK_MISMATCH", message);
-  }
-}
-
 /** A master_keys row whose keyring MAC fails, or whose public key is not its private key's: refused. */
 export class KeyringIntegrityError extends ChronoError {
   constructor(message: string) {
@@ -147,4 +138,9 @@ export class RateLimitedError extends ChronoError {
   ) {
     super("RATE_LIMITED", message, { details: { retryAfterSeconds } });
   }
+}
+
+/** A failure with a stable code and a message written for people (a startup or script refusal): one line, no stack. */
+export function isExpectedError(err: unknown): err is ChronoError | CryptoError {
+  return err instanceof ChronoError || err instanceof CryptoError;
 }

@@ -2,7 +2,7 @@
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { startServer } from "./server.ts";
-import { ChronoError } from "./errors.ts";
+import { isExpectedError } from "./errors.ts";
 
 async function main() {
   const config = loadConfig();
@@ -23,7 +23,7 @@ async function main() {
 
 main().catch((err) => {
   // Startup refusals (bad config, wrong KEK…) are one clear line, not a stack trace.
-  if (err instanceof ChronoError) console.error(`chronokms: ${err.message}`);
+  if (isExpectedError(err)) console.error(`chronokms: ${err.message}`);
   else console.error("chronokms: failed to start:", err);
   process.exit(1);
 });

@@ -11,7 +11,7 @@ import type { AccessRequest, Prisma } from "../db/generated/client.ts";
 import type { Principal } from "./principal.ts";
 import type { AccessDecider } from "./types.ts";
 import { issueGrant, planOrUnavailable, type GrantBody } from "./grants.ts";
-import { decodeCursor, encodeCursor } from "../lib/keyset-cursor.ts";
+import { decodeCursor, encodeCursor, olderThan, type Page, pageOf } from "../lib/keyset-cursor.ts";
 
 export interface DenialBody {
   id: string;
@@ -99,7 +99,7 @@ export class AccessRequestService {
   }
 
   /** Newest first; `nextCursor` continues after the last item. */
-  async list(f: AccessRequestFilter): Promise<{ items: AccessRequestView[]; nextCursor: string | null }> {
+  async list(f: AccessRequestFilter): Promise<Page<AccessRequestView>> {
     const and: Prisma.AccessRequestWhereInput[] = [];
     if (f.requesterId !== undefined) and.push({ requesterId: f.requesterId });
     if (f.granted !== undefined) and.push({ granted: f.granted });
@@ -109,20 +109,14 @@ export class AccessRequestService {
     if (f.to !== undefined) and.push({ createdAt: { lt: new Date(f.to) } });
     if (f.cursor !== undefined) {
       const c = decodeCursor(f.cursor);
-      const at = new Date(c.timeMs);
-      and.push({ OR: [{ createdAt: { lt: at } }, { createdAt: at, id: { lt: c.id } }] });
+      and.push(olderThan("createdAt", new Date(c.timeMs), c.id));
     }
     const rows = await this.o.db.prisma.accessRequest.findMany({
       where: { AND: and },
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       take: f.limit + 1,
     });
-    const page = rows.slice(0, f.limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(viewOf),
-      nextCursor: rows.length > f.limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : null,
-    };
+    return pageOf(rows, f.limit, viewOf, (last) => encodeCursor(last.createdAt.getTime(), last.id));
   }
 }
 

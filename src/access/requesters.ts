@@ -13,6 +13,7 @@ import { identifier, text } from "../lib/schemas.ts";
 import { findUnsafeText, safeString, unsafeTextMessage } from "../lib/text.ts";
 import { importPublicJwk } from "../crypto/jwk.ts";
 import type { ApiKeyService, ApiKeyView } from "./api-keys.ts";
+import { decodeIdCursor, encodeIdCursor, type Page, pageOf } from "../lib/keyset-cursor.ts";
 
 const B64_32 = /^[A-Za-z0-9_-]{43}$/;
 
@@ -144,24 +145,23 @@ export class RequesterService {
     return row ? viewOf(row) : null;
   }
 
-  /** Ordered by id (uuid v7, so by creation); `cursor` is the last id of the previous page. */
+  /** Ordered by id (uuid v7, so by creation); `cursor` continues after the last item of the previous page. */
   async list(opts: {
     limit: number;
     cursor?: string;
     requesterId?: string;
     enabled?: boolean;
-  }): Promise<{ items: RequesterView[]; nextCursor: string | null }> {
+  }): Promise<Page<RequesterView>> {
     const rows = await this.o.db.prisma.requester.findMany({
       where: {
         ...(opts.requesterId !== undefined ? { requesterId: opts.requesterId } : {}),
         ...(opts.enabled !== undefined ? { enabled: opts.enabled } : {}),
-        ...(opts.cursor !== undefined ? { id: { gt: opts.cursor } } : {}),
+        ...(opts.cursor !== undefined ? { id: { gt: decodeIdCursor(opts.cursor) } } : {}),
       },
       orderBy: { id: "asc" },
       take: opts.limit + 1,
     });
-    const page = rows.slice(0, opts.limit);
-    return { items: page.map(viewOf), nextCursor: rows.length > opts.limit ? page[page.length - 1]!.id : null };
+    return pageOf(rows, opts.limit, viewOf, (last) => encodeIdCursor(last.id));
   }
 
   async update(id: string, patch: RequesterPatch, actor: string): Promise<RequesterView> {

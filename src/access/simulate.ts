@@ -10,6 +10,7 @@ import type { KeyService } from "../keys/types.ts";
 import { InstantSchema, identifier, text } from "../lib/schemas.ts";
 import { AccessRequestBodySchema } from "./request-body.ts";
 import type { Decision, EvaluatedPolicy } from "../policy/types.ts";
+import { CryptoInputError } from "../crypto/errors.ts";
 import { ValidationError } from "../errors.ts";
 import { resourceTarget, type PolicyAccessDecider } from "./decider.ts";
 import { planOrUnavailable } from "./grants.ts";
@@ -78,7 +79,7 @@ export class SimulationService {
           };
         }
       } catch (err) {
-        if (!(err instanceof ValidationError)) throw err;
+        if (!(err instanceof ValidationError) && !(err instanceof CryptoInputError)) throw err;
       }
     }
     const decision: Decision = this.o.decider.evaluate({ requesterId, department }, request, {

@@ -5,7 +5,7 @@
  */
 import { Prisma } from "../db/generated/client.ts";
 import type { Database } from "../db/database.ts";
-import { decodeCursor, encodeCursor } from "../lib/keyset-cursor.ts";
+import { decodeCursor, encodeCursor, olderThan, type Page, pageOf } from "../lib/keyset-cursor.ts";
 
 export const MAX_LIST_LIMIT = 500;
 
@@ -40,11 +40,8 @@ export interface AuditLogItem {
   createdAt: string;
 }
 
-export interface AuditPage {
-  items: AuditLogItem[];
-  /** Pass back as `cursor` for the next (older) page; null on the last page. */
-  nextCursor: string | null;
-}
+/** Newest first: `nextCursor` continues with older rows. */
+export type AuditPage = Page<AuditLogItem>;
 
 export interface AuditStats {
   total: number;
@@ -71,18 +68,17 @@ export async function listAuditLogs(db: Database, q: AuditListQuery): Promise<Au
   if (q.actor !== undefined) and.push({ actor: q.actor });
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor);
-    const ts = BigInt(c.timeMs);
-    and.push({ OR: [{ timestamp: { lt: ts } }, { timestamp: ts, id: { lt: c.id } }] });
+    and.push(olderThan("timestamp", BigInt(c.timeMs), c.id));
   }
   const rows = await db.prisma.auditLog.findMany({
     where: { AND: and },
     orderBy: [{ timestamp: "desc" }, { id: "desc" }],
     take: limit + 1,
   });
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return {
-    items: page.map((r) => ({
+  return pageOf(
+    rows,
+    limit,
+    (r) => ({
       id: r.id,
       chainId: r.chainId,
       seq: Number(r.seq),
@@ -97,9 +93,9 @@ export async function listAuditLogs(db: Database, q: AuditListQuery): Promise<Au
       prevHash: r.prevHash,
       hash: r.hash,
       createdAt: r.createdAt.toISOString(),
-    })),
-    nextCursor: rows.length > limit && last ? encodeCursor(Number(last.timestamp), last.id) : null,
-  };
+    }),
+    (last) => encodeCursor(Number(last.timestamp), last.id),
+  );
 }
 
 export async function auditStats(db: Database, w: AuditWindow = {}): Promise<AuditStats> {

@@ -8,36 +8,42 @@ import { AccessDeniedError, ChronoKmsError } from "./errors.ts";
 import type {
   AccessRequestInput,
   AccessRequestRecord,
-  ApiKeyView,
+  ApiKeyCreated,
+  ApiKeyInput,
   AuditLogEntry,
   AuditStats,
   AuditVerification,
   Grant,
+  Health,
   Instant,
   Jwks,
   KeyEndorsements,
-  KeyVersion,
   KeySchedule,
   KeyScheduleInput,
+  KeysOverview,
   Page,
   Policy,
-  ProxyInit,
-  Revocation,
   PolicyInput,
+  PolicyPatch,
+  ProxyInit,
+  Readiness,
   Requester,
   RequesterInput,
   RequesterPatch,
-  Role,
+  RotateResult,
   Simulation,
   SimulationInput,
   SlicePublicKey,
-  TokenInput,
   TokenExport,
+  TokenInput,
   TokenMetadata,
   TokenRecord,
+  TokensDeleted,
+  TokenStored,
   Webhook,
+  WebhookCreated,
   WebhookDelivery,
-  WebhookEventType,
+  WebhookInput,
 } from "./types.ts";
 
 export interface ClientOptions {
@@ -106,8 +112,8 @@ export class ChronoKmsClient {
   }
 
   // --- health and public keys (no API key needed) ---
-  health = () => this.request<{ status: "ok" }>("GET", "/healthz");
-  ready = () => this.request<{ status: "ready" | "not-ready"; checks: Record<string, string> }>("GET", "/readyz");
+  health = () => this.request<Health>("GET", "/healthz");
+  ready = () => this.request<Readiness>("GET", "/readyz");
   jwks = () => this.request<Jwks>("GET", "/.well-known/jwks.json");
   /** Each master key version's signatures over the later ones (DataSource follows rotations with them). */
   keyEndorsements = () => this.request<KeyEndorsements>("GET", "/v1/keys/endorsements");
@@ -121,7 +127,7 @@ export class ChronoKmsClient {
 
   // --- tokens (writer: put/delete; reader: get/status/list; exporter: export) ---
   putToken = (integration: string, userId: string, token: TokenInput) =>
-    this.request<{ created: boolean; token: TokenMetadata }>("PUT", tokenPath(integration, userId), token);
+    this.request<TokenStored>("PUT", tokenPath(integration, userId), token);
   /** The decrypted token after the access decision; a policy denial throws AccessDeniedError. */
   getToken = (
     integration: string,
@@ -144,12 +150,7 @@ export class ChronoKmsClient {
   deleteToken = (integration: string, userId: string, opts: { revoke?: "best-effort" | "required" } = {}) =>
     this.request<void>("DELETE", tokenPath(integration, userId), undefined, { revoke: opts.revoke });
   deleteUserTokens = (userId: string, opts: { revoke?: "best-effort" | "required" } = {}) =>
-    this.request<{ deleted: number; integrations: string[]; revocations: Revocation[] }>(
-      "DELETE",
-      `/v1/users/${enc(userId)}/tokens`,
-      undefined,
-      { revoke: opts.revoke },
-    );
+    this.request<TokensDeleted>("DELETE", `/v1/users/${enc(userId)}/tokens`, undefined, { revoke: opts.revoke });
 
   // --- proxy (role proxy): call the provider's API with the stored token; the token never reaches you ---
   /**
@@ -176,11 +177,15 @@ export class ChronoKmsClient {
 
   // --- webhooks (admin) ---
   /** The returned `secret` (whsec_…) is shown this once: keep it to verify signatures. */
-  createWebhook = (input: { url: string; events: WebhookEventType[]; description?: string }) =>
-    this.request<Webhook & { secret: string }>("POST", "/v1/webhooks", input);
-  listWebhooks = () => this.request<{ items: Webhook[] }>("GET", "/v1/webhooks");
-  webhookDeliveries = (id: string, query: { status?: "pending" | "delivered" | "failed"; limit?: number } = {}) =>
-    this.request<{ items: WebhookDelivery[] }>("GET", `/v1/webhooks/${enc(id)}/deliveries`, undefined, query);
+  createWebhook = (input: WebhookInput) => this.request<WebhookCreated>("POST", "/v1/webhooks", input);
+  /** Oldest first; follow nextCursor. */
+  listWebhooks = (query: { limit?: number; cursor?: string } = {}) =>
+    this.request<Page<Webhook>>("GET", "/v1/webhooks", undefined, query);
+  /** Newest first; follow nextCursor. */
+  webhookDeliveries = (
+    id: string,
+    query: { status?: "pending" | "delivered" | "failed"; limit?: number; cursor?: string } = {},
+  ) => this.request<Page<WebhookDelivery>>("GET", `/v1/webhooks/${enc(id)}/deliveries`, undefined, query);
   deleteWebhook = (id: string) => this.request<void>("DELETE", `/v1/webhooks/${enc(id)}`);
   /** Only the records the caller's policies admit (a page may be short; follow nextCursor). */
   listTokens = (
@@ -210,27 +215,21 @@ export class ChronoKmsClient {
     this.request<Requester>("PATCH", `/v1/requesters/${enc(id)}`, patch);
   deleteRequester = (id: string) => this.request<void>("DELETE", `/v1/requesters/${enc(id)}`);
   /** The returned apiKey is shown this once. */
-  createApiKey = (id: string, input: { roles: Role[]; name?: string; expiresAt?: Instant }) =>
-    this.request<{ keyId: string; apiKey: string; key: ApiKeyView }>(
-      "POST",
-      `/v1/requesters/${enc(id)}/api-keys`,
-      input,
-    );
+  createApiKey = (id: string, input: ApiKeyInput) =>
+    this.request<ApiKeyCreated>("POST", `/v1/requesters/${enc(id)}/api-keys`, input);
   revokeApiKey = (id: string, keyId: string) =>
     this.request<void>("DELETE", `/v1/requesters/${enc(id)}/api-keys/${enc(keyId)}`);
 
   listPolicies = () => this.request<{ items: Policy[] }>("GET", "/v1/policies");
   createPolicy = (input: PolicyInput) => this.request<Policy>("POST", "/v1/policies", input);
   getPolicy = (id: string) => this.request<Policy>("GET", `/v1/policies/${enc(id)}`);
-  updatePolicy = (id: string, patch: Partial<PolicyInput>) =>
-    this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
+  updatePolicy = (id: string, patch: PolicyPatch) => this.request<Policy>("PATCH", `/v1/policies/${enc(id)}`, patch);
   deletePolicy = (id: string) => this.request<void>("DELETE", `/v1/policies/${enc(id)}`);
 
-  keys = () => this.request<{ versions: KeyVersion[]; schedule: KeySchedule }>("GET", "/v1/keys");
+  keys = () => this.request<KeysOverview>("GET", "/v1/keys");
   keySchedule = () => this.request<KeySchedule>("GET", "/v1/keys/schedule");
   setKeySchedule = (input: KeyScheduleInput) => this.request<KeySchedule>("PUT", "/v1/keys/schedule", input);
-  rotateKeys = () =>
-    this.request<{ version: number; previous: number | null; pending: number }>("POST", "/v1/keys/rotate");
+  rotateKeys = () => this.request<RotateResult>("POST", "/v1/keys/rotate");
 
   auditLogs = (
     query: { eventType?: string; actor?: string; from?: Instant; to?: Instant; limit?: number; cursor?: string } = {},

@@ -4,11 +4,11 @@
  * a slice outside the granted range) is refused before any decryption is attempted.
  */
 import { compactDecrypt, importJWK } from "jose";
-import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope.ts";
+import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope-web.ts";
 import { leafFromSubtree, subtreeRange } from "../crypto/ggm.ts";
 import { sliceKeyFromLeaf } from "../crypto/slice-keys.ts";
-import { type KeyObject, createPrivateKey } from "node:crypto";
-import type { EcPrivateJwk } from "../crypto/jwk.ts";
+import { type EcPrivateJwk, importPrivateJwk } from "../crypto/jwk.ts";
+import { DecryptionFailedError } from "../crypto/errors.ts";
 import { assertNoDuplicateMembers } from "../crypto/strict-json.ts";
 import { fromBase64url, utf8Decode, zeroize } from "../crypto/bytes.ts";
 import { LruCache } from "../crypto/lru.ts";
@@ -18,17 +18,20 @@ import { GrantMismatchError, OutsideGrantError } from "./errors.ts";
 /** `typ` of a grant sealed to the requester's key (src/access/grants.ts). */
 const GRANT_JWE_TYP = "chronokms-grant+jwe";
 
+/** A grant as the service returns it; `covered` is absent from v1 servers. */
+export type GrantInput = Omit<Grant, "covered"> & Partial<Pick<Grant, "covered">>;
+
 export interface GrantKeys {
   keys: GrantSliceKey[];
   seeds: GrantSeed[];
 }
 
 export class DataViewer {
-  private readonly keyCache = new LruCache<number, Promise<CryptoKey | KeyObject>>(1024);
+  private readonly keyCache = new LruCache<number, Promise<CryptoKey>>(1024);
   private readonly byKid = new Map<string, GrantSliceKey>();
 
   private constructor(
-    readonly grant: Omit<Grant, "keys" | "seeds" | "encrypted">,
+    readonly grant: Omit<GrantInput, "keys" | "seeds" | "encrypted">,
     private readonly material: GrantKeys,
   ) {
     for (const k of material.keys) this.byKid.set(k.kid, k);
@@ -38,11 +41,13 @@ export class DataViewer {
    * Opens a grant. When the service encrypted it to the requester's registered public key
    * (`encrypted`), pass the matching private JWK.
    */
-  static async fromGrant(grant: Grant, opts: { privateKeyJwk?: EcPrivateJwk } = {}): Promise<DataViewer> {
+  static async fromGrant(grant: GrantInput, opts: { privateKeyJwk?: EcPrivateJwk } = {}): Promise<DataViewer> {
     let material: GrantKeys;
     if (grant.encrypted) {
       if (!opts.privateKeyJwk) throw new TypeError("this grant is encrypted to your public key: pass privateKeyJwk");
-      const key = await importJWK(opts.privateKeyJwk as never, "ECDH-ES");
+      const key = await importJWK(opts.privateKeyJwk as never, "ECDH-ES").catch((e: unknown) => {
+        throw new TypeError("privateKeyJwk is not a P-256 private JWK", { cause: e });
+      });
       let headerText: string;
       try {
         headerText = utf8Decode(fromBase64url(grant.encrypted.split(".", 1)[0] ?? ""));
@@ -50,7 +55,10 @@ export class DataViewer {
       } catch {
         throw new GrantMismatchError("the sealed grant's protected header is malformed or has duplicate members");
       }
-      const { plaintext, protectedHeader } = await compactDecrypt(grant.encrypted, key);
+      // jose's own errors stay inside: a sealed grant that does not open is one DecryptionFailedError.
+      const { plaintext, protectedHeader } = await compactDecrypt(grant.encrypted, key).catch((e: unknown) => {
+        throw new DecryptionFailedError(e);
+      });
       // The protected header (authenticated as AAD) binds the sealed keys to this grant: a sealed
       // payload of another grant, version or slice range pasted into this response is refused.
       const h = protectedHeader as Record<string, unknown>;
@@ -73,8 +81,14 @@ export class DataViewer {
         zeroize(plaintext);
         throw new GrantMismatchError(`the sealed grant's protected header does not match the grant (${mismatch})`);
       }
-      const inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
-      zeroize(plaintext);
+      let inner: Partial<GrantKeys>;
+      try {
+        inner = JSON.parse(utf8Decode(plaintext)) as Partial<GrantKeys>;
+      } catch {
+        throw new GrantMismatchError("the sealed grant's payload is not JSON");
+      } finally {
+        zeroize(plaintext);
+      }
       material = { keys: inner.keys ?? [], seeds: inner.seeds ?? [] };
       // The header check does not prove origin (ECDH-ES: anyone with the public key can seal), so
       // the payload must at least stay inside what the header says.
@@ -129,7 +143,7 @@ export class DataViewer {
     return utf8Decode(await this.decrypt(jwe, opts));
   }
 
-  private sliceKey(slice: number, kid: string): Promise<CryptoKey | KeyObject> {
+  private sliceKey(slice: number, kid: string): Promise<CryptoKey> {
     let key = this.keyCache.get(slice);
     if (!key) {
       key = this.deriveSliceKey(slice, kid);
@@ -139,14 +153,9 @@ export class DataViewer {
     return key;
   }
 
-  private async deriveSliceKey(slice: number, kid: string): Promise<CryptoKey | KeyObject> {
+  private async deriveSliceKey(slice: number, kid: string): Promise<CryptoKey> {
     const given = this.byKid.get(kid);
-    // A KeyObject, not a non-extractable CryptoKey: the envelope code runs on node:crypto, and
-    // converting a non-extractable CryptoKey there is deprecated in Node (DEP0204).
-    if (given) {
-      const j = given.privateJwk;
-      return createPrivateKey({ key: { kty: "EC", crv: "P-256", x: j.x, y: j.y, d: j.d }, format: "jwk" });
-    }
+    if (given) return importPrivateJwk(given.privateJwk, "ECDH");
     const node = this.material.seeds.find((s) => {
       const r = subtreeRange(s.depth, s.index);
       return slice >= r.from && slice <= r.to;

@@ -1,4 +1,9 @@
-/** Errors the SDK throws: the server's error code and request id travel with them. */
+/**
+ * Errors the SDK throws, each with a stable `code` (jose style). ChronoKmsError carries the
+ * server's code, status and request id; the local ones say what the SDK refused before or
+ * instead of a request. Crypto failures are the crypto layer's classes (DecryptionFailedError,
+ * CryptoInputError), re-exported from the SDK's index.
+ */
 
 export class ChronoKmsError extends Error {
   constructor(
@@ -38,26 +43,26 @@ export class AccessDeniedError extends ChronoKmsError {
   }
 }
 
-/** A ciphertext outside what a grant covers (another slice, another key version). */
-export class OutsideGrantError extends Error {
+/** A refusal by the SDK itself: a request was not made, or its answer was not trusted. */
+export abstract class LocalRefusalError extends Error {
+  abstract readonly code: string;
   constructor(message: string) {
     super(message);
-    this.name = "OutsideGrantError";
+    this.name = new.target.name;
   }
+}
+
+/** A ciphertext outside what a grant covers (another slice, another key version). */
+export class OutsideGrantError extends LocalRefusalError {
+  readonly code = "OUTSIDE_GRANT";
 }
 
 /** A slice public key whose signature does not verify against the pinned master key. */
-export class UntrustedKeyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UntrustedKeyError";
-  }
+export class UntrustedKeyError extends LocalRefusalError {
+  readonly code = "UNTRUSTED_KEY";
 }
 
 /** A sealed grant whose protected header (`gid`, `ver`, `slices`) does not name the grant it came with. */
-export class GrantMismatchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "GrantMismatchError";
-  }
+export class GrantMismatchError extends LocalRefusalError {
+  readonly code = "GRANT_MISMATCH";
 }

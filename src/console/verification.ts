@@ -15,7 +15,7 @@ export interface Finding {
   message?: string;
   seq?: number;
   id?: string;
-  chainId?: string;
+  chainId?: string | null;
 }
 
 export type Verification = AuditVerification & { findings?: Finding[]; anchors?: unknown };

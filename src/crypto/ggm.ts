@@ -5,7 +5,7 @@
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { ValidationError } from "../errors.ts";
+import { CryptoInputError } from "./errors.ts";
 import { utf8, zeroize } from "./bytes.ts";
 
 export const TREE_DEPTH = 32;
@@ -31,7 +31,7 @@ export interface SeededNode extends TreeNode {
  * and keeping the root a function of the key alone means renumbering never changes slice keys.
  */
 export function rootSeed(masterScalar: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (masterScalar.length !== 32) throw new ValidationError("master scalar must be 32 bytes");
+  if (masterScalar.length !== 32) throw new CryptoInputError("master scalar must be 32 bytes");
   return hkdf(sha256, masterScalar, utf8(GGM_ROOT_SALT), utf8(GGM_ROOT_INFO), SEED_BYTES);
 }
 
@@ -44,14 +44,14 @@ export function child(seed: Uint8Array, bit: 0 | 1): Uint8Array<ArrayBuffer> {
 
 function assertNode(depth: number, index: number): void {
   if (!Number.isInteger(depth) || depth < 0 || depth > TREE_DEPTH)
-    throw new ValidationError(`tree depth must be an integer in 0..${TREE_DEPTH}`);
+    throw new CryptoInputError(`tree depth must be an integer in 0..${TREE_DEPTH}`);
   if (!Number.isInteger(index) || index < 0 || index >= 2 ** depth)
-    throw new ValidationError(`node index must be an integer in 0..2^${depth}-1`);
+    throw new CryptoInputError(`node index must be an integer in 0..2^${depth}-1`);
 }
 
 export function assertSlice(slice: number): void {
   if (!Number.isInteger(slice) || slice < 0 || slice > MAX_SLICE)
-    throw new ValidationError("slice must be an integer in 0..2^32-1");
+    throw new CryptoInputError("slice must be an integer in 0..2^32-1");
 }
 
 /** Bit taken at `level` (1-based, from the top) on the path from the subtree root to node (depth, index). */
@@ -76,7 +76,7 @@ export class SubtreeWalker {
     readonly index = 0,
   ) {
     assertNode(depth, index);
-    if (root.length !== SEED_BYTES) throw new ValidationError("seed must be 32 bytes");
+    if (root.length !== SEED_BYTES) throw new CryptoInputError("seed must be 32 bytes");
     this.path = [root];
     this.pathDepth = depth;
     this.pathIndex = index;
@@ -90,7 +90,7 @@ export class SubtreeWalker {
   node(depth: number, index: number): Uint8Array<ArrayBuffer> {
     assertNode(depth, index);
     if (!this.contains(depth, index))
-      throw new ValidationError(`node (${depth}, ${index}) is outside subtree (${this.depth}, ${this.index})`);
+      throw new CryptoInputError(`node (${depth}, ${index}) is outside subtree (${this.depth}, ${this.index})`);
     if (depth === this.depth) return this.path[0]!.slice();
     const parentDepth = depth - 1;
     const parentIndex = Math.floor(index / 2);
@@ -155,7 +155,7 @@ export function subtreeRange(depth: number, index: number): { from: number; to: 
 export function coverRange(from: number, to: number): TreeNode[] {
   assertSlice(from);
   assertSlice(to);
-  if (from > to) throw new ValidationError("range end is before its start");
+  if (from > to) throw new CryptoInputError("range end is before its start");
   const out: TreeNode[] = [];
   let a = from;
   while (a <= to) {
@@ -204,7 +204,7 @@ export function* leavesInRange(
 ): Generator<{ slice: number; seed: Uint8Array }> {
   assertSlice(from);
   assertSlice(to);
-  if (from > to) throw new ValidationError("range end is before its start");
+  if (from > to) throw new CryptoInputError("range end is before its start");
   const w = new SubtreeWalker(seed, subtree.depth, subtree.index);
   try {
     for (let e = from; e <= to; e++) yield { slice: e, seed: w.leaf(e) };

@@ -3,7 +3,7 @@
  * generating one, and a stable fingerprint stored as `kekId` (the KEK itself is never stored).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { ConfigError } from "../errors.ts";
+import { KekFormatError } from "./errors.ts";
 import { concatBytes, fromBase64url, fromHex, toHex, utf8, zeroize } from "./bytes.ts";
 
 export const KEK_BYTES = 32;
@@ -27,7 +27,7 @@ const B64STD_RE = /^[A-Za-z0-9+/]*$/;
  */
 export function parseKek(value: string | undefined, name = "MASTER_KEY_ENCRYPTION_KEY"): Uint8Array<ArrayBuffer> {
   const fail = (what: string): never => {
-    throw new ConfigError(
+    throw new KekFormatError(
       `${name} ${what}; it must be 32 random bytes as 64 hex characters or 43 base64url characters — ${KEK_HOWTO}`,
     );
   };
@@ -159,7 +159,7 @@ const FINGERPRINT_LABEL = utf8("chronokms/v1/kek-fingerprint\0");
  * hash that shows up in any other protocol; 64 bits is enough to tell keys apart, not to brute-force them.
  */
 export function kekFingerprint(kek: Uint8Array): string {
-  if (kek.length !== KEK_BYTES) throw new ConfigError(`a KEK must be ${KEK_BYTES} bytes, got ${kek.length}`);
+  if (kek.length !== KEK_BYTES) throw new KekFormatError(`a KEK must be ${KEK_BYTES} bytes, got ${kek.length}`);
   const buf = concatBytes(FINGERPRINT_LABEL, kek);
   const fp = toHex(sha256(buf)).slice(0, 16);
   zeroize(buf);

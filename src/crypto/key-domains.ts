@@ -11,7 +11,7 @@
  */
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { ValidationError } from "../errors.ts";
+import { CryptoInputError } from "./errors.ts";
 import { utf8 } from "./bytes.ts";
 import { rootSeed } from "./ggm.ts";
 
@@ -26,6 +26,6 @@ export function timesliceRoot(masterScalar: Uint8Array): Uint8Array<ArrayBuffer>
 
 /** The token domain: HKDF-SHA256(ikm = master scalar, salt = KEY_DOMAIN_SALT, info = TOKEN_ROOT_INFO, L = 32). */
 export function tokenRoot(masterScalar: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (masterScalar.length !== 32) throw new ValidationError("master scalar must be 32 bytes");
+  if (masterScalar.length !== 32) throw new CryptoInputError("master scalar must be 32 bytes");
   return hkdf(sha256, masterScalar, utf8(KEY_DOMAIN_SALT), utf8(TOKEN_ROOT_INFO), DOMAIN_KEY_BYTES);
 }

@@ -5,7 +5,7 @@
  */
 import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { CompactEncrypt, compactDecrypt } from "jose";
-import { DecryptionFailedError, KekMismatchError } from "../errors.ts";
+import { DecryptionFailedError, KekMismatchError } from "./errors.ts";
 import { constantTimeEqual, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import { KEK_BYTES } from "./kek.ts";
 import {

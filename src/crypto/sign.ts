@@ -4,7 +4,7 @@
  * signed payloads (audit checkpoints).
  */
 import { CompactSign, compactVerify } from "jose";
-import { ValidationError } from "../errors.ts";
+import { CryptoError, CryptoInputError, SignatureVerificationError } from "./errors.ts";
 import { fromBase64url, utf8, utf8Decode } from "./bytes.ts";
 import { canonicalJson } from "./canonical-json.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
@@ -44,7 +44,7 @@ export interface SliceKeyStatement {
   exp: number;
 }
 
-const verificationFailed = () => new ValidationError("signature verification failed");
+const verificationFailed = () => new SignatureVerificationError();
 
 async function signingKey(key: EcPrivateJwk | CryptoKey): Promise<CryptoKey> {
   return key instanceof CryptoKey ? key : importPrivateJwk(key, "ECDSA");
@@ -84,7 +84,7 @@ export async function verifyPayload<T = unknown>(
     if (opts.kid !== undefined && protectedHeader.kid !== opts.kid) throw new Error("kid mismatch");
     return { payload: JSON.parse(utf8Decode(payload)) as T, kid: protectedHeader.kid };
   } catch (e) {
-    if (e instanceof ValidationError) throw e;
+    if (e instanceof CryptoError) throw e;
     throw verificationFailed();
   }
 }
@@ -97,9 +97,9 @@ export async function signSliceKey(
 ): Promise<string> {
   const ttl = opts.ttlMs ?? SLICE_STATEMENT_TTL_MS;
   if (!Number.isSafeInteger(opts.iat) || opts.iat < 0 || !Number.isSafeInteger(ttl) || ttl <= 0)
-    throw new ValidationError("iat and ttlMs must be positive integers (ms)");
+    throw new CryptoInputError("iat and ttlMs must be positive integers (ms)");
   const k = publicJwk.kid === undefined ? null : parseKid(publicJwk.kid);
-  if (!k) throw new ValidationError('slice public JWK needs kid "<version>:<slice>"');
+  if (!k) throw new CryptoInputError('slice public JWK needs kid "<version>:<slice>"');
   const { startMs, endMs } = sliceRange(k.slice, opts.sliceSeconds);
   const statement: SliceKeyStatement = {
     keyVersion: k.version,
@@ -148,11 +148,11 @@ export async function verifySliceKey(
   if (!ok) throw verificationFailed();
   if (expected.now !== undefined) {
     if (s.iat! > expected.now + SLICE_STATEMENT_MAX_SKEW_MS)
-      throw new ValidationError(
+      throw new SignatureVerificationError(
         `slice key statement issued in the future (${new Date(s.iat!).toISOString()}); check the clock`,
       );
     if (expected.now >= s.exp!)
-      throw new ValidationError(`slice key statement expired at ${new Date(s.exp!).toISOString()}`);
+      throw new SignatureVerificationError(`slice key statement expired at ${new Date(s.exp!).toISOString()}`);
   }
   let range: { startMs: number; endMs: number };
   try {
@@ -198,7 +198,7 @@ export async function signKeyEndorsement(
   if (
     !(Number.isSafeInteger(e.endorser) && Number.isSafeInteger(e.version) && e.version > e.endorser && e.endorser > 0)
   )
-    throw new ValidationError("an endorsement is by an older version of a newer one");
+    throw new CryptoInputError("an endorsement is by an older version of a newer one");
   const payload: KeyEndorsement = {
     endorser: e.endorser,
     version: e.version,

@@ -3,7 +3,7 @@
  * hash-to-scalar, bias-free), JWKs with kid "<version>:<slice>", and a cached per-version deriver.
  */
 import { p256_hasher } from "@noble/curves/nist.js";
-import { ValidationError } from "../errors.ts";
+import { CryptoInputError } from "./errors.ts";
 import { bigIntToBytes, utf8, zeroize } from "./bytes.ts";
 import { MAX_SLICE, SubtreeWalker, assertSlice, leavesInRange, rootSeed } from "./ggm.ts";
 import { type EcPrivateJwk, type EcPublicJwk, importPublicJwk, importScalar, toPublicJwk } from "./jwk.ts";
@@ -15,19 +15,19 @@ const DST_BYTES = utf8(SLICE_SCALAR_DST);
 
 function assertSliceSeconds(sliceSeconds: number): void {
   if (!Number.isSafeInteger(sliceSeconds) || sliceSeconds < 1)
-    throw new ValidationError("sliceSeconds must be a positive integer");
+    throw new CryptoInputError("sliceSeconds must be a positive integer");
 }
 
 /** e = floor(t_ms / 1000 / sliceSeconds), in exact integer arithmetic (float division can round up at a boundary). */
 export function sliceIndex(tMs: number, sliceSeconds: number): number {
   assertSliceSeconds(sliceSeconds);
   if (!Number.isSafeInteger(tMs) || tMs < 0)
-    throw new ValidationError("timestamp must be a non-negative integer number of milliseconds");
+    throw new CryptoInputError("timestamp must be a non-negative integer number of milliseconds");
   const width = sliceSeconds * 1000;
   let e = Math.floor(tMs / width);
   if (e * width > tMs) e--;
   else if ((e + 1) * width <= tMs) e++;
-  if (e > MAX_SLICE) throw new ValidationError("timestamp is beyond the last time slice (2^32-1)");
+  if (e > MAX_SLICE) throw new CryptoInputError("timestamp is beyond the last time slice (2^32-1)");
   return e;
 }
 
@@ -37,7 +37,7 @@ export function sliceRange(slice: number, sliceSeconds: number): { startMs: numb
   assertSliceSeconds(sliceSeconds);
   const width = sliceSeconds * 1000;
   const endMs = (slice + 1) * width;
-  if (!Number.isSafeInteger(endMs)) throw new ValidationError("slice end is beyond the representable time range");
+  if (!Number.isSafeInteger(endMs)) throw new CryptoInputError("slice end is beyond the representable time range");
   return { startMs: slice * width, endMs };
 }
 
@@ -59,10 +59,10 @@ export function parseKid(kid: string): { version: number; slice: number } | null
 
 /** 32-byte big-endian slice private scalar, uniform in [1, n). */
 export function sliceScalar(leafSeed: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (leafSeed.length !== 32) throw new ValidationError("leaf seed must be 32 bytes");
+  if (leafSeed.length !== 32) throw new CryptoInputError("leaf seed must be 32 bytes");
   const s = p256_hasher.hashToScalar(leafSeed, { DST: DST_BYTES });
   // Probability 2^-256; refusing is still better than a zero key.
-  if (s === 0n) throw new ValidationError("leaf seed maps to the zero scalar");
+  if (s === 0n) throw new CryptoInputError("leaf seed maps to the zero scalar");
   return bigIntToBytes(s, 32);
 }
 
@@ -128,7 +128,7 @@ export class SliceKeyDeriver {
   constructor(opts: SliceKeyDeriverOptions) {
     assertSliceSeconds(opts.sliceSeconds);
     if (!Number.isSafeInteger(opts.version) || opts.version < 0)
-      throw new ValidationError("version must be a non-negative integer");
+      throw new CryptoInputError("version must be a non-negative integer");
     this.version = opts.version;
     this.sliceSeconds = opts.sliceSeconds;
     this.root = rootSeed(opts.masterScalar);

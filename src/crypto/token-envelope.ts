@@ -8,9 +8,11 @@
  * which names exactly one row, field and row version (no separator a value could smuggle).
  * Symmetric: opening costs one HKDF and one AES-GCM, no ECDH. Every failure is one DecryptionFailedError.
  */
-import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
-import { DecryptionFailedError, ValidationError } from "../errors.ts";
+import { createCipheriv, hkdfSync } from "node:crypto";
+import { CryptoInputError, DecryptionFailedError } from "./errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
+import { openA256Gcm } from "./aes-gcm.ts";
+import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, splitDirectJwe } from "./compact-jwe.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { concatBytes, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 
@@ -21,8 +23,6 @@ const ALG = "dir";
 const ENC = "A256GCM";
 const SALT_BYTES = 32;
 const DEK_BYTES = 32;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 const MAX_CTX_LENGTH = 2048;
 const HEADER_MEMBERS = ["alg", "enc", "kid", "salt", "ctx"] as const;
 const KID_RE = /^tok:(0|[1-9][0-9]{0,15})$/;
@@ -32,7 +32,7 @@ export const TOKEN_ENVELOPE_PREFIX = "eyJhbGciOiJkaXIiLC";
 /** The canonical ctx of one field of one row version. */
 export function tokenContext(integration: string, userId: string, field: TokenField, rowVersion: number): string {
   if (!Number.isSafeInteger(rowVersion) || rowVersion < 1)
-    throw new ValidationError("rowVersion must be a positive integer");
+    throw new CryptoInputError("rowVersion must be a positive integer");
   return canonicalJson([TOKEN_CTX_LABEL, integration, userId, field, rowVersion]);
 }
 
@@ -42,8 +42,8 @@ export function tokenKid(version: number): string {
 
 /** RFC 5869 HKDF-SHA256 → the 32-byte AES-256-GCM key of one envelope. */
 export function tokenDek(root: Uint8Array, salt: Uint8Array, ctx: string): Uint8Array<ArrayBuffer> {
-  if (root.length !== 32) throw new ValidationError("token root must be 32 bytes");
-  if (salt.length !== SALT_BYTES) throw new ValidationError(`salt must be ${SALT_BYTES} bytes`);
+  if (root.length !== 32) throw new CryptoInputError("token root must be 32 bytes");
+  if (salt.length !== SALT_BYTES) throw new CryptoInputError(`salt must be ${SALT_BYTES} bytes`);
   return new Uint8Array(hkdfSync("sha256", root, salt, utf8(ctx), DEK_BYTES));
 }
 
@@ -63,12 +63,12 @@ export interface SealTokenOptions {
 
 export function sealTokenEnvelope(plaintext: string | Uint8Array, opts: SealTokenOptions): string {
   if (!Number.isSafeInteger(opts.version) || opts.version < 0)
-    throw new ValidationError("version must be a non-negative integer");
+    throw new CryptoInputError("version must be a non-negative integer");
   if (typeof opts.ctx !== "string" || opts.ctx.length === 0 || opts.ctx.length > MAX_CTX_LENGTH)
-    throw new ValidationError(`ctx must be 1–${MAX_CTX_LENGTH} characters`);
+    throw new CryptoInputError(`ctx must be 1–${MAX_CTX_LENGTH} characters`);
   const salt = opts.salt ?? crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const iv = opts.iv ?? crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  if (iv.length !== IV_BYTES) throw new ValidationError(`iv must be ${IV_BYTES} bytes`);
+  if (iv.length !== IV_BYTES) throw new CryptoInputError(`iv must be ${IV_BYTES} bytes`);
   const header = b64(
     utf8(JSON.stringify({ alg: ALG, enc: ENC, kid: tokenKid(opts.version), salt: b64(salt), ctx: opts.ctx })),
   );
@@ -139,27 +139,12 @@ export function openTokenEnvelope(
 ): Uint8Array<ArrayBuffer> {
   let dek: Uint8Array | undefined;
   try {
-    if (typeof jwe !== "string") throw new Error("not a string");
-    const parts = jwe.split(".");
-    if (parts.length !== 5) throw new Error("not a compact JWE");
-    const [headerB64, encryptedKey, ivB64, ctB64, tagB64] = parts as [string, string, string, string, string];
-    // dir: the JWE Encrypted Key MUST be empty (RFC 7518 §4.5).
-    if (encryptedKey !== "") throw new Error("encrypted key must be empty");
-    const h = parseHeader(headerB64);
+    const parts = splitDirectJwe(jwe);
+    const h = parseHeader(parts.headerB64);
     if (h.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
     if (h.version !== opts.version) throw new Error("version mismatch");
-    const iv = fromBase64url(ivB64);
-    const tag = fromBase64url(tagB64);
-    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new Error("bad iv/tag length");
     dek = tokenDek(opts.root, h.salt, h.ctx);
-    const decipher = createDecipheriv("aes-256-gcm", dek, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(utf8(headerB64));
-    decipher.setAuthTag(tag);
-    const head = decipher.update(fromBase64url(ctB64));
-    const tail = decipher.final(); // throws on a bad tag, before any plaintext is returned
-    const pt = concatBytes(head, tail);
-    zeroize(head, tail);
-    return pt;
+    return openA256Gcm(dek, parts, fromBase64url(parts.ciphertextB64));
   } catch (e) {
     throw new DecryptionFailedError(e);
   } finally {

@@ -4,7 +4,7 @@
  * row fails), and the delivery signature (HMAC-SHA256 over `timestamp + "." + body`).
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import { DecryptionFailedError } from "../errors.ts";
+import { DecryptionFailedError } from "./errors.ts";
 
 const INFO = "chronokms/v1/webhook-secret";
 const SALT = "chronokms/v1/webhook-secret-salt";

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ChronoError, RateLimitedError, RefreshBackoffError, UpstreamError, type ErrorCode } from "../errors.ts";
+import { CryptoError, type CryptoErrorCode } from "../crypto/errors.ts";
 import type { AppEnv } from "./context.ts";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
 
@@ -34,6 +35,15 @@ export const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   INTERNAL: 500,
 };
 
+/** The wire code of each crypto error (src/crypto/errors.ts): the crypto layer knows nothing of HTTP. */
+export const wireCodeOfCrypto: Record<CryptoErrorCode, ErrorCode> = {
+  DECRYPTION_FAILED: "DECRYPTION_FAILED",
+  KEK_MISMATCH: "KEK_MISMATCH",
+  KEK_INVALID: "CONFIG_INVALID",
+  INVALID_INPUT: "VALIDATION_FAILED",
+  SIGNATURE_INVALID: "VALIDATION_FAILED",
+};
+
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: unknown; requestId?: string };
 }
@@ -47,6 +57,13 @@ export function errorBody(code: ErrorCode, message: string, requestId?: string, 
 /** Maps any thrown value to a response. Used as the app's onError and by middleware. */
 export function respondWithError(err: unknown, c: Context<AppEnv>): Response {
   const requestId = c.get("requestId");
+  if (err instanceof CryptoError) {
+    const code = wireCodeOfCrypto[err.code];
+    const status = statusByCode[code];
+    if (status >= 500) c.get("log")?.error("request failed", { code, err, cause: err.cause });
+    else if (err.cause !== undefined) c.get("log")?.debug("request refused", { code, cause: String(err.cause) });
+    return c.json(errorBody(code, status >= 500 ? "internal error" : err.message, requestId), status);
+  }
   if (err instanceof ChronoError) {
     const status = statusByCode[err.code];
     if (status >= 500) c.get("log")?.error("request failed", { code: err.code, err, cause: err.cause });

@@ -7,9 +7,27 @@ import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, wri
 import { join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/database.ts";
-import { KEK_HOWTO, generateKek, kekFingerprint, parseKek, toHex, weakKekReason, zeroize } from "../crypto/index.ts";
+import {
+  KEK_HOWTO,
+  generateKek,
+  kekFingerprint,
+  parseKek as parseKekBytes,
+  toHex,
+  weakKekReason,
+  zeroize,
+} from "../crypto/index.ts";
+import { KekFormatError } from "../crypto/errors.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+
+/** A configured KEK that does not parse is a configuration error (the crypto layer's own error says why). */
+function parseKek(value: string, name: string): Uint8Array<ArrayBuffer> {
+  try {
+    return parseKekBytes(value, name);
+  } catch (e) {
+    throw e instanceof KekFormatError ? new ConfigError(e.message) : e;
+  }
+}
 
 export interface ResolvedKek {
   kek: Uint8Array;

@@ -7,7 +7,7 @@
 import type { Principal } from "../access/principal.ts";
 import type { AuditSink } from "../audit/types.ts";
 import type { Config } from "../config.ts";
-import { BadRequestError, ChronoError, UpstreamError } from "../errors.ts";
+import { BadRequestError, ChronoError, isExpectedError, UpstreamError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { providerNameFor } from "../tokens/providers.ts";
 import { tokenTarget } from "../tokens/record.ts";
@@ -123,7 +123,7 @@ export class TokenProxy {
           .catch((err: unknown) => {
             this.#d.log.info("proxy: refresh after upstream 401 failed", {
               target: tokenTarget(call.integration, call.userId),
-              code: err instanceof ChronoError ? err.code : "error",
+              code: isExpectedError(err) ? err.code : "error",
             });
             return null;
           });

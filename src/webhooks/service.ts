@@ -14,37 +14,8 @@ import type { Database } from "../db/database.ts";
 import { NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { enqueueWebhookEvents, type WebhookEvent, type WebhookEventType } from "./events.ts";
-
-export interface WebhookView {
-  id: string;
-  url: string;
-  events: string[];
-  description: string | null;
-  enabled: boolean;
-  createdAt: string;
-  createdBy: string;
-  deliveries: {
-    pending: number;
-    delivered: number;
-    failed: number;
-    lastDeliveredAt: string | null;
-    lastError: string | null;
-  };
-}
-
-export interface DeliveryView {
-  id: string;
-  eventId: string;
-  eventType: string;
-  status: string;
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastAttemptAt: string | null;
-  lastStatus: number | null;
-  lastError: string | null;
-  deliveredAt: string | null;
-  createdAt: string;
-}
+import type { Page } from "../lib/keyset-cursor.ts";
+import { type DeliveryView, listDeliveries, listWebhooks, webhookView, type WebhookView } from "./views.ts";
 
 export interface WebhookServiceDeps {
   db: Database;
@@ -60,7 +31,6 @@ export interface WebhookServiceDeps {
 }
 
 const CLAIM_BATCH = 20;
-const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
 export class WebhookService {
   readonly #d: WebhookServiceDeps;
@@ -102,12 +72,17 @@ export class WebhookService {
         details: { host: new URL(row.url).host, events: row.events },
       }),
     });
-    return { ...(await this.#view(row)), secret };
+    return { ...(await webhookView(this.#d.db, row)), secret };
   }
 
-  async list(): Promise<WebhookView[]> {
-    const rows = await this.#d.db.prisma.webhook.findMany({ orderBy: { createdAt: "asc" } });
-    return Promise.all(rows.map((r) => this.#view(r)));
+  /** Oldest first (uuid v7 order). */
+  list(q: { limit: number; cursor?: string }): Promise<Page<WebhookView>> {
+    return listWebhooks(this.#d.db, q);
+  }
+
+  /** A webhook's deliveries, newest first. */
+  deliveries(id: string, q: { status?: string; limit: number; cursor?: string }): Promise<Page<DeliveryView>> {
+    return listDeliveries(this.#d.db, id, q);
   }
 
   async delete(actor: string, id: string): Promise<void> {
@@ -126,29 +101,6 @@ export class WebhookService {
         details: { host: new URL(url).host },
       }),
     });
-  }
-
-  async deliveries(id: string, q: { status?: string; limit: number }): Promise<DeliveryView[]> {
-    if (!(await this.#d.db.prisma.webhook.findUnique({ where: { id }, select: { id: true } })))
-      throw new NotFoundError("webhook");
-    const rows = await this.#d.db.prisma.webhookDelivery.findMany({
-      where: { webhookId: id, ...(q.status ? { status: q.status } : {}) },
-      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
-      take: q.limit,
-    });
-    return rows.map((r) => ({
-      id: r.id,
-      eventId: r.eventId,
-      eventType: r.eventType,
-      status: r.status,
-      attempts: r.attempts,
-      nextAttemptAt: r.status === "pending" ? r.nextAttemptAt.toISOString() : null,
-      lastAttemptAt: iso(r.lastAttemptAt),
-      lastStatus: r.lastStatus,
-      lastError: r.lastError,
-      deliveredAt: iso(r.deliveredAt),
-      createdAt: r.createdAt.toISOString(),
-    }));
   }
 
   /** Enqueues events that are not an audited change (audit.verify_failed), outside any change transaction. */
@@ -298,46 +250,5 @@ export class WebhookService {
     const { retryBaseMs, retryMaxMs } = this.#d.config;
     const full = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempts - 1, 30));
     return Math.round(full / 2 + (this.#d.random ?? Math.random)() * (full / 2));
-  }
-
-  async #view(r: {
-    id: string;
-    url: string;
-    events: string[];
-    description: string | null;
-    enabled: boolean;
-    createdAt: Date;
-    createdBy: string;
-  }): Promise<WebhookView> {
-    const counts = await this.#d.db.prisma.webhookDelivery.groupBy({
-      by: ["status"],
-      where: { webhookId: r.id },
-      _count: { _all: true },
-    });
-    const n = (s: string) => counts.find((c) => c.status === s)?._count._all ?? 0;
-    const last = await this.#d.db.prisma.webhookDelivery.findFirst({
-      where: { webhookId: r.id, lastAttemptAt: { not: null } },
-      orderBy: { lastAttemptAt: "desc" },
-    });
-    const lastDelivered = await this.#d.db.prisma.webhookDelivery.findFirst({
-      where: { webhookId: r.id, status: "delivered" },
-      orderBy: { deliveredAt: "desc" },
-    });
-    return {
-      id: r.id,
-      url: r.url,
-      events: r.events,
-      description: r.description,
-      enabled: r.enabled,
-      createdAt: r.createdAt.toISOString(),
-      createdBy: r.createdBy,
-      deliveries: {
-        pending: n("pending"),
-        delivered: n("delivered"),
-        failed: n("failed"),
-        lastDeliveredAt: iso(lastDelivered?.deliveredAt ?? null),
-        lastError: last?.lastError ?? null,
-      },
-    };
   }
 }

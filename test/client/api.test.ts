@@ -262,3 +262,36 @@ test("proxy: the provider's answer comes back as a Response; chronokms refusals 
     await fake.stop();
   }
 }, 30_000);
+
+test("every list pages the same way: limit, an opaque cursor, { items, nextCursor }", async () => {
+  for (const i of [1, 2]) await admin.createWebhook({ url: `http://127.0.0.1:9/paged-${i}`, events: ["key.rotated"] });
+  const lists: Record<
+    string,
+    (q: { limit: number; cursor?: string }) => Promise<{ items: { id: string }[]; nextCursor: string | null }>
+  > = {
+    requesters: (q) => admin.listRequesters(q),
+    accessRequests: (q) => admin.listAccessRequests(q),
+    auditLogs: (q) => admin.auditLogs(q),
+    webhooks: (q) => admin.listWebhooks(q),
+  };
+  for (const [name, list] of Object.entries(lists)) {
+    const whole = await list({ limit: 200 });
+    expect(whole.items.length, name).toBeGreaterThanOrEqual(2);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await list({ limit: 1, ...(cursor ? { cursor } : {}) });
+      expect(page.items.length, name).toBeLessThanOrEqual(1);
+      seen.push(...page.items.map((x) => x.id));
+      if (page.nextCursor === null) break;
+      expect(page.nextCursor, name).toMatch(/^[A-Za-z0-9_-]+$/);
+      expect(page.nextCursor, name).not.toContain(page.items[0]!.id);
+      cursor = page.nextCursor;
+    }
+    expect(seen, name).toEqual(whole.items.map((x) => x.id).slice(0, seen.length));
+    if (whole.nextCursor === null) expect(seen.length, name).toBe(whole.items.length);
+    const bad = (await list({ limit: 1, cursor: "not-a-cursor" }).catch((e) => e)) as ChronoKmsError;
+    expect(bad, name).toBeInstanceOf(ChronoKmsError);
+    expect(bad.status, name).toBe(400);
+  }
+}, 60_000);

@@ -1,4 +1,7 @@
-/** The SDK is usable from Node: built with `bun run build:client`, it decrypts a grant's data. */
+/**
+ * The SDK is usable from Node: built with `bun run build:client`, it decrypts a grant's data, and
+ * its failures are its exported error classes with their stable codes.
+ */
 import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -49,12 +52,20 @@ test("a Node process decrypts with the built SDK's DataViewer", async () => {
   writeFileSync(
     join(dir, "run.mjs"),
     `import { readFileSync } from "node:fs";
-import { DataViewer } from "./client.js";
+import { DataViewer, DecryptionFailedError, OutsideGrantError } from "./client.js";
 const { grant, jwe } = JSON.parse(readFileSync(new URL("./input.json", import.meta.url)));
 const viewer = await DataViewer.fromGrant(grant);
-console.log(await viewer.decryptToString(jwe, { expectedCtx: "c" }));`,
+console.log(await viewer.decryptToString(jwe, { expectedCtx: "c" }));
+const failure = (p, Cls) => p.then(() => "resolved", (e) => [e.constructor.name, e.code, e instanceof Cls].join(" "));
+console.log(await failure(viewer.decrypt(jwe, { expectedCtx: "other" }), DecryptionFailedError));
+const narrow = await DataViewer.fromGrant({ ...grant, slices: { from: grant.slices.from + 1, to: grant.slices.to } });
+console.log(await failure(narrow.decrypt(jwe, { expectedCtx: "c" }), OutsideGrantError));`,
   );
   const node = Bun.spawnSync(["node", join(dir, "run.mjs")]);
   expect(node.stderr.toString()).toBe("");
-  expect(node.stdout.toString().trim()).toBe("hello from bun");
+  expect(node.stdout.toString().trim().split("\n")).toEqual([
+    "hello from bun",
+    "DecryptionFailedError DECRYPTION_FAILED true",
+    "OutsideGrantError OUTSIDE_GRANT true",
+  ]);
 }, 30_000);

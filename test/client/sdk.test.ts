@@ -7,6 +7,7 @@ import {
   OutsideGrantError,
   UntrustedKeyError,
   type Grant,
+  type GrantInput,
   type SlicePublicKey,
 } from "../../src/client/index.ts";
 import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key.ts";
@@ -36,7 +37,7 @@ async function encryptAt(slice: number, text: string, ctx = "sensor:1", version 
   });
 }
 
-function grant(extra: Partial<Grant>): Grant {
+function grant(extra: Partial<Grant>): GrantInput {
   return {
     id: "g1",
     granted: true,

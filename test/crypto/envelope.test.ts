@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { CompactEncrypt, compactDecrypt, exportJWK } from "jose";
-import { DecryptionFailedError } from "../../src/errors.ts";
+import { DecryptionFailedError } from "../../src/crypto/errors.ts";
 import {
   SliceKeyDeriver,
   type SliceKey,

@@ -1,6 +1,6 @@
 // KEK parsing (accepts the documented forms, names the problem otherwise) and master key wrapping.
 import { describe, expect, test } from "bun:test";
-import { ConfigError, DecryptionFailedError, KekMismatchError } from "../../src/errors.ts";
+import { DecryptionFailedError, KekFormatError, KekMismatchError } from "../../src/crypto/errors.ts";
 import {
   fromBase64url,
   generateKek,
@@ -23,7 +23,7 @@ function configMessage(v: string | undefined): string {
   try {
     parseKek(v);
   } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
+    expect(e).toBeInstanceOf(KekFormatError);
     return (e as Error).message;
   }
   throw new Error("expected parseKek to throw");
@@ -81,7 +81,7 @@ describe("parseKek", () => {
     expect(kekFingerprint(kek)).not.toBe(kekFingerprint(a));
     // Domain-separated: not a prefix of plain SHA-256(kek).
     expect(kekFingerprint(kek)).not.toBe(new Bun.CryptoHasher("sha256").update(kek).digest("hex").slice(0, 16));
-    expect(() => kekFingerprint(new Uint8Array(31))).toThrow(ConfigError);
+    expect(() => kekFingerprint(new Uint8Array(31))).toThrow(KekFormatError);
   });
 });
 

@@ -2,7 +2,7 @@
 // master scalar not being recoverable from slice scalars by obvious relations.
 import { describe, expect, test } from "bun:test";
 import { CompactSign, importJWK } from "jose";
-import { ValidationError } from "../../src/errors.ts";
+import { CryptoInputError, SignatureVerificationError } from "../../src/crypto/errors.ts";
 import {
   LruCache,
   SliceKeyDeriver,
@@ -60,7 +60,8 @@ describe("signed slice keys", async () => {
     const jws = await signSliceKey(k.publicJwk, master.privateJwk, { sliceSeconds: 3600, iat });
     const [h, p, s] = jws.split(".") as [string, string, string];
     const other = await generateMasterKeyPair();
-    const fails = async (promise: Promise<unknown>) => expect(promise).rejects.toBeInstanceOf(ValidationError);
+    const fails = async (promise: Promise<unknown>) =>
+      expect(promise).rejects.toBeInstanceOf(SignatureVerificationError);
     const payload = JSON.parse(new TextDecoder().decode(fromBase64url(p)));
     await fails(
       verifySliceKey(`${h}.${toBase64url(utf8(JSON.stringify({ ...payload, slice: 493001 })))}.${s}`, master.publicJwk),
@@ -109,23 +110,23 @@ describe("signed slice keys", async () => {
         .then((j) => `${toBase64url(utf8(hdr))}.${j.split(".").slice(1).join(".")}`);
     const { iat: _i, exp: _e, status: _s, ...v1 } = payload;
     await expect(verifySliceKey(await sign(JSON.stringify(v1)), master.publicJwk)).rejects.toBeInstanceOf(
-      ValidationError,
+      SignatureVerificationError,
     );
     await expect(
       verifySliceKey(await sign(JSON.stringify({ ...payload, exp: iat })), master.publicJwk),
-    ).rejects.toBeInstanceOf(ValidationError);
+    ).rejects.toBeInstanceOf(SignatureVerificationError);
     await expect(
       verifySliceKey(await sign(JSON.stringify({ ...payload, status: "retired" })), master.publicJwk),
-    ).rejects.toBeInstanceOf(ValidationError);
+    ).rejects.toBeInstanceOf(SignatureVerificationError);
     // A duplicate payload member ("slice" twice; JSON.parse would keep the last) or header member.
     const dup = JSON.stringify(payload).replace('"slice":493000', '"slice":493000,"slice":493001');
-    await expect(verifySliceKey(await sign(dup), master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(verifySliceKey(await sign(dup), master.publicJwk)).rejects.toBeInstanceOf(SignatureVerificationError);
     await expect(
       verifySliceKey(
         await sign(JSON.stringify(payload), '{"alg":"ES256","kid":"2","kid":"2","typ":"chronokms-slice-key+json"}'),
         master.publicJwk,
       ),
-    ).rejects.toBeInstanceOf(ValidationError);
+    ).rejects.toBeInstanceOf(SignatureVerificationError);
     expect((await verifySliceKey(await sign(JSON.stringify(payload)), master.publicJwk)).slice).toBe(493000);
   });
 
@@ -138,8 +139,12 @@ describe("signed slice keys", async () => {
     expect(
       (await verifyPayload(jws, master.publicJwk, { typ: "chronokms-audit-checkpoint+json", kid: "2" })).payload,
     ).toEqual({ a: [1, "x"], b: 2, head: "ab" });
-    await expect(verifyPayload(jws, master.publicJwk, { typ: "other" })).rejects.toBeInstanceOf(ValidationError);
-    await expect(verifyPayload(`${jws.slice(0, -3)}AAA`, master.publicJwk)).rejects.toBeInstanceOf(ValidationError);
+    await expect(verifyPayload(jws, master.publicJwk, { typ: "other" })).rejects.toBeInstanceOf(
+      SignatureVerificationError,
+    );
+    await expect(verifyPayload(`${jws.slice(0, -3)}AAA`, master.publicJwk)).rejects.toBeInstanceOf(
+      SignatureVerificationError,
+    );
   });
 });
 
@@ -154,8 +159,8 @@ describe("slice arithmetic", () => {
     expect(sliceIndex(startMs, 1)).toBe(e);
     expect(sliceIndex(startMs - 1, 1)).toBe(e - 1);
     expect(sliceIndex(endMs - 1, 1)).toBe(e);
-    expect(() => sliceIndex(endMs, 1)).toThrow(ValidationError);
-    expect(() => sliceRange(e, 3600)).toThrow(ValidationError);
+    expect(() => sliceIndex(endMs, 1)).toThrow(CryptoInputError);
+    expect(() => sliceRange(e, 3600)).toThrow(CryptoInputError);
     expect(sliceIndex(8.64e15, 3600)).toBe(2_400_000_000); // the last Date, well below 2^32
     for (let s = 1; s < 5000; s += 37) {
       const b = sliceRange(1_000_000 + s, s);
@@ -164,7 +169,7 @@ describe("slice arithmetic", () => {
     }
   });
 
-  test("sliceIndex/sliceRange reject bad input with ValidationError", () => {
+  test("sliceIndex/sliceRange reject bad input with CryptoInputError", () => {
     for (const [t, s] of [
       [-1, 3600],
       [1.5, 3600],
@@ -175,10 +180,10 @@ describe("slice arithmetic", () => {
       [0, 1.5],
       [2 ** 53, 1],
     ] as const) {
-      expect(() => sliceIndex(t, s)).toThrow(ValidationError);
+      expect(() => sliceIndex(t, s)).toThrow(CryptoInputError);
     }
-    expect(() => sliceRange(2 ** 32, 3600)).toThrow(ValidationError);
-    expect(() => sliceRange(-1, 3600)).toThrow(ValidationError);
+    expect(() => sliceRange(2 ** 32, 3600)).toThrow(CryptoInputError);
+    expect(() => sliceRange(-1, 3600)).toThrow(CryptoInputError);
   });
 });
 

@@ -19,7 +19,7 @@ import {
   isTokenEnvelope,
   type TokenField,
 } from "../../src/crypto/index.ts";
-import { DecryptionFailedError } from "../../src/errors.ts";
+import { DecryptionFailedError } from "../../src/crypto/errors.ts";
 
 async function webHkdf(
   ikm: Uint8Array<ArrayBuffer>,

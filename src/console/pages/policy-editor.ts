@@ -105,7 +105,8 @@ export function policyEditor(ctx: PageContext, types: readonly PolicyTypeInfo[],
         if (list(requesters.value).length) scope.requesters = list(requesters.value);
         // The number input is sent as typed (a number when it parses), so the API judges it.
         const prio = priority.value.trim() === "" ? undefined : Number(priority.value);
-        const body: PolicyInput = {
+        // Config is typed per policy type; the form sends what was typed and the API judges it.
+        const body = {
           name: name.value,
           type: type.value as PolicyInput["type"],
           priority: prio,
@@ -113,7 +114,7 @@ export function policyEditor(ctx: PageContext, types: readonly PolicyTypeInfo[],
           scope,
           config: parsedConfig as Record<string, unknown>,
           description: description.value.trim() === "" ? undefined : description.value,
-        };
+        } as PolicyInput;
         try {
           if (editing) {
             // PATCH replaces every field the form shows; `description: null` clears it (SPEC §7).

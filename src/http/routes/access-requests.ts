@@ -9,13 +9,17 @@ import { AccessRequestBodySchema } from "../../access/request-body.ts";
 import { QueryInstantSchema, identifier } from "../../lib/schemas.ts";
 import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
+import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
+
+/** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
+export type { AccessRequestBodySchema };
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
 
-const GrantKeySchema = z.object({
+export const GrantKeySchema = z.object({
   slice: z.number().int(),
   kid: z.string().openapi({ example: "1:493712" }),
   privateJwk: z
@@ -27,15 +31,15 @@ const GrantKeySchema = z.object({
       d: z.string(),
       kid: z.string().optional(),
     })
-    .passthrough(),
+    .openapi({ description: "P-256 private JWK of the slice key" }),
 });
-const GrantSeedSchema = z.object({
+export const GrantSeedSchema = z.object({
   depth: z.number().int().min(0).max(32),
   index: z.number().int(),
   seed: z.string().openapi({ description: "32-byte GGM node seed, base64url" }),
 });
 
-const GrantSchema = z
+export const GrantSchema = z
   .object({
     id: z.string().openapi({ description: "access-request id" }),
     granted: z.literal(true),
@@ -75,7 +79,7 @@ const DenialSchema = z
   })
   .openapi("Denial");
 
-const AccessRequestSchema = z
+export const AccessRequestSchema = z
   .object({
     id: z.string(),
     requesterId: z.string(),
@@ -100,13 +104,8 @@ const ListQuery = z.strictObject({
   // A list window is half-open [from, to), like the audit log's (lib/schemas.ts).
   from: QueryInstantSchema.optional().describe("Requests made at or after this instant (ISO-8601 or epoch ms)"),
   to: QueryInstantSchema.optional().describe("Requests made before this instant, exclusive (ISO-8601 or epoch ms)"),
-  limit: z.coerce
-    .number({ error: "limit must be a number" })
-    .int({ error: "limit must be a whole number" })
-    .min(1, { error: "limit must be at least 1" })
-    .max(200, { error: "limit must be at most 200" })
-    .default(50),
-  cursor: safeString("cursor").max(200).optional().describe("nextCursor of the previous page"),
+  limit: limitQuery(200, 50),
+  cursor: cursorQuery,
 });
 
 const common = {
@@ -149,7 +148,7 @@ export function accessRequestRoutes(access: AccessServices) {
         summary: "Past access requests, newest first (admin)",
         request: { query: ListQuery },
         responses: {
-          200: json(z.object({ items: z.array(AccessRequestSchema), nextCursor: z.string().nullable() }), "a page"),
+          200: json(pageSchema(AccessRequestSchema, "AccessRequestPage"), "a page"),
           403: errorResponse("the key lacks the admin role"),
           ...common,
         },

@@ -14,6 +14,7 @@ import type { ManagedKeyService } from "../../keys/service.ts";
 import { createRouter, errorResponse } from "../router.ts";
 import { safeString } from "../../lib/text.ts";
 import { QueryInstantSchema } from "../../lib/schemas.ts";
+import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
 
 // The one instant parser; a list window is half-open [from, to) (lib/schemas.ts).
 const windowFields = {
@@ -29,20 +30,14 @@ const ListQuery = z
     eventType: z.enum(AUDIT_EVENT_TYPES).optional(),
     actor: safeString("actor").min(1).max(256).optional(),
     ...windowFields,
-    cursor: safeString("cursor").min(1).max(512).optional().openapi({ description: "nextCursor of the previous page" }),
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, "expected a whole number")
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(MAX_LIST_LIMIT))
-      .optional()
-      .openapi({ description: `page size, 1..${MAX_LIST_LIMIT} (default 100)`, example: "100" }),
+    cursor: cursorQuery,
+    limit: limitQuery(MAX_LIST_LIMIT, 100),
   })
   .refine(fromBeforeTo, fromBeforeToIssue);
 
 const StatsQuery = z.strictObject(windowFields).refine(fromBeforeTo, fromBeforeToIssue);
 
-const AuditLogSchema = z
+export const AuditLogSchema = z
   .object({
     id: z.string(),
     chainId: z.string(),
@@ -61,11 +56,9 @@ const AuditLogSchema = z
   })
   .openapi("AuditLog");
 
-const PageSchema = z
-  .object({ items: z.array(AuditLogSchema), nextCursor: z.string().nullable() })
-  .openapi("AuditLogPage");
+const PageSchema = pageSchema(AuditLogSchema, "AuditLogPage");
 
-const StatsSchema = z
+export const StatsSchema = z
   .object({
     total: z.number().int(),
     byEventType: z.record(z.string(), z.number().int()),
@@ -74,7 +67,7 @@ const StatsSchema = z
   })
   .openapi("AuditStats");
 
-const VerifySchema = z
+export const VerifySchema = z
   .object({
     valid: z.boolean(),
     checked: z.number().int(),
@@ -156,7 +149,7 @@ export function auditRoutes(deps: {
       }),
       async (c) => {
         const q = c.req.valid("query");
-        return c.json(await listAuditLogs(deps.db, { ...q, limit: q.limit ?? 100 }), 200);
+        return c.json(await listAuditLogs(deps.db, q), 200);
       },
     )
     .openapi(

@@ -4,8 +4,8 @@ import { createRouter, errorResponse } from "../router.ts";
 
 export type ReadinessCheck = { name: string; check: () => Promise<void> };
 
-const HealthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
-const ReadySchema = z
+export const HealthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
+export const ReadySchema = z
   .object({ status: z.enum(["ready", "not-ready"]), checks: z.record(z.string(), z.string()) })
   .openapi("Readiness");
 

@@ -11,7 +11,7 @@ import { createRouter, errorResponse } from "../router.ts";
 
 const MAX_SLICE = 0xffffffff;
 
-const JwkSchema = z
+export const JwkSchema = z
   .object({
     kty: z.literal("EC"),
     crv: z.literal("P-256"),
@@ -23,7 +23,7 @@ const JwkSchema = z
   })
   .openapi("EcPublicJwk");
 
-const JwksSchema = z.object({ keys: z.array(JwkSchema) }).openapi("Jwks");
+export const JwksSchema = z.object({ keys: z.array(JwkSchema) }).openapi("Jwks");
 
 const SliceParams = z.object({
   slice: z
@@ -55,7 +55,7 @@ const SliceQuery = z
   })
   .strict();
 
-const SignedSliceKeySchema = z
+export const SignedSliceKeySchema = z
   .object({
     version: z.number().int(),
     slice: z.number().int(),
@@ -76,7 +76,7 @@ const SignedSliceKeySchema = z
   })
   .openapi("SignedSliceKey");
 
-const EndorsementsSchema = z
+export const EndorsementsSchema = z
   .object({
     endorsements: z.array(
       z.object({
@@ -91,7 +91,7 @@ const EndorsementsSchema = z
   })
   .openapi("KeyEndorsements");
 
-const KeyVersionSchema = z
+export const KeyVersionSchema = z
   .object({
     version: z.number().int(),
     status: z.enum(["active", "decrypt-only", "retired"]),
@@ -105,7 +105,7 @@ const KeyVersionSchema = z
   })
   .openapi("KeyVersion");
 
-const RotateResultSchema = z
+export const RotateResultSchema = z
   .object({
     version: z.number().int(),
     previous: z.number().int().nullable(),
@@ -116,7 +116,7 @@ const RotateResultSchema = z
   })
   .openapi("RotateResult");
 
-const ScheduleSchema = z
+export const ScheduleSchema = z
   .object({
     rotateEverySeconds: z.number().int().nullable().openapi({ description: "rotation period (null: never set)" }),
     retireAfterSeconds: z.number().int().nullable().openapi({
@@ -133,7 +133,9 @@ const ScheduleSchema = z
   })
   .openapi("KeySchedule");
 
-const ScheduleBodySchema = ScheduleInputSchema;
+export const ScheduleBodySchema = ScheduleInputSchema;
+
+export const KeysOverviewSchema = z.object({ versions: z.array(KeyVersionSchema), schedule: ScheduleSchema });
 
 /** Public, unauthenticated key material. */
 export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: UncachedLookupLimiter } = {}) {
@@ -224,7 +226,7 @@ export function keyManagementRoutes(
             description: "versions",
             content: {
               "application/json": {
-                schema: z.object({ versions: z.array(KeyVersionSchema), schedule: ScheduleSchema }),
+                schema: KeysOverviewSchema,
               },
             },
           },

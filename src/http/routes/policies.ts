@@ -6,12 +6,15 @@ import { PolicyInputSchema, PolicyPatchSchema, PolicyTypeSchema } from "../../po
 import { policyTypeCatalog } from "../../policy/registry.ts";
 import { SimulateBodySchema } from "../../access/simulate.ts";
 
+/** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
+export type { PolicyInputSchema, PolicyPatchSchema, SimulateBodySchema };
+
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
 
-const PolicySchema = z
+export const PolicySchema = z
   .object({
     id: z.string(),
     name: z.string(),
@@ -43,7 +46,7 @@ const EvaluatedSchema = z.object({
   code: z.string().optional(),
 });
 
-const SimulationSchema = z
+export const SimulationSchema = z
   .object({
     granted: z.boolean(),
     policyId: z.string().nullable(),

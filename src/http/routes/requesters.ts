@@ -7,13 +7,17 @@ import { ROLES } from "../../access/principal.ts";
 import { InstantSchema, identifier, text } from "../../lib/schemas.ts";
 import { KEY_ID_PATTERN } from "../../access/api-key-format.ts";
 import { safeString } from "../../lib/text.ts";
+import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
+
+/** The request body schemas, for the SDK's types (src/client/types.ts, type-only). */
+export type { RequesterCreateSchema, RequesterPatchSchema };
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
 
-const ApiKeyViewSchema = z
+export const ApiKeyViewSchema = z
   .object({
     keyId: z.string(),
     name: z.string().nullable(),
@@ -25,7 +29,7 @@ const ApiKeyViewSchema = z
   })
   .openapi("ApiKey");
 
-const RequesterSchema = z
+export const RequesterSchema = z
   .object({
     id: z.string().openapi({ description: "Internal id (uuid); used in paths" }),
     requesterId: z.string(),
@@ -51,13 +55,13 @@ const KeyParams = IdParams.extend({
 });
 
 const ListQuery = z.strictObject({
-  limit: z.coerce.number({ error: "limit must be a number" }).int().min(1).max(200).default(50),
-  cursor: z.uuid({ error: "cursor must be a nextCursor value returned by this endpoint" }).optional(),
+  limit: limitQuery(200, 50),
+  cursor: cursorQuery,
   requesterId: identifier("requesterId").optional(),
   enabled: z.enum(["true", "false"], { error: "enabled must be true or false" }).optional(),
 });
 
-const ApiKeyCreateSchema = z.strictObject({
+export const ApiKeyCreateSchema = z.strictObject({
   roles: z
     .array(z.enum(ROLES, { error: `roles must be among ${ROLES.map((r) => `"${r}"`).join(", ")}` }), {
       error: "roles must be an array",
@@ -68,7 +72,7 @@ const ApiKeyCreateSchema = z.strictObject({
   expiresAt: InstantSchema.optional().describe("When the key stops working (must be in the future)"),
 });
 
-const ApiKeyCreatedSchema = z
+export const ApiKeyCreatedSchema = z
   .object({
     keyId: z.string(),
     apiKey: z.string().openapi({ description: "The full key: shown this once, store it now" }),
@@ -94,10 +98,7 @@ export function requesterRoutes(access: AccessServices) {
         summary: "List requesters (by creation; cursor pagination)",
         request: { query: ListQuery },
         responses: {
-          200: json(
-            z.object({ items: z.array(RequesterSchema), nextCursor: z.string().nullable() }),
-            "a page of requesters",
-          ),
+          200: json(pageSchema(RequesterSchema, "RequesterPage"), "a page of requesters"),
           ...common,
         },
       }),

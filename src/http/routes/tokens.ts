@@ -18,10 +18,15 @@ import {
 } from "../../tokens/schemas.ts";
 import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
+import { decodeIdCursor, encodeIdCursor } from "../../lib/keyset-cursor.ts";
+import { cursorQuery, pageSchema } from "../paging.ts";
+
+/** The request body schema, for the SDK's types (src/client/types.ts, type-only). */
+export type { StoreTokenBodySchema };
 
 const MAX_USER_AGENT = 512;
 
-const TokenMetadataSchema = z
+export const TokenMetadataSchema = z
   .object({
     integration: z.string(),
     userId: z.string(),
@@ -54,7 +59,7 @@ const TokenMetadataSchema = z
   })
   .openapi("TokenMetadata");
 
-const TokenReadSchema = z
+export const TokenReadSchema = z
   .object({
     integration: z.string(),
     userId: z.string(),
@@ -73,7 +78,7 @@ const TokenReadSchema = z
   })
   .openapi("TokenRead");
 
-const TokenExportSchema = z
+export const TokenExportSchema = z
   .object({
     integration: z.string(),
     userId: z.string(),
@@ -86,6 +91,22 @@ const TokenExportSchema = z
   })
   .openapi("TokenExport");
 
+export const TokensDeletedSchema = z
+  .object({
+    deleted: z.number().int(),
+    integrations: z.array(z.string()),
+    revocations: z.array(
+      z.object({
+        integration: z.string(),
+        outcome: z.enum(["revoked", "failed", "unsupported", "skipped"]),
+        provider: z.string(),
+        tokenTypeHint: z.enum(["refresh_token", "access_token"]).optional(),
+        reason: z.string().optional(),
+      }),
+    ),
+  })
+  .openapi("TokensDeleted");
+
 /** ?purpose= or, failing that, the X-Purpose header. */
 function purposeOf(c: Context, q: { purpose?: string | undefined }): string | undefined {
   // The header was validated by the route's `headers` schema (PurposeHeadersSchema): too long or
@@ -93,7 +114,7 @@ function purposeOf(c: Context, q: { purpose?: string | undefined }): string | un
   return q.purpose || c.req.header("x-purpose")?.trim() || undefined;
 }
 
-const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
+export const StoreResultSchema = z.object({ created: z.boolean(), token: TokenMetadataSchema }).openapi("TokenStored");
 
 const denied = errorResponse(
   "role not allowed, or (reads) denied by policy: details name the access request, deciding policy and reason",
@@ -265,21 +286,7 @@ export function tokenRoutes(vault: TokenVault) {
             description: "deleted",
             content: {
               "application/json": {
-                schema: z
-                  .object({
-                    deleted: z.number().int(),
-                    integrations: z.array(z.string()),
-                    revocations: z.array(
-                      z.object({
-                        integration: z.string(),
-                        outcome: z.enum(["revoked", "failed", "unsupported", "skipped"]),
-                        provider: z.string(),
-                        tokenTypeHint: z.enum(["refresh_token", "access_token"]).optional(),
-                        reason: z.string().optional(),
-                      }),
-                    ),
-                  })
-                  .openapi("TokensDeleted"),
+                schema: TokensDeletedSchema,
               },
             },
           },
@@ -309,15 +316,13 @@ export function tokenRoutes(vault: TokenVault) {
           "List the token records the caller's policies would let it read (metadata only), filtered and paginated; audited",
         description:
           "Each record is judged like a read of it; a page may hold fewer than limit items, so follow nextCursor until it is null.",
-        request: { query: ListTokensQuerySchema, headers: PurposeHeadersSchema },
+        request: { query: ListTokensQuerySchema.extend({ cursor: cursorQuery }), headers: PurposeHeadersSchema },
         responses: {
           200: {
             description: "a page of records; pass nextCursor as cursor for the next one",
             content: {
               "application/json": {
-                schema: z
-                  .object({ items: z.array(TokenMetadataSchema), nextCursor: z.string().nullable() })
-                  .openapi("TokenList"),
+                schema: pageSchema(TokenMetadataSchema, "TokenList"),
               },
             },
           },
@@ -328,9 +333,15 @@ export function tokenRoutes(vault: TokenVault) {
         },
       }),
       async (c) => {
-        const q = c.req.valid("query");
+        const { cursor, ...q } = c.req.valid("query");
         const purpose = purposeOf(c, q);
-        return c.json(await vault.list(c.get("principal"), { ...q, ...(purpose ? { purpose } : {}) }), 200);
+        // The vault pages by row id; on the wire the cursor is opaque like every list's.
+        const page = await vault.list(c.get("principal"), {
+          ...q,
+          ...(cursor !== undefined ? { cursor: decodeIdCursor(cursor) } : {}),
+          ...(purpose ? { purpose } : {}),
+        });
+        return c.json({ ...page, nextCursor: page.nextCursor === null ? null : encodeIdCursor(page.nextCursor) }, 200);
       },
     );
 }

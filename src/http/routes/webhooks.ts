@@ -7,6 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { WEBHOOK_EVENT_TYPES } from "../../webhooks/events.ts";
 import type { WebhookService } from "../../webhooks/service.ts";
 import { createRouter, errorResponse } from "../router.ts";
+import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
 
 const WebhookUrl = z
   .string()
@@ -23,7 +24,7 @@ const WebhookUrl = z
     { error: "url must be an http(s) URL without credentials or fragment" },
   );
 
-const CreateWebhookSchema = z
+export const CreateWebhookSchema = z
   .strictObject({
     url: WebhookUrl,
     events: z
@@ -34,7 +35,7 @@ const CreateWebhookSchema = z
   })
   .openapi("WebhookCreate");
 
-const WebhookSchema = z
+export const WebhookSchema = z
   .object({
     id: z.string(),
     url: z.string(),
@@ -53,7 +54,11 @@ const WebhookSchema = z
   })
   .openapi("Webhook");
 
-const DeliverySchema = z
+export const WebhookCreatedSchema = WebhookSchema.extend({
+  secret: z.string().openapi({ description: "whsec_…; shown once" }),
+}).openapi("WebhookCreated");
+
+export const DeliverySchema = z
   .object({
     id: z.string(),
     eventId: z.string(),
@@ -86,9 +91,7 @@ export function webhookRoutes(webhooks: WebhookService) {
             description: "registered",
             content: {
               "application/json": {
-                schema: WebhookSchema.extend({
-                  secret: z.string().openapi({ description: "whsec_…; shown once" }),
-                }).openapi("WebhookCreated"),
+                schema: WebhookCreatedSchema,
               },
             },
           },
@@ -106,16 +109,16 @@ export function webhookRoutes(webhooks: WebhookService) {
         path: "/v1/webhooks",
         tags: ["webhooks"],
         summary: "List webhook endpoints with their delivery counts (never the secret)",
+        request: { query: z.strictObject({ limit: limitQuery(200, 50), cursor: cursorQuery }) },
         responses: {
           200: {
-            description: "webhooks",
-            content: {
-              "application/json": { schema: z.object({ items: z.array(WebhookSchema) }).openapi("WebhookList") },
-            },
+            description: "a page of webhooks, oldest first",
+            content: { "application/json": { schema: pageSchema(WebhookSchema, "WebhookList") } },
           },
+          400: errorResponse("bad limit or cursor"),
         },
       }),
-      async (c) => c.json({ items: await webhooks.list() }, 200),
+      async (c) => c.json(await webhooks.list(c.req.valid("query")), 200),
     )
     .openapi(
       createRoute({
@@ -127,31 +130,25 @@ export function webhookRoutes(webhooks: WebhookService) {
           params: IdParams,
           query: z.strictObject({
             status: z.enum(["pending", "delivered", "failed"]).optional(),
-            limit: z.coerce.number().int().min(1).max(500).default(100),
+            limit: limitQuery(500, 100),
+            cursor: cursorQuery,
           }),
         },
         responses: {
           200: {
             description: "deliveries",
             content: {
-              "application/json": {
-                schema: z.object({ items: z.array(DeliverySchema) }).openapi("WebhookDeliveryList"),
-              },
+              "application/json": { schema: pageSchema(DeliverySchema, "WebhookDeliveryList") },
             },
           },
           400: errorResponse("bad id or query"),
           404: notFound,
         },
       }),
-      async (c) =>
-        c.json(
-          {
-            items: (await webhooks.deliveries(c.req.valid("param").id, c.req.valid("query"))) as z.infer<
-              typeof DeliverySchema
-            >[],
-          },
-          200,
-        ),
+      async (c) => {
+        const page = await webhooks.deliveries(c.req.valid("param").id, c.req.valid("query"));
+        return c.json(page as { items: z.infer<typeof DeliverySchema>[]; nextCursor: string | null }, 200);
+      },
     )
     .openapi(
       createRoute({
