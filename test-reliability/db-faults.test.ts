@@ -112,6 +112,8 @@ describe.skipIf(!postgresAvailable)("[postgres] database faults under load", () 
     expect(baseline.total).toBeGreaterThan(20);
     expect(svc.proc.exitCode).toBeNull();
     expect([...new Set(stats.wrong)]).toEqual([]);
+    // Fault 1 really bit: the service had connections to terminate.
+    expect(killed).toBeGreaterThan(0);
     expect(killRecovery).toBeGreaterThanOrEqual(0);
     expect(killRecovery).toBeLessThan(RECOVERY_BAR_MS);
     expect(lockRecovery).toBeGreaterThanOrEqual(0);
