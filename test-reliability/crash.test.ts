@@ -12,10 +12,10 @@
  * Size: RELIABILITY_CRASH_TRIALS (default 20), RELIABILITY_CRASH_SEEDED (tokens that rotations
  * re-encrypt, default 400).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { projectRoot } from "../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../test/support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../test/support/databases.ts";
 import { callApi, provision } from "../test/tokens/helpers.ts";
 import {
   anchorFileFor,
@@ -39,7 +39,7 @@ interface Expectation {
   maybe: Set<string>;
 }
 
-describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL during writes and rotation", () => {
+describeOnPostgres("crash consistency: SIGKILL during writes and rotation", () => {
   let db: TestDatabase;
   let svc: ServiceProcess;
   let keys: { writer: string; reader: string; exporter: string };

@@ -5,10 +5,10 @@
  * secret; after each fault the load must be fully correct again within a few seconds without a
  * restart; every released secret must have its durable audit row; the audit chain must verify.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import pg from "pg";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../test/support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../test/support/databases.ts";
 import { prepareLoad, recoveryMs, runLoad, type LoadKeys } from "./load.ts";
 import { envInt, figure, startService, verifyAudit, type ServiceProcess } from "./support.ts";
 
@@ -17,7 +17,7 @@ const LOCK_MS = envInt("RELIABILITY_LOCK_MS", 3_000);
 /** "Within a few seconds": the bar for being fully correct again after a fault ends. */
 const RECOVERY_BAR_MS = 5_000;
 
-describe.skipIf(!postgresAvailable)("[postgres] database faults under load", () => {
+describeOnPostgres("database faults under load", () => {
   let db: TestDatabase;
   let svc: ServiceProcess;
   let admin: pg.Client;

@@ -1,7 +1,7 @@
 /** `bun run audit:verify` as its own process against a PostgreSQL test database: exit 0 when intact, 1 naming the first bad row. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
 import { asSuperuser, sampleEvent, storeMasterKey, testKey, writerFor } from "./helpers.ts";
 import { TEST_KEK } from "../support/app.ts";
 
@@ -28,7 +28,7 @@ async function runVerify(url: string) {
   return { code, stdout, stderr };
 }
 
-describe.skipIf(!postgresAvailable)("[postgres] bun run audit:verify", () => {
+describeOnPostgres("bun run audit:verify", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase("postgres");

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { openDatabase, type Database } from "../../src/db/database.ts";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
-import { createEmptyPostgresDatabase, postgresAvailable } from "../support/databases.ts";
+import { createEmptyPostgresDatabase, testOnPostgres } from "../support/databases.ts";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -87,8 +87,8 @@ test("[pglite] db:seed twice on a fresh embedded database: the second run change
   await twice({ DATA_DIR: dataDir }, () => openDatabase({ kind: "pglite", dataDir: join(dataDir, "pglite") }));
 }, 120_000);
 
-test.skipIf(!postgresAvailable)(
-  "[postgres] db:seed twice on a fresh PostgreSQL database: the second run changes no row",
+testOnPostgres(
+  "db:seed twice on a fresh PostgreSQL database: the second run changes no row",
   async () => {
     const pg = await createEmptyPostgresDatabase();
     try {

@@ -1,9 +1,9 @@
 /** tokens:cleanup: which records count as long expired, dry run vs real run, audit; and the script. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { cleanupExpiredTokens, parseAge } from "../../src/tokens/cleanup.ts";
 import { TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, describeEachDb, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, describeEachDb, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
 import { auditRows, ManualClock, tokenTestApp, type TokenTestApp } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
@@ -58,7 +58,7 @@ describeEachDb("tokens cleanup", (h) => {
   });
 });
 
-describe.skipIf(!postgresAvailable)("[postgres] bun run tokens:cleanup", () => {
+describeOnPostgres("bun run tokens:cleanup", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase("postgres");

@@ -4,10 +4,10 @@
  * every kill, the stored refresh token is at least as new as the newest one whose refresh a client
  * saw succeed, at most one issuance behind the provider, and the next refresh is accepted.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
 import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
 
@@ -28,7 +28,7 @@ async function waitReady(url: string, proc: Proc, ms = 30_000) {
 /** `fake-access-7-…` / `fake-rotated-7-…` → 7; the initial refresh token → 0. */
 const issueNumber = (token: string) => Number(/^fake-(?:access|rotated)-(\d+)-/.exec(token)?.[1] ?? "0");
 
-describe.skipIf(!postgresAvailable)("[postgres] SIGKILL during rotating refreshes", () => {
+describeOnPostgres("SIGKILL during rotating refreshes", () => {
   let db: TestDatabase;
   let fake: FakeOAuth;
   let proc: Proc | undefined;

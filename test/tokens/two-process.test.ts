@@ -2,10 +2,10 @@
  * Exactly one upstream refresh across processes: two real service processes on one PostgreSQL,
  * 100 concurrent reads of an expiring token split between them, a fake provider on loopback.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
 import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
 
@@ -26,7 +26,7 @@ async function waitReady(url: string, proc: Proc, ms = 30_000) {
   throw new Error(`not ready at ${url} within ${ms} ms`);
 }
 
-describe.skipIf(!postgresAvailable)("[postgres] refresh across two service processes", () => {
+describeOnPostgres("refresh across two service processes", () => {
   let db: TestDatabase;
   let fake: FakeOAuth;
   const procs: Proc[] = [];
