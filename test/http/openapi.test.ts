@@ -100,4 +100,6 @@ test("GET /docs serves Swagger UI with local assets", async () => {
   const bundle = await t.app.request("/docs/assets/swagger-ui-bundle.js");
   expect(bundle.status).toBe(200);
   expect((await t.app.request("/docs/assets/..%2Fpackage.json")).status).toBe(404);
+  // Names of Object.prototype are not assets either.
+  expect((await t.app.request("/docs/assets/constructor")).status).toBe(404);
 });
