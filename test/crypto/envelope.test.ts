@@ -298,7 +298,10 @@ describe("slice isolation", () => {
       // Even relabelled to claim slice e, the ciphertext does not open with e's key.
       await expectFails(
         open(
-          reheader(j, (h) => ((h.kid = key.kid), (h.ts = tsOf(E)))),
+          reheader(j, (h) => {
+            h.kid = key.kid;
+            h.ts = tsOf(E);
+          }),
           key,
         ),
       );

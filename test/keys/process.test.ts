@@ -14,7 +14,9 @@ import { createTestDatabase, testOnPostgres } from "../support/databases.ts";
 import { OTHER_KEK, agePastRetireGrace, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 function tempDir() {
   const d = mkdtempSync(join(tmpdir(), "chronokms-keys-"));
   dirs.push(d);
