@@ -17,15 +17,8 @@ import { projectRoot } from "../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
 import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../test/support/databases.ts";
 import { callApi, provision } from "../test/tokens/helpers.ts";
-import {
-  anchorFileFor,
-  envInt,
-  figure,
-  serviceEnv,
-  startService,
-  verifyAudit,
-  type ServiceProcess,
-} from "./support.ts";
+import { envInt, figure, verifyAudit } from "./support.ts";
+import { anchorFileFor, serviceEnv, startService, type ServiceProcess } from "../test/support/processes.ts";
 
 const TRIALS = envInt("RELIABILITY_CRASH_TRIALS", 20);
 const SEEDED = envInt("RELIABILITY_CRASH_SEEDED", 400);

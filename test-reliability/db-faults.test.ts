@@ -10,7 +10,8 @@ import pg from "pg";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
 import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../test/support/databases.ts";
 import { prepareLoad, recoveryMs, runLoad, type LoadKeys } from "./load.ts";
-import { envInt, figure, startService, verifyAudit, type ServiceProcess } from "./support.ts";
+import { envInt, figure, verifyAudit } from "./support.ts";
+import { startService, type ServiceProcess } from "../test/support/processes.ts";
 
 const WORKERS = envInt("RELIABILITY_FAULT_WORKERS", 8);
 const LOCK_MS = envInt("RELIABILITY_LOCK_MS", 3_000);

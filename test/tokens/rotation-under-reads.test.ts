@@ -11,15 +11,15 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Principal } from "../../src/access/principal.ts";
-import { projectRoot } from "../../src/db/migration-files.ts";
 import { runRewrap } from "../../src/keys/rewrap.ts";
 import type { ManagedKeyService } from "../../src/keys/service.ts";
 import type { KeyService } from "../../src/keys/types.ts";
 import { fieldContexts, sealTokens } from "../../src/tokens/record.ts";
 import { TokenRefresher } from "../../src/tokens/refresh.ts";
 import { TokenVault } from "../../src/tokens/vault.ts";
-import { TEST_KEK, startTestApp, type TestApp } from "../support/app.ts";
+import { startTestApp, type TestApp } from "../support/app.ts";
 import { createTestDatabase, describeEachDb, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
+import { runBun } from "../support/processes.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
 import { agePastRetireGrace } from "../keys/helpers.ts";
 
@@ -162,27 +162,8 @@ describeOnPostgres("keys:rotate (separate process) over 10,000 token records und
     await db?.close();
   });
 
-  const script = async (args: string[]) => {
-    const p = Bun.spawn([process.execPath, "scripts/keys-rotate.ts", ...args], {
-      cwd: projectRoot,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        NODE_ENV: "test",
-        LOG_LEVEL: "warn",
-        DATABASE_URL: db.url!,
-        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
-      },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [code, stdout, stderr] = await Promise.all([
-      p.exited,
-      new Response(p.stdout).text(),
-      new Response(p.stderr).text(),
-    ]);
-    return { code, stdout, stderr };
-  };
+  const script = (args: string[]) =>
+    runBun(["scripts/keys-rotate.ts", ...args], { LOG_LEVEL: "warn", DATABASE_URL: db.url! });
 
   test("every record moves to the new version, 0 failed reads; then --retire succeeds and the audit chain verifies", async () => {
     const keys = t.runtime.keys;
