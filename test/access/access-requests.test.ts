@@ -260,7 +260,9 @@ describeEachDb("access requests", (h) => {
       cursor = page.nextCursor;
     } while (cursor);
     expect(seen).toEqual(all.items.map((r) => r.id));
-    expect((await list("granted=true")).items.every((r) => r.granted)).toBe(true);
+    const granted = (await list("granted=true")).items;
+    expect(granted.length).toBeGreaterThan(0); // or the filter check below holds for nothing
+    expect(granted.every((r) => r.granted)).toBe(true);
     expect((await list(`from=${Date.now() + 60_000}`)).items).toEqual([]);
     for (const bad of ["cursor=abc", "granted=maybe", "limit=0", "from=yesterday", "resourceType=file", "nope=1"]) {
       expect((await x.app.request(`/v1/access-requests?${bad}`, bearer(admin))).status).toBe(400);
