@@ -17,6 +17,7 @@ import { projectRoot } from "../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
 import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../test/support/databases.ts";
 import { callApi, provision } from "../test/tokens/helpers.ts";
+import { requestPastHour } from "./load.ts";
 import { envInt, figure, verifyAudit } from "./support.ts";
 import { anchorFileFor, serviceEnv, startService, type ServiceProcess } from "../test/support/processes.ts";
 
@@ -96,14 +97,7 @@ describeOnPostgres("crash consistency: SIGKILL during writes and rotation", () =
               loadErrors.push(`PUT ${key}: ${res.status}`);
             }
           } else {
-            const res = await fetch(`${base}/v1/access-requests`, {
-              method: "POST",
-              headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-              body: JSON.stringify({
-                resource: { type: "timeslice" },
-                timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
-              }),
-            });
+            const res = await requestPastHour(base, keys.reader);
             const body = (await res.json()) as { id?: string };
             if (res.status === 201 && body.id) {
               ackedGrants.push(body.id);

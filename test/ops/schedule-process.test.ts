@@ -12,6 +12,7 @@ import { openDatabase } from "../../src/db/database.ts";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
 import { createTestDatabase, testOnPostgres } from "../support/databases.ts";
+import { childEnv } from "../support/processes.ts";
 import { keyService, seedTokens, verifyTokens } from "../keys/helpers.ts";
 import { RETIRE_GRACE_MS } from "../../src/keys/slice-statements.ts";
 
@@ -33,15 +34,7 @@ function spawnService(env: Record<string, string>): Proc {
   const logFile = join(dir, `${name}.log`);
   const p = Bun.spawn([process.execPath, "test/ops/clocked-server.ts"], {
     cwd: projectRoot,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      NODE_ENV: "test",
-      LOG_LEVEL: "info",
-      PORT: String(port),
-      CHRONOKMS_TEST_CLOCK_FILE: clockFile,
-      ...env,
-    },
+    env: childEnv({ LOG_LEVEL: "info", PORT: String(port), CHRONOKMS_TEST_CLOCK_FILE: clockFile, ...env }),
     stdout: Bun.file(logFile),
     stderr: Bun.file(`${logFile}.err`),
   });

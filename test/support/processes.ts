@@ -61,9 +61,19 @@ export interface ServiceProcess {
 }
 
 let nextPort = 21000 + Math.floor(Math.random() * 20000);
+/**
+ * The next port nothing listens on right now. Other test runs on the machine spawn services too,
+ * so a port is probed before use; startService still retries if it is taken in between.
+ */
 function freshPort(): number {
-  nextPort = nextPort >= 60000 ? 21000 : nextPort + 1;
-  return nextPort;
+  for (let tries = 0; tries < 200; tries++) {
+    nextPort = nextPort >= 60000 ? 21000 : nextPort + 1;
+    try {
+      Bun.serve({ hostname: "127.0.0.1", port: nextPort, fetch: () => new Response() }).stop(true);
+      return nextPort;
+    } catch {}
+  }
+  throw new Error("no free port found");
 }
 
 /** The anchor log service processes of one PostgreSQL test database share (a temp file, not the project's .data). */
@@ -88,17 +98,33 @@ export function serviceEnv(
   });
 }
 
-/** Starts `bun src/index.ts`; resolves once /readyz answers 200 (unless `wait: false`). */
+/**
+ * Starts `bun src/index.ts`; resolves once /readyz answers 200 (unless `wait: false`). A service
+ * that exits because its port was taken meanwhile is started again on another one.
+ */
 export async function startService(
   databaseUrl: string | undefined,
   opts: { env?: Record<string, string>; wait?: boolean; timeoutMs?: number } = {},
 ): Promise<ServiceProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const s = spawnService(databaseUrl, opts.env);
+    if (opts.wait === false) return s;
+    try {
+      await waitReady(s, opts.timeoutMs);
+      return s;
+    } catch (err) {
+      if (attempt >= 3 || s.proc.exitCode === null || !(await s.stderr()).includes("already in use")) throw err;
+    }
+  }
+}
+
+function spawnService(databaseUrl: string | undefined, env: Record<string, string> | undefined): ServiceProcess {
   const port = freshPort();
   // The log goes to a file so it can be read while the process runs (and after a SIGKILL).
   const logFile = join(tmpdir(), `chronokms-reliability-${process.pid}-${port}.log`);
   const proc = Bun.spawn([process.execPath, "src/index.ts"], {
     cwd: projectRoot,
-    env: serviceEnv(databaseUrl, port, opts.env),
+    env: serviceEnv(databaseUrl, port, env),
     stdout: Bun.file(logFile),
     stderr: Bun.file(logFile),
   });
@@ -122,7 +148,6 @@ export async function startService(
       await proc.exited;
     },
   };
-  if (opts.wait !== false) await waitReady(s, opts.timeoutMs);
   return s;
 }
 
