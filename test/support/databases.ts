@@ -15,7 +15,11 @@ export const postgresAdminUrl = process.env.TEST_POSTGRES_URL ?? "postgres://pos
 const requirePostgres = process.env.CHRONOKMS_REQUIRE_POSTGRES === "1";
 
 async function postgresReachable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: postgresAdminUrl, connectionTimeoutMillis: 3000 });
+  // Where PostgreSQL is required, a slow connect on a busy machine must not read as "unreachable".
+  const client = new pg.Client({
+    connectionString: postgresAdminUrl,
+    connectionTimeoutMillis: requirePostgres ? 15_000 : 3000,
+  });
   try {
     await client.connect();
     await client.query("SELECT 1");
