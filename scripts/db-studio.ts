@@ -36,7 +36,10 @@ await runScript(async () => {
     const proxy = createServer((client) => {
       const upstream = connect(socketPath);
       open.add(client).add(upstream);
-      const end = () => (client.destroy(), upstream.destroy());
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
       client.on("error", end).on("close", end);
       upstream.on("error", end).on("close", end);
       client.pipe(upstream).pipe(client);

@@ -12,20 +12,14 @@
  * Size: RELIABILITY_CRASH_TRIALS (default 20), RELIABILITY_CRASH_SEEDED (tokens that rotations
  * re-encrypt, default 400).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { projectRoot } from "../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../test/support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../test/support/databases.ts";
 import { callApi, provision } from "../test/tokens/helpers.ts";
-import {
-  anchorFileFor,
-  envInt,
-  figure,
-  serviceEnv,
-  startService,
-  verifyAudit,
-  type ServiceProcess,
-} from "./support.ts";
+import { requestPastHour } from "./load.ts";
+import { envInt, figure, verifyAudit } from "./support.ts";
+import { anchorFileFor, serviceEnv, startService, type ServiceProcess } from "../test/support/processes.ts";
 
 const TRIALS = envInt("RELIABILITY_CRASH_TRIALS", 20);
 const SEEDED = envInt("RELIABILITY_CRASH_SEEDED", 400);
@@ -39,7 +33,7 @@ interface Expectation {
   maybe: Set<string>;
 }
 
-describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL during writes and rotation", () => {
+describeOnPostgres("crash consistency: SIGKILL during writes and rotation", () => {
   let db: TestDatabase;
   let svc: ServiceProcess;
   let keys: { writer: string; reader: string; exporter: string };
@@ -103,14 +97,7 @@ describe.skipIf(!postgresAvailable)("[postgres] crash consistency: SIGKILL durin
               loadErrors.push(`PUT ${key}: ${res.status}`);
             }
           } else {
-            const res = await fetch(`${base}/v1/access-requests`, {
-              method: "POST",
-              headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-              body: JSON.stringify({
-                resource: { type: "timeslice" },
-                timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
-              }),
-            });
+            const res = await requestPastHour(base, keys.reader);
             const body = (await res.json()) as { id?: string };
             if (res.status === 201 && body.id) {
               ackedGrants.push(body.id);

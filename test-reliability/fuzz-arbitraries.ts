@@ -91,6 +91,7 @@ export const nastyStrings = [
   "a".repeat(129),
   "x".repeat(5000),
   "'; DROP TABLE requesters; --",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a Log4Shell-style payload, literal on purpose
   "${jndi:ldap://x}",
   "<script>",
   "__proto__",
@@ -245,7 +246,7 @@ function paths(
   out: Array<Array<string | number>> = [],
 ): Array<Array<string | number>> {
   out.push(prefix);
-  if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...prefix, i], out));
+  if (Array.isArray(v)) for (const [i, x] of v.entries()) paths(x, [...prefix, i], out);
   else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) paths(x, [...prefix, k], out);
   return out;
 }

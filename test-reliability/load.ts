@@ -32,6 +32,24 @@ export async function prepareLoad(base: string, adminKey: string, suffix = ""): 
   return keys;
 }
 
+/** POST /v1/access-requests for the hour that ended an hour ago (its slice keys exist in every run). */
+export function requestPastHour(
+  base: string,
+  apiKey: string,
+  opts: { purpose?: string; signal?: AbortSignal } = {},
+): Promise<Response> {
+  return fetch(`${base}/v1/access-requests`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      resource: { type: "timeslice" },
+      timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
+      ...(opts.purpose ? { purpose: opts.purpose } : {}),
+    }),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+}
+
 export interface LoadStats {
   total: number;
   correct: number;
@@ -122,16 +140,7 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
             record(false, !why, `token read: ${why}`);
           }
         } else if (roll < 0.65) {
-          const res = await fetch(`${base}/v1/access-requests`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${keys.reader}`, "content-type": "application/json" },
-            body: JSON.stringify({
-              resource: { type: "timeslice" },
-              timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
-              purpose: "load",
-            }),
-            signal,
-          });
+          const res = await requestPastHour(base, keys.reader, { purpose: "load", signal });
           const text = await res.text();
           if (res.status === 201) {
             stats.grants++;
@@ -143,15 +152,7 @@ export function runLoad(urls: string[], keys: LoadKeys, opts: { workers: number;
             record(false, !why, `grant: ${why}: ${text.slice(0, 120)}`);
           }
         } else if (roll < 0.8) {
-          const res = await fetch(`${base}/v1/access-requests`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${keys.stranger}`, "content-type": "application/json" },
-            body: JSON.stringify({
-              resource: { type: "timeslice" },
-              timeRange: { start: Date.now() - 7_200_000, end: Date.now() - 3_600_000 },
-            }),
-            signal,
-          });
+          const res = await requestPastHour(base, keys.stranger, { signal });
           const text = await res.text();
           if (res.status === 403) {
             const b = JSON.parse(text) as { granted?: boolean; error?: { code?: string }; keys?: unknown };

@@ -6,22 +6,23 @@
  * refuses the key it had cached), and 60 concurrent reads of an expiring token split across the two
  * make exactly one upstream refresh.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { migrationsDir } from "../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY } from "../test/support/app.ts";
-import { createEmptyPostgresDatabase, postgresAvailable } from "../test/support/databases.ts";
-import { startFakeOAuth, type FakeOAuth } from "../test/support/fake-oauth.ts";
+import { createEmptyPostgresDatabase, describeOnPostgres } from "../test/support/databases.ts";
+import { fakeGoogleEnv, startFakeOAuth, type FakeOAuth } from "../test/support/fake-oauth.ts";
 import { callApi } from "../test/tokens/helpers.ts";
 import { prepareLoad, runLoad } from "./load.ts";
-import { envInt, figure, percentile, startService, verifyAudit, waitReady, type ServiceProcess } from "./support.ts";
+import { envInt, figure, percentile, verifyAudit } from "./support.ts";
+import { startService, waitReady, type ServiceProcess } from "../test/support/processes.ts";
 import { openDatabase, type Database } from "../src/db/database.ts";
 
 const PROBES = envInt("RELIABILITY_POLICY_PROBES", 5);
 const READS = 60;
 
-describe.skipIf(!postgresAvailable)("[postgres] two service processes on one database", () => {
+describeOnPostgres("two service processes on one database", () => {
   let pgdb: { url: string; drop(): Promise<void> };
   let fake: FakeOAuth;
   let a: ServiceProcess;
@@ -32,9 +33,7 @@ describe.skipIf(!postgresAvailable)("[postgres] two service processes on one dat
     pgdb = await createEmptyPostgresDatabase();
     fake = startFakeOAuth({ behaviour: { kind: "ok", delayMs: 300 } });
     const env = {
-      GOOGLE_CLIENT_ID: fake.clientId,
-      GOOGLE_CLIENT_SECRET: fake.clientSecret,
-      GOOGLE_TOKEN_URL: fake.url,
+      ...fakeGoogleEnv(fake),
       REFRESH_TIMEOUT_MS: "5000",
     };
     // Same moment, fresh database: both race to migrate, create the master key and bootstrap the admin.

@@ -9,7 +9,7 @@ import { main as sensorDemo } from "../examples/sensor.ts";
 import { main as oauthDemo } from "../examples/gmail-oauth.ts";
 import { describeEachDb } from "./support/databases.ts";
 import { startTestApp, TEST_ADMIN_KEY, type TestApp } from "./support/app.ts";
-import { startFakeOAuth, type FakeOAuth } from "./support/fake-oauth.ts";
+import { fakeGoogleEnv, startFakeOAuth, type FakeOAuth } from "./support/fake-oauth.ts";
 import { provision } from "./tokens/helpers.ts";
 
 describeEachDb("examples", (h) => {
@@ -24,7 +24,7 @@ describeEachDb("examples", (h) => {
     fake = startFakeOAuth({ codeExpiresIn: 60 });
     t = await startTestApp(h.db, {
       listen: true,
-      env: { GOOGLE_CLIENT_ID: fake.clientId, GOOGLE_CLIENT_SECRET: fake.clientSecret, GOOGLE_TOKEN_URL: fake.url },
+      env: fakeGoogleEnv(fake),
     });
     keys = await provision(t.url, TEST_ADMIN_KEY);
   }, 60_000);

@@ -260,7 +260,9 @@ describeEachDb("access requests", (h) => {
       cursor = page.nextCursor;
     } while (cursor);
     expect(seen).toEqual(all.items.map((r) => r.id));
-    expect((await list("granted=true")).items.every((r) => r.granted)).toBe(true);
+    const granted = (await list("granted=true")).items;
+    expect(granted.length).toBeGreaterThan(0); // or the filter check below holds for nothing
+    expect(granted.every((r) => r.granted)).toBe(true);
     expect((await list(`from=${Date.now() + 60_000}`)).items).toEqual([]);
     // A list window is half-open [from, to): a row made at exactly `to` is out, at exactly `from` in.
     const newest = all.items[0]!;

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb, describePostgres } from "../support/databases.ts";
 import { accessHarness, type AccessHarness } from "./support.ts";
-import { ApiKeyService } from "../../src/access/api-keys.ts";
+import { ApiKeyService, AuthFailure } from "../../src/access/api-keys.ts";
 import { openDatabase, type Database } from "../../src/db/database.ts";
 import { createLogger } from "../../src/log.ts";
 
@@ -100,7 +100,7 @@ describePostgres("API-key and requester changes across processes (NOTIFY)", (h) 
           if (performance.now() - t0 > 1000) throw new Error("still cached in the other process after 1 s");
           await Bun.sleep(5);
         }
-        await expect(b.access.apiKeys.verify(apiKey)).rejects.toBeDefined();
+        await expect(b.access.apiKeys.verify(apiKey)).rejects.toBeInstanceOf(AuthFailure);
         return performance.now() - t0;
       };
       const lags: number[] = [];

@@ -4,9 +4,9 @@
  * leave no partial rows (neither audit rows nor the attached access_requests row), and the writer
  * recovers by itself. (The PGlite counterpart, a batch the database refuses, is in writer.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import pg from "pg";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
 import { ServiceUnavailableError } from "../../src/errors.ts";
 import { verifyAuditLog } from "../../src/audit/verify.ts";
 import type { AuditWrite } from "../../src/audit/types.ts";
@@ -31,7 +31,7 @@ function decision(tag: string): AuditWrite {
   };
 }
 
-describe.skipIf(!postgresAvailable)("[postgres] audit writes fail closed", () => {
+describeOnPostgres("audit writes fail closed", () => {
   let db: TestDatabase;
   let key: TestKey;
   let admin: pg.Client;

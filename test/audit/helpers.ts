@@ -76,7 +76,12 @@ export const quietLog = createLogger((process.env.TEST_LOG_LEVEL as never) ?? "s
 /** A clock tests can move; starts at a fixed instant. */
 export function testClock(start = Date.UTC(2026, 10, 23, 12, 0, 0)): Clock & { advance(ms: number): void } {
   let t = start;
-  return { now: () => t, advance: (ms) => void (t += ms) };
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms;
+    },
+  };
 }
 
 export function writerFor(

@@ -21,6 +21,22 @@ interface Item {
   success: boolean;
 }
 
+interface Page {
+  items: Item[];
+  nextCursor: string | null;
+}
+
+interface Stats {
+  total: number;
+  byEventType: { ACCESS_GRANTED: number; ACCESS_DENIED: number; AUDIT_CHECKPOINT: number };
+  bySuccess: { success: number; failure: number };
+  chains: number;
+}
+
+interface ErrorBody {
+  error: { code: string; message: string; requestId: string };
+}
+
 describeEachDb("audit HTTP routes", (h) => {
   let app: App;
   const clock = testClock(Date.UTC(2026, 0, 1));
@@ -67,9 +83,9 @@ describeEachDb("audit HTTP routes", (h) => {
     app = createApp({ config, db: h.db, log: quietLog, audit, keys, access, tokens });
   });
 
-  const get = async (path: string) => {
+  const get = async <B = Page>(path: string) => {
     const res = await app.request(path, asAdmin());
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: res.status, body: (await res.json()) as B };
   };
 
   test("list: cursor pages cover every row exactly once, newest first", async () => {
@@ -78,7 +94,7 @@ describeEachDb("audit HTTP routes", (h) => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const { status, body } = await get(
+      const { status, body }: { status: number; body: Page } = await get(
         `/v1/audit-logs?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
       );
       expect(status).toBe(200);
@@ -121,7 +137,7 @@ describeEachDb("audit HTTP routes", (h) => {
   });
 
   test("stats: counts by event type and outcome, total, chains; with a window", async () => {
-    const { status, body } = await get("/v1/audit-logs/stats");
+    const { status, body } = await get<Stats>("/v1/audit-logs/stats");
     expect(status).toBe(200);
     const cps = await h.db.prisma.auditLog.count({ where: { eventType: "AUDIT_CHECKPOINT" } });
     expect(body).toEqual({
@@ -130,7 +146,7 @@ describeEachDb("audit HTTP routes", (h) => {
       bySuccess: { success: 40 + cps, failure: 20 },
       chains: 1,
     });
-    const windowed = await get(`/v1/audit-logs/stats?from=${t0 + 5000}&to=${t0 + 10_000}`);
+    const windowed = await get<Stats>(`/v1/audit-logs/stats?from=${t0 + 5000}&to=${t0 + 10_000}`);
     expect(windowed.body.byEventType.ACCESS_GRANTED + windowed.body.byEventType.ACCESS_DENIED).toBe(10);
   });
 
@@ -166,7 +182,7 @@ describeEachDb("audit HTTP routes", (h) => {
       "unknown=1",
     ];
     for (const q of bad) {
-      const { status, body } = await get(`/v1/audit-logs?${q}`);
+      const { status, body } = await get<ErrorBody>(`/v1/audit-logs?${q}`);
       expect({ q, status }).toEqual({ q, status: 400 });
       expect(body.error.code).toBe("VALIDATION_FAILED");
       expect(typeof body.error.message).toBe("string");

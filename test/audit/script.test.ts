@@ -1,34 +1,14 @@
 /** `bun run audit:verify` as its own process against a PostgreSQL test database: exit 0 when intact, 1 naming the first bad row. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
+import { runBun } from "../support/processes.ts";
 import { asSuperuser, sampleEvent, storeMasterKey, testKey, writerFor } from "./helpers.ts";
-import { TEST_KEK } from "../support/app.ts";
 
-const root = resolve(import.meta.dir, "../..");
-
-async function runVerify(url: string) {
-  const proc = Bun.spawn([process.execPath, "run", "audit:verify"], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: url,
-      LOG_LEVEL: "silent",
-      MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
-      AUDIT_ANCHOR_FILE: "off",
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [code, stdout, stderr] = await Promise.all([
-    proc.exited,
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-  ]);
-  return { code, stdout, stderr };
+function runVerify(url: string) {
+  return runBun(["run", "audit:verify"], { DATABASE_URL: url, LOG_LEVEL: "silent", AUDIT_ANCHOR_FILE: "off" });
 }
 
-describe.skipIf(!postgresAvailable)("[postgres] bun run audit:verify", () => {
+describeOnPostgres("bun run audit:verify", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase("postgres");

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { diffHistoryToSchema, applyMigrations } from "../../src/db/migrate.ts";
 import { readMigrationList, migrationsDir, projectRoot } from "../../src/db/migration-files.ts";
-import { describeEachDb, postgresAvailable, createEmptyPostgresDatabase } from "../support/databases.ts";
+import { describeEachDb, createEmptyPostgresDatabase, testOnPostgres } from "../support/databases.ts";
 import pg from "pg";
 
 test("the migration history and schema.prisma agree (engine diff is empty)", async () => {
@@ -42,8 +42,8 @@ describeEachDb("migrations", (h) => {
   });
 });
 
-test.skipIf(!postgresAvailable)(
-  "[postgres] two processes migrating one fresh database apply each migration exactly once",
+testOnPostgres(
+  "two processes migrating one fresh database apply each migration exactly once",
   async () => {
     const target = await createEmptyPostgresDatabase();
     try {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import pg from "pg";
 import { isDatabaseUnavailable } from "../../src/db/unavailable.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
 import { tokenTestApp, type TokenTestApp } from "../tokens/helpers.ts";
 
 describe("isDatabaseUnavailable", () => {
@@ -35,7 +35,7 @@ describe("isDatabaseUnavailable", () => {
   });
 });
 
-describe.skipIf(!postgresAvailable)("[postgres] a query whose connection is terminated", () => {
+describeOnPostgres("a query whose connection is terminated", () => {
   let db: TestDatabase;
   let t: TokenTestApp;
   let admin: pg.Client;

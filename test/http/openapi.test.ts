@@ -2,18 +2,24 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
-import { startTestApp, type TestApp } from "../support/app.ts";
+import { asAdmin, startTestApp, type TestApp } from "../support/app.ts";
+import { ROLES } from "../../src/access/principal.ts";
 
 let db: TestDatabase;
 let t: TestApp;
 beforeAll(async () => {
   db = await createTestDatabase("pglite");
-  t = await startTestApp(db);
+  // Every documented operation is called once without a key: keep the failure limiter out of the way.
+  t = await startTestApp(db, { env: { AUTH_FAILURES_PER_MINUTE: "100000" } });
 }, 60_000);
 afterAll(async () => {
   await t.close();
   await db.close();
 });
+
+const json = (method: string, body: unknown): RequestInit =>
+  asAdmin({ method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const authAs = (key: string): RequestInit => ({ headers: { authorization: `Bearer ${key}` } });
 
 async function document() {
   const res = await t.app.request("/openapi.json");
@@ -47,21 +53,42 @@ test("every route the app serves is described by the document", async () => {
   expect([...undocumented]).toEqual([]);
 });
 
-test("authenticated operations carry the bearer scheme and document 401/403", async () => {
+test("the documented security matches what the app enforces: 401 without a key, 403 for a role it lacks", async () => {
+  // Asserting the document alone would check only what the builder adds to every operation; ask
+  // the running app instead, once per documented operation, with no key and with one key per role.
+  const keys: Record<string, string> = {};
+  for (const role of ROLES) {
+    const r = await t.app.request("/v1/requesters", json("POST", { requesterId: `openapi-${role}`, name: role }));
+    expect(r.status).toBe(201);
+    const { id } = (await r.json()) as { id: string };
+    const k = await t.app.request(`/v1/requesters/${id}/api-keys`, json("POST", { roles: [role] }));
+    expect(k.status).toBe(201);
+    keys[role] = ((await k.json()) as { apiKey: string }).apiKey;
+  }
   const doc = await document();
+  const mismatches: string[] = [];
+  let secured = 0;
   for (const [path, item] of Object.entries(doc.paths)) {
-    // Public /v1 routes (signed slice keys, key endorsements) declare no security instead.
-    if (!path.startsWith("/v1/") || path.startsWith("/v1/time-slices/")) continue;
-    if (path === "/v1/keys/endorsements") {
-      expect((item as { get: { security?: unknown } }).get.security).toEqual([]);
-      continue;
-    }
-    for (const op of Object.values(item) as { security?: unknown; responses: Record<string, unknown> }[]) {
+    const concrete = path.replace(/\{[^}]+\}/g, "x");
+    for (const [method, op] of Object.entries(item) as [string, { security?: unknown; responses: object }][]) {
+      const documented = Array.isArray(op.security) && op.security.length > 0;
+      const anonymous = await t.app.request(concrete, { method: method.toUpperCase() });
+      if (documented !== (anonymous.status === 401))
+        mismatches.push(`${method} ${path}: documented ${documented ? "secured" : "public"}, got ${anonymous.status}`);
+      if (!documented) continue;
+      secured++;
       expect(op.security).toEqual([{ apiKey: [] }]);
-      expect(op.responses["401"]).toBeDefined();
-      expect(op.responses["403"]).toBeDefined();
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
+      let forbidden = false;
+      for (const role of ROLES) {
+        const res = await t.app.request(concrete, { method: method.toUpperCase(), ...authAs(keys[role]!) });
+        if (res.status === 403) forbidden = true;
+      }
+      if (!forbidden) mismatches.push(`${method} ${path}: documents 403 but every role got past the role check`);
     }
   }
+  expect(secured).toBeGreaterThan(30);
+  expect(mismatches).toEqual([]);
 });
 
 test("GET /docs serves Swagger UI with local assets", async () => {
@@ -73,4 +100,6 @@ test("GET /docs serves Swagger UI with local assets", async () => {
   const bundle = await t.app.request("/docs/assets/swagger-ui-bundle.js");
   expect(bundle.status).toBe(200);
   expect((await t.app.request("/docs/assets/..%2Fpackage.json")).status).toBe(404);
+  // Names of Object.prototype are not assets either.
+  expect((await t.app.request("/docs/assets/constructor")).status).toBe(404);
 });

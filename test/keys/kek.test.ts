@@ -11,7 +11,9 @@ import { devKekPath, resolveKek, resolvePreviousKek } from "../../src/keys/kek.t
 import { TEST_KEK } from "../support/app.ts";
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 function tempDir() {
   const d = mkdtempSync(join(tmpdir(), "chronokms-kek-"));
   dirs.push(d);

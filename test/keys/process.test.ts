@@ -10,11 +10,13 @@ import { openDatabase, type Database } from "../../src/db/database.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, postgresAvailable } from "../support/databases.ts";
+import { createTestDatabase, testOnPostgres } from "../support/databases.ts";
 import { OTHER_KEK, agePastRetireGrace, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 function tempDir() {
   const d = mkdtempSync(join(tmpdir(), "chronokms-keys-"));
   dirs.push(d);
@@ -153,8 +155,8 @@ async function killTrials(opts: {
   await db.close();
 }
 
-test.skipIf(!postgresAvailable)(
-  "[postgres] keys:rotate killed with SIGKILL at random points (10 trials), then rerun: every record decrypts and names the new version; --retire only after",
+testOnPostgres(
+  "keys:rotate killed with SIGKILL at random points (10 trials), then rerun: every record decrypts and names the new version; --retire only after",
   async () => {
     const tdb = await createTestDatabase("postgres");
     await tdb.prisma.$disconnect();
@@ -188,8 +190,8 @@ test("[pglite] keys:rotate killed with SIGKILL at random points (on-disk databas
   });
 }, 120_000);
 
-test.skipIf(!postgresAvailable)(
-  "[postgres] keys:rotate skips a record it cannot decrypt (listed, audited, exit 1) instead of stalling; --retire names the record that blocks it",
+testOnPostgres(
+  "keys:rotate skips a record it cannot decrypt (listed, audited, exit 1) instead of stalling; --retire names the record that blocks it",
   async () => {
     const tdb = await createTestDatabase("postgres");
     const env = { DATABASE_URL: tdb.url!, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK, DATA_DIR: tempDir() };

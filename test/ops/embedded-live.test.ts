@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
+import { runBun } from "../support/processes.ts";
 import { OTHER_KEK } from "../keys/helpers.ts";
 
 const chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
@@ -33,20 +34,7 @@ const env = {
   BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY,
 };
 
-async function run(args: string[], extra: Record<string, string> = {}) {
-  const p = Bun.spawn([process.execPath, ...args], {
-    cwd: projectRoot,
-    env: { ...env, ...extra },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [code, stdout, stderr] = await Promise.all([
-    p.exited,
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-  ]);
-  return { code, stdout, stderr };
-}
+const run = (args: string[], extra: Record<string, string> = {}) => runBun(args, { ...env, ...extra });
 
 const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
 

@@ -4,14 +4,15 @@
  * processes, re-encrypts every record, retires the old version after the delay, and when the
  * rotating process is SIGKILLed mid-way the other one finishes the re-encryption.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../../src/db/database.ts";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, postgresAvailable } from "../support/databases.ts";
+import { createTestDatabase, testOnPostgres } from "../support/databases.ts";
+import { childEnv } from "../support/processes.ts";
 import { keyService, seedTokens, verifyTokens } from "../keys/helpers.ts";
 import { RETIRE_GRACE_MS } from "../../src/keys/slice-statements.ts";
 
@@ -33,15 +34,7 @@ function spawnService(env: Record<string, string>): Proc {
   const logFile = join(dir, `${name}.log`);
   const p = Bun.spawn([process.execPath, "test/ops/clocked-server.ts"], {
     cwd: projectRoot,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      NODE_ENV: "test",
-      LOG_LEVEL: "info",
-      PORT: String(port),
-      CHRONOKMS_TEST_CLOCK_FILE: clockFile,
-      ...env,
-    },
+    env: childEnv({ LOG_LEVEL: "info", PORT: String(port), CHRONOKMS_TEST_CLOCK_FILE: clockFile, ...env }),
     stdout: Bun.file(logFile),
     stderr: Bun.file(`${logFile}.err`),
   });
@@ -82,8 +75,8 @@ async function ready(s: Proc) {
 
 const setClock = (offsetMs: number) => writeFileSync(clockFile, String(offsetMs));
 
-test.skipIf(!postgresAvailable)(
-  "[postgres] a 60 s schedule with two processes: one rotation per period, every record re-encrypted, a SIGKILLed rotator finished by the other, the old version retired after the delay",
+testOnPostgres(
+  "a 60 s schedule with two processes: one rotation per period, every record re-encrypted, a SIGKILLed rotator finished by the other, the old version retired after the delay",
   async () => {
     setClock(0);
     const tdb = await createTestDatabase("postgres");

@@ -8,31 +8,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase, type Database } from "../../src/db/database.ts";
-import { projectRoot } from "../../src/db/migration-files.ts";
-import { TEST_KEK } from "../support/app.ts";
-import { createEmptyPostgresDatabase, postgresAvailable } from "../support/databases.ts";
+import { createEmptyPostgresDatabase, testOnPostgres } from "../support/databases.ts";
+import { runBun } from "../support/processes.ts";
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 async function seed(env: Record<string, string>) {
-  const p = Bun.spawn([process.execPath, "run", "db:seed"], {
-    cwd: projectRoot,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      NODE_ENV: "test",
-      MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
-      ...env,
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [code, stdout, stderr] = await Promise.all([
-    p.exited,
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-  ]);
+  const { code, stdout, stderr } = await runBun(["run", "db:seed"], env);
   if (code !== 0) throw new Error(`db:seed exited ${code}: ${stderr}`);
   return stdout;
 }
@@ -87,8 +72,8 @@ test("[pglite] db:seed twice on a fresh embedded database: the second run change
   await twice({ DATA_DIR: dataDir }, () => openDatabase({ kind: "pglite", dataDir: join(dataDir, "pglite") }));
 }, 120_000);
 
-test.skipIf(!postgresAvailable)(
-  "[postgres] db:seed twice on a fresh PostgreSQL database: the second run changes no row",
+testOnPostgres(
+  "db:seed twice on a fresh PostgreSQL database: the second run changes no row",
   async () => {
     const pg = await createEmptyPostgresDatabase();
     try {

@@ -3,7 +3,7 @@
  * reachable; each suite gets its own uniquely named database, dropped afterwards). CI sets
  * CHRONOKMS_REQUIRE_POSTGRES=1 so an unreachable server fails the run instead of skipping a leg.
  */
-import { afterAll, beforeAll, describe } from "bun:test";
+import { afterAll, beforeAll, describe, test } from "bun:test";
 import pg from "pg";
 import { PGlite } from "@electric-sql/pglite";
 import { openDatabase, wrapPglite, type Database } from "../../src/db/database.ts";
@@ -15,7 +15,11 @@ export const postgresAdminUrl = process.env.TEST_POSTGRES_URL ?? "postgres://pos
 const requirePostgres = process.env.CHRONOKMS_REQUIRE_POSTGRES === "1";
 
 async function postgresReachable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: postgresAdminUrl, connectionTimeoutMillis: 3000 });
+  // Where PostgreSQL is required, a slow connect on a busy machine must not read as "unreachable".
+  const client = new pg.Client({
+    connectionString: postgresAdminUrl,
+    connectionTimeoutMillis: requirePostgres ? 15_000 : 3000,
+  });
   try {
     await client.connect();
     await client.query("SELECT 1");
@@ -117,12 +121,32 @@ export function describeEachDb(title: string, body: (h: DbHandle) => void) {
   }
 }
 
+/*
+ * The one place that decides whether a PostgreSQL-only test runs: skipped when the server is not
+ * reachable, an error at load time instead when CHRONOKMS_REQUIRE_POSTGRES=1 (CI). Every such test
+ * goes through describePostgres, describeOnPostgres or testOnPostgres, never its own skipIf.
+ */
+const skipWithoutPostgres = !postgresAvailable;
+
+/**
+ * `describe` titled `[postgres] …` for a suite that opens its own PostgreSQL databases or
+ * processes (createTestDatabase("postgres"), createEmptyPostgresDatabase()).
+ */
+export function describeOnPostgres(title: string, body: () => void) {
+  describe.skipIf(skipWithoutPostgres)(`[postgres] ${title}`, body);
+}
+
+/** One `test` titled `[postgres] …` that opens its own PostgreSQL database; see describeOnPostgres. */
+export function testOnPostgres(title: string, fn: () => Promise<void>, timeoutMs?: number) {
+  test.skipIf(skipWithoutPostgres)(`[postgres] ${title}`, fn, timeoutMs);
+}
+
 /**
  * `describe` for what only PostgreSQL can show (a second connection that locks or kills), titled
  * `[postgres] …`; the same handle as describeEachDb. CI requires PostgreSQL, so it never skips there.
  */
 export function describePostgres(title: string, body: (h: DbHandle) => void) {
-  describe.skipIf(!postgresAvailable)(`[postgres] ${title}`, () => {
+  describeOnPostgres(title, () => {
     const handle = { kind: "postgres" } as DbHandle;
     beforeAll(async () => {
       handle.db = await createTestDatabase("postgres");

@@ -65,6 +65,11 @@ export interface FakeOAuth {
   stop(): Promise<void>;
 }
 
+/** The service environment that points its Google provider at this fake (client and token endpoint). */
+export function fakeGoogleEnv(fake: FakeOAuth): Record<string, string> {
+  return { GOOGLE_CLIENT_ID: fake.clientId, GOOGLE_CLIENT_SECRET: fake.clientSecret, GOOGLE_TOKEN_URL: fake.url };
+}
+
 export function startFakeOAuth(
   opts: { clientId?: string; clientSecret?: string; behaviour?: FakeBehaviour; codeExpiresIn?: number } = {},
 ): FakeOAuth {
@@ -194,7 +199,9 @@ export function startFakeOAuth(
   });
   async function api(req: Request, url: URL): Promise<Response> {
     const headers: Record<string, string> = {};
-    req.headers.forEach((v, k) => (headers[k] = v));
+    req.headers.forEach((v, k) => {
+      headers[k] = v;
+    });
     const body = await req.text();
     const authorization = req.headers.get("authorization");
     state.apiCalls.push({ method: req.method, path: url.pathname, search: url.search, authorization, headers, body });

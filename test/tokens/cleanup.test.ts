@@ -1,9 +1,8 @@
 /** tokens:cleanup: which records count as long expired, dry run vs real run, audit; and the script. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { projectRoot } from "../../src/db/migration-files.ts";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { cleanupExpiredTokens, parseAge } from "../../src/tokens/cleanup.ts";
-import { TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, describeEachDb, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { createTestDatabase, describeEachDb, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
+import { runBun } from "../support/processes.ts";
 import { auditRows, ManualClock, tokenTestApp, type TokenTestApp } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
@@ -58,7 +57,7 @@ describeEachDb("tokens cleanup", (h) => {
   });
 });
 
-describe.skipIf(!postgresAvailable)("[postgres] bun run tokens:cleanup", () => {
+describeOnPostgres("bun run tokens:cleanup", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase("postgres");
@@ -66,25 +65,8 @@ describe.skipIf(!postgresAvailable)("[postgres] bun run tokens:cleanup", () => {
   afterAll(() => db?.close());
 
   const run = async (...args: string[]) => {
-    const proc = Bun.spawn([process.execPath, "scripts/tokens-cleanup.ts", ...args], {
-      cwd: projectRoot,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        NODE_ENV: "test",
-        LOG_LEVEL: "warn",
-        DATABASE_URL: db.url!,
-        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
-      },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [code, out, err] = await Promise.all([
-      proc.exited,
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
-    return { code, out: out.trim(), err: err.trim() };
+    const r = await runBun(["scripts/tokens-cleanup.ts", ...args], { LOG_LEVEL: "warn", DATABASE_URL: db.url! });
+    return { code: r.code, out: r.stdout.trim(), err: r.stderr.trim() };
   };
 
   test("--dry-run prints the count, the real run removes and audits, bad flags are one clear line", async () => {

@@ -6,10 +6,11 @@
  * rotating refresh tokens stored, a response without one keeps the old; 200 concurrent reads
  * during an outage make one upstream attempt per window.
  */
-import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
+import { beforeEach, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
-import { ManualClock, tokenTestApp, type TokenTestApp } from "./helpers.ts";
+import type { FakeOAuth } from "../support/fake-oauth.ts";
+import { fakeProviderApp } from "../support/provider-app.ts";
+import { ManualClock, type TokenTestApp } from "./helpers.ts";
 import { refreshBackoffMs } from "../../src/tokens/refresh.ts";
 
 const T0 = Date.UTC(2026, 2, 9, 10, 0, 0);
@@ -20,23 +21,20 @@ describeEachDb("token refresh state machine", (h) => {
   let a: TokenTestApp;
   let fake: FakeOAuth;
   const clock = new ManualClock(T0);
-  beforeAll(async () => {
-    fake = startFakeOAuth();
-    a = await tokenTestApp(h.db, {
+  fakeProviderApp(
+    h,
+    {
       clock,
-      env: {
-        GOOGLE_CLIENT_ID: fake.clientId,
-        GOOGLE_CLIENT_SECRET: fake.clientSecret,
-        GOOGLE_TOKEN_URL: fake.url,
+      env: () => ({
         REFRESH_BACKOFF_BASE_MS: String(BASE),
         REFRESH_BACKOFF_MAX_MS: String(8 * BASE),
-      },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await a?.close();
-    await fake?.stop();
-  });
+      }),
+    },
+    (app, f) => {
+      a = app;
+      fake = f;
+    },
+  );
   beforeEach(() => {
     fake.calls.length = 0;
     fake.behaviour = { kind: "ok" };

@@ -3,10 +3,11 @@
  * invalid_grant, 500, a hang past the timeout, no provider / no refresh token, 100 concurrent
  * reads → one upstream call, and a store racing a refresh.
  */
-import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
+import { beforeEach, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
-import { auditRows, ManualClock, toJson, tokenTestApp, type TokenTestApp } from "./helpers.ts";
+import type { FakeOAuth } from "../support/fake-oauth.ts";
+import { fakeProviderApp } from "../support/provider-app.ts";
+import { auditRows, ManualClock, toJson, type TokenTestApp } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 2, 9, 10, 0, 0);
 const MIN = 60_000;
@@ -15,22 +16,19 @@ describeEachDb("token refresh", (h) => {
   let a: TokenTestApp;
   let fake: FakeOAuth;
   const clock = new ManualClock(T0);
-  beforeAll(async () => {
-    fake = startFakeOAuth();
-    a = await tokenTestApp(h.db, {
+  fakeProviderApp(
+    h,
+    {
       clock,
-      env: {
-        GOOGLE_CLIENT_ID: fake.clientId,
-        GOOGLE_CLIENT_SECRET: fake.clientSecret,
-        GOOGLE_TOKEN_URL: fake.url,
+      env: () => ({
         REFRESH_TIMEOUT_MS: "400",
-      },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await a?.close();
-    await fake?.stop();
-  });
+      }),
+    },
+    (app, f) => {
+      a = app;
+      fake = f;
+    },
+  );
   beforeEach(() => {
     fake.calls.length = 0;
     fake.behaviour = { kind: "ok" };

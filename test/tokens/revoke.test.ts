@@ -4,30 +4,28 @@
  * still deletes unless ?revoke=required; providers without an endpoint just delete; clear-for-user
  * revokes each record; the outcome is in the TOKEN_DELETED row and no token value is.
  */
-import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
+import { beforeEach, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
-import { auditRows, toJson, tokenTestApp, type TokenTestApp } from "./helpers.ts";
+import type { FakeOAuth } from "../support/fake-oauth.ts";
+import { fakeProviderApp } from "../support/provider-app.ts";
+import { auditRows, toJson, type TokenTestApp } from "./helpers.ts";
 
 describeEachDb("revocation on delete", (h) => {
   let a: TokenTestApp;
   let fake: FakeOAuth;
-  beforeAll(async () => {
-    fake = startFakeOAuth();
-    a = await tokenTestApp(h.db, {
-      env: {
-        GOOGLE_CLIENT_ID: fake.clientId,
-        GOOGLE_CLIENT_SECRET: fake.clientSecret,
-        GOOGLE_TOKEN_URL: fake.url,
-        GOOGLE_REVOKE_URL: `${fake.origin}/revoke`,
+  fakeProviderApp(
+    h,
+    {
+      env: (f) => ({
+        GOOGLE_REVOKE_URL: `${f.origin}/revoke`,
         REVOKE_TIMEOUT_MS: "300",
-      },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await a?.close();
-    await fake?.stop();
-  });
+      }),
+    },
+    (app, f) => {
+      a = app;
+      fake = f;
+    },
+  );
   beforeEach(() => {
     fake.revocations.length = 0;
     fake.revokeBehaviour = "ok";

@@ -4,59 +4,26 @@
  * every kill, the stored refresh token is at least as new as the newest one whose refresh a client
  * saw succeed, at most one issuance behind the provider, and the next refresh is accepted.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { projectRoot } from "../../src/db/migration-files.ts";
-import { TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
-import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
+import { fakeGoogleEnv, startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
+import { startService, type ServiceProcess } from "../support/processes.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
-
-type Proc = ReturnType<typeof Bun.spawn>;
-
-async function waitReady(url: string, proc: Proc, ms = 30_000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (proc.exitCode !== null) throw new Error(`service exited early (${proc.exitCode})`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return;
-    } catch {}
-    await Bun.sleep(100);
-  }
-  throw new Error(`not ready at ${url} within ${ms} ms`);
-}
 
 /** `fake-access-7-…` / `fake-rotated-7-…` → 7; the initial refresh token → 0. */
 const issueNumber = (token: string) => Number(/^fake-(?:access|rotated)-(\d+)-/.exec(token)?.[1] ?? "0");
 
-describe.skipIf(!postgresAvailable)("[postgres] SIGKILL during rotating refreshes", () => {
+describeOnPostgres("SIGKILL during rotating refreshes", () => {
   let db: TestDatabase;
   let fake: FakeOAuth;
-  let proc: Proc | undefined;
+  let svc: ServiceProcess | undefined;
   let url = "";
 
   const start = async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    proc = Bun.spawn([process.execPath, "src/index.ts"], {
-      cwd: projectRoot,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        NODE_ENV: "test",
-        LOG_LEVEL: "error",
-        PORT: String(port),
-        DATABASE_URL: db.url!,
-        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
-        BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY,
-        GOOGLE_CLIENT_ID: fake.clientId,
-        GOOGLE_CLIENT_SECRET: fake.clientSecret,
-        GOOGLE_TOKEN_URL: fake.url,
-        REFRESH_TIMEOUT_MS: "5000",
-      },
-      stdout: "ignore",
-      stderr: "ignore",
+    svc = await startService(db.url, {
+      env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY, ...fakeGoogleEnv(fake), REFRESH_TIMEOUT_MS: "5000" },
     });
-    url = `http://127.0.0.1:${port}`;
-    await waitReady(url, proc);
+    url = svc.url;
   };
 
   beforeAll(async () => {
@@ -64,8 +31,7 @@ describe.skipIf(!postgresAvailable)("[postgres] SIGKILL during rotating refreshe
     fake = startFakeOAuth();
   });
   afterAll(async () => {
-    proc?.kill("SIGKILL");
-    await proc?.exited;
+    await svc?.kill();
     await fake?.stop();
     await db?.close();
   });
@@ -104,8 +70,7 @@ describe.skipIf(!postgresAvailable)("[postgres] SIGKILL during rotating refreshe
         }
       });
       await Bun.sleep(150 + Math.random() * 400);
-      proc!.kill("SIGKILL");
-      await proc!.exited;
+      await svc!.kill();
       stop = true;
       await Promise.all(readers);
 

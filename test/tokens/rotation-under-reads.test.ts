@@ -11,15 +11,15 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Principal } from "../../src/access/principal.ts";
-import { projectRoot } from "../../src/db/migration-files.ts";
 import { runRewrap } from "../../src/keys/rewrap.ts";
 import type { ManagedKeyService } from "../../src/keys/service.ts";
 import type { KeyService } from "../../src/keys/types.ts";
 import { fieldContexts, sealTokens } from "../../src/tokens/record.ts";
 import { TokenRefresher } from "../../src/tokens/refresh.ts";
 import { TokenVault } from "../../src/tokens/vault.ts";
-import { TEST_KEK, startTestApp, type TestApp } from "../support/app.ts";
-import { createTestDatabase, describeEachDb, postgresAvailable, type TestDatabase } from "../support/databases.ts";
+import { startTestApp, type TestApp } from "../support/app.ts";
+import { createTestDatabase, describeEachDb, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
+import { runBun } from "../support/processes.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
 import { agePastRetireGrace } from "../keys/helpers.ts";
 
@@ -147,85 +147,63 @@ function figure(label: string, records: number, ms: number, stats: ReadStats): s
   return `${label}: ${records} records in ${(ms / 1000).toFixed(1)} s (${Math.round(records / (ms / 1000))}/s) with ${stats.reads} concurrent reads, ${stats.failures.length} errors`;
 }
 
-describe.skipIf(!postgresAvailable)(
-  "[postgres] keys:rotate (separate process) over 10,000 token records under concurrent reads",
-  () => {
-    const RECORDS = 10_000;
-    const TOTAL = RECORDS + VIA_HTTP;
-    let db: TestDatabase;
-    let t: TestApp;
+describeOnPostgres("keys:rotate (separate process) over 10,000 token records under concurrent reads", () => {
+  const RECORDS = 10_000;
+  const TOTAL = RECORDS + VIA_HTTP;
+  let db: TestDatabase;
+  let t: TestApp;
 
-    beforeAll(async () => {
-      db = await createTestDatabase("postgres");
-      t = await startTestApp(db, { listen: true, env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY } });
-    }, 60_000);
-    afterAll(async () => {
-      await t?.close();
-      await db?.close();
-    });
+  beforeAll(async () => {
+    db = await createTestDatabase("postgres");
+    t = await startTestApp(db, { listen: true, env: { BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY } });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await db?.close();
+  });
 
-    const script = async (args: string[]) => {
-      const p = Bun.spawn([process.execPath, "scripts/keys-rotate.ts", ...args], {
-        cwd: projectRoot,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: process.env.HOME ?? "",
-          NODE_ENV: "test",
-          LOG_LEVEL: "warn",
-          DATABASE_URL: db.url!,
-          MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
-        },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [code, stdout, stderr] = await Promise.all([
-        p.exited,
-        new Response(p.stdout).text(),
-        new Response(p.stderr).text(),
-      ]);
-      return { code, stdout, stderr };
-    };
+  const script = (args: string[]) =>
+    runBun(["scripts/keys-rotate.ts", ...args], { LOG_LEVEL: "warn", DATABASE_URL: db.url! });
 
-    test("every record moves to the new version, 0 failed reads; then --retire succeeds and the audit chain verifies", async () => {
-      const keys = t.runtime.keys;
-      const { writer, reader } = await provision(t.url, BOOTSTRAP_KEY);
-      const old = (await keys.active()).version;
-      await seed(db, keys, t.url, writer, RECORDS);
+  test("every record moves to the new version, 0 failed reads; then --retire succeeds and the audit chain verifies", async () => {
+    const keys = t.runtime.keys;
+    const { writer, reader } = await provision(t.url, BOOTSTRAP_KEY);
+    const old = (await keys.active()).version;
+    await seed(db, keys, t.url, writer, RECORDS);
 
-      const readers = readContinuously(t.url, reader, TOTAL, 4);
-      const started = performance.now();
-      const rotated = await script([]);
-      const rotationMs = performance.now() - started;
-      // Reads go on through the retirement too: a reader racing it must re-read, never fail.
-      await agePastRetireGrace(db, old); // as if the statement lifetime had passed (test/keys/retire-grace.test.ts)
-      const retired = await script(["--retire", String(old)]);
-      const stats = await readers.stop();
+    const readers = readContinuously(t.url, reader, TOTAL, 4);
+    const started = performance.now();
+    const rotated = await script([]);
+    const rotationMs = performance.now() - started;
+    // Reads go on through the retirement too: a reader racing it must re-read, never fail.
+    await agePastRetireGrace(db, old); // as if the statement lifetime had passed (test/keys/retire-grace.test.ts)
+    const retired = await script(["--retire", String(old)]);
+    const stats = await readers.stop();
 
-      expect(rotated.stderr.replace(/re-encrypting:[^\n]*\n?/g, "")).toBe("");
-      expect(rotated.code).toBe(0);
-      expect(rotated.stdout).toContain(`version ${old + 1} is active, version ${old} is decrypt-only`);
-      expect(rotated.stdout).toContain(`re-encrypted ${TOTAL} record(s) to version ${old + 1}`);
-      expect(retired.stderr).toBe("");
-      expect(retired.code).toBe(0);
-      expect(retired.stdout).toContain(`version ${old} retired`);
-      // The script's own re-encryption time, without process start-up and the before/after counts.
-      const rewrapS = Number(/re-encrypted \d+ record\(s\) to version \d+ in ([0-9.]+) s/.exec(rotated.stdout)?.[1]);
-      console.log(
-        `${figure("rotation (postgres, keys:rotate process, wall clock incl. start-up)", TOTAL, rotationMs, stats)}; re-encryption alone ${rewrapS.toFixed(1)} s (${Math.round(TOTAL / rewrapS)}/s)`,
-      );
-      expect(stats.failures.slice(0, 10)).toEqual([]);
-      expect(stats.reads).toBeGreaterThan(100);
+    expect(rotated.stderr.replace(/re-encrypting:[^\n]*\n?/g, "")).toBe("");
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toContain(`version ${old + 1} is active, version ${old} is decrypt-only`);
+    expect(rotated.stdout).toContain(`re-encrypted ${TOTAL} record(s) to version ${old + 1}`);
+    expect(retired.stderr).toBe("");
+    expect(retired.code).toBe(0);
+    expect(retired.stdout).toContain(`version ${old} retired`);
+    // The script's own re-encryption time, without process start-up and the before/after counts.
+    const rewrapS = Number(/re-encrypted \d+ record\(s\) to version \d+ in ([0-9.]+) s/.exec(rotated.stdout)?.[1]);
+    console.log(
+      `${figure("rotation (postgres, keys:rotate process, wall clock incl. start-up)", TOTAL, rotationMs, stats)}; re-encryption alone ${rewrapS.toFixed(1)} s (${Math.round(TOTAL / rewrapS)}/s)`,
+    );
+    expect(stats.failures.slice(0, 10)).toEqual([]);
+    expect(stats.reads).toBeGreaterThan(100);
 
-      await keys.refresh();
-      await verifyAll(db, keys, TOTAL, old + 1);
-      expect((await db.prisma.masterKey.findUnique({ where: { version: old } }))?.status).toBe("retired");
-      expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_ROTATED" } })).toBe(1);
-      expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_RETIRED" } })).toBe(1);
-      expect(await db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
-      await auditChainValid(t.url);
-    }, 120_000);
-  },
-);
+    await keys.refresh();
+    await verifyAll(db, keys, TOTAL, old + 1);
+    expect((await db.prisma.masterKey.findUnique({ where: { version: old } }))?.status).toBe("retired");
+    expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_ROTATED" } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { eventType: "KEY_RETIRED" } })).toBe(1);
+    expect(await db.prisma.auditLog.count({ where: { eventType: "DECRYPT_FAILED" } })).toBe(0);
+    await auditChainValid(t.url);
+  }, 120_000);
+});
 
 describe("[pglite] POST /v1/keys/rotate (background re-encryption in the serving process) under concurrent reads", () => {
   const RECORDS = 2_000;

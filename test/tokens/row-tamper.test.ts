@@ -52,6 +52,7 @@ describeEachDb("token row tampering (bookkeeping columns)", (h) => {
     const failedIds = r.failed.map((f) => f.label);
     expect(failedIds).toContain("token:gmail:rw-b");
     const rows = await h.db.prisma.oAuthToken.findMany({ where: { userId: { in: ["rw-a", "rw-c", "rw-d", "rw-e"] } } });
+    expect(rows).toHaveLength(4);
     expect(rows.every((row) => row.keyVersion === active)).toBe(true);
     expect(
       (await auditRows(h.db, "DECRYPT_FAILED")).some(

@@ -2,65 +2,32 @@
  * Exactly one upstream refresh across processes: two real service processes on one PostgreSQL,
  * 100 concurrent reads of an expiring token split between them, a fake provider on loopback.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { projectRoot } from "../../src/db/migration-files.ts";
-import { TEST_KEK } from "../support/app.ts";
-import { createTestDatabase, postgresAvailable, type TestDatabase } from "../support/databases.ts";
-import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
+import { fakeGoogleEnv, startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
+import { startService, type ServiceProcess } from "../support/processes.ts";
 import { BOOTSTRAP_KEY, callApi, provision } from "./helpers.ts";
 
-type Proc = ReturnType<typeof Bun.spawn>;
-
-async function waitReady(url: string, proc: Proc, ms = 30_000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (proc.exitCode !== null)
-      throw new Error(
-        `service exited early (${proc.exitCode}): ${await new Response(proc.stderr as ReadableStream).text()}`,
-      );
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return;
-    } catch {}
-    await Bun.sleep(100);
-  }
-  throw new Error(`not ready at ${url} within ${ms} ms`);
-}
-
-describe.skipIf(!postgresAvailable)("[postgres] refresh across two service processes", () => {
+describeOnPostgres("refresh across two service processes", () => {
   let db: TestDatabase;
   let fake: FakeOAuth;
-  const procs: Proc[] = [];
+  const services: ServiceProcess[] = [];
   const urls: string[] = [];
   let writer = "";
   let reader = "";
 
   const start = async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const proc = Bun.spawn([process.execPath, "src/index.ts"], {
-      cwd: projectRoot,
+    const svc = await startService(db.url, {
       env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        NODE_ENV: "test",
-        LOG_LEVEL: "warn",
-        PORT: String(port),
-        DATABASE_URL: db.url!,
-        MASTER_KEY_ENCRYPTION_KEY: TEST_KEK,
         BOOTSTRAP_ADMIN_KEY: BOOTSTRAP_KEY,
-        GOOGLE_CLIENT_ID: fake.clientId,
-        GOOGLE_CLIENT_SECRET: fake.clientSecret,
-        GOOGLE_TOKEN_URL: fake.url,
+        ...fakeGoogleEnv(fake),
         REFRESH_TIMEOUT_MS: "5000",
         // Long enough that the outage test's reads all fall in one backoff window.
         REFRESH_BACKOFF_BASE_MS: "120000",
       },
-      stdout: "ignore",
-      stderr: "pipe",
     });
-    procs.push(proc);
-    const url = `http://127.0.0.1:${port}`;
-    await waitReady(url, proc);
-    urls.push(url);
+    services.push(svc);
+    urls.push(svc.url);
   };
 
   beforeAll(async () => {
@@ -68,8 +35,7 @@ describe.skipIf(!postgresAvailable)("[postgres] refresh across two service proce
     fake = startFakeOAuth({ behaviour: { kind: "ok", delayMs: 300 } });
   });
   afterAll(async () => {
-    for (const p of procs) p.kill("SIGTERM");
-    await Promise.all(procs.map((p) => p.exited));
+    await Promise.all(services.map((s) => s.stop()));
     await fake?.stop();
     await db?.close();
   });

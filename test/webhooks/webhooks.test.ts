@@ -6,10 +6,11 @@
  * no payload holds a token, refresh token, API key or the webhook secret; the secret is not
  * stored in the clear.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { startFakeOAuth, type FakeOAuth } from "../support/fake-oauth.ts";
-import { ManualClock, toJson, tokenTestApp, type TokenTestApp } from "../tokens/helpers.ts";
+import type { FakeOAuth } from "../support/fake-oauth.ts";
+import { fakeProviderApp } from "../support/provider-app.ts";
+import { ManualClock, toJson, type TokenTestApp } from "../tokens/helpers.ts";
 import { verifyWebhookSignature } from "../../src/crypto/webhook.ts";
 import { WEBHOOK_EVENT_TYPES } from "../../src/webhooks/events.ts";
 
@@ -25,7 +26,9 @@ function startReceiver(port = 0) {
     port,
     async fetch(req) {
       const headers: Record<string, string> = {};
-      req.headers.forEach((v, k) => (headers[k] = v));
+      req.headers.forEach((v, k) => {
+        headers[k] = v;
+      });
       received.push({ headers, body: await req.text() });
       return new Response(null, { status: 204 });
     },
@@ -39,24 +42,21 @@ describeEachDb("webhooks", (h) => {
   let a: TokenTestApp;
   let fake: FakeOAuth;
   const clock = new ManualClock(T0);
-  beforeAll(async () => {
-    fake = startFakeOAuth();
-    a = await tokenTestApp(h.db, {
+  fakeProviderApp(
+    h,
+    {
       clock,
-      env: {
-        GOOGLE_CLIENT_ID: fake.clientId,
-        GOOGLE_CLIENT_SECRET: fake.clientSecret,
-        GOOGLE_TOKEN_URL: fake.url,
+      env: () => ({
         WEBHOOK_POLL_MS: "0",
         WEBHOOK_RETRY_BASE_MS: "1000",
         WEBHOOK_TIMEOUT_MS: "1000",
-      },
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await a?.close();
-    await fake?.stop();
-  });
+      }),
+    },
+    (app, f) => {
+      a = app;
+      fake = f;
+    },
+  );
 
   test("registration: secret once, admin only, bad input 400; the stored secret is not the secret", async () => {
     expect((await a.call(a.admin, "POST", "/v1/webhooks", { url: "ftp://x", events: ["token.deleted"] })).status).toBe(

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRouter, errorResponse } from "../router.ts";
 import { NotFoundError } from "../../errors.ts";
+import { staticAssets } from "../static-assets.ts";
 
 const consoleDir = join(import.meta.dir, "../../console");
 
@@ -55,41 +56,29 @@ const page = `<!doctype html>
 </html>
 `;
 
-/** The console script, bundled and minified from `src/console/main.ts`. Built once per process. */
-let bundle: Promise<string> | undefined;
-export function buildConsoleScript(): Promise<string> {
-  bundle ??= (async () => {
-    const out = await Bun.build({
-      entrypoints: [join(consoleDir, "main.ts")],
-      target: "browser",
-      minify: true,
-      format: "esm",
-    });
-    if (!out.success || !out.outputs[0]) {
-      bundle = undefined; // let a later request retry rather than cache the failure
-      throw new Error(`console bundle failed: ${out.logs.map(String).join("; ")}`);
-    }
-    return out.outputs[0].text();
-  })();
-  return bundle;
+/** The console script, bundled and minified from `src/console/main.ts` (once per process: see staticAssets). */
+async function buildConsoleScript(): Promise<string> {
+  const out = await Bun.build({
+    entrypoints: [join(consoleDir, "main.ts")],
+    target: "browser",
+    minify: true,
+    format: "esm",
+  });
+  if (!out.success || !out.outputs[0]) throw new Error(`console bundle failed: ${out.logs.map(String).join("; ")}`);
+  return out.outputs[0].text();
 }
-
-let stylesheet: string | undefined;
 
 const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#172033"/><circle cx="16" cy="16" r="9" fill="none" stroke="#6f95ff" stroke-width="3"/><path d="M16 10v6l4 3" fill="none" stroke="#fff" stroke-width="2.5" stroke-linecap="round"/></svg>`;
 
-const assetTypes: Record<string, string> = {
-  "console.js": "text/javascript; charset=utf-8",
-  "console.css": "text/css; charset=utf-8",
-  "icon.svg": "image/svg+xml",
-};
-
-async function asset(file: string): Promise<string | undefined> {
-  if (file === "console.js") return buildConsoleScript();
-  if (file === "console.css") return (stylesheet ??= readFileSync(join(consoleDir, "console.css"), "utf8"));
-  if (file === "icon.svg") return icon;
-  return undefined;
-}
+const asset = staticAssets({
+  "console.js": { contentType: "text/javascript; charset=utf-8", cacheControl: "no-cache", load: buildConsoleScript },
+  "console.css": {
+    contentType: "text/css; charset=utf-8",
+    cacheControl: "no-cache",
+    load: () => readFileSync(join(consoleDir, "console.css"), "utf8"),
+  },
+  "icon.svg": { contentType: "image/svg+xml", cacheControl: "public, max-age=86400", load: () => icon },
+});
 
 export function consoleRoutes() {
   const withHeaders = async (c: { header(k: string, v: string): void }, next: () => Promise<void>) => {
@@ -140,12 +129,9 @@ export function consoleRoutes() {
       }),
       async (c) => {
         const file = c.req.valid("param").file;
-        const body = await asset(file);
-        if (body === undefined) throw new NotFoundError(`console asset ${JSON.stringify(file)}`); // the one error shape
-        return c.body(body, 200, {
-          "content-type": assetTypes[file]!,
-          "cache-control": file === "icon.svg" ? "public, max-age=86400" : "no-cache",
-        });
+        const served = await asset(file);
+        if (!served) throw new NotFoundError(`console asset ${JSON.stringify(file)}`); // the one error shape
+        return c.body(served.body, 200, served.headers);
       },
     );
 }

@@ -8,13 +8,16 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { AppEnv } from "../context.ts";
+import { staticAssets } from "../static-assets.ts";
 
 type OpenApiDocument = object;
 
-const assets: Record<string, string> = {
-  "swagger-ui.css": "text/css; charset=utf-8",
-  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-  "swagger-ui-standalone-preset.js": "text/javascript; charset=utf-8",
+const CSS = "text/css; charset=utf-8";
+const JS = "text/javascript; charset=utf-8";
+const DIST_FILES: Record<string, string> = {
+  "swagger-ui.css": CSS,
+  "swagger-ui-bundle.js": JS,
+  "swagger-ui-standalone-preset.js": JS,
   "favicon-32x32.png": "image/png",
 };
 
@@ -44,21 +47,28 @@ const init = `window.ui = SwaggerUIBundle({
 
 export function docsRoutes(document: () => OpenApiDocument) {
   const distDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
-  const cache = new Map<string, Uint8Array>();
+  const asset = staticAssets(
+    Object.fromEntries(
+      Object.entries(DIST_FILES).map(([file, contentType]) => [
+        file,
+        {
+          contentType,
+          cacheControl: "public, max-age=86400",
+          load: () => readFileSync(join(distDir, file)) as Uint8Array<ArrayBuffer>,
+        },
+      ]),
+    ),
+  );
   let doc: OpenApiDocument | undefined;
   return new Hono<AppEnv>()
-    .get("/openapi.json", (c) => c.json((doc ??= document())))
+    .get("/openapi.json", (c) => {
+      doc ??= document();
+      return c.json(doc);
+    })
     .get("/docs", (c) => c.html(page))
-    .get("/docs/assets/init.js", (c) => c.body(init, 200, { "content-type": "text/javascript; charset=utf-8" }))
-    .get("/docs/assets/:file", (c) => {
-      const file = c.req.param("file");
-      const type = assets[file];
-      if (!type) return c.notFound();
-      let bytes = cache.get(file);
-      if (!bytes) cache.set(file, (bytes = readFileSync(join(distDir, file))));
-      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
-        "content-type": type,
-        "cache-control": "public, max-age=86400",
-      });
+    .get("/docs/assets/init.js", (c) => c.body(init, 200, { "content-type": JS }))
+    .get("/docs/assets/:file", async (c) => {
+      const served = await asset(c.req.param("file"));
+      return served ? c.body(served.body, 200, served.headers) : c.notFound();
     });
 }

@@ -4,7 +4,16 @@ import { createProgress } from "../../scripts/lib/progress.ts";
 
 function sink(isTTY: boolean) {
   const chunks: string[] = [];
-  return { chunks, out: { isTTY, write: (s: string) => (chunks.push(s), true) } as unknown as NodeJS.WriteStream };
+  return {
+    chunks,
+    out: {
+      isTTY,
+      write: (s: string) => {
+        chunks.push(s);
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream,
+  };
 }
 
 test("a terminal gets one redrawn bar line; a pipe gets plain progress lines", () => {
