@@ -39,7 +39,7 @@ async function call(
   path: string,
   body: unknown,
   expected: number,
-): Promise<any> {
+): Promise<Record<string, any>> {
   const res = await fetch(`${url}${path}`, {
     method,
     headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
@@ -133,7 +133,10 @@ export async function startBenchService(
 /** Deterministic pseudo-random numbers, so two runs send the same requests. */
 function rng(seed: number) {
   let x = seed >>> 0 || 1;
-  return () => (x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32;
+  return () => {
+    x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    return x / 2 ** 32;
+  };
 }
 
 export interface Scenario {

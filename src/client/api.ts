@@ -245,6 +245,7 @@ const backoff = (attempt: number) => new Promise((r) => setTimeout(r, 100 * 2 **
 
 async function toError(res: Response): Promise<ChronoKmsError> {
   const requestId = res.headers.get("x-request-id") ?? undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: an error body is whatever the server (or a proxy in front of it) sent, read with fallbacks for every field
   let body: any;
   try {
     body = await res.json();

@@ -125,7 +125,12 @@ async function openPglite(dataDir: string | null, throughOwner: boolean): Promis
     return {
       ...db,
       othersAttached: () => (socket?.clientCount() ?? 0) > 0,
-      close: async () => (await socket?.close(), await close(), restrictTree(dir), unlock()),
+      close: async () => {
+        await socket?.close();
+        await close();
+        restrictTree(dir);
+        unlock();
+      },
     };
   }
   await pglite.waitReady;

@@ -78,9 +78,11 @@ class SharedSessionQueue {
 
   clearQueueForHandler(handlerId: number): void {
     if (this.executing === handlerId) this.gone.add(handlerId);
-    this.queue = this.queue.filter((q) =>
-      q.handlerId === handlerId ? (q.reject(new Error("client disconnected")), false) : true,
-    );
+    this.queue = this.queue.filter((q) => {
+      if (q.handlerId !== handlerId) return true;
+      q.reject(new Error("client disconnected"));
+      return false;
+    });
   }
 
   /** The client left: end whatever it had open, then let the others (and the owner) go on. */

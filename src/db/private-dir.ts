@@ -18,7 +18,7 @@ export function makePrivateDir(dir: string): void {
 
 /** Makes `dir` 0700 if it exists (DATA_DIR at start: it holds dev-kek and the database lock); creates nothing. */
 export function tightenExistingDir(dir: string): void {
-  let st;
+  let st: ReturnType<typeof lstatSync>;
   try {
     st = lstatSync(dir);
   } catch {

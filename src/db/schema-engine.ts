@@ -52,7 +52,10 @@ export async function withSchemaEngine<T>(
     connect: async () => track(await factory.connect()),
     connectToShadowDb: async () => track(await factory.connectToShadowDb()),
   };
-  const track = (a: SqlDriverAdapter) => (opened.push(a), a);
+  const track = (a: SqlDriverAdapter) => {
+    opened.push(a);
+    return a;
+  };
   const engine = await glue.SchemaEngine.new(
     { datamodels: undefined },
     () => {},

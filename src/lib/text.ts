@@ -40,7 +40,7 @@ export function findUnsafeText(value: unknown): (string | number)[] | null {
     if (typeof v === "string") {
       if (!isSafeText(v)) return path;
     } else if (Array.isArray(v)) {
-      v.forEach((item, i) => stack.push({ v: item, path: [...path, i] }));
+      for (const [i, item] of v.entries()) stack.push({ v: item, path: [...path, i] });
     } else if (v !== null && typeof v === "object") {
       for (const [k, item] of Object.entries(v)) {
         if (!isSafeText(k)) return path;

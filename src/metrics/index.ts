@@ -186,7 +186,10 @@ export function createMetrics(): Metrics {
     contentType: registry.contentType,
     observeRequest(route, method, status, seconds) {
       let byRoute = http.get(route);
-      if (!byRoute) http.set(route, (byRoute = new Map()));
+      if (!byRoute) {
+        byRoute = new Map();
+        http.set(route, byRoute);
+      }
       const key = status * 8 + methodIndex(method);
       let child = byRoute.get(key);
       if (!child) {
