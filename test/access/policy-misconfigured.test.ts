@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
-import { accessHarness, bearer, type AccessHarness } from "../access/support.ts";
+import { accessHarness, bearer, type AccessHarness } from "./support.ts";
 
 describeEachDb("misconfigured policies fail closed", (h) => {
   let x: AccessHarness;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb, describePostgres } from "../support/databases.ts";
 import { openDatabase } from "../../src/db/database.ts";
-import { accessHarness, bearer, type AccessHarness } from "../access/support.ts";
+import { accessHarness, bearer, type AccessHarness } from "./support.ts";
 import { POLICY_TYPES, type AccessContext } from "../../src/policy/index.ts";
 
 const probe: AccessContext = {
