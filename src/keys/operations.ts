@@ -98,10 +98,25 @@ export class KeyOperations {
     const jobs: Array<{ job: TokenResealJob; at: number[] }> = [];
     let job: { job: TokenResealJob; at: number[] } | undefined;
     const fromKeys = new Map<string, SliceKey>();
+    // Rotation's items share a few versions: look each up once (the opening re-checks the header).
+    const roots = new Map<number, Promise<Uint8Array | null>>();
+    const rootOf = (v: number) => {
+      let r = roots.get(v);
+      if (!r) {
+        r = this.ring.opener(v).then(
+          (l) => l.tokenRoot,
+          () => null,
+        );
+        roots.set(v, r);
+      }
+      return r;
+    };
     for (const [i, it] of items.entries()) {
       let src: TokenSource;
       try {
-        src = await this.tokenSource(it.jwe);
+        const v = peekTokenVersion(it.jwe);
+        const root = v === null ? null : await rootOf(v);
+        src = v !== null && root ? { format: "v2", version: v, root } : await this.tokenSource(it.jwe);
       } catch {
         continue; // malformed, unknown/retired version, or a v1 value where none may be: stays null
       }
@@ -155,6 +170,20 @@ export class KeyOperations {
     this.pool?.close();
     this.pool = undefined;
   }
+}
+
+/** How a v2 token envelope's header begins (the sealer writes its members in this order). */
+const V2_HEAD = /^\{"alg":"dir","enc":"A256GCM","kid":"tok:(0|[1-9][0-9]{0,15})"/;
+
+/**
+ * The version a v2 token envelope names, read from the start of its header only, or null (then the
+ * full header check decides). Only picks the root to try: opening checks the whole header again,
+ * including that it names this version.
+ */
+function peekTokenVersion(jwe: string): number | null {
+  if (!isTokenEnvelope(jwe)) return null;
+  const m = V2_HEAD.exec(Buffer.from(jwe.slice(0, 64), "base64url").toString("latin1"));
+  return m ? Number(m[1]) : null;
 }
 
 /** Opens a v1 (timeslice) envelope with its slice's private key. */
