@@ -35,7 +35,7 @@ export interface KeyServiceOptions {
   rewrappables?: Rewrappable[];
   /** How often the active version is re-checked against the database (default 1000 ms). */
   refreshIntervalMs?: number;
-  /** Worker threads for `resealTokens` (rotation); 0 = on the calling thread. Default: cores, at most 4. */
+  /** Worker threads for `resealTokens` (rotation); 0 = on the calling thread. Default: none on 2 cores or fewer, else cores − 1, at most 4. */
   resealWorkers?: number;
 }
 
