@@ -73,6 +73,8 @@ function q(name: string): string {
 }
 
 interface Sql {
+  /** The table with its key version's envelope prefix joined (`kp.p`). */
+  from: string;
   select: string;
   legacy: string;
   consistent: string;
@@ -93,12 +95,15 @@ function buildSql(t: EncryptedTable<never>): Sql {
   // `{"alg":"dir","enc":"A256GCM","kid":"tok:<keyVersion>","salt":"` (the sealer writes the header
   // members in this order; whole base64 groups only). A row failing this (a forged key version, or
   // a v1 value) is pending whatever its column says, and is counted under the versions its
-  // envelopes name too, so retirement cannot be fooled by the column.
-  const header = `('{"alg":"dir","enc":"A256GCM","kid":"tok:' || ${kv}::text || '","salt":"')`;
+  // envelopes name too, so retirement cannot be fooled by the column. The prefix is computed once
+  // per master key version (joined as `kp`; OFFSET 0 keeps the planner from inlining it, which
+  // would compute it per row again), not per row; a key version no master key has fails the test.
+  const header = `('{"alg":"dir","enc":"A256GCM","kid":"tok:' || "version"::text || '","salt":"')`;
   const prefix = `left(translate(encode(convert_to(${header}, 'UTF8'), 'base64'), E'+/=\\n', '-_'), (octet_length(${header}) / 3) * 4)`;
-  const consistent = `(${each((c) => `left(${c}, length(${prefix})) = ${prefix}`, " AND ")})`;
+  const from = `${q(t.table)} LEFT JOIN (SELECT "version" AS "kp_version", ${prefix} AS "kp_prefix" FROM "master_keys" OFFSET 0) kp ON kp."kp_version" = ${kv}`;
+  const consistent = `coalesce(${each((c) => `left(${c}, length(kp."kp_prefix")) = kp."kp_prefix"`, " AND ")}, false)`;
   const pending = `(${kv} <> $1::int OR ${legacy} OR NOT ${consistent}${t.pendingWhen ? ` OR (${t.pendingWhen})` : ""})`;
-  return { select, legacy, consistent, pending };
+  return { from, select, legacy, consistent, pending };
 }
 
 interface Resealed {
@@ -119,7 +124,7 @@ export function rewrappable<R extends StoredRow>(
   const t = table as unknown as EncryptedTable<StoredRow>;
   const prisma = db.prisma;
   const sql = buildSql(t);
-  const from = q(t.table);
+  const from = sql.from;
   const odd = `NOT ${sql.consistent} AND NOT ${sql.legacy}`;
   const selectPending = `SELECT ${sql.select} FROM ${from} WHERE ${sql.pending} AND ($3::uuid IS NULL OR ${q(t.id)} > $3::uuid) ORDER BY ${q(t.id)} LIMIT $2::int`;
   let prefetched: { key: string; rows: Promise<StoredRow[]> } | undefined;
@@ -236,8 +241,8 @@ export function rewrappable<R extends StoredRow>(
     const set = t.fields.map((f, i) => `${q(f.column)} = v.${names[i]}`);
     return prisma.$executeRawUnsafe(
       `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], ${names.map((_, i) => `$${i + 4}::text[]`).join(", ")}) AS v(id, old, kv, ${names.join(", ")})),
-            locked AS (SELECT t.${id} FROM ${from} t JOIN v ON t.${id} = v.id AND t.${rv} = v.old ORDER BY t.${id} FOR UPDATE OF t)
-       UPDATE ${from} AS t
+            locked AS (SELECT t.${id} FROM ${q(t.table)} t JOIN v ON t.${id} = v.id AND t.${rv} = v.old ORDER BY t.${id} FOR UPDATE OF t)
+       UPDATE ${q(t.table)} AS t
           SET ${[...set, `${kv} = v.kv`, `${rv} = t.${rv} + 1`, ...(t.onReseal ? [t.onReseal] : [])].join(", ")}
          FROM v
         WHERE t.${id} = v.id AND t.${rv} = v.old AND t.${id} IN (SELECT ${id} FROM locked)`,
