@@ -127,11 +127,12 @@ export function rewrappable<R extends StoredRow>(
   const from = sql.from;
   const odd = `NOT ${sql.consistent} AND NOT ${sql.legacy}`;
   const selectPending = `SELECT ${sql.select} FROM ${from} WHERE ${sql.pending} AND ($3::uuid IS NULL OR ${q(t.id)} > $3::uuid) ORDER BY ${q(t.id)} LIMIT $2::int`;
-  let prefetched: { key: string; rows: Promise<StoredRow[]> } | undefined;
+  let prefetched: { key: string; at: number; rows: Promise<StoredRow[]> } | undefined;
 
   const fetch = (targetVersion: number, limit: number, after: string | null) => {
     const key = `${targetVersion}:${limit}:${after}`;
-    const hit = prefetched?.key === key ? prefetched.rows : undefined;
+    // Only the continuation of the batch just done (a run that stopped leaves one behind).
+    const hit = prefetched?.key === key && performance.now() - prefetched.at < 5000 ? prefetched.rows : undefined;
     prefetched = undefined;
     return hit ?? prisma.$queryRawUnsafe<StoredRow[]>(selectPending, targetVersion, limit, after);
   };
@@ -189,7 +190,7 @@ export function rewrappable<R extends StoredRow>(
         const key = `${targetVersion}:${limit}:${next}`;
         const p = prisma.$queryRawUnsafe<StoredRow[]>(selectPending, targetVersion, limit, next);
         p.catch(() => {});
-        prefetched = { key, rows: p };
+        prefetched = { key, at: performance.now(), rows: p };
       }
       const todo = skip ? rows.filter((r) => !skip.has(String(r[t.id]))) : rows;
       if (todo.length === 0) return { moved: 0, failed: [], next };
