@@ -198,16 +198,17 @@ export function rewrappable<R extends StoredRow>(
       for (let i = 0; i < todo.length; i += WRITE_CHUNK) parts.push(todo.slice(i, i + WRITE_CHUNK));
       let moved = 0;
       const failed: Failed[] = [];
-      // Chunks re-seal in parallel (worker threads) and each is written as soon as it is sealed.
-      for (const r of await Promise.all(
-        parts.map(async (chunk) => {
-          const { sealed, failed: bad } = await resealChunk(keys, t, chunk);
-          return { moved: await write(sealed), bad };
-        }),
-      )) {
-        moved += r.moved;
-        failed.push(...r.bad);
+      // One chunk is re-sealed while the database writes the one before (each re-seal call still
+      // spreads over the worker threads where there are any).
+      const writes: Array<Promise<number>> = [];
+      for (const chunk of parts) {
+        const { sealed, failed: bad } = await resealChunk(keys, t, chunk);
+        failed.push(...bad);
+        const w = write(sealed);
+        w.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+        writes.push(w);
       }
+      for (const n of await Promise.all(writes)) moved += n;
       for (const f of failed) await auditFailure(f);
       return { moved, failed: failed.map(({ id, label, field }) => ({ id, label, field })), next };
     },
