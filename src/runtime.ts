@@ -177,33 +177,11 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   metrics.bind({ db, clock, versions: () => ready.versions() });
   // Closed in reverse: webhooks (finish a round), tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close(), () => webhooks.close()];
+  const services = { config, db, log, audit, keys: ready, access, tokens, proxy, webhooks, schedule, metrics };
   return {
-    config,
-    db,
-    log,
-    audit,
-    keys: ready,
-    access,
-    tokens,
-    proxy,
-    webhooks,
-    schedule,
-    metrics,
+    ...services,
     clock,
-    appDeps: () => ({
-      config,
-      db,
-      log,
-      audit,
-      keys: ready,
-      access,
-      tokens,
-      proxy,
-      webhooks,
-      schedule,
-      metrics,
-      readiness: [{ name: "masterKey", check: () => ready.health() }],
-    }),
+    appDeps: () => ({ ...services, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

@@ -17,13 +17,13 @@ import {
 import { openA256Gcm } from "./aes-gcm.ts";
 import { concatBytes, u32be, utf8, utf8Decode, zeroize } from "./bytes.ts";
 import {
+  ALG,
   ENC,
   IV_BYTES,
   KEY_BITS,
   OUR_OTHER_INFO,
   TAG_BYTES,
   checkHeaderValues,
-  headerJson,
   otherInfoOf,
   parseExpected,
 } from "./envelope-format.ts";
@@ -100,22 +100,36 @@ export interface EncryptEnvelopeOptions {
 
 export async function encryptEnvelope(plaintext: Uint8Array | string, opts: EncryptEnvelopeOptions): Promise<string> {
   checkHeaderValues(opts.kid, opts.ts, opts.ctx, opts.sliceSeconds);
-  const recipient = toPublicKeyObject(opts.publicKey);
+  return sealEcdhEs(plaintext, opts.publicKey, { kid: opts.kid, ts: opts.ts, ctx: opts.ctx });
+}
+
+/**
+ * The one ECDH-ES + A256GCM compact JWE sealer (timeslice envelopes, sealed grants): a fresh
+ * ephemeral P-256 key, Concat KDF without apu/apv, protected header `{alg, enc, ...header, epk}`
+ * as the AAD. Any standard JOSE library opens it.
+ */
+export function sealEcdhEs(
+  plaintext: Uint8Array | string,
+  recipientKey: EcPublicJwk | CryptoKey | KeyObject,
+  header: Record<string, unknown>,
+): string {
+  for (const k of ["alg", "enc", "epk"]) if (k in header) throw new TypeError(`the sealer sets ${k} itself`);
+  const recipient = toPublicKeyObject(recipientKey);
   const eph = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const e = eph.publicKey.export({ format: "jwk" });
   const epk = { kty: "EC" as const, crv: "P-256" as const, x: e.x!, y: e.y! };
   const z = diffieHellman({ privateKey: eph.privateKey, publicKey: recipient });
   const cek = concatKdf(z, KEY_BITS, ENC);
   zeroize(z);
-  const header = b64(utf8(headerJson(opts.kid, opts.ts, opts.ctx, epk)));
+  const protectedHeader = b64(utf8(JSON.stringify({ alg: ALG, enc: ENC, ...header, epk })));
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const pt = typeof plaintext === "string" ? utf8(plaintext) : plaintext;
   const cipher = createCipheriv("aes-256-gcm", cek, iv, { authTagLength: TAG_BYTES });
   zeroize(cek);
-  cipher.setAAD(utf8(header));
+  cipher.setAAD(utf8(protectedHeader));
   const ct = concatBytes(cipher.update(pt), cipher.final());
   if (typeof plaintext === "string") zeroize(pt);
-  return `${header}..${b64(iv)}.${b64(ct)}.${b64(cipher.getAuthTag())}`;
+  return `${protectedHeader}..${b64(iv)}.${b64(ct)}.${b64(cipher.getAuthTag())}`;
 }
 
 export interface DecryptEnvelopeOptions {

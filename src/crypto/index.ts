@@ -20,6 +20,7 @@ export {
   decryptEnvelopeToString,
   encryptEnvelope,
   readEnvelopeHeader,
+  sealEcdhEs,
 } from "./envelope.ts";
 export {
   GGM_ROOT_INFO,

@@ -21,7 +21,8 @@ export interface SealedValue {
 export interface TokenResealRequest {
   jwe: string;
   ctx: string;
-  legacyCtx: string;
+  /** The ctx a v1 envelope of this value must carry; absent where the store never held v1 values. */
+  legacyCtx?: string;
   newCtx: string;
 }
 

@@ -12,15 +12,10 @@
  * key, ctx `oauth:<integration>:<userId>:<field>`) remain readable until a rotation re-seals them.
  */
 import type { AuditSink } from "../audit/types.ts";
-import {
-  isTokenEnvelope,
-  readEnvelopeHeader,
-  readTokenEnvelopeHeader,
-  tokenContext,
-  type TokenField,
-} from "../crypto/index.ts";
+import { tokenContext, type TokenField } from "../crypto/index.ts";
 import type { OAuthToken } from "../db/generated/client.ts";
 import { DecryptionFailedError, KeyUnavailableError } from "../errors.ts";
+import { envelopeKeyVersion } from "../keys/rewrappable.ts";
 import type { KeyService } from "../keys/types.ts";
 
 export type TokenRow = OAuthToken;
@@ -81,10 +76,7 @@ export function fieldContexts(
   };
 }
 
-/** The master key version a stored value's header names (v2 `tok:<v>` or v1 envelope); DecryptionFailedError if malformed. */
-export function envelopeKeyVersion(jwe: string): number {
-  return isTokenEnvelope(jwe) ? readTokenEnvelopeHeader(jwe).version : readEnvelopeHeader(jwe).version;
-}
+export { envelopeKeyVersion };
 
 /**
  * What a field's envelope must name (this row, field, row version), after checking the row's
