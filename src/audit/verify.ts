@@ -28,7 +28,7 @@ import { importPublicJwk, isP256PublicJwk, type EcPublicJwk } from "../crypto/jw
 import { readJwsKid, verifyPayload } from "../crypto/sign.ts";
 import { CHECKPOINT_KINDS, CHECKPOINT_TYP, SEALING_KINDS, genesisHash, rowHash, type CheckpointKind } from "./chain.ts";
 import { readAnchorFile, type AnchorEntry } from "./anchors.ts";
-import { liveChains } from "./writer.ts";
+import { liveChains } from "./chains.ts";
 import { type Keyring, MasterKeyRepository, loadKeyring } from "../keys/repository.ts";
 
 export type PublicKeyLookup = (kid: string) => EcPublicJwk | undefined | Promise<EcPublicJwk | undefined>;
