@@ -52,6 +52,18 @@ describeEachDb("audit writer", (h) => {
     await w.close();
   }, 30_000);
 
+  test("an idle writer starts writing a lone record() at once, not an event-loop turn later", async () => {
+    const w = writerFor(h.db, key);
+    await w.record(sampleEvent(0)); // opens the chain
+    await new Promise((r) => setTimeout(r, 5)); // idle, in a later turn (as a request at one connection arrives)
+    const before = w.stats().batches;
+    const done = w.record(sampleEvent(1));
+    await Promise.resolve(); // one microtask: no setImmediate, no I/O, has run
+    expect(w.stats().batches).toBe(before + 1);
+    expect((await done).seq).toBe(3n);
+    await w.close();
+  });
+
   test("a writer that recorded nothing appends nothing, not even at close (db:seed's second run relies on it)", async () => {
     const w = writerFor(h.db, key);
     await w.flush();
