@@ -69,8 +69,8 @@ export interface AuditReceipt {
 
 /**
  * A state change and the audit row that records it, committed in ONE transaction: `change` runs
- * inside the audit writer's group-commit transaction (in its own savepoint, so a failing change
- * fails only its own caller), and `event` builds the row from its result. Either both are durable
+ * inside the audit writer's group-commit transaction (in its own savepoint when the batch holds
+ * other changes; a failing change fails only its own caller), and `event` builds the row from its result. Either both are durable
  * or neither is. Do slow work (key generation, sealing) before, not inside, `change`: batch-mates wait.
  */
 export interface AuditedChange<T> {

@@ -126,23 +126,7 @@ class PostgresWriterConnection implements WriterConnection {
 
   async runStepped(s: BatchStatement, deadlineMs: number, onStep: StepHook): Promise<void> {
     const c = this.#ready();
-    const conn: StepConnection = {
-      backendPid: async () => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid,
-    };
-    const steps = async () => {
-      await c.query("BEGIN");
-      try {
-        await onStep("begin", conn);
-        await onStep("changed", conn);
-        await c.query({ name: s.name, text: s.text, values: s.values });
-        await onStep("inserted", conn);
-        await c.query("COMMIT");
-      } catch (err) {
-        await c.query("ROLLBACK").catch(() => {});
-        throw err;
-      }
-    };
-    await this.#guard(steps(), deadlineMs);
+    await this.#guard(steppedOn(c, { name: s.name, text: s.text, values: s.values }, onStep), deadlineMs);
   }
 
   /** A write past the client-side deadline (a dead TCP peer never answers) leaves the connection unusable. */
@@ -171,19 +155,27 @@ class PostgresWriterConnection implements WriterConnection {
   }
 }
 
+/** The embedded database has one process: no chain lock to hold, no connection of its own to lose. */
+const embedded = {
+  lost: false,
+  opened: true,
+  lockChain: async () => true,
+  unlockChain: () => {},
+  discard: () => {},
+  close: async () => {},
+};
+
 function pgliteConnection(pglite: NonNullable<Database["pglite"]>): WriterConnection {
   return {
-    lost: false,
-    opened: true,
-    lockChain: async () => true,
-    unlockChain: () => {},
+    ...embedded,
     run: async (s, deadlineMs) => void (await withDeadline(pglite.query(s.text, s.values), deadlineMs)),
     runStepped: async (s, deadlineMs, onStep) => {
-      const conn: StepConnection = {
-        backendPid: async () => (await pglite.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid,
-      };
       await withDeadline(
         pglite.transaction(async (tx) => {
+          // Inside the transaction through `tx`: PGlite's own query would wait for it to end.
+          const conn: StepConnection = {
+            backendPid: async () => (await tx.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid,
+          };
           await onStep("begin", conn);
           await onStep("changed", conn);
           await tx.query(s.text, s.values);
@@ -192,45 +184,40 @@ function pgliteConnection(pglite: NonNullable<Database["pglite"]>): WriterConnec
         deadlineMs,
       );
     },
-    discard: () => {},
-    close: async () => {},
   };
 }
 
 function ownerSocketConnection(pool: pg.Pool): WriterConnection {
   return {
-    lost: false,
-    opened: true,
-    lockChain: async () => true,
-    unlockChain: () => {},
+    ...embedded,
     run: async (s, deadlineMs) => void (await withDeadline(pool.query(s.text, s.values), deadlineMs)),
     runStepped: async (s, deadlineMs, onStep) => {
       const c = await pool.connect();
-      const conn: StepConnection = {
-        backendPid: async () => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid,
-      };
       try {
-        await withDeadline(
-          (async () => {
-            await c.query("BEGIN");
-            await onStep("begin", conn);
-            await onStep("changed", conn);
-            await c.query(s.text, s.values);
-            await onStep("inserted", conn);
-            await c.query("COMMIT");
-          })(),
-          deadlineMs,
-        );
-      } catch (err) {
-        await c.query("ROLLBACK").catch(() => {});
-        throw err;
+        await withDeadline(steppedOn(c, { text: s.text, values: s.values }, onStep), deadlineMs);
       } finally {
         c.release();
       }
     },
-    discard: () => {},
-    close: async () => {},
   };
+}
+
+/** The statement inside BEGIN … COMMIT on one pg connection, the hook called at each step; rolled back on failure. */
+async function steppedOn(c: pg.ClientBase, q: pg.QueryConfig, onStep: StepHook): Promise<void> {
+  const conn: StepConnection = {
+    backendPid: async () => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid,
+  };
+  await c.query("BEGIN");
+  try {
+    await onStep("begin", conn);
+    await onStep("changed", conn);
+    await c.query(q);
+    await onStep("inserted", conn);
+    await c.query("COMMIT");
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {});
+    throw err;
+  }
 }
 
 export class DeadlineError extends Error {}

@@ -275,6 +275,42 @@ describeEachDb("audit writer", (h) => {
     await w.close();
   });
 
+  test("a batch of plain events that fails at any step of its write (fault hook) leaves nothing and fails every caller with 503", async () => {
+    for (const step of ["begin", "changed", "inserted"] as const) {
+      let armed = true;
+      const w = writerFor(h.db, key, {
+        onStep: async (at, conn) => {
+          if (at !== step || !armed) return;
+          armed = false;
+          expect(typeof (await conn.backendPid())).toBe("number"); // usable inside the write, on both databases
+          throw new Error(`fault after ${at}`);
+        },
+      });
+      const id = `0190a000-0000-7000-8000-00000000f${["begin", "changed", "inserted"].indexOf(step)}00`;
+      const results = await Promise.allSettled([
+        w.record(sampleEvent(1, { target: `fault-${step}` })),
+        w.record({
+          event: sampleEvent(2, { target: `fault-${step}` }),
+          accessRequest: {
+            id,
+            requesterId: "r-1",
+            resourceType: "timeslice",
+            resource: { type: "timeslice" },
+            startTime: new Date(1),
+            endTime: new Date(2),
+            granted: true,
+            policyIds: [],
+          },
+        }),
+      ]);
+      for (const r of results) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ServiceUnavailableError);
+      expect(await h.db.prisma.auditLog.count({ where: { target: `fault-${step}` } })).toBe(0);
+      expect(await h.db.prisma.accessRequest.count({ where: { id } })).toBe(0);
+      expect((await w.record(sampleEvent(3, { target: `after-${step}` }))).seq).toBe(2n); // a new chain
+      await w.close();
+    }
+  });
+
   test("a signer failure fails the batch closed (no unsigned opening checkpoint is written)", async () => {
     const w = writerFor(h.db, undefined, { signer: () => Promise.reject(new Error("key service down")) });
     await expect(w.record(sampleEvent(1))).rejects.toBeInstanceOf(ServiceUnavailableError);
