@@ -1,10 +1,16 @@
 /**
  * A batch holding state changes (`apply`): the changes need a transaction to run in, so it is a
  * Prisma interactive transaction: the changes, then the batch's one statement (src/audit/batch-statement.ts)
- * for the audit rows of the changes that succeeded and of the batch's plain events. With more than
- * one change each runs in its own savepoint, so a failing change fails only its caller; a batch
- * with a single change runs it without one (two round trips fewer): if it fails, the transaction
- * rolls back whole and the writer queues the batch's other entries again.
+ * for the audit rows of the changes that succeeded and of the batch's plain events.
+ *
+ * Savepoints (SAVEPOINT and RELEASE: two round trips per change) are used only when a change has
+ * to fail alone. A batch's only change runs without one: if it fails, the transaction rolls back
+ * whole, its caller gets its error and the writer queues the batch's other entries again. Several
+ * changes first run without savepoints too (the common case: all succeed, and the statements are
+ * exactly those a savepoint run would commit); if one fails, the transaction rolls back whole and
+ * the writer queues the whole batch again, marked `careful`, to run with a savepoint per change,
+ * where each change's outcome is decided as before. So a change may be invoked more than once,
+ * and only the effects of its last invocation commit (src/audit/types.ts, AuditedChange).
  */
 import type { Prisma } from "../db/generated/client.ts";
 import type { Database } from "../db/database.ts";
@@ -22,17 +28,24 @@ export interface PendingEntry {
   change?: AuditedChange<unknown>;
   timestamp: number;
   accessRequest: Prisma.AccessRequestCreateManyInput | undefined;
+  /** Set after a run without savepoints failed: this entry's next batch gives each change a savepoint. */
+  careful?: boolean;
 }
 
 export type Outcome = { ok: true; event: AuditEvent; result: unknown } | { ok: false; err: unknown };
 
-/** The batch's only change failed on its own (not the database): its transaction rolled back whole. */
-export class LoneChangeFailed extends Error {
+/**
+ * A change run without a savepoint failed on its own (not the database): the transaction rolled
+ * back whole. `lone`: it was the batch's only change, so `error` is its outcome; otherwise the
+ * batch must run again with savepoints.
+ */
+export class ChangeFailed extends Error {
   constructor(
     readonly index: number,
     readonly error: unknown,
+    readonly lone: boolean,
   ) {
-    super("the batch's only change failed");
+    super("a change of the batch failed without a savepoint");
   }
 }
 
@@ -54,6 +67,7 @@ export interface ChangeBatch {
 export async function runChangeBatch(o: ChangeBatch): Promise<{ built: BatchRows; outcomes: Outcome[] }> {
   const { batch, base } = o;
   const changes = batch.filter((p) => p.change).length;
+  const savepoints = changes > 1 && batch.some((p) => p.careful);
   let built: BatchRows | undefined;
   const outcomes: Outcome[] = [];
   // A pooled connection that died while idle fails the first statement; nothing has been done
@@ -75,8 +89,11 @@ export async function runChangeBatch(o: ChangeBatch): Promise<{ built: BatchRows
     return withDeadline(
       o.db.prisma.$transaction(
         async (tx) => {
-          // Fail fast instead of queueing behind a lock: every caller of this batch is waiting.
-          await tx.$queryRaw`SELECT set_config('statement_timeout', ${String(o.writeTimeoutMs)}, true), set_config('lock_timeout', ${String(o.writeTimeoutMs)}, true)`;
+          // Fail fast instead of queueing behind a lock: every caller of this batch is waiting. Not
+          // on PGlite: its one session runs one statement at a time (nothing waits on a lock) and
+          // its timers cannot interrupt a running statement, so there it would only cost a statement.
+          if (o.db.kind === "postgres")
+            await tx.$queryRaw`SELECT set_config('statement_timeout', ${String(o.writeTimeoutMs)}, true), set_config('lock_timeout', ${String(o.writeTimeoutMs)}, true)`;
           onStarted();
           const conn: StepConnection = {
             backendPid: async () =>
@@ -88,18 +105,17 @@ export async function runChangeBatch(o: ChangeBatch): Promise<{ built: BatchRows
               outcomes.push({ ok: true, event: p.event!, result: undefined });
               continue;
             }
-            const alone = changes === 1;
-            if (!alone) await tx.$executeRawUnsafe("SAVEPOINT chronokms_audit_entry");
+            if (savepoints) await tx.$executeRawUnsafe("SAVEPOINT chronokms_audit_entry");
             try {
               const result = await p.change.change(tx);
               const event = p.change.event(result);
               assertStorableEvent(event);
-              if (!alone) await tx.$executeRawUnsafe("RELEASE SAVEPOINT chronokms_audit_entry");
+              if (savepoints) await tx.$executeRawUnsafe("RELEASE SAVEPOINT chronokms_audit_entry");
               outcomes.push({ ok: true, event, result });
             } catch (err) {
               // The database itself failing is the batch failing (every caller gets 503).
               if (isDatabaseUnavailable(err)) throw err;
-              if (alone) throw new LoneChangeFailed(i, err);
+              if (!savepoints) throw new ChangeFailed(i, err, changes === 1);
               await tx.$executeRawUnsafe("ROLLBACK TO SAVEPOINT chronokms_audit_entry");
               outcomes.push({ ok: false, err });
             }

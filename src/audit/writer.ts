@@ -20,7 +20,7 @@ import { assertStorableEvent } from "./event-guard.ts";
 import { AnchorQueue } from "./anchors.ts";
 import type { AuditedChange, AuditEvent, AuditReceipt, AuditWrite } from "./types.ts";
 import { batchStatement } from "./batch-statement.ts";
-import { LoneChangeFailed, runChangeBatch, type Outcome, type PendingEntry } from "./change-batch.ts";
+import { ChangeFailed, runChangeBatch, type Outcome, type PendingEntry } from "./change-batch.ts";
 import { liveSet } from "./chains.ts";
 import { buildBatchRows, type BatchRows, type BuildOptions, type ChainState } from "./rows.ts";
 import { sealAbandonedChains } from "./seal.ts";
@@ -209,21 +209,21 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       anchors.add(rows);
       if (close && c) releaseChain(c.id);
     } catch (err) {
-      if (err instanceof LoneChangeFailed) {
-        // Rolled back before anything was written: the chain is as it was. Only the change's caller
-        // fails, with its own error; the batch's other entries go back to the head of the queue.
+      if (err instanceof ChangeFailed) {
+        // Rolled back before anything was written: the chain is as it was. A batch's only change
+        // fails alone, with its own error, and the other entries go back to the head of the queue;
+        // otherwise the whole batch goes back, to run with a savepoint per change (change-batch.ts).
         if (newChainId && chain === null) releaseChain(newChainId);
         if (timed) wantCheckpoint = true;
-        batch[err.index]!.reject(err.error);
-        queue.unshift(...batch.filter((_, i) => i !== err.index));
+        if (err.lone) batch[err.index]!.reject(err.error);
+        else for (const p of batch) p.careful = true;
+        queue.unshift(...batch.filter((_, i) => !err.lone || i !== err.index));
         return;
       }
-      // We cannot tell whether the write committed (the connection may have died during it, or
-      // the deadline may fire while it is still in flight). Continuing from either the old or the
-      // new head could fork the chain, so the next batch starts a fresh chain instead; the
-      // abandoned one is released, so a sweep (this process's or another's) seals it.
-      // The writer's connection goes too (ending it releases the chain lock): after a lost
-      // connection, pg may reject the query before it reports the connection itself gone.
+      // We cannot tell whether the write committed (the connection may have died during it, or the
+      // deadline may fire while it is in flight). Continuing from either head could fork the chain:
+      // the next batch starts a fresh chain, and a sweep seals the abandoned one. The connection
+      // goes too (pg may reject the query before it reports the connection itself gone).
       const abandoned = chain?.id ?? newChainId;
       chain = null;
       if (abandoned) releaseChain(abandoned);
