@@ -22,7 +22,7 @@ import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
 import { TokenRevoker } from "./tokens/revoke.ts";
 import { WebhookService } from "./webhooks/service.ts";
-import { enqueueWebhookEvents, eventsFromAuditRow } from "./webhooks/events.ts";
+import { webhookOutbox } from "./webhooks/events.ts";
 import { webhookSecretKey } from "./crypto/webhook.ts";
 import { TokenProxy } from "./proxy/service.ts";
 import type { Resolver } from "./proxy/address.ts";
@@ -92,8 +92,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     checkpointEvery: config.auditCheckpointEvery,
     checkpointSeconds: config.auditCheckpointSeconds,
     writeTimeoutMs: config.auditWriteTimeoutMs,
-    // Webhook events are derived from audit rows and enter the outbox in the same transaction.
-    outbox: (tx, rows) => enqueueWebhookEvents(tx, rows.flatMap(eventsFromAuditRow)),
+    // Webhook events are derived from audit rows and enter the outbox in the same statement.
+    outbox: webhookOutbox,
     ...(config.auditAnchorFile ? { anchors: new AnchorFile(config.auditAnchorFile) } : {}),
     ...(opts.auditOnStep ? { onStep: opts.auditOnStep } : {}),
   });
