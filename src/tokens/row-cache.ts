@@ -4,7 +4,9 @@
  * there the owner is the only writer but for scripts and Studio, which reach it through the owner
  * socket (src/db/owner-socket.ts). So the cache is exact when:
  * - every statement that may write the table drops everything, before and after it runs, whoever
- *   runs it in this process (src/db/statement-watch.ts), as does anything a socket client sends;
+ *   runs it in this process (src/db/statement-watch.ts), as does anything a socket client sends,
+ *   and rows are filled only while no trigger, rule, function or foreign key may write the table
+ *   behind a statement (src/tokens/row-cache-guard.ts);
  * - the lastUsed flush, the one frequent writer, writes its times through instead;
  * - a read fills the cache only if no invalidation happened since it issued its SELECT (the
  *   generation check), so a row read just before a write is never put back after it.

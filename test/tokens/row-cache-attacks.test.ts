@@ -1,0 +1,117 @@
+/**
+ * The embedded owner's token row cache (src/tokens/row-cache.ts) from an attacker's side: writes
+ * to oauth_tokens that do not look like "a statement naming oauth_tokens" must still be seen by
+ * the next read — upper-case or Unicode-escaped names, several statements in one string, a
+ * borrowed lastUsed marker, and writes made by the database itself (a trigger or a rule on
+ * another table, a function called from a SELECT, a cascading foreign key). On PostgreSQL (no
+ * cache) the same statements pin the raw read to the database's truth.
+ */
+import { expect, test } from "bun:test";
+import type { Database } from "../../src/db/database.ts";
+import { tokenRepository } from "../../src/tokens/repository.ts";
+import { describeEachDb } from "../support/databases.ts";
+
+async function insertRow(db: Database, userId: string) {
+  return db.prisma.oAuthToken.create({
+    data: { userId, integration: "gmail", accessToken: `tok:1.access-${userId}`, keyVersion: 1, scope: "before" },
+  });
+}
+
+/** A script as a maintenance script or a migration would send it (several statements, no parameters). */
+async function script(db: Database, sql: string): Promise<void> {
+  if (db.pglite && !db.pool) await db.pglite.exec(sql);
+  else await db.pool!.query(sql);
+}
+
+describeEachDb("token row cache under writes it cannot name", (h) => {
+  /** Caches the row, runs `write`, and expects the next read to see what the database holds. */
+  async function seen(userId: string, write: () => Promise<unknown>, expected: string | null) {
+    await insertRow(h.db, userId);
+    const repo = tokenRepository(h.db);
+    const key = { userId, integration: "gmail" };
+    expect((await repo.byKey(key))?.scope).toBe("before");
+    expect((await repo.byKey(key))?.scope).toBe("before"); // a hit on the embedded owner
+    await write();
+    const truth = await h.db.prisma.oAuthToken.findUnique({ where: { userId_integration: key } });
+    expect(truth?.scope ?? null).toBe(expected);
+    expect((await repo.byKey(key))?.scope ?? null).toBe(expected);
+  }
+
+  test("an upper-case or Unicode-escaped table name", async () => {
+    await seen(
+      "atk-upper",
+      () => h.db.prisma.$executeRawUnsafe(`UPDATE OAUTH_TOKENS SET scope = 'upper' WHERE "userId" = 'atk-upper'`),
+      "upper",
+    );
+    await seen(
+      "atk-uescape",
+      () =>
+        h.db.prisma.$executeRawUnsafe(
+          `UPDATE U&"oauth\\005ftokens" SET scope = 'escaped' WHERE "userId" = 'atk-uescape'`,
+        ),
+      "escaped",
+    );
+  });
+
+  test("a write after a SELECT in one string, and a write borrowing the lastUsed flush's marker", async () => {
+    await seen(
+      "atk-multi",
+      () => script(h.db, `SELECT 1; UPDATE oauth_tokens SET scope = 'multi' WHERE "userId" = 'atk-multi'`),
+      "multi",
+    );
+    await seen(
+      "atk-marker",
+      () =>
+        h.db.prisma.$executeRawUnsafe(
+          `/* chronokms:last-used */ UPDATE oauth_tokens SET scope = 'marker' WHERE "userId" = 'atk-marker'`,
+        ),
+      "marker",
+    );
+  });
+
+  test("a trigger or a rule on another table, and a function called from a SELECT, that write oauth_tokens", async () => {
+    await script(
+      h.db,
+      `CREATE TABLE atk_side (n int);
+       CREATE FUNCTION atk_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN UPDATE oauth_tokens SET scope = 'trigger' WHERE "userId" = 'atk-trigger'; RETURN NEW; END $$;
+       CREATE TRIGGER atk_side_touch AFTER INSERT ON atk_side FOR EACH ROW EXECUTE FUNCTION atk_touch();
+       CREATE FUNCTION atk_fn() RETURNS int LANGUAGE sql AS
+         $$ UPDATE oauth_tokens SET scope = 'function' WHERE "userId" = 'atk-function' RETURNING 1 $$;
+       CREATE TABLE atk_ruled (n int);
+       CREATE RULE atk_rule AS ON INSERT TO atk_ruled
+         DO ALSO UPDATE oauth_tokens SET scope = 'rule' WHERE "userId" = 'atk-rule';`,
+    );
+    try {
+      await seen("atk-trigger", () => h.db.prisma.$executeRawUnsafe("INSERT INTO atk_side VALUES (1)"), "trigger");
+      await seen("atk-function", () => h.db.prisma.$queryRawUnsafe("SELECT atk_fn()"), "function");
+      await seen("atk-rule", () => h.db.prisma.$executeRawUnsafe("INSERT INTO atk_ruled VALUES (1)"), "rule");
+    } finally {
+      await script(h.db, "DROP TABLE atk_side, atk_ruled; DROP FUNCTION atk_touch(), atk_fn();");
+    }
+  });
+
+  test("a delete cascading from another table through a foreign key", async () => {
+    await script(
+      h.db,
+      `CREATE TABLE atk_parent (uid text PRIMARY KEY);
+       INSERT INTO atk_parent VALUES ('atk-cascade');
+       ALTER TABLE oauth_tokens ADD CONSTRAINT atk_fk FOREIGN KEY ("userId") REFERENCES atk_parent (uid)
+         ON DELETE CASCADE NOT VALID;`,
+    );
+    try {
+      await seen("atk-cascade", () => h.db.prisma.$executeRawUnsafe("DELETE FROM atk_parent"), null);
+    } finally {
+      await script(h.db, "ALTER TABLE oauth_tokens DROP CONSTRAINT atk_fk; DROP TABLE atk_parent;");
+    }
+  });
+
+  test("once the database holds no such object again, rows are cached again", async () => {
+    await insertRow(h.db, "atk-after");
+    const repo = tokenRepository(h.db);
+    const key = { userId: "atk-after", integration: "gmail" };
+    const first = await repo.byKey(key);
+    if (h.kind === "pglite") expect(await repo.byKey(key)).toBe(first);
+    else expect(await repo.byKey(key)).toEqual(first!);
+  });
+});
