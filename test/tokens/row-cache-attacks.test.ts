@@ -6,9 +6,11 @@
  * another table, a function called from a SELECT, a cascading foreign key). On PostgreSQL (no
  * cache) the same statements pin the raw read to the database's truth.
  */
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { Database } from "../../src/db/database.ts";
+import type { TokenRow } from "../../src/tokens/record.ts";
 import { tokenRepository } from "../../src/tokens/repository.ts";
+import { TOKEN_ROW_CACHE_MAX_BYTES, TokenRowCache } from "../../src/tokens/row-cache.ts";
 import { describeEachDb } from "../support/databases.ts";
 
 async function insertRow(db: Database, userId: string) {
@@ -113,5 +115,22 @@ describeEachDb("token row cache under writes it cannot name", (h) => {
     const first = await repo.byKey(key);
     if (h.kind === "pglite") expect(await repo.byKey(key)).toBe(first);
     else expect(await repo.byKey(key)).toEqual(first!);
+  });
+});
+
+describe("token row cache memory", () => {
+  test("bounded in bytes, not only in rows: a writer storing maximum-size tokens cannot grow it without limit", () => {
+    const cache = new TokenRowCache();
+    // Stored envelopes of two 8 KiB tokens are ~24 KiB; 20 000 such rows would be ~0.5 GB.
+    const big = "x".repeat(32 * 1024);
+    const rowOf = (i: number) =>
+      ({ id: `r${i}`, userId: `u${i}`, integration: "gmail", accessToken: big, refreshToken: big }) as TokenRow;
+    for (let i = 0; i < 4_000; i++) cache.fill(cache.generation(), rowOf(i));
+    let held = 0;
+    for (let i = 0; i < 4_000; i++) if (cache.get(`u${i}`, "gmail")) held++;
+    expect(held * 2 * big.length).toBeLessThanOrEqual(TOKEN_ROW_CACHE_MAX_BYTES);
+    expect(held).toBeGreaterThan(0);
+    expect(cache.get("u3999", "gmail")).toBeDefined(); // the newest stay, the oldest go
+    expect(cache.get("u0", "gmail")).toBeUndefined();
   });
 });
