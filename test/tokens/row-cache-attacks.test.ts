@@ -108,6 +108,25 @@ describeEachDb("token row cache under writes it cannot name", (h) => {
     }
   });
 
+  test("a write in a transaction that rolls back, with a read racing it, leaves what is committed", async () => {
+    await insertRow(h.db, "atk-rollback");
+    const repo = tokenRepository(h.db);
+    const key = { userId: "atk-rollback", integration: "gmail" };
+    expect((await repo.byKey(key))?.scope).toBe("before");
+    let racing: Promise<unknown> | undefined;
+    const rolledBack = await h.db.prisma
+      .$transaction(async (tx) => {
+        await tx.$executeRaw`UPDATE oauth_tokens SET scope = 'uncommitted' WHERE "userId" = 'atk-rollback'`;
+        racing = repo.byKey(key); // outside the transaction, while it is open
+        await Bun.sleep(30);
+        throw new Error("roll back");
+      })
+      .catch((err: Error) => err.message);
+    expect(rolledBack).toBe("roll back");
+    expect(((await racing) as { scope: string } | null)?.scope).toBe("before");
+    expect((await repo.byKey(key))?.scope).toBe("before");
+  });
+
   test("once the database holds no such object again, rows are cached again", async () => {
     await insertRow(h.db, "atk-after");
     const repo = tokenRepository(h.db);
