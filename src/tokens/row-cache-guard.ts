@@ -8,8 +8,9 @@
  *   a socket client's message) may also have changed the schema;
  * - per schema: rows are cached only while the database holds no object that could write
  *   oauth_tokens behind a statement's back (any function, trigger, rule or view of ours but the
- *   audit log's append-only guard, or a foreign key on oauth_tokens), checked again after every
- *   statement that may have changed the schema.
+ *   audit log's append-only guard, a foreign key on oauth_tokens, an inheritance link through
+ *   which a statement on another table reaches its rows), checked again after every statement
+ *   that may have changed the schema.
  */
 import type { Database } from "../db/database.ts";
 import { rawQuery } from "../db/raw-query.ts";
@@ -55,7 +56,9 @@ const WRITERS_SQL = `SELECT 'function' AS kind, p.proname AS name, p.prosrc AS s
   UNION ALL SELECT 'rule', r.rulename, NULL
     FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE ${USER_SCHEMA}
-  UNION ALL SELECT 'foreign key', conname, NULL FROM pg_constraint WHERE contype = 'f' AND conrelid = 'oauth_tokens'::regclass`;
+  UNION ALL SELECT 'foreign key', conname, NULL FROM pg_constraint WHERE contype = 'f' AND conrelid = 'oauth_tokens'::regclass
+  UNION ALL SELECT 'inheritance', inhparent::regclass::text, NULL FROM pg_inherits
+    WHERE inhrelid = 'oauth_tokens'::regclass OR inhparent = 'oauth_tokens'::regclass`;
 
 interface SchemaObject {
   kind: string;

@@ -108,6 +108,24 @@ describeEachDb("token row cache under writes it cannot name", (h) => {
     }
   });
 
+  test("an update of another table that oauth_tokens was made to inherit from", async () => {
+    await script(
+      h.db,
+      `CREATE TABLE atk_inh_parent ("userId" text, scope text);
+       ALTER TABLE oauth_tokens INHERIT atk_inh_parent;`,
+    );
+    try {
+      await seen(
+        "atk-inherit",
+        () =>
+          h.db.prisma.$executeRawUnsafe(`UPDATE atk_inh_parent SET scope = 'inherited' WHERE "userId" = 'atk-inherit'`),
+        "inherited",
+      );
+    } finally {
+      await script(h.db, "ALTER TABLE oauth_tokens NO INHERIT atk_inh_parent; DROP TABLE atk_inh_parent;");
+    }
+  });
+
   test("a write in a transaction that rolls back, with a read racing it, leaves what is committed", async () => {
     await insertRow(h.db, "atk-rollback");
     const repo = tokenRepository(h.db);
