@@ -22,23 +22,29 @@ export const LAST_USED_SQL = `UPDATE oauth_tokens AS t SET "lastUsed" = u.ts
   FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, ts)
   WHERE t.id = u.id AND (t."lastUsed" IS NULL OR t."lastUsed" < u.ts)`;
 
-const DML = new Set(["insert", "update", "delete", "with", "merge"]);
+const LEADING = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/y;
+const VERB = /[a-z]+/iy;
+const DML = /^(?:insert|update|delete|with|merge)$/i;
+/** Unquoted names are case-folded (a quoted one contains the name as is); U&"…" may spell it in escapes. */
+const NAMES_TOKENS = /oauth_tokens|u&["']/i;
 
 /** `sql` null: a statement this process cannot see (an owner-socket client's message). */
 export function statementEffect(sql: string | null): StatementEffect {
   if (sql === null) return "schema";
   if (sql === LAST_USED_SQL) return "none";
-  const body = sql
-    .replace(/^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/, "")
-    .replace(/[\s;]+$/, "")
-    .toLowerCase();
+  LEADING.lastIndex = 0;
+  LEADING.test(sql);
+  const start = LEADING.lastIndex;
+  let end = sql.length;
+  while (end > start && (sql[end - 1] === ";" || /\s/.test(sql[end - 1]!))) end--;
   // A ';' inside a literal or a comment is taken for a second statement too: a drop, never a miss.
-  if (body.includes(";")) return "schema";
-  const verb = /^[a-z]+/.exec(body)?.[0] ?? "";
-  if (verb === "select") return "none";
-  if (!DML.has(verb)) return "schema";
-  // Unquoted names are case-folded; U&"…" may spell the name in escapes.
-  return body.replaceAll('"', "").includes("oauth_tokens") || body.includes("u&") ? "tokens" : "none";
+  const semicolon = sql.indexOf(";", start);
+  if (semicolon !== -1 && semicolon < end) return "schema";
+  VERB.lastIndex = start;
+  const verb = VERB.exec(sql)?.[0] ?? "";
+  if (verb.length === 6 && verb.toLowerCase() === "select") return "none";
+  if (!DML.test(verb)) return "schema";
+  return NAMES_TOKENS.test(sql) ? "tokens" : "none";
 }
 
 /** The only objects of ours the cache tolerates: the audit log's append-only guard (it only raises). */

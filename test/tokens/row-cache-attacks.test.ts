@@ -11,6 +11,7 @@ import type { Database } from "../../src/db/database.ts";
 import type { TokenRow } from "../../src/tokens/record.ts";
 import { tokenRepository } from "../../src/tokens/repository.ts";
 import { TOKEN_ROW_CACHE_MAX_BYTES, TokenRowCache } from "../../src/tokens/row-cache.ts";
+import { LAST_USED_SQL, statementEffect } from "../../src/tokens/row-cache-guard.ts";
 import { describeEachDb } from "../support/databases.ts";
 
 async function insertRow(db: Database, userId: string) {
@@ -169,5 +170,43 @@ describe("token row cache memory", () => {
     expect(held).toBeGreaterThan(0);
     expect(cache.get("u3999", "gmail")).toBeDefined(); // the newest stay, the oldest go
     expect(cache.get("u0", "gmail")).toBeUndefined();
+  });
+});
+
+describe("statement classification (src/tokens/row-cache-guard.ts)", () => {
+  test("never lets a statement that may write oauth_tokens pass as harmless", () => {
+    const writes = [
+      `UPDATE "public"."oauth_tokens" SET "scope" = $1 WHERE "id" = $2`, // Prisma's
+      `update public.oauth_tokens set scope = 'x'`,
+      `UPDATE OAuth_Tokens SET scope = 'x'`,
+      `WITH gone AS (DELETE FROM oauth_tokens RETURNING id) SELECT count(*) FROM gone`,
+      `INSERT INTO oauth_tokens (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET scope = 'x'`,
+      `DELETE /* note */ FROM /* more */ "oauth_tokens"`,
+      `-- chronokms:last-used\nUPDATE oauth_tokens SET "lastUsed" = now()`,
+      `/* chronokms:last-used */ ${LAST_USED_SQL}`,
+      `MERGE INTO oauth_tokens t USING src s ON t.id = s.id WHEN MATCHED THEN DELETE`,
+    ];
+    for (const sql of writes) expect([sql, statementEffect(sql)]).toEqual([sql, "tokens"]);
+    const schema = [
+      null,
+      `SELECT 1; DELETE FROM oauth_tokens`,
+      `select 1;delete from audit_logs`,
+      `TRUNCATE requesters CASCADE`,
+      `COPY oauth_tokens FROM STDIN`,
+      `DO $$ BEGIN EXECUTE 'DELETE FROM oauth' || '_tokens'; END $$`,
+      `CALL something()`,
+      `EXPLAIN ANALYZE UPDATE oauth_tokens SET scope = 'x'`,
+      `SET search_path = elsewhere`,
+      `CREATE TRIGGER t AFTER INSERT ON audit_logs FOR EACH ROW EXECUTE FUNCTION f()`,
+    ];
+    for (const sql of schema) expect([sql, statementEffect(sql)]).toEqual([sql, "schema"]);
+    const harmless = [
+      `SELECT id FROM oauth_tokens WHERE "userId" = $1 FOR UPDATE`,
+      `  select 1;  `,
+      `INSERT INTO "audit_logs" ("id") VALUES ($1::uuid)`,
+      `UPDATE api_keys SET "lastUsedAt" = now()`,
+      LAST_USED_SQL,
+    ];
+    for (const sql of harmless) expect([sql, statementEffect(sql)]).toEqual([sql, "none"]);
   });
 });
