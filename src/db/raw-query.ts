@@ -15,6 +15,22 @@ export async function rawQuery<R>(db: Database, name: string, text: string, valu
   if (!db.pool) throw new Error(`rawQuery: ${db.description} has neither a pool nor an embedded database`);
   // Through the embedded owner's socket every client shares one backend session, where a named
   // statement of another script would clash: unnamed there.
-  const q = db.owner ? { text, values } : { name, text, values };
-  return (await db.pool.query(q)).rows as R[];
+  if (db.owner) return (await db.pool.query({ text, values })).rows as R[];
+  const epoch = planEpoch;
+  try {
+    return (await db.pool.query({ name: `${name}_${epoch}`, text, values })).rows as R[];
+  } catch (err) {
+    if (!isStalePlan(err)) throw err;
+    // A migration (from another process) changed a selected column's type: every connection's
+    // statement of that name now fails. New names are prepared afresh on each connection.
+    if (planEpoch === epoch) planEpoch++;
+    return (await db.pool.query({ name: `${name}_${planEpoch}`, text, values })).rows as R[];
+  }
+}
+
+let planEpoch = 0;
+
+function isStalePlan(err: unknown): boolean {
+  const e = err as { code?: unknown; routine?: unknown };
+  return e?.code === "0A000" && e.routine === "RevalidateCachedQuery";
 }

@@ -3,7 +3,9 @@
  * The read of a record by (userId, integration), on every token read, runs off Prisma's query
  * runtime (src/db/raw-query.ts) and, in the embedded database's owner, from a row cache
  * (src/tokens/row-cache.ts), dropped around every statement that may write the table, whoever
- * runs it (src/db/statement-watch.ts). Writes inside a caller's audited transaction take its `tx`.
+ * runs it (src/db/statement-watch.ts), and filled only while the schema holds nothing that writes
+ * it behind a statement's back (src/tokens/row-cache-guard.ts). Writes inside a caller's audited
+ * transaction take its `tx`.
  */
 import type { AuditTx } from "../audit/types.ts";
 import type { Database } from "../db/database.ts";
@@ -11,6 +13,7 @@ import { rawQuery } from "../db/raw-query.ts";
 import { watchStatements } from "../db/statement-watch.ts";
 import type { TokenRow } from "./record.ts";
 import { TokenRowCache } from "./row-cache.ts";
+import { LAST_USED_SQL, SchemaGuard, statementEffect } from "./row-cache-guard.ts";
 
 export interface TokenKey {
   integration: string;
@@ -59,15 +62,21 @@ export class TokenRepository {
   readonly #db: Database;
   /** Only in the embedded database's owner (PGlite open in this process). */
   readonly cache: TokenRowCache | undefined;
+  readonly #guard: SchemaGuard | undefined;
 
   constructor(db: Database) {
     this.#db = db;
     if (db.kind === "pglite" && db.pglite && !db.pool) {
       const cache = new TokenRowCache();
+      const guard = new SchemaGuard(db);
       watchStatements(db.pglite, (sql) => {
-        if (sql === null || mayWriteTokens(sql)) cache.forgetAll();
+        const effect = statementEffect(sql);
+        if (effect === "none") return;
+        cache.forgetAll();
+        if (effect === "schema") guard.schemaMayHaveChanged();
       });
       this.cache = cache;
+      this.#guard = guard;
     }
   }
 
@@ -85,7 +94,7 @@ export class TokenRepository {
       key.userId,
       key.integration,
     ]);
-    if (row) this.cache?.fill(generation, row);
+    if (row && this.cache && (await this.#guard!.cacheable())) this.cache.fill(generation, row);
     return row ?? null;
   }
 
@@ -218,10 +227,7 @@ export class TokenRepository {
     await this.#db.prisma.$transaction(
       async (tx) => {
         await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`;
-        await tx.$executeRaw`/* chronokms:last-used */
-          UPDATE oauth_tokens AS t SET "lastUsed" = u.ts
-          FROM unnest(${ids}::uuid[], ${isos}::timestamptz[]) AS u(id, ts)
-          WHERE t.id = u.id AND (t."lastUsed" IS NULL OR t."lastUsed" < u.ts)`;
+        await tx.$executeRawUnsafe(LAST_USED_SQL, ids, isos);
       },
       { maxWait: 10_000, timeout: 30_000 },
     );
@@ -245,14 +251,6 @@ export class TokenRepository {
     );
     return rows.map((r) => r.integration);
   }
-}
-
-/**
- * Whether a statement may change oauth_tokens rows: any statement naming the table but a plain
- * SELECT, and but the lastUsed flush, which writes its times through to the cache itself.
- */
-function mayWriteTokens(sql: string): boolean {
-  return sql.includes("oauth_tokens") && !/^\s*SELECT\b/i.test(sql) && !sql.startsWith("/* chronokms:last-used */");
 }
 
 const EXPIRED = `"expiresAt" < $1::timestamptz AND ("refreshToken" IS NULL OR "refreshStatus" = 'needs-reauth')`;
