@@ -20,8 +20,8 @@ export {
   decryptEnvelopeToString,
   encryptEnvelope,
   readEnvelopeHeader,
-  sealEcdhEs,
 } from "./envelope.ts";
+export { type EcdhEsHeader, openEcdhEs, readProtectedHeader, sealEcdhEs } from "./ecdh-es.ts";
 export {
   GGM_ROOT_INFO,
   GGM_ROOT_SALT,
