@@ -10,8 +10,6 @@ import { CryptoInputError, DecryptionFailedError } from "./errors.ts";
 import type { EcPrivateJwk, EcPublicJwk } from "./jwk.ts";
 import { parseKid, sliceIndex } from "./slice-keys.ts";
 
-export { concatKdf } from "./ecdh-es.ts";
-
 /** Header members we write or tolerate from other JOSE libraries; anything else (e.g. `crit`, `zip`) is refused. */
 const ALLOWED_HEADER = new Set(["alg", "enc", "kid", "ts", "ctx", "epk", "apu", "apv", "typ", "cty"]);
 const MAX_CTX_LENGTH = 1024;
