@@ -3,9 +3,9 @@
  * decision is durable — the grant body around the key material that src/keys/grant-material.ts
  * issues (the minimal GGM subtree seeds covering those slices, the per-slice private JWKs when
  * there are at most 64), optionally sealed to the requester's registered public key with the
- * ECDH-ES + A256GCM sealer of src/crypto/envelope.ts.
+ * ECDH-ES + A256GCM sealer of src/crypto/ecdh-es.ts (the SDK opens it with the same module).
  */
-import { sealEcdhEs } from "../crypto/envelope.ts";
+import { sealEcdhEs } from "../crypto/ecdh-es.ts";
 import { sliceIndex, sliceRange } from "../crypto/slice-keys.ts";
 import { KeyUnavailableError } from "../errors.ts";
 import { type GrantKey, type GrantSeed, grantMaterial, grantSeedCount } from "../keys/grant-material.ts";
@@ -113,7 +113,7 @@ export async function issueGrant(
     covered: { start: new Date(plan.covered.start).toISOString(), end: new Date(plan.covered.end).toISOString() },
   };
   if (!opts.publicKeyJwk) return { ...head, keys, seeds };
-  return { ...head, encrypted: sealGrant({ keys, seeds }, opts.publicKeyJwk, head) };
+  return { ...head, encrypted: await sealGrant({ keys, seeds }, opts.publicKeyJwk, head) };
 }
 
 /**
@@ -121,11 +121,11 @@ export async function issueGrant(
  * key. The protected header (the AAD) names the grant, version and slice range, so a sealed
  * payload cannot be passed off as another grant's.
  */
-function sealGrant(
+async function sealGrant(
   payload: { keys: GrantKey[]; seeds: GrantSeed[] },
   publicKeyJwk: JsonWebKey,
   head: { id: string; keyVersion: number; slices: { from: number; to: number } },
-): string {
+): Promise<string> {
   const recipient = { kty: "EC" as const, crv: "P-256" as const, x: publicKeyJwk.x ?? "", y: publicKeyJwk.y ?? "" };
   const kid = (publicKeyJwk as { kid?: unknown }).kid;
   return sealEcdhEs(JSON.stringify(payload), recipient, {

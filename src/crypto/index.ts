@@ -15,13 +15,12 @@ export {
   type DecryptEnvelopeOptions,
   type EncryptEnvelopeOptions,
   type EnvelopeHeader,
-  concatKdf,
   decryptEnvelope,
   decryptEnvelopeToString,
   encryptEnvelope,
   readEnvelopeHeader,
-  sealEcdhEs,
 } from "./envelope.ts";
+export { type EcdhEsHeader, concatKdf, openEcdhEs, readProtectedHeader, sealEcdhEs } from "./ecdh-es.ts";
 export {
   GGM_ROOT_INFO,
   GGM_ROOT_SALT,
