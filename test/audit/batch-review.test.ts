@@ -9,16 +9,17 @@ import { canonicalJson } from "../../src/crypto/canonical-json.ts";
 import { verifyAuditLog } from "../../src/audit/verify.ts";
 import { liveChains } from "../../src/audit/writer.ts";
 import { ConflictError } from "../../src/errors.ts";
+import { AuditEventError } from "../../src/audit/event-guard.ts";
 import type { AuditEvent } from "../../src/audit/types.ts";
 import { asSuperuser, chainRows, sampleEvent, testKey, writerFor, type TestKey } from "./helpers.ts";
 
 // Values JSON text, jsonb and JS numbers disagree on (escapes, key order, number spelling, nesting).
 const TRICKY: Array<Record<string, unknown>> = [
-  { s: "emoji 👩🏽‍💻 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢", rtl: "שלום עולם", comb: "é vs é", sep: "\u2028\u2029", bom: "\ufeff" },
+  { s: "emoji 👩🏽‍💻 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢", rtl: "שלום עולם", comb: "\u00e9 vs e\u0301", sep: "\u2028\u2029", bom: "\ufeff" },
   { ctl: "\u0001\u001f\u007f\b\f\n\r\t", q: 'quote " back \\ slash /', html: "<script>&amp;</script>" },
   { big: 1e21, huge: Number.MAX_VALUE, tiny: Number.MIN_VALUE, neg0: -0, unsafe: 2 ** 53 + 2, frac: 0.1 + 0.2 },
-  { exp: -1.5e-7, int: -9007199254740991, small: 1e-7, round: 123456789.123456789, hundred: 100 },
-  { "": "empty key", é: 1, e: 2, "é": 3, Z: 4, a: 5, "😀": 6, "\u007f": 7, " ": 8, "10": 9, "9": 10 },
+  { exp: -1.5e-7, int: -9007199254740991, small: 1e-7, round: 123456789.12345679, hundred: 100 },
+  { "": "empty key", "\u00e9": 1, e: 2, "e\u0301": 3, Z: 4, a: 5, "😀": 6, "\u007f": 7, " ": 8, "10": 9, "9": 10 },
   { deep: { a: [[[[{ b: [null, true, false, "", 0, [], {}] }]]]] }, arr: [3, 1, 2], obj: {} },
   { ts: new Date(Date.UTC(9999, 11, 31, 23, 59, 59, 999)).toISOString(), early: new Date(0).toISOString() },
 ];
@@ -48,7 +49,7 @@ describeEachDb("audit batch statement (review)", (h) => {
       resource: { type: "token", integration: "gmail", userId: `ü-${i}-👩🏽‍💻 "x"` },
       startTime: new Date(253402300799999 - i),
       endTime: new Date(253402300799999),
-      purpose: "why\u2028not \\ \"quoted\"",
+      purpose: 'why\u2028not \\ "quoted"',
       granted: i % 2 === 0,
       policyIds: ["p,1", 'p"2', "p\\3", "ü"],
       keyCount: 2 ** 31 - 1,
@@ -78,6 +79,45 @@ describeEachDb("audit batch statement (review)", (h) => {
     ).toMatchObject({ valid: true, chains: 1 });
     await w.close();
     expect(await verifyAuditLog(h.db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, chains: 1 });
+  });
+
+  test("an attached access request the database cannot hold fails alone, up front: its batch-mates commit on the same chain", async () => {
+    const w = writerFor(h.db, key);
+    const first = await w.record(sampleEvent(0)); // opens the chain
+    const ar = (over: Record<string, unknown> = {}) => ({
+      requesterId: "r-1",
+      resourceType: "timeslice",
+      resource: { type: "timeslice" },
+      startTime: new Date(0),
+      endTime: new Date(253402300799999),
+      granted: true,
+      policyIds: ["p-1"],
+      // 100 years of 1-second slices (SLICE_SECONDS=1): more than an int column holds.
+      keyCount: 3_155_760_000,
+      ...over,
+    });
+    const bad = [
+      ar(),
+      ar({ keyCount: 1.5 }),
+      ar({ startTime: new Date(Number.NaN) }),
+      ar({ purpose: "a\u0000b" }),
+      ar({ denialReason: "\ud800" }),
+      ar({ policyIds: ["p\u0000"] }),
+      ar({ resource: { type: "timeslice", x: "\u0000" } }),
+      ar({ requesterId: "" }),
+    ];
+    const results = await Promise.allSettled([
+      w.record(sampleEvent(1, { target: "mate-1" })),
+      ...bad.map((accessRequest, i) => w.record({ event: sampleEvent(10 + i, { target: `bad-${i}` }), accessRequest })),
+      w.record({ event: sampleEvent(2, { target: "mate-2" }), accessRequest: ar({ keyCount: 2 ** 31 - 1 }) }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", ...bad.map(() => "rejected" as const), "fulfilled"]);
+    for (const r of results.slice(1, -1)) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(AuditEventError);
+    expect(w.stats().failedBatches).toBe(0);
+    expect((results.at(-1) as PromiseFulfilledResult<{ chainId: string }>).value.chainId).toBe(first.chainId);
+    expect(await h.db.prisma.auditLog.count({ where: { target: { startsWith: "bad-" } } })).toBe(0);
+    expect(await h.db.prisma.accessRequest.count()).toBe(1);
+    await w.close();
   });
 
   test("a change whose first run fails and whose second run succeeds commits exactly once, with one audit row", async () => {

@@ -28,7 +28,8 @@ function proxyTo(port: number) {
     upstream.on("close", () => client.destroy());
   });
   return {
-    listen: () => new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as net.AddressInfo).port))),
+    listen: () =>
+      new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as net.AddressInfo).port))),
     /** The client loses the connection; the backend keeps it (and whatever it is running) until `closeUpstream`. */
     cutClient(upstreamPort: number) {
       const c = byUpstreamPort.get(upstreamPort)!;
@@ -109,7 +110,12 @@ describeOnPostgres("audit writer: uncertain commit", () => {
     expect(sealed).toContain(first.chainId);
     await w.close();
     const tail = await db.prisma.auditLog.findMany({ where: { chainId: first.chainId }, orderBy: { seq: "asc" } });
-    expect(tail.map((r) => r.target)).toEqual([`chain:${first.chainId}`, "before", "uncertain", `chain:${first.chainId}`]);
+    expect(tail.map((r) => r.target)).toEqual([
+      `chain:${first.chainId}`,
+      "before",
+      "uncertain",
+      `chain:${first.chainId}`,
+    ]);
     expect(await verifyAuditLog(db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, unclosedChains: 0 });
   }, 30_000);
 });
