@@ -8,7 +8,8 @@ import { describeEachDb } from "../support/databases.ts";
 import { canonicalJson } from "../../src/crypto/canonical-json.ts";
 import { verifyAuditLog } from "../../src/audit/verify.ts";
 import { liveChains } from "../../src/audit/writer.ts";
-import { ConflictError } from "../../src/errors.ts";
+import { ConflictError, ServiceUnavailableError } from "../../src/errors.ts";
+import { webhookOutbox } from "../../src/webhooks/events.ts";
 import { AuditEventError } from "../../src/audit/event-guard.ts";
 import type { AuditEvent } from "../../src/audit/types.ts";
 import { asSuperuser, chainRows, sampleEvent, testKey, writerFor, type TestKey } from "./helpers.ts";
@@ -172,5 +173,56 @@ describeEachDb("audit batch statement (review)", (h) => {
     ).toMatchObject({ valid: true });
     await w.close();
     await h.db.prisma.requester.deleteMany({});
+  });
+
+  test("webhook outbox rows exist exactly when their audit rows do: once after a re-run batch, none after a failed one", async () => {
+    const hook = await h.db.prisma.webhook.create({
+      data: { url: "http://127.0.0.1:9/x", events: ["token.deleted"], secretEncrypted: "x", kekId: "k", createdBy: "t" },
+    });
+    const w = writerFor(h.db, key, { outbox: webhookOutbox });
+    await w.record(sampleEvent(0)); // opens the chain
+    const deleted = (userId: string): AuditEvent => ({
+      eventType: "TOKEN_DELETED",
+      actor: "test",
+      target: `token:gmail:${userId}`,
+      success: true,
+      details: { integration: "gmail", userId, count: 1 },
+    });
+    let runs = 0;
+    // One change fails, so the batch runs twice: its events must still be in the outbox once.
+    const results = await Promise.allSettled([
+      w.apply({ change: async () => void (runs += 1), event: () => deleted("u-1") }),
+      w.apply({
+        change: async () => {
+          throw new ConflictError("refused");
+        },
+        event: () => deleted("never"),
+      }),
+      w.record(deleted("u-2")),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(runs).toBe(2);
+    // A batch the database refuses (duplicate access request id) leaves no event behind either.
+    const ar = {
+      id: "0190a000-0000-7000-8000-0000000000f1",
+      requesterId: "r",
+      resourceType: "token",
+      resource: { type: "token" },
+      startTime: new Date(0),
+      endTime: new Date(0),
+      granted: true,
+      policyIds: [],
+    };
+    const failed = await Promise.allSettled([
+      w.record({ event: deleted("doomed-1"), accessRequest: ar }),
+      w.record({ event: deleted("doomed-2"), accessRequest: ar }),
+    ]);
+    for (const r of failed) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ServiceUnavailableError);
+    const rows = await h.db.prisma.auditLog.findMany({ where: { eventType: "TOKEN_DELETED" }, orderBy: { seq: "asc" } });
+    expect(rows.map((r) => r.target)).toEqual(["token:gmail:u-1", "token:gmail:u-2"]);
+    const deliveries = await h.db.prisma.webhookDelivery.findMany({ where: { webhookId: hook.id } });
+    expect(deliveries.map((d) => d.eventId).sort()).toEqual(rows.map((r) => r.id).sort());
+    await w.close();
+    await h.db.prisma.webhook.delete({ where: { id: hook.id } });
   });
 });
