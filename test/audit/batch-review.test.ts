@@ -22,6 +22,7 @@ const TRICKY: Array<Record<string, unknown>> = [
   { exp: -1.5e-7, int: -9007199254740991, small: 1e-7, round: 123456789.12345679, hundred: 100 },
   { "": "empty key", "\u00e9": 1, e: 2, "e\u0301": 3, Z: 4, a: 5, "😀": 6, "\u007f": 7, " ": 8, "10": 9, "9": 10 },
   { deep: { a: [[[[{ b: [null, true, false, "", 0, [], {}] }]]]] }, arr: [3, 1, 2], obj: {} },
+  JSON.parse('{"__proto__":{"polluted":1},"constructor":{"prototype":{"y":2}},"toString":"x"}'),
   { ts: new Date(Date.UTC(9999, 11, 31, 23, 59, 59, 999)).toISOString(), early: new Date(0).toISOString() },
 ];
 
@@ -60,10 +61,10 @@ describeEachDb("audit batch statement (review)", (h) => {
     const receipts = await Promise.all(events.map((event, i) => w.record({ event, accessRequest: ar(i) })));
     expect(w.stats().batches - before).toBe(1);
     // seq follows the call order, with a checkpoint after every third event row.
-    expect(receipts.map((r) => Number(r.seq))).toEqual([3, 4, 6, 7, 8, 10, 11]);
+    expect(receipts.map((r) => Number(r.seq))).toEqual([3, 4, 6, 7, 8, 10, 11, 12]);
     const rows = await chainRows(h.db, receipts[0]!.chainId);
     expect(rows.map((r) => Number(r.seq))).toEqual(rows.map((_, i) => i + 1));
-    expect(rows.filter((r) => r.eventType === "AUDIT_CHECKPOINT").map((r) => Number(r.seq))).toEqual([1, 5, 9]);
+    expect(rows.filter((r) => r.eventType === "AUDIT_CHECKPOINT").map((r) => Number(r.seq))).toEqual([1, 5, 9, 13]);
     for (const [i, r] of receipts.entries()) {
       const stored = rows.find((row) => row.id === r.id)!;
       // What the database gives back is, canonically, what was hashed.
@@ -177,7 +178,13 @@ describeEachDb("audit batch statement (review)", (h) => {
 
   test("webhook outbox rows exist exactly when their audit rows do: once after a re-run batch, none after a failed one", async () => {
     const hook = await h.db.prisma.webhook.create({
-      data: { url: "http://127.0.0.1:9/x", events: ["token.deleted"], secretEncrypted: "x", kekId: "k", createdBy: "t" },
+      data: {
+        url: "http://127.0.0.1:9/x",
+        events: ["token.deleted"],
+        secretEncrypted: "x",
+        kekId: "k",
+        createdBy: "t",
+      },
     });
     const w = writerFor(h.db, key, { outbox: webhookOutbox });
     await w.record(sampleEvent(0)); // opens the chain
@@ -218,7 +225,10 @@ describeEachDb("audit batch statement (review)", (h) => {
       w.record({ event: deleted("doomed-2"), accessRequest: ar }),
     ]);
     for (const r of failed) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ServiceUnavailableError);
-    const rows = await h.db.prisma.auditLog.findMany({ where: { eventType: "TOKEN_DELETED" }, orderBy: { seq: "asc" } });
+    const rows = await h.db.prisma.auditLog.findMany({
+      where: { eventType: "TOKEN_DELETED" },
+      orderBy: { seq: "asc" },
+    });
     expect(rows.map((r) => r.target)).toEqual(["token:gmail:u-1", "token:gmail:u-2"]);
     const deliveries = await h.db.prisma.webhookDelivery.findMany({ where: { webhookId: hook.id } });
     expect(deliveries.map((d) => d.eventId).sort()).toEqual(rows.map((r) => r.id).sort());
