@@ -198,7 +198,12 @@ describeEachDb("audit batch statement (review)", (h) => {
     let runs = 0;
     // One change fails, so the batch runs twice: its events must still be in the outbox once.
     const results = await Promise.allSettled([
-      w.apply({ change: async () => void (runs += 1), event: () => deleted("u-1") }),
+      w.apply({
+        change: async () => {
+          runs += 1;
+        },
+        event: () => deleted("u-1"),
+      }),
       w.apply({
         change: async () => {
           throw new ConflictError("refused");
