@@ -3,7 +3,9 @@
  * sent, while the server still runs it (waiting on a lock), and the server then commits it. The
  * callers must get 503, the writer must move to a new chain, nobody may seal the old chain while
  * that statement can still land on it, and once it has landed and the backend is gone, the sweep
- * seals the old chain after the late rows and verification accepts the whole log.
+ * seals the old chain after the late rows and verification accepts the whole log. And the chain
+ * lock (held by the writer's own connection) lost while a change batch (on the pool) is pending:
+ * another process may seal the chain, and (chainId, seq) being unique keeps our batch off it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import net from "node:net";
@@ -12,7 +14,8 @@ import { openDatabase, type Database } from "../../src/db/database.ts";
 import { createTestDatabase, type TestDatabase, describeOnPostgres } from "../support/databases.ts";
 import { ServiceUnavailableError } from "../../src/errors.ts";
 import { verifyAuditLog } from "../../src/audit/verify.ts";
-import { sampleEvent, testKey, writerFor, type TestKey } from "./helpers.ts";
+import { sealAbandonedChains } from "../../src/audit/seal.ts";
+import { quietLog, sampleEvent, testClock, testKey, writerFor, type TestKey } from "./helpers.ts";
 
 /** A TCP proxy to PostgreSQL whose client side can be cut per backend (by the backend's client_port). */
 function proxyTo(port: number) {
@@ -117,5 +120,63 @@ describeOnPostgres("audit writer: uncertain commit", () => {
       `chain:${first.chainId}`,
     ]);
     expect(await verifyAuditLog(db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, unclosedChains: 0 });
+  }, 30_000);
+
+  test("chain lock lost while a change batch waits on the pool: another process seals the chain, our batch cannot fork it (503, new chain)", async () => {
+    const w = writerFor(db, key, { writeTimeoutMs: 10_000 });
+    const first = await w.record(sampleEvent(1, { target: "before-change" }));
+    await admin.query("BEGIN");
+    await admin.query(`LOCK TABLE "requesters" IN EXCLUSIVE MODE`);
+    const pending = w
+      .apply({
+        change: (tx) => tx.requester.create({ data: { requesterId: "lock-lost", name: "x" } }),
+        event: (r) => ({
+          eventType: "REQUESTER_CREATED",
+          actor: "t",
+          target: `requester:${r.requesterId}`,
+          success: true,
+        }),
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    for (let i = 0; i < 300; i++) {
+      const r = await admin.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+      );
+      if (r.rowCount) break;
+      await Bun.sleep(10);
+    }
+    // The writer's own connection (the one holding the chain lock) dies while the change waits.
+    const holder = await admin.query<{ pid: number }>(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND pid <> pg_backend_pid()`,
+    );
+    expect(holder.rowCount).toBe(1);
+    await admin.query("SELECT pg_terminate_backend($1)", [holder.rows[0]!.pid]);
+    // Another process sees the chain abandoned and seals it, while our change batch is still pending.
+    let sealed: string[] = [];
+    for (let i = 0; i < 300 && !sealed.includes(first.chainId); i++) {
+      const rows = await sealAbandonedChains({
+        db,
+        clock: testClock(),
+        log: quietLog,
+        signer: key.signer,
+        writeTimeoutMs: 2_000,
+        live: new Set(),
+      });
+      sealed = rows.map((r) => r.chainId);
+      if (!sealed.includes(first.chainId)) await Bun.sleep(10);
+    }
+    expect(sealed).toContain(first.chainId);
+    await admin.query("ROLLBACK");
+    expect(await pending).toBeInstanceOf(ServiceUnavailableError);
+    expect(await db.prisma.requester.count({ where: { requesterId: "lock-lost" } })).toBe(0);
+    const next = await w.record(sampleEvent(2, { target: "after-change" }));
+    expect(next.chainId).not.toBe(first.chainId);
+    await w.close();
+    const tail = await db.prisma.auditLog.findMany({ where: { chainId: first.chainId }, orderBy: { seq: "asc" } });
+    expect(tail.map((r) => r.target)).toEqual([`chain:${first.chainId}`, "before-change", `chain:${first.chainId}`]);
+    expect(await verifyAuditLog(db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true });
   }, 30_000);
 });
