@@ -7,7 +7,7 @@
  * lock (held by the writer's own connection) lost while a change batch (on the pool) is pending:
  * another process may seal the chain, and (chainId, seq) being unique keeps our batch off it.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import net from "node:net";
 import pg from "pg";
 import { openDatabase, type Database } from "../../src/db/database.ts";
@@ -64,7 +64,7 @@ describeOnPostgres("audit writer: uncertain commit", () => {
     admin = new pg.Client({ connectionString: db.url });
     admin.on("error", () => {});
     await admin.connect();
-  });
+  }, 60_000);
   afterAll(async () => {
     await admin?.end();
     await viaProxy?.close();
@@ -150,7 +150,8 @@ describeOnPostgres("audit writer: uncertain commit", () => {
     }
     // The writer's own connection (the one holding the chain lock) dies while the change waits.
     const holder = await admin.query<{ pid: number }>(
-      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND pid <> pg_backend_pid()`,
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND pid <> pg_backend_pid()
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     );
     expect(holder.rowCount).toBe(1);
     await admin.query("SELECT pg_terminate_backend($1)", [holder.rows[0]!.pid]);
@@ -178,5 +179,56 @@ describeOnPostgres("audit writer: uncertain commit", () => {
     const tail = await db.prisma.auditLog.findMany({ where: { chainId: first.chainId }, orderBy: { seq: "asc" } });
     expect(tail.map((r) => r.target)).toEqual([`chain:${first.chainId}`, "before-change", `chain:${first.chainId}`]);
     expect(await verifyAuditLog(db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true });
+  }, 30_000);
+});
+
+describe("[pglite] audit writer: uncertain commit", () => {
+  let db: TestDatabase;
+  let key: TestKey;
+  beforeAll(async () => {
+    db = await createTestDatabase("pglite");
+    key = await testKey();
+  }, 60_000);
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  test("the database busy past the write deadline, the batch committed after it: 503, new chain, sealed after the late row, valid", async () => {
+    const w = writerFor(db, key, { writeTimeoutMs: 10 }); // client deadline 1,020 ms
+    const first = await w.record(sampleEvent(1, { target: "before" }));
+    // A transaction keeps the one embedded session for longer than the deadline.
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let started!: () => void;
+    const inside = new Promise<void>((r) => {
+      started = r;
+    });
+    const busy = db.prisma.$transaction(
+      async (tx) => {
+        await tx.$queryRaw`SELECT 1`;
+        started();
+        await held;
+      },
+      { timeout: 30_000 },
+    );
+    await inside;
+    const error = await w.record(sampleEvent(2, { target: "late" })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+    release();
+    await busy;
+    const next = await w.record(sampleEvent(3, { target: "after" }));
+    expect(next.chainId).not.toBe(first.chainId);
+    // The late statement ran before anything queued after it: it is on the old chain, and the seal follows it.
+    expect(await db.prisma.auditLog.count({ where: { target: "late" } })).toBe(1);
+    expect(await w.sealAbandonedChains()).toContain(first.chainId);
+    await w.close();
+    const tail = await db.prisma.auditLog.findMany({ where: { chainId: first.chainId }, orderBy: { seq: "asc" } });
+    expect(tail.map((r) => r.target)).toEqual([`chain:${first.chainId}`, "before", "late", `chain:${first.chainId}`]);
+    expect(await verifyAuditLog(db, { publicKeys: key.publicKeys })).toMatchObject({ valid: true, unclosedChains: 0 });
   }, 30_000);
 });
