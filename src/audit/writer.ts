@@ -16,7 +16,7 @@
  * appended to the anchor log.
  */
 import { ServiceUnavailableError } from "../errors.ts";
-import { assertStorableEvent } from "./event-guard.ts";
+import { assertStorableWrite } from "./event-guard.ts";
 import { AnchorQueue } from "./anchors.ts";
 import type { AuditedChange, AuditEvent, AuditReceipt, AuditWrite } from "./types.ts";
 import { batchStatement } from "./batch-statement.ts";
@@ -296,7 +296,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       if (closed) return Promise.reject(new ServiceUnavailableError("audit log is closed"));
       const write: AuditWrite = "event" in input ? input : { event: input };
       try {
-        assertStorableEvent(write.event);
+        assertStorableWrite(write);
       } catch (err) {
         return Promise.reject(err);
       }
