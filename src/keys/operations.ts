@@ -10,9 +10,10 @@ import {
   decryptEnvelope,
   encryptEnvelope,
   isTokenEnvelope,
+  type ParsedTokenEnvelope,
   openTokenEnvelope,
+  parseTokenEnvelope,
   readEnvelopeHeader,
-  readTokenEnvelopeHeader,
   sealTokenEnvelope,
   signPayload,
 } from "../crypto/index.ts";
@@ -26,7 +27,7 @@ import type { KeyVersion, SealedValue, TokenResealRequest } from "./types.ts";
 const RESEAL_CHUNK = 128;
 
 type TokenSource =
-  | { format: "v2"; version: number; root: Uint8Array }
+  | { format: "v2"; version: number; root: Uint8Array; envelope?: ParsedTokenEnvelope }
   | { format: "v1"; kv: KeyVersion; kid: string; slice: number };
 
 export class KeyOperations {
@@ -66,13 +67,19 @@ export class KeyOperations {
     };
   }
 
-  /** Which key opens a stored token value; DecryptionFailedError (cause says why) when none may. */
-  private async tokenSource(jwe: string): Promise<TokenSource> {
+  /**
+   * Which key opens a stored token value; DecryptionFailedError (cause says why) when none may,
+   * or when it names another version than `keyVersion` (before any key is looked up). A v2 value
+   * is parsed here once and opened from that parse.
+   */
+  private async tokenSource(jwe: string, keyVersion?: number): Promise<TokenSource> {
     if (isTokenEnvelope(jwe)) {
-      const h = readTokenEnvelopeHeader(jwe);
-      const l = await this.ring.opener(h.version);
-      return { format: "v2", version: h.version, root: l.tokenRoot };
+      const envelope = parseTokenEnvelope(jwe);
+      if (keyVersion !== undefined && envelope.version !== keyVersion) throw versionMismatch();
+      const l = await this.ring.opener(envelope.version);
+      return { format: "v2", version: envelope.version, root: l.tokenRoot, envelope };
     }
+    if (keyVersion !== undefined && readEnvelopeHeader(jwe).version !== keyVersion) throw versionMismatch();
     const h = readEnvelopeHeader(jwe);
     const l = await this.ring.opener(h.version);
     // A v1 envelope under a version created since key separation can only be a forgery (anyone
@@ -82,10 +89,10 @@ export class KeyOperations {
     return { format: "v1", kv: l.kv, kid: h.kid, slice: h.slice };
   }
 
-  async openToken(jwe: string, opts: { ctx: string; legacyCtx: string }): Promise<Uint8Array> {
-    const src = await this.tokenSource(jwe);
+  async openToken(jwe: string, opts: { ctx: string; legacyCtx: string; keyVersion?: number }): Promise<Uint8Array> {
+    const src = await this.tokenSource(jwe, opts.keyVersion);
     if (src.format === "v2")
-      return openTokenEnvelope(jwe, { root: src.root, version: src.version, expectedCtx: opts.ctx });
+      return openTokenEnvelope(src.envelope ?? jwe, { root: src.root, version: src.version, expectedCtx: opts.ctx });
     return openSlice(src.kv, src.slice, src.kid, jwe, opts.legacyCtx);
   }
 
@@ -181,6 +188,10 @@ export class KeyOperations {
 function defaultResealWorkers(): number {
   const cores = availableParallelism();
   return cores <= 2 ? 0 : Math.min(4, cores - 1);
+}
+
+function versionMismatch(): DecryptionFailedError {
+  return new DecryptionFailedError(new Error("the envelope names another key version than the row's keyVersion"));
 }
 
 /** How a v2 token envelope's header begins (the sealer writes its members in this order). */
