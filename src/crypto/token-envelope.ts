@@ -32,7 +32,12 @@ export const TOKEN_ENVELOPE_PREFIX = "eyJhbGciOiJkaXIiLC";
 export function tokenContext(integration: string, userId: string, field: TokenField, rowVersion: number): string {
   if (!Number.isSafeInteger(rowVersion) || rowVersion < 1)
     throw new CryptoInputError("rowVersion must be a positive integer");
-  return canonicalJson([TOKEN_CTX_LABEL, integration, userId, field, rowVersion]);
+  const value = [TOKEN_CTX_LABEL, integration, userId, field, rowVersion];
+  // Of strings and a safe integer, canonical JSON is JSON.stringify's output; anything else
+  // takes canonicalJson's checks (which refuse it).
+  return typeof integration === "string" && typeof userId === "string" && typeof field === "string"
+    ? JSON.stringify(value)
+    : canonicalJson(value);
 }
 
 export function tokenKid(version: number): string {
@@ -43,11 +48,11 @@ export function tokenKid(version: number): string {
 export function tokenDek(root: Uint8Array, salt: Uint8Array, ctx: string): Uint8Array<ArrayBuffer> {
   if (root.length !== 32) throw new CryptoInputError("token root must be 32 bytes");
   if (salt.length !== SALT_BYTES) throw new CryptoInputError(`salt must be ${SALT_BYTES} bytes`);
-  return new Uint8Array(hkdfSync("sha256", root, salt, Buffer.from(ctx, "utf8"), DEK_BYTES));
+  return new Uint8Array(hkdfSync("sha256", root, salt, ctx, DEK_BYTES)); // a string info is its UTF-8
 }
 
 function b64(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url");
+  return b.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 export interface SealTokenOptions {
@@ -113,19 +118,31 @@ const JWE_RE = /^([A-Za-z0-9_-]+)\.\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]*)\.([A-
 // names…) goes through the general strict parser, which accepts a superset with the same meaning.
 const WRITTEN_HEADER =
   /^\{"alg":"dir","enc":"A256GCM","kid":"tok:(0|[1-9][0-9]{0,15})","salt":"([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])","ctx":("(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*")\}$/;
-const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** The 6-bit value of each base64url character by char code (-1 outside the alphabet). */
+const B64URL_VALUE = (() => {
+  const t = new Int8Array(128).fill(-1);
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (let i = 0; i < 64; i++) t[alphabet.charCodeAt(i)] = i;
+  return t;
+})();
 
-/** Strict base64url decode of a string already known to be in the url alphabet: canonical length and last character. */
-function decodeB64(s: string): Buffer {
+/** Throws unless a string already known to be in the url alphabet is canonical base64url (length, last character). */
+function assertCanonical(s: string): void {
   const rem = s.length & 3;
   if (rem === 1) throw new Error("invalid base64url length");
-  if (rem !== 0 && (B64URL.indexOf(s[s.length - 1]!) & (rem === 2 ? 15 : 3)) !== 0)
+  if (rem !== 0 && (B64URL_VALUE[s.charCodeAt(s.length - 1) & 127]! & (rem === 2 ? 15 : 3)) !== 0)
     throw new Error("non-canonical base64url");
-  return Buffer.from(s, "base64url");
+}
+
+/** Strict base64url decode of a string already known to be in the url alphabet (so no whitespace or padding). */
+function decodeB64(s: string): Uint8Array<ArrayBuffer> {
+  assertCanonical(s);
+  return Uint8Array.fromBase64(s, { alphabet: "base64url" });
 }
 
 function headerText(headerB64: string): string {
-  const bytes = decodeB64(headerB64);
+  assertCanonical(headerB64);
+  const bytes = Buffer.from(headerB64, "base64url");
   const text = bytes.toString("utf8");
   // Buffer decoding replaces invalid UTF-8 with U+FFFD; the fatal decoder tells the two apart.
   return text.includes("\uFFFD") ? utf8Decode(bytes) : text;
@@ -177,7 +194,16 @@ export function parseTokenEnvelope(jwe: string): ParsedTokenEnvelope {
     if (!m) throw new Error("not a compact JWE with an empty encrypted key, a 96-bit IV and a 128-bit tag");
     const headerB64 = m[1]!;
     const h = parseHeader(headerB64);
-    return { ...h, headerB64, iv: decodeB64(m[2]!), ciphertext: decodeB64(m[3]!), tag: decodeB64(m[4]!) };
+    return {
+      kid: h.kid,
+      version: h.version,
+      salt: h.salt,
+      ctx: h.ctx,
+      headerB64,
+      iv: decodeB64(m[2]!),
+      ciphertext: decodeB64(m[3]!),
+      tag: decodeB64(m[4]!),
+    };
   } catch (e) {
     throw new DecryptionFailedError(e);
   }

@@ -106,11 +106,11 @@ export class KeyOperations {
     let job: { job: TokenResealJob; at: number[] } | undefined;
     const fromKeys = new Map<string, SliceKey>();
     // Rotation's items share a few versions: look each up once (the opening re-checks the header).
-    const roots = new Map<number, Promise<Uint8Array | null>>();
-    const rootOf = (v: number) => {
+    const roots = new Map<number, Uint8Array | null>();
+    const rootOf = async (v: number) => {
       let r = roots.get(v);
-      if (!r) {
-        r = this.ring.opener(v).then(
+      if (r === undefined) {
+        r = await this.ring.opener(v).then(
           (l) => l.tokenRoot,
           () => null,
         );
@@ -121,9 +121,11 @@ export class KeyOperations {
     for (const [i, it] of items.entries()) {
       let src: TokenSource;
       try {
-        const v = peekTokenVersion(it.jwe);
-        const root = v === null ? null : await rootOf(v);
-        src = v !== null && root ? { format: "v2", version: v, root } : await this.tokenSource(it.jwe);
+        // On this thread the job opens from this parse; workers get the string (they parse it).
+        const envelope = workers === 0 && isTokenEnvelope(it.jwe) ? parseTokenEnvelope(it.jwe) : undefined;
+        const v = envelope ? envelope.version : peekTokenVersion(it.jwe);
+        const root = v === null ? null : (roots.get(v) ?? (await rootOf(v)));
+        src = v !== null && root ? { format: "v2", version: v, root, envelope } : await this.tokenSource(it.jwe);
       } catch {
         continue; // malformed, unknown/retired version, or a v1 value where none may be: stays null
       }
@@ -137,7 +139,8 @@ export class KeyOperations {
       let item: TokenResealItem;
       if (src.format === "v2") {
         job.job.tokenRoots[src.version] ??= src.root;
-        item = { jwe: it.jwe, expectedCtx: it.ctx, newCtx: it.newCtx, from: { format: "v2", version: src.version } };
+        const from = { format: "v2" as const, version: src.version };
+        item = { jwe: it.jwe, envelope: src.envelope, expectedCtx: it.ctx, newCtx: it.newCtx, from };
       } else {
         // Most v1 items share a few slices: derive each once per call.
         const fk = fromKeys.get(src.kid) ?? (await src.kv.deriver.get(src.slice));

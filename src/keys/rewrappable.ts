@@ -271,10 +271,24 @@ async function select(db: Database, text: string, values: unknown[]): Promise<St
   return (await db.pool.query({ text, values })).rows as StoredRow[];
 }
 
-async function execute(db: Database, text: string, values: unknown[]): Promise<number> {
+async function execute(db: Database, text: string, values: Array<Array<string | number | null>>): Promise<number> {
   if (db.pglite && !db.pool) return (await db.pglite.query(text, values)).affectedRows ?? 0;
   if (!db.pool) throw new Error(`rewrap: ${db.description} has neither a pool nor an embedded database`);
-  return (await db.pool.query({ text, values })).rowCount ?? 0;
+  return (await db.pool.query({ text, values: values.map(arrayLiteral) })).rowCount ?? 0;
+}
+
+/** Characters that never need quoting in an array literal (every uuid, integer and JWE is made of them). */
+const BARE = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * The PostgreSQL array literal of ids, integers and envelopes, written in one join instead of
+ * `pg`'s per-element escaping; an element that would need quoting leaves the array to `pg`.
+ */
+function arrayLiteral(values: Array<string | number | null>): string | Array<string | number | null> {
+  for (const v of values)
+    if (v !== null && typeof v !== "number" && !(BARE.test(v) && (v.length !== 4 || v.toUpperCase() !== "NULL")))
+      return values;
+  return `{${values.map((v) => (v === null ? "NULL" : v)).join(",")}}`;
 }
 
 /** Every field of every row in one `resealTokens` call, so they all land on one version. */
