@@ -13,7 +13,7 @@ import { CryptoInputError, DecryptionFailedError } from "./errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
 import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES } from "./compact-jwe.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
-import { concatBytes, fromBase64url, utf8Decode, zeroize } from "./bytes.ts";
+import { concatBytes, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 
 export const TOKEN_CTX_LABEL = "chronokms/oauth-token/v2";
 export type TokenField = "access" | "refresh";
@@ -80,16 +80,16 @@ export function sealTokenEnvelope(plaintext: string | Uint8Array, opts: SealToke
   // The bytes JSON.stringify gives the object {alg, enc, kid, salt, ctx} (members in this order,
   // which TOKEN_ENVELOPE_PREFIX and the rewrap's SQL prefix test rely on), written directly.
   const json = `{"alg":"${ALG}","enc":"${ENC}","kid":"${tokenKid(opts.version)}","salt":"${b64(salt)}","ctx":${JSON.stringify(opts.ctx)}}`;
-  const header = Buffer.from(json, "utf8").toString("base64url");
+  const header = b64(utf8(json));
   const dek = tokenDek(opts.root, salt, opts.ctx);
-  const pt = typeof plaintext === "string" ? Buffer.from(plaintext, "utf8") : plaintext;
+  const pt = typeof plaintext === "string" ? utf8(plaintext) : plaintext;
   try {
     const cipher = createCipheriv("aes-256-gcm", dek, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(Buffer.from(header, "latin1"));
+    cipher.setAAD(utf8(header)); // ASCII
     const head = cipher.update(pt);
     const tail = cipher.final();
     const ct = tail.length === 0 ? head : Buffer.concat([head, tail]);
-    return `${header}..${b64(iv)}.${ct.toString("base64url")}.${cipher.getAuthTag().toString("base64url")}`;
+    return `${header}..${b64(iv)}.${b64(ct)}.${b64(cipher.getAuthTag())}`;
   } finally {
     zeroize(dek);
     if (typeof plaintext === "string") zeroize(pt);
@@ -141,11 +141,7 @@ function decodeB64(s: string): Uint8Array<ArrayBuffer> {
 }
 
 function headerText(headerB64: string): string {
-  assertCanonical(headerB64);
-  const bytes = Buffer.from(headerB64, "base64url");
-  const text = bytes.toString("utf8");
-  // Buffer decoding replaces invalid UTF-8 with U+FFFD; the fatal decoder tells the two apart.
-  return text.includes("\uFFFD") ? utf8Decode(bytes) : text;
+  return utf8Decode(decodeB64(headerB64)); // fatal on invalid UTF-8
 }
 
 function parseHeader(headerB64: string): TokenEnvelopeHeader {
@@ -230,11 +226,11 @@ export function openTokenEnvelope(
     if (p.version !== opts.version) throw new Error("version mismatch");
     dek = tokenDek(opts.root, p.salt, p.ctx);
     const decipher = createDecipheriv("aes-256-gcm", dek, p.iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(Buffer.from(p.headerB64, "latin1"));
+    decipher.setAAD(utf8(p.headerB64)); // ASCII
     decipher.setAuthTag(p.tag);
     const head = decipher.update(p.ciphertext);
     const tail = decipher.final(); // throws on a bad tag; no plaintext was handed out before
-    if (tail.length === 0) return new Uint8Array(head.buffer as ArrayBuffer, head.byteOffset, head.byteLength);
+    if (tail.length === 0) return head as Uint8Array<ArrayBuffer>;
     const pt = concatBytes(head, tail);
     zeroize(head, tail);
     return pt;

@@ -277,18 +277,14 @@ async function execute(db: Database, text: string, values: Array<Array<string | 
   return (await db.pool.query({ text, values: values.map(arrayLiteral) })).rowCount ?? 0;
 }
 
-/** Characters that never need quoting in an array literal (every uuid, integer and JWE is made of them). */
-const BARE = /^[A-Za-z0-9._-]+$/;
-
 /**
  * The PostgreSQL array literal of ids, integers and envelopes, written in one join instead of
- * `pg`'s per-element escaping; an element that would need quoting leaves the array to `pg`.
+ * `pg`'s per-element escaping: every string element quoted (so none can read as NULL or split the
+ * array); one holding a quote or a backslash, which would need escaping, leaves the array to `pg`.
  */
 function arrayLiteral(values: Array<string | number | null>): string | Array<string | number | null> {
-  for (const v of values)
-    if (v !== null && typeof v !== "number" && !(BARE.test(v) && (v.length !== 4 || v.toUpperCase() !== "NULL")))
-      return values;
-  return `{${values.map((v) => (v === null ? "NULL" : v)).join(",")}}`;
+  for (const v of values) if (typeof v === "string" && (v.includes('"') || v.includes("\\"))) return values;
+  return `{${values.map((v) => (v === null ? "NULL" : typeof v === "number" ? v : `"${v}"`)).join(",")}}`;
 }
 
 /** Every field of every row in one `resealTokens` call, so they all land on one version. */
