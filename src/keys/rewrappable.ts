@@ -141,26 +141,36 @@ export function rewrappable<R extends StoredRow>(
     name: t.name,
 
     async countByVersion() {
-      const kv = q(t.keyVersion);
-      const rows = await prisma.$queryRawUnsafe<{ v: number; n: number }[]>(
-        `SELECT ${kv} AS v, count(*)::int AS n FROM ${from} WHERE ${sql.consistent} OR ${sql.legacy} GROUP BY ${kv}`,
-      );
-      const counts = new Map(rows.map((r) => [Number(r.v), Number(r.n)]));
-      // v2 rows whose key version does not match their envelopes (only ever a tampered row):
+      // One scan: per key version, the rows whose envelopes name it (or still v1) and the field
+      // values, aligned by row, of those whose envelopes name another (only ever a tampered row):
       // counted under every version involved, so none of them can be retired while the row needs it.
-      const cols = [kv, ...t.fields.map((f) => q(f.column))].join(", ");
-      for (const row of await prisma.$queryRawUnsafe<StoredRow[]>(`SELECT ${cols} FROM ${from} WHERE ${odd}`)) {
-        const versions = new Set([Number(row[t.keyVersion])]);
-        for (const f of t.fields) {
-          const jwe = row[f.column];
-          if (typeof jwe !== "string") continue;
-          try {
-            versions.add(envelopeKeyVersion(jwe));
-          } catch {
-            // malformed: it opens under no version; the key version column still counts it
+      // (OFFSET 0 computes `ok` once per row rather than once per aggregate.)
+      const fields = t.fields.map((f, i) => `${q(f.column)} AS f${i}`).join(", ");
+      const tampered = t.fields.map((_, i) => `array_agg(f${i}) FILTER (WHERE NOT ok) AS f${i}`).join(", ");
+      const rows = await select(
+        db,
+        `SELECT v, (count(*) FILTER (WHERE ok))::int AS n, ${tampered}
+           FROM (SELECT ${q(t.keyVersion)} AS v, (${sql.consistent} OR ${sql.legacy}) AS ok, ${fields} FROM ${from} OFFSET 0) s
+          GROUP BY v`,
+        [],
+      );
+      const counts = new Map<number, number>();
+      for (const r of rows) if (Number(r.n) > 0) counts.set(Number(r.v), Number(r.n));
+      for (const r of rows) {
+        const values = t.fields.map((_, i) => (r[`f${i}`] ?? []) as Array<string | null>);
+        for (let k = 0; k < (values[0]?.length ?? 0); k++) {
+          const versions = new Set([Number(r.v)]);
+          for (const column of values) {
+            const jwe = column[k];
+            if (typeof jwe !== "string") continue;
+            try {
+              versions.add(envelopeKeyVersion(jwe));
+            } catch {
+              // malformed: it opens under no version; the key version column still counts it
+            }
           }
+          for (const v of versions) counts.set(v, (counts.get(v) ?? 0) + 1);
         }
-        for (const v of versions) counts.set(v, (counts.get(v) ?? 0) + 1);
       }
       return counts;
     },
