@@ -98,6 +98,7 @@ export {
 } from "./keyring-mac.ts";
 export { DOMAIN_KEY_BYTES, KEY_DOMAIN_SALT, TOKEN_ROOT_INFO, timesliceRoot, tokenRoot } from "./key-domains.ts";
 export {
+  type ParsedTokenEnvelope,
   type SealTokenOptions,
   TOKEN_CTX_LABEL,
   TOKEN_ENVELOPE_PREFIX,
@@ -105,6 +106,7 @@ export {
   type TokenField,
   isTokenEnvelope,
   openTokenEnvelope,
+  parseTokenEnvelope,
   readTokenEnvelopeHeader,
   sealTokenEnvelope,
   tokenContext,

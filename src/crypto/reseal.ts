@@ -9,12 +9,14 @@
 import { zeroize } from "./bytes.ts";
 import { decryptEnvelope } from "./envelope.ts";
 import { type EcPrivateJwk, importPrivateJwk } from "./jwk.ts";
-import { openTokenEnvelope, sealTokenEnvelope } from "./token-envelope.ts";
+import { type ParsedTokenEnvelope, openTokenEnvelope, sealTokenEnvelope } from "./token-envelope.ts";
 
 export type ResealSource = { format: "v2"; version: number } | { format: "v1"; kid: string; sliceSeconds: number };
 
 export interface TokenResealItem {
   jwe: string;
+  /** `jwe` already split and its header checked (on the calling thread), so it is not parsed twice. */
+  envelope?: ParsedTokenEnvelope;
   /** The ctx the stored envelope must carry (v2 ctx of the row version read, or the v1 ctx). */
   expectedCtx: string;
   /** The ctx of the new envelope. */
@@ -54,7 +56,7 @@ export async function runTokenResealJob(job: TokenResealJob): Promise<Array<stri
       if (it.from.format === "v2") {
         const root = job.tokenRoots[it.from.version];
         if (!root) throw new Error("no root");
-        pt = openTokenEnvelope(it.jwe, { root, version: it.from.version, expectedCtx: it.expectedCtx });
+        pt = openTokenEnvelope(it.envelope ?? it.jwe, { root, version: it.from.version, expectedCtx: it.expectedCtx });
       } else {
         pt = await decryptEnvelope(it.jwe, {
           privateKey: await privFor(it.from.kid),

@@ -10,9 +10,10 @@ import {
   decryptEnvelope,
   encryptEnvelope,
   isTokenEnvelope,
+  type ParsedTokenEnvelope,
   openTokenEnvelope,
+  parseTokenEnvelope,
   readEnvelopeHeader,
-  readTokenEnvelopeHeader,
   sealTokenEnvelope,
   signPayload,
 } from "../crypto/index.ts";
@@ -26,7 +27,7 @@ import type { KeyVersion, SealedValue, TokenResealRequest } from "./types.ts";
 const RESEAL_CHUNK = 128;
 
 type TokenSource =
-  | { format: "v2"; version: number; root: Uint8Array }
+  | { format: "v2"; version: number; root: Uint8Array; envelope?: ParsedTokenEnvelope }
   | { format: "v1"; kv: KeyVersion; kid: string; slice: number };
 
 export class KeyOperations {
@@ -66,13 +67,19 @@ export class KeyOperations {
     };
   }
 
-  /** Which key opens a stored token value; DecryptionFailedError (cause says why) when none may. */
-  private async tokenSource(jwe: string): Promise<TokenSource> {
+  /**
+   * Which key opens a stored token value; DecryptionFailedError (cause says why) when none may,
+   * or when it names another version than `keyVersion` (before any key is looked up). A v2 value
+   * is parsed here once and opened from that parse.
+   */
+  private async tokenSource(jwe: string, keyVersion?: number): Promise<TokenSource> {
     if (isTokenEnvelope(jwe)) {
-      const h = readTokenEnvelopeHeader(jwe);
-      const l = await this.ring.opener(h.version);
-      return { format: "v2", version: h.version, root: l.tokenRoot };
+      const envelope = parseTokenEnvelope(jwe);
+      if (keyVersion !== undefined && envelope.version !== keyVersion) throw versionMismatch();
+      const l = await this.ring.opener(envelope.version);
+      return { format: "v2", version: envelope.version, root: l.tokenRoot, envelope };
     }
+    if (keyVersion !== undefined && readEnvelopeHeader(jwe).version !== keyVersion) throw versionMismatch();
     const h = readEnvelopeHeader(jwe);
     const l = await this.ring.opener(h.version);
     // A v1 envelope under a version created since key separation can only be a forgery (anyone
@@ -82,10 +89,10 @@ export class KeyOperations {
     return { format: "v1", kv: l.kv, kid: h.kid, slice: h.slice };
   }
 
-  async openToken(jwe: string, opts: { ctx: string; legacyCtx: string }): Promise<Uint8Array> {
-    const src = await this.tokenSource(jwe);
+  async openToken(jwe: string, opts: { ctx: string; legacyCtx: string; keyVersion?: number }): Promise<Uint8Array> {
+    const src = await this.tokenSource(jwe, opts.keyVersion);
     if (src.format === "v2")
-      return openTokenEnvelope(jwe, { root: src.root, version: src.version, expectedCtx: opts.ctx });
+      return openTokenEnvelope(src.envelope ?? jwe, { root: src.root, version: src.version, expectedCtx: opts.ctx });
     return openSlice(src.kv, src.slice, src.kid, jwe, opts.legacyCtx);
   }
 
@@ -99,11 +106,11 @@ export class KeyOperations {
     let job: { job: TokenResealJob; at: number[] } | undefined;
     const fromKeys = new Map<string, SliceKey>();
     // Rotation's items share a few versions: look each up once (the opening re-checks the header).
-    const roots = new Map<number, Promise<Uint8Array | null>>();
-    const rootOf = (v: number) => {
+    const roots = new Map<number, Uint8Array | null>();
+    const rootOf = async (v: number) => {
       let r = roots.get(v);
-      if (!r) {
-        r = this.ring.opener(v).then(
+      if (r === undefined) {
+        r = await this.ring.opener(v).then(
           (l) => l.tokenRoot,
           () => null,
         );
@@ -114,9 +121,11 @@ export class KeyOperations {
     for (const [i, it] of items.entries()) {
       let src: TokenSource;
       try {
-        const v = peekTokenVersion(it.jwe);
-        const root = v === null ? null : await rootOf(v);
-        src = v !== null && root ? { format: "v2", version: v, root } : await this.tokenSource(it.jwe);
+        // On this thread the job opens from this parse; workers get the string (they parse it).
+        const envelope = workers === 0 && isTokenEnvelope(it.jwe) ? parseTokenEnvelope(it.jwe) : undefined;
+        const v = envelope ? envelope.version : peekTokenVersion(it.jwe);
+        const root = v === null ? null : (roots.get(v) ?? (await rootOf(v)));
+        src = v !== null && root ? { format: "v2", version: v, root, envelope } : await this.tokenSource(it.jwe);
       } catch {
         continue; // malformed, unknown/retired version, or a v1 value where none may be: stays null
       }
@@ -130,7 +139,8 @@ export class KeyOperations {
       let item: TokenResealItem;
       if (src.format === "v2") {
         job.job.tokenRoots[src.version] ??= src.root;
-        item = { jwe: it.jwe, expectedCtx: it.ctx, newCtx: it.newCtx, from: { format: "v2", version: src.version } };
+        const from = { format: "v2" as const, version: src.version };
+        item = { jwe: it.jwe, envelope: src.envelope, expectedCtx: it.ctx, newCtx: it.newCtx, from };
       } else {
         // Most v1 items share a few slices: derive each once per call.
         const fk = fromKeys.get(src.kid) ?? (await src.kv.deriver.get(src.slice));
@@ -181,6 +191,10 @@ export class KeyOperations {
 function defaultResealWorkers(): number {
   const cores = availableParallelism();
   return cores <= 2 ? 0 : Math.min(4, cores - 1);
+}
+
+function versionMismatch(): DecryptionFailedError {
+  return new DecryptionFailedError(new Error("the envelope names another key version than the row's keyVersion"));
 }
 
 /** How a v2 token envelope's header begins (the sealer writes its members in this order). */

@@ -160,7 +160,7 @@ class KeyServiceImpl implements ManagedKeyService {
     return this.ops.sealToken(plaintext, opts);
   }
 
-  openToken(jwe: string, opts: { ctx: string; legacyCtx: string }): Promise<Uint8Array> {
+  openToken(jwe: string, opts: { ctx: string; legacyCtx: string; keyVersion?: number }): Promise<Uint8Array> {
     return this.ops.openToken(jwe, opts);
   }
 

@@ -79,20 +79,18 @@ export function fieldContexts(
 export { envelopeKeyVersion };
 
 /**
- * What a field's envelope must name (this row, field, row version), after checking the row's
- * bookkeeping: its `keyVersion` must be the version the envelope names (else a forged keyVersion
- * could hide the row from rewrap and retirement), and its `version` a valid row version. Any
- * failure here is a DecryptionFailedError: the row as stored does not open.
+ * What a field's envelope must name (this row, field, row version) and the key version it must name
+ * (the row's `keyVersion`: else a forged keyVersion could hide the row from rewrap and retirement),
+ * after checking the row's `version` is a valid row version. Any failure here, or in the key
+ * service's check of the envelope against them, is a DecryptionFailedError: the row as stored does
+ * not open. The envelope itself is parsed once, by the key service.
  */
 export function checkedFieldContexts(
   row: Pick<TokenRow, "integration" | "userId" | "version" | "keyVersion"> & { integrationCtx?: string | null },
   field: TokenField,
-  jwe: string,
-): { ctx: string; legacyCtx: string } {
+): { ctx: string; legacyCtx: string; keyVersion: number } {
   try {
-    if (envelopeKeyVersion(jwe) !== Number(row.keyVersion))
-      throw new Error("the envelope names another key version than the row's keyVersion");
-    return fieldContexts(row, field);
+    return { ...fieldContexts(row, field), keyVersion: Number(row.keyVersion) };
   } catch (e) {
     throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
   }
@@ -118,7 +116,7 @@ export async function openField(
   const jwe = field === "access" ? row.accessToken : row.refreshToken;
   if (jwe === null) throw new Error(`openField: the row has no ${field} token`);
   try {
-    const bytes = await deps.keys.openToken(jwe, checkedFieldContexts(row, field, jwe));
+    const bytes = await deps.keys.openToken(jwe, checkedFieldContexts(row, field));
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (err) {
     if (!(err instanceof DecryptionFailedError) && !(err instanceof TypeError)) throw err;
