@@ -62,8 +62,8 @@ export class RowCacheWarmer {
     if (this.#stopped || this.#running) return;
     const now = performance.now();
     const wait = Math.max(this.#lastDrop + QUIET_MS - now, this.#notBefore - now);
-    if (wait > 0) return this.#schedule(wait);
-    this.#running = this.#run(now);
+    if (wait > 0) this.#schedule(wait);
+    else this.#running = this.#run(now);
   }
 
   async #run(startedAt: number): Promise<void> {

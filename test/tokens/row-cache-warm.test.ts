@@ -34,6 +34,10 @@ async function until(cond: () => boolean, ms = 10_000): Promise<void> {
 
 let open: TestDatabase | undefined;
 let stop: (() => Promise<void>) | undefined;
+async function opened(kind: "pglite" | "postgres"): Promise<TestDatabase> {
+  open = await createTestDatabase(kind);
+  return open;
+}
 afterEach(async () => {
   await stop?.();
   await open?.close();
@@ -43,7 +47,7 @@ afterEach(async () => {
 
 describe("[pglite] token row cache loaded at start", () => {
   test("every row (over several pages) is cached, and reads then run no SELECT", async () => {
-    const db = (open = await createTestDatabase("pglite"));
+    const db = await opened("pglite");
     await insertRows(db, 1_234, "warm");
     const repo = tokenRepository(db);
     stop = repo.warmCache();
@@ -62,7 +66,7 @@ describe("[pglite] token row cache loaded at start", () => {
   }, 60_000);
 
   test("a write while a page is in flight: the page is refused, and the reload after it holds the new row", async () => {
-    const db = (open = await createTestDatabase("pglite"));
+    const db = await opened("pglite");
     await insertRows(db, 20, "race");
     const repo = tokenRepository(db);
     const raced = () => {
@@ -91,7 +95,7 @@ describe("[pglite] token row cache loaded at start", () => {
   }, 60_000);
 
   test("a page whose SELECT ran before a write that then completed is not installed", async () => {
-    const db = (open = await createTestDatabase("pglite"));
+    const db = await opened("pglite");
     await insertRows(db, 20, "late");
     const repo = tokenRepository(db);
     let write: Promise<unknown> | undefined;
@@ -114,7 +118,7 @@ describe("[pglite] token row cache loaded at start", () => {
   }, 60_000);
 
   test("stopping waits for a load under way, and the database then closes cleanly", async () => {
-    const db = (open = await createTestDatabase("pglite"));
+    const db = await opened("pglite");
     await insertRows(db, 600, "stop");
     const halt = tokenRepository(db).warmCache();
     await halt();
@@ -144,7 +148,12 @@ describe("token row cache pages (src/tokens/row-cache.ts)", () => {
     const big = "a".repeat(1024 * 1024);
     cache.fill(cache.generation(), row("first"));
     const n = TOKEN_ROW_CACHE_MAX_BYTES / big.length + 8;
-    expect(cache.fillPage(cache.generation(), Array.from({ length: n }, (_, i) => row(`big-${i}`, big)))).toBe(false);
+    expect(
+      cache.fillPage(
+        cache.generation(),
+        Array.from({ length: n }, (_, i) => row(`big-${i}`, big)),
+      ),
+    ).toBe(false);
     expect(cache.get("first", "gmail")).toBeDefined();
     expect(cache.get(`big-${n - 1}`, "gmail")).toBeUndefined();
   });
@@ -152,7 +161,7 @@ describe("token row cache pages (src/tokens/row-cache.ts)", () => {
 
 describe.if(postgresAvailable)("[postgres] token row cache load", () => {
   test("does nothing: there is no cache where other processes write the table", async () => {
-    const db = (open = await createTestDatabase("postgres"));
+    const db = await opened("postgres");
     const repo = tokenRepository(db);
     expect(repo.cache).toBeUndefined();
     stop = repo.warmCache();
