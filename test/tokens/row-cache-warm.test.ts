@@ -117,6 +117,19 @@ describe("[pglite] token row cache loaded at start", () => {
     expect((await repo.byKey({ userId: "late-3", integration: "gmail" }))?.scope).toBe("after");
   }, 60_000);
 
+  test("a lastUsed flush of more ids than one slice writes every row, and writes through to the loaded cache", async () => {
+    const db = await opened("pglite");
+    await insertRows(db, 600, "used");
+    const repo = tokenRepository(db);
+    stop = repo.warmCache();
+    await until(() => repo.cache!.get("used-599", "gmail") !== undefined);
+    const rows = await db.prisma.oAuthToken.findMany({ select: { id: true } });
+    const at = new Date("2026-11-28T08:00:00.000Z");
+    await repo.flushLastUsed(new Map(rows.map((r) => [r.id, at])));
+    expect(await db.prisma.oAuthToken.count({ where: { lastUsed: at } })).toBe(600);
+    for (const i of [0, 255, 256, 599]) expect(repo.cache!.get(`used-${i}`, "gmail")?.lastUsed).toEqual(at);
+  }, 60_000);
+
   test("stopping waits for a load under way, and the database then closes cleanly", async () => {
     const db = await opened("pglite");
     await insertRows(db, 600, "stop");
