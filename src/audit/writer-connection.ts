@@ -6,8 +6,8 @@
  *   chain (src/audit/chain.ts) and runs every batch statement, as a named prepared statement in
  *   autocommit. statement_timeout and lock_timeout are set once, for the session, when it connects.
  *   If it is lost, so is the chain lock: the writer then starts a new chain on a new connection.
- * - PGlite in this process: PGlite's own query API. PGlite runs one statement at a time and keeps
- *   an open transaction (Prisma's) exclusive, so the statement never lands inside another one. Its
+ * - PGlite in this process: a named prepared statement sent in one pass (src/db/pglite-prepared.ts,
+ *   under the same mutexes as PGlite's own query: it never lands inside another transaction). Its
  *   one session is shared by every caller, so no session setting is changed there.
  * - PGlite through its owner's socket (maintenance scripts): the database's pool, unnamed statements
  *   (the owner's single backend is shared with other processes).
@@ -18,6 +18,7 @@
  */
 import pg from "pg";
 import type { Database } from "../db/database.ts";
+import { pglitePrepared } from "../db/pglite-prepared.ts";
 import { CHAIN_LOCK_CLASS } from "./chain.ts";
 import type { BatchStatement } from "./batch-statement.ts";
 
@@ -168,7 +169,8 @@ const embedded = {
 function pgliteConnection(pglite: NonNullable<Database["pglite"]>): WriterConnection {
   return {
     ...embedded,
-    run: async (s, deadlineMs) => void (await withDeadline(pglite.query(s.text, s.values), deadlineMs)),
+    run: async (s, deadlineMs) =>
+      void (await withDeadline(pglitePrepared(pglite, s.name, s.text, s.values), deadlineMs)),
     runStepped: async (s, deadlineMs, onStep) => {
       await withDeadline(
         pglite.transaction(async (tx) => {

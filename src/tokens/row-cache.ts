@@ -14,7 +14,7 @@
  */
 import type { TokenRow } from "./record.ts";
 
-const MAX_ROWS = 20_000;
+export const TOKEN_ROW_CACHE_MAX_ROWS = 20_000;
 /** A row's envelopes run to ~24 KiB (two 8 KiB tokens): the row count alone would allow ~0.5 GB. */
 export const TOKEN_ROW_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -38,8 +38,26 @@ export class TokenRowCache {
     this.#remove(k);
     this.#rows.set(k, Object.freeze(row));
     this.#bytes += sizeOf(row);
-    while (this.#rows.size > MAX_ROWS || this.#bytes > TOKEN_ROW_CACHE_MAX_BYTES)
+    while (this.#rows.size > TOKEN_ROW_CACHE_MAX_ROWS || this.#bytes > TOKEN_ROW_CACHE_MAX_BYTES)
       this.#remove(this.#rows.keys().next().value as string);
+  }
+
+  /**
+   * A page of the start-up or background load (src/tokens/row-cache-warm.ts): kept only if nothing
+   * was dropped since its SELECT was sent, as `fill`, and only while within the caps (a load
+   * evicts nothing). False when the page was refused or the cache is full: stop loading.
+   */
+  fillPage(generation: number, rows: readonly TokenRow[]): boolean {
+    if (generation !== this.#generation) return false;
+    for (const row of rows) {
+      const k = keyOf(row.userId, row.integration);
+      if (this.#rows.has(k)) continue;
+      const size = sizeOf(row);
+      if (this.#rows.size >= TOKEN_ROW_CACHE_MAX_ROWS || this.#bytes + size > TOKEN_ROW_CACHE_MAX_BYTES) return false;
+      this.#rows.set(k, Object.freeze(row));
+      this.#bytes += size;
+    }
+    return true;
   }
 
   #remove(k: string): void {
