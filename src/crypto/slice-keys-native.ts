@@ -37,37 +37,43 @@ const DST_PRIME = (() => {
 })();
 const UNIFORM_BYTES = 48;
 const MSG_AT = 64;
+// Scratch for the three hashes, zeroed after each use (all of it is synchronous).
+const FIRST = new Uint8Array(MSG_AT + SEED_BYTES + 3 + DST_PRIME.length);
+FIRST[MSG_AT + SEED_BYTES + 1] = UNIFORM_BYTES;
+FIRST.set(DST_PRIME, MSG_AT + SEED_BYTES + 3);
+const NEXT = new Uint8Array(32 + 1 + DST_PRIME.length);
+NEXT.set(DST_PRIME, 33);
+const B0 = new Uint8Array(32);
+const UNIFORM = new Uint8Array(64);
+const UNIFORM_HEAD = UNIFORM.subarray(0, 32);
+const UNIFORM_TAIL = UNIFORM.subarray(32);
+const UNIFORM_VIEW = Buffer.from(UNIFORM.buffer, 0, UNIFORM_BYTES);
+
+/** The slice private scalar as 64 lowercase hex digits (what the JWK and ECDH take). */
+function sliceScalarHex(leafSeed: Uint8Array): string {
+  if (leafSeed.length !== SEED_BYTES) throw new CryptoInputError("leaf seed must be 32 bytes");
+  FIRST.set(leafSeed, MSG_AT);
+  Bun.SHA256.hash(FIRST, B0);
+  NEXT.set(B0);
+  NEXT[32] = 1;
+  Bun.SHA256.hash(NEXT, UNIFORM_HEAD);
+  for (let i = 0; i < 32; i++) NEXT[i] = B0[i]! ^ UNIFORM[i]!;
+  NEXT[32] = 2;
+  Bun.SHA256.hash(NEXT, UNIFORM_TAIL);
+  const s = BigInt(`0x${UNIFORM_VIEW.toString("hex")}`) % P256_ORDER;
+  FIRST.fill(0, MSG_AT, MSG_AT + SEED_BYTES);
+  for (const b of [B0, UNIFORM]) zeroize(b);
+  NEXT.fill(0, 0, 33);
+  // Probability 2^-256; refusing is still better than a zero key.
+  if (s === 0n) throw new CryptoInputError("leaf seed maps to the zero scalar");
+  return s.toString(16).padStart(64, "0");
+}
 
 /** As slice-keys.ts `sliceScalar`: the 32-byte big-endian slice private scalar, uniform in [1, n). */
 export function sliceScalarNative(leafSeed: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (leafSeed.length !== SEED_BYTES) throw new CryptoInputError("leaf seed must be 32 bytes");
-  const first = new Uint8Array(MSG_AT + SEED_BYTES + 3 + DST_PRIME.length);
-  first.set(leafSeed, MSG_AT);
-  first[MSG_AT + SEED_BYTES + 1] = UNIFORM_BYTES;
-  first.set(DST_PRIME, MSG_AT + SEED_BYTES + 3);
-  const b0 = new Uint8Array(32);
-  Bun.SHA256.hash(first, b0);
-  const next = new Uint8Array(32 + 1 + DST_PRIME.length);
-  next.set(DST_PRIME, 33);
-  const uniform = new Uint8Array(64);
-  next.set(b0);
-  next[32] = 1;
-  Bun.SHA256.hash(next, uniform.subarray(0, 32));
-  for (let i = 0; i < 32; i++) next[i] = b0[i]! ^ uniform[i]!;
-  next[32] = 2;
-  Bun.SHA256.hash(next, uniform.subarray(32));
-  const s = BigInt(`0x${view(uniform.subarray(0, UNIFORM_BYTES)).toString("hex")}`) % P256_ORDER;
-  for (const b of [first, b0, next, uniform]) zeroize(b);
-  // Probability 2^-256; refusing is still better than a zero key.
-  if (s === 0n) throw new CryptoInputError("leaf seed maps to the zero scalar");
   const out = new Uint8Array(32);
-  view(out).write(s.toString(16).padStart(64, "0"), "hex");
+  Buffer.from(out.buffer).write(sliceScalarHex(leafSeed), "hex");
   return out;
-}
-
-/** The same bytes as a Buffer, for its native hex and base64url codecs (the JS ones in bytes.ts are slower). */
-function view(b: Uint8Array): Buffer {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /**
@@ -80,24 +86,23 @@ export function slicePrivateJwksNative(leaves: Array<{ seed: Uint8Array; kid: st
   const out: EcPrivateJwk[] = [];
   try {
     for (const { seed, kid } of leaves) {
-      const d = sliceScalarNative(seed);
-      try {
-        ecdh.setPrivateKey(d);
-        const p = ecdh.getPublicKey();
-        if (p.length !== 65 || p[0] !== 4) throw new Error("node:crypto gave a malformed P-256 point");
-        out.push({
-          kty: "EC",
-          crv: "P-256",
-          x: p.toString("base64url", 1, 33),
-          y: p.toString("base64url", 33, 65),
-          d: view(d).toString("base64url"),
-          kid,
-          alg: "ECDH-ES",
-          use: "enc",
-        });
-      } finally {
-        zeroize(d);
-      }
+      // Hex and base64url strings of d cannot be zeroed, but the JWK carries d as a string anyway.
+      const d = sliceScalarHex(seed);
+      ecdh.setPrivateKey(d, "hex");
+      const p = ecdh.getPublicKey();
+      const dBytes = Buffer.from(d, "hex");
+      if (p.length !== 65 || p[0] !== 4) throw new Error("node:crypto gave a malformed P-256 point");
+      out.push({
+        kty: "EC",
+        crv: "P-256",
+        x: p.toString("base64url", 1, 33),
+        y: p.toString("base64url", 33, 65),
+        d: dBytes.toString("base64url"),
+        kid,
+        alg: "ECDH-ES",
+        use: "enc",
+      });
+      dBytes.fill(0);
     }
   } finally {
     // The object keeps the last scalar in native memory until collected: overwrite it with 1.
