@@ -90,8 +90,8 @@ export function slicePrivateJwksNative(leaves: Array<{ seed: Uint8Array; kid: st
       const d = sliceScalarHex(seed);
       ecdh.setPrivateKey(d, "hex");
       const p = ecdh.getPublicKey();
-      const dBytes = Buffer.from(d, "hex");
       if (p.length !== 65 || p[0] !== 4) throw new Error("node:crypto gave a malformed P-256 point");
+      const dBytes = Buffer.from(d, "hex");
       out.push({
         kty: "EC",
         crv: "P-256",
