@@ -153,6 +153,11 @@ export class SliceKeyDeriver {
     return p;
   }
 
+  /** The slice's key if cached or being derived; derives nothing. */
+  cached(slice: number): Promise<SliceKey> | undefined {
+    return this.cache.get(slice);
+  }
+
   forTime(tMs: number): Promise<SliceKey> {
     return this.get(sliceIndex(tMs, this.sliceSeconds));
   }

@@ -4,10 +4,11 @@
  * The only place grant code meets private key material; callers plan, decide, shape and seal.
  */
 import { toBase64url, zeroize } from "../crypto/bytes.ts";
-import { TREE_DEPTH, child, coverRange } from "../crypto/ggm.ts";
+import { type SeededNode, TREE_DEPTH, coverRange } from "../crypto/ggm.ts";
 import type { EcPrivateJwk } from "../crypto/jwk.ts";
 import { LruCache } from "../crypto/lru.ts";
-import type { SliceKeyDeriver } from "../crypto/slice-keys.ts";
+import { type SliceKey, type SliceKeyDeriver, sliceKid } from "../crypto/slice-keys.ts";
+import { childNative, leavesUnderNative, slicePrivateJwksNative } from "../crypto/slice-keys-native.ts";
 import { KeyUnavailableError } from "../errors.ts";
 import type { KeyVersion } from "./types.ts";
 
@@ -40,30 +41,28 @@ export async function grantMaterial(
   opts: { maxSliceKeys: number },
 ): Promise<GrantMaterial> {
   const { from, to } = slices;
-  const nodes = nodesOf(version.deriver);
-  const seeds = coverRange(from, to).map((n) => {
-    const seed = nodes.seed(n.depth, n.index);
-    try {
-      return { depth: n.depth, index: n.index, seed: toBase64url(seed) };
-    } finally {
-      zeroize(seed);
-    }
-  });
-  const keys =
-    to - from + 1 <= opts.maxSliceKeys
-      ? (await version.deriver.range(from, to)).map((k) => ({ slice: k.slice, kid: k.kid, privateJwk: k.privateJwk }))
-      : [];
-  return { seeds, keys };
+  const nodes = cacheOf(version.deriver);
+  const cover = coverRange(from, to).map((n) => ({ ...n, seed: nodes.seed(n.depth, n.index) }));
+  try {
+    const seeds = cover.map((n) => ({ depth: n.depth, index: n.index, seed: toBase64url(n.seed) }));
+    const keys = to - from + 1 <= opts.maxSliceKeys ? await nodes.keys(cover) : [];
+    return { seeds, keys };
+  } finally {
+    for (const n of cover) zeroize(n.seed);
+  }
 }
 
 /**
- * Interior GGM node seeds already derived for grants, per version. A fresh node costs one
- * HMAC-SHA256 per level below its deepest cached ancestor instead of one per level from the root
- * (32 for a one-slice grant): grants of ranges near now share all but their last few levels. The
- * seeds are derivable from the root this process holds anyway; evicted and dropped ones are zeroed.
+ * What grants of one version already derived: interior GGM node seeds and slice private JWKs. A
+ * fresh node costs one HMAC-SHA256 per level below its deepest cached ancestor instead of one per
+ * level from the root (32 for a one-slice grant): grants of ranges near now share all but their last
+ * few levels. All of it is derivable from the root this process holds anyway; evicted and dropped
+ * seeds are zeroed.
  */
-class NodeSeeds {
+class GrantCache {
   private readonly cache = new LruCache<string, Uint8Array>(8192, (_, seed) => zeroize(seed));
+  /** Slice private JWKs grants derived (strings: dropped, not zeroed, like the deriver's own cache). */
+  private readonly jwks = new LruCache<number, EcPrivateJwk>(4096);
 
   constructor(private readonly deriver: SliceKeyDeriver) {}
 
@@ -75,32 +74,68 @@ class NodeSeeds {
     for (; d > 0 && !seed; d--) seed = this.cache.get(`${d}:${Math.floor(index / 2 ** (depth - d))}`);
     if (seed) d++;
     else seed = this.deriver.rootSeed;
+    let owned = false; // whether `seed` is a fresh leaf the cache does not hold
     for (let level = d + 1; level <= depth; level++) {
       const i = Math.floor(index / 2 ** (depth - level));
-      seed = child(seed, (i % 2) as 0 | 1);
-      if (level < TREE_DEPTH) this.cache.set(`${level}:${i}`, seed);
+      seed = childNative(seed, (i % 2) as 0 | 1);
+      owned = level === TREE_DEPTH;
+      if (!owned) this.cache.set(`${level}:${i}`, seed);
     }
-    return seed.slice();
+    return owned ? seed : seed.slice();
+  }
+
+  /**
+   * The private JWKs of every slice under the cover nodes, in slice order: from the deriver's cache
+   * or this one when derived before, otherwise natively from leaves walked down from the nodes.
+   */
+  async keys(cover: readonly SeededNode[]): Promise<GrantKey[]> {
+    const leaves = leavesUnderNative(cover, MAX_LEAVES);
+    try {
+      const kid = (slice: number) => sliceKid(this.deriver.version, slice);
+      const jwks: Array<EcPrivateJwk | Promise<SliceKey> | undefined> = leaves.map(
+        ({ slice }) => this.jwks.get(slice) ?? this.deriver.cached(slice),
+      );
+      const fresh = leaves.filter((_, i) => jwks[i] === undefined);
+      const derived = slicePrivateJwksNative(fresh.map(({ slice, seed }) => ({ seed, kid: kid(slice) })));
+      for (let i = 0, next = 0; i < leaves.length; i++) {
+        if (jwks[i] !== undefined) continue;
+        const j = derived[next++]!;
+        jwks[i] = j;
+        this.jwks.set(leaves[i]!.slice, j);
+      }
+      return await Promise.all(
+        leaves.map(async ({ slice }, i) => {
+          const j = jwks[i]!;
+          return { slice, kid: kid(slice), privateJwk: j instanceof Promise ? (await j).privateJwk : j };
+        }),
+      );
+    } finally {
+      for (const l of leaves) zeroize(l.seed);
+    }
   }
 
   clear(): void {
     this.cache.clear();
+    this.jwks.clear();
   }
 }
 
-const nodeSeeds = new WeakMap<SliceKeyDeriver, NodeSeeds>();
+/** Leaves `keys` walks at most: grants carry slice keys only for short ranges. */
+const MAX_LEAVES = 1024;
 
-function nodesOf(deriver: SliceKeyDeriver): NodeSeeds {
-  let n = nodeSeeds.get(deriver);
+const grantCaches = new WeakMap<SliceKeyDeriver, GrantCache>();
+
+function cacheOf(deriver: SliceKeyDeriver): GrantCache {
+  let n = grantCaches.get(deriver);
   if (deriver.rootSeed.length === 0) {
     // Retired (the deriver was destroyed) since the grant was planned.
     n?.clear();
-    nodeSeeds.delete(deriver);
+    grantCaches.delete(deriver);
     throw new KeyUnavailableError(`master key version ${deriver.version} is retired`);
   }
   if (!n) {
-    n = new NodeSeeds(deriver);
-    nodeSeeds.set(deriver, n);
+    n = new GrantCache(deriver);
+    grantCaches.set(deriver, n);
   }
   return n;
 }

@@ -212,6 +212,21 @@ describe("SliceKeyDeriver", () => {
     c.set(3, "c");
     expect([c.has(1), c.has(2), c.has(3), evicted]).toEqual([true, false, true, [2]]);
   });
+
+  test("a full large LruCache evicts its least recently used in batches and stays within bounds", () => {
+    const evicted: number[] = [];
+    const c = new LruCache<number, number>(4096, (k) => evicted.push(k));
+    for (let k = 0; k < 10_000; k++) {
+      c.set(k, k);
+      c.get(0); // kept recent throughout
+      expect(c.size).toBeLessThanOrEqual(4096);
+    }
+    expect(c.size).toBeGreaterThanOrEqual(4096 - 64);
+    expect(c.has(0) && c.has(9999)).toBe(true);
+    // Evicted oldest first, each once, and exactly what is no longer held.
+    expect(evicted).toEqual(Array.from({ length: evicted.length }, (_, i) => i + 1));
+    expect(evicted.length + c.size).toBe(10_000);
+  });
 });
 
 describe("the master scalar is not recoverable by obvious relations", () => {

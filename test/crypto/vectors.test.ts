@@ -1,4 +1,4 @@
-// Known-answer tests: our derivation against committed vectors, re-derived independently (WebCrypto
+// Known-answer tests: our derivation (the portable one and the service's native one) against committed vectors, re-derived independently (WebCrypto
 // HKDF/HMAC/SHA-256 and our own RFC 9380 expand_message_xmd; noble only for the public key, which the
 // code computes with WebCrypto), plus RFC 5869 and RFC 7518 Appendix C.
 import { describe, expect, test } from "bun:test";
@@ -22,6 +22,12 @@ import {
   toHex,
   utf8,
 } from "../../src/crypto/index.ts";
+import {
+  childNative,
+  leavesUnderNative,
+  sliceScalarNative,
+  slicePrivateJwksNative,
+} from "../../src/crypto/slice-keys-native.ts";
 import rfc from "../vectors/ecdh-es-rfc7518.json";
 import v from "../vectors/slice-derivation.json";
 
@@ -94,6 +100,25 @@ describe("slice derivation vectors", () => {
       expect([toBase64url(pub.subarray(1, 33)), toBase64url(pub.subarray(33))]).toEqual([s.x, s.y]);
       expect(key.privateJwk.d).toBe(toBase64url(fromHex(s.scalarHex)));
     });
+
+    test(`slice ${s.slice}: the service's native derivation gives the same bytes`, () => {
+      let leaf = fromHex(v.rootSeedHex);
+      for (let level = 31; level >= 0; level--)
+        leaf = childNative(leaf, (Math.floor(s.slice / 2 ** level) % 2) as 0 | 1);
+      expect(toHex(leaf)).toBe(s.leafSeedHex);
+      expect(toHex(sliceScalarNative(leaf))).toBe(s.scalarHex);
+      const [jwk] = slicePrivateJwksNative([{ seed: leaf, kid: s.kid }]);
+      expect(jwk).toEqual({
+        kty: "EC",
+        crv: "P-256",
+        x: s.x,
+        y: s.y,
+        d: toBase64url(fromHex(s.scalarHex)),
+        kid: s.kid,
+        alg: "ECDH-ES",
+        use: "enc",
+      });
+    });
   }
 
   test("cover seeds match the vector and the WebCrypto HMAC chain", async () => {
@@ -103,6 +128,12 @@ describe("slice derivation vectors", () => {
       seedHex: toHex(n.seed),
     }));
     expect(got).toEqual(v.cover.nodes);
+    const nodes = v.cover.nodes.map((n) => ({ depth: n.depth, index: n.index, seed: fromHex(n.seedHex) }));
+    const leaves = leavesUnderNative(nodes, 1 << 16);
+    expect(leaves.map((l) => l.slice)).toEqual(
+      Array.from({ length: v.cover.to - v.cover.from + 1 }, (_, i) => v.cover.from + i),
+    );
+    for (const l of leaves) expect(toHex(l.seed)).toBe(toHex(leafSeed(root, l.slice)));
     for (const n of v.cover.nodes) {
       let s = fromHex(v.rootSeedHex);
       for (let level = 1; level <= n.depth; level++)

@@ -9,14 +9,17 @@ import { KeyUnavailableError } from "../../src/errors.ts";
 import { grantMaterial } from "../../src/keys/grant-material.ts";
 import type { KeyVersion } from "../../src/keys/types.ts";
 
+const masters = new WeakMap<KeyVersion, Uint8Array>();
+
 function version(): KeyVersion {
-  const deriver = new SliceKeyDeriver({
-    masterScalar: crypto.getRandomValues(new Uint8Array(32)),
-    version: 3,
-    sliceSeconds: 60,
-  });
-  return { version: 3, status: "active", sliceSeconds: 60, publicJwk: {} as never, deriver };
+  const masterScalar = crypto.getRandomValues(new Uint8Array(32));
+  const deriver = new SliceKeyDeriver({ masterScalar, version: 3, sliceSeconds: 60 });
+  const kv: KeyVersion = { version: 3, status: "active", sliceSeconds: 60, publicJwk: {} as never, deriver };
+  masters.set(kv, masterScalar);
+  return kv;
 }
+
+const master = (kv: KeyVersion) => masters.get(kv)!;
 
 const NOW = Math.floor(Date.UTC(2026, 10, 28, 8) / 60_000);
 const RANGES: Array<[number, number]> = [
@@ -59,4 +62,30 @@ test("slice keys up to the limit only; a destroyed version gives nothing", async
   kv.deriver.destroy();
   const err = await grantMaterial(kv, { from: NOW, to: NOW }, { maxSliceKeys: 64 }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(KeyUnavailableError);
+});
+
+test("slice keys (natively derived, cached, or from the deriver's cache) are the deriver's, member for member", async () => {
+  const kv = version();
+  const ranges: Array<[number, number]> = [
+    [NOW, NOW],
+    [NOW - 60, NOW],
+    [NOW - 63, NOW],
+    [0, 0],
+    [2 ** 32 - 64, 2 ** 32 - 1],
+    [123_457, 123_457 + 40],
+  ];
+  await kv.deriver.range(NOW - 10, NOW - 5); // some slices already in the deriver's cache
+  const want = async (a: number, b: number) => {
+    const reference = new SliceKeyDeriver({ masterScalar: master(kv), version: 3, sliceSeconds: 60 });
+    const keys = await reference.range(a, b);
+    reference.destroy();
+    return JSON.stringify(keys.map((k) => ({ slice: k.slice, kid: k.kid, privateJwk: k.privateJwk })));
+  };
+  for (const pass of [1, 2]) {
+    for (const [a, b] of ranges) {
+      const m = await grantMaterial(kv, { from: a, to: b }, { maxSliceKeys: 64 });
+      expect(`${pass}:${JSON.stringify(m.keys)}`).toBe(`${pass}:${await want(a, b)}`);
+    }
+  }
+  kv.deriver.destroy();
 });
