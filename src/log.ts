@@ -68,8 +68,8 @@ let scheduled = false;
 
 function stdoutLines(line: string, urgent: boolean): void {
   pending.push(line);
-  if (urgent || pending.length >= 256) return flushStdout();
-  if (!scheduled) {
+  if (urgent || pending.length >= 256) flushStdout();
+  else if (!scheduled) {
     scheduled = true;
     setImmediate(flushStdout);
   }
