@@ -1,5 +1,5 @@
 /**
- * One hot statement off Prisma's query runtime: a named prepared statement on the `pg` pool
+ * Hot statements off Prisma's query runtime: a named prepared statement on the `pg` pool
  * (PostgreSQL), PGlite's own `query` (the embedded owner). Prisma's per-statement work (query
  * building, its adapter's row mapping) costs more than the statement itself on a read that is
  * one indexed SELECT; the rest of the code stays on Prisma.
@@ -17,4 +17,20 @@ export async function rawQuery<R>(db: Database, name: string, text: string, valu
   // statement of another script would clash: unnamed there.
   const q = db.owner ? { text, values } : { name, text, values };
   return (await db.pool.query(q)).rows as R[];
+}
+
+/**
+ * A point read on the request path (API-key lookup, token row): like `rawQuery`, but on
+ * PostgreSQL through Bun's native client when the database has one (src/db/native-reader.ts).
+ * That client sends a string parameter for a json/jsonb slot as a JSON string rather than
+ * letting the server parse it, hence SELECTs with text and number parameters only; anything
+ * else goes through `rawQuery`.
+ */
+export async function rawSelect<R>(
+  db: Database,
+  name: string,
+  text: string,
+  values: ReadonlyArray<string | number | null>,
+): Promise<R[]> {
+  return (await db.reader?.select<R>(text, values)) ?? rawQuery<R>(db, name, text, [...values]);
 }
