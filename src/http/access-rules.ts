@@ -44,6 +44,19 @@ export const ACCESS_RULES: readonly AccessRule[] = [
 
 const DEFAULT_ROLES: readonly Role[] = ["admin"];
 
+// Templates as anchored patterns, built once: `{name}` = one non-empty segment.
+const templatePattern = new Map<string, RegExp>(
+  ACCESS_RULES.flatMap((r) =>
+    r.template === undefined
+      ? []
+      : [[r.template, new RegExp(`^${r.template.split("/").map(segmentPattern).join("/")}$`)] as const],
+  ),
+);
+
+function segmentPattern(seg: string): string {
+  return seg.startsWith("{") && seg.endsWith("}") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 export function rolesFor(method: string, path: string): "public" | readonly Role[] {
   if (isPublicPath(path)) return "public"; // same list the OpenAPI document uses
   const m = (method === "HEAD" ? "GET" : method) as Method;
@@ -51,21 +64,12 @@ export function rolesFor(method: string, path: string): "public" | readonly Role
     if (rule.methods && !rule.methods.includes(m)) continue;
     if (
       rule.template !== undefined
-        ? matchesTemplate(rule.template, path)
+        ? templatePattern.get(rule.template)!.test(path)
         : path === rule.prefix || path.startsWith(`${rule.prefix}/`)
     )
       return rule.roles;
   }
   return DEFAULT_ROLES;
-}
-
-function matchesTemplate(template: string, path: string): boolean {
-  const t = template.split("/");
-  const p = path.split("/");
-  return (
-    t.length === p.length &&
-    t.every((seg, i) => (seg.startsWith("{") && seg.endsWith("}") ? p[i] !== "" : seg === p[i]))
-  );
 }
 
 /** Runs `authenticate` unless the path is public, then checks the role the table names. */
