@@ -47,9 +47,20 @@ class JsonLogger implements Logger {
   }
 
   private emit(lvl: LogLevel, msg: string, fields?: Record<string, unknown>) {
-    const line = JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...this.base, ...fields }, replacer);
+    const entry = { time: new Date().toISOString(), level: lvl, msg, ...this.base, ...fields };
+    // A replacer takes JSON.stringify off its fast path; only errors and bigints need one, and
+    // the access line (every request) has neither.
+    const line = needsReplacer(entry) ? JSON.stringify(entry, replacer) : JSON.stringify(entry);
     this.write(line, lvl === "warn" || lvl === "error");
   }
+}
+
+function needsReplacer(entry: Record<string, unknown>): boolean {
+  for (const k in entry) {
+    const v = entry[k];
+    if (v !== null && (typeof v === "object" || typeof v === "bigint")) return true;
+  }
+  return false;
 }
 
 function replacer(_key: string, value: unknown) {
