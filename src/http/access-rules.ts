@@ -44,14 +44,18 @@ export const ACCESS_RULES: readonly AccessRule[] = [
 
 const DEFAULT_ROLES: readonly Role[] = ["admin"];
 
-// Templates as anchored patterns, built once: `{name}` = one non-empty segment.
-const templatePattern = new Map<string, RegExp>(
-  ACCESS_RULES.flatMap((r) =>
-    r.template === undefined
-      ? []
-      : [[r.template, new RegExp(`^${r.template.split("/").map(segmentPattern).join("/")}$`)] as const],
-  ),
-);
+// The table compiled once (it is consulted on every request): a method set and one path test per rule.
+const COMPILED = ACCESS_RULES.map((rule) => {
+  const methods = rule.methods ? new Set<string>(rule.methods) : null;
+  if (rule.template !== undefined) {
+    // `{name}` = one non-empty segment.
+    const pattern = new RegExp(`^${rule.template.split("/").map(segmentPattern).join("/")}$`);
+    return { methods, matches: (path: string) => pattern.test(path), roles: rule.roles };
+  }
+  const prefix = rule.prefix ?? "";
+  const below = `${prefix}/`;
+  return { methods, matches: (path: string) => path === prefix || path.startsWith(below), roles: rule.roles };
+});
 
 function segmentPattern(seg: string): string {
   return seg.startsWith("{") && seg.endsWith("}") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -59,15 +63,10 @@ function segmentPattern(seg: string): string {
 
 export function rolesFor(method: string, path: string): "public" | readonly Role[] {
   if (isPublicPath(path)) return "public"; // same list the OpenAPI document uses
-  const m = (method === "HEAD" ? "GET" : method) as Method;
-  for (const rule of ACCESS_RULES) {
-    if (rule.methods && !rule.methods.includes(m)) continue;
-    if (
-      rule.template !== undefined
-        ? templatePattern.get(rule.template)!.test(path)
-        : path === rule.prefix || path.startsWith(`${rule.prefix}/`)
-    )
-      return rule.roles;
+  const m = method === "HEAD" ? "GET" : method;
+  for (const rule of COMPILED) {
+    if (rule.methods && !rule.methods.has(m)) continue;
+    if (rule.matches(path)) return rule.roles;
   }
   return DEFAULT_ROLES;
 }
