@@ -72,6 +72,19 @@ function reader(target: Target, schema: z.ZodType): (c: Context<AppEnv>) => unkn
     return (c) => Object.fromEntries(Object.entries(c.req.queries()).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
   const s = schema as unknown as { in?: { shape?: object }; shape?: object };
   const spelling = new Map(Object.keys(("in" in s ? s.in?.shape : s.shape) ?? {}).map((k) => [k.toLowerCase(), k]));
+  const def = (schema as unknown as { _zod: { def: { type: string; catchall?: unknown } } })._zod.def;
+  if (def.type === "object" && def.catchall === undefined) {
+    // A plain object schema drops undeclared keys: reading only the declared headers parses the same.
+    const declared = [...spelling];
+    return (c) => {
+      const out: Record<string, string> = {};
+      for (const [lower, key] of declared) {
+        const value = c.req.raw.headers.get(lower);
+        if (value !== null) out[key] = value;
+      }
+      return out;
+    };
+  }
   return (c) => {
     const entries: [string, string][] = [];
     c.req.raw.headers.forEach((value, key) => {
