@@ -16,12 +16,16 @@ const PG_ENV = ["PGSSLMODE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGOPTION
 /** Connections at most: statements pipeline on each, so a few keep up with the whole pool's reads. */
 const MAX_CONNECTIONS = 4;
 
+type Options = ConstructorParameters<typeof SQL>[0] & object;
+
 export class NativeReader {
-  readonly #sql: SQL;
+  readonly #options: Options;
+  #sql: SQL;
   #state: "untried" | "proven" | "off" = "untried";
 
-  private constructor(sql: SQL) {
-    this.#sql = sql;
+  private constructor(options: Options) {
+    this.#options = options;
+    this.#sql = new SQL(options);
   }
 
   /** A reader for `url`, or undefined when the URL or environment leaves room for the two clients to differ. */
@@ -36,35 +40,46 @@ export class NativeReader {
     if (u.search !== "" || u.hostname === "" || u.username === "") return undefined;
     if (PG_ENV.some((k) => process.env[k] !== undefined)) return undefined;
     const database = decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username);
-    return new NativeReader(
-      new SQL({
-        hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
-        port: u.port ? Number(u.port) : 5432,
-        username: decodeURIComponent(u.username),
-        password: decodeURIComponent(u.password),
-        database,
-        max: Math.max(1, Math.min(MAX_CONNECTIONS, poolSize)),
-        prepare: true,
-        connectionTimeout: 5,
-        idleTimeout: 60,
-      }),
-    );
+    return new NativeReader({
+      hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: u.port ? Number(u.port) : 5432,
+      username: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+      database,
+      max: Math.max(1, Math.min(MAX_CONNECTIONS, poolSize)),
+      prepare: true,
+      connectionTimeout: 5,
+      idleTimeout: 60,
+    });
   }
 
   /** The rows, or undefined when this reader is off (the caller then asks `pg`). */
   async select<R>(text: string, values: ReadonlyArray<string | number | null>): Promise<R[] | undefined> {
     if (this.#state === "off") return undefined;
+    const sql = this.#sql;
     try {
-      const rows = (await this.#sql.unsafe(text, values as unknown[])) as R[];
+      const rows = (await sql.unsafe(text, values as unknown[])) as R[];
       this.#state = "proven";
       return rows;
     } catch (err) {
       if (this.#state === "untried" && refusedLogin(err)) {
         this.#state = "off";
-        this.#sql.close().catch(() => {});
+        sql.close().catch(() => {});
         return undefined;
       }
-      throw asPgError(err);
+      if (!stalePlan(err)) throw asPgError(err);
+      // A migration (another process's) changed the type of a selected column: each connection's
+      // prepared statement now fails for good. New connections prepare afresh; the old client
+      // closes once its statements in flight are done (they retry here too).
+      if (this.#sql === sql) {
+        this.#sql = new SQL(this.#options);
+        sql.close().catch(() => {});
+      }
+      try {
+        return (await this.#sql.unsafe(text, values as unknown[])) as R[];
+      } catch (again) {
+        throw asPgError(again);
+      }
     }
   }
 
@@ -72,6 +87,11 @@ export class NativeReader {
     this.#state = "off";
     await this.#sql.close();
   }
+}
+
+function stalePlan(err: unknown): boolean {
+  const e = err as { errno?: unknown; routine?: unknown } | null;
+  return e?.errno === "0A000" && e.routine === "RevalidateCachedQuery";
 }
 
 /** The server refused this client's login (not: is down, or the statement failed). */

@@ -62,6 +62,19 @@ describeOnPostgres("rawSelect on PostgreSQL", () => {
     expect(viaReader!.t).toBeInstanceOf(Date);
   });
 
+  test("a selected column's type changed by a migration meanwhile: the reads go on answering", async () => {
+    await db.pool!.query(
+      "CREATE TABLE native_stale (id text PRIMARY KEY, scope text); INSERT INTO native_stale VALUES ('a', 's')",
+    );
+    const read = () =>
+      rawSelect<{ scope: string }>(db, "native_stale", "SELECT scope FROM native_stale WHERE id = $1", ["a"]);
+    // Prepared on every connection the reader may use, then made stale.
+    await Promise.all(Array.from({ length: 12 }, read));
+    await db.pool!.query("ALTER TABLE native_stale ALTER COLUMN scope TYPE varchar(4000)");
+    for (const [row] of await Promise.all(Array.from({ length: 12 }, read))) expect(row?.scope).toBe("s");
+    expect((await read())[0]?.scope).toBe("s");
+  });
+
   test("a statement error carries its SQLSTATE in code, like pg's", async () => {
     const err = await rawSelect(db, "h9_test_fail", "SELECT 1 / $1::int AS x", [0]).catch((e) => e);
     expect(err).toBeInstanceOf(Error);
