@@ -34,22 +34,49 @@ const CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
 const PROVIDER_REASON =
   /^(timeout|network|malformed-response|lock-timeout|oauth_error|http_[1-5][0-9][0-9]|invalid_(grant|client|request|scope)|unauthorized_client|unsupported_grant_type)$/;
 
+/**
+ * A counter by (outcome, reason) bumped once per decision, i.e. per request: prom-client hashes the
+ * labels on every `inc`, so counts wait in a map (same first-seen order) and are added when scraped.
+ */
+function outcomeCounter(registry: Registry, o: { name: string; help: string }) {
+  const pending = new Map<string, { outcome: string; reason: string; n: number }>();
+  new Counter({
+    ...o,
+    labelNames: ["outcome", "reason"] as const,
+    registers: [registry],
+    collect() {
+      for (const e of pending.values()) {
+        if (e.n === 0) continue;
+        this.inc({ outcome: e.outcome, reason: e.reason }, e.n);
+        e.n = 0;
+      }
+    },
+  });
+  return {
+    inc({ outcome, reason }: { outcome: string; reason: string }) {
+      const key = `${outcome}\u0000${reason}`;
+      let e = pending.get(key);
+      if (!e) {
+        e = { outcome, reason, n: 0 };
+        pending.set(key, e);
+      }
+      e.n++;
+    },
+  };
+}
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let sources: MetricsSources | undefined;
 
   const http = new HttpRequestMetrics(registry);
-  const decisions = new Counter({
+  const decisions = outcomeCounter(registry, {
     name: "chronokms_access_decisions_total",
     help: "Access decisions made durable, by outcome and reason code",
-    labelNames: ["outcome", "reason"] as const,
-    registers: [registry],
   });
-  const refreshes = new Counter({
+  const refreshes = outcomeCounter(registry, {
     name: "chronokms_token_refreshes_total",
     help: "OAuth token refreshes by outcome",
-    labelNames: ["outcome", "reason"] as const,
-    registers: [registry],
   });
   const batchSize = new Histogram({
     name: "chronokms_audit_batch_events",
