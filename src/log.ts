@@ -70,10 +70,11 @@ function replacer(_key: string, value: unknown) {
 }
 
 /**
- * stdout, one write per event-loop turn: at load, a write per request (the access line) was a
- * syscall per request. Lines wait at most until the current turn's I/O is done; a warning or an
- * error goes out at once with everything before it, and whatever is pending is written on exit.
+ * stdout in batches: at load, a write per request (the access line) was a syscall per request.
+ * Lines wait at most FLUSH_MS (or until 256 are pending); a warning or an error goes out at once
+ * with everything before it, and whatever is pending is written on exit.
  */
+const FLUSH_MS = 10;
 let pending: string[] = [];
 let scheduled = false;
 
@@ -82,7 +83,8 @@ function stdoutLines(line: string, urgent: boolean): void {
   if (urgent || pending.length >= 256) flushStdout();
   else if (!scheduled) {
     scheduled = true;
-    setImmediate(flushStdout);
+    // Unref'd: a process with nothing else to do exits (and its exit hook writes what is pending).
+    setTimeout(flushStdout, FLUSH_MS).unref();
   }
 }
 
