@@ -22,7 +22,7 @@ import { TokenRefresher } from "./tokens/refresh.ts";
 import { TokenVault } from "./tokens/vault.ts";
 import { TokenRevoker } from "./tokens/revoke.ts";
 import { WebhookService } from "./webhooks/service.ts";
-import { enqueueWebhookEvents, eventsFromAuditRow } from "./webhooks/events.ts";
+import { webhookOutbox } from "./webhooks/events.ts";
 import { webhookSecretKey } from "./crypto/webhook.ts";
 import { TokenProxy } from "./proxy/service.ts";
 import type { Resolver } from "./proxy/address.ts";
@@ -92,8 +92,8 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
     checkpointEvery: config.auditCheckpointEvery,
     checkpointSeconds: config.auditCheckpointSeconds,
     writeTimeoutMs: config.auditWriteTimeoutMs,
-    // Webhook events are derived from audit rows and enter the outbox in the same transaction.
-    outbox: (tx, rows) => enqueueWebhookEvents(tx, rows.flatMap(eventsFromAuditRow)),
+    // Webhook events are derived from audit rows and enter the outbox in the same statement.
+    outbox: webhookOutbox,
     ...(config.auditAnchorFile ? { anchors: new AnchorFile(config.auditAnchorFile) } : {}),
     ...(opts.auditOnStep ? { onStep: opts.auditOnStep } : {}),
   });
@@ -177,33 +177,11 @@ export async function createRuntime(config: Config, log: Logger, opts: RuntimeOp
   metrics.bind({ db, clock, versions: () => ready.versions() });
   // Closed in reverse: webhooks (finish a round), tokens (flush lastUsed), then access (flush API-key lastUsedAt, LISTEN).
   const closers: Array<() => Promise<void>> = [() => access.close(), () => tokens.close(), () => webhooks.close()];
+  const services = { config, db, log, audit, keys: ready, access, tokens, proxy, webhooks, schedule, metrics };
   return {
-    config,
-    db,
-    log,
-    audit,
-    keys: ready,
-    access,
-    tokens,
-    proxy,
-    webhooks,
-    schedule,
-    metrics,
+    ...services,
     clock,
-    appDeps: () => ({
-      config,
-      db,
-      log,
-      audit,
-      keys: ready,
-      access,
-      tokens,
-      proxy,
-      webhooks,
-      schedule,
-      metrics,
-      readiness: [{ name: "masterKey", check: () => ready.health() }],
-    }),
+    appDeps: () => ({ ...services, readiness: [{ name: "masterKey", check: () => ready.health() }] }),
     async close() {
       for (const close of closers.reverse()) await close();
       // Services above may still record while they shut down; the audit log's closing

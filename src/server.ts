@@ -1,6 +1,7 @@
 /** Serves the app with Bun.serve and shuts down gracefully on SIGTERM/SIGINT. */
 import { createApp } from "./app.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
+import { tokenRepository } from "./tokens/repository.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Clock } from "./clock.ts";
@@ -75,6 +76,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     metricsUrl = `http://${host.includes(":") ? `[${host}]` : host}:${metricsServer.port}/metrics`;
     log.info("metrics listening (no authentication)", { url: metricsUrl });
   }
+  const stopWarming = tokenRepository(runtime.db).warmCache(); // the embedded owner's row cache; scripts skip it
   const scheduler = createRotationScheduler({
     db: runtime.db,
     keys: runtime.keys,
@@ -95,6 +97,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       server.stop(true);
       metricsServer?.stop(true);
       await scheduler.stop();
+      await stopWarming();
       await runtime.close();
       log.info("stopped");
     })());

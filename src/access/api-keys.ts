@@ -14,6 +14,7 @@ import { generateApiKey, hashSecret, parseApiKey } from "./api-key-format.ts";
 import { listenChannel, type ChannelListener } from "../db/listen.ts";
 import { ApiKeyRepository, type KeyRow } from "./api-key-repository.ts";
 import { PrincipalCache } from "./principal-cache.ts";
+import { watchStatements } from "../db/statement-watch.ts";
 
 /** NOTIFY channel for API-key and requester changes: payload `key:<keyId>` or `requester:<uuid>`. */
 export const ACCESS_CHANNEL = "chronokms_access";
@@ -46,7 +47,8 @@ export interface ApiKeyServiceOptions {
   /**
    * How long a successful verification is reused (default 5 s). A revocation made in this
    * process takes effect at once; one made in another process as soon as its NOTIFY arrives
-   * (PostgreSQL), and within this TTL at the latest should the notification be lost.
+   * (PostgreSQL) or its owner-socket message ran (embedded), and within this TTL at the latest
+   * should the notification be lost.
    */
   cacheTtlMs?: number;
   /** How often buffered `lastUsedAt` values are written (default 5 s). */
@@ -79,6 +81,7 @@ export class ApiKeyService {
   private readonly flushTimer: ReturnType<typeof setInterval>;
   private flushing: Promise<void> | undefined;
   private listener: ChannelListener | undefined;
+  private unwatch: (() => void) | undefined;
   private readonly pendingNotifies = new Set<Promise<unknown>>();
 
   constructor(private readonly o: ApiKeyServiceOptions) {
@@ -88,8 +91,17 @@ export class ApiKeyService {
     this.flushTimer.unref?.();
   }
 
-  /** Hears other processes' API-key and requester changes (PostgreSQL LISTEN). */
+  /**
+   * Hears other processes' API-key and requester changes: PostgreSQL LISTEN; on the embedded
+   * database's owner, any message of an owner-socket client (Studio, a script), whose SQL is not
+   * looked into, drops every cached principal (PGlite has no NOTIFY between processes).
+   */
   start(): void {
+    const pglite = this.o.db.pool ? undefined : this.o.db.pglite;
+    if (pglite && !this.unwatch)
+      this.unwatch = watchStatements(pglite, (sql) => {
+        if (sql === null) this.cache.dropAll();
+      });
     this.listener ??= listenChannel(
       this.o.db,
       ACCESS_CHANNEL,
@@ -273,6 +285,7 @@ export class ApiKeyService {
 
   async close(): Promise<void> {
     clearInterval(this.flushTimer);
+    this.unwatch?.();
     await Promise.all([...this.pendingNotifies]);
     await this.listener?.close();
     await this.flushing;

@@ -1,16 +1,17 @@
 /**
  * Time-slice grants: which slices of the active key version a range covers, and — only once the
- * decision is durable — the key material: the minimal GGM subtree seeds covering those slices,
- * the per-slice private JWKs when there are at most 64, optionally sealed as a JWE to the
- * requester's registered public key.
+ * decision is durable — the grant body around the key material that src/keys/grant-material.ts
+ * issues (the minimal GGM subtree seeds covering those slices, the per-slice private JWKs when
+ * there are at most 64), optionally sealed to the requester's registered public key with the
+ * ECDH-ES + A256GCM sealer of src/crypto/ecdh-es.ts (the SDK opens it with the same module).
  */
-import { CompactEncrypt, importJWK } from "jose";
-import { toBase64url, utf8, zeroize } from "../crypto/bytes.ts";
-import { coverRange, deriveCover } from "../crypto/ggm.ts";
-import type { EcPrivateJwk } from "../crypto/jwk.ts";
+import { sealEcdhEs } from "../crypto/ecdh-es.ts";
 import { sliceIndex, sliceRange } from "../crypto/slice-keys.ts";
 import { KeyUnavailableError } from "../errors.ts";
+import { type GrantKey, type GrantSeed, grantMaterial, grantSeedCount } from "../keys/grant-material.ts";
 import type { KeyService, KeyVersion } from "../keys/types.ts";
+
+export type { GrantKey, GrantSeed };
 
 /** Per-slice private JWKs are included up to this many slices; beyond, seeds only. */
 export const MAX_GRANT_SLICE_KEYS = 64;
@@ -43,18 +44,6 @@ export interface UnavailableVersion {
   unavailable: string;
 }
 
-export interface GrantKey {
-  slice: number;
-  kid: string;
-  privateJwk: EcPrivateJwk;
-}
-
-export interface GrantSeed {
-  depth: number;
-  index: number;
-  seed: string;
-}
-
 export interface GrantBody {
   id: string;
   granted: true;
@@ -84,7 +73,7 @@ export async function planGrant(
     start: sliceRange(from, version.sliceSeconds).startMs,
     end: sliceRange(to, version.sliceSeconds).endMs - 1,
   };
-  return { version, from, to, keyCount: to - from + 1, seedCount: coverRange(from, to).length, covered };
+  return { version, from, to, keyCount: to - from + 1, seedCount: grantSeedCount(from, to), covered };
 }
 
 /**
@@ -113,13 +102,7 @@ export async function issueGrant(
   opts: { id: string; now: number; publicKeyJwk: JsonWebKey | null },
 ): Promise<GrantBody> {
   const { version, from, to } = plan;
-  const cover = deriveCover(version.deriver.rootSeed, from, to);
-  const seeds: GrantSeed[] = cover.map((n) => ({ depth: n.depth, index: n.index, seed: toBase64url(n.seed) }));
-  zeroize(...cover.map((n) => n.seed));
-  const keys: GrantKey[] =
-    plan.keyCount <= MAX_GRANT_SLICE_KEYS
-      ? (await version.deriver.range(from, to)).map((k) => ({ slice: k.slice, kid: k.kid, privateJwk: k.privateJwk }))
-      : [];
+  const { keys, seeds } = await grantMaterial(version, { from, to }, { maxSliceKeys: MAX_GRANT_SLICE_KEYS });
   const head = {
     id: opts.id,
     granted: true as const,
@@ -143,24 +126,14 @@ async function sealGrant(
   publicKeyJwk: JsonWebKey,
   head: { id: string; keyVersion: number; slices: { from: number; to: number } },
 ): Promise<string> {
-  const recipient = await importJWK({ kty: "EC", crv: "P-256", x: publicKeyJwk.x, y: publicKeyJwk.y }, "ECDH-ES");
-  const plaintext = utf8(JSON.stringify(payload));
-  try {
-    return await new CompactEncrypt(plaintext)
-      .setProtectedHeader({
-        alg: "ECDH-ES",
-        enc: "A256GCM",
-        typ: GRANT_JWE_TYP,
-        cty: "json",
-        ...(typeof (publicKeyJwk as { kid?: unknown }).kid === "string"
-          ? { kid: (publicKeyJwk as { kid: string }).kid }
-          : {}),
-        gid: head.id,
-        ver: head.keyVersion,
-        slices: head.slices,
-      })
-      .encrypt(recipient);
-  } finally {
-    zeroize(plaintext);
-  }
+  const recipient = { kty: "EC" as const, crv: "P-256" as const, x: publicKeyJwk.x ?? "", y: publicKeyJwk.y ?? "" };
+  const kid = (publicKeyJwk as { kid?: unknown }).kid;
+  return sealEcdhEs(JSON.stringify(payload), recipient, {
+    typ: GRANT_JWE_TYP,
+    cty: "json",
+    ...(typeof kid === "string" ? { kid } : {}),
+    gid: head.id,
+    ver: head.keyVersion,
+    slices: head.slices,
+  });
 }

@@ -14,6 +14,8 @@ import { mkdirSync } from "node:fs";
 import { open, readFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { CheckpointStatement } from "./chain.ts";
+import type { Logger } from "../log.ts";
+import { anchorEntryOf } from "./rows.ts";
 
 export interface AnchorEntry {
   v: 1;
@@ -123,4 +125,41 @@ export function isAnchorEntry(e: unknown): e is AnchorEntry {
     typeof s.headHash === "string" &&
     typeof s.kind === "string"
   );
+}
+
+/** The writer's side of the anchor log: the signed checkpoints of committed rows, appended in commit order. */
+export class AnchorQueue {
+  failures = 0;
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly sink: AnchorSink | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  add(rows: ReadonlyArray<{ chainId: string; seq: number; hash: string; eventType: string; details: unknown }>): void {
+    if (!this.sink) return;
+    const entries = rows.flatMap((r) => {
+      const e = r.eventType === "AUDIT_CHECKPOINT" ? anchorEntryOf(r) : null;
+      return e ? [e] : [];
+    });
+    if (entries.length === 0) return;
+    const sink = this.sink;
+    this.#tail = this.#tail.then(() =>
+      sink.append(entries).catch((err) => {
+        this.failures += 1;
+        this.log.error("could not append to the audit anchor log", { err, entries: entries.length });
+      }),
+    );
+  }
+
+  /** Resolves once everything added so far is appended (or failed). */
+  idle(): Promise<void> {
+    return this.#tail;
+  }
+
+  async close(): Promise<void> {
+    await this.#tail;
+    await this.sink?.close().catch(() => {});
+  }
 }

@@ -3,7 +3,8 @@
  * `details`, and nothing the database would refuse (so one bad event cannot fail its batch-mates).
  * Failures throw TypeError naming the offending key path, never its value.
  */
-import { AUDIT_EVENT_TYPES, type AuditEvent } from "./types.ts";
+import type { Prisma } from "../db/generated/client.ts";
+import { AUDIT_EVENT_TYPES, type AuditEvent, type AuditWrite } from "./types.ts";
 
 const eventTypes = new Set<string>(AUDIT_EVENT_TYPES);
 
@@ -51,6 +52,48 @@ export function assertStorableEvent(e: AuditEvent): void {
       throw new AuditEventError("audit event: details must be an object");
     checkJson(e.details, "details", 0);
   }
+}
+
+/** An event and its attached access_requests row (`record`). */
+export function assertStorableWrite(w: AuditWrite): void {
+  assertStorableEvent(w.event);
+  if (w.accessRequest) assertStorableAccessRequest(w.accessRequest);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INT_MAX = 2 ** 31 - 1;
+
+/**
+ * The same for the access_requests row attached to an event: it goes into the batch's one
+ * statement, so a value its columns cannot hold (keyCount beyond int, an invalid instant, a NUL)
+ * would otherwise fail every caller of the batch and abandon the chain.
+ */
+export function assertStorableAccessRequest(r: Prisma.AccessRequestCreateManyInput): void {
+  if (r.id !== undefined && (typeof r.id !== "string" || !UUID.test(r.id)))
+    throw new AuditEventError("access request: id must be a uuid");
+  checkText(r.requesterId, "accessRequest.requesterId", false);
+  checkText(r.resourceType, "accessRequest.resourceType", false);
+  checkJson(r.resource, "accessRequest.resource", 0);
+  for (const [path, v] of [
+    ["startTime", r.startTime],
+    ["endTime", r.endTime],
+  ] as const) {
+    const ms = v instanceof Date ? v.getTime() : typeof v === "string" ? Date.parse(v) : Number.NaN;
+    if (!Number.isFinite(ms)) throw new AuditEventError(`access request: ${path} must be a valid instant`);
+  }
+  for (const [path, v] of [
+    ["purpose", r.purpose],
+    ["denialReason", r.denialReason],
+    ["policyId", r.policyId],
+  ] as const)
+    if (v !== undefined && v !== null) checkText(v, `accessRequest.${path}`, true);
+  if (typeof r.granted !== "boolean") throw new AuditEventError("access request: granted must be a boolean");
+  const ids = Array.isArray(r.policyIds) ? r.policyIds : (r.policyIds?.set ?? []);
+  if (!Array.isArray(ids)) throw new AuditEventError("access request: policyIds must be an array");
+  for (const [i, id] of ids.entries()) checkText(id, `accessRequest.policyIds[${i}]`, false);
+  const n = r.keyCount;
+  if (n !== undefined && n !== null && !(Number.isInteger(n) && n >= 0 && n <= INT_MAX))
+    throw new AuditEventError("access request: keyCount must be an integer the column holds (0…2^31−1)");
 }
 
 function checkText(v: unknown, path: string, allowEmpty: boolean): void {

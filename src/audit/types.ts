@@ -69,8 +69,11 @@ export interface AuditReceipt {
 
 /**
  * A state change and the audit row that records it, committed in ONE transaction: `change` runs
- * inside the audit writer's group-commit transaction (in its own savepoint, so a failing change
- * fails only its own caller), and `event` builds the row from its result. Either both are durable
+ * inside the audit writer's group-commit transaction (a failing change fails only its own
+ * caller), and `event` builds the row from its result. `change` may be invoked more than once (a
+ * batch that runs its changes without savepoints is run again with them when one fails;
+ * src/audit/change-batch.ts): only the effects of its last invocation commit, so it must do
+ * nothing but database work through `tx` (no side effects outside the transaction). Either both are durable
  * or neither is. Do slow work (key generation, sealing) before, not inside, `change`: batch-mates wait.
  */
 export interface AuditedChange<T> {

@@ -10,7 +10,7 @@
  * (GET /v1/keys/endorsements: a JWS by a trusted version over the newer public key). The JWKS is
  * unsigned and never trusted by itself; a pinned kid is never replaced.
  */
-import { encryptEnvelope } from "../crypto/envelope-web.ts";
+import { encryptEnvelope } from "../crypto/envelope.ts";
 import { sliceIndex } from "../crypto/slice-keys.ts";
 import {
   readJwsKid,

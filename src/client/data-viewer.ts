@@ -3,12 +3,11 @@
  * JWKs or are derived from its subtree seeds; anything outside the grant (another key version,
  * a slice outside the granted range) is refused before any decryption is attempted.
  */
-import { compactDecrypt, importJWK } from "jose";
-import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope-web.ts";
+import { openEcdhEs } from "../crypto/ecdh-es.ts";
+import { decryptEnvelope, readEnvelopeHeader } from "../crypto/envelope.ts";
 import { leafFromSubtree, subtreeRange } from "../crypto/ggm.ts";
 import { sliceKeyFromLeaf } from "../crypto/slice-keys.ts";
 import { type EcPrivateJwk, importPrivateJwk } from "../crypto/jwk.ts";
-import { DecryptionFailedError } from "../crypto/errors.ts";
 import { assertNoDuplicateMembers } from "../crypto/strict-json.ts";
 import { fromBase64url, utf8Decode, zeroize } from "../crypto/bytes.ts";
 import { LruCache } from "../crypto/lru.ts";
@@ -45,7 +44,7 @@ export class DataViewer {
     let material: GrantKeys;
     if (grant.encrypted) {
       if (!opts.privateKeyJwk) throw new TypeError("this grant is encrypted to your public key: pass privateKeyJwk");
-      const key = await importJWK(opts.privateKeyJwk as never, "ECDH-ES").catch((e: unknown) => {
+      const key = await importPrivateJwk(opts.privateKeyJwk, "ECDH").catch((e: unknown) => {
         throw new TypeError("privateKeyJwk is not a P-256 private JWK", { cause: e });
       });
       let headerText: string;
@@ -55,13 +54,10 @@ export class DataViewer {
       } catch {
         throw new GrantMismatchError("the sealed grant's protected header is malformed or has duplicate members");
       }
-      // jose's own errors stay inside: a sealed grant that does not open is one DecryptionFailedError.
-      const { plaintext, protectedHeader } = await compactDecrypt(grant.encrypted, key).catch((e: unknown) => {
-        throw new DecryptionFailedError(e);
-      });
+      // A sealed grant that does not open (wrong key, edited part…) is the one DecryptionFailedError.
+      const { plaintext, header: h } = await openEcdhEs(grant.encrypted, key);
       // The protected header (authenticated as AAD) binds the sealed keys to this grant: a sealed
       // payload of another grant, version or slice range pasted into this response is refused.
-      const h = protectedHeader as Record<string, unknown>;
       const slices = h.slices as { from?: unknown; to?: unknown } | undefined;
       const mismatch =
         h.typ !== GRANT_JWE_TYP

@@ -1,4 +1,4 @@
-/** AES-256-GCM open on node:crypto (synchronous), for the service's two direct-key envelopes. */
+/** AES-256-GCM open on node:crypto (synchronous), for the service's token envelope (token-envelope.ts). */
 import { createDecipheriv } from "node:crypto";
 import { concatBytes, utf8, zeroize } from "./bytes.ts";
 import { GCM_TAG_BYTES } from "./compact-jwe.ts";

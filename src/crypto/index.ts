@@ -15,12 +15,12 @@ export {
   type DecryptEnvelopeOptions,
   type EncryptEnvelopeOptions,
   type EnvelopeHeader,
-  concatKdf,
   decryptEnvelope,
   decryptEnvelopeToString,
   encryptEnvelope,
   readEnvelopeHeader,
 } from "./envelope.ts";
+export { type EcdhEsHeader, concatKdf, openEcdhEs, readProtectedHeader, sealEcdhEs } from "./ecdh-es.ts";
 export {
   GGM_ROOT_INFO,
   GGM_ROOT_SALT,
@@ -98,6 +98,7 @@ export {
 } from "./keyring-mac.ts";
 export { DOMAIN_KEY_BYTES, KEY_DOMAIN_SALT, TOKEN_ROOT_INFO, timesliceRoot, tokenRoot } from "./key-domains.ts";
 export {
+  type ParsedTokenEnvelope,
   type SealTokenOptions,
   TOKEN_CTX_LABEL,
   TOKEN_ENVELOPE_PREFIX,
@@ -105,6 +106,7 @@ export {
   type TokenField,
   isTokenEnvelope,
   openTokenEnvelope,
+  parseTokenEnvelope,
   readTokenEnvelopeHeader,
   sealTokenEnvelope,
   tokenContext,

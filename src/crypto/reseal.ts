@@ -6,16 +6,17 @@
  * thread and inside a reseal worker (jobs carry just the roots and slice keys their items need;
  * they exist only inside this process, never in a response).
  */
-import { type KeyObject, createPrivateKey } from "node:crypto";
 import { zeroize } from "./bytes.ts";
 import { decryptEnvelope } from "./envelope.ts";
-import type { EcPrivateJwk } from "./jwk.ts";
-import { openTokenEnvelope, sealTokenEnvelope } from "./token-envelope.ts";
+import { type EcPrivateJwk, importPrivateJwk } from "./jwk.ts";
+import { type ParsedTokenEnvelope, openTokenEnvelope, sealTokenEnvelope } from "./token-envelope.ts";
 
 export type ResealSource = { format: "v2"; version: number } | { format: "v1"; kid: string; sliceSeconds: number };
 
 export interface TokenResealItem {
   jwe: string;
+  /** `jwe` already split and its header checked (on the calling thread), so it is not parsed twice. */
+  envelope?: ParsedTokenEnvelope;
   /** The ctx the stored envelope must carry (v2 ctx of the row version read, or the v1 ctx). */
   expectedCtx: string;
   /** The ctx of the new envelope. */
@@ -28,20 +29,20 @@ export interface TokenResealJob {
   /** Token roots by version: the target's and those of v2 sources. */
   tokenRoots: Record<number, Uint8Array>;
   /** v1 sources' slice private keys by kid. */
-  privateKeys: Record<string, EcPrivateJwk | CryptoKey | KeyObject>;
+  privateKeys: Record<string, EcPrivateJwk | CryptoKey>;
   toVersion: number;
 }
 
 /** One new JWE per item, or null where the item does not open (wrong ctx, key, tag…). */
 export async function runTokenResealJob(job: TokenResealJob): Promise<Array<string | null>> {
-  const priv = new Map<string, CryptoKey | KeyObject>();
+  // A JWK (what a worker receives) is imported once per kid, not once per item.
+  const priv = new Map<string, Promise<CryptoKey>>();
   const privFor = (kid: string) => {
     let k = priv.get(kid);
     if (!k) {
       const j = job.privateKeys[kid];
       if (!j) throw new Error(`no private key for ${kid}`);
-      k =
-        "kty" in j ? createPrivateKey({ key: { kty: "EC", crv: "P-256", x: j.x, y: j.y, d: j.d }, format: "jwk" }) : j;
+      k = "kty" in j ? importPrivateJwk(j, "ECDH") : Promise.resolve(j);
       priv.set(kid, k);
     }
     return k;
@@ -55,10 +56,10 @@ export async function runTokenResealJob(job: TokenResealJob): Promise<Array<stri
       if (it.from.format === "v2") {
         const root = job.tokenRoots[it.from.version];
         if (!root) throw new Error("no root");
-        pt = openTokenEnvelope(it.jwe, { root, version: it.from.version, expectedCtx: it.expectedCtx });
+        pt = openTokenEnvelope(it.envelope ?? it.jwe, { root, version: it.from.version, expectedCtx: it.expectedCtx });
       } else {
         pt = await decryptEnvelope(it.jwe, {
-          privateKey: privFor(it.from.kid),
+          privateKey: await privFor(it.from.kid),
           expectedCtx: it.expectedCtx,
           expectedKid: it.from.kid,
           sliceSeconds: it.from.sliceSeconds,

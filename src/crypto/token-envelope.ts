@@ -8,11 +8,10 @@
  * which names exactly one row, field and row version (no separator a value could smuggle).
  * Symmetric: opening costs one HKDF and one AES-GCM, no ECDH. Every failure is one DecryptionFailedError.
  */
-import { createCipheriv, hkdfSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
 import { CryptoInputError, DecryptionFailedError } from "./errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
-import { openA256Gcm } from "./aes-gcm.ts";
-import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES, splitDirectJwe } from "./compact-jwe.ts";
+import { GCM_IV_BYTES as IV_BYTES, GCM_TAG_BYTES as TAG_BYTES } from "./compact-jwe.ts";
 import { assertNoDuplicateMembers } from "./strict-json.ts";
 import { concatBytes, fromBase64url, utf8, utf8Decode, zeroize } from "./bytes.ts";
 
@@ -33,7 +32,12 @@ export const TOKEN_ENVELOPE_PREFIX = "eyJhbGciOiJkaXIiLC";
 export function tokenContext(integration: string, userId: string, field: TokenField, rowVersion: number): string {
   if (!Number.isSafeInteger(rowVersion) || rowVersion < 1)
     throw new CryptoInputError("rowVersion must be a positive integer");
-  return canonicalJson([TOKEN_CTX_LABEL, integration, userId, field, rowVersion]);
+  const value = [TOKEN_CTX_LABEL, integration, userId, field, rowVersion];
+  // Of strings and a safe integer, canonical JSON is JSON.stringify's output; anything else
+  // takes canonicalJson's checks (which refuse it).
+  return typeof integration === "string" && typeof userId === "string" && typeof field === "string"
+    ? JSON.stringify(value)
+    : canonicalJson(value);
 }
 
 export function tokenKid(version: number): string {
@@ -44,11 +48,11 @@ export function tokenKid(version: number): string {
 export function tokenDek(root: Uint8Array, salt: Uint8Array, ctx: string): Uint8Array<ArrayBuffer> {
   if (root.length !== 32) throw new CryptoInputError("token root must be 32 bytes");
   if (salt.length !== SALT_BYTES) throw new CryptoInputError(`salt must be ${SALT_BYTES} bytes`);
-  return new Uint8Array(hkdfSync("sha256", root, salt, utf8(ctx), DEK_BYTES));
+  return new Uint8Array(hkdfSync("sha256", root, salt, ctx, DEK_BYTES)); // a string info is its UTF-8
 }
 
 function b64(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url");
+  return b.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 export interface SealTokenOptions {
@@ -66,18 +70,25 @@ export function sealTokenEnvelope(plaintext: string | Uint8Array, opts: SealToke
     throw new CryptoInputError("version must be a non-negative integer");
   if (typeof opts.ctx !== "string" || opts.ctx.length === 0 || opts.ctx.length > MAX_CTX_LENGTH)
     throw new CryptoInputError(`ctx must be 1–${MAX_CTX_LENGTH} characters`);
-  const salt = opts.salt ?? crypto.getRandomValues(new Uint8Array(SALT_BYTES));
-  const iv = opts.iv ?? crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  let { salt, iv } = opts;
+  if (!salt || !iv) {
+    const fresh = crypto.getRandomValues(new Uint8Array(SALT_BYTES + IV_BYTES));
+    salt ??= fresh.subarray(0, SALT_BYTES);
+    iv ??= fresh.subarray(SALT_BYTES);
+  }
   if (iv.length !== IV_BYTES) throw new CryptoInputError(`iv must be ${IV_BYTES} bytes`);
-  const header = b64(
-    utf8(JSON.stringify({ alg: ALG, enc: ENC, kid: tokenKid(opts.version), salt: b64(salt), ctx: opts.ctx })),
-  );
+  // The bytes JSON.stringify gives the object {alg, enc, kid, salt, ctx} (members in this order,
+  // which TOKEN_ENVELOPE_PREFIX and the rewrap's SQL prefix test rely on), written directly.
+  const json = `{"alg":"${ALG}","enc":"${ENC}","kid":"${tokenKid(opts.version)}","salt":"${b64(salt)}","ctx":${JSON.stringify(opts.ctx)}}`;
+  const header = b64(utf8(json));
   const dek = tokenDek(opts.root, salt, opts.ctx);
   const pt = typeof plaintext === "string" ? utf8(plaintext) : plaintext;
   try {
     const cipher = createCipheriv("aes-256-gcm", dek, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(utf8(header));
-    const ct = concatBytes(cipher.update(pt), cipher.final());
+    cipher.setAAD(utf8(header)); // ASCII
+    const head = cipher.update(pt);
+    const tail = cipher.final();
+    const ct = tail.length === 0 ? head : Buffer.concat([head, tail]);
     return `${header}..${b64(iv)}.${b64(ct)}.${b64(cipher.getAuthTag())}`;
   } finally {
     zeroize(dek);
@@ -88,12 +99,59 @@ export function sealTokenEnvelope(plaintext: string | Uint8Array, opts: SealToke
 export interface TokenEnvelopeHeader {
   kid: string;
   version: number;
-  salt: Uint8Array<ArrayBuffer>;
+  salt: Uint8Array;
   ctx: string;
 }
 
+/** A token envelope split and its header validated once (what `openTokenEnvelope` also accepts). */
+export interface ParsedTokenEnvelope extends TokenEnvelopeHeader {
+  headerB64: string;
+  iv: Uint8Array;
+  ciphertext: Uint8Array;
+  tag: Uint8Array;
+}
+
+// The compact form with an empty Encrypted Key, a 12-byte IV (16 chars) and a 16-byte tag (22 chars,
+// the last one canonical: its 4 unused bits zero); the header and ciphertext are checked below.
+const JWE_RE = /^([A-Za-z0-9_-]+)\.\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]{21}[AQgw])$/;
+// The header exactly as the sealer writes it; anything else (other order, whitespace, escaped
+// names…) goes through the general strict parser, which accepts a superset with the same meaning.
+const WRITTEN_HEADER =
+  /^\{"alg":"dir","enc":"A256GCM","kid":"tok:(0|[1-9][0-9]{0,15})","salt":"([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])","ctx":("(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*")\}$/;
+/** The 6-bit value of each base64url character by char code (-1 outside the alphabet). */
+const B64URL_VALUE = (() => {
+  const t = new Int8Array(128).fill(-1);
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (let i = 0; i < 64; i++) t[alphabet.charCodeAt(i)] = i;
+  return t;
+})();
+
+/** Throws unless a string already known to be in the url alphabet is canonical base64url (length, last character). */
+function assertCanonical(s: string): void {
+  const rem = s.length & 3;
+  if (rem === 1) throw new Error("invalid base64url length");
+  if (rem !== 0 && (B64URL_VALUE[s.charCodeAt(s.length - 1) & 127]! & (rem === 2 ? 15 : 3)) !== 0)
+    throw new Error("non-canonical base64url");
+}
+
+/** Strict base64url decode of a string already known to be in the url alphabet (so no whitespace or padding). */
+function decodeB64(s: string): Uint8Array<ArrayBuffer> {
+  assertCanonical(s);
+  return Uint8Array.fromBase64(s, { alphabet: "base64url" });
+}
+
+function headerText(headerB64: string): string {
+  return utf8Decode(decodeB64(headerB64)); // fatal on invalid UTF-8
+}
+
 function parseHeader(headerB64: string): TokenEnvelopeHeader {
-  const text = utf8Decode(fromBase64url(headerB64));
+  const text = headerText(headerB64);
+  const fast = WRITTEN_HEADER.exec(text);
+  if (fast) {
+    const ctx = JSON.parse(fast[3]!) as string;
+    const kid = `tok:${fast[1]}`;
+    return checked({ kid, version: Number(fast[1]), salt: decodeB64(fast[2]!), ctx });
+  }
   assertNoDuplicateMembers(text); // RFC 7516 §4: duplicate header members are refused
   const h: unknown = JSON.parse(text);
   if (typeof h !== "object" || h === null || Array.isArray(h)) throw new Error("header is not an object");
@@ -106,12 +164,14 @@ function parseHeader(headerB64: string): TokenEnvelopeHeader {
     throw new Error("bad kid/salt/ctx");
   const m = KID_RE.exec(r.kid);
   if (!m) throw new Error("bad kid");
-  const version = Number(m[1]);
-  if (!Number.isSafeInteger(version)) throw new Error("bad kid");
-  const salt = fromBase64url(r.salt);
-  if (salt.length !== SALT_BYTES) throw new Error("bad salt");
-  if (r.ctx.length === 0 || r.ctx.length > MAX_CTX_LENGTH) throw new Error("bad ctx");
-  return { kid: r.kid, version, salt, ctx: r.ctx };
+  return checked({ kid: r.kid, version: Number(m[1]), salt: fromBase64url(r.salt), ctx: r.ctx });
+}
+
+function checked(h: TokenEnvelopeHeader): TokenEnvelopeHeader {
+  if (!Number.isSafeInteger(h.version)) throw new Error("bad kid");
+  if (h.salt.length !== SALT_BYTES) throw new Error("bad salt");
+  if (h.ctx.length === 0 || h.ctx.length > MAX_CTX_LENGTH) throw new Error("bad ctx");
+  return h;
 }
 
 /** True when the value is in the v2 token format (by its header; says nothing about authenticity). */
@@ -119,32 +179,61 @@ export function isTokenEnvelope(jwe: string): boolean {
   return typeof jwe === "string" && jwe.startsWith(TOKEN_ENVELOPE_PREFIX);
 }
 
-/** The validated header without decrypting (which version's root to use); DecryptionFailedError if malformed. */
-export function readTokenEnvelopeHeader(jwe: string): TokenEnvelopeHeader {
+/**
+ * Splits an envelope and validates its header without decrypting (which version's root to use);
+ * DecryptionFailedError if malformed. Parse once, then hand the result to `openTokenEnvelope`.
+ */
+export function parseTokenEnvelope(jwe: string): ParsedTokenEnvelope {
   try {
     if (typeof jwe !== "string") throw new Error("not a string");
-    return parseHeader(jwe.split(".", 1)[0] ?? "");
+    const m = JWE_RE.exec(jwe);
+    if (!m) throw new Error("not a compact JWE with an empty encrypted key, a 96-bit IV and a 128-bit tag");
+    const headerB64 = m[1]!;
+    const h = parseHeader(headerB64);
+    return {
+      kid: h.kid,
+      version: h.version,
+      salt: h.salt,
+      ctx: h.ctx,
+      headerB64,
+      iv: decodeB64(m[2]!),
+      ciphertext: decodeB64(m[3]!),
+      tag: decodeB64(m[4]!),
+    };
   } catch (e) {
     throw new DecryptionFailedError(e);
   }
 }
 
+/** The validated header without decrypting (which version's root to use); DecryptionFailedError if malformed. */
+export function readTokenEnvelopeHeader(jwe: string): TokenEnvelopeHeader {
+  return parseTokenEnvelope(jwe);
+}
+
 /**
- * Opens an envelope whose ctx must equal `expectedCtx` and whose kid must name `root`'s version.
- * Any failure (format, header, ctx, version, tag) is the same DecryptionFailedError.
+ * Opens an envelope (or one `parseTokenEnvelope` split) whose ctx must equal `expectedCtx` and whose
+ * kid must name `root`'s version. Any failure (format, header, ctx, version, tag) is the same
+ * DecryptionFailedError.
  */
 export function openTokenEnvelope(
-  jwe: string,
+  jwe: string | ParsedTokenEnvelope,
   opts: { root: Uint8Array; version: number; expectedCtx: string },
 ): Uint8Array<ArrayBuffer> {
+  const p = typeof jwe === "string" ? parseTokenEnvelope(jwe) : jwe;
   let dek: Uint8Array | undefined;
   try {
-    const parts = splitDirectJwe(jwe);
-    const h = parseHeader(parts.headerB64);
-    if (h.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
-    if (h.version !== opts.version) throw new Error("version mismatch");
-    dek = tokenDek(opts.root, h.salt, h.ctx);
-    return openA256Gcm(dek, parts, fromBase64url(parts.ciphertextB64));
+    if (p.ctx !== opts.expectedCtx) throw new Error("ctx mismatch");
+    if (p.version !== opts.version) throw new Error("version mismatch");
+    dek = tokenDek(opts.root, p.salt, p.ctx);
+    const decipher = createDecipheriv("aes-256-gcm", dek, p.iv, { authTagLength: TAG_BYTES });
+    decipher.setAAD(utf8(p.headerB64)); // ASCII
+    decipher.setAuthTag(p.tag);
+    const head = decipher.update(p.ciphertext);
+    const tail = decipher.final(); // throws on a bad tag; no plaintext was handed out before
+    if (tail.length === 0) return head as Uint8Array<ArrayBuffer>;
+    const pt = concatBytes(head, tail);
+    zeroize(head, tail);
+    return pt;
   } catch (e) {
     throw new DecryptionFailedError(e);
   } finally {

@@ -164,14 +164,7 @@ export class MasterKeyRepository {
 
   async insert(
     tx: Tx,
-    row: {
-      version: number;
-      publicJwk: EcPublicJwk;
-      privateKeyJwe: string;
-      kekId: string;
-      sliceSeconds: number;
-      status: KeyStatus;
-    },
+    row: Pick<MasterKeyRow, "version" | "publicJwk" | "privateKeyJwe" | "kekId" | "sliceSeconds" | "status">,
   ): Promise<MasterKeyRow> {
     // createdAt is set here (not by the database default) because the MAC covers it.
     const createdAt = new Date(Math.floor(Date.now()));

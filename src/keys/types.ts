@@ -21,7 +21,8 @@ export interface SealedValue {
 export interface TokenResealRequest {
   jwe: string;
   ctx: string;
-  legacyCtx: string;
+  /** The ctx a v1 envelope of this value must carry; absent where the store never held v1 values. */
+  legacyCtx?: string;
   newCtx: string;
 }
 
@@ -43,9 +44,10 @@ export interface KeyService {
   /**
    * Opens a token field. A v2 envelope must carry exactly `ctx`; a v1 envelope (ECDH-ES to a slice
    * key, written before key separation) is accepted only under a version that existed then
-   * (`legacyTokenEnvelopes`) and must carry `legacyCtx`. DecryptionFailedError otherwise.
+   * (`legacyTokenEnvelopes`) and must carry `legacyCtx`. With `keyVersion` (the row's), an
+   * envelope naming another version fails too. DecryptionFailedError otherwise.
    */
-  openToken(jwe: string, opts: { ctx: string; legacyCtx: string }): Promise<Uint8Array>;
+  openToken(jwe: string, opts: { ctx: string; legacyCtx: string; keyVersion?: number }): Promise<Uint8Array>;
   /**
    * Rotation's batch open + seal: opens each token envelope (as `openToken` does) and seals it
    * again as a v2 envelope under the active version with `newCtx`. All results share `version`;

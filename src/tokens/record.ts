@@ -12,15 +12,10 @@
  * key, ctx `oauth:<integration>:<userId>:<field>`) remain readable until a rotation re-seals them.
  */
 import type { AuditSink } from "../audit/types.ts";
-import {
-  isTokenEnvelope,
-  readEnvelopeHeader,
-  readTokenEnvelopeHeader,
-  tokenContext,
-  type TokenField,
-} from "../crypto/index.ts";
+import { tokenContext, type TokenField } from "../crypto/index.ts";
 import type { OAuthToken } from "../db/generated/client.ts";
 import { DecryptionFailedError, KeyUnavailableError } from "../errors.ts";
+import { envelopeKeyVersion } from "../keys/rewrappable.ts";
 import type { KeyService } from "../keys/types.ts";
 
 export type TokenRow = OAuthToken;
@@ -81,26 +76,21 @@ export function fieldContexts(
   };
 }
 
-/** The master key version a stored value's header names (v2 `tok:<v>` or v1 envelope); DecryptionFailedError if malformed. */
-export function envelopeKeyVersion(jwe: string): number {
-  return isTokenEnvelope(jwe) ? readTokenEnvelopeHeader(jwe).version : readEnvelopeHeader(jwe).version;
-}
+export { envelopeKeyVersion };
 
 /**
- * What a field's envelope must name (this row, field, row version), after checking the row's
- * bookkeeping: its `keyVersion` must be the version the envelope names (else a forged keyVersion
- * could hide the row from rewrap and retirement), and its `version` a valid row version. Any
- * failure here is a DecryptionFailedError: the row as stored does not open.
+ * What a field's envelope must name (this row, field, row version) and the key version it must name
+ * (the row's `keyVersion`: else a forged keyVersion could hide the row from rewrap and retirement),
+ * after checking the row's `version` is a valid row version. Any failure here, or in the key
+ * service's check of the envelope against them, is a DecryptionFailedError: the row as stored does
+ * not open. The envelope itself is parsed once, by the key service.
  */
 export function checkedFieldContexts(
   row: Pick<TokenRow, "integration" | "userId" | "version" | "keyVersion"> & { integrationCtx?: string | null },
   field: TokenField,
-  jwe: string,
-): { ctx: string; legacyCtx: string } {
+): { ctx: string; legacyCtx: string; keyVersion: number } {
   try {
-    if (envelopeKeyVersion(jwe) !== Number(row.keyVersion))
-      throw new Error("the envelope names another key version than the row's keyVersion");
-    return fieldContexts(row, field);
+    return { ...fieldContexts(row, field), keyVersion: Number(row.keyVersion) };
   } catch (e) {
     throw e instanceof DecryptionFailedError ? e : new DecryptionFailedError(e);
   }
@@ -126,7 +116,7 @@ export async function openField(
   const jwe = field === "access" ? row.accessToken : row.refreshToken;
   if (jwe === null) throw new Error(`openField: the row has no ${field} token`);
   try {
-    const bytes = await deps.keys.openToken(jwe, checkedFieldContexts(row, field, jwe));
+    const bytes = await deps.keys.openToken(jwe, checkedFieldContexts(row, field));
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (err) {
     if (!(err instanceof DecryptionFailedError) && !(err instanceof TypeError)) throw err;

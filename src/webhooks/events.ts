@@ -130,6 +130,26 @@ function eventId(auditRowId: string, n: number): string {
 }
 
 /**
+ * The outbox as part of the audit writer's batch statement (src/audit/batch-statement.ts): the
+ * events of the batch's audit rows as one JSON parameter, and the INSERT that turns them into one
+ * pending delivery per (event, enabled webhook subscribed to its type), committed with the rows.
+ */
+export const webhookOutbox = {
+  entries(rows: readonly AuditRowForEvents[]): string | null {
+    const events = rows.flatMap(eventsFromAuditRow);
+    if (events.length === 0) return null;
+    return JSON.stringify(events.map((e) => ({ id: e.id, type: e.type, payload: webhookPayload(e), at: e.createdAt })));
+  },
+  insertSql: (
+    param: string,
+  ) => `INSERT INTO webhook_deliveries (id, "webhookId", "eventId", "eventType", payload, status, attempts, "nextAttemptAt", "createdAt")
+    SELECT gen_random_uuid(), w.id, e.id, e.type, e.payload, 'pending', 0, e.at, e.at
+      FROM webhooks w
+      CROSS JOIN jsonb_to_recordset(${param}::text::jsonb) AS e(id uuid, type text, payload text, at timestamptz)
+     WHERE w.enabled AND e.type = ANY(w.events)`,
+};
+
+/**
  * Inserts one pending delivery per (event, enabled webhook subscribed to its type), in `tx`.
  * One statement whatever the number of events and webhooks; nothing when there are no events.
  */

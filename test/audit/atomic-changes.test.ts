@@ -215,11 +215,10 @@ describePostgres("every state change is atomic with its audit row", (h) => {
         GITHUB_API_BASE: `${fake.origin}/api`,
         WEBHOOK_POLL_MS: "0",
       },
-      auditOnStep: async (step, tx) => {
+      auditOnStep: async (step, conn) => {
         if (armed !== step) return;
         armed = null;
-        const [me] = await tx.$queryRaw<Array<{ pid: number }>>`SELECT pg_backend_pid() AS pid`;
-        await admin.query("SELECT pg_terminate_backend($1)", [me!.pid]);
+        await admin.query("SELECT pg_terminate_backend($1)", [await conn.backendPid()]);
       },
     });
     const keys = await provision(app, BOOTSTRAP_KEY);

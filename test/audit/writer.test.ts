@@ -6,7 +6,8 @@ import { CHECKPOINT_TYP, genesisHash } from "../../src/audit/chain.ts";
 import { AuditEventError } from "../../src/audit/event-guard.ts";
 import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
 import { liveChains } from "../../src/audit/writer.ts";
-import { ServiceUnavailableError } from "../../src/errors.ts";
+import { ConflictError, ServiceUnavailableError } from "../../src/errors.ts";
+import type { AuditEvent } from "../../src/audit/types.ts";
 import {
   asSuperuser,
   chainRows,
@@ -51,6 +52,18 @@ describeEachDb("audit writer", (h) => {
     ]);
     await w.close();
   }, 30_000);
+
+  test("an idle writer starts writing a lone record() at once, not an event-loop turn later", async () => {
+    const w = writerFor(h.db, key);
+    await w.record(sampleEvent(0)); // opens the chain
+    await new Promise((r) => setTimeout(r, 5)); // idle, in a later turn (as a request at one connection arrives)
+    const before = w.stats().batches;
+    const done = w.record(sampleEvent(1));
+    await Promise.resolve(); // one microtask: no setImmediate, no I/O, has run
+    expect(w.stats().batches).toBe(before + 1);
+    expect((await done).seq).toBe(3n);
+    await w.close();
+  });
 
   test("a writer that recorded nothing appends nothing, not even at close (db:seed's second run relies on it)", async () => {
     const w = writerFor(h.db, key);
@@ -261,6 +274,88 @@ describeEachDb("audit writer", (h) => {
     expect(rows[1]).toMatchObject({ ...bare, purpose: null, denialReason: null, policyId: null, keyCount: null });
     expect(rows[1]!.createdAt).toBeInstanceOf(Date);
     await w.close();
+  });
+
+  test("a batch of plain events that fails at any step of its write (fault hook) leaves nothing and fails every caller with 503", async () => {
+    for (const step of ["begin", "changed", "inserted"] as const) {
+      let armed = true;
+      const w = writerFor(h.db, key, {
+        onStep: async (at, conn) => {
+          if (at !== step || !armed) return;
+          armed = false;
+          expect(typeof (await conn.backendPid())).toBe("number"); // usable inside the write, on both databases
+          throw new Error(`fault after ${at}`);
+        },
+      });
+      const id = `0190a000-0000-7000-8000-00000000f${["begin", "changed", "inserted"].indexOf(step)}00`;
+      const results = await Promise.allSettled([
+        w.record(sampleEvent(1, { target: `fault-${step}` })),
+        w.record({
+          event: sampleEvent(2, { target: `fault-${step}` }),
+          accessRequest: {
+            id,
+            requesterId: "r-1",
+            resourceType: "timeslice",
+            resource: { type: "timeslice" },
+            startTime: new Date(1),
+            endTime: new Date(2),
+            granted: true,
+            policyIds: [],
+          },
+        }),
+      ]);
+      for (const r of results) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ServiceUnavailableError);
+      expect(await h.db.prisma.auditLog.count({ where: { target: `fault-${step}` } })).toBe(0);
+      expect(await h.db.prisma.accessRequest.count({ where: { id } })).toBe(0);
+      expect((await w.record(sampleEvent(3, { target: `after-${step}` }))).seq).toBe(2n); // a new chain
+      await w.close();
+    }
+  });
+
+  test("changes in one batch: a failing one fails alone with its own error and leaves nothing; the others commit with their rows", async () => {
+    const w = writerFor(h.db, key);
+    await w.record(sampleEvent(0)); // opens the chain
+    let runs = 0;
+    const event = (target: string): AuditEvent => ({
+      eventType: "REQUESTER_CREATED",
+      actor: "test",
+      target,
+      success: true,
+      details: {},
+    });
+    const create = (requesterId: string, fail = false) =>
+      w.apply({
+        change: async (tx) => {
+          runs += 1;
+          const row = await tx.requester.create({ data: { requesterId, name: "batch" } });
+          if (fail) throw new ConflictError("refused by the change");
+          return row;
+        },
+        event: (row) => event(`requester:${row.requesterId}`),
+      });
+    // Same tick → same batch.
+    const results = await Promise.allSettled([
+      create("batch-ok-1"),
+      create("batch-bad", true),
+      create("batch-ok-2"),
+      w.record(sampleEvent(5, { target: "batch-plain" })),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+    const names = (await h.db.prisma.requester.findMany({ where: { requesterId: { startsWith: "batch-" } } })).map(
+      (r) => r.requesterId,
+    );
+    expect(names.sort()).toEqual(["batch-ok-1", "batch-ok-2"]);
+    const targets = (await h.db.prisma.auditLog.findMany({ where: { target: { not: null } } })).map((r) => r.target);
+    expect(targets).toEqual(expect.arrayContaining(["requester:batch-ok-1", "requester:batch-ok-2", "batch-plain"]));
+    expect(targets).not.toContain("requester:batch-bad");
+    // First without savepoints, up to the failing change (2 runs); then all three again, with a savepoint each.
+    expect(runs).toBe(5);
+    expect(
+      await verifyAuditLog(h.db, { publicKeys: key.publicKeys, liveChains: (ids) => liveChains(h.db, ids) }),
+    ).toMatchObject({ valid: true });
+    await w.close();
+    await h.db.prisma.requester.deleteMany({ where: { requesterId: { startsWith: "batch-" } } });
   });
 
   test("a signer failure fails the batch closed (no unsigned opening checkpoint is written)", async () => {

@@ -1,12 +1,15 @@
 /**
  * The SDK in a real browser (headless Chromium, WebCrypto only): the browser build opens a grant's
- * data sealed by the service's node:crypto envelope, refuses a wrong context with the exported
- * DecryptionFailedError, and a DataSource in the page seals data the service's envelope opens.
+ * data sealed by the service's envelope and a grant sealed to the requester's key the way the
+ * service seals it, refuses a wrong context with the exported DecryptionFailedError, and a
+ * DataSource in the page seals data the service's envelope opens.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { chromiumPath, launchChromium, requireBrowserIfAsked, type Browser } from "../../scripts/lib/chromium.ts";
 import { toBase64url, utf8Decode } from "../../src/crypto/bytes.ts";
+import { GRANT_JWE_TYP } from "../../src/access/grants.ts";
+import { sealEcdhEs } from "../../src/crypto/ecdh-es.ts";
 import { decryptEnvelope, encryptEnvelope } from "../../src/crypto/envelope.ts";
 import { deriveCover } from "../../src/crypto/ggm.ts";
 import { generateMasterKeyPair, masterScalar } from "../../src/crypto/master-key.ts";
@@ -74,6 +77,19 @@ if (chromiumPath) {
       keys: [],
       seeds,
     };
+    // Sealed to the requester's key with the header src/access/grants.ts writes.
+    const requester = await generateMasterKeyPair();
+    const { keys: _k, seeds: _s, ...head } = grant;
+    const sealedGrant = {
+      ...head,
+      encrypted: await sealEcdhEs(JSON.stringify({ keys: [], seeds }), requester.publicJwk, {
+        typ: GRANT_JWE_TYP,
+        cty: "json",
+        gid: grant.id,
+        ver: VERSION,
+        slices: grant.slices,
+      }),
+    };
     const r = sliceRange(slice, SLICE_SECONDS);
     const statement = {
       version: VERSION,
@@ -95,11 +111,13 @@ if (chromiumPath) {
     await page.goto(`http://127.0.0.1:${server.port}/`);
     await page.waitForFunction(() => "sdk" in window);
     const out = await page.evaluate(
-      async ({ grant, jwe, statement, masterKey, now }) => {
+      async ({ grant, sealedGrant, requesterKey, jwe, statement, masterKey, now }) => {
         // biome-ignore lint/suspicious/noExplicitAny: the page's global, set by the module script
         const sdk = (window as any).sdk;
         const viewer = await sdk.DataViewer.fromGrant(grant);
         const opened = await viewer.decryptToString(jwe, { expectedCtx: "sensor:1" });
+        const unsealed = await sdk.DataViewer.fromGrant(sealedGrant, { privateKeyJwk: requesterKey });
+        const openedSealed = await unsealed.decryptToString(jwe, { expectedCtx: "sensor:1" });
         const refused = await viewer.decrypt(jwe, { expectedCtx: "sensor:2" }).then(
           () => "opened",
           (e: { name: string; code: string }) =>
@@ -108,13 +126,14 @@ if (chromiumPath) {
         const client = { slicePublicKey: async () => statement };
         const source = new sdk.DataSource({ client, masterKeys: [masterKey], now: () => now });
         const sealed = await source.encrypt("sealed in the browser", { ctx: "sensor:9", timestamp: now });
-        return { opened, refused, sealed: sealed.jwe as string, subtle: typeof crypto.subtle.deriveBits };
+        return { opened, openedSealed, refused, sealed: sealed.jwe as string, subtle: typeof crypto.subtle.deriveBits };
       },
-      { grant, jwe, statement, masterKey: master.publicJwk, now },
+      { grant, sealedGrant, requesterKey: requester.privateJwk, jwe, statement, masterKey: master.publicJwk, now },
     );
     expect(errors).toEqual([]);
     expect(out.subtle).toBe("function");
     expect(out.opened).toBe("sealed by the service");
+    expect(out.openedSealed).toBe("sealed by the service");
     expect(out.refused).toBe("DecryptionFailedError DECRYPTION_FAILED true");
     const plain = await decryptEnvelope(out.sealed, { privateKey: key.privateJwk, expectedCtx: "sensor:9" });
     expect(utf8Decode(plain)).toBe("sealed in the browser");

@@ -9,6 +9,7 @@ import vectors from "../vectors/token-dek.json";
 import {
   fromHex,
   openTokenEnvelope,
+  parseTokenEnvelope,
   readTokenEnvelopeHeader,
   rootSeed,
   sealTokenEnvelope,
@@ -20,6 +21,7 @@ import {
   type TokenField,
 } from "../../src/crypto/index.ts";
 import { DecryptionFailedError } from "../../src/crypto/errors.ts";
+import { createCipheriv } from "node:crypto";
 
 async function webHkdf(
   ikm: Uint8Array<ArrayBuffer>,
@@ -118,5 +120,85 @@ describe("token envelope", () => {
     const h = JSON.parse(Buffer.from(parts[0]!, "base64url").toString());
     h.ctx = tokenContext("gmail", "mallory", "access", 2);
     fail([Buffer.from(JSON.stringify(h)).toString("base64url"), ...parts.slice(1)].join("."), { expectedCtx: h.ctx });
+  });
+
+  /** A correctly encrypted envelope around any header text (so only the header parser can refuse it). */
+  function withHeader(json: string, salt: Uint8Array, hctx: string, plaintext = "secret"): string {
+    const header = Buffer.from(json).toString("base64url");
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const c = createCipheriv("aes-256-gcm", tokenDek(root, salt, hctx), iv, { authTagLength: 16 });
+    c.setAAD(Buffer.from(header));
+    const ct = Buffer.concat([c.update(plaintext), c.final()]);
+    const b = (x: Uint8Array) => Buffer.from(x).toString("base64url");
+    return `${header}..${b(iv)}.${b(ct)}.${b(c.getAuthTag())}`;
+  }
+
+  test("a header written otherwise (order, spacing, escapes) parses to the same members; the sealer's own form too", async () => {
+    const salt = crypto.getRandomValues(new Uint8Array(32));
+    const s64 = Buffer.from(salt).toString("base64url");
+    const written = sealTokenEnvelope("secret", { root, version: 5, ctx, salt });
+    const texts = [
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}","ctx":${JSON.stringify(ctx)}}`,
+      `{"ctx":${JSON.stringify(ctx)},"salt":"${s64}","kid":"tok:5","enc":"A256GCM","alg":"dir"}`,
+      `{ "alg" : "dir", "enc":"A256GCM", "kid":"tok:5", "salt":"${s64}", "ctx":${JSON.stringify(ctx)} }`,
+      `{"\u0061lg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}","ctx":${JSON.stringify(ctx).replace("c", "\\u0063")}}`,
+    ];
+    expect(Buffer.from(written.split(".")[0]!, "base64url").toString()).toBe(texts[0]!);
+    for (const text of texts) {
+      const jwe = withHeader(text, salt, ctx);
+      const p = parseTokenEnvelope(jwe);
+      expect([p.kid, p.version, p.ctx, toHex(p.salt)]).toEqual(["tok:5", 5, ctx, toHex(salt)]);
+      expect(new TextDecoder().decode(openTokenEnvelope(jwe, { root, version: 5, expectedCtx: ctx }))).toBe("secret");
+      // jose agrees on every accepted form.
+      const { plaintext } = await compactDecrypt(jwe, tokenDek(root, salt, ctx));
+      expect(new TextDecoder().decode(plaintext)).toBe("secret");
+    }
+  });
+
+  test("duplicate, missing or extra header members, a bad kid or salt: refused even under a valid tag", () => {
+    const salt = crypto.getRandomValues(new Uint8Array(32));
+    const s64 = Buffer.from(salt).toString("base64url");
+    const c = JSON.stringify(ctx);
+    const refused = [
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}","ctx":${c},"ctx":${c}}`,
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","kid":"tok:5","salt":"${s64}","ctx":${c}}`,
+      `{"alg":"dir","\u0061lg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}","ctx":${c}}`,
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}"}`,
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}","ctx":${c},"zip":"DEF"}`,
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:05","salt":"${s64}","ctx":${c}}`,
+      `{"alg":"dir","enc":"A128GCM","kid":"tok:5","salt":"${s64}","ctx":${c}}`,
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64.slice(0, -1)}B","ctx":${c}}`, // non-canonical
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}=","ctx":${c}}`,
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:99999999999999999","salt":"${s64}","ctx":${c}}`,
+      `{"alg":"dir","enc":"A256GCM","kid":"tok:5","salt":"${s64}","ctx":""}`,
+    ];
+    for (const text of refused) {
+      const jwe = withHeader(text, salt, ctx);
+      expect(() => parseTokenEnvelope(jwe)).toThrow(DecryptionFailedError);
+      expect(() => openTokenEnvelope(jwe, { root, version: 5, expectedCtx: ctx })).toThrow(DecryptionFailedError);
+    }
+  });
+
+  test("the compact form is strict: empty encrypted key, url alphabet, canonical base64url, IV and tag sizes", () => {
+    const jwe = sealTokenEnvelope("secret", { root, version: 5, ctx });
+    const [h, , iv, ct, tag] = jwe.split(".") as [string, string, string, string, string];
+    const bad = [
+      `${h}.AA.${iv}.${ct}.${tag}`,
+      `${h}..${iv}.${ct}.${tag}.`,
+      `${h}..${iv}A.${ct}.${tag}`,
+      `${h}..${iv}.${ct}.${tag}A`,
+      `${h}..${iv}.${ct}.${tag.slice(0, -1)}B`, // tag's last character with unused bits set
+      `${h}..${iv}.${ct}=.${tag}`,
+      `${h}..${iv}.${ct.slice(0, 4)}+${ct.slice(5)}.${tag}`,
+      `${h} ..${iv}.${ct}.${tag}`,
+      `${h}..${iv}.${ct}A.${tag}`, // a ciphertext length no base64url has
+    ];
+    // A ciphertext whose last character carries unused bits (when its length leaves some).
+    if (ct.length % 4 !== 0) bad.push(`${h}..${iv}.${ct.slice(0, -1)}${ct.endsWith("B") ? "C" : "B"}.${tag}`);
+    for (const j of bad)
+      expect(() => openTokenEnvelope(j, { root, version: 5, expectedCtx: ctx })).toThrow(DecryptionFailedError);
+    expect(
+      new TextDecoder().decode(openTokenEnvelope(parseTokenEnvelope(jwe), { root, version: 5, expectedCtx: ctx })),
+    ).toBe("secret");
   });
 });
