@@ -4,7 +4,7 @@
  */
 import type { AuditTx } from "../audit/types.ts";
 import type { Database } from "../db/database.ts";
-import { rawQuery } from "../db/raw-query.ts";
+import { rawSelect } from "../db/raw-query.ts";
 import type { ApiKey, Requester } from "../db/generated/client.ts";
 
 /** A key joined to its requester: what verification needs. */
@@ -33,7 +33,7 @@ export class ApiKeyRepository {
   }
 
   async forVerification(keyId: string): Promise<KeyRow | null> {
-    const [row] = await rawQuery<KeyRow>(this.#db, "chronokms_api_key_verify", SELECT_FOR_VERIFY, [keyId]);
+    const [row] = await rawSelect<KeyRow>(this.#db, "chronokms_api_key_verify", SELECT_FOR_VERIFY, [keyId]);
     return row ?? null;
   }
 

@@ -13,12 +13,18 @@ export class AuthFailureLimiter {
   // Failure times per address, oldest first, never more than `limit` kept.
   private readonly failures = new Map<string, number[]>();
   private readonly suppressed = new Map<string, number>();
+  private lastFailureAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly limit: number,
     private readonly clock: Clock,
     private readonly maxAddresses = MAX_ADDRESSES,
   ) {}
+
+  /** No failure within the window: every address may try now (the caller need not even know which one it is). */
+  idle(): boolean {
+    return this.lastFailureAt + WINDOW_MS <= this.clock.now();
+  }
 
   /** Seconds until this address may try again, or 0 if it may try now. */
   retryAfter(address: string): number {
@@ -31,6 +37,7 @@ export class AuthFailureLimiter {
 
   recordFailure(address: string): void {
     const now = this.clock.now();
+    this.lastFailureAt = Math.max(this.lastFailureAt, now);
     let times = this.failures.get(address);
     if (times) {
       this.failures.delete(address); // re-inserted below: Map order = least recently failing first

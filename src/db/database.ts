@@ -13,6 +13,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
 import { PrismaClient } from "./generated/client.ts";
+import { NativeReader } from "./native-reader.ts";
 import { OWNER_SOCKET_PORT, ownerSocketDir, ownerSocketReady, serveOwnerSocket } from "./owner-socket.ts";
 
 export type DatabaseTarget =
@@ -26,6 +27,8 @@ export interface Database {
   migrationAdapter(): SqlMigrationAwareDriverAdapterFactory;
   /** Present on PostgreSQL: the pool Prisma queries through, for advisory locks and LISTEN. */
   readonly pool?: pg.Pool;
+  /** PostgreSQL, when the URL allows: Bun's native client for the request path's point reads (rawSelect). */
+  readonly reader?: NativeReader;
   readonly pglite?: PGlite;
   /** Where it lives, for logs (never includes a password). */
   readonly description: string;
@@ -67,16 +70,19 @@ function openPostgres(url: string, poolSize: number): Database {
     coalesceWrites(client);
   });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const reader = NativeReader.forUrl(url, poolSize);
   let closed = false;
   return {
     kind: "postgres",
     prisma,
     pool,
+    ...(reader ? { reader } : {}),
     description: redactUrl(url),
     migrationAdapter: () => wholeScriptAdapter(new PrismaPg({ connectionString: url, max: 2 })),
     async close() {
       if (closed) return;
       closed = true;
+      await reader?.close();
       await prisma.$disconnect();
       await pool.end();
     },

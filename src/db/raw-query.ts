@@ -1,5 +1,5 @@
 /**
- * One hot statement off Prisma's query runtime: a named prepared statement on the `pg` pool
+ * Hot statements off Prisma's query runtime: a named prepared statement on the `pg` pool
  * (PostgreSQL), and in the embedded owner one too, sent to PGlite in one pass
  * (src/db/pglite-prepared.ts; PGlite's own `query` when a value is not a string). Prisma's per-statement work (query
  * building, its adapter's row mapping) costs more than the statement itself on a read that is
@@ -42,4 +42,20 @@ function isText(v: unknown): v is string | null {
 function isStalePlan(err: unknown): boolean {
   const e = err as { code?: unknown; routine?: unknown };
   return e?.code === "0A000" && e.routine === "RevalidateCachedQuery";
+}
+
+/**
+ * A point read on the request path (API-key lookup, token row): like `rawQuery`, but on
+ * PostgreSQL through Bun's native client when the database has one (src/db/native-reader.ts).
+ * That client sends a string parameter for a json/jsonb slot as a JSON string rather than
+ * letting the server parse it, hence SELECTs with text and number parameters only; anything
+ * else goes through `rawQuery`.
+ */
+export async function rawSelect<R>(
+  db: Database,
+  name: string,
+  text: string,
+  values: ReadonlyArray<string | number | null>,
+): Promise<R[]> {
+  return (await db.reader?.select<R>(text, values)) ?? rawQuery<R>(db, name, text, [...values]);
 }

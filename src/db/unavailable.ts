@@ -1,7 +1,8 @@
 /**
  * Recognises "the database is unavailable right now" among the errors Prisma, its pg driver
- * adapter and pg itself throw (connection lost or refused, server shutting down, pool exhausted,
- * statement or lock timeout), so the HTTP layer answers 503 instead of a generic 500.
+ * adapter, pg itself and Bun's native client throw (connection lost or refused, server shutting
+ * down, pool exhausted, statement or lock timeout), so the HTTP layer answers 503 instead of a
+ * generic 500.
  */
 
 /** SQLSTATEs meaning "try again later", not "your query is wrong". */
@@ -17,6 +18,8 @@ const TRANSIENT_NODE = new Set([
   "ENOTFOUND",
   "EAI_AGAIN",
 ]);
+/** Bun's native client (src/db/native-reader.ts): connection lost, refused or timed out. */
+const TRANSIENT_BUN = /^ERR_POSTGRES_(CONNECTION_|IDLE_TIMEOUT|LIFETIME_TIMEOUT)/;
 const TRANSIENT_MESSAGE =
   /Client has encountered a connection error|Connection terminated|timeout exceeded when trying to connect|Client was closed and is not queryable|terminating connection due to administrator command/;
 
@@ -39,7 +42,13 @@ function codesOf(err: unknown, depth = 0): string[] {
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!err || typeof err !== "object") return false;
   for (const code of codesOf(err)) {
-    if (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_PRISMA.has(code) || TRANSIENT_NODE.has(code)) return true;
+    if (
+      TRANSIENT_SQLSTATE.test(code) ||
+      TRANSIENT_PRISMA.has(code) ||
+      TRANSIENT_NODE.has(code) ||
+      TRANSIENT_BUN.test(code)
+    )
+      return true;
   }
   let e: unknown = err;
   for (let i = 0; i < 5 && e instanceof Error; i++, e = e.cause) if (TRANSIENT_MESSAGE.test(e.message)) return true;

@@ -44,28 +44,31 @@ export const ACCESS_RULES: readonly AccessRule[] = [
 
 const DEFAULT_ROLES: readonly Role[] = ["admin"];
 
-export function rolesFor(method: string, path: string): "public" | readonly Role[] {
-  if (isPublicPath(path)) return "public"; // same list the OpenAPI document uses
-  const m = (method === "HEAD" ? "GET" : method) as Method;
-  for (const rule of ACCESS_RULES) {
-    if (rule.methods && !rule.methods.includes(m)) continue;
-    if (
-      rule.template !== undefined
-        ? matchesTemplate(rule.template, path)
-        : path === rule.prefix || path.startsWith(`${rule.prefix}/`)
-    )
-      return rule.roles;
+// The table compiled once (it is consulted on every request): a method set and one path test per rule.
+const COMPILED = ACCESS_RULES.map((rule) => {
+  const methods = rule.methods ? new Set<string>(rule.methods) : null;
+  if (rule.template !== undefined) {
+    // `{name}` = one non-empty segment.
+    const pattern = new RegExp(`^${rule.template.split("/").map(segmentPattern).join("/")}$`);
+    return { methods, matches: (path: string) => pattern.test(path), roles: rule.roles };
   }
-  return DEFAULT_ROLES;
+  const prefix = rule.prefix ?? "";
+  const below = `${prefix}/`;
+  return { methods, matches: (path: string) => path === prefix || path.startsWith(below), roles: rule.roles };
+});
+
+function segmentPattern(seg: string): string {
+  return seg.startsWith("{") && seg.endsWith("}") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-function matchesTemplate(template: string, path: string): boolean {
-  const t = template.split("/");
-  const p = path.split("/");
-  return (
-    t.length === p.length &&
-    t.every((seg, i) => (seg.startsWith("{") && seg.endsWith("}") ? p[i] !== "" : seg === p[i]))
-  );
+export function rolesFor(method: string, path: string): "public" | readonly Role[] {
+  if (isPublicPath(path)) return "public"; // same list the OpenAPI document uses
+  const m = method === "HEAD" ? "GET" : method;
+  for (const rule of COMPILED) {
+    if (rule.methods && !rule.methods.has(m)) continue;
+    if (rule.matches(path)) return rule.roles;
+  }
+  return DEFAULT_ROLES;
 }
 
 /** Runs `authenticate` unless the path is public, then checks the role the table names. */

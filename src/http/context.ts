@@ -8,6 +8,7 @@ export interface AppEnv {
     log: Logger;
     /** Set by the auth middleware on authenticated routes. */
     principal: Principal;
+    /** Read it with clientAddressOf (middleware/request-context.ts): the peer address is looked up on first use. */
     clientAddress: string;
   };
 }

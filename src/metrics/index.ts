@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { AuditEvent } from "../audit/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/database.ts";
+import { HttpRequestMetrics } from "./http-requests.ts";
 
 /** What the scrape-time gauges read; bound once the runtime has built them. */
 export interface MetricsSources {
@@ -28,45 +29,54 @@ export interface Metrics {
   render(): Promise<string>;
 }
 
-const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
 // Refresh failure reasons worth a label (RFC 6749 §5.2 errors and our own); anything else a provider says is "other".
 const PROVIDER_REASON =
   /^(timeout|network|malformed-response|lock-timeout|oauth_error|http_[1-5][0-9][0-9]|invalid_(grant|client|request|scope)|unauthorized_client|unsupported_grant_type)$/;
 
-interface HttpChild {
-  count: { inc(): void };
-  latency: { observe(v: number): void };
+/**
+ * A counter by (outcome, reason) bumped once per decision, i.e. per request: prom-client hashes the
+ * labels on every `inc`, so counts wait in a map (same first-seen order) and are added when scraped.
+ */
+function outcomeCounter(registry: Registry, o: { name: string; help: string }) {
+  const pending = new Map<string, { outcome: string; reason: string; n: number }>();
+  new Counter({
+    ...o,
+    labelNames: ["outcome", "reason"] as const,
+    registers: [registry],
+    collect() {
+      for (const e of pending.values()) {
+        if (e.n === 0) continue;
+        this.inc({ outcome: e.outcome, reason: e.reason }, e.n);
+        e.n = 0;
+      }
+    },
+  });
+  return {
+    inc({ outcome, reason }: { outcome: string; reason: string }) {
+      const key = `${outcome}\u0000${reason}`;
+      let e = pending.get(key);
+      if (!e) {
+        e = { outcome, reason, n: 0 };
+        pending.set(key, e);
+      }
+      e.n++;
+    },
+  };
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let sources: MetricsSources | undefined;
 
-  const httpRequests = new Counter({
-    name: "chronokms_http_requests_total",
-    help: "HTTP requests by route template, method and status",
-    labelNames: ["route", "method", "status"] as const,
-    registers: [registry],
-  });
-  const httpLatency = new Histogram({
-    name: "chronokms_http_request_duration_seconds",
-    help: "HTTP request latency by route template, method and status",
-    labelNames: ["route", "method", "status"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
-  });
-  const decisions = new Counter({
+  const http = new HttpRequestMetrics(registry);
+  const decisions = outcomeCounter(registry, {
     name: "chronokms_access_decisions_total",
     help: "Access decisions made durable, by outcome and reason code",
-    labelNames: ["outcome", "reason"] as const,
-    registers: [registry],
   });
-  const refreshes = new Counter({
+  const refreshes = outcomeCounter(registry, {
     name: "chronokms_token_refreshes_total",
     help: "OAuth token refreshes by outcome",
-    labelNames: ["outcome", "reason"] as const,
-    registers: [registry],
   });
   const batchSize = new Histogram({
     name: "chronokms_audit_batch_events",
@@ -162,43 +172,10 @@ export function createMetrics(): Metrics {
     },
   });
 
-  // Children cached by route template (interned strings from the router) and method/status, so
-  // a request costs two map lookups and two increments.
-  const http = new Map<string, Map<number, HttpChild>>();
-  const methodIndex = (m: string) =>
-    m === "GET"
-      ? 0
-      : m === "POST"
-        ? 1
-        : m === "PUT"
-          ? 2
-          : m === "DELETE"
-            ? 3
-            : m === "PATCH"
-              ? 4
-              : m === "HEAD"
-                ? 5
-                : m === "OPTIONS"
-                  ? 6
-                  : 7;
-
   return {
     contentType: registry.contentType,
     observeRequest(route, method, status, seconds) {
-      let byRoute = http.get(route);
-      if (!byRoute) {
-        byRoute = new Map();
-        http.set(route, byRoute);
-      }
-      const key = status * 8 + methodIndex(method);
-      let child = byRoute.get(key);
-      if (!child) {
-        const labels = [route, METHODS.has(method) ? method : "OTHER", String(status)];
-        child = { count: httpRequests.labels(...labels), latency: httpLatency.labels(...labels) };
-        byRoute.set(key, child);
-      }
-      child.count.inc();
-      child.latency.observe(seconds);
+      http.observe(route, method, status, seconds);
     },
     observeAuditBatch({ events, seconds, ok }) {
       (ok ? commitOk : commitFailed).observe(seconds);

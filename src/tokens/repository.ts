@@ -9,7 +9,7 @@
  */
 import type { AuditTx } from "../audit/types.ts";
 import type { Database } from "../db/database.ts";
-import { rawQuery } from "../db/raw-query.ts";
+import { rawQuery, rawSelect } from "../db/raw-query.ts";
 import { watchStatements } from "../db/statement-watch.ts";
 import type { TokenRow } from "./record.ts";
 import { TokenRowCache } from "./row-cache.ts";
@@ -123,7 +123,7 @@ export class TokenRepository {
   /** Always from the database (and refills the cache). */
   async fresh(key: TokenKey): Promise<TokenRow | null> {
     const generation = this.cache?.generation() ?? 0;
-    const [row] = await rawQuery<TokenRow>(this.#db, "chronokms_token_by_key", SELECT_BY_KEY, [
+    const [row] = await rawSelect<TokenRow>(this.#db, "chronokms_token_by_key", SELECT_BY_KEY, [
       key.userId,
       key.integration,
     ]);

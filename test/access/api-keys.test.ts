@@ -4,6 +4,8 @@ import { accessHarness, bearer, type AccessHarness } from "./support.ts";
 import { API_KEY_HASH_LABEL, generateApiKey, hashSecret, parseApiKey } from "../../src/access/api-key-format.ts";
 import { AuthFailure } from "../../src/access/api-keys.ts";
 import { toBase64url } from "../../src/crypto/bytes.ts";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 
 describe("API key format", () => {
   test("ckms_<keyId>_<secret>, parsed back exactly, hash bound to keyId", () => {
@@ -15,6 +17,14 @@ describe("API key format", () => {
     // The same secret under another keyId hashes differently.
     expect(hashSecret("bbbbbbbbbbbbbbbb", parsed.secret)).not.toBe(secretHash);
     expect(API_KEY_HASH_LABEL).toBe("chronokms/v1/api-key-secret");
+  });
+
+  test("the stored hash is HMAC-SHA256(label, keyId || 0x00 || secret): keys stored by earlier versions still verify", () => {
+    const secret = Uint8Array.from({ length: 32 }, (_, i) => i);
+    // Computed independently (pure-JS HMAC, as the service did before it went native).
+    const msg = new Uint8Array([...new TextEncoder().encode("aaaaaaaaaaaaaaaa"), 0, ...secret]);
+    const expected = toBase64url(hmac(sha256, new TextEncoder().encode(API_KEY_HASH_LABEL), msg));
+    expect(hashSecret("aaaaaaaaaaaaaaaa", secret)).toBe(expected);
   });
 
   test("malformed keys are refused, including non-canonical base64url and wrong lengths", () => {

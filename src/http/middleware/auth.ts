@@ -12,6 +12,7 @@ import type { Role } from "../../access/principal.ts";
 import { ChronoError, ForbiddenError, UnauthenticatedError } from "../../errors.ts";
 import { respondWithError } from "../errors.ts";
 import type { AppEnv } from "../context.ts";
+import { clientAddressOf } from "./request-context.ts";
 
 export interface AuthDeps {
   apiKeys: ApiKeyService;
@@ -23,17 +24,17 @@ const BEARER = /^Bearer +(\S+) *$/i;
 
 export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const address = c.get("clientAddress") ?? "unknown";
     const header = c.req.header("authorization");
     const presented = header === undefined ? undefined : (BEARER.exec(header)?.[1] ?? "");
 
-    const retryAfter = deps.limiter.retryAfter(address);
+    // With no failure on record, no address can be limited: the peer address is not even looked up.
+    const retryAfter = deps.limiter.idle() ? 0 : deps.limiter.retryAfter(clientAddressOf(c));
     if (retryAfter > 0) {
       // A key already verified in the last seconds proves it is not a guess: let it through
       // without database work, so a shared address under attack does not lock out its users.
       const known = presented ? deps.apiKeys.cached(presented) : null;
       if (!known) {
-        deps.limiter.suppress(address);
+        deps.limiter.suppress(clientAddressOf(c));
         c.header("Retry-After", String(retryAfter));
         return respondWithError(
           new ChronoError("RATE_LIMITED", `too many failed authentication attempts; retry in ${retryAfter} s`),
@@ -48,6 +49,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       c.set("principal", await deps.apiKeys.verify(presented));
     } catch (err) {
       if (!(err instanceof AuthFailure)) throw err;
+      const address = clientAddressOf(c);
       deps.limiter.recordFailure(address);
       const suppressed = deps.limiter.takeSuppressed(address);
       try {

@@ -5,7 +5,7 @@
  * client-chosen leftmost one.
  */
 import { isIP } from "node:net";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "../../log.ts";
 import type { AppEnv } from "../context.ts";
 import { ValidationError } from "../../errors.ts";
@@ -13,16 +13,23 @@ import { ValidationError } from "../../errors.ts";
 const wellFormed = /^[A-Za-z0-9._:-]{8,128}$/;
 
 export function requestContext(log: Logger, opts: { trustProxy: number }): MiddlewareHandler<AppEnv> {
+  const hops = opts.trustProxy;
   return async (c, next) => {
     const given = c.req.header("x-request-id");
     const requestId = given && wellFormed.test(given) ? given : Bun.randomUUIDv7();
+    const requestLog = log.child({ requestId });
     c.set("requestId", requestId);
-    c.set("log", log.child({ requestId }));
+    c.set("log", requestLog);
     c.header("X-Request-Id", requestId);
-    c.set("clientAddress", clientAddress(c.req.header("x-forwarded-for"), peerAddress(c), opts.trustProxy));
+    // A trusted proxy's entry is resolved (and a malformed one refused) for every request; the peer
+    // address is asked of the server only when something needs it (clientAddressOf).
+    if (hops > 0) {
+      const forwarded = forwardedAddress(c.req.header("x-forwarded-for"), hops);
+      if (forwarded !== null) c.set("clientAddress", forwarded);
+    }
     const started = performance.now();
     await next();
-    c.get("log").info("request", {
+    requestLog.info("request", {
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,
@@ -31,7 +38,17 @@ export function requestContext(log: Logger, opts: { trustProxy: number }): Middl
   };
 }
 
-function peerAddress(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string {
+/** The request's client address (see clientAddress), the peer's looked up once on first use. */
+export function clientAddressOf(c: Context<AppEnv>): string {
+  let address: string | undefined = c.get("clientAddress");
+  if (address === undefined) {
+    address = peerAddress(c);
+    c.set("clientAddress", address);
+  }
+  return address;
+}
+
+function peerAddress(c: Context<AppEnv>): string {
   // Bun.serve passes the server as `env` to fetch; requestIP is the peer address.
   const server = c.env as { requestIP?(r: Request): { address: string } | null } | undefined;
   return server?.requestIP?.(c.req.raw)?.address ?? "unknown";
@@ -48,9 +65,14 @@ function peerAddress(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string {
  *   the entry is the client's.
  */
 export function clientAddress(forwardedFor: string | undefined, peer: string, hops: number): string {
-  if (hops <= 0 || forwardedFor === undefined) return peer;
+  return (hops > 0 ? forwardedAddress(forwardedFor, hops) : null) ?? peer;
+}
+
+/** The entry `hops` (> 0) places from the right, or null when the peer address applies. */
+function forwardedAddress(forwardedFor: string | undefined, hops: number): string | null {
+  if (forwardedFor === undefined) return null;
   const entries = forwardedFor.split(",").map((e) => e.trim());
-  if (entries.length < hops) return peer;
+  if (entries.length < hops) return null;
   const chosen = entries[entries.length - hops]!;
   const address = parseAddress(chosen);
   if (address === null) {

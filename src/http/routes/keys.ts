@@ -8,6 +8,7 @@ import type { ManagedKeyService } from "../../keys/service.ts";
 import { ScheduleInputSchema, scheduleView, type ScheduleStore } from "../../keys/schedule.ts";
 import { STATEMENT_CACHE_MAX_AGE_S, UncachedLookupLimiter } from "../../keys/slice-statements.ts";
 import { createRouter, errorResponse } from "../router.ts";
+import { clientAddressOf } from "../middleware/request-context.ts";
 
 const MAX_SLICE = 0xffffffff;
 
@@ -200,7 +201,7 @@ export function publicKeyRoutes(keys: ManagedKeyService, opts: { limiter?: Uncac
       async (c) => {
         const { slice } = c.req.valid("param");
         const { version } = c.req.valid("query");
-        const body = await keys.signedSliceKey(slice, version, { charge: () => limiter.take(c.get("clientAddress")) });
+        const body = await keys.signedSliceKey(slice, version, { charge: () => limiter.take(clientAddressOf(c)) });
         c.header("Cache-Control", `public, max-age=${STATEMENT_CACHE_MAX_AGE_S}`);
         return c.json(body, 200);
       },

@@ -20,6 +20,7 @@ import type { TokenVault } from "../../tokens/vault.ts";
 import { createRouter, errorResponse } from "../router.ts";
 import { decodeIdCursor, encodeIdCursor } from "../../lib/keyset-cursor.ts";
 import { cursorQuery, pageSchema } from "../paging.ts";
+import { clientAddressOf } from "../middleware/request-context.ts";
 
 /** The request body schema, for the SDK's types (src/client/types.ts, type-only). */
 export type { StoreTokenBodySchema };
@@ -148,7 +149,7 @@ export function tokenRoutes(vault: TokenVault) {
       async (c) => {
         const key = c.req.valid("param");
         const body = c.req.valid("json");
-        const address = c.get("clientAddress");
+        const address = clientAddressOf(c);
         const userAgent = c.req.header("user-agent")?.slice(0, MAX_USER_AGENT) ?? null;
         const r = await vault.store(c.get("principal"), key, body, {
           ipAddress: address && address !== "unknown" ? address : null,
