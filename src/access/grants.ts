@@ -7,7 +7,7 @@
  */
 import { sealEcdhEs } from "../crypto/ecdh-es.ts";
 import { sliceIndex, sliceRange } from "../crypto/slice-keys.ts";
-import { KeyUnavailableError } from "../errors.ts";
+import { KeyUnavailableError, ValidationError } from "../errors.ts";
 import { type GrantKey, type GrantSeed, grantMaterial, grantSeedCount } from "../keys/grant-material.ts";
 import type { KeyService, KeyVersion } from "../keys/types.ts";
 
@@ -60,6 +60,9 @@ export interface GrantBody {
 }
 
 /** No key material: safe to compute before the decision. Rejects ValidationError beyond slice 2^32−1. */
+/** The most slices one grant may open: what access_requests.keyCount (int4) can record. */
+export const MAX_KEY_COUNT = 2 ** 31 - 1;
+
 export async function planGrant(
   keys: KeyService,
   range: { start: number; end: number },
@@ -69,6 +72,13 @@ export async function planGrant(
   const version = keyVersion === undefined ? await keys.active() : await keys.get(keyVersion);
   const from = sliceIndex(range.start, version.sliceSeconds);
   const to = sliceIndex(range.end, version.sliceSeconds);
+  // access_requests.keyCount is an int4: a range it cannot record is bad input (400), refused
+  // before any decision — reachable only with very short slices and a policy admitting decades.
+  if (to - from + 1 > MAX_KEY_COUNT) {
+    throw new ValidationError(
+      `the time range opens ${to - from + 1} slices of ${version.sliceSeconds} s; at most ${MAX_KEY_COUNT} per grant`,
+    );
+  }
   const covered = {
     start: sliceRange(from, version.sliceSeconds).startMs,
     end: sliceRange(to, version.sliceSeconds).endMs - 1,
