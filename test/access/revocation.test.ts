@@ -8,34 +8,30 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb, describePostgres } from "../support/databases.ts";
 import { accessHarness, type AccessHarness } from "./support.ts";
 import { ApiKeyService, AuthFailure } from "../../src/access/api-keys.ts";
-import { openDatabase, type Database } from "../../src/db/database.ts";
+import type { ApiKeyRepository } from "../../src/access/api-key-repository.ts";
+import { openDatabase } from "../../src/db/database.ts";
 import { createLogger } from "../../src/log.ts";
 
 /**
- * The real database, with the results of the verification query (run off Prisma, on the pool's or
- * PGlite's own `query`: src/access/api-key-repository.ts) held back until the test opens the gate:
- * the query has run, its answer is in flight. Nothing else changes (Prisma keeps the originals).
+ * The real service on the real database, with the answer of its verification lookup held back
+ * until the test opens the gate: the row has been read (whatever driver the repository uses: pg,
+ * Bun's native client or PGlite's prepared path), its answer is in flight. Only the repository's
+ * one read method is wrapped; everything else runs unchanged.
  */
-function gated(db: Database) {
+function gated(svc: ApiKeyService) {
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
   let reached!: () => void;
   const queried = new Promise<void>((r) => (reached = r));
-  const gatedQuery = <T extends object>(driver: T): T =>
-    new Proxy(driver, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (prop !== "query") return typeof value === "function" ? value.bind(target) : value;
-        return async (...args: unknown[]) => {
-          const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-          reached();
-          await gate;
-          return result;
-        };
-      },
-    });
-  const drivers = db.pool ? { pool: gatedQuery(db.pool) } : { pglite: gatedQuery(db.pglite!) };
-  return { db: { ...db, ...drivers } as Database, open, queried };
+  const repo = (svc as unknown as { repo: ApiKeyRepository }).repo;
+  const read = repo.forVerification.bind(repo);
+  repo.forVerification = async (keyId: string) => {
+    const row = await read(keyId);
+    reached();
+    await gate;
+    return row;
+  };
+  return { open, queried };
 }
 
 describeEachDb("a verification in flight when its key is revoked", (h) => {
@@ -47,8 +43,8 @@ describeEachDb("a verification in flight when its key is revoked", (h) => {
 
   test("is answered from what it read, but does not put the revoked key back into the cache", async () => {
     const k = await x.makeKey(["reader"]);
-    const g = gated(h.db);
-    const svc = new ApiKeyService({ db: g.db, audit: x.audit, clock: x.clock, log: createLogger("silent") });
+    const svc = new ApiKeyService({ db: h.db, audit: x.audit, clock: x.clock, log: createLogger("silent") });
+    const g = gated(svc);
     try {
       const inFlight = svc.verify(k.apiKey);
       await g.queried; // the row (still enabled) has been read
@@ -65,8 +61,8 @@ describeEachDb("a verification in flight when its key is revoked", (h) => {
 
   test("the same for a requester disabled meanwhile", async () => {
     const k = await x.makeKey(["reader"]);
-    const g = gated(h.db);
-    const svc = new ApiKeyService({ db: g.db, audit: x.audit, clock: x.clock, log: createLogger("silent") });
+    const svc = new ApiKeyService({ db: h.db, audit: x.audit, clock: x.clock, log: createLogger("silent") });
+    const g = gated(svc);
     try {
       const inFlight = svc.verify(k.apiKey);
       await g.queried;
