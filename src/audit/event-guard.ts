@@ -113,13 +113,16 @@ function checkTime(v: unknown, path: string): void {
 function checkJson(v: unknown, path: string, depth: number): void {
   if (depth > 32) throw new AuditEventError(`audit event: ${path} is nested too deeply`);
   if (v === null || typeof v === "boolean") return;
-  if (typeof v === "string") return checkText(v, path, true);
+  if (typeof v === "string") {
+    checkText(v, path, true);
+    return;
+  }
   if (typeof v === "number") {
     if (!Number.isFinite(v)) throw new AuditEventError(`audit event: ${path} is not a finite number`);
     return;
   }
   if (Array.isArray(v)) {
-    v.forEach((item, i) => checkJson(item, `${path}[${i}]`, depth + 1));
+    for (const [i, item] of v.entries()) checkJson(item, `${path}[${i}]`, depth + 1);
     return;
   }
   if (typeof v === "object") {

@@ -242,7 +242,6 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
   }
 
   // ---- time-based checkpoints and abandoned chains --------------------------------------------
-
   function checkpointNow(): Promise<void> {
     if (closed || !chain || chain.since === 0) return flush();
     wantCheckpoint = true;
@@ -257,7 +256,7 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
 
   let sweeping: Promise<string[]> | undefined;
   function sealAbandoned(): Promise<string[]> {
-    return (sweeping ??= sealAbandonedChains({ db, clock, log, signer, writeTimeoutMs, live })
+    sweeping ??= sealAbandonedChains({ db, clock, log, signer, writeTimeoutMs, live })
       .then((rows) => {
         stats.recovered += rows.length;
         anchors.add(rows);
@@ -265,7 +264,8 @@ export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
       })
       .finally(() => {
         sweeping = undefined;
-      }));
+      });
+    return sweeping;
   }
 
   const tickMs = opts.tickMs ?? 1000;

@@ -55,7 +55,7 @@ export async function rewrapKek(
       continue;
     }
     if (!legacy) await checkRow(fromMac, row);
-    let jwk;
+    let jwk: Awaited<ReturnType<typeof unwrapPrivateJwk>>;
     try {
       jwk = await unwrapPrivateJwk(row.privateKeyJwe, from.kek, { version: row.version });
     } catch (e) {

@@ -213,9 +213,10 @@ export class LiveKeyring {
   fresh(force = false): Promise<void> {
     const now = performance.now();
     if (!force && now - this.lastCheck < this.o.refreshIntervalMs) return Promise.resolve();
-    return (this.inflight ??= this.reload().finally(() => {
+    this.inflight ??= this.reload().finally(() => {
       this.inflight = undefined;
-    }));
+    });
+    return this.inflight;
   }
 
   private async reload(): Promise<void> {

@@ -18,7 +18,7 @@ import {
   signPayload,
 } from "../crypto/index.ts";
 import { type TokenResealItem, type TokenResealJob, runTokenResealJob } from "../crypto/reseal.ts";
-import { DecryptionFailedError, KeyUnavailableError } from "../errors.ts";
+import { DecryptionFailedError } from "../errors.ts";
 import { type LiveKeyring, signingJwk } from "./keyring.ts";
 import { ResealPool } from "./reseal-pool.ts";
 import type { KeyVersion, SealedValue, TokenResealRequest } from "./types.ts";
@@ -153,7 +153,8 @@ export class KeyOperations {
       job.job.items.push(item);
       job.at.push(i);
     }
-    const pool = workers > 0 ? (this.pool ??= new ResealPool(workers)) : undefined;
+    if (workers > 0) this.pool ??= new ResealPool(workers);
+    const pool = workers > 0 ? this.pool : undefined;
     await Promise.all(
       jobs.map(async ({ job: j, at }) => {
         const out = pool ? await pool.run(j) : await runTokenResealJob(j);

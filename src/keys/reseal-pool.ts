@@ -34,7 +34,8 @@ export class ResealPool {
     let best = 0;
     for (let i = 1; i < this.size; i++)
       if ((this.#slots[i]?.pending.size ?? 0) < (this.#slots[best]?.pending.size ?? 0)) best = i;
-    const slot = (this.#slots[best] ??= this.#spawn(best));
+    const slot = this.#slots[best] ?? this.#spawn(best);
+    this.#slots[best] = slot;
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });

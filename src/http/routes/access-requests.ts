@@ -7,7 +7,6 @@ import { createRouter, errorResponse } from "../router.ts";
 import type { AccessServices } from "../../access/index.ts";
 import { AccessRequestBodySchema } from "../../access/request-body.ts";
 import { QueryInstantSchema, identifier } from "../../lib/schemas.ts";
-import { safeString } from "../../lib/text.ts";
 import { GRANT_JWE_TYP } from "../../access/grants.ts";
 import { cursorQuery, limitQuery, pageSchema } from "../paging.ts";
 
