@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
+import { freshPort } from "../support/processes.ts";
 
 import { CHROMIUM_ARGS, chromiumPath as chromium, requireBrowserIfAsked } from "../../scripts/lib/chromium.ts";
 
@@ -18,7 +19,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 test.skipIf(!chromium)(
   "[pglite] db:studio opens Prisma Studio on the embedded database and lists the tables",
   async () => {
-    const port = 21000 + Math.floor(Math.random() * 20000);
+    const port = freshPort();
     const studio = Bun.spawn([process.execPath, "scripts/db-studio.ts", "--port", String(port)], {
       cwd: projectRoot,
       env: {
@@ -33,14 +34,23 @@ test.skipIf(!chromium)(
     });
     try {
       let up = false;
-      for (let i = 0; i < 300 && !up; i++) {
+      let exited = false;
+      void studio.exited.then(() => (exited = true));
+      for (let i = 0; i < 300 && !up && !exited; i++) {
         await Bun.sleep(200);
         up = await fetch(`http://127.0.0.1:${port}/`).then(
           (r) => r.ok,
           () => false,
         );
       }
-      expect(up).toBe(true);
+      // A studio that exited (a port taken meanwhile, a start-up error) says why, instead of a bare false.
+      let why = "";
+      if (!up) {
+        studio.kill("SIGTERM");
+        await studio.exited;
+        why = (await new Response(studio.stderr).text().catch(() => "")) || "(no output)";
+      }
+      expect({ up, why }).toEqual({ up: true, why: "" });
       const browser = Bun.spawn(
         [
           chromium!,

@@ -65,7 +65,7 @@ let nextPort = 21000 + Math.floor(Math.random() * 20000);
  * The next port nothing listens on right now. Other test runs on the machine spawn services too,
  * so a port is probed before use; startService still retries if it is taken in between.
  */
-function freshPort(): number {
+export function freshPort(): number {
   for (let tries = 0; tries < 200; tries++) {
     nextPort = nextPort >= 60000 ? 21000 : nextPort + 1;
     try {
