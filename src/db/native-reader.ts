@@ -38,7 +38,12 @@ export class NativeReader {
     }
     if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") return undefined;
     if (u.search !== "" || u.hostname === "" || u.username === "") return undefined;
+    // pg decodes an escaped host ("%2Fvar%2Frun%2Fpostgresql") to a Unix socket directory.
+    if (u.hostname.includes("%")) return undefined;
     if (PG_ENV.some((k) => process.env[k] !== undefined)) return undefined;
+    // What the URL leaves out, pg takes from PGPORT / PGDATABASE: the two would reach different servers.
+    if (u.port === "" && process.env.PGPORT !== undefined) return undefined;
+    if (u.pathname.length <= 1 && process.env.PGDATABASE !== undefined) return undefined;
     const database = decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username);
     return new NativeReader({
       hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
@@ -62,12 +67,13 @@ export class NativeReader {
       this.#state = "proven";
       return rows;
     } catch (err) {
-      if (this.#state === "untried" && refusedLogin(err)) {
+      // Every read of a burst at start meets the refusal, not only the first to settle.
+      if (this.#state !== "proven" && refusedLogin(err)) {
+        if (this.#state === "untried") sql.close().catch(() => {});
         this.#state = "off";
-        sql.close().catch(() => {});
         return undefined;
       }
-      if (!stalePlan(err)) throw asPgError(err);
+      if (!stalePlan(err) || this.#state === "off") throw asPgError(err);
       // A migration (another process's) changed the type of a selected column: each connection's
       // prepared statement now fails for good. New connections prepare afresh; the old client
       // closes once its statements in flight are done (they retry here too).
