@@ -22,6 +22,7 @@ export class NativeReader {
   readonly #options: Options;
   #sql: SQL;
   #state: "untried" | "proven" | "off" = "untried";
+  #closed = false;
 
   private constructor(options: Options) {
     this.#options = options;
@@ -73,7 +74,7 @@ export class NativeReader {
         this.#state = "off";
         return undefined;
       }
-      if (!stalePlan(err) || this.#state === "off") throw asPgError(err);
+      if (!stalePlan(err) || this.#closed) throw asPgError(err);
       // A migration (another process's) changed the type of a selected column: each connection's
       // prepared statement now fails for good. New connections prepare afresh; the old client
       // closes once its statements in flight are done (they retry here too).
@@ -90,6 +91,7 @@ export class NativeReader {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#state = "off";
     await this.#sql.close();
   }
