@@ -45,13 +45,15 @@ export class NativeReader {
     // What the URL leaves out, pg takes from PGPORT / PGDATABASE: the two would reach different servers.
     if (u.port === "" && process.env.PGPORT !== undefined) return undefined;
     if (u.pathname.length <= 1 && process.env.PGDATABASE !== undefined) return undefined;
-    const database = decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username);
+    // A '%' escaping nothing (a password typed as is) pg takes literally: leave such URLs to pg.
+    const [username, password, path] = [u.username, u.password, u.pathname.slice(1)].map(decoded);
+    if (username === undefined || password === undefined || path === undefined) return undefined;
     return new NativeReader({
       hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
       port: u.port ? Number(u.port) : 5432,
-      username: decodeURIComponent(u.username),
-      password: decodeURIComponent(u.password),
-      database,
+      username,
+      password,
+      database: path || username,
       max: Math.max(1, Math.min(MAX_CONNECTIONS, poolSize)),
       prepare: true,
       connectionTimeout: 5,
@@ -94,6 +96,14 @@ export class NativeReader {
     this.#closed = true;
     this.#state = "off";
     await this.#sql.close();
+  }
+}
+
+function decoded(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
   }
 }
 

@@ -40,6 +40,9 @@ test("no reader where pg would reach another socket, port or database than the U
     void r?.close();
     return r !== undefined;
   };
+  // A '%' that escapes nothing (a password typed as is): pg takes it literally; no reader, and no throw.
+  expect(make("postgres://app:50%off@db.internal/chronokms")).toBe(false);
+  expect(make("postgres://app@db.internal/chron%zz")).toBe(false);
   // pg decodes the host to a Unix socket directory; Bun would look up "%2F…" as a host name.
   expect(make("postgres://app@%2Fvar%2Frun%2Fpostgresql/chronokms")).toBe(false);
   const withEnv = (key: string, value: string, check: () => void) => {
