@@ -22,6 +22,7 @@ export class NativeReader {
   readonly #options: Options;
   #sql: SQL;
   #state: "untried" | "proven" | "off" = "untried";
+  #closed = false;
 
   private constructor(options: Options) {
     this.#options = options;
@@ -38,14 +39,21 @@ export class NativeReader {
     }
     if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") return undefined;
     if (u.search !== "" || u.hostname === "" || u.username === "") return undefined;
+    // pg decodes an escaped host ("%2Fvar%2Frun%2Fpostgresql") to a Unix socket directory.
+    if (u.hostname.includes("%")) return undefined;
     if (PG_ENV.some((k) => process.env[k] !== undefined)) return undefined;
-    const database = decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username);
+    // What the URL leaves out, pg takes from PGPORT / PGDATABASE: the two would reach different servers.
+    if (u.port === "" && process.env.PGPORT !== undefined) return undefined;
+    if (u.pathname.length <= 1 && process.env.PGDATABASE !== undefined) return undefined;
+    // A '%' escaping nothing (a password typed as is) pg takes literally: leave such URLs to pg.
+    const [username, password, path] = [u.username, u.password, u.pathname.slice(1)].map(decoded);
+    if (username === undefined || password === undefined || path === undefined) return undefined;
     return new NativeReader({
       hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
       port: u.port ? Number(u.port) : 5432,
-      username: decodeURIComponent(u.username),
-      password: decodeURIComponent(u.password),
-      database,
+      username,
+      password,
+      database: path || username,
       max: Math.max(1, Math.min(MAX_CONNECTIONS, poolSize)),
       prepare: true,
       connectionTimeout: 5,
@@ -62,12 +70,13 @@ export class NativeReader {
       this.#state = "proven";
       return rows;
     } catch (err) {
-      if (this.#state === "untried" && refusedLogin(err)) {
+      // Every read of a burst at start meets the refusal, not only the first to settle.
+      if (this.#state !== "proven" && refusedLogin(err)) {
+        if (this.#state === "untried") sql.close().catch(() => {});
         this.#state = "off";
-        sql.close().catch(() => {});
         return undefined;
       }
-      if (!stalePlan(err)) throw asPgError(err);
+      if (!stalePlan(err) || this.#closed) throw asPgError(err);
       // A migration (another process's) changed the type of a selected column: each connection's
       // prepared statement now fails for good. New connections prepare afresh; the old client
       // closes once its statements in flight are done (they retry here too).
@@ -84,8 +93,17 @@ export class NativeReader {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#state = "off";
     await this.#sql.close();
+  }
+}
+
+function decoded(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
   }
 }
 

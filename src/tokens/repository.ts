@@ -93,13 +93,13 @@ export class TokenRepository {
    */
   warmCache(): () => Promise<void> {
     if (!this.cache) return async () => {};
-    this.#warmer ??= new RowCacheWarmer(() => this.#loadAll());
+    this.#warmer ??= new RowCacheWarmer((stopped) => this.#loadAll(stopped));
     this.#warmer.start();
     const warmer = this.#warmer;
     return () => warmer.stop();
   }
 
-  async #loadAll(): Promise<LoadOutcome> {
+  async #loadAll(stopped: () => boolean): Promise<LoadOutcome> {
     const cache = this.cache!;
     let after = "00000000-0000-0000-0000-000000000000";
     for (;;) {
@@ -110,6 +110,7 @@ export class TokenRepository {
       if (rows.length < WARM_PAGE) return "done";
       after = rows[rows.length - 1]!.id;
       await yieldToEventLoop();
+      if (stopped()) return "interrupted";
     }
   }
 

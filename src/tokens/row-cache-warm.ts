@@ -19,14 +19,15 @@ const QUIET_MS = 1_000;
 const DUTY = 20;
 
 export class RowCacheWarmer {
-  readonly #load: () => Promise<LoadOutcome>;
+  readonly #load: (stopped: () => boolean) => Promise<LoadOutcome>;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> | undefined;
   #lastDrop = Number.NEGATIVE_INFINITY;
   #notBefore = 0;
   #stopped = false;
 
-  constructor(load: () => Promise<LoadOutcome>) {
+  /** `load` checks `stopped` between pages, so that stopping waits for one page, not the whole load. */
+  constructor(load: (stopped: () => boolean) => Promise<LoadOutcome>) {
     this.#load = load;
   }
 
@@ -69,7 +70,7 @@ export class RowCacheWarmer {
   async #run(startedAt: number): Promise<void> {
     let outcome: LoadOutcome | "failed";
     try {
-      outcome = await this.#load();
+      outcome = await this.#load(() => this.#stopped);
     } catch {
       // The database closing, or an error a retry would meet again: reads still fill the cache one
       // by one, and the next drop tries a load again.

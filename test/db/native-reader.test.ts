@@ -34,6 +34,50 @@ test("a reader only for a URL that states host, user and database and carries no
   for (const r of live) void r.close();
 });
 
+test("no reader where pg would reach another socket, port or database than the URL spells out", () => {
+  const make = (url: string) => {
+    const r = NativeReader.forUrl(url, 10);
+    void r?.close();
+    return r !== undefined;
+  };
+  // A '%' that escapes nothing (a password typed as is): pg takes it literally; no reader, and no throw.
+  expect(make("postgres://app:50%off@db.internal/chronokms")).toBe(false);
+  expect(make("postgres://app@db.internal/chron%zz")).toBe(false);
+  // pg decodes the host to a Unix socket directory; Bun would look up "%2F…" as a host name.
+  expect(make("postgres://app@%2Fvar%2Frun%2Fpostgresql/chronokms")).toBe(false);
+  const withEnv = (key: string, value: string, check: () => void) => {
+    const saved = process.env[key];
+    process.env[key] = value;
+    try {
+      check();
+    } finally {
+      if (saved === undefined) delete process.env[key];
+      else process.env[key] = saved;
+    }
+  };
+  // pg takes a port or database the URL leaves out from PGPORT / PGDATABASE; Bun would not.
+  withEnv("PGPORT", "5433", () => {
+    expect(make("postgres://app@db.internal/chronokms")).toBe(false);
+    expect(make("postgres://app@db.internal:5432/chronokms")).toBe(true);
+  });
+  withEnv("PGDATABASE", "other", () => {
+    expect(make("postgres://app@db.internal/")).toBe(false);
+    expect(make("postgres://app@db.internal/chronokms")).toBe(true);
+  });
+});
+
+describeOnPostgres("a native reader the server refuses", () => {
+  test("every read of a burst at start falls back to pg, not only the first", async () => {
+    const reader = NativeReader.forUrl("postgres://no_such_role_h15@127.0.0.1:5432/postgres", 2)!;
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 6 }, () => reader.select("SELECT 1 AS x", [])));
+      for (const r of results) expect(r).toEqual({ status: "fulfilled", value: undefined });
+    } finally {
+      await reader.close();
+    }
+  });
+});
+
 test("Bun's connection errors are 'unavailable'; its statement errors are not", () => {
   const bun = (code: string) => Object.assign(new Error("x"), { name: "PostgresError", code });
   expect(isDatabaseUnavailable(bun("ERR_POSTGRES_CONNECTION_CLOSED"))).toBe(true);

@@ -140,6 +140,26 @@ describe("[pglite] token row cache loaded at start", () => {
   }, 60_000);
 });
 
+describe("[pglite] token row cache load at shutdown", () => {
+  test("stopping ends a load under way after its page in flight, not after every page", async () => {
+    const db = await opened("pglite");
+    await insertRows(db, 5_000, "halt");
+    let pages = 0;
+    watchStatements(db.pglite!, (sql) => {
+      if (sql?.includes("ORDER BY id LIMIT")) pages++;
+    });
+    const halt = tokenRepository(db).warmCache();
+    await until(() => pages >= 2); // announced before and after: the first page is under way
+    const before = pages;
+    await halt();
+    // The page in flight (its "after") and at most one sent as stop() was called.
+    expect(pages - before).toBeLessThanOrEqual(3);
+    const cache = tokenRepository(db).cache!;
+    const cached = Array.from({ length: 5_000 }, (_, i) => cache.get(`halt-${i}`, "gmail")).filter(Boolean).length;
+    expect(cached).toBeLessThan(5_000);
+  }, 60_000);
+});
+
 describe("token row cache pages (src/tokens/row-cache.ts)", () => {
   const row = (userId: string, accessToken = "x"): TokenRow =>
     ({ id: crypto.randomUUID(), userId, integration: "gmail", accessToken, lastUsed: null }) as unknown as TokenRow;
