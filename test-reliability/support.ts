@@ -5,7 +5,8 @@
  */
 import { appendFileSync } from "node:fs";
 import { openDatabase, type Database } from "../src/db/database.ts";
-import { loadMasterPublicKeys, verifyAuditLog, type VerifyResult } from "../src/audit/verify.ts";
+import { verifyAuditLog, type VerifyResult } from "../src/audit/verify.ts";
+import { loadMasterPublicKeys } from "../src/keys/repository.ts";
 import { liveChains } from "../src/audit/writer.ts";
 import { readAnchorFile } from "../src/audit/anchors.ts";
 import { testMacKey } from "../test/audit/helpers.ts";

@@ -23,10 +23,10 @@
  * After a finding the verifier re-synchronises on the stored row and goes on, so one edit is one
  * finding and independent edits are each reported.
  */
+import type { EcPublicJwk } from "../crypto/index.ts";
 import type { Database } from "../db/database.ts";
 import { readAnchorFile, type AnchorEntry } from "./anchors.ts";
 import { liveChains } from "./chains.ts";
-import { type Keyring, MasterKeyRepository, loadKeyring } from "../keys/repository.ts";
 import { anchoredRows, reportMissingChains } from "./verify-anchors.ts";
 import { Findings, type Finding } from "./verify-findings.ts";
 import { auditRowPages, ChainWalker } from "./verify-rows.ts";
@@ -130,24 +130,22 @@ export async function verifyAuditLog(db: Database, opts: VerifyOptions): Promise
 }
 
 /**
- * Master public keys by version (kid), all statuses (old checkpoints stay verifiable after
- * rotation), trusting only rows whose keyring MAC holds under `macKey` (keyringMacKey(KEK)).
- */
-export async function loadMasterPublicKeys(
-  db: Database,
-  macKey: Uint8Array,
-): Promise<{ publicKeys: PublicKeyLookup; rejectedKeys: Array<{ version: number; reason: string }> }> {
-  const k = loadKeyring(await new MasterKeyRepository(db, macKey).list(), macKey);
-  return { publicKeys: (kid) => k.publicKeys.get(kid), rejectedKeys: k.rejected };
-}
-
-/**
  * The verification the API and `audit:verify` run: the trusted keys (KeyService.keyring(), or
  * loadKeyring with the KEK's MAC key), the anchors of `anchorFile` (and any given), and live writers from the database.
  */
+/**
+ * The trusted master public keys by version (kid) and the versions refused, as the key service
+ * (`KeyService.keyring()`) or `loadKeyring` (src/keys/repository.ts) provide them. Declared here so
+ * the audit layer, which the key service writes through, does not import from src/keys.
+ */
+export interface TrustedKeyring {
+  publicKeys: Map<string, EcPublicJwk>;
+  rejected: Array<{ version: number; reason: string }>;
+}
+
 export async function verifyWithKeyring(
   db: Database,
-  opts: { keyring: Keyring; anchorFile?: string | null; anchors?: AnchorEntry[]; batchSize?: number },
+  opts: { keyring: TrustedKeyring; anchorFile?: string | null; anchors?: AnchorEntry[]; batchSize?: number },
 ): Promise<VerifyResult> {
   const keys = { publicKeys: (kid: string) => opts.keyring.publicKeys.get(kid), rejectedKeys: opts.keyring.rejected };
   const fromFile = opts.anchorFile ? await readAnchorFile(opts.anchorFile) : { entries: [], malformed: [] };

@@ -250,3 +250,19 @@ export class MasterKeyRepository {
     });
   }
 }
+
+/**
+ * Master public keys by version (kid), all statuses (old checkpoints stay verifiable after
+ * rotation), trusting only rows whose keyring MAC holds under `macKey` (keyringMacKey(KEK)): the
+ * shape `verifyAuditLog` takes.
+ */
+export async function loadMasterPublicKeys(
+  db: Database,
+  macKey: Uint8Array,
+): Promise<{
+  publicKeys: (kid: string) => EcPublicJwk | undefined;
+  rejectedKeys: Array<{ version: number; reason: string }>;
+}> {
+  const k = loadKeyring(await new MasterKeyRepository(db, macKey).list(), macKey);
+  return { publicKeys: (kid) => k.publicKeys.get(kid), rejectedKeys: k.rejected };
+}

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { describeEachDb } from "../support/databases.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { provision, callApi, BOOTSTRAP_KEY } from "../tokens/helpers.ts";
-import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
+import { verifyAuditLog } from "../../src/audit/verify.ts";
+import { loadMasterPublicKeys } from "../../src/keys/repository.ts";
 import { liveChains } from "../../src/audit/writer.ts";
 import { testMacKey } from "../audit/helpers.ts";
 

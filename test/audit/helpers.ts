@@ -11,7 +11,8 @@ import {
 import { createLogger } from "../../src/log.ts";
 import { createAuditWriter, type AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.ts";
 import type { ChainedFields, CheckpointSigner } from "../../src/audit/chain.ts";
-import { loadMasterPublicKeys, type PublicKeyLookup } from "../../src/audit/verify.ts";
+import type { PublicKeyLookup } from "../../src/audit/verify.ts";
+import { loadMasterPublicKeys } from "../../src/keys/repository.ts";
 import type { AuditEvent } from "../../src/audit/types.ts";
 import type { Database } from "../../src/db/database.ts";
 import type { Clock } from "../../src/clock.ts";

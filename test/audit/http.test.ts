@@ -8,7 +8,8 @@ import { createAuditWriter } from "../../src/audit/writer.ts";
 import { createKeyService } from "../../src/keys/service.ts";
 import { TokenRefresher } from "../../src/tokens/refresh.ts";
 import { TokenVault } from "../../src/tokens/vault.ts";
-import { loadMasterPublicKeys, verifyAuditLog } from "../../src/audit/verify.ts";
+import { verifyAuditLog } from "../../src/audit/verify.ts";
+import { loadMasterPublicKeys } from "../../src/keys/repository.ts";
 import { parseKek } from "../../src/crypto/kek.ts";
 import { asSuperuser, quietLog, sampleEvent, storeMasterKey, testClock, testKey, testMacKey } from "./helpers.ts";
 
