@@ -13,9 +13,8 @@
 import { mkdirSync } from "node:fs";
 import { open, readFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { CheckpointStatement } from "./chain.ts";
+import type { CheckpointDetails, CheckpointStatement } from "./chain.ts";
 import type { Logger } from "../log.ts";
-import { anchorEntryOf } from "./rows.ts";
 
 export interface AnchorEntry {
   v: 1;
@@ -162,4 +161,12 @@ export class AnchorQueue {
     await this.#tail;
     await this.sink?.close().catch(() => {});
   }
+}
+
+/** The anchor entry of a signed checkpoint row (none for an unsigned one). */
+export function anchorEntryOf(r: { chainId: string; seq: number; hash: string; details: unknown }): AnchorEntry | null {
+  const d = r.details as CheckpointDetails;
+  if (typeof d?.signature !== "string") return null;
+  const { signature, ...statement } = d;
+  return { v: 1, chainId: r.chainId, seq: r.seq, hash: r.hash, statement, signature, at: new Date().toISOString() };
 }

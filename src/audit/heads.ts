@@ -5,7 +5,7 @@
  */
 import type { Database } from "../db/database.ts";
 import type { AnchorEntry } from "./anchors.ts";
-import { anchorEntryOf } from "./rows.ts";
+import { anchorEntryOf } from "./anchors.ts";
 
 export async function signedHeads(db: Database): Promise<AnchorEntry[]> {
   const rows = await db.prisma.$queryRaw<

@@ -5,7 +5,6 @@
  * has committed, so rows are always built on a copy.
  */
 import { canonicalJson } from "../crypto/canonical-json.ts";
-import type { AnchorEntry } from "./anchors.ts";
 import {
   CHECKPOINT_TYP,
   genesisHash,
@@ -148,12 +147,4 @@ export async function buildBatchRows(
   }
   if (rows.length > eventRows.length) c.signedAt = o.now();
   return { c, rows, eventRows };
-}
-
-/** The anchor entry of a signed checkpoint row (none for an unsigned one). */
-export function anchorEntryOf(r: { chainId: string; seq: number; hash: string; details: unknown }): AnchorEntry | null {
-  const d = r.details as CheckpointDetails;
-  if (typeof d?.signature !== "string") return null;
-  const { signature, ...statement } = d;
-  return { v: 1, chainId: r.chainId, seq: r.seq, hash: r.hash, statement, signature, at: new Date().toISOString() };
 }
