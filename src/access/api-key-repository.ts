@@ -41,6 +41,11 @@ export class ApiKeyRepository {
     return this.#db.prisma.requester.findUnique({ where: { id: requesterUuid }, select: { requesterId: true } });
   }
 
+  /** Keys holding the admin role, through `tx` when given (the bootstrap's check under its lock). */
+  countAdmins(tx?: AuditTx): Promise<number> {
+    return (tx ?? this.#db.prisma).apiKey.count({ where: { roles: { has: "admin" } } });
+  }
+
   insert(
     tx: AuditTx,
     data: {

@@ -8,6 +8,8 @@ import type { AuditSink } from "../audit/types.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError } from "../errors.ts";
 import { API_KEY_HOWTO, hashSecret, parseApiKey } from "./api-key-format.ts";
+import { ApiKeyRepository } from "./api-key-repository.ts";
+import { ensureRequesterRow } from "./requesters.ts";
 
 export const BOOTSTRAP_REQUESTER_ID = "bootstrap-admin";
 // Arbitrary constant identifying this lock among the service's advisory locks.
@@ -37,7 +39,8 @@ export async function ensureBootstrapAdmin(opts: {
 }): Promise<"created" | "admin-exists"> {
   const { keyId, secretHash } = checkBootstrapKey(opts.key);
   // Cheap check first (every start with BOOTSTRAP_ADMIN_KEY set), then again under the lock.
-  if ((await opts.db.prisma.apiKey.count({ where: { roles: { has: "admin" } } })) > 0) {
+  const keys = new ApiKeyRepository(opts.db);
+  if ((await keys.countAdmins()) > 0) {
     opts.log.debug("bootstrap admin key not created: an admin key exists");
     return "admin-exists";
   }
@@ -46,15 +49,15 @@ export async function ensureBootstrapAdmin(opts: {
     .apply({
       change: async (tx) => {
         await tx.$executeRaw`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK}::bigint)`;
-        const admins = await tx.apiKey.count({ where: { roles: { has: "admin" } } });
-        if (admins > 0) throw new AdminExists();
-        const requester = await tx.requester.upsert({
-          where: { requesterId: BOOTSTRAP_REQUESTER_ID },
-          create: { requesterId: BOOTSTRAP_REQUESTER_ID, name: "Bootstrap administrator" },
-          update: {},
-        });
-        await tx.apiKey.create({
-          data: { keyId, secretHash, requesterId: requester.id, name: "BOOTSTRAP_ADMIN_KEY", roles: ["admin"] },
+        if ((await keys.countAdmins(tx)) > 0) throw new AdminExists();
+        const requester = await ensureRequesterRow(tx, BOOTSTRAP_REQUESTER_ID, "Bootstrap administrator");
+        await keys.insert(tx, {
+          keyId,
+          secretHash,
+          requesterId: requester.id,
+          name: "BOOTSTRAP_ADMIN_KEY",
+          roles: ["admin"],
+          expiresAt: null,
         });
         return requester;
       },

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { Database } from "../db/database.ts";
-import type { AuditSink } from "../audit/types.ts";
+import type { AuditSink, AuditTx } from "../audit/types.ts";
 import type { Logger } from "../log.ts";
 import { Prisma, type Requester } from "../db/generated/client.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
@@ -102,6 +102,11 @@ export interface RequesterServiceOptions {
   audit: AuditSink;
   log: Logger;
   apiKeys: ApiKeyService;
+}
+
+/** The requester row with this public id, created if missing (the bootstrap admin's requester). */
+export function ensureRequesterRow(tx: AuditTx, requesterId: string, name: string): Promise<Requester> {
+  return tx.requester.upsert({ where: { requesterId }, create: { requesterId, name }, update: {} });
 }
 
 export class RequesterService {

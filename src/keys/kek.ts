@@ -6,7 +6,6 @@
 import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Config } from "../config.ts";
-import type { Database } from "../db/database.ts";
 import {
   KEK_HOWTO,
   generateKek,
@@ -99,12 +98,6 @@ export function resolveKek(
   return { kek, kekId, source: "dev-file" };
 }
 
-/** Fingerprints of the KEKs that wrapped the stored master keys (none on a fresh database). */
-export async function storedKekIds(db: Database): Promise<string[]> {
-  const rows = await db.prisma.masterKey.findMany({ select: { kekId: true }, distinct: ["kekId"] });
-  return rows.map((r) => r.kekId);
-}
-
 /** The KEK being rotated away from, for `keys:rewrap-kek`. */
 export function resolvePreviousKek(config: Pick<Config, "kekPrevious">): { kek: Uint8Array; kekId: string } {
   if (config.kekPrevious === undefined) {
@@ -163,3 +156,5 @@ function readDevKek(path: string): Uint8Array | null {
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
   return parseKek(hex, path);
 }
+
+export { storedKekIds } from "./repository.ts";

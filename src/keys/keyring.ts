@@ -98,7 +98,7 @@ export class LiveKeyring {
     const jwe = await this.wrap(pair.privateJwk, 1);
     pair.privateJwk.d = "";
     return this.repo.locked(async (tx) => {
-      if ((await tx.masterKey.count()) > 0) return null;
+      if ((await this.repo.count(tx)) > 0) return null;
       return this.repo.insert(tx, {
         version: 1,
         publicJwk: signingJwk(pair.publicJwk, 1),

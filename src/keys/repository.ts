@@ -147,6 +147,10 @@ export class MasterKeyRepository {
   }
 
   /** Takes the key-management lock in `tx` (released at its commit/rollback). */
+  count(tx: Tx): Promise<number> {
+    return tx.masterKey.count();
+  }
+
   async lock(tx: Tx): Promise<void> {
     await tx.$queryRawUnsafe(`SELECT pg_advisory_xact_lock($1::bigint)::text AS locked`, KEY_LOCK);
   }
@@ -265,4 +269,10 @@ export async function loadMasterPublicKeys(
 }> {
   const k = loadKeyring(await new MasterKeyRepository(db, macKey).list(), macKey);
   return { publicKeys: (kid) => k.publicKeys.get(kid), rejectedKeys: k.rejected };
+}
+
+/** Fingerprints of the KEKs that wrapped the stored master keys (none on a fresh database). */
+export async function storedKekIds(db: Database): Promise<string[]> {
+  const rows = await db.prisma.masterKey.findMany({ select: { kekId: true }, distinct: ["kekId"] });
+  return rows.map((r) => r.kekId);
 }
