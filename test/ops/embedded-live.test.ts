@@ -12,10 +12,10 @@ import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
 import { runBun } from "../support/processes.ts";
 import { OTHER_KEK } from "../keys/helpers.ts";
+import { CHROMIUM_ARGS, chromiumPath, requireBrowserIfAsked } from "../../scripts/lib/chromium.ts";
 
-const chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
-if (!chromium && process.env.CHRONOKMS_REQUIRE_BROWSER === "1")
-  throw new Error("CHRONOKMS_REQUIRE_BROWSER=1 but Chromium is not installed");
+const chromium = chromiumPath;
+requireBrowserIfAsked();
 
 const dir = mkdtempSync(join(tmpdir(), "ckms-live-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -135,14 +135,7 @@ test("[pglite] with the service running on the embedded database, every maintena
         const browser = Bun.spawn(
           [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            ...CHROMIUM_ARGS,
             `--user-data-dir=${join(dir, "profile")}`,
             "--virtual-time-budget=20000",
             "--dump-dom",
