@@ -10,7 +10,7 @@ import type { AccessRequestBody } from "./request-body.ts";
 import type { AccessRequest, Prisma } from "../db/generated/client.ts";
 import type { Principal } from "./principal.ts";
 import type { AccessDecider } from "./types.ts";
-import { issueGrant, planOrUnavailable, type GrantBody } from "./grants.ts";
+import { issueGrant, planOrUnavailable, prepareGrant, type GrantBody } from "./grants.ts";
 import { decodeCursor, encodeCursor, olderThan, type Page, pageOf } from "../lib/keyset-cursor.ts";
 
 export interface DenialBody {
@@ -71,11 +71,16 @@ export class AccessRequestService {
       );
     }
     const plan = await planOrUnavailable(this.o.keys, body.timeRange, body.keyVersion);
-    const { id, decision } = await this.o.decider.decide(
+    const pending = this.o.decider.begin(
       principal,
       body,
       "unavailable" in plan ? { unavailable: plan.unavailable } : { keyCount: plan.keyCount, covered: plan.covered },
     );
+    const { id, decision } = pending;
+    // The key material is derived while the decision is committed (the CPU work overlaps the
+    // database's), and released only once the decision is durable: on a failed write it is dropped.
+    const material = decision.allowed && !("unavailable" in plan) ? prepareGrant(plan) : null;
+    await pending.durable;
     if (!decision.allowed) {
       return {
         status: 403,
@@ -90,11 +95,10 @@ export class AccessRequestService {
       };
     }
     // The decider never grants when the version is unavailable; this is the type's proof of it.
-    if ("unavailable" in plan) throw new Error("a grant was decided for an unavailable key version");
-    // The decision row is durable: only now is key material derived.
+    if (material === null) throw new Error("a grant was decided for an unavailable key version");
     return {
       status: 201,
-      body: await issueGrant(plan, { id, now: this.o.clock.now(), publicKeyJwk: principal.publicKeyJwk }),
+      body: await issueGrant(await material, { id, now: this.o.clock.now(), publicKeyJwk: principal.publicKeyJwk }),
     };
   }
 

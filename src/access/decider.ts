@@ -11,7 +11,7 @@ import { evaluateCompiled } from "../policy/engine.ts";
 import type { AccessRequestBody } from "./request-body.ts";
 import type { AccessContext, Decision } from "../policy/types.ts";
 import type { Principal } from "./principal.ts";
-import type { AccessDecider, DecideOptions, DecisionOutcome } from "./types.ts";
+import type { AccessDecider, DecideOptions, DecisionOutcome, PendingDecision } from "./types.ts";
 
 export interface PolicySource {
   compiled(): CompiledPolicySet;
@@ -64,6 +64,12 @@ export class PolicyAccessDecider implements AccessDecider {
   }
 
   async decide(principal: Principal, request: AccessRequestBody, opts: DecideOptions = {}): Promise<DecisionOutcome> {
+    const { id, decision, durable } = this.begin(principal, request, opts);
+    await durable;
+    return { id, decision };
+  }
+
+  begin(principal: Principal, request: AccessRequestBody, opts: DecideOptions = {}): PendingDecision {
     const decision = this.evaluate(
       { requesterId: principal.requesterId, department: principal.department },
       request,
@@ -77,8 +83,9 @@ export class PolicyAccessDecider implements AccessDecider {
       : {};
     const keyCount = decision.allowed && opts.keyCount !== undefined ? opts.keyCount : null;
     const reasonCode = decision.allowed ? "GRANTED" : decision.code;
+    let written: Promise<unknown>;
     try {
-      await this.o.audit.record({
+      written = this.o.audit.record({
         event: {
           eventType: decision.allowed ? "ACCESS_GRANTED" : "ACCESS_DENIED",
           actor: principal.requesterId,
@@ -116,10 +123,16 @@ export class PolicyAccessDecider implements AccessDecider {
         },
       });
     } catch (err) {
-      // Whatever went wrong, the decision is not durable: nobody may act on it.
-      if (err instanceof ServiceUnavailableError) throw err;
-      throw new ServiceUnavailableError("the access decision could not be recorded", err);
+      written = Promise.reject(err);
     }
-    return { id, decision };
+    const durable = written.then(
+      () => undefined,
+      (err) => {
+        // Whatever went wrong, the decision is not durable: nobody may act on it.
+        if (err instanceof ServiceUnavailableError) throw err;
+        throw new ServiceUnavailableError("the access decision could not be recorded", err);
+      },
+    );
+    return { id, decision, durable };
   }
 }

@@ -8,7 +8,13 @@
 import { sealEcdhEs } from "../crypto/ecdh-es.ts";
 import { sliceIndex, sliceRange } from "../crypto/slice-keys.ts";
 import { KeyUnavailableError, ValidationError } from "../errors.ts";
-import { type GrantKey, type GrantSeed, grantMaterial, grantSeedCount } from "../keys/grant-material.ts";
+import {
+  type GrantKey,
+  type GrantMaterial,
+  type GrantSeed,
+  grantMaterial,
+  grantSeedCount,
+} from "../keys/grant-material.ts";
 import type { KeyService, KeyVersion } from "../keys/types.ts";
 
 export type { GrantKey, GrantSeed };
@@ -106,13 +112,37 @@ export async function planOrUnavailable(
   }
 }
 
-/** Call only after the decision row is durable. */
+/** A plan with its key material derived, not yet released. */
+export interface PreparedGrant {
+  plan: GrantPlan;
+  material: GrantMaterial;
+}
+
+/**
+ * Derives the plan's key material on a later event-loop turn (setImmediate: by then the decision's
+ * audit statement, started just before, is on its way to the database, so the derivation overlaps
+ * the commit instead of delaying it). Deriving releases nothing; `issueGrant` does, after the
+ * decision is durable. Never rejects unobserved: a failure surfaces where it is awaited.
+ */
+export function prepareGrant(plan: GrantPlan): Promise<PreparedGrant> {
+  const range = { from: plan.from, to: plan.to };
+  const prepared = new Promise<GrantMaterial>((resolve, reject) =>
+    setImmediate(() =>
+      grantMaterial(plan.version, range, { maxSliceKeys: MAX_GRANT_SLICE_KEYS }).then(resolve, reject),
+    ),
+  ).then((material) => ({ plan, material }));
+  prepared.catch(() => {});
+  return prepared;
+}
+
+/** Call only after the decision row is durable: shapes (and seals) the prepared material. */
 export async function issueGrant(
-  plan: GrantPlan,
+  prepared: PreparedGrant,
   opts: { id: string; now: number; publicKeyJwk: JsonWebKey | null },
 ): Promise<GrantBody> {
+  const { plan, material } = prepared;
   const { version, from, to } = plan;
-  const { keys, seeds } = await grantMaterial(version, { from, to }, { maxSliceKeys: MAX_GRANT_SLICE_KEYS });
+  const { keys, seeds } = material;
   const head = {
     id: opts.id,
     granted: true as const,

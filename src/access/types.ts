@@ -18,6 +18,12 @@ export interface DecideOptions {
   unavailable?: string;
 }
 
+/** A decision taken and on its way to the audit log: nobody may act on it before `durable` resolves. */
+export interface PendingDecision extends DecisionOutcome {
+  /** Resolves once the rows are committed; rejects with ServiceUnavailableError if they could not be. */
+  durable: Promise<void>;
+}
+
 export interface AccessDecider {
   /**
    * Evaluates the request against the cached policies, then durably records the access_requests
@@ -25,4 +31,9 @@ export interface AccessDecider {
    * Rejects with ServiceUnavailableError if that could not be made durable.
    */
   decide(principal: Principal, request: AccessRequestBody, opts?: DecideOptions): Promise<DecisionOutcome>;
+  /**
+   * `decide` in two steps: evaluates now and starts the write, so that a caller can prepare its
+   * answer while the rows are committed — and release it only once `durable` resolves.
+   */
+  begin(principal: Principal, request: AccessRequestBody, opts?: DecideOptions): PendingDecision;
 }

@@ -56,6 +56,8 @@ describePostgres("fail closed when the decision cannot be made durable", (h) => 
     expect(text).not.toMatch(/keys|seeds|privateJwk|encrypted/);
   };
 
+  // The grant's key material is derived while its decision is being written (access-requests.ts),
+  // so here it is ready long before the write fails: it must still not be released.
   test("audit table locked past the write timeout → 503, nothing half written", async () => {
     expect((await ask()).status).toBe(201); // warm: key verified and cached
     const before = await counts();
