@@ -24,12 +24,12 @@ import { ChangeFailed, runChangeBatch, type Outcome, type PendingEntry } from ".
 import { liveSet } from "./chains.ts";
 import { buildBatchRows, type BatchRows, type BuildOptions, type ChainState } from "./rows.ts";
 import { sealAbandonedChains } from "./seal.ts";
-import { NotSentError, writerConnection } from "./writer-connection.ts";
+import { writerConnection } from "./open-writer-connection.ts";
+import { NotSentError, type StepConnection, type WriteStep } from "./writer-connection.ts";
 import type { AuditWriter, AuditWriterOptions } from "./writer-api.ts";
-
 // Where callers have always found them.
 export { forgetWriterForTests, liveChains } from "./chains.ts";
-export type { StepConnection, WriteStep } from "./writer-connection.ts";
+export type { StepConnection, WriteStep };
 export type { AuditWriter, AuditWriterOptions, AuditWriterStats } from "./writer-api.ts";
 
 interface Pending extends PendingEntry {

@@ -16,7 +16,8 @@ const PG_ENV = ["PGSSLMODE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGOPTION
 /** Connections at most: statements pipeline on each, so a few keep up with the whole pool's reads. */
 const MAX_CONNECTIONS = 4;
 
-type Options = ConstructorParameters<typeof SQL>[0] & object;
+export type NativeClientOptions = ConstructorParameters<typeof SQL>[0] & object;
+type Options = NativeClientOptions;
 
 export class NativeReader {
   readonly #options: Options;
@@ -31,34 +32,8 @@ export class NativeReader {
 
   /** A reader for `url`, or undefined when the URL or environment leaves room for the two clients to differ. */
   static forUrl(url: string, poolSize: number): NativeReader | undefined {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      return undefined;
-    }
-    if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") return undefined;
-    if (u.search !== "" || u.hostname === "" || u.username === "") return undefined;
-    // pg decodes an escaped host ("%2Fvar%2Frun%2Fpostgresql") to a Unix socket directory.
-    if (u.hostname.includes("%")) return undefined;
-    if (PG_ENV.some((k) => process.env[k] !== undefined)) return undefined;
-    // What the URL leaves out, pg takes from PGPORT / PGDATABASE: the two would reach different servers.
-    if (u.port === "" && process.env.PGPORT !== undefined) return undefined;
-    if (u.pathname.length <= 1 && process.env.PGDATABASE !== undefined) return undefined;
-    // A '%' escaping nothing (a password typed as is) pg takes literally: leave such URLs to pg.
-    const [username, password, path] = [u.username, u.password, u.pathname.slice(1)].map(decoded);
-    if (username === undefined || password === undefined || path === undefined) return undefined;
-    return new NativeReader({
-      hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: u.port ? Number(u.port) : 5432,
-      username,
-      password,
-      database: path || username,
-      max: Math.max(1, Math.min(MAX_CONNECTIONS, poolSize)),
-      prepare: true,
-      connectionTimeout: 5,
-      idleTimeout: 60,
-    });
+    const options = nativeClientOptions(url, Math.max(1, Math.min(MAX_CONNECTIONS, poolSize)));
+    return options && new NativeReader({ ...options, idleTimeout: 60 });
   }
 
   /** The rows, or undefined when this reader is off (the caller then asks `pg`). */
@@ -99,6 +74,40 @@ export class NativeReader {
   }
 }
 
+/**
+ * Bun's client options reaching exactly the server, user and database `pg` reaches with `url`, or
+ * undefined when the URL or the environment leaves room for the two clients to differ.
+ */
+export function nativeClientOptions(url: string, max: number): NativeClientOptions | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") return undefined;
+  if (u.search !== "" || u.hostname === "" || u.username === "") return undefined;
+  // pg decodes an escaped host ("%2Fvar%2Frun%2Fpostgresql") to a Unix socket directory.
+  if (u.hostname.includes("%")) return undefined;
+  if (PG_ENV.some((k) => process.env[k] !== undefined)) return undefined;
+  // What the URL leaves out, pg takes from PGPORT / PGDATABASE: the two would reach different servers.
+  if (u.port === "" && process.env.PGPORT !== undefined) return undefined;
+  if (u.pathname.length <= 1 && process.env.PGDATABASE !== undefined) return undefined;
+  // A '%' escaping nothing (a password typed as is) pg takes literally: leave such URLs to pg.
+  const [username, password, path] = [u.username, u.password, u.pathname.slice(1)].map(decoded);
+  if (username === undefined || password === undefined || path === undefined) return undefined;
+  return {
+    hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: u.port ? Number(u.port) : 5432,
+    username,
+    password,
+    database: path || username,
+    max,
+    prepare: true,
+    connectionTimeout: 5,
+  };
+}
+
 function decoded(s: string): string | undefined {
   try {
     return decodeURIComponent(s);
@@ -113,7 +122,7 @@ function stalePlan(err: unknown): boolean {
 }
 
 /** The server refused this client's login (not: is down, or the statement failed). */
-function refusedLogin(err: unknown): boolean {
+export function refusedLogin(err: unknown): boolean {
   const e = err as { code?: unknown; errno?: unknown } | null;
   if (typeof e?.errno === "string" && e.errno.startsWith("28")) return true;
   return typeof e?.code === "string" && /AUTH|TLS|SSL|SASL|PASSWORD/.test(e.code);
@@ -124,7 +133,7 @@ function refusedLogin(err: unknown): boolean {
  * rest of the code (src/db/unavailable.ts, constraint checks) reads the SQLSTATE in `code`, as
  * `pg` puts it. Connection-level errors keep Bun's code, which unavailable.ts knows.
  */
-function asPgError(err: unknown): unknown {
+export function asPgError(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const e = err as Error & { code?: unknown; errno?: unknown };
   const code = typeof e.errno === "string" ? e.errno : e.code;

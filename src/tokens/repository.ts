@@ -11,6 +11,7 @@ import type { AuditTx } from "../audit/types.ts";
 import type { Database } from "../db/database.ts";
 import { rawQuery, rawSelect } from "../db/raw-query.ts";
 import { watchStatements } from "../db/statement-watch.ts";
+import { TurnBatch, textArrayLiteral } from "../db/turn-batch.ts";
 import type { TokenRow } from "./record.ts";
 import { TokenRowCache } from "./row-cache.ts";
 import { LAST_USED_SQL, SchemaGuard, statementEffect } from "./row-cache-guard.ts";
@@ -26,6 +27,14 @@ const COLUMNS = `id::text AS id, "userId", integration, "accessToken", "refreshT
   "tokenType", "createdAt", "updatedAt", "lastUsed", "issuedAt", "ipAddress", "userAgent", "keyVersion", "refreshStatus",
   "refreshFailures", "nextRefreshAt", "refreshReason", version, "forcedRefreshAt", "integrationCtx"`;
 const SELECT_BY_KEY = `SELECT ${COLUMNS} FROM oauth_tokens WHERE "userId" = $1 AND integration = $2`;
+/**
+ * The reads of one event-loop turn (src/db/turn-batch.ts): one probe of the unique index per
+ * (userId, integration) pair. Written as a LATERAL join so that even the generic plan of the
+ * prepared statement probes the index; `= ANY` on both columns planned as a bitmap scan of every
+ * row of the integration.
+ */
+const SELECT_BY_KEYS = `SELECT t.* FROM unnest($1::text[], $2::text[]) AS k(u, i)
+  CROSS JOIN LATERAL (SELECT ${COLUMNS} FROM oauth_tokens WHERE "userId" = k.u AND integration = k.i) t`;
 /** The cache load's page (src/tokens/row-cache-warm.ts): bounded, so a load holds little in memory at once. */
 const WARM_PAGE = 500;
 const SELECT_PAGE = `SELECT ${COLUMNS} FROM oauth_tokens WHERE id > $1::uuid ORDER BY id LIMIT ${WARM_PAGE}`;
@@ -68,9 +77,12 @@ export class TokenRepository {
   readonly cache: TokenRowCache | undefined;
   readonly #guard: SchemaGuard | undefined;
   #warmer: RowCacheWarmer | undefined;
+  /** The hot read's batching, on PostgreSQL (the embedded owner reads from its cache). */
+  readonly #reads: TurnBatch<TokenKey, TokenRow> | undefined;
 
   constructor(db: Database) {
     this.#db = db;
+    if (db.kind === "postgres") this.#reads = new TurnBatch((keys) => this.#byKeys(keys));
     if (db.kind === "pglite" && db.pglite && !db.pool) {
       const cache = new TokenRowCache();
       const guard = new SchemaGuard(db);
@@ -114,11 +126,32 @@ export class TokenRepository {
     }
   }
 
-  /** The hot read: cached on the embedded owner, a prepared statement otherwise. */
+  /**
+   * The hot read: cached on the embedded owner; on PostgreSQL one statement for every read of the
+   * event-loop turn; otherwise a prepared statement.
+   */
   async byKey(key: TokenKey): Promise<TokenRow | null> {
     const hit = this.cache?.get(key.userId, key.integration);
     if (hit) return hit;
-    return this.fresh(key);
+    return this.#reads ? this.#reads.get(key) : this.fresh(key);
+  }
+
+  async #byKeys(keys: readonly TokenKey[]): Promise<Array<TokenRow | null>> {
+    if (keys.length === 1) {
+      const [row] = await rawSelect<TokenRow>(this.#db, "chronokms_token_by_key", SELECT_BY_KEY, [
+        keys[0]!.userId,
+        keys[0]!.integration,
+      ]);
+      return [row ?? null];
+    }
+    const label = (userId: string, integration: string) => `${userId.length}:${userId}${integration}`;
+    const unique = [...new Map(keys.map((k) => [label(k.userId, k.integration), k])).values()];
+    const rows = await rawSelect<TokenRow>(this.#db, "chronokms_token_by_keys", SELECT_BY_KEYS, [
+      textArrayLiteral(unique.map((k) => k.userId)),
+      textArrayLiteral(unique.map((k) => k.integration)),
+    ]);
+    const found = new Map(rows.map((r) => [label(r.userId, r.integration), r]));
+    return keys.map((k) => found.get(label(k.userId, k.integration)) ?? null);
   }
 
   /** Always from the database (and refills the cache). */

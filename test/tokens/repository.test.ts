@@ -40,6 +40,34 @@ describeEachDb("token record repository", (h) => {
     expect(await repo.byKey({ userId: "nobody", integration: "gmail" })).toBeNull();
   });
 
+  test("reads in one event-loop turn each get their own row: never a pair nobody asked for, odd keys included", async () => {
+    // On PostgreSQL these go out as ONE statement with the pairs as two arrays; (turn-a, slack) and
+    // (turn-b, gmail) exist, mix the asked users and integrations, and must reach no caller.
+    const odd = 'we"ird\\one,}{NULL';
+    for (const [u, i] of [["turn-a", "gmail"], ["turn-a", "slack"], ["turn-b", "gmail"], ["turn-b", "slack"], [odd, "gmail"]])
+      await insertRow(h.db, u!, i);
+    const repo = tokenRepository(h.db);
+    const asked = [
+      { userId: "turn-a", integration: "gmail" },
+      { userId: "turn-b", integration: "slack" },
+      { userId: "turn-c", integration: "gmail" },
+      { userId: odd, integration: "gmail" },
+      { userId: "turn-a", integration: "gmail" },
+      { userId: "NULL", integration: "slack" },
+    ];
+    const rows = await Promise.all(asked.map((k) => repo.byKey(k)));
+    expect(rows.map((r) => (r ? [r.userId, r.integration] : null))).toEqual([
+      ["turn-a", "gmail"],
+      ["turn-b", "slack"],
+      null,
+      [odd, "gmail"],
+      ["turn-a", "gmail"],
+      null,
+    ]);
+    // Alone in its turn, a read still finds its row.
+    expect((await repo.byKey({ userId: "turn-b", integration: "gmail" }))?.userId).toBe("turn-b");
+  });
+
   test("a write by any statement of this process is seen by the next read", async () => {
     await insertRow(h.db, "repo-write");
     const repo = tokenRepository(h.db);
