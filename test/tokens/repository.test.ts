@@ -44,7 +44,13 @@ describeEachDb("token record repository", (h) => {
     // On PostgreSQL these go out as ONE statement with the pairs as two arrays; (turn-a, slack) and
     // (turn-b, gmail) exist, mix the asked users and integrations, and must reach no caller.
     const odd = 'we"ird\\one,}{NULL';
-    for (const [u, i] of [["turn-a", "gmail"], ["turn-a", "slack"], ["turn-b", "gmail"], ["turn-b", "slack"], [odd, "gmail"]])
+    for (const [u, i] of [
+      ["turn-a", "gmail"],
+      ["turn-a", "slack"],
+      ["turn-b", "gmail"],
+      ["turn-b", "slack"],
+      [odd, "gmail"],
+    ])
       await insertRow(h.db, u!, i);
     const repo = tokenRepository(h.db);
     const asked = [
