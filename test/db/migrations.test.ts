@@ -31,6 +31,35 @@ describeEachDb("migrations", (h) => {
     expect(await applyMigrations(h.db)).toEqual([]);
   });
 
+  test("token rows leave room on their pages: a lastUsed update of a row on a filled page stays on it (HOT)", async () => {
+    const [{ reloptions }] = await h.db.prisma.$queryRawUnsafe<{ reloptions: string[] | null }[]>(
+      `SELECT reloptions FROM pg_class WHERE relname = 'oauth_tokens'`,
+    );
+    expect(reloptions).toContain("fillfactor=80");
+    // ~1 KB rows, enough to fill the first pages they land on; with full pages (fillfactor 100)
+    // the updated row moves to another page, and every index gets a new entry for it.
+    const big = "x".repeat(900);
+    await h.db.prisma.oAuthToken.createMany({
+      data: Array.from({ length: 40 }, (_, i) => ({
+        userId: `fill-${i}`,
+        integration: "gmail",
+        accessToken: big,
+        keyVersion: 1,
+      })),
+    });
+    const page = async (userId: string) =>
+      (
+        await h.db.prisma.$queryRawUnsafe<{ page: string }[]>(
+          `SELECT (ctid::text::point)[0]::text AS page FROM oauth_tokens WHERE "userId" = $1`,
+          userId,
+        )
+      )[0]!.page;
+    const before = await page("fill-0");
+    await h.db.prisma.$executeRawUnsafe(`UPDATE oauth_tokens SET "lastUsed" = now() WHERE "userId" = 'fill-0'`);
+    expect(await page("fill-0")).toBe(before);
+    await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { startsWith: "fill-" } } });
+  });
+
   test("the database refuses a second active master key", async () => {
     const insert = async (version: number) =>
       await h.db.prisma.masterKey.create({
