@@ -39,8 +39,11 @@ export function genesisHash(chainId: string): string {
   return Bun.SHA256.hash(`chronokms.audit.genesis\n${chainId}`, "hex");
 }
 
-/** The canonical JSON body a row's hash covers (the array of the header comment). */
-export function rowBody(f: ChainedFields): string {
+/**
+ * The canonical JSON body a row's hash covers (the array of the header comment). `detailsJson`:
+ * canonicalJson(f.details) when the writer has it already; verification never passes it.
+ */
+export function rowBody(f: ChainedFields, detailsJson?: string): string {
   // Hot path of verify. Every element but details is a string, boolean or null, for which
   // canonicalJson is exactly JSON.stringify, so the native call builds the prefix; only details
   // goes through canonicalJson. test/audit/chain.test.ts checks this equals canonicalJson(array).
@@ -57,11 +60,11 @@ export function rowBody(f: ChainedFields): string {
     f.endTime,
     f.success,
   ]);
-  return `${head.slice(0, -1)},${canonicalJson(f.details)}]`;
+  return `${head.slice(0, -1)},${detailsJson ?? canonicalJson(f.details)}]`;
 }
 
-export function rowHash(prevHash: string, f: ChainedFields): string {
-  return Bun.SHA256.hash(`${prevHash}\n${rowBody(f)}`, "hex");
+export function rowHash(prevHash: string, f: ChainedFields, detailsJson?: string): string {
+  return Bun.SHA256.hash(`${prevHash}\n${rowBody(f, detailsJson)}`, "hex");
 }
 
 /**

@@ -87,13 +87,17 @@ export function appendRow(c: { seq: number; head: string; id: string }, e: Audit
     prevHash: c.head,
     hash: "",
   };
-  row.hash = rowHash(c.head, {
-    ...row,
-    seq: String(row.seq),
-    timestamp: String(row.timestamp),
-    startTime: nullableString(row.startTime),
-    endTime: nullableString(row.endTime),
-  });
+  row.hash = rowHash(
+    c.head,
+    {
+      ...row,
+      seq: String(row.seq),
+      timestamp: String(row.timestamp),
+      startTime: nullableString(row.startTime),
+      endTime: nullableString(row.endTime),
+    },
+    row.detailsJson,
+  );
   c.head = row.hash;
   return row;
 }

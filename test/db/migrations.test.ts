@@ -32,10 +32,10 @@ describeEachDb("migrations", (h) => {
   });
 
   test("token rows leave room on their pages: a lastUsed update of a row on a filled page stays on it (HOT)", async () => {
-    const [{ reloptions }] = await h.db.prisma.$queryRawUnsafe<{ reloptions: string[] | null }[]>(
+    const [table] = await h.db.prisma.$queryRawUnsafe<{ reloptions: string[] | null }[]>(
       `SELECT reloptions FROM pg_class WHERE relname = 'oauth_tokens'`,
     );
-    expect(reloptions).toContain("fillfactor=80");
+    expect(table?.reloptions).toContain("fillfactor=80");
     // ~1 KB rows, enough to fill the first pages they land on; with full pages (fillfactor 100)
     // the updated row moves to another page, and every index gets a new entry for it.
     const big = "x".repeat(900);
