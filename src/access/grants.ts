@@ -12,6 +12,7 @@ import {
   type GrantKey,
   type GrantMaterial,
   type GrantSeed,
+  assertIssuable,
   grantMaterial,
   grantSeedCount,
 } from "../keys/grant-material.ts";
@@ -142,6 +143,8 @@ export async function issueGrant(
 ): Promise<GrantBody> {
   const { plan, material } = prepared;
   const { version, from, to } = plan;
+  // Retired while the decision committed: what was derived before stays here.
+  assertIssuable(version);
   const { keys, seeds } = material;
   const head = {
     id: opts.id,

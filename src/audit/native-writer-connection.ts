@@ -6,7 +6,7 @@
  * One reserved connection holds the chain lock and runs every batch, as `pg`'s did. A reserved
  * connection never reconnects by itself: once the session is gone (and its advisory lock with it)
  * every statement on it fails, and `lost` is set, so no batch can land on a session that does not
- * hold its chain's lock. Session settings (statement_timeout, lock_timeout) are startup parameters.
+ * hold its chain's lock. Session settings (statement_timeout, lock_timeout) are SET once after login.
  * If the server refuses this client's login (a password only `pg` knows, TLS required), the
  * writer uses `pg` from then on.
  */
@@ -62,15 +62,18 @@ export class NativeWriterConnection implements WriterConnection {
         ...this.options,
         max: 1,
         idleTimeout: 0,
-        // Fail fast instead of queueing behind a lock: every caller of a batch is waiting.
-        connection: { statement_timeout: ms, lock_timeout: ms },
         onclose: () => {
           if (session && this.#session === session) this.#lost = true;
         },
       });
       try {
-        session = { sql, conn: await withDeadline(sql.reserve(), deadlineMs) };
+        const conn = await withDeadline(sql.reserve(), deadlineMs);
+        session = { sql, conn };
+        // Fail fast instead of queueing behind a lock: every caller of a batch is waiting. Set
+        // after login, as pg's connection does: a pooler may refuse them as startup parameters.
+        await withDeadline(conn.unsafe(`SET statement_timeout = ${ms}; SET lock_timeout = ${ms}`), deadlineMs);
       } catch (err) {
+        session = undefined;
         void sql.close({ timeout: 0 }).catch(() => {});
         throw err;
       }

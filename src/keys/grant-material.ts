@@ -125,6 +125,15 @@ const MAX_LEAVES = 1024;
 
 const grantCaches = new WeakMap<SliceKeyDeriver, GrantCache>();
 
+/**
+ * Throws KeyUnavailableError once the version was retired (its deriver destroyed): material derived
+ * before the retirement must not be released after it (a grant derives while its decision commits).
+ */
+export function assertIssuable(version: KeyVersion): void {
+  if (version.deriver.rootSeed.length === 0)
+    throw new KeyUnavailableError(`master key version ${version.version} is retired`);
+}
+
 function cacheOf(deriver: SliceKeyDeriver): GrantCache {
   let n = grantCaches.get(deriver);
   if (deriver.rootSeed.length === 0) {
