@@ -15,7 +15,14 @@ import { benchUserId } from "./seal-job.ts";
 import { GRANT_RANGES, grantOp, type GrantLatency, type GrantRange } from "./grants.ts";
 import { interleaved, type LatencyStats, openFloor, sequential } from "./latency.ts";
 import { naiveKeyHex, naiveRequests, seedNaiveTokens, startNaive } from "./naive.ts";
-import { createBenchDatabase, openForSeeding, seedTokens, type BenchDatabase, type BenchDb } from "./seed.ts";
+import {
+  createBenchDatabase,
+  openForSeeding,
+  seedTokens,
+  settleAfterLoad,
+  type BenchDatabase,
+  type BenchDb,
+} from "./seed.ts";
 import { runLoad, type LoadRequest, type LoadResult } from "./wrk.ts";
 
 const REPO = join(import.meta.dir, "..");
@@ -75,6 +82,7 @@ export async function startBenchService(
       if (opts.seedTokens > 0)
         await seedTokens(s.db, s.keys, { integration: READ_INTEGRATION, count: opts.seedTokens });
       await opts.seedMore?.(s.db);
+      await settleAfterLoad(s.db);
     } finally {
       await s.close(); // PGlite is one process at a time: the service opens it next
     }

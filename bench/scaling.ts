@@ -6,7 +6,7 @@
 import { runAuditBench } from "./audit.ts";
 import { READ_INTEGRATION, SCENARIOS, runScenario, startBenchService } from "./http.ts";
 import { runRewrapBench, type RewrapBenchResult } from "./rewrap.ts";
-import { createBenchDatabase, openForSeeding, seedTokens } from "./seed.ts";
+import { createBenchDatabase, openForSeeding, seedTokens, settleAfterLoad } from "./seed.ts";
 import type { LoadResult } from "./wrk.ts";
 
 export interface ScalingOptions {
@@ -52,7 +52,7 @@ export async function runTokenReadScaling(
           seedRate = (
             await seedTokens(s.db, s.keys, { integration: READ_INTEGRATION, from: seeded, count: size - seeded })
           ).rowsPerSec;
-          await s.db.prisma.$executeRawUnsafe("ANALYZE oauth_tokens");
+          await settleAfterLoad(s.db);
         } finally {
           await s.close();
         }

@@ -96,6 +96,19 @@ export async function openForSeeding(
   };
 }
 
+/**
+ * After a bulk load, before measuring: VACUUM ANALYZE (visibility map, statistics) and a
+ * CHECKPOINT (the load's dirty pages written out now). Otherwise autovacuum and the checkpointer
+ * catch up on the load during the first scenarios, and every group commit's fsync competes with
+ * them: the first token-read figures after a seed then swung by ~2x on a slow disk, against
+ * baselines measured later that write nothing. CHECKPOINT needs a superuser (the bench's default
+ * URL is one); without it, it is skipped.
+ */
+export async function settleAfterLoad(db: Database): Promise<void> {
+  await db.prisma.$executeRawUnsafe("VACUUM ANALYZE");
+  await db.prisma.$executeRawUnsafe("CHECKPOINT").catch(() => {});
+}
+
 /** One INSERT … SELECT FROM unnest(arrays) per batch: a bulk load, not the per-request path. */
 export function insertTokenRows(db: Database, integration: string, rows: SealedRow[]): Promise<unknown> {
   const sql = `INSERT INTO oauth_tokens (id, "userId", integration, "accessToken", "refreshToken", scope, "tokenType", "updatedAt", "keyVersion")
