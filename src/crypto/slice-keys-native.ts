@@ -13,18 +13,35 @@ import { SEED_BYTES, TREE_DEPTH, type SeededNode } from "./ggm.ts";
 import { type EcPrivateJwk, P256_ORDER } from "./jwk.ts";
 import { SLICE_SCALAR_DST } from "./slice-keys.ts";
 
-const BIT = [Uint8Array.of(0), Uint8Array.of(1)] as const;
-
-/** GGM PRG step, as ggm.ts `child`: HMAC-SHA256(key = seed, msg = one byte b). */
+/**
+ * GGM PRG step, as ggm.ts `child`: HMAC-SHA256(key = seed, msg = one byte b), RFC 2104 over two
+ * SHA-256 calls: H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ b)), K zero-padded to the 64-byte block. Not Bun's
+ * keyed CryptoHasher: it throws whatever error an earlier, unrelated BoringSSL call left behind on
+ * the thread (a WebCrypto import of an off-curve point, e.g. a requester's bad publicKeyJwk), which
+ * failed the next grant.
+ */
 export function childNative(seed: Uint8Array, bit: 0 | 1): Uint8Array<ArrayBuffer> {
-  // An HMAC CryptoHasher only digests into a buffer of at least 64 bytes (any digest's size).
-  new Bun.CryptoHasher("sha256", seed).update(BIT[bit]).digest(HMAC_OUT);
-  const out = HMAC_OUT.slice(0, SEED_BYTES);
-  zeroize(HMAC_OUT);
+  if (seed.length !== SEED_BYTES) throw new CryptoInputError("GGM seeds are 32 bytes");
+  for (let i = 0; i < SEED_BYTES; i++) {
+    INNER[i] = seed[i]! ^ 0x36;
+    OUTER[i] = seed[i]! ^ 0x5c;
+  }
+  INNER[BLOCK] = bit;
+  Bun.SHA256.hash(INNER, OUTER_TAIL);
+  const out = new Uint8Array(SEED_BYTES);
+  Bun.SHA256.hash(OUTER, out);
+  // Scratch holds key-derived bytes: back to the pads.
+  INNER.fill(0x36, 0, SEED_BYTES);
+  OUTER.fill(0x5c, 0, SEED_BYTES);
+  OUTER_TAIL.fill(0);
   return out;
 }
 
-const HMAC_OUT = new Uint8Array(64);
+const BLOCK = 64;
+/** (K ⊕ ipad) ‖ b, and (K ⊕ opad) ‖ inner hash; bytes 32..63 of each pad are the zero padding's. */
+const INNER = new Uint8Array(BLOCK + 1).fill(0x36, 0, BLOCK);
+const OUTER = new Uint8Array(BLOCK + 32).fill(0x5c, 0, BLOCK);
+const OUTER_TAIL = OUTER.subarray(BLOCK);
 
 // RFC 9380 §5.3.1 expand_message_xmd(SHA-256), len_in_bytes = 48: b0 = H(Z_pad ‖ msg ‖ I2OSP(48, 2)
 // ‖ 0x00 ‖ DST'), b1 = H(b0 ‖ 0x01 ‖ DST'), b2 = H((b0 ⊕ b1) ‖ 0x02 ‖ DST'), output b1 ‖ b2[0..16].
