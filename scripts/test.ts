@@ -10,31 +10,65 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "..");
-const report = resolve(root, ".test-report.xml");
 const figures = resolve(root, ".reliability-figures.txt");
-rmSync(report, { force: true });
-rmSync(figures, { force: true });
 const extra = process.argv.slice(2);
+const reliability = process.env.CHRONOKMS_RELIABILITY === "1" && extra.length === 0;
 // bunfig's test root is ./test, so the reliability suite runs only when named explicitly.
-const paths = process.env.CHRONOKMS_RELIABILITY === "1" && extra.length === 0 ? ["./test", "./test-reliability"] : [];
-const proc = Bun.spawn(
-  [
-    process.execPath,
-    "test",
-    "--timeout",
-    "60000",
-    "--reporter=junit",
-    `--reporter-outfile=${report}`,
-    ...paths,
-    ...extra,
-  ],
-  { cwd: root, stdout: "inherit", stderr: "inherit", env: { ...process.env, RELIABILITY_FIGURES_FILE: figures } },
+const dirs = reliability ? ["test", "test-reliability"] : ["test"];
+/**
+ * Without arguments the files are split over SHARDS `bun test` processes run side by side: most of
+ * the suite's time is spent waiting (spawned services starting, fsyncs, browsers), and one process
+ * left one of two cores idle much of the time. Each shard writes its own JUnit report; shard 1
+ * streams its output, the others' follow when they end. With arguments, one `bun test` as before.
+ */
+const shards = extra.length === 0 ? Math.max(1, Number(process.env.CHRONOKMS_TEST_SHARDS ?? 2) || 1) : 1;
+const files = dirs.flatMap((d) => [...new Bun.Glob(`${d}/**/*.test.ts`).scanSync({ cwd: root })]).sort();
+const groups: string[][] = Array.from({ length: shards }, () => []);
+// Round-robin over the sorted files spreads each directory's slow process tests over the shards.
+for (const [i, f] of files.entries()) groups[i % shards]!.push(`./${f}`);
+const reports = groups.map((_, i) => resolve(root, shards === 1 ? ".test-report.xml" : `.test-report-${i + 1}.xml`));
+for (const r of [...reports, resolve(root, ".test-report.xml")]) rmSync(r, { force: true });
+rmSync(figures, { force: true });
+
+const runs = groups.map((group, i) => {
+  const args = shards === 1 ? (reliability ? ["./test", "./test-reliability"] : []) : group;
+  return Bun.spawn(
+    [
+      process.execPath,
+      "test",
+      "--timeout",
+      "60000",
+      "--reporter=junit",
+      `--reporter-outfile=${reports[i]}`,
+      ...args,
+      ...extra,
+    ],
+    {
+      cwd: root,
+      stdout: i === 0 ? "inherit" : "pipe",
+      stderr: i === 0 ? "inherit" : "pipe",
+      env: { ...process.env, RELIABILITY_FIGURES_FILE: figures },
+    },
+  );
+});
+const outputs = runs.map((p, i) =>
+  i === 0 ? Promise.resolve("") : Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]),
 );
-const code = await proc.exited;
+let code = 0;
+for (const [i, p] of runs.entries()) {
+  const c = await p.exited;
+  if (i > 0) {
+    const out = await outputs[i]!;
+    const [stdout, stderr] = Array.isArray(out) ? out : ["", ""];
+    process.stdout.write(`\n---- test shard ${i + 1} of ${shards} ----\n${stdout}`);
+    process.stderr.write(stderr);
+  }
+  code ||= c;
+}
 
 let xml = "";
 try {
-  xml = readFileSync(report, "utf8");
+  xml = reports.map((r) => readFileSync(r, "utf8")).join("\n");
 } catch {
   console.error("no test report was written");
   console.log("0 passed, 1 failed");
