@@ -17,6 +17,18 @@ import { verifyAuditLog } from "../../src/audit/verify.ts";
 import { sealAbandonedChains } from "../../src/audit/seal.ts";
 import { quietLog, sampleEvent, testClock, testKey, writerFor, type TestKey } from "./helpers.ts";
 
+/** What another process's sweep does: seal every chain no live writer of its own holds. */
+function sealAsAnotherProcess(db: Database, key: TestKey) {
+  return sealAbandonedChains({
+    db,
+    clock: testClock(),
+    log: quietLog,
+    signer: key.signer,
+    writeTimeoutMs: 2_000,
+    live: new Set(),
+  });
+}
+
 /** A TCP proxy to PostgreSQL whose client side can be cut per backend (by the backend's client_port). */
 function proxyTo(port: number) {
   const byUpstreamPort = new Map<number, { client: net.Socket; upstream: net.Socket }>();
@@ -158,14 +170,7 @@ describeOnPostgres("audit writer: uncertain commit", () => {
     // Another process sees the chain abandoned and seals it, while our change batch is still pending.
     let sealed: string[] = [];
     for (let i = 0; i < 300 && !sealed.includes(first.chainId); i++) {
-      const rows = await sealAbandonedChains({
-        db,
-        clock: testClock(),
-        log: quietLog,
-        signer: key.signer,
-        writeTimeoutMs: 2_000,
-        live: new Set(),
-      });
+      const rows = await sealAsAnotherProcess(db, key);
       sealed = rows.map((r) => r.chainId);
       if (!sealed.includes(first.chainId)) await Bun.sleep(10);
     }
@@ -229,14 +234,7 @@ describe("[pglite] audit writer: uncertain commit", () => {
     await w.close();
     // Sealed with a realistic timeout: the writer's own sweep runs its transaction under this test's
     // 10 ms write timeout, which a loaded machine exceeds (the seal is then logged and retried later).
-    const sealed = await sealAbandonedChains({
-      db,
-      clock: testClock(),
-      log: quietLog,
-      signer: key.signer,
-      writeTimeoutMs: 2_000,
-      live: new Set(),
-    });
+    const sealed = await sealAsAnotherProcess(db, key);
     expect(sealed.map((r) => r.chainId)).toContain(first.chainId);
     const tail = await db.prisma.auditLog.findMany({ where: { chainId: first.chainId }, orderBy: { seq: "asc" } });
     expect(tail.map((r) => r.target)).toEqual([`chain:${first.chainId}`, "before", "late", `chain:${first.chainId}`]);
