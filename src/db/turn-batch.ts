@@ -30,12 +30,3 @@ export class TurnBatch<K, R> {
     );
   }
 }
-
-/**
- * A PostgreSQL array literal of strings (`{"a","b"}`), for a `$n::text[]` parameter: every element
- * quoted, and inside the quotes a backslash escapes `"` and `\`, so no value can end an element,
- * read as NULL or split the array.
- */
-export function textArrayLiteral(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replace(/["\\]/g, "\\$&")}"`).join(",")}}`;
-}

@@ -18,6 +18,7 @@ import {
   readEnvelopeHeader,
   readTokenEnvelopeHeader,
 } from "../crypto/index.ts";
+import { pgArrayLiteral } from "../db/array-literal.ts";
 import type { Database } from "../db/database.ts";
 import type { FailedRecord, Rewrappable, SqlClient } from "./rewrap.ts";
 import type { KeyService, TokenResealRequest } from "./types.ts";
@@ -284,17 +285,7 @@ async function select(db: Database, text: string, values: unknown[]): Promise<St
 async function execute(db: Database, text: string, values: Array<Array<string | number | null>>): Promise<number> {
   if (db.pglite && !db.pool) return (await db.pglite.query(text, values)).affectedRows ?? 0;
   if (!db.pool) throw new Error(`rewrap: ${db.description} has neither a pool nor an embedded database`);
-  return (await db.pool.query({ text, values: values.map(arrayLiteral) })).rowCount ?? 0;
-}
-
-/**
- * The PostgreSQL array literal of ids, integers and envelopes, written in one join instead of
- * `pg`'s per-element escaping: every string element quoted (so none can read as NULL or split the
- * array); one holding a quote or a backslash, which would need escaping, leaves the array to `pg`.
- */
-function arrayLiteral(values: Array<string | number | null>): string | Array<string | number | null> {
-  for (const v of values) if (typeof v === "string" && (v.includes('"') || v.includes("\\"))) return values;
-  return `{${values.map((v) => (v === null ? "NULL" : typeof v === "number" ? v : `"${v}"`)).join(",")}}`;
+  return (await db.pool.query({ text, values: values.map(pgArrayLiteral) })).rowCount ?? 0;
 }
 
 /** Every field of every row in one `resealTokens` call, so they all land on one version. */

@@ -11,7 +11,8 @@ import type { AuditTx } from "../audit/types.ts";
 import type { Database } from "../db/database.ts";
 import { rawQuery, rawSelect } from "../db/raw-query.ts";
 import { watchStatements } from "../db/statement-watch.ts";
-import { TurnBatch, textArrayLiteral } from "../db/turn-batch.ts";
+import { pgArrayLiteral } from "../db/array-literal.ts";
+import { TurnBatch } from "../db/turn-batch.ts";
 import type { TokenRow } from "./record.ts";
 import { TokenRowCache } from "./row-cache.ts";
 import { LAST_USED_SQL, SchemaGuard, statementEffect } from "./row-cache-guard.ts";
@@ -147,8 +148,8 @@ export class TokenRepository {
     const label = (userId: string, integration: string) => `${userId.length}:${userId}${integration}`;
     const unique = [...new Map(keys.map((k) => [label(k.userId, k.integration), k])).values()];
     const rows = await rawSelect<TokenRow>(this.#db, "chronokms_token_by_keys", SELECT_BY_KEYS, [
-      textArrayLiteral(unique.map((k) => k.userId)),
-      textArrayLiteral(unique.map((k) => k.integration)),
+      pgArrayLiteral(unique.map((k) => k.userId)),
+      pgArrayLiteral(unique.map((k) => k.integration)),
     ]);
     const found = new Map(rows.map((r) => [label(r.userId, r.integration), r]));
     return keys.map((k) => found.get(label(k.userId, k.integration)) ?? null);
