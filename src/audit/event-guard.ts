@@ -27,10 +27,21 @@ const SECRET_SUFFIX =
   /(token|secret|password|passphrase|apikey|privatekey|privatejwk|privatekeyjwe|seed|seeds|secrethash)$/;
 
 export function isSecretKeyName(key: string): boolean {
-  const k = key.toLowerCase().replace(/[_-]/g, "");
-  return SECRET_KEYS.has(k) || SECRET_SUFFIX.test(k);
+  let verdict = VERDICTS.get(key);
+  if (verdict === undefined) {
+    const k = key.toLowerCase().replace(/[_-]/g, "");
+    verdict = SECRET_KEYS.has(k) || SECRET_SUFFIX.test(k);
+    if (VERDICTS.size < MAX_VERDICTS) VERDICTS.set(key, verdict);
+  }
+  return verdict;
 }
 
+// Every event's details are checked key by key: the names come from code, so remember each verdict
+// (a bounded number of them: past the cap a name is simply judged again).
+const VERDICTS = new Map<string, boolean>();
+const MAX_VERDICTS = 4096;
+
+const NUL_OR_SURROGATE = /[\u0000\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export class AuditEventError extends TypeError {
@@ -100,7 +111,8 @@ function checkText(v: unknown, path: string, allowEmpty: boolean): void {
   if (typeof v !== "string" || (!allowEmpty && v.length === 0))
     throw new AuditEventError(`audit event: ${path} must be a${allowEmpty ? "" : " non-empty"} string`);
   // PostgreSQL text refuses NUL, and a lone surrogate would be stored as U+FFFD, breaking the hash.
-  if (v.includes("\u0000") || LONE_SURROGATE.test(v))
+  // (Most text has no NUL and no surrogate at all: one scan settles it.)
+  if (NUL_OR_SURROGATE.test(v) && (v.includes("\u0000") || LONE_SURROGATE.test(v)))
     throw new AuditEventError(`audit event: ${path} holds a NUL or an unpaired surrogate`);
 }
 
@@ -110,8 +122,10 @@ function checkTime(v: unknown, path: string): void {
     throw new AuditEventError(`audit event: ${path} must be epoch milliseconds (a safe integer)`);
 }
 
+const MAX_DEPTH = 32;
+
 function checkJson(v: unknown, path: string, depth: number): void {
-  if (depth > 32) throw new AuditEventError(`audit event: ${path} is nested too deeply`);
+  if (depth > MAX_DEPTH) throw new AuditEventError(`audit event: ${path} is nested too deeply`);
   if (v === null || typeof v === "boolean") return;
   if (typeof v === "string") {
     checkText(v, path, true);
@@ -129,14 +143,19 @@ function checkJson(v: unknown, path: string, depth: number): void {
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null)
       throw new AuditEventError(`audit event: ${path} is not a plain object`);
-    for (const [key, item] of Object.entries(v)) {
-      const at = `${path}.${key}`;
+    const obj = v as Record<string, unknown>;
+    for (const key of Object.keys(obj)) {
       if (isSecretKeyName(key))
         throw new AuditEventError(
-          `audit event: ${at} looks like a secret; audit rows never hold token values, keys, seeds or API secrets`,
+          `audit event: ${path}.${key} looks like a secret; audit rows never hold token values, keys, seeds or API secrets`,
         );
-      checkText(key, at, true);
-      if (item !== undefined) checkJson(item, at, depth + 1);
+      // The member's path is only built when something under it is wrong.
+      const item = obj[key];
+      if (NUL_OR_SURROGATE.test(key)) checkText(key, `${path}.${key}`, true);
+      if (item === undefined) continue;
+      const plain =
+        item === null || typeof item === "boolean" || (typeof item === "string" && !NUL_OR_SURROGATE.test(item));
+      if (!plain || depth + 1 > MAX_DEPTH) checkJson(item, `${path}.${key}`, depth + 1);
     }
     return;
   }

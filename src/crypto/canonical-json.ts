@@ -1,20 +1,52 @@
 /**
  * Canonical JSON (RFC 8785 JCS for the values we sign: objects, arrays, strings, safe integers,
  * booleans, null): keys sorted by UTF-16 code units, no whitespace, ECMAScript string escaping.
+ * Object members whose value is undefined are left out; anything else JSON cannot hold throws.
+ *
+ * Every audit row's details go through here before they are hashed, so it is on the hot path of
+ * each decision: one string built by concatenation, and each member name's quoted form computed
+ * once (names come from code, so the set is small; past the cap they are simply not remembered).
+ * test/crypto/canonical-json.test.ts holds it to the plain recursive definition.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new TypeError("canonical JSON cannot hold a non-finite number");
-    return JSON.stringify(value);
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError("canonical JSON cannot hold a non-finite number");
+      return JSON.stringify(value);
+    case "object": {
+      if (value === null) return "null";
+      if (Array.isArray(value)) {
+        let s = "[";
+        for (let i = 0; i < value.length; i++) s += i === 0 ? canonicalJson(value[i]) : `,${canonicalJson(value[i])}`;
+        return `${s}]`;
+      }
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj).sort();
+      let s = "{";
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        s += `${s.length === 1 ? "" : ","}${quotedName(k)}:${canonicalJson(v)}`;
+      }
+      return `${s}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON cannot hold a ${typeof value}`);
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (typeof value === "object") {
-    const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+}
+
+const QUOTED = new Map<string, string>();
+const MAX_QUOTED = 4096;
+
+function quotedName(k: string): string {
+  let q = QUOTED.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (QUOTED.size < MAX_QUOTED) QUOTED.set(k, q);
   }
-  throw new TypeError(`canonical JSON cannot hold a ${typeof value}`);
+  return q;
 }
