@@ -32,7 +32,10 @@ function refText(v: string, path: string): void {
 function refJson(v: unknown, path: string, depth: number): void {
   if (depth > 32) throw new AuditEventError(`audit event: ${path} is nested too deeply`);
   if (v === null || typeof v === "boolean") return;
-  if (typeof v === "string") return refText(v, path);
+  if (typeof v === "string") {
+    refText(v, path);
+    return;
+  }
   if (typeof v === "number") {
     if (!Number.isFinite(v)) throw new AuditEventError(`audit event: ${path} is not a finite number`);
     return;
