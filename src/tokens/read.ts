@@ -16,6 +16,12 @@ import { openField, tokenTarget, type TokenRow } from "./record.ts";
 import type { TokenKey } from "./repository.ts";
 import type { VaultContext } from "./vault-deps.ts";
 
+/**
+ * How fresh the stored lastUsed is kept: a read writes it only when the stored time is at least this
+ * old (AWS IAM and GitHub report "last used" coarser still). The read's answer always names the read.
+ */
+export const LAST_USED_RESOLUTION_MS = 60_000;
+
 /** A read never carries the refresh token (SPEC v2 §8): it stays inside the service. */
 export interface TokenReadResult extends TokenKey {
   accessToken: string;
@@ -99,7 +105,10 @@ export async function readToken(
 
   const accessToken = plain?.accessToken ?? (await openRow(v, row, principal.requesterId, false)).accessToken;
   const readAt = clock.now();
-  v.lastUsed.touch(row.id, readAt);
+  // Stored with a resolution of a minute: a token read many times a second costs one row update a
+  // minute, not one per flush (each a non-HOT-sized write that competed with the audit commits).
+  if (row.lastUsed === null || readAt - row.lastUsed.getTime() >= LAST_USED_RESOLUTION_MS)
+    v.lastUsed.touch(row.id, readAt);
   return {
     integration: row.integration,
     userId: row.userId,

@@ -116,6 +116,26 @@ describeEachDb("tokens over HTTP", (h) => {
     clock.t = T0;
   });
 
+  test("lastUsed has a one-minute resolution: reads within a minute of the stored time queue no write", async () => {
+    await put("github", "lu-res", { accessToken: "gho_resolution" });
+    const stored = async () =>
+      (await h.db.prisma.oAuthToken.findFirstOrThrow({ where: { userId: "lu-res" } })).lastUsed?.getTime() ?? null;
+    const readAt = async (t: number) => {
+      clock.t = t;
+      const res = await get("github", "lu-res");
+      expect(res.status).toBe(200);
+      // The answer always names this read, whatever is stored.
+      expect(((await res.json()) as { lastUsed: string }).lastUsed).toBe(new Date(t).toISOString());
+      await a.t.runtime.tokens.lastUsed.flush();
+      return stored();
+    };
+    expect(await readAt(T0 + 10_000)).toBe(T0 + 10_000); // never used: written
+    expect(await readAt(T0 + 30_000)).toBe(T0 + 10_000); // 20 s later: not worth a row update
+    expect(await readAt(T0 + 69_999)).toBe(T0 + 10_000);
+    expect(await readAt(T0 + 70_000)).toBe(T0 + 70_000); // a minute after the stored time: written
+    clock.t = T0;
+  });
+
   test("user A's ciphertext copied into user B's row: generic 422, nothing of either token, audited DECRYPT_FAILED", async () => {
     const aToken = `A-secret-${crypto.randomUUID()}`;
     const bToken = `B-secret-${crypto.randomUUID()}`;
