@@ -60,6 +60,21 @@ describeEachDb("migrations", (h) => {
     await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { startsWith: "fill-" } } });
   });
 
+  test("oauth_tokens keeps no separate userId index: (userId, integration) serves lookups by userId alone", async () => {
+    const indexes = await h.db.prisma.$queryRawUnsafe<{ indexname: string }[]>(
+      `SELECT indexname FROM pg_indexes WHERE tablename = 'oauth_tokens' ORDER BY indexname`,
+    );
+    expect(indexes.map((i) => i.indexname)).not.toContain("oauth_tokens_userId_idx");
+    // Every query of a user's tokens (list, status, clear-all-for-user) can still probe an index.
+    const plan = await h.db.prisma.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe("SET LOCAL enable_seqscan = off");
+      return tx.$queryRawUnsafe<Array<Record<string, string>>>(
+        `EXPLAIN SELECT id FROM oauth_tokens WHERE "userId" = 'someone'`,
+      );
+    });
+    expect(plan.map((r) => Object.values(r)[0]).join("\n")).toContain("oauth_tokens_userId_integration_key");
+  });
+
   test("the database refuses a second active master key", async () => {
     const insert = async (version: number) =>
       await h.db.prisma.masterKey.create({

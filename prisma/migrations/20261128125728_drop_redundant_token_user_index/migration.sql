@@ -1,0 +1,2 @@
+-- DropIndex
+DROP INDEX "oauth_tokens_userId_idx";
