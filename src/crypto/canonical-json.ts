@@ -4,8 +4,8 @@
  * Object members whose value is undefined are left out; anything else JSON cannot hold throws.
  *
  * Every audit row's details go through here before they are hashed, so it is on the hot path of
- * each decision: one string built by concatenation, and each member name's quoted form computed
- * once (names come from code, so the set is small; past the cap they are simply not remembered).
+ * each decision: one string built by concatenation, and each short member name's quoted form
+ * computed once (long names, and any past the cap, are simply not remembered).
  * test/crypto/canonical-json.test.ts holds it to the plain recursive definition.
  */
 export function canonicalJson(value: unknown): string {
@@ -39,14 +39,27 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
+// Names come from code when the writer hashes a row, but verification canonicalises details read
+// back from the database, which whoever can INSERT into it (or plant a backup) chooses: only short
+// names are remembered, so the cache stays under MAX_QUOTED × MAX_QUOTED_NAME characters.
 const QUOTED = new Map<string, string>();
 const MAX_QUOTED = 4096;
+const MAX_QUOTED_NAME = 64;
+let quotedChars = 0;
 
 function quotedName(k: string): string {
   let q = QUOTED.get(k);
   if (q === undefined) {
     q = JSON.stringify(k);
-    if (QUOTED.size < MAX_QUOTED) QUOTED.set(k, q);
+    if (k.length <= MAX_QUOTED_NAME && QUOTED.size < MAX_QUOTED) {
+      QUOTED.set(k, q);
+      quotedChars += k.length;
+    }
   }
   return q;
+}
+
+/** How much the name cache holds (tests). */
+export function quotedNamesRemembered(): { names: number; chars: number } {
+  return { names: QUOTED.size, chars: quotedChars };
 }

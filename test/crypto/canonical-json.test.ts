@@ -1,7 +1,7 @@
 /** canonicalJson (the bytes every audit hash and keyring MAC covers) against its plain recursive definition and RFC 8785 examples. */
 import { expect, test } from "bun:test";
 import fc from "fast-check";
-import { canonicalJson } from "../../src/crypto/canonical-json.ts";
+import { canonicalJson, quotedNamesRemembered } from "../../src/crypto/canonical-json.ts";
 
 /** The definition, written the obvious way: the fast version must give the same bytes for every value. */
 function reference(value: unknown): string {
@@ -77,4 +77,12 @@ test("refuses what JSON cannot hold", () => {
   // A hole is not null: refused rather than written as invalid JSON.
   // biome-ignore lint/suspicious/noSparseArray: the hole is the point
   expect(() => canonicalJson([1, , 2])).toThrow(TypeError);
+});
+
+test("member names from data (verification reads rows an attacker may have planted) are not kept: only short ones are", () => {
+  const before = quotedNamesRemembered();
+  for (let i = 0; i < 50; i++) canonicalJson({ [`${"k".repeat(5000)}${i}`]: 1 });
+  expect(quotedNamesRemembered().chars).toBe(before.chars);
+  canonicalJson({ aShortNameNotSeenBefore: 1 });
+  expect(quotedNamesRemembered().names).toBe(before.names + 1);
 });

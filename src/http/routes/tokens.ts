@@ -52,7 +52,9 @@ export const TokenMetadataSchema = z
     }),
     keyVersion: z.number().int(),
     issuedAt: z.string(),
-    lastUsed: z.string().nullable().openapi({ description: "written in batches every few seconds" }),
+    lastUsed: z.string().nullable().openapi({
+      description: "time of the last read, kept to within a minute (written in batches every few seconds)",
+    }),
     createdAt: z.string(),
     updatedAt: z.string(),
     ipAddress: z.string().nullable(),
