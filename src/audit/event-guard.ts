@@ -31,15 +31,16 @@ export function isSecretKeyName(key: string): boolean {
   if (verdict === undefined) {
     const k = key.toLowerCase().replace(/[_-]/g, "");
     verdict = SECRET_KEYS.has(k) || SECRET_SUFFIX.test(k);
-    if (VERDICTS.size < MAX_VERDICTS) VERDICTS.set(key, verdict);
+    if (key.length <= MAX_VERDICT_NAME && VERDICTS.size < MAX_VERDICTS) VERDICTS.set(key, verdict);
   }
   return verdict;
 }
 
 // Every event's details are checked key by key: the names come from code, so remember each verdict
-// (a bounded number of them: past the cap a name is simply judged again).
+// (a bounded number of short ones: past the cap, or when long, a name is simply judged again).
 const VERDICTS = new Map<string, boolean>();
 const MAX_VERDICTS = 4096;
+const MAX_VERDICT_NAME = 64;
 
 const NUL_OR_SURROGATE = /[\u0000\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
