@@ -227,8 +227,14 @@ export class TokenRepository {
     return count;
   }
 
-  /** The integrations whose records were removed, sorted. */
+  /**
+   * The integrations whose records were removed, sorted. The rows are locked in id order first, as
+   * every multi-row writer of this table does (the rewrap's write-back, the lastUsed flush): the
+   * DELETE alone locks them in its scan's order, (userId, integration) through the unique index,
+   * and could deadlock with them.
+   */
   async deleteForUser(tx: AuditTx, userId: string): Promise<string[]> {
+    await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE "userId" = ${userId} ORDER BY id FOR UPDATE`;
     const rows = await tx.$queryRaw<
       Array<{ integration: string }>
     >`DELETE FROM oauth_tokens WHERE "userId" = ${userId} RETURNING integration`;
