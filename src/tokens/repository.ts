@@ -328,10 +328,15 @@ export class TokenRepository {
     return Number(row?.n ?? 0);
   }
 
-  /** Deletes up to `limit` of them, in id order; their integrations. */
+  /**
+   * Deletes up to `limit` of them, the lowest ids first; their integrations. The rows are locked in
+   * id order before the DELETE (`id IN (…)` joins through a hash, in any order), as every
+   * multi-row writer of this table does, so it cannot deadlock with them.
+   */
   async deleteExpired(cutoff: Date, limit: number): Promise<string[]> {
     const rows = await this.#db.prisma.$queryRawUnsafe<Array<{ integration: string }>>(
-      `DELETE FROM oauth_tokens WHERE id IN (SELECT id FROM oauth_tokens WHERE ${EXPIRED} ORDER BY id LIMIT ${Math.trunc(limit)}) RETURNING integration`,
+      `WITH doomed AS (SELECT id FROM oauth_tokens WHERE ${EXPIRED} ORDER BY id LIMIT ${Math.trunc(limit)} FOR UPDATE)
+       DELETE FROM oauth_tokens t USING doomed WHERE t.id = doomed.id RETURNING t.integration`,
       cutoff,
     );
     return rows.map((r) => r.integration);
