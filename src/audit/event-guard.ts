@@ -9,7 +9,7 @@ import { AUDIT_EVENT_TYPES, type AuditEvent, type AuditWrite } from "./types.ts"
 const eventTypes = new Set<string>(AUDIT_EVENT_TYPES);
 
 // Normalised (lower case, no "_" or "-") key names that may only ever hold a secret.
-const SECRET_KEYS = new Set([
+export const SECRET_KEYS: ReadonlySet<string> = new Set([
   "d",
   "k",
   "dp",
@@ -23,7 +23,7 @@ const SECRET_KEYS = new Set([
   "credentials",
 ]);
 // …and suffixes that do: accessToken, refresh_token, idToken, clientSecret, apiKey, privateJwk, rootSeed…
-const SECRET_SUFFIX =
+export const SECRET_SUFFIX =
   /(token|secret|password|passphrase|apikey|privatekey|privatejwk|privatekeyjwe|seed|seeds|secrethash)$/;
 
 export function isSecretKeyName(key: string): boolean {

@@ -156,5 +156,3 @@ function readDevKek(path: string): Uint8Array | null {
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
   return parseKek(hex, path);
 }
-
-export { storedKekIds } from "./repository.ts";

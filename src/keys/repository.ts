@@ -146,11 +146,12 @@ export class MasterKeyRepository {
     return rows[0]?.stamp ?? "";
   }
 
-  /** Takes the key-management lock in `tx` (released at its commit/rollback). */
+  /** How many master key versions exist, in `tx` (the first key is created only when none does). */
   count(tx: Tx): Promise<number> {
     return tx.masterKey.count();
   }
 
+  /** Takes the key-management lock in `tx` (released at its commit/rollback). */
   async lock(tx: Tx): Promise<void> {
     await tx.$queryRawUnsafe(`SELECT pg_advisory_xact_lock($1::bigint)::text AS locked`, KEY_LOCK);
   }
