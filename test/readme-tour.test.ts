@@ -11,16 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../src/db/migration-files.ts";
 import { readTour } from "../scripts/lib/readme-tour.ts";
+import { freshPort } from "./support/processes.ts";
 
 const work = mkdtempSync(join(tmpdir(), "chronokms-tour-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
 
 test("the README tour, pasted into bash, reaches a granted access request and a decrypted reading", async () => {
   // A working copy: the project's files (no .data, no logs), the installed dependencies linked.
@@ -42,7 +36,7 @@ test("the README tour, pasted into bash, reaches a granted access request and a 
   const blocks = readTour(projectRoot);
   // The harness adds only: stop on the first failure, and never leave the service running.
   const script = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT", ...blocks].join("\n\n");
-  const port = freePort();
+  const port = freshPort();
   const p = Bun.spawn(["bash", "-c", script], {
     cwd: work,
     // A clean environment like a new user's shell: no KEK (a development one is made), no DATABASE_URL.

@@ -12,6 +12,7 @@ import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
 import { createTestDatabase, testOnPostgres } from "../support/databases.ts";
 import { OTHER_KEK, agePastRetireGrace, kekOf, keyService, seedTokens, verifyTokens } from "./helpers.ts";
+import { freshPort } from "../support/processes.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -54,7 +55,7 @@ async function jwksWhenReady(url: string, ms = 30_000): Promise<unknown> {
 
 test("[pglite] restart with the same KEK serves the same JWKS; with another KEK the process exits non-zero naming both fingerprints", async () => {
   const dataDir = tempDir();
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = freshPort();
   const env = { PORT: String(port), DATA_DIR: dataDir, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK };
   const first = spawn(["src/index.ts"], env);
   const jwks1 = await jwksWhenReady(`http://127.0.0.1:${port}`);

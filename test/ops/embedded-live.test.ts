@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
-import { runBun } from "../support/processes.ts";
+import { runBun, freshPort } from "../support/processes.ts";
 import { OTHER_KEK } from "../keys/helpers.ts";
 import { CHROMIUM_ARGS, chromiumPath, requireBrowserIfAsked } from "../../scripts/lib/chromium.ts";
 
@@ -20,7 +20,7 @@ requireBrowserIfAsked();
 const dir = mkdtempSync(join(tmpdir(), "ckms-live-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = freshPort();
 const base = `http://127.0.0.1:${port}`;
 const env = {
   PATH: process.env.PATH ?? "",

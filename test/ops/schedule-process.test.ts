@@ -12,7 +12,7 @@ import { openDatabase } from "../../src/db/database.ts";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_ADMIN_KEY, TEST_KEK } from "../support/app.ts";
 import { createTestDatabase, testOnPostgres } from "../support/databases.ts";
-import { childEnv } from "../support/processes.ts";
+import { childEnv, freshPort } from "../support/processes.ts";
 import { keyService, seedTokens, verifyTokens } from "../keys/helpers.ts";
 import { RETIRE_GRACE_MS } from "../../src/keys/slice-statements.ts";
 
@@ -30,7 +30,7 @@ interface Proc {
 let seq = 0;
 function spawnService(env: Record<string, string>): Proc {
   const name = `svc${++seq}`;
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = freshPort();
   const logFile = join(dir, `${name}.log`);
   const p = Bun.spawn([process.execPath, "test/ops/clocked-server.ts"], {
     cwd: projectRoot,

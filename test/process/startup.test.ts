@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../../src/db/migration-files.ts";
 import { TEST_KEK } from "../support/app.ts";
+import { freshPort } from "../support/processes.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "chronokms-startup-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -46,7 +47,7 @@ for (const [name, value, expected] of [
 }
 
 test("[pglite] serves on the embedded database, stops on SIGTERM, keeps its data across restarts", async () => {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = freshPort();
   const env = { PORT: String(port), DATA_DIR: dataDir, MASTER_KEY_ENCRYPTION_KEY: TEST_KEK };
   const url = `http://127.0.0.1:${port}`;
 
