@@ -35,7 +35,7 @@ describeEachDb("migrations", (h) => {
     const [table] = await h.db.prisma.$queryRawUnsafe<{ reloptions: string[] | null }[]>(
       `SELECT reloptions FROM pg_class WHERE relname = 'oauth_tokens'`,
     );
-    expect(table?.reloptions).toContain("fillfactor=80");
+    expect(table?.reloptions).toContain("fillfactor=50");
     // ~1 KB rows, enough to fill the first pages they land on; with full pages (fillfactor 100)
     // the updated row moves to another page, and every index gets a new entry for it.
     const big = "x".repeat(900);
@@ -58,6 +58,36 @@ describeEachDb("migrations", (h) => {
     await h.db.prisma.$executeRawUnsafe(`UPDATE oauth_tokens SET "lastUsed" = now() WHERE "userId" = 'fill-0'`);
     expect(await page("fill-0")).toBe(before);
     await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { startsWith: "fill-" } } });
+  });
+
+  test("a rotation's re-seal of every row of a filled page keeps them all on it (HOT: no index entries)", async () => {
+    // What the rewrap's write-back changes (src/keys/rewrappable.ts): both envelopes, the key
+    // version and the row version, on every row of a page, in one statement. Rows sized like
+    // real ones (~1.2 KB: two v2 envelopes with their headers, plus the bookkeeping columns).
+    const envelope = (n: number, tag: string) => `${tag}.`.repeat(Math.ceil(n / (tag.length + 1))).slice(0, n);
+    await h.db.prisma.oAuthToken.createMany({
+      data: Array.from({ length: 24 }, (_, i) => ({
+        userId: `reseal-${String(i).padStart(2, "0")}`,
+        integration: "gmail",
+        accessToken: envelope(520, "old"),
+        refreshToken: envelope(440, "old"),
+        keyVersion: 1,
+      })),
+    });
+    const pages = async () =>
+      await h.db.prisma.$queryRawUnsafe<{ userId: string; page: string }[]>(
+        `SELECT "userId", (ctid::text::point)[0]::text AS page FROM oauth_tokens WHERE "userId" LIKE 'reseal-%' ORDER BY "userId"`,
+      );
+    const before = await pages();
+    expect(new Set(before.map((r) => r.page)).size).toBeGreaterThan(2); // several filled pages
+    await h.db.prisma.$executeRawUnsafe(
+      `UPDATE oauth_tokens SET "accessToken" = $1, "refreshToken" = $2, "keyVersion" = "keyVersion" + 1, "version" = "version" + 1
+        WHERE "userId" LIKE 'reseal-%'`,
+      envelope(520, "new"),
+      envelope(440, "new"),
+    );
+    expect(await pages()).toEqual(before);
+    await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { startsWith: "reseal-" } } });
   });
 
   test("oauth_tokens keeps no separate userId index: (userId, integration) serves lookups by userId alone", async () => {
