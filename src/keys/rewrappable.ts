@@ -7,9 +7,10 @@
  *
  * Per batch: one keyset SELECT (the next one is already running while this batch is sealed), then
  * per chunk one re-seal call and one UPDATE … FROM unnest(…) guarded by the row version, which
- * locks its rows in id order first so it never deadlocks with other multi-row writers. A row changed
- * concurrently keeps its new value (a later pass picks it up); a row that does not open is skipped,
- * audited DECRYPT_FAILED and reported, so one damaged row never stalls the run.
+ * never waits for a row lock: rows another transaction holds are skipped, so it cannot deadlock
+ * with a writer that locks several rows in any order. A row changed or held concurrently keeps its
+ * value (a later pass picks it up); a row that does not open is skipped, audited DECRYPT_FAILED and
+ * reported, so one damaged row never stalls the run.
  */
 import type { AuditSink } from "../audit/types.ts";
 import {
@@ -245,7 +246,9 @@ export function rewrappable<R extends StoredRow>(
    * One statement per chunk. The row-version guard is the compare-and-set: a row a writer changed
    * since our SELECT is left alone (its new value is already sealed by that writer). The new
    * ciphertexts name old + 1, the row version this statement gives the row. The CTE locks the rows
-   * in id order before any is updated (as the lastUsed flush does), so multi-row writers never deadlock.
+   * before any is updated and skips those another transaction holds (SKIP LOCKED): the statement
+   * never waits, so no writer can deadlock with it, whatever order that writer locks rows in (an
+   * audit batch's changes lock theirs in arrival order). A skipped row stays pending for a later pass.
    */
   async function write(sealed: Resealed[]): Promise<number> {
     if (sealed.length === 0) return 0;
@@ -255,7 +258,7 @@ export function rewrappable<R extends StoredRow>(
     return execute(
       db,
       `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], ${names.map((_, i) => `$${i + 4}::text[]`).join(", ")}) AS v(id, old, kv, ${names.join(", ")})),
-            locked AS (SELECT t.${id} FROM ${q(t.table)} t JOIN v ON t.${id} = v.id AND t.${rv} = v.old ORDER BY t.${id} FOR UPDATE OF t)
+            locked AS (SELECT t.${id} FROM ${q(t.table)} t JOIN v ON t.${id} = v.id AND t.${rv} = v.old FOR UPDATE OF t SKIP LOCKED)
        UPDATE ${q(t.table)} AS t
           SET ${[...set, `${kv} = v.kv`, `${rv} = t.${rv} + 1`, ...(t.onReseal ? [t.onReseal] : [])].join(", ")}
          FROM v

@@ -34,8 +34,9 @@ export class LastUsedTracker {
       this.#pending = new Map();
       const times = new Map([...batch].map(([id, at]) => [id, new Date(at)]));
       try {
-        // Deleted rows simply match nothing.
-        await tokenRepository(this.#db).flushLastUsed(times);
+        // Deleted rows simply match nothing; rows another transaction holds wait for the next flush.
+        const held = await tokenRepository(this.#db).flushLastUsed(times);
+        for (const id of held) this.touch(id, batch.get(id)!);
       } catch (err) {
         this.#log.warn("lastUsed flush failed; will retry", { err, rows: batch.size });
         for (const [id, at] of batch) this.touch(id, at);

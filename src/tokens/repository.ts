@@ -228,10 +228,10 @@ export class TokenRepository {
   }
 
   /**
-   * The integrations whose records were removed, sorted. The rows are locked in id order first, as
-   * every multi-row writer of this table does (the rewrap's write-back, the lastUsed flush): the
-   * DELETE alone locks them in its scan's order, (userId, integration) through the unique index,
-   * and could deadlock with them.
+   * The integrations whose records were removed, sorted. The rows are locked in id order first: the
+   * DELETE alone locks them in its scan's order, (userId, integration) through the unique index, and
+   * could deadlock with another writer that waits for row locks in id order. (The background
+   * multi-row writers — re-seal, lastUsed flush, cleanup — never wait: they skip held rows.)
    */
   async deleteForUser(tx: AuditTx, userId: string): Promise<string[]> {
     await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE "userId" = ${userId} ORDER BY id FOR UPDATE`;
@@ -292,31 +292,48 @@ export class TokenRepository {
 
   /**
    * Coalesced lastUsed times, never moving one backwards (several processes flush independently).
-   * Row locks are taken in id order first: the rewrap's multi-row write-back does the same, so the
-   * two never deadlock (found as a 40P01 in the rotation-under-reads suite). On the embedded owner
-   * in slices of LAST_USED_SLICE ids (in id order too), the event loop let in between: PGlite runs
-   * on the service's thread, and 3,300 ids in one go held every request for ~0.8 s under the bench.
+   * The ids it could not write because another transaction holds their row: the caller keeps those
+   * times for its next flush. It never waits for a row lock (SKIP LOCKED): a writer that locks
+   * several token rows out of id order — an audit batch runs its changes in arrival order — would
+   * otherwise deadlock with it (PostgreSQL aborts one side after a second). On the embedded owner
+   * in slices of LAST_USED_SLICE ids, the event loop let in between: PGlite runs on the service's
+   * thread, and 3,300 ids in one go held every request for ~0.8 s under the bench.
    */
-  async flushLastUsed(times: ReadonlyMap<string, Date>): Promise<void> {
+  async flushLastUsed(times: ReadonlyMap<string, Date>): Promise<string[]> {
     const ids = [...times.keys()];
     if (this.cache && ids.length > LAST_USED_SLICE) {
       ids.sort();
+      const held: string[] = [];
       for (let i = 0; i < ids.length; i += LAST_USED_SLICE) {
         const slice = ids.slice(i, i + LAST_USED_SLICE);
         if (i > 0) await yieldToEventLoop();
-        await this.flushLastUsed(new Map(slice.map((id) => [id, times.get(id)!])));
+        held.push(...(await this.flushLastUsed(new Map(slice.map((id) => [id, times.get(id)!])))));
       }
-      return;
+      return held;
     }
-    const isos = ids.map((id) => times.get(id)!.toISOString());
-    await this.#db.prisma.$transaction(
+    const written = await this.#db.prisma.$transaction(
       async (tx) => {
-        await tx.$queryRaw`SELECT 1 FROM oauth_tokens WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`;
-        await tx.$executeRawUnsafe(LAST_USED_SQL, ids, isos);
+        const locked = (
+          await tx.$queryRaw<Array<{ id: string }>>`
+            SELECT id::text AS id FROM oauth_tokens WHERE id = ANY(${ids}::uuid[]) FOR UPDATE SKIP LOCKED`
+        ).map((r) => r.id);
+        if (locked.length > 0)
+          await tx.$executeRawUnsafe(
+            LAST_USED_SQL,
+            locked,
+            locked.map((id) => times.get(id)!.toISOString()),
+          );
+        return new Set(locked);
       },
       { maxWait: 10_000, timeout: 30_000 },
     );
-    this.cache?.lastUsed(times);
+    this.cache?.lastUsed(new Map([...times].filter(([id]) => written.has(id))));
+    const missing = ids.filter((id) => !written.has(id));
+    if (missing.length === 0) return [];
+    // Not locked: held by another transaction, or deleted (those match nothing and are dropped).
+    const rows = await this.#db.prisma.$queryRaw<Array<{ id: string }>>`
+      SELECT id::text AS id FROM oauth_tokens WHERE id = ANY(${missing}::uuid[])`;
+    return rows.map((r) => r.id);
   }
 
   /** Long-expired records (src/tokens/cleanup.ts): expired before `cutoff` and not refreshable. */
@@ -329,13 +346,14 @@ export class TokenRepository {
   }
 
   /**
-   * Deletes up to `limit` of them, the lowest ids first; their integrations. The rows are locked in
-   * id order before the DELETE (`id IN (…)` joins through a hash, in any order), as every
-   * multi-row writer of this table does, so it cannot deadlock with them.
+   * Deletes up to `limit` of them, the lowest ids first; their integrations. The rows are locked
+   * before the DELETE, skipping any another transaction holds (a writer is changing it; the next
+   * run takes it if it is still expired): it never waits for a row lock, so it cannot deadlock with
+   * a writer that locks several rows out of id order.
    */
   async deleteExpired(cutoff: Date, limit: number): Promise<string[]> {
     const rows = await this.#db.prisma.$queryRawUnsafe<Array<{ integration: string }>>(
-      `WITH doomed AS (SELECT id FROM oauth_tokens WHERE ${EXPIRED} ORDER BY id LIMIT ${Math.trunc(limit)} FOR UPDATE)
+      `WITH doomed AS (SELECT id FROM oauth_tokens WHERE ${EXPIRED} ORDER BY id LIMIT ${Math.trunc(limit)} FOR UPDATE SKIP LOCKED)
        DELETE FROM oauth_tokens t USING doomed WHERE t.id = doomed.id RETURNING t.integration`,
       cutoff,
     );
