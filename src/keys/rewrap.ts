@@ -33,8 +33,8 @@ export interface Rewrappable {
   /** Up to `limit` records still under `version` (what blocks its retirement). */
   listByVersion?(version: number, limit: number): Promise<Array<{ id: string; label: string }>>;
   /**
-   * Re-seals up to `limit` records after the id `after` that name a version other than
-   * `targetVersion` (or a superseded format), and writes them with compare-and-set. A record changed
+   * Looks at the next `limit` records after the id `after` and re-seals those that name a version
+   * other than `targetVersion` (or a superseded format), writing them with compare-and-set. A record changed
    * concurrently is skipped (picked up by a later pass); a record that does not open is skipped,
    * audited and returned in `failed`; ids in `skip` are not tried again. `next` is the cursor of the
    * next batch, null at the end.

@@ -5,7 +5,8 @@
  * rows, counts per version, the compare-and-set write) and the batch loop. A new encrypted table
  * is one `EncryptedTable` object (src/tokens/rewrap.ts is the OAuth token table's).
  *
- * Per batch: one keyset SELECT (the next one is already running while this batch is sealed), then
+ * Per batch: one keyset SELECT of the next window of rows in id order, walking the primary key
+ * from the cursor (the next one is already running while this batch is sealed), then
  * per chunk one re-seal call and one UPDATE … FROM unnest(…) guarded by the row version, which
  * never waits for a row lock: rows another transaction holds are skipped, so it cannot deadlock
  * with a writer that locks several rows in any order. A row changed or held concurrently keeps its
@@ -65,6 +66,8 @@ export function envelopeKeyVersion(jwe: string): number {
 }
 
 const REWRAP_ACTOR = "system:rewrap";
+/** The batch SELECT's column saying whether a row of the window is pending (its other columns are NULL if not). */
+const PENDING = "__pending";
 /** Rows per re-seal call and write-back statement. */
 const WRITE_CHUNK = 250;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -77,7 +80,17 @@ function q(name: string): string {
 interface Sql {
   /** The table with its key version's envelope prefix joined (`kp.p`). */
   from: string;
+  /** That join alone, for a query over a subset of the table that keeps its column names. */
+  joinPrefix: string;
   select: string;
+  /** The columns `select` lists after the id. */
+  columns: string[];
+  /**
+   * The id column itself, qualified. `select` outputs it as text under the same name, and an
+   * unqualified ORDER BY names the output column: the text, which no index orders, so every
+   * batch would read and sort all the pending rows instead of walking the primary key.
+   */
+  idColumn: string;
   legacy: string;
   consistent: string;
   pending: string;
@@ -86,6 +99,7 @@ interface Sql {
 function buildSql(t: EncryptedTable<never>): Sql {
   const kv = q(t.keyVersion);
   const cols = [...new Set([t.rowVersion, t.keyVersion, ...t.fields.map((f) => f.column), ...t.columns])];
+  if (cols.includes(PENDING) || t.id === PENDING) throw new Error(`${t.table}: a column may not be named ${PENDING}`);
   const select = [`${q(t.id)}::text AS ${q(t.id)}`, ...cols.filter((c) => c !== t.id).map(q)].join(", ");
   const each = (test: (c: string) => string, join: string) =>
     t.fields
@@ -102,10 +116,27 @@ function buildSql(t: EncryptedTable<never>): Sql {
   // would compute it per row again), not per row; a key version no master key has fails the test.
   const header = `('{"alg":"dir","enc":"A256GCM","kid":"tok:' || "version"::text || '","salt":"')`;
   const prefix = `left(translate(encode(convert_to(${header}, 'UTF8'), 'base64'), E'+/=\\n', '-_'), (octet_length(${header}) / 3) * 4)`;
-  const from = `${q(t.table)} LEFT JOIN (SELECT "version" AS "kp_version", ${prefix} AS "kp_prefix" FROM "master_keys" OFFSET 0) kp ON kp."kp_version" = ${kv}`;
+  const joinPrefix = `LEFT JOIN (SELECT "version" AS "kp_version", ${prefix} AS "kp_prefix" FROM "master_keys" OFFSET 0) kp ON kp."kp_version" = ${kv}`;
+  const from = `${q(t.table)} ${joinPrefix}`;
   const consistent = `coalesce(${each((c) => `left(${c}, length(kp."kp_prefix")) = kp."kp_prefix"`, " AND ")}, false)`;
   const pending = `(${kv} <> $1::int OR ${legacy} OR NOT ${consistent}${t.pendingWhen ? ` OR (${t.pendingWhen})` : ""})`;
-  return { from, select, legacy, consistent, pending };
+  return { from, joinPrefix, select, columns: cols, idColumn: `${q(t.table)}.${q(t.id)}`, legacy, consistent, pending };
+}
+
+/**
+ * The batch SELECT ($1 target version, $2 batch size, $3 keyset cursor or NULL): the next rows
+ * after the cursor, in id order, that are pending.
+ */
+export function pendingBatchSql(table: EncryptedTable<never>): string {
+  const t = table as EncryptedTable<never>;
+  const sql = buildSql(t);
+  const id = q(t.id);
+  const cols = sql.columns.filter((c) => c !== t.id).map((c) => `CASE WHEN p.pending THEN w.${q(c)} END AS ${q(c)}`);
+  return `SELECT w.${id}::text AS ${id}, p.pending AS ${q(PENDING)}, ${cols.join(", ")}
+    FROM (SELECT * FROM ${q(t.table)} WHERE ($3::uuid IS NULL OR ${id} > $3::uuid) ORDER BY ${id} LIMIT $2::int) w
+    ${sql.joinPrefix}
+    CROSS JOIN LATERAL (SELECT ${sql.pending} AS pending) p
+    ORDER BY w.${id}`;
 }
 
 interface Resealed {
@@ -128,7 +159,7 @@ export function rewrappable<R extends StoredRow>(
   const sql = buildSql(t);
   const from = sql.from;
   const odd = `NOT ${sql.consistent} AND NOT ${sql.legacy}`;
-  const selectPending = `SELECT ${sql.select} FROM ${from} WHERE ${sql.pending} AND ($3::uuid IS NULL OR ${q(t.id)} > $3::uuid) ORDER BY ${q(t.id)} LIMIT $2::int`;
+  const selectPending = pendingBatchSql(t);
   let prefetched: { key: string; at: number; rows: Promise<StoredRow[]> } | undefined;
 
   const fetch = (targetVersion: number, limit: number, after: string | null) => {
@@ -186,7 +217,7 @@ export function rewrappable<R extends StoredRow>(
 
     async listByVersion(version: number, limit: number) {
       const rows = await prisma.$queryRawUnsafe<StoredRow[]>(
-        `SELECT ${sql.select} FROM ${from} WHERE ${q(t.keyVersion)} = $1::int OR (${odd}) ORDER BY ${q(t.id)} LIMIT $2::int`,
+        `SELECT ${sql.select} FROM ${from} WHERE ${q(t.keyVersion)} = $1::int OR (${odd}) ORDER BY ${sql.idColumn} LIMIT $2::int`,
         version,
         limit,
       );
@@ -194,17 +225,18 @@ export function rewrappable<R extends StoredRow>(
     },
 
     async rewrapBatch(keys: KeyService, { targetVersion, limit, after, skip }) {
-      const rows = await fetch(targetVersion, limit, after ?? null);
-      const next = rows.length === limit ? String(rows.at(-1)![t.id]) : null;
-      // The next batch's SELECT runs while this one is sealed and written (a row it reads that this
-      // batch then moves fails the next compare-and-set harmlessly and is picked up again).
+      // The window: the next `limit` rows after the cursor, pending or not (only the pending ones
+      // carry their columns).
+      const window = await fetch(targetVersion, limit, after ?? null);
+      const next = window.length === limit ? String(window.at(-1)![t.id]) : null;
+      // The next window's SELECT runs while this one is sealed and written (the windows are disjoint).
       if (next !== null) {
         const key = `${targetVersion}:${limit}:${next}`;
         const p = select(db, selectPending, [targetVersion, limit, next]);
         p.catch(() => {});
         prefetched = { key, at: performance.now(), rows: p };
       }
-      const todo = skip ? rows.filter((r) => !skip.has(String(r[t.id]))) : rows;
+      const todo = window.filter((r) => r[PENDING] === true && !skip?.has(String(r[t.id])));
       if (todo.length === 0) return { moved: 0, failed: [], next };
       const parts: StoredRow[][] = [];
       for (let i = 0; i < todo.length; i += WRITE_CHUNK) parts.push(todo.slice(i, i + WRITE_CHUNK));
