@@ -139,6 +139,25 @@ export function pendingBatchSql(table: EncryptedTable<never>): string {
     ORDER BY w.${id}`;
 }
 
+/**
+ * The write-back of one chunk: $1 ids, $2 the row versions read, $3 the new key versions, then one
+ * text array per field, all aligned.
+ */
+export function resealWriteSql(table: EncryptedTable<never>): string {
+  const t = table as EncryptedTable<never>;
+  const [id, rv, kv] = [q(t.id), q(t.rowVersion), q(t.keyVersion)];
+  const names = t.fields.map((_, i) => `f${i}`);
+  const set = t.fields.map((f, i) => `${q(f.column)} = l.${names[i]}`);
+  // The rows locked (those still at the version read, not held elsewhere) carry their new values,
+  // so the UPDATE joins them alone, by id.
+  return `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], ${names.map((_, i) => `$${i + 4}::text[]`).join(", ")}) AS v(id, old, kv, ${names.join(", ")})),
+            locked AS (SELECT t.${id} AS id, v.kv, ${names.map((n) => `v.${n}`).join(", ")} FROM ${q(t.table)} t JOIN v ON t.${id} = v.id AND t.${rv} = v.old FOR UPDATE OF t SKIP LOCKED)
+       UPDATE ${q(t.table)} AS t
+          SET ${[...set, `${kv} = l.kv`, `${rv} = t.${rv} + 1`, ...(t.onReseal ? [t.onReseal] : [])].join(", ")}
+         FROM locked l
+        WHERE t.${id} = l.id`;
+}
+
 interface Resealed {
   id: string;
   old: number;
@@ -160,6 +179,7 @@ export function rewrappable<R extends StoredRow>(
   const from = sql.from;
   const odd = `NOT ${sql.consistent} AND NOT ${sql.legacy}`;
   const selectPending = pendingBatchSql(t);
+  const writeBack = resealWriteSql(t);
   let prefetched: { key: string; at: number; rows: Promise<StoredRow[]> } | undefined;
 
   const fetch = (targetVersion: number, limit: number, after: string | null) => {
@@ -284,24 +304,12 @@ export function rewrappable<R extends StoredRow>(
    */
   async function write(sealed: Resealed[]): Promise<number> {
     if (sealed.length === 0) return 0;
-    const [id, rv, kv] = [q(t.id), q(t.rowVersion), q(t.keyVersion)];
-    const names = t.fields.map((_, i) => `f${i}`);
-    const set = t.fields.map((f, i) => `${q(f.column)} = v.${names[i]}`);
-    return execute(
-      db,
-      `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], ${names.map((_, i) => `$${i + 4}::text[]`).join(", ")}) AS v(id, old, kv, ${names.join(", ")})),
-            locked AS (SELECT t.${id} FROM ${q(t.table)} t JOIN v ON t.${id} = v.id AND t.${rv} = v.old FOR UPDATE OF t SKIP LOCKED)
-       UPDATE ${q(t.table)} AS t
-          SET ${[...set, `${kv} = v.kv`, `${rv} = t.${rv} + 1`, ...(t.onReseal ? [t.onReseal] : [])].join(", ")}
-         FROM v
-        WHERE t.${id} = v.id AND t.${rv} = v.old AND t.${id} IN (SELECT ${id} FROM locked)`,
-      [
-        sealed.map((r) => r.id),
-        sealed.map((r) => r.old),
-        sealed.map((r) => r.keyVersion),
-        ...t.fields.map((_, i) => sealed.map((r) => r.values[i] ?? null)),
-      ],
-    );
+    return execute(db, writeBack, [
+      sealed.map((r) => r.id),
+      sealed.map((r) => r.old),
+      sealed.map((r) => r.keyVersion),
+      ...t.fields.map((_, i) => sealed.map((r) => r.values[i] ?? null)),
+    ]);
   }
 }
 
