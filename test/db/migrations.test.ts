@@ -60,34 +60,42 @@ describeEachDb("migrations", (h) => {
     await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { startsWith: "fill-" } } });
   });
 
-  test("a rotation's re-seal of every row of a filled page keeps them all on it (HOT: no index entries)", async () => {
-    // What the rewrap's write-back changes (src/keys/rewrappable.ts): both envelopes, the key
-    // version and the row version, on every row of a page, in one statement. Rows sized like
-    // real ones (~1.2 KB: two v2 envelopes with their headers, plus the bookkeeping columns).
-    const envelope = (n: number, tag: string) => `${tag}.`.repeat(Math.ceil(n / (tag.length + 1))).slice(0, n);
+  test("a lastUsed flush of every row of filled pages updates them all in place (HOT: no index entries)", async () => {
+    // Rows sized like real ones (~1.2 KB: two v2 envelopes with their headers, plus the
+    // bookkeeping columns), several pages of them, every row's lastUsed written in one statement
+    // as the flush does. With too little room left on a page, the new versions move to other
+    // pages and every index of the table gets an entry for each.
+    const envelope = (n: number) => "e.".repeat(n / 2);
     await h.db.prisma.oAuthToken.createMany({
       data: Array.from({ length: 24 }, (_, i) => ({
-        userId: `reseal-${String(i).padStart(2, "0")}`,
+        userId: `flush-${String(i).padStart(2, "0")}`,
         integration: "gmail",
-        accessToken: envelope(520, "old"),
-        refreshToken: envelope(440, "old"),
+        accessToken: envelope(520),
+        refreshToken: envelope(440),
         keyVersion: 1,
       })),
     });
-    const pages = async () =>
-      await h.db.prisma.$queryRawUnsafe<{ userId: string; page: string }[]>(
-        `SELECT "userId", (ctid::text::point)[0]::text AS page FROM oauth_tokens WHERE "userId" LIKE 'reseal-%' ORDER BY "userId"`,
-      );
-    const before = await pages();
-    expect(new Set(before.map((r) => r.page)).size).toBeGreaterThan(2); // several filled pages
-    await h.db.prisma.$executeRawUnsafe(
-      `UPDATE oauth_tokens SET "accessToken" = $1, "refreshToken" = $2, "keyVersion" = "keyVersion" + 1, "version" = "version" + 1
-        WHERE "userId" LIKE 'reseal-%'`,
-      envelope(520, "new"),
-      envelope(440, "new"),
+    const [counted] = await h.db.prisma.$queryRawUnsafe<{ pages: number }[]>(
+      `SELECT count(DISTINCT (ctid::text::point)[0])::int AS pages FROM oauth_tokens WHERE "userId" LIKE 'flush-%'`,
     );
-    expect(await pages()).toEqual(before);
-    await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { startsWith: "reseal-" } } });
+    expect(counted!.pages).toBeGreaterThan(2);
+    const hot = await h.db.prisma.$transaction(async (tx) => {
+      // This session's HOT updates not yet reported to the statistics (earlier transactions' too).
+      const pending = async () =>
+        (
+          await tx.$queryRawUnsafe<{ n: number }[]>(
+            `SELECT pg_stat_get_xact_tuples_hot_updated('oauth_tokens'::regclass)::int AS n`,
+          )
+        )[0]!.n;
+      const before = await pending();
+      const updated = await tx.$executeRawUnsafe(
+        `UPDATE oauth_tokens SET "lastUsed" = now() WHERE "userId" LIKE 'flush-%'`,
+      );
+      expect(updated).toBe(24);
+      return (await pending()) - before;
+    });
+    expect(hot).toBe(24);
+    await h.db.prisma.oAuthToken.deleteMany({ where: { userId: { startsWith: "flush-" } } });
   });
 
   test("oauth_tokens keeps no separate userId index: (userId, integration) serves lookups by userId alone", async () => {

@@ -1,0 +1,11 @@
+-- Added by hand (a storage parameter, which Prisma does not model). Token rows are rewritten in
+-- place all the time without touching an indexed column: the lastUsed flush (every row read in the
+-- last minute, in one statement), refresh bookkeeping (refreshStatus, refreshFailures,
+-- nextRefreshAt, forcedRefreshAt). Such an update is HOT — no new entry in any index — only when
+-- the new row version fits on the old one's page. With fillfactor 80 a page of ~1.2 KB rows kept
+-- room for one new version, so a flush of all its rows moved all but one of them to other pages,
+-- each with a new entry in every index. At 50 a page keeps as much room as its rows take, so each
+-- of them can be rewritten once in place; dead versions are pruned from the page before the next
+-- round. The table takes up to twice the pages (only scans, such as the per-version counts, see
+-- that). Applies to pages written from now on.
+ALTER TABLE "oauth_tokens" SET (fillfactor = 50);
