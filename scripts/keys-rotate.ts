@@ -132,7 +132,7 @@ await runScript(async () => {
     }
     if (result.remaining > 0) {
       console.error(
-        `\n${result.remaining} record(s) are still on older versions (concurrent writes kept changing them); run keys:rotate --no-rotate again`,
+        `\n${result.remaining} record(s) still need re-sealing (concurrent writers kept changing or holding them); run keys:rotate --no-rotate again`,
       );
       return 1;
     }

@@ -42,7 +42,13 @@ export interface Rewrappable {
   rewrapBatch(
     keys: KeyService,
     opts: { targetVersion: number; limit: number; after?: string | null; skip?: ReadonlySet<string> },
-  ): Promise<{ moved: number; failed: FailedRecord[]; next: string | null }>;
+  ): Promise<{
+    moved: number;
+    failed: FailedRecord[];
+    next: string | null;
+    /** Pending records it re-sealed but could not write: changed, or held by another transaction. */
+    skipped?: number;
+  }>;
 }
 
 export interface RewrapProgress {
@@ -59,7 +65,7 @@ export interface RewrapProgress {
 export interface RewrapResult {
   targetVersion: number;
   moved: number;
-  /** Records still on other versions at the end (failed ones, or concurrent writers that kept racing us). */
+  /** Records still pending at the end (failed ones, or ones concurrent writers kept changing or holding). */
   remaining: number;
   /** Records that did not open (audited DECRYPT_FAILED): they block retiring their version until fixed or deleted. */
   failed: Array<FailedRecord & { store: string }>;
@@ -121,6 +127,9 @@ export async function runRewrap(
   // that failed to open: a rotation by someone else during the run simply moves the target.
   for (let emptyPasses = 0; ; ) {
     const before = moved;
+    // A record the pass met but could not write is pending whatever the counts say (a count by
+    // key version does not see one pending by its format or bookkeeping only).
+    let skipped = 0;
     for (const t of targets) {
       const bad = failed.get(t.name)!;
       let after: string | null = null;
@@ -133,6 +142,7 @@ export async function runRewrap(
         }
         const r = await t.rewrapBatch(keys, { targetVersion, limit: batchSize, after, skip: new Set(bad.keys()) });
         moved += r.moved;
+        skipped += r.skipped ?? 0;
         for (const f of r.failed) bad.set(f.id, f);
         report(t.name);
         if (r.next === null) break;
@@ -144,10 +154,11 @@ export async function runRewrap(
     for (const n of (await pendingByStore(targets, active)).values()) remaining += n;
     const stuck = failedCount();
     emptyPasses = moved === before ? emptyPasses + 1 : 0;
-    if (remaining <= stuck || emptyPasses >= EMPTY_PASSES) {
+    if ((remaining <= stuck && skipped === 0) || emptyPasses >= EMPTY_PASSES) {
       // No v1 value left anywhere: v1 envelopes are refused from now on (one transaction).
       await keys.endLegacyTokenEnvelopes?.();
       const list = [...failed.entries()].flatMap(([store, m]) => [...m.values()].map((f) => ({ ...f, store })));
+      remaining = Math.max(remaining, stuck + skipped);
       return { targetVersion: active, moved, remaining, failed: list, elapsedMs: performance.now() - started };
     }
     if (active !== targetVersion) {
@@ -155,7 +166,7 @@ export async function runRewrap(
       emptyPasses = 0;
     }
     total = moved + remaining;
-    // Records that a concurrent writer kept changing under us: give it a moment, then retry.
+    // Records that a concurrent writer kept changing or holding: give it a moment, then retry.
     await Bun.sleep(50 * emptyPasses);
   }
 }

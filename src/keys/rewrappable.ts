@@ -274,7 +274,8 @@ export function rewrappable<R extends StoredRow>(
       }
       for (const n of await Promise.all(writes)) moved += n;
       for (const f of failed) await auditFailure(f);
-      return { moved, failed: failed.map(({ id, label, field }) => ({ id, label, field })), next };
+      const skipped = todo.length - failed.length - moved;
+      return { moved, failed: failed.map(({ id, label, field }) => ({ id, label, field })), next, skipped };
     },
   };
 
