@@ -9,13 +9,14 @@
  * changes first run without savepoints too (the common case: all succeed, and the statements are
  * exactly those a savepoint run would commit); if one fails, the transaction rolls back whole and
  * the writer queues the whole batch again, marked `careful`, to run with a savepoint per change,
- * where each change's outcome is decided as before. So a change may be invoked more than once,
- * and only the effects of its last invocation commit (src/audit/types.ts, AuditedChange).
+ * where each change's outcome is decided as before. A transaction the database aborted to break a
+ * deadlock runs again as it was. So a change may be invoked more than once, and only the effects
+ * of its last invocation commit (src/audit/types.ts, AuditedChange).
  */
 import type { Prisma } from "../db/generated/client.ts";
 import type { Database } from "../db/database.ts";
 import type { Logger } from "../log.ts";
-import { isDatabaseUnavailable } from "../db/unavailable.ts";
+import { isDatabaseUnavailable, isTransactionConflict } from "../db/unavailable.ts";
 import { batchStatement, type AuditOutbox } from "./batch-statement.ts";
 import { assertStorableEvent } from "./event-guard.ts";
 import { buildBatchRows, type BatchRows, type BuildOptions, type ChainState } from "./rows.ts";
@@ -71,20 +72,33 @@ export async function runChangeBatch(o: ChangeBatch): Promise<{ built: BatchRows
   let built: BatchRows | undefined;
   const outcomes: Outcome[] = [];
   // A pooled connection that died while idle fails the first statement; nothing has been done
-  // then, so the batch is retried (up to 3 times) on another connection. Any later failure is final.
-  for (let attempt = 0; ; attempt++) {
+  // then, so the batch is retried (up to 3 times) on another connection. A transaction PostgreSQL
+  // aborted to break a deadlock (a token write of this batch and another transaction locking the
+  // same rows in the other order) committed nothing either: it runs again, up to 3 times, each
+  // change invoked afresh. Any other failure once started is final.
+  const began = performance.now();
+  let deadlineMs = o.deadlineMs;
+  for (let attempt = 0, conflicts = 0; ; attempt++) {
     let started = false;
     try {
-      await attemptOnce(() => (started = true));
+      await attemptOnce(() => (started = true), deadlineMs);
       break;
     } catch (err) {
+      // Runs again within what is left of the batch's deadline, not a fresh one.
+      const left = o.deadlineMs - (performance.now() - began);
+      if (started && isTransactionConflict(err) && conflicts < 3 && left > 0) {
+        deadlineMs = left;
+        conflicts++;
+        o.log.warn("audit batch aborted by the database to break a deadlock; running it again", { conflicts, err });
+        continue;
+      }
       if (started || attempt >= 3 || !isDatabaseUnavailable(err)) throw err;
       o.log.warn("audit batch could not start (dead connection?); retrying", { attempt, err });
     }
   }
   return { built: built!, outcomes };
 
-  function attemptOnce(onStarted: () => void): Promise<void> {
+  function attemptOnce(onStarted: () => void, deadlineMs: number): Promise<void> {
     outcomes.length = 0;
     return withDeadline(
       o.db.prisma.$transaction(
@@ -135,7 +149,7 @@ export async function runChangeBatch(o: ChangeBatch): Promise<{ built: BatchRows
         },
         { maxWait: o.writeTimeoutMs, timeout: o.writeTimeoutMs * 2 },
       ),
-      o.deadlineMs,
+      deadlineMs,
     );
   }
 }

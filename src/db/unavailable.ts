@@ -39,6 +39,16 @@ function codesOf(err: unknown, depth = 0): string[] {
   return [...out, ...codesOf(e.cause, depth + 1)];
 }
 
+/**
+ * PostgreSQL ended the transaction itself to break a deadlock (40P01) or a serialization conflict
+ * (40001): a statement failed, so nothing of the transaction committed, and running it again is
+ * the remedy (a failed COMMIT, where that is unknown, reports a connection error instead).
+ */
+export function isTransactionConflict(err: unknown): boolean {
+  if (!err || typeof err !== "object") return false;
+  return codesOf(err).some((code) => code === "40P01" || code === "40001");
+}
+
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!err || typeof err !== "object") return false;
   for (const code of codesOf(err)) {

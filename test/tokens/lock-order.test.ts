@@ -161,6 +161,28 @@ describeOnPostgres("multi-row writers of oauth_tokens and row locks", () => {
     });
   }, 30_000);
 
+  test("an audit batch whose change PostgreSQL aborts as a deadlock runs again instead of failing its callers", async () => {
+    // Two token writes in one batch lock their rows in arrival order; a session taking the same
+    // rows in the other order makes PostgreSQL abort one side after deadlock_timeout. Aborted
+    // means nothing of the batch committed, so it can simply run again.
+    const [low, high] = await twoTokens("audit-deadlock");
+    let runs = 0;
+    const { waited, result } = await rivalSession(base.url!, high!, [low!], () =>
+      a.t.runtime.audit.apply({
+        change: async (tx) => {
+          runs++;
+          await tx.$queryRawUnsafe(`SELECT 1 FROM oauth_tokens WHERE id = $1::uuid FOR UPDATE`, low);
+          await tx.$queryRawUnsafe(`SELECT 1 FROM oauth_tokens WHERE id = $1::uuid FOR UPDATE`, high);
+          return "both";
+        },
+        event: () => ({ eventType: "TOKEN_STORED", actor: "test", target: "token:one:audit-deadlock", success: true }),
+      }),
+    );
+    expect(waited).toBeGreaterThan(500); // the deadlock did happen: the session waited for the detector
+    expect(result).toBe("both");
+    expect(runs).toBe(2);
+  }, 30_000);
+
   test("the lastUsed flush skips a row a writer holds instead of waiting, and writes it with the next flush", async () => {
     const ids = await twoTokens("flush-order");
     const tracker = new LastUsedTracker(db, createLogger("silent"), { flushMs: 3_600_000 });
