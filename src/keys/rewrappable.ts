@@ -87,8 +87,7 @@ interface Sql {
   columns: string[];
   /**
    * The id column itself, qualified. `select` outputs it as text under the same name, and an
-   * unqualified ORDER BY names the output column: the text, which no index orders, so every
-   * batch would read and sort all the pending rows instead of walking the primary key.
+   * unqualified ORDER BY names the output column: the text, which no index orders.
    */
   idColumn: string;
   legacy: string;
@@ -124,11 +123,11 @@ function buildSql(t: EncryptedTable<never>): Sql {
 }
 
 /**
- * The batch SELECT ($1 target version, $2 batch size, $3 keyset cursor or NULL): the next rows
- * after the cursor, in id order, that are pending.
+ * The batch SELECT ($1 target version, $2 batch size, $3 keyset cursor or NULL): the next $2 rows
+ * after the cursor in id order, read on the primary key, each with `__pending`; only pending rows
+ * carry their other columns.
  */
-export function pendingBatchSql(table: EncryptedTable<never>): string {
-  const t = table as EncryptedTable<never>;
+export function pendingBatchSql(t: EncryptedTable<never>): string {
   const sql = buildSql(t);
   const id = q(t.id);
   const cols = sql.columns.filter((c) => c !== t.id).map((c) => `CASE WHEN p.pending THEN w.${q(c)} END AS ${q(c)}`);
@@ -143,8 +142,7 @@ export function pendingBatchSql(table: EncryptedTable<never>): string {
  * The write-back of one chunk: $1 ids, $2 the row versions read, $3 the new key versions, then one
  * text array per field, all aligned.
  */
-export function resealWriteSql(table: EncryptedTable<never>): string {
-  const t = table as EncryptedTable<never>;
+export function resealWriteSql(t: EncryptedTable<never>): string {
   const [id, rv, kv] = [q(t.id), q(t.rowVersion), q(t.keyVersion)];
   const names = t.fields.map((_, i) => `f${i}`);
   const set = t.fields.map((f, i) => `${q(f.column)} = l.${names[i]}`);

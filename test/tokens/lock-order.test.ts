@@ -1,8 +1,8 @@
 /**
  * Multi-row writers of oauth_tokens and row locks.
  *
- * Clearing a user's tokens locks its rows in id order, as every other multi-row writer does, or it
- * deadlocks with them. A second session holds the lowest id, the writer under test starts, then
+ * Clearing a user's tokens must take every row, so it waits for them, in id order (its index scan's
+ * order could deadlock with another id-ordered waiter). A second session holds the lowest id, the writer under test starts, then
  * the session asks for the other rows in id order (what an id-ordered writer does): it must get
  * them at once, and the writer must then finish. Out of order, the writer holds some of them while
  * it waits, and the session waits for the deadlock detector (1 s), which aborts one side.
@@ -11,7 +11,8 @@
  * (two token PUTs lock the second row first if it came first). So the background writers — the
  * rotation's re-seal, the lastUsed flush, the expired-token cleanup — never wait for a row lock at
  * all: they skip a row someone holds and take it on a later pass. The session holds a higher id,
- * the writer starts, then the session asks for a lower one, as such a batch does.
+ * the writer starts, then the session asks for a lower one, as such a batch does. And a batch the
+ * database does abort to break such a deadlock runs again: it committed nothing.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import pg from "pg";
